@@ -1,0 +1,151 @@
+package detect
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Mode says what Vigil does with an API's would-be blocks.
+type Mode uint8
+
+// Modes. learn and detect never block: they record what would have been
+// blocked. block blocks.
+const (
+	ModeBlock Mode = iota
+	ModeDetect
+	ModeLearn
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeBlock:
+		return "block"
+	case ModeDetect:
+		return "detect"
+	case ModeLearn:
+		return "learn"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// ParseMode parses "learn", "detect" or "block".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "block":
+		return ModeBlock, nil
+	case "detect":
+		return ModeDetect, nil
+	case "learn":
+		return ModeLearn, nil
+	}
+	return 0, fmt.Errorf("unknown mode %q (want learn, detect or block)", s)
+}
+
+// API is one protected API as Vigil enforces it. Values are immutable once
+// built: a configuration change builds a new catalog.
+type API struct {
+	Name     string
+	Hosts    []string // lower-case, without port; "*" or empty matches any host; "*.x" matches sub-domains
+	BasePath string   // "/" or a path without trailing slash
+	Mode     Mode
+	// MaxBodyBytes is the largest request body accepted; 0 means no limit.
+	MaxBodyBytes int64
+	// MaxJSONElements is the largest element count of any JSON array in a
+	// request body (a json-patch's operations); 0 means no limit.
+	MaxJSONElements int
+	Identities      IdentitySources
+	// Discovered is set on the catalog's fallback API, which stands for
+	// every API discovered from traffic.
+	Discovered bool
+}
+
+// Catalog maps a request's host and path to the API it belongs to.
+type Catalog struct {
+	apis     []*API // sorted by base path length, longest first
+	fallback *API
+}
+
+// NewCatalog builds a catalog of configured APIs; fallback holds the settings
+// of traffic that matches none of them.
+func NewCatalog(apis []*API, fallback *API) *Catalog {
+	c := &Catalog{apis: append([]*API(nil), apis...), fallback: fallback}
+	fallback.Discovered = true
+	// Longest base path first, so the most specific API wins.
+	for i := 1; i < len(c.apis); i++ {
+		for j := i; j > 0 && len(c.apis[j].BasePath) > len(c.apis[j-1].BasePath); j-- {
+			c.apis[j], c.apis[j-1] = c.apis[j-1], c.apis[j]
+		}
+	}
+	return c
+}
+
+// APIs returns the configured APIs.
+func (c *Catalog) APIs() []*API { return c.apis }
+
+// Fallback returns the settings used for discovered APIs.
+func (c *Catalog) Fallback() *API { return c.fallback }
+
+// Lookup returns the configured API by name.
+func (c *Catalog) Lookup(name string) (*API, bool) {
+	for _, a := range c.apis {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return nil, false
+}
+
+// Match returns the API of a request. host may carry a port; path may carry
+// a query string. It never allocates.
+func (c *Catalog) Match(host, path string) *API {
+	host = hostOnly(host)
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	for _, a := range c.apis {
+		if pathUnder(path, a.BasePath) && hostMatches(a.Hosts, host) {
+			return a
+		}
+	}
+	return c.fallback
+}
+
+func pathUnder(path, base string) bool {
+	if base == "/" || base == "" {
+		return true
+	}
+	return strings.HasPrefix(path, base) && (len(path) == len(base) || path[len(base)] == '/')
+}
+
+func hostMatches(hosts []string, host string) bool {
+	if len(hosts) == 0 {
+		return true
+	}
+	for _, h := range hosts {
+		switch {
+		case h == "*":
+			return true
+		case strings.HasPrefix(h, "*."):
+			if len(host) > len(h)-1 && strings.EqualFold(host[len(host)-(len(h)-1):], h[1:]) {
+				return true
+			}
+		case strings.EqualFold(h, host):
+			return true
+		}
+	}
+	return false
+}
+
+// hostOnly strips the port from a host header value.
+func hostOnly(host string) string {
+	if strings.HasPrefix(host, "[") {
+		if i := strings.IndexByte(host, ']'); i > 0 {
+			return host[1:i]
+		}
+		return host
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host, ':') == i {
+		return host[:i]
+	}
+	return host
+}

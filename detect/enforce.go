@@ -1,0 +1,301 @@
+package detect
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"hash/maphash"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// Reason says why a verdict is what it is.
+type Reason uint8
+
+// Reasons.
+const (
+	ReasonNone Reason = iota
+	ReasonAllowList
+	ReasonBlockList
+	ReasonDecoy
+	ReasonBodyTooLarge
+	ReasonTooManyElements
+	ReasonJSONTooDeep
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"none", "allowlist", "blocklist", "decoy", "body_too_large", "too_many_json_elements", "json_too_deep"}
+
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Reasons lists every reason, for metrics.
+func Reasons() []Reason {
+	out := make([]Reason, numReasons)
+	for i := range out {
+		out[i] = Reason(i)
+	}
+	return out
+}
+
+// refuses reports whether a rule with this reason refuses the request.
+func (r Reason) refuses() bool { return r >= ReasonBlockList }
+
+// Request is what the enforcement hot path knows of one API call.
+type Request struct {
+	API        *API
+	Host       string
+	Method     string
+	Path       string // without the query string
+	Query      string
+	Identities Identities
+	// ContentLength is the declared request body size, or -1.
+	ContentLength int64
+}
+
+// DecoyResponse is how Vigil answers a call to a decoy.
+type DecoyResponse struct {
+	Status  int
+	Headers [][2]string
+	Body    []byte
+}
+
+// DecoyFunc is the decoy hook of the hot path: it returns the decoy answer
+// when the request touches a decoy, or nil. It must not block.
+type DecoyFunc func(req *Request) *DecoyResponse
+
+// Verdict is the answer to one request, or to one of its bodies.
+type Verdict struct {
+	// Deny is set when the request is refused: a rule fired and the API is
+	// in block mode.
+	Deny bool
+	// WouldBlock is set when a rule fired but the API's mode (learn or
+	// detect) keeps the request flowing.
+	WouldBlock bool
+	// Status is the HTTP status of the refusal: 403, 413, or the decoy's.
+	Status int
+	Reason Reason
+	// Match is the list entry that decided, for allowlist and blocklist.
+	Match *Entry
+	// Decoy is the decoy's answer, for ReasonDecoy.
+	Decoy *DecoyResponse
+	// DecisionID identifies a refusal (or a would-be refusal) in logs, the
+	// response header and attack records.
+	DecisionID string
+}
+
+// Refused reports whether a rule fired, whatever the mode.
+func (v *Verdict) Refused() bool { return v.Deny || v.WouldBlock }
+
+// Enforcer decides on requests: allow list, then block list, then decoys,
+// then hard limits. It does no I/O and takes no lock shared by all requests.
+type Enforcer struct {
+	allow, block *List
+	cache        *ristretto.Cache[uint64, *listVerdict]
+	seed, check  maphash.Seed
+	decoy        atomic.Pointer[DecoyFunc]
+	ids          *IDGenerator
+}
+
+type listVerdict struct {
+	check      uint64
+	gen        uint64
+	validUntil int64 // unix nanoseconds; 0: until the lists change
+	reason     Reason
+	entry      Entry
+}
+
+// NewEnforcer returns an enforcer over the given lists. cacheSize bounds the
+// verdict cache in entries; 0 disables it.
+func NewEnforcer(allow, block *List, cacheSize int64) (*Enforcer, error) {
+	e := &Enforcer{allow: allow, block: block, seed: maphash.MakeSeed(), check: maphash.MakeSeed(), ids: NewIDGenerator()}
+	if cacheSize > 0 {
+		c, err := ristretto.NewCache(&ristretto.Config[uint64, *listVerdict]{
+			NumCounters:        cacheSize * 10,
+			MaxCost:            cacheSize,
+			BufferItems:        64,
+			IgnoreInternalCost: true,
+		})
+		if err != nil {
+			return nil, err
+		}
+		e.cache = c
+	}
+	return e, nil
+}
+
+// Close releases the verdict cache.
+func (e *Enforcer) Close() {
+	if e.cache != nil {
+		e.cache.Close()
+	}
+}
+
+// SetDecoy installs the decoy hook; nil removes it.
+func (e *Enforcer) SetDecoy(f DecoyFunc) {
+	if f == nil {
+		e.decoy.Store(nil)
+		return
+	}
+	e.decoy.Store(&f)
+}
+
+// Lists returns the allow and block lists.
+func (e *Enforcer) Lists() (allow, block *List) { return e.allow, e.block }
+
+// IDs returns the decision ID generator.
+func (e *Enforcer) IDs() *IDGenerator { return e.ids }
+
+// Check decides on a request from its headers.
+func (e *Enforcer) Check(req *Request, now time.Time) Verdict {
+	lv := e.lists(&req.Identities, now)
+	switch lv.reason {
+	case ReasonAllowList:
+		entry := lv.entry
+		return Verdict{Reason: ReasonAllowList, Match: &entry}
+	case ReasonBlockList:
+		entry := lv.entry
+		return e.refuse(req, Verdict{Status: 403, Reason: ReasonBlockList, Match: &entry})
+	}
+	if f := e.decoy.Load(); f != nil {
+		if d := (*f)(req); d != nil {
+			return e.refuse(req, Verdict{Status: d.Status, Reason: ReasonDecoy, Decoy: d})
+		}
+	}
+	if max := req.API.MaxBodyBytes; max > 0 && req.ContentLength > max {
+		return e.refuse(req, Verdict{Status: 413, Reason: ReasonBodyTooLarge})
+	}
+	return Verdict{}
+}
+
+// CheckBody applies the hard limits to the request body seen so far: total
+// bytes and the JSON counter's element count and depth. allowed says whether
+// the request's header verdict came from the allow list, which exempts it.
+func (e *Enforcer) CheckBody(req *Request, bytes int64, json *JSONCounter) Verdict {
+	api := req.API
+	switch {
+	case api.MaxBodyBytes > 0 && bytes > api.MaxBodyBytes:
+		return e.refuse(req, Verdict{Status: 413, Reason: ReasonBodyTooLarge})
+	case json != nil && api.MaxJSONElements > 0 && json.MaxElements > api.MaxJSONElements:
+		return e.refuse(req, Verdict{Status: 413, Reason: ReasonTooManyElements})
+	case json != nil && api.MaxJSONElements > 0 && json.TooDeep:
+		return e.refuse(req, Verdict{Status: 413, Reason: ReasonJSONTooDeep})
+	}
+	return Verdict{}
+}
+
+// refuse applies the API's mode to a verdict whose rule fired.
+func (e *Enforcer) refuse(req *Request, v Verdict) Verdict {
+	if req.API.Mode == ModeBlock {
+		v.Deny = true
+	} else {
+		v.WouldBlock = true
+	}
+	v.DecisionID = e.ids.Next()
+	return v
+}
+
+// lists looks the identities up in the allow and block lists, through the
+// verdict cache. The cache only saves work: every cached answer carries the
+// lists' generation and the expiry of the entry it came from, so a list change
+// or an expiry is seen at once, and a dropped Set only costs a recomputation.
+func (e *Enforcer) lists(ids *Identities, now time.Time) listVerdict {
+	if e.allow.Len() == 0 && e.block.Len() == 0 {
+		return listVerdict{}
+	}
+	gen := e.allow.Generation()
+	var key, chk uint64
+	if e.cache != nil {
+		key, chk = e.hash(ids)
+		if v, ok := e.cache.Get(key); ok && v.check == chk && v.gen == gen && (v.validUntil == 0 || now.UnixNano() < v.validUntil) {
+			return *v
+		}
+	}
+	v := listVerdict{check: chk, gen: gen}
+	if entry, ok := e.allow.Match(ids, now); ok {
+		v.reason, v.entry = ReasonAllowList, entry
+	} else if entry, ok := e.block.Match(ids, now); ok {
+		v.reason, v.entry = ReasonBlockList, entry
+	}
+	if !v.entry.ExpiresAt.IsZero() {
+		v.validUntil = v.entry.ExpiresAt.UnixNano()
+	}
+	if e.cache != nil {
+		e.cache.Set(key, &v, 1)
+	}
+	return v
+}
+
+func (e *Enforcer) hash(ids *Identities) (uint64, uint64) {
+	var h, c maphash.Hash
+	h.SetSeed(e.seed)
+	c.SetSeed(e.check)
+	for k := range ids {
+		h.WriteString(ids[k])
+		h.WriteByte(0)
+		c.WriteString(ids[k])
+		c.WriteByte(0)
+	}
+	return h.Sum64(), c.Sum64()
+}
+
+// WaitCache waits until pending cache writes are applied (tests).
+func (e *Enforcer) WaitCache() {
+	if e.cache != nil {
+		e.cache.Wait()
+	}
+}
+
+// IDGenerator makes decision IDs: a random per-process prefix and a counter,
+// unique across restarts with overwhelming probability and cheap to make.
+type IDGenerator struct {
+	prefix [8]byte
+	n      atomic.Uint64
+}
+
+// NewIDGenerator returns a generator with a fresh random prefix.
+func NewIDGenerator() *IDGenerator {
+	g := &IDGenerator{}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	hex.Encode(g.prefix[:], b[:])
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	g.n.Store(binary.BigEndian.Uint64(seed[:]) >> 24) // room to count without wrapping
+	return g
+}
+
+// Next returns a new decision ID of 24 lower-case hex digits.
+func (g *IDGenerator) Next() string {
+	var out [24]byte
+	copy(out[:], g.prefix[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], g.n.Add(1))
+	hex.Encode(out[8:], n[:])
+	return string(out[:])
+}
+
+// AppendDenyBody appends the JSON body of a refusal:
+// {"error":"forbidden","decision_id":"…","reason":"…","status":403}.
+func AppendDenyBody(b []byte, v *Verdict) []byte {
+	b = append(b, `{"error":"`...)
+	if v.Status == 413 {
+		b = append(b, "payload_too_large"...)
+	} else {
+		b = append(b, "forbidden"...)
+	}
+	b = append(b, `","decision_id":"`...)
+	b = append(b, v.DecisionID...) // hex only
+	b = append(b, `","reason":"`...)
+	b = append(b, v.Reason.String()...) // fixed names only
+	b = append(b, `","status":`...)
+	b = strconv.AppendInt(b, int64(v.Status), 10)
+	return append(b, '}')
+}

@@ -1,0 +1,157 @@
+package detect
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/netip"
+	"strings"
+	"sync"
+)
+
+// Kind is the kind of a client identity.
+type Kind uint8
+
+// Identity kinds. The order is the order in which lists are checked.
+const (
+	KindIP Kind = iota
+	KindToken
+	KindAPIKey
+	KindCookie
+	KindUsername
+	numKinds
+)
+
+var kindNames = [numKinds]string{"ip", "token", "api_key", "cookie", "username"}
+
+// Kinds lists every identity kind.
+func Kinds() []Kind { return []Kind{KindIP, KindToken, KindAPIKey, KindCookie, KindUsername} }
+
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Secret reports whether values of this kind are credentials that Vigil only
+// keeps as keyed fingerprints.
+func (k Kind) Secret() bool { return k == KindToken || k == KindAPIKey || k == KindCookie }
+
+// ParseKind parses "ip", "token", "api_key", "cookie" or "username".
+func ParseKind(s string) (Kind, error) {
+	for i, n := range kindNames {
+		if s == n {
+			return Kind(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown identity kind %q (want one of %s)", s, strings.Join(kindNames[:], ", "))
+}
+
+// Identities are the identities of one request. Secret kinds hold fingerprints,
+// never the credential itself; an empty string means "not present".
+type Identities [numKinds]string
+
+// Get returns the identity of kind k.
+func (ids *Identities) Get(k Kind) string { return ids[k] }
+
+// FingerprintPrefix starts every fingerprint, so that a value can be told
+// apart from a raw credential.
+const FingerprintPrefix = "fp:"
+
+const fingerprintHexLen = 32 // 16 bytes of HMAC-SHA-256
+
+// Fingerprinter turns credentials into keyed fingerprints
+// (HMAC-SHA-256 with a per-deployment key, truncated to 128 bits). The same
+// credential gets the same fingerprint whatever kind it is presented as, so a
+// token reused as an API key is still recognised.
+type Fingerprinter struct {
+	pool sync.Pool
+}
+
+// NewFingerprinter returns a Fingerprinter keyed with key, which must hold at
+// least 32 bytes.
+func NewFingerprinter(key []byte) (*Fingerprinter, error) {
+	if len(key) < 32 {
+		return nil, fmt.Errorf("fingerprint key: need at least 32 bytes, got %d", len(key))
+	}
+	k := append([]byte(nil), key...)
+	f := &Fingerprinter{}
+	f.pool.New = func() any { return hmac.New(sha256.New, k) }
+	return f, nil
+}
+
+// NewKey returns a fresh random fingerprint key.
+func NewKey() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return k
+}
+
+// Fingerprint returns the fingerprint of a raw credential.
+func (f *Fingerprinter) Fingerprint(raw string) string {
+	h := f.pool.Get().(hash.Hash)
+	h.Reset()
+	var sum [sha256.Size]byte
+	var in [128]byte
+	if len(raw) <= len(in) {
+		h.Write(in[:copy(in[:], raw)])
+	} else {
+		h.Write([]byte(raw))
+	}
+	h.Sum(sum[:0])
+	f.pool.Put(h)
+	var out [len(FingerprintPrefix) + fingerprintHexLen]byte
+	copy(out[:], FingerprintPrefix)
+	hex.Encode(out[len(FingerprintPrefix):], sum[:fingerprintHexLen/2])
+	return string(out[:])
+}
+
+// IsFingerprint reports whether s has the shape of a fingerprint.
+func IsFingerprint(s string) bool {
+	if len(s) != len(FingerprintPrefix)+fingerprintHexLen || !strings.HasPrefix(s, FingerprintPrefix) {
+		return false
+	}
+	for i := len(FingerprintPrefix); i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Normalize turns a value given by a person (admin API, CLI) into the form
+// kept in lists: IPs canonical, secrets fingerprinted unless already a
+// fingerprint, usernames as given.
+func (f *Fingerprinter) Normalize(k Kind, value string) (string, error) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return "", errors.New("empty value")
+	}
+	switch {
+	case k == KindIP:
+		a, err := netip.ParseAddr(value)
+		if err != nil {
+			return "", fmt.Errorf("invalid IP address %q", value)
+		}
+		return a.Unmap().String(), nil
+	case k.Secret():
+		if IsFingerprint(value) {
+			return value, nil
+		}
+		return f.Fingerprint(value), nil
+	case k == KindUsername:
+		if len(value) > 256 {
+			return "", errors.New("username longer than 256 bytes")
+		}
+		return value, nil
+	}
+	return "", fmt.Errorf("unknown identity kind %d", k)
+}

@@ -1,0 +1,212 @@
+package detect
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Inventory is the API inventory built from traffic: configured and
+// discovered APIs with their endpoint templates and counts. It is bounded:
+// past the limits, new APIs and endpoints are counted under an overflow entry.
+type Inventory struct {
+	mu           sync.Mutex
+	apis         map[string]*apiRecord
+	maxAPIs      int
+	maxEndpoints int
+	overflowAPIs uint64
+}
+
+type apiRecord struct {
+	name       string
+	basePath   string
+	hosts      map[string]struct{}
+	configured *API
+	first      time.Time
+	last       time.Time
+	requests   uint64
+	blocked    uint64
+	wouldBlock uint64
+	endpoints  map[endpointKey]*endpointRecord
+	overflow   uint64
+}
+
+type endpointKey struct{ method, path string }
+
+type endpointRecord struct {
+	first, last time.Time
+	requests    uint64
+	status      [6]uint64 // unknown, 1xx … 5xx
+}
+
+// APIStats is the inventory's view of one API.
+type APIStats struct {
+	Name       string          `json:"name"`
+	BasePath   string          `json:"base_path"`
+	Hosts      []string        `json:"hosts"`
+	Discovered bool            `json:"discovered"`
+	Mode       string          `json:"mode"`
+	FirstSeen  *time.Time      `json:"first_seen,omitempty"`
+	LastSeen   *time.Time      `json:"last_seen,omitempty"`
+	Requests   uint64          `json:"requests"`
+	Blocked    uint64          `json:"blocked"`
+	WouldBlock uint64          `json:"would_block"`
+	Endpoints  []EndpointStats `json:"endpoints"`
+	// OverflowRequests counts requests to endpoints past the per-API limit.
+	OverflowRequests uint64 `json:"overflow_requests,omitempty"`
+}
+
+// EndpointStats is one endpoint template of an API.
+type EndpointStats struct {
+	Method    string            `json:"method"`
+	Path      string            `json:"path"`
+	Requests  uint64            `json:"requests"`
+	Status    map[string]uint64 `json:"status"`
+	FirstSeen time.Time         `json:"first_seen"`
+	LastSeen  time.Time         `json:"last_seen"`
+}
+
+// NewInventory returns an inventory that knows the configured APIs and
+// tracks at most maxAPIs discovered APIs and maxEndpoints endpoints per API.
+func NewInventory(configured []*API, maxAPIs, maxEndpoints int) *Inventory {
+	inv := &Inventory{apis: make(map[string]*apiRecord), maxAPIs: maxAPIs, maxEndpoints: maxEndpoints}
+	for _, a := range configured {
+		inv.apis[a.Name] = newAPIRecord(a.Name, a.BasePath, a)
+		for _, h := range a.Hosts {
+			inv.apis[a.Name].hosts[h] = struct{}{}
+		}
+	}
+	return inv
+}
+
+func newAPIRecord(name, base string, configured *API) *apiRecord {
+	return &apiRecord{name: name, basePath: base, configured: configured, hosts: make(map[string]struct{}), endpoints: make(map[endpointKey]*endpointRecord)}
+}
+
+// Consume records one transaction.
+func (inv *Inventory) Consume(t *Transaction) {
+	name, base := inv.Name(t)
+	tmpl := TemplatePath(t.Path)
+	when := t.Start
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	r, ok := inv.apis[name]
+	if !ok {
+		if len(inv.apis) >= inv.maxAPIs {
+			inv.overflowAPIs++
+			return
+		}
+		// Request strings may alias Envoy's message buffers: keep copies.
+		name = strings.Clone(name)
+		r = newAPIRecord(name, strings.Clone(base), nil)
+		inv.apis[name] = r
+	}
+	if h := strings.ToLower(hostOnly(t.Host)); h != "" && len(r.hosts) < 16 {
+		if _, ok := r.hosts[h]; !ok {
+			r.hosts[strings.Clone(h)] = struct{}{}
+		}
+	}
+	if r.first.IsZero() {
+		r.first = when
+	}
+	if when.After(r.last) {
+		r.last = when
+	}
+	r.requests++
+	if t.Blocked {
+		r.blocked++
+	}
+	if t.WouldBlock {
+		r.wouldBlock++
+	}
+	key := endpointKey{method: t.Method, path: tmpl}
+	ep, ok := r.endpoints[key]
+	if !ok {
+		if len(r.endpoints) >= inv.maxEndpoints {
+			r.overflow++
+			return
+		}
+		ep = &endpointRecord{first: when}
+		key.method = strings.Clone(key.method)
+		r.endpoints[key] = ep
+	}
+	ep.requests++
+	if when.After(ep.last) {
+		ep.last = when
+	}
+	c := t.Status / 100
+	if c < 1 || c > 5 {
+		c = 0
+	}
+	ep.status[c]++
+}
+
+// Name returns the API a transaction belongs to and its base path: the
+// configured API, or one discovered from host and leading path segments.
+func (inv *Inventory) Name(t *Transaction) (name, base string) {
+	if t.API != nil && !t.API.Discovered {
+		return t.API.Name, t.API.BasePath
+	}
+	base = DiscoveredBase(t.Path)
+	return DiscoveredName(t.Host, base), base
+}
+
+// OverflowAPIs returns how many requests belonged to discovered APIs past
+// the limit.
+func (inv *Inventory) OverflowAPIs() uint64 {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.overflowAPIs
+}
+
+var statusClasses = [6]string{"unknown", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// APIs returns every API, sorted by name, with its endpoints sorted by path
+// then method. fallback gives the mode of discovered APIs.
+func (inv *Inventory) APIs(fallback *API) []APIStats {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	out := make([]APIStats, 0, len(inv.apis))
+	for _, r := range inv.apis {
+		s := APIStats{
+			Name: r.name, BasePath: r.basePath, Discovered: r.configured == nil,
+			Requests: r.requests, Blocked: r.blocked, WouldBlock: r.wouldBlock, OverflowRequests: r.overflow,
+			Hosts: make([]string, 0, len(r.hosts)), Endpoints: make([]EndpointStats, 0, len(r.endpoints)),
+		}
+		mode := fallback
+		if r.configured != nil {
+			mode = r.configured
+		}
+		if mode != nil {
+			s.Mode = mode.Mode.String()
+		}
+		if !r.first.IsZero() {
+			f, l := r.first, r.last
+			s.FirstSeen, s.LastSeen = &f, &l
+		}
+		for h := range r.hosts {
+			s.Hosts = append(s.Hosts, h)
+		}
+		sort.Strings(s.Hosts)
+		for k, ep := range r.endpoints {
+			e := EndpointStats{Method: k.method, Path: k.path, Requests: ep.requests, FirstSeen: ep.first, LastSeen: ep.last, Status: map[string]uint64{}}
+			for i, n := range ep.status {
+				if n > 0 {
+					e.Status[statusClasses[i]] = n
+				}
+			}
+			s.Endpoints = append(s.Endpoints, e)
+		}
+		sort.Slice(s.Endpoints, func(i, j int) bool {
+			a, b := s.Endpoints[i], s.Endpoints[j]
+			if a.Path != b.Path {
+				return a.Path < b.Path
+			}
+			return a.Method < b.Method
+		})
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,196 @@
+package detect
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Sink consumes transactions in the pipeline.
+type Sink interface {
+	Consume(t *Transaction)
+}
+
+// Pipeline moves transactions from the queue to the sinks, joining first the
+// parts of one call that several Envoy filters report separately.
+type Pipeline struct {
+	queue *Queue
+	join  *Joiner
+	now   func() time.Time
+	tick  time.Duration
+}
+
+// NewPipeline returns a pipeline that joins parts for up to window and hands
+// whole transactions to the sinks.
+func NewPipeline(q *Queue, window time.Duration, now func() time.Time, sinks ...Sink) *Pipeline {
+	tick := window / 4
+	if tick <= 0 || tick > time.Second {
+		tick = time.Second
+	}
+	return &Pipeline{queue: q, join: NewJoiner(window, 1<<20, fanOut(sinks)), now: now, tick: tick}
+}
+
+// Run consumes until ctx ends, then drains what is queued and flushes every
+// pending part.
+func (p *Pipeline) Run(ctx context.Context) {
+	t := time.NewTicker(p.tick)
+	defer t.Stop()
+	for {
+		select {
+		case tx := <-p.queue.ch:
+			p.join.Add(tx, p.now())
+		case <-t.C:
+			p.join.Flush(p.now(), false)
+		case <-ctx.Done():
+			for {
+				select {
+				case tx := <-p.queue.ch:
+					p.join.Add(tx, p.now())
+				default:
+					p.join.Flush(p.now(), true)
+					return
+				}
+			}
+		}
+	}
+}
+
+type fanOut []Sink
+
+func (f fanOut) Consume(t *Transaction) {
+	for _, s := range f {
+		s.Consume(t)
+	}
+}
+
+// Joiner merges the parts of one call that share an x-request-id: ext_authz
+// reports the request, ext_proc the request and response, an observability
+// filter the response. A call is handed on once both sides are known (or it
+// was refused, so no response will come), or when window has passed.
+// Parts arriving after their call was handed on are absorbed for another
+// window, so a call is never counted twice.
+type Joiner struct {
+	next    Sink
+	window  time.Duration
+	max     int
+	pending map[string]*joinEntry
+	order   []joinRef // FIFO of pending and done entries, by arrival
+	head    int
+}
+
+type joinEntry struct {
+	tx       *Transaction
+	deadline time.Time
+	done     bool
+}
+
+type joinRef struct {
+	id    string
+	entry *joinEntry
+}
+
+// NewJoiner returns a joiner that waits window for missing parts and keeps at
+// most max calls pending.
+func NewJoiner(window time.Duration, max int, next Sink) *Joiner {
+	return &Joiner{next: next, window: window, max: max, pending: make(map[string]*joinEntry)}
+}
+
+func whole(t *Transaction) bool { return (t.HasRequest && t.Complete) || t.Blocked }
+
+// Add takes one part.
+func (j *Joiner) Add(t *Transaction, now time.Time) {
+	if t.RequestID == "" {
+		j.next.Consume(t)
+		return
+	}
+	if e, ok := j.pending[t.RequestID]; ok {
+		if e.done {
+			return // a late part of a call already handed on
+		}
+		merge(e.tx, t)
+		if whole(e.tx) {
+			e.done = true
+			j.next.Consume(e.tx)
+		}
+		return
+	}
+	id := strings.Clone(t.RequestID)
+	e := &joinEntry{tx: t, deadline: now.Add(j.window)}
+	if whole(t) {
+		e.done = true
+		j.next.Consume(t)
+	}
+	j.pending[id] = e
+	j.order = append(j.order, joinRef{id, e})
+	for len(j.pending) > j.max {
+		j.evict()
+	}
+	j.Flush(now, false)
+}
+
+// Flush hands on the calls whose window has passed (all of them when all is
+// set) and forgets absorbed ones.
+func (j *Joiner) Flush(now time.Time, all bool) {
+	for j.head < len(j.order) {
+		r := j.order[j.head]
+		if !all && now.Before(r.entry.deadline) {
+			break
+		}
+		j.evict()
+	}
+	if j.head > 1024 && j.head*2 > len(j.order) {
+		j.order = append(j.order[:0], j.order[j.head:]...)
+		j.head = 0
+	}
+}
+
+func (j *Joiner) evict() {
+	r := j.order[j.head]
+	j.order[j.head] = joinRef{}
+	j.head++
+	if !r.entry.done {
+		r.entry.done = true
+		j.next.Consume(r.entry.tx)
+	}
+	if cur, ok := j.pending[r.id]; ok && cur == r.entry {
+		delete(j.pending, r.id)
+	}
+}
+
+// Pending returns how many calls wait for parts or absorb late ones.
+func (j *Joiner) Pending() int { return len(j.pending) }
+
+// merge folds part p into t.
+func merge(t, p *Transaction) {
+	if p.HasRequest {
+		if !t.HasRequest {
+			t.API, t.Host, t.Method, t.Path = p.API, p.Host, p.Method, p.Path
+			t.Identities, t.UserAgent = p.Identities, p.UserAgent
+			t.Start = p.Start
+			t.HasRequest = true
+		}
+		t.RequestBytes = max(t.RequestBytes, p.RequestBytes)
+		t.JSONElements = max(t.JSONElements, p.JSONElements)
+		if t.Reason == ReasonNone {
+			t.Reason = p.Reason
+		}
+		if t.DecisionID == "" || (p.Blocked || p.WouldBlock) && !(t.Blocked || t.WouldBlock) {
+			t.DecisionID = p.DecisionID
+		}
+		t.Blocked = t.Blocked || p.Blocked
+		t.WouldBlock = t.WouldBlock || p.WouldBlock
+	}
+	if p.Complete {
+		if p.Status != 0 && (t.Status == 0 || !t.Complete) {
+			t.Status = p.Status
+		}
+		t.ResponseBytes = max(t.ResponseBytes, p.ResponseBytes)
+		if p.Latency > 0 {
+			t.Latency = p.Latency
+		}
+		t.Complete = true
+	}
+	if t.Complete && t.Latency == 0 && p.Complete && !p.HasRequest && !t.Start.IsZero() && !p.Start.IsZero() {
+		t.Latency = p.Start.Sub(t.Start)
+	}
+}

@@ -1,0 +1,78 @@
+package detect
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Transaction is one API call, request and response joined: what detection
+// learns from. Secret identities are fingerprints.
+type Transaction struct {
+	API        *API
+	Host       string
+	Method     string
+	Path       string // raw path without query; templated by the pipeline
+	Identities Identities
+	UserAgent  string
+	// RequestID is Envoy's x-request-id, used to join the parts of one call
+	// seen by several filters (ext_authz, ext_proc, an observer).
+	RequestID string
+	// HasRequest is set when the request side was seen.
+	HasRequest bool
+
+	Status        int   // HTTP status returned to the client; 0 if unknown
+	RequestBytes  int64 // request body bytes seen (or declared)
+	ResponseBytes int64 // response body bytes seen (or declared)
+	JSONElements  int   // largest JSON container in the request body
+
+	Start   time.Time     // request headers seen
+	Latency time.Duration // request headers to response headers; 0 if no response
+
+	Reason     Reason // the rule that fired, if any
+	Blocked    bool   // Vigil refused the call
+	WouldBlock bool   // a rule fired in learn or detect mode
+	DecisionID string
+	// Complete is set when the response was seen.
+	Complete bool
+}
+
+// Queue is the bounded hand-off from the hot path to the detection pipeline.
+// Push never blocks: when the queue is full the record is dropped and counted.
+type Queue struct {
+	ch      chan *Transaction
+	dropped atomic.Uint64
+	pushed  atomic.Uint64
+}
+
+// NewQueue returns a queue holding at most size records.
+func NewQueue(size int) *Queue {
+	if size < 1 {
+		size = 1
+	}
+	return &Queue{ch: make(chan *Transaction, size)}
+}
+
+// Push hands a record over, or drops it when the queue is full.
+func (q *Queue) Push(t *Transaction) bool {
+	select {
+	case q.ch <- t:
+		q.pushed.Add(1)
+		return true
+	default:
+		q.dropped.Add(1)
+		return false
+	}
+}
+
+// Len returns the records waiting.
+func (q *Queue) Len() int { return len(q.ch) }
+
+// Cap returns the queue's capacity.
+func (q *Queue) Cap() int { return cap(q.ch) }
+
+// Dropped returns how many records were dropped because the queue was full.
+func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
+
+// Pushed returns how many records were queued.
+func (q *Queue) Pushed() uint64 { return q.pushed.Load() }
+

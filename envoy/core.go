@@ -1,0 +1,239 @@
+package envoy
+
+import (
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// DecisionHeader carries the decision ID on refusals (and on requests that
+// ext_authz lets through).
+const DecisionHeader = "x-vigil-decision-id"
+
+// Service names used in metrics.
+const (
+	ServiceExtProc  = "ext_proc"
+	ServiceExtAuthz = "ext_authz"
+)
+
+// Metrics receives what the services observe. Implementations must be cheap
+// and must not block: they run on the hot path.
+type Metrics interface {
+	// Decision is called once per decision with the time spent deciding.
+	Decision(service string, v *detect.Verdict, elapsed time.Duration)
+	// ProtocolError counts a malformed or out-of-order message.
+	ProtocolError(service, what string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Decision(string, *detect.Verdict, time.Duration) {}
+func (noMetrics) ProtocolError(string, string)                    {}
+
+// Config holds the services' dependencies.
+type Config struct {
+	Log       zerolog.Logger
+	Catalog   *atomic.Pointer[detect.Catalog]
+	Extractor *detect.Extractor
+	Enforcer  *detect.Enforcer
+	Queue     *detect.Queue
+	Metrics   Metrics          // optional
+	Now       func() time.Time // optional; time.Now by default
+}
+
+// core is the decision path shared by ext_proc and ext_authz.
+type core struct {
+	log       zerolog.Logger
+	catalog   *atomic.Pointer[detect.Catalog]
+	extractor *detect.Extractor
+	enforcer  *detect.Enforcer
+	queue     *detect.Queue
+	metrics   Metrics
+	now       func() time.Time
+}
+
+func newCore(c Config) core {
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return core{log: c.Log, catalog: c.Catalog, extractor: c.Extractor, enforcer: c.Enforcer, queue: c.Queue, metrics: c.Metrics, now: c.Now}
+}
+
+// requestFacts are the request-line facts read from Envoy's headers or
+// attributes.
+type requestFacts struct {
+	method, path, host, source string
+	contentLength              int64
+	contentType, userAgent     string
+	requestID                  string
+}
+
+// begin resolves the API and identities of a request and fills req and the
+// start of its transaction.
+func (c *core) begin(f *requestFacts, h detect.HeaderReader, req *detect.Request, tx *detect.Transaction) {
+	path, query, _ := strings.Cut(f.path, "?")
+	if i := strings.IndexByte(path, '#'); i >= 0 {
+		path = path[:i]
+	}
+	api := c.catalog.Load().Match(f.host, path)
+	*req = detect.Request{API: api, Host: f.host, Method: f.method, Path: path, Query: query, ContentLength: f.contentLength}
+	req.Identities[detect.KindIP] = c.extractor.ClientIP(h, f.source)
+	c.extractor.Extract(&api.Identities, h, query, &req.Identities)
+	tx.API = api
+	tx.Host = f.host
+	tx.Method = f.method
+	tx.Path = path
+	tx.Identities = req.Identities
+	tx.UserAgent = f.userAgent
+	tx.RequestID = f.requestID
+	tx.HasRequest = true
+	if f.contentLength > 0 {
+		tx.RequestBytes = f.contentLength
+	}
+}
+
+// record notes a verdict in the transaction.
+func record(tx *detect.Transaction, v *detect.Verdict) {
+	if v.Reason == detect.ReasonNone || v.Reason == detect.ReasonAllowList {
+		if v.Reason == detect.ReasonAllowList {
+			tx.Reason = v.Reason
+		}
+		return
+	}
+	tx.Reason = v.Reason
+	tx.Blocked = tx.Blocked || v.Deny
+	tx.WouldBlock = tx.WouldBlock || v.WouldBlock
+	tx.DecisionID = v.DecisionID
+	if v.Deny {
+		tx.Status = v.Status
+	}
+}
+
+// logVerdict logs refusals and would-be refusals. Identities that are
+// secrets are fingerprints already; nothing else of the request is logged.
+func (c *core) logVerdict(service string, req *detect.Request, v *detect.Verdict) {
+	if !v.Refused() {
+		return
+	}
+	ev := c.log.Info()
+	if v.WouldBlock {
+		ev = c.log.Debug()
+	}
+	if !ev.Enabled() {
+		return
+	}
+	ev.Str("service", service).Str("decision_id", v.DecisionID).Str("reason", v.Reason.String()).
+		Bool("blocked", v.Deny).Bool("would_block", v.WouldBlock).Int("status", v.Status).
+		Str("api", apiName(req.API)).Str("method", req.Method).Str("path", req.Path).
+		Str("client_ip", req.Identities[detect.KindIP])
+	if v.Match != nil {
+		ev.Str("match_kind", v.Match.Kind.String()).Str("match_value", v.Match.Value)
+	}
+	ev.Msg("refused")
+}
+
+func apiName(a *detect.API) string {
+	if a == nil || a.Discovered {
+		return ""
+	}
+	return a.Name
+}
+
+// headerList reads Envoy's header list in place: a linear scan is cheaper
+// than building a map for the handful of headers Vigil reads.
+type headerList []*corev3.HeaderValue
+
+func (l *headerList) Header(name string) string {
+	for _, h := range *l {
+		if h.GetKey() == name {
+			return headerValue(h)
+		}
+	}
+	return ""
+}
+
+// headerValue returns raw_value, falling back to value. The string shares
+// the message's bytes: Envoy's messages are decoded into fresh buffers that
+// nothing mutates, and every string kept past the request is cloned.
+func headerValue(h *corev3.HeaderValue) string {
+	if len(h.RawValue) > 0 {
+		return unsafe.String(&h.RawValue[0], len(h.RawValue))
+	}
+	return h.Value
+}
+
+// factsFromHeaders reads the request line from pseudo-headers and headers.
+func factsFromHeaders(l headerList, f *requestFacts) {
+	for _, h := range l {
+		k := h.GetKey()
+		switch k {
+		case ":method":
+			f.method = canonicalMethod(headerValue(h))
+		case ":path":
+			f.path = headerValue(h)
+		case ":authority":
+			f.host = headerValue(h)
+		case "host":
+			if f.host == "" {
+				f.host = headerValue(h)
+			}
+		case "content-length":
+			if n, err := strconv.ParseInt(headerValue(h), 10, 64); err == nil && n >= 0 {
+				f.contentLength = n
+			}
+		case "content-type":
+			f.contentType = headerValue(h)
+		case "user-agent":
+			f.userAgent = headerValue(h)
+		case "x-request-id":
+			f.requestID = headerValue(h)
+		}
+	}
+}
+
+// canonicalMethod returns a constant for the common methods, so a method
+// kept in a record never pins a message buffer.
+func canonicalMethod(m string) string {
+	switch m {
+	case "GET":
+		return "GET"
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "PATCH":
+		return "PATCH"
+	case "DELETE":
+		return "DELETE"
+	case "HEAD":
+		return "HEAD"
+	case "OPTIONS":
+		return "OPTIONS"
+	}
+	if len(m) > 32 {
+		m = m[:32]
+	}
+	return m
+}
+
+// isJSON reports whether a content type is JSON (application/json,
+// application/json-patch+json, application/merge-patch+json, …).
+func isJSON(contentType string) bool {
+	ct, _, _ := strings.Cut(contentType, ";")
+	ct = strings.TrimSpace(ct)
+	if len(ct) < 5 {
+		return false
+	}
+	tail := ct[len(ct)-5:]
+	return strings.EqualFold(tail, "/json") || strings.EqualFold(tail, "+json")
+}

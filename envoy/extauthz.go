@@ -1,0 +1,151 @@
+package envoy
+
+import (
+	"context"
+	"strconv"
+	"time"
+	"unsafe"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// ExtAuthz serves envoy.service.auth.v3.Authorization.
+type ExtAuthz struct {
+	authv3.UnimplementedAuthorizationServer
+	core
+}
+
+// NewExtAuthz returns the ext_authz service.
+func NewExtAuthz(c Config) *ExtAuthz { return &ExtAuthz{core: newCore(c)} }
+
+// authzHeaders reads a CheckRequest's headers: header_map (raw values, sent
+// with encode_raw_headers) when present, else the lower-cased headers map.
+type authzHeaders struct {
+	m   map[string]string
+	raw headerList
+}
+
+func (h *authzHeaders) Header(name string) string {
+	if h.raw != nil {
+		return h.raw.Header(name)
+	}
+	return h.m[name]
+}
+
+// Check decides on one request. A refusal is a CheckResponse with
+// PERMISSION_DENIED and the 403 (or 413) response, never an RPC error.
+func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
+	httpReq := in.GetAttributes().GetRequest().GetHttp()
+	tx := &detect.Transaction{}
+	h := authzHeaders{m: httpReq.GetHeaders()}
+	if hm := httpReq.GetHeaderMap(); hm != nil {
+		h.raw = headerList(hm.GetHeaders())
+	}
+	f := requestFacts{
+		method:        canonicalMethod(httpReq.GetMethod()),
+		path:          httpReq.GetPath(),
+		host:          httpReq.GetHost(),
+		requestID:     httpReq.GetId(),
+		source:        in.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
+		contentLength: httpReq.GetSize(),
+	}
+	if f.contentLength == 0 && len(httpReq.GetRawBody()) == 0 && httpReq.GetBody() == "" {
+		f.contentLength = -1 // proto3 default: unknown
+	}
+	if f.method == "" {
+		f.method = canonicalMethod(h.Header(":method"))
+	}
+	if f.path == "" {
+		f.path = h.Header(":path")
+	}
+	if f.host == "" {
+		f.host = h.Header(":authority")
+	}
+	f.contentType = h.Header("content-type")
+	f.userAgent = h.Header("user-agent")
+	if f.contentLength < 0 {
+		if n, err := strconv.ParseInt(h.Header("content-length"), 10, 64); err == nil && n >= 0 {
+			f.contentLength = n
+		}
+	}
+
+	var req detect.Request
+	c := &s.core
+	c.begin(&f, &h, &req, tx)
+	tx.Start = c.now()
+	v := c.enforcer.Check(&req, tx.Start)
+	if !v.Refused() && v.Reason != detect.ReasonAllowList {
+		body := httpReq.GetRawBody()
+		if len(body) == 0 && httpReq.GetBody() != "" {
+			b := httpReq.GetBody()
+			body = unsafe.Slice(unsafe.StringData(b), len(b)) // read only
+		}
+		if len(body) > 0 {
+			var json *detect.JSONCounter
+			if isJSON(f.contentType) && req.API.MaxJSONElements > 0 {
+				json = new(detect.JSONCounter)
+				json.Write(body)
+				tx.JSONElements = json.MaxElements
+			}
+			n := int64(len(body))
+			if n > tx.RequestBytes {
+				tx.RequestBytes = n
+			}
+			if bv := c.enforcer.CheckBody(&req, max(n, f.contentLength), json); bv.Refused() {
+				v = bv
+			}
+		}
+	}
+	record(tx, &v)
+	var resp *authv3.CheckResponse
+	if v.Deny {
+		resp = CheckDenied(&v)
+	} else {
+		id := c.enforcer.IDs().Next()
+		tx.DecisionID = id
+		resp = checkAllowed(id)
+	}
+	c.metrics.Decision(ServiceExtAuthz, &v, time.Since(start))
+	c.logVerdict(ServiceExtAuthz, &req, &v)
+	c.queue.Push(tx)
+	return resp, nil
+}
+
+func checkAllowed(decisionID string) *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			Headers: []*corev3.HeaderValueOption{{
+				Header:       &corev3.HeaderValue{Key: DecisionHeader, Value: decisionID},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			}},
+		}},
+	}
+}
+
+// CheckDenied is the ext_authz answer to a refused request.
+func CheckDenied(v *detect.Verdict) *authv3.CheckResponse {
+	code, headers, body := denial(v)
+	hs := make([]*corev3.HeaderValueOption, 0, len(headers))
+	for _, kv := range headers {
+		hs = append(hs, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: kv[0], Value: kv[1]},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(codes.PermissionDenied), Message: "vigil: " + v.Reason.String()},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(code)},
+			Headers: hs,
+			Body:    string(body),
+		}},
+	}
+}

@@ -1,0 +1,384 @@
+package envoy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// attributesKey is where Envoy puts request_attributes and
+// response_attributes.
+const attributesKey = "envoy.filters.http.ext_proc"
+
+// ExtProc serves envoy.service.ext_proc.v3.ExternalProcessor.
+type ExtProc struct {
+	extprocv3.UnimplementedExternalProcessorServer
+	core
+}
+
+// NewExtProc returns the ext_proc service.
+func NewExtProc(c Config) *ExtProc { return &ExtProc{core: newCore(c)} }
+
+// The replies that carry no mutation are shared: marshalling only reads them.
+var (
+	continueRequestHeaders   = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+	continueResponseHeaders  = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+	continueRequestBody      = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+	continueResponseBody     = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
+	continueRequestTrailers  = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
+	continueResponseTrailers = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
+)
+
+// extProcStream is the state of one HTTP request: Envoy opens one stream per
+// request, so everything here is per request and needs no lock.
+type extProcStream struct {
+	svc     *ExtProc
+	tx      detect.Transaction
+	req     detect.Request
+	headers headerList
+	verdict detect.Verdict
+
+	requestBodyMode  extprocfv3.ProcessingMode_BodySendMode
+	responseBodyMode extprocfv3.ProcessingMode_BodySendMode
+
+	sawRequestHeaders  bool
+	sawResponseHeaders bool
+	json               *detect.JSONCounter // set for JSON request bodies
+	requestBodyBytes   int64
+	responseBodyBytes  int64
+	responseLength     int64 // declared content-length of the response, or -1
+	refused            bool  // an ImmediateResponse was sent
+	protocolErr        error
+}
+
+// Process handles one ext_proc stream: one reply per message (none in
+// observability mode), an ImmediateResponse when the request is refused, and
+// a transaction record when the stream ends.
+func (s *ExtProc) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
+	st := &extProcStream{svc: s, responseLength: -1}
+	ctx := srv.Context()
+	err := st.loop(ctx, srv)
+	st.finish()
+	return err
+}
+
+func (st *extProcStream) loop(ctx context.Context, srv extprocv3.ExternalProcessor_ProcessServer) error {
+	for {
+		msg, err := srv.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || ctx.Err() != nil {
+				return nil // Envoy closed or cancelled the stream: a normal end
+			}
+			return err
+		}
+		resp, err := st.handle(msg)
+		if err != nil {
+			st.svc.metrics.ProtocolError(ServiceExtProc, err.Error())
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if resp == nil {
+			continue // observability mode: Envoy ignores replies
+		}
+		if err := srv.Send(resp); err != nil {
+			if status.Code(err) == codes.Canceled || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if st.refused {
+			// Envoy sends nothing after an ImmediateResponse; closing the
+			// stream with OK ends it at once.
+			return nil
+		}
+	}
+}
+
+// protocolError is a message Envoy would never send in that state.
+type protocolError string
+
+func (e protocolError) Error() string { return string(e) }
+
+func (st *extProcStream) handle(msg *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	if pc := msg.GetProtocolConfig(); pc != nil {
+		st.requestBodyMode = pc.GetRequestBodyMode()
+		st.responseBodyMode = pc.GetResponseBodyMode()
+	}
+	observe := msg.GetObservabilityMode()
+	var resp *extprocv3.ProcessingResponse
+	switch r := msg.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		if st.sawRequestHeaders {
+			return nil, protocolError("request_headers received twice on one stream")
+		}
+		resp = st.onRequestHeaders(msg, r.RequestHeaders)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		resp = st.onRequestBody(r.RequestBody)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		resp = continueRequestTrailers
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		if st.sawResponseHeaders {
+			return nil, protocolError("response_headers received twice on one stream")
+		}
+		resp = st.onResponseHeaders(msg, r.ResponseHeaders)
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		resp = st.onResponseBody(r.ResponseBody)
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		resp = continueResponseTrailers
+	case nil:
+		return nil, protocolError("ProcessingRequest carries no request")
+	default:
+		return nil, protocolError(fmt.Sprintf("unsupported ProcessingRequest %T", r))
+	}
+	if observe {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+func (st *extProcStream) onRequestHeaders(msg *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	start := time.Now()
+	st.sawRequestHeaders = true
+	st.headers = headerList(h.GetHeaders().GetHeaders())
+	var f requestFacts
+	f.contentLength = -1
+	factsFromHeaders(st.headers, &f)
+	attributesToFacts(msg.GetAttributes(), &f)
+	c := &st.svc.core
+	c.begin(&f, &st.headers, &st.req, &st.tx)
+	st.tx.Start = c.now()
+	if isJSON(f.contentType) && st.req.API.MaxJSONElements > 0 {
+		st.json = new(detect.JSONCounter)
+	}
+	st.verdict = c.enforcer.Check(&st.req, st.tx.Start)
+	record(&st.tx, &st.verdict)
+	resp := continueRequestHeaders
+	if st.verdict.Deny {
+		resp = st.immediate(&st.verdict)
+	}
+	c.metrics.Decision(ServiceExtProc, &st.verdict, time.Since(start))
+	c.logVerdict(ServiceExtProc, &st.req, &st.verdict)
+	return resp
+}
+
+func (st *extProcStream) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	body := b.GetBody()
+	st.requestBodyBytes += int64(len(body))
+	if st.requestBodyBytes > st.tx.RequestBytes {
+		st.tx.RequestBytes = st.requestBodyBytes
+	}
+	resp := continueRequestBody
+	if streamedBodyMode(st.requestBodyMode) {
+		resp = streamedBodyReply(b, true)
+	}
+	// Only a request whose headers were seen has an API to check against,
+	// and an allow-listed one is exempt from limits; one refused already
+	// keeps its first verdict.
+	if !st.sawRequestHeaders || st.verdict.Reason == detect.ReasonAllowList || st.verdict.Refused() {
+		return resp
+	}
+	start := time.Now()
+	if st.json != nil {
+		st.json.Write(body)
+		st.tx.JSONElements = st.json.MaxElements
+	}
+	c := &st.svc.core
+	v := c.enforcer.CheckBody(&st.req, st.requestBodyBytes, st.json)
+	if v.Refused() {
+		st.verdict = v
+		record(&st.tx, &v)
+		if v.Deny {
+			resp = st.immediate(&v)
+		}
+		c.logVerdict(ServiceExtProc, &st.req, &v)
+	}
+	if b.GetEndOfStream() || v.Refused() {
+		c.metrics.Decision(ServiceExtProc, &v, time.Since(start))
+	}
+	return resp
+}
+
+func (st *extProcStream) onResponseHeaders(msg *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	st.sawResponseHeaders = true
+	c := &st.svc.core
+	now := c.now()
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		switch hv.GetKey() {
+		case ":status":
+			if n, err := strconv.Atoi(headerValue(hv)); err == nil {
+				st.tx.Status = n
+			}
+		case "content-length":
+			if n, err := strconv.ParseInt(headerValue(hv), 10, 64); err == nil && n >= 0 {
+				st.responseLength = n
+			}
+		case "x-request-id":
+			if st.tx.RequestID == "" {
+				st.tx.RequestID = headerValue(hv)
+			}
+		}
+	}
+	if a := msg.GetAttributes()[attributesKey]; a != nil {
+		if st.tx.Status == 0 {
+			if n, ok := numberAttr(a, "response.code"); ok {
+				st.tx.Status = int(n)
+			}
+		}
+		if st.tx.RequestID == "" {
+			st.tx.RequestID = stringAttr(a, "request.id")
+		}
+	}
+	if !st.tx.Start.IsZero() {
+		st.tx.Latency = now.Sub(st.tx.Start)
+	} else {
+		st.tx.Start = now
+	}
+	st.tx.Complete = true
+	if st.responseLength >= 0 {
+		st.tx.ResponseBytes = st.responseLength
+	}
+	return continueResponseHeaders
+}
+
+func (st *extProcStream) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	st.responseBodyBytes += int64(len(b.GetBody()))
+	if st.responseBodyBytes > st.tx.ResponseBytes {
+		st.tx.ResponseBytes = st.responseBodyBytes
+	}
+	if streamedBodyMode(st.responseBodyMode) {
+		return streamedBodyReply(b, false)
+	}
+	return continueResponseBody
+}
+
+// finish hands the transaction to the pipeline once the stream is over.
+func (st *extProcStream) finish() {
+	if !st.sawRequestHeaders && !st.sawResponseHeaders {
+		return
+	}
+	st.svc.queue.Push(&st.tx)
+}
+
+// immediate builds the ImmediateResponse for a refusal and marks the stream.
+func (st *extProcStream) immediate(v *detect.Verdict) *extprocv3.ProcessingResponse {
+	st.refused = true
+	return ImmediateResponse(v)
+}
+
+// ImmediateResponse is the ext_proc answer to a refused request: the HTTP
+// status (403, 413 or the decoy's), a JSON body, content-type and the
+// decision header; gRPC clients get PERMISSION_DENIED or RESOURCE_EXHAUSTED.
+func ImmediateResponse(v *detect.Verdict) *extprocv3.ProcessingResponse {
+	code, headers, body := denial(v)
+	set := make([]*corev3.HeaderValueOption, 0, len(headers))
+	for _, kv := range headers {
+		set = append(set, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	grpcCode := codes.PermissionDenied
+	if v.Status == 413 {
+		grpcCode = codes.ResourceExhausted
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
+		Status:     &typev3.HttpStatus{Code: typev3.StatusCode(code)},
+		Headers:    &extprocv3.HeaderMutation{SetHeaders: set},
+		Body:       body,
+		GrpcStatus: &extprocv3.GrpcStatus{Status: uint32(grpcCode)},
+		Details:    "vigil_" + v.Reason.String(),
+	}}}
+}
+
+// denial returns the status, headers and body of a refusal.
+func denial(v *detect.Verdict) (int, [][2]string, []byte) {
+	if d := v.Decoy; d != nil {
+		return d.Status, d.Headers, d.Body
+	}
+	return v.Status, [][2]string{{"content-type", "application/json"}, {DecisionHeader, v.DecisionID}}, detect.AppendDenyBody(make([]byte, 0, 128), v)
+}
+
+// streamedBodyMode reports whether body replies must carry the body back
+// (FULL_DUPLEX_STREAMED and GRPC modes), or the data plane loses it.
+func streamedBodyMode(m extprocfv3.ProcessingMode_BodySendMode) bool {
+	return m == extprocfv3.ProcessingMode_FULL_DUPLEX_STREAMED || m == extprocfv3.ProcessingMode_GRPC
+}
+
+// streamedBodyReply passes a body chunk through unchanged in the streamed
+// body modes.
+func streamedBodyReply(b *extprocv3.HttpBody, request bool) *extprocv3.ProcessingResponse {
+	br := &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
+		Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{
+			Body:                      b.GetBody(),
+			EndOfStream:               b.GetEndOfStream(),
+			EndOfStreamWithoutMessage: b.GetEndOfStreamWithoutMessage(),
+			GrpcMessageCompressed:     b.GetGrpcMessageCompressed(),
+		}},
+	}}}
+	if request {
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: br}}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: br}}
+}
+
+// attributesToFacts fills what the headers lacked from request_attributes
+// (grpc-go's client sends no pseudo-headers).
+func attributesToFacts(attrs map[string]*structpb.Struct, f *requestFacts) {
+	a := attrs[attributesKey]
+	if a == nil {
+		return
+	}
+	if f.path == "" {
+		f.path = stringAttr(a, "request.path")
+	}
+	if f.method == "" {
+		f.method = canonicalMethod(stringAttr(a, "request.method"))
+	}
+	if f.host == "" {
+		f.host = stringAttr(a, "request.host")
+	}
+	if f.requestID == "" {
+		f.requestID = stringAttr(a, "request.id")
+	}
+	if f.userAgent == "" {
+		f.userAgent = stringAttr(a, "request.useragent")
+	}
+	if f.source == "" {
+		f.source = stringAttr(a, "source.address")
+	}
+}
+
+func stringAttr(s *structpb.Struct, key string) string {
+	v := s.GetFields()[key]
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return k.StringValue
+	case *structpb.Value_NumberValue:
+		return strconv.FormatFloat(k.NumberValue, 'f', -1, 64)
+	}
+	return ""
+}
+
+func numberAttr(s *structpb.Struct, key string) (float64, bool) {
+	v := s.GetFields()[key]
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		return k.NumberValue, true
+	case *structpb.Value_StringValue:
+		n, err := strconv.ParseFloat(k.StringValue, 64)
+		return n, err == nil
+	}
+	return 0, false
+}

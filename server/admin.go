@@ -1,0 +1,231 @@
+package server
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// maxAdminBody bounds admin request bodies.
+const maxAdminBody = 64 << 10
+
+// admin serves the admin HTTP API.
+type admin struct {
+	log       zerolog.Logger
+	token     []byte
+	fp        *detect.Fingerprinter
+	allow     *detect.List
+	block     *detect.List
+	inventory *detect.Inventory
+	catalog   *atomic.Pointer[detect.Catalog]
+	metrics   *metrics
+	ready     *atomic.Bool
+	now       func() time.Time
+}
+
+// entryJSON is a list entry on the wire. Secret values are fingerprints.
+type entryJSON struct {
+	Kind      string     `json:"kind"`
+	Value     string     `json:"value"`
+	Reason    string     `json:"reason"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// entryRequest is the body of POST /v1/blocklist and /v1/allowlist.
+type entryRequest struct {
+	Kind   string `json:"kind"`
+	Value  string `json:"value"`
+	TTL    string `json:"ttl"`
+	Reason string `json:"reason"`
+}
+
+func (a *admin) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !a.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
+	for name, list := range map[string]*detect.List{"blocklist": a.block, "allowlist": a.allow} {
+		mux.Handle("GET /v1/"+name, a.auth(a.listEntries(list)))
+		mux.Handle("POST /v1/"+name, a.auth(a.addEntry(name, list)))
+		mux.Handle("DELETE /v1/"+name+"/{kind}/{value...}", a.auth(a.deleteEntry(name, list)))
+	}
+	mux.Handle("GET /v1/apis", a.auth(http.HandlerFunc(a.apis)))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+	})
+	return limitBody(mux)
+}
+
+// auth requires the admin bearer token when one is configured.
+func (a *admin) auth(next http.Handler) http.Handler {
+	if len(a.token) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), a.token) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-admin"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong admin bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *admin) listEntries(list *detect.List) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entries := list.Entries(a.now())
+		out := make([]entryJSON, 0, len(entries))
+		for i := range entries {
+			out = append(out, toEntryJSON(&entries[i]))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+	})
+}
+
+func toEntryJSON(e *detect.Entry) entryJSON {
+	j := entryJSON{Kind: e.Kind.String(), Value: e.Value, Reason: e.Reason, CreatedAt: e.CreatedAt.UTC()}
+	if !e.ExpiresAt.IsZero() {
+		t := e.ExpiresAt.UTC()
+		j.ExpiresAt = &t
+	}
+	return j
+}
+
+func (a *admin) addEntry(name string, list *detect.List) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req entryRequest
+		if err := decodeJSON(r.Body, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		kind, err := detect.ParseKind(req.Kind)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		value, err := a.fp.Normalize(kind, req.Value)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "value: "+err.Error())
+			return
+		}
+		now := a.now()
+		e := detect.Entry{Kind: kind, Value: value, Reason: req.Reason, CreatedAt: now}
+		if req.TTL != "" {
+			ttl, err := time.ParseDuration(req.TTL)
+			if err != nil || ttl <= 0 {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl: %q is not a positive duration such as \"10m\" or \"24h\"", req.TTL))
+				return
+			}
+			e.ExpiresAt = now.Add(ttl)
+		}
+		if len(e.Reason) > 512 {
+			writeError(w, http.StatusBadRequest, "reason: longer than 512 bytes")
+			return
+		}
+		if e.Reason == "" {
+			e.Reason = "manual"
+		}
+		list.Put(e)
+		a.log.Info().Str("list", name).Str("kind", kind.String()).Str("value", value).
+			Str("reason", e.Reason).Time("expires_at", e.ExpiresAt).Msg("list entry added")
+		writeJSON(w, http.StatusCreated, toEntryJSON(&e))
+	})
+}
+
+func (a *admin) deleteEntry(name string, list *detect.List) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind, err := detect.ParseKind(r.PathValue("kind"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		raw, err := url.PathUnescape(r.PathValue("value"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "value: bad escape")
+			return
+		}
+		value, err := a.fp.Normalize(kind, raw)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "value: "+err.Error())
+			return
+		}
+		if !list.Delete(kind, value) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no %s entry for %s %s", name, kind, value))
+			return
+		}
+		a.log.Info().Str("list", name).Str("kind", kind.String()).Str("value", value).Msg("list entry removed")
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func (a *admin) apis(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"apis": a.inventory.APIs(a.catalog.Load().Fallback())})
+}
+
+// decodeJSON decodes one JSON object strictly: unknown fields, trailing
+// data and oversized bodies are errors that say what is wrong.
+func decodeJSON(body io.Reader, into any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		var mbe *http.MaxBytesError
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return fmt.Errorf("body larger than %d bytes", mbe.Limit)
+		case errors.Is(err, io.EOF):
+			return errors.New("empty body: want a JSON object")
+		case errors.As(err, &se):
+			return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, se)
+		case errors.As(err, &te):
+			return fmt.Errorf("field %q: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		}
+		return fmt.Errorf("invalid JSON: %v", err)
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Version is set at build time with -ldflags "-X github.com/vigil-project/vigil/server.Version=…".
+var Version = "dev"
+
+// ErrUsage marks command-line mistakes; main exits 2 on them.
+var ErrUsage = errors.New("usage error")
+
+const usage = `Vigil: machine-learning API threat protection for Envoy.
+
+Usage:
+  vigil serve [--config FILE] [--grpc-addr ADDR] [--admin-addr ADDR] [--data-dir DIR] [--log-level LEVEL]
+  vigil config default            print the embedded default configuration
+  vigil config check FILE         validate a configuration file
+  vigil version
+
+Run 'vigil serve --help' for the flags.
+`
+
+// Main runs the vigil command line. It returns when the command is done or
+// ctx is cancelled (SIGTERM, SIGINT).
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ErrUsage
+	}
+	switch args[0] {
+	case "serve":
+		return serveCmd(ctx, args[1:], stderr)
+	case "config":
+		return configCmd(args[1:], stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "vigil %s\n", Version)
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
+	return ErrUsage
+}
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file (default: the embedded defaults)")
+	grpcAddr := fs.String("grpc-addr", "", "gRPC listen address for Envoy (overrides grpc_addr)")
+	adminAddr := fs.String("admin-addr", "", "admin HTTP listen address (overrides admin_addr)")
+	dataDir := fs.String("data-dir", "", "directory for durable state (overrides data_dir)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log_level)")
+	drainDelay := fs.Duration("drain-delay", -1, "time between NOT_SERVING and closing the listener (overrides shutdown.drain_delay)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	cfg, err := LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "grpc-addr":
+			cfg.GRPCAddr = *grpcAddr
+		case "admin-addr":
+			cfg.AdminAddr = *adminAddr
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "log-level":
+			cfg.LogLevel = *logLevel
+		case "drain-delay":
+			cfg.Shutdown.DrainDelay = *drainDelay
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := NewLogger(stderr, cfg)
+	s, err := New(cfg, log, Options{})
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+func configCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: vigil config default | vigil config check FILE", ErrUsage)
+	}
+	switch args[0] {
+	case "default":
+		_, err := stdout.Write(defaultYAML)
+		return err
+	case "check":
+		if len(args) != 2 {
+			return fmt.Errorf("%w: vigil config check FILE", ErrUsage)
+		}
+		cfg, err := LoadConfig(args[1])
+		if err != nil {
+			return err
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d APIs)\n", args[1], len(cfg.APIs))
+		return nil
+	}
+	return fmt.Errorf("%w: unknown config command %q", ErrUsage, args[0])
+}
+
+// NewLogger builds the process logger from the configuration.
+func NewLogger(w io.Writer, cfg *Config) zerolog.Logger {
+	if cfg.LogFormat == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "vigil").Logger()
+}
+

@@ -1,0 +1,382 @@
+package server
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultConfigYAML returns the embedded default configuration.
+func DefaultConfigYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// Config is Vigil's configuration: embedded defaults, then the YAML file,
+// then flags.
+type Config struct {
+	GRPCAddr       string      `yaml:"grpc_addr"`
+	AdminAddr      string      `yaml:"admin_addr"`
+	AdminToken     string      `yaml:"admin_token"`
+	DataDir        string      `yaml:"data_dir"`
+	FingerprintKey string      `yaml:"fingerprint_key"`
+	TrustedHops    int         `yaml:"trusted_hops"`
+	LogLevel       string      `yaml:"log_level"`
+	LogFormat      string      `yaml:"log_format"`
+	Defaults       APIDefaults `yaml:"defaults"`
+	APIs           []APIConfig `yaml:"apis"`
+	GRPC           GRPCConfig  `yaml:"grpc"`
+	Shutdown       Shutdown    `yaml:"shutdown"`
+	Pipeline       Pipeline    `yaml:"pipeline"`
+	VerdictCache   int64       `yaml:"verdict_cache_size"`
+	Discovery      Discovery   `yaml:"discovery"`
+}
+
+// APIDefaults are the settings of discovered APIs and the defaults of
+// configured ones.
+type APIDefaults struct {
+	Mode            string                 `yaml:"mode"`
+	MaxBodyBytes    int64                  `yaml:"max_body_bytes"`
+	MaxJSONElements int                    `yaml:"max_json_elements"`
+	Identities      detect.IdentitySources `yaml:"identities"`
+}
+
+// APIConfig is one configured API. Unset fields take the defaults.
+type APIConfig struct {
+	Name            string           `yaml:"name"`
+	Hosts           []string         `yaml:"hosts"`
+	BasePath        string           `yaml:"base_path"`
+	Mode            *string          `yaml:"mode"`
+	MaxBodyBytes    *int64           `yaml:"max_body_bytes"`
+	MaxJSONElements *int             `yaml:"max_json_elements"`
+	Identities      *IdentityOverlay `yaml:"identities"`
+}
+
+// IdentityOverlay overrides some identity sources of the defaults.
+type IdentityOverlay struct {
+	TokenHeader    *string `yaml:"token_header"`
+	APIKeyHeader   *string `yaml:"api_key_header"`
+	APIKeyQuery    *string `yaml:"api_key_query"`
+	Cookie         *string `yaml:"cookie"`
+	UsernameHeader *string `yaml:"username_header"`
+	UsernameClaim  *string `yaml:"username_claim"`
+}
+
+// GRPCConfig sets the gRPC server's options.
+type GRPCConfig struct {
+	MaxRecvMsgBytes      int           `yaml:"max_recv_msg_bytes"`
+	MaxConcurrentStreams uint32        `yaml:"max_concurrent_streams"`
+	KeepaliveTime        time.Duration `yaml:"keepalive_time"`
+	KeepaliveTimeout     time.Duration `yaml:"keepalive_timeout"`
+	KeepaliveMinTime     time.Duration `yaml:"keepalive_min_time"`
+}
+
+// Shutdown sets the graceful shutdown.
+type Shutdown struct {
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	Timeout    time.Duration `yaml:"timeout"`
+}
+
+// Pipeline sets the hand-off to detection.
+type Pipeline struct {
+	QueueSize  int           `yaml:"queue_size"`
+	JoinWindow time.Duration `yaml:"join_window"`
+}
+
+// Discovery bounds the API inventory.
+type Discovery struct {
+	MaxAPIs            int `yaml:"max_apis"`
+	MaxEndpointsPerAPI int `yaml:"max_endpoints_per_api"`
+}
+
+// DefaultConfig returns the embedded defaults.
+func DefaultConfig() *Config {
+	c := &Config{}
+	if err := decodeStrict(defaultYAML, c); err != nil {
+		panic("embedded default.yaml: " + err.Error())
+	}
+	return c
+}
+
+// LoadConfig reads a YAML file on top of the embedded defaults. Unknown keys
+// are errors naming the key and its line. The result is not validated yet.
+func LoadConfig(path string) (*Config, error) {
+	c := DefaultConfig()
+	if path == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if err := decodeStrict(data, c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func decodeStrict(data []byte, into *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file keeps the defaults
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("%d problem(s):\n  - %s", len(te.Errors), strings.Join(te.Errors, "\n  - "))
+		}
+		return err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return errors.New("more than one YAML document; a config file holds one")
+	}
+	return nil
+}
+
+var apiNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// Validate checks the whole configuration and reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	checkAddr := func(field, addr string) {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			bad(field, "%q is not host:port", addr)
+		}
+	}
+	checkAddr("grpc_addr", c.GRPCAddr)
+	checkAddr("admin_addr", c.AdminAddr)
+	if c.AdminToken == "" && !isLoopbackAddr(c.AdminAddr) {
+		bad("admin_token", "required when admin_addr (%s) is not a loopback address", c.AdminAddr)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("admin_token", "must be at least 16 characters")
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if c.FingerprintKey != "" {
+		if k, err := hex.DecodeString(c.FingerprintKey); err != nil || len(k) < 32 {
+			bad("fingerprint_key", "must be at least 64 hex digits (32 bytes)")
+		}
+	}
+	if c.TrustedHops < 0 || c.TrustedHops > 16 {
+		bad("trusted_hops", "must be between 0 and 16, got %d", c.TrustedHops)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "unknown level %q (want debug, info, warn or error)", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "console":
+	default:
+		bad("log_format", "unknown format %q (want json or console)", c.LogFormat)
+	}
+	errs = append(errs, validateAPIFields("defaults", c.Defaults.Mode, c.Defaults.MaxBodyBytes, c.Defaults.MaxJSONElements, c.Defaults.Identities)...)
+	names := map[string]int{}
+	routes := map[string]int{}
+	for i, a := range c.APIs {
+		field := fmt.Sprintf("apis[%d]", i)
+		switch {
+		case a.Name == "":
+			bad(field+".name", "must not be empty")
+		case !apiNameRE.MatchString(a.Name):
+			bad(field+".name", "%q: use letters, digits, '.', '_' and '-' (at most 64)", a.Name)
+		default:
+			if j, dup := names[a.Name]; dup {
+				bad(field+".name", "%q is also the name of apis[%d]", a.Name, j)
+			}
+			names[a.Name] = i
+		}
+		if a.BasePath == "" || a.BasePath[0] != '/' {
+			bad(field+".base_path", "%q must start with '/'", a.BasePath)
+		} else if strings.ContainsAny(a.BasePath, "?#* ") {
+			bad(field+".base_path", "%q must be a plain path", a.BasePath)
+		}
+		for j, h := range a.Hosts {
+			if h == "" || strings.ContainsAny(h, "/ ?#") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && h != "*" && !strings.HasPrefix(h, "*.")) {
+				bad(fmt.Sprintf("%s.hosts[%d]", field, j), "%q is not a host name, \"*\" or \"*.domain\"", h)
+			}
+		}
+		hosts := a.Hosts
+		if len(hosts) == 0 {
+			hosts = []string{"*"}
+		}
+		for _, h := range hosts {
+			key := strings.ToLower(h) + " " + normalizeBasePath(a.BasePath)
+			if j, dup := routes[key]; dup {
+				bad(field, "host %q and base_path %q are also those of apis[%d]", h, a.BasePath, j)
+			}
+			routes[key] = i
+		}
+		api := c.resolveAPI(a)
+		errs = append(errs, validateAPIFields(field, api.mode, api.maxBody, api.maxElems, api.ids)...)
+	}
+	if c.GRPC.MaxRecvMsgBytes < 64<<10 {
+		bad("grpc.max_recv_msg_bytes", "must be at least 65536")
+	}
+	if c.GRPC.MaxConcurrentStreams == 0 {
+		bad("grpc.max_concurrent_streams", "must be positive")
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+		zero  bool
+	}{
+		{"grpc.keepalive_time", c.GRPC.KeepaliveTime, false},
+		{"grpc.keepalive_timeout", c.GRPC.KeepaliveTimeout, false},
+		{"grpc.keepalive_min_time", c.GRPC.KeepaliveMinTime, false},
+		{"shutdown.drain_delay", c.Shutdown.DrainDelay, true},
+		{"shutdown.timeout", c.Shutdown.Timeout, false},
+		{"pipeline.join_window", c.Pipeline.JoinWindow, false},
+	} {
+		if d.v < 0 || (d.v == 0 && !d.zero) {
+			bad(d.field, "must be a positive duration, got %s", d.v)
+		}
+	}
+	if c.Pipeline.QueueSize < 1 {
+		bad("pipeline.queue_size", "must be positive")
+	}
+	if c.VerdictCache < 0 {
+		bad("verdict_cache_size", "must not be negative")
+	}
+	if c.Discovery.MaxAPIs < 1 {
+		bad("discovery.max_apis", "must be positive")
+	}
+	if c.Discovery.MaxEndpointsPerAPI < 1 {
+		bad("discovery.max_endpoints_per_api", "must be positive")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	lines := make([]string, len(errs))
+	for i, e := range errs {
+		lines[i] = "  - " + e.Error()
+	}
+	return fmt.Errorf("invalid configuration, %d problem(s):\n%s", len(errs), strings.Join(lines, "\n"))
+}
+
+func validateAPIFields(field, mode string, maxBody int64, maxElems int, ids detect.IdentitySources) []error {
+	var errs []error
+	if _, err := detect.ParseMode(mode); err != nil {
+		errs = append(errs, fmt.Errorf("%s.mode: %w", field, err))
+	}
+	if maxBody < 0 {
+		errs = append(errs, fmt.Errorf("%s.max_body_bytes: must not be negative", field))
+	}
+	if maxElems < 0 {
+		errs = append(errs, fmt.Errorf("%s.max_json_elements: must not be negative", field))
+	}
+	for _, h := range []struct{ name, v string }{
+		{"token_header", ids.TokenHeader}, {"api_key_header", ids.APIKeyHeader}, {"username_header", ids.UsernameHeader},
+	} {
+		if h.v != "" && !headerNameRE.MatchString(h.v) {
+			errs = append(errs, fmt.Errorf("%s.identities.%s: %q is not a header name", field, h.name, h.v))
+		}
+	}
+	if ids.Cookie != "" && !headerNameRE.MatchString(ids.Cookie) {
+		errs = append(errs, fmt.Errorf("%s.identities.cookie: %q is not a cookie name", field, ids.Cookie))
+	}
+	if ids.APIKeyQuery != "" && strings.ContainsAny(ids.APIKeyQuery, "&=?# ") {
+		errs = append(errs, fmt.Errorf("%s.identities.api_key_query: %q is not a query parameter name", field, ids.APIKeyQuery))
+	}
+	return errs
+}
+
+type resolvedAPI struct {
+	mode     string
+	maxBody  int64
+	maxElems int
+	ids      detect.IdentitySources
+}
+
+// resolveAPI applies the defaults to one configured API.
+func (c *Config) resolveAPI(a APIConfig) resolvedAPI {
+	r := resolvedAPI{mode: c.Defaults.Mode, maxBody: c.Defaults.MaxBodyBytes, maxElems: c.Defaults.MaxJSONElements, ids: c.Defaults.Identities}
+	if a.Mode != nil {
+		r.mode = *a.Mode
+	}
+	if a.MaxBodyBytes != nil {
+		r.maxBody = *a.MaxBodyBytes
+	}
+	if a.MaxJSONElements != nil {
+		r.maxElems = *a.MaxJSONElements
+	}
+	if o := a.Identities; o != nil {
+		set := func(dst *string, src *string) {
+			if src != nil {
+				*dst = *src
+			}
+		}
+		set(&r.ids.TokenHeader, o.TokenHeader)
+		set(&r.ids.APIKeyHeader, o.APIKeyHeader)
+		set(&r.ids.APIKeyQuery, o.APIKeyQuery)
+		set(&r.ids.Cookie, o.Cookie)
+		set(&r.ids.UsernameHeader, o.UsernameHeader)
+		set(&r.ids.UsernameClaim, o.UsernameClaim)
+	}
+	return r
+}
+
+// Catalog builds the API catalog of a validated configuration.
+func (c *Config) Catalog() *detect.Catalog {
+	apis := make([]*detect.API, 0, len(c.APIs))
+	for _, a := range c.APIs {
+		r := c.resolveAPI(a)
+		mode, _ := detect.ParseMode(r.mode)
+		hosts := make([]string, 0, len(a.Hosts))
+		for _, h := range a.Hosts {
+			hosts = append(hosts, strings.ToLower(h))
+		}
+		apis = append(apis, &detect.API{
+			Name: a.Name, Hosts: hosts, BasePath: normalizeBasePath(a.BasePath), Mode: mode,
+			MaxBodyBytes: r.maxBody, MaxJSONElements: r.maxElems, Identities: r.ids.WithDefaults(),
+		})
+	}
+	mode, _ := detect.ParseMode(c.Defaults.Mode)
+	fallback := &detect.API{
+		Name: "", BasePath: "/", Mode: mode, MaxBodyBytes: c.Defaults.MaxBodyBytes,
+		MaxJSONElements: c.Defaults.MaxJSONElements, Identities: c.Defaults.Identities.WithDefaults(),
+	}
+	return detect.NewCatalog(apis, fallback)
+}
+
+func normalizeBasePath(p string) string {
+	for len(p) > 1 && strings.HasSuffix(p, "/") {
+		p = p[:len(p)-1]
+	}
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

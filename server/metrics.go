@@ -1,0 +1,116 @@
+package server
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/envoy"
+)
+
+// metrics holds Vigil's Prometheus metrics in a registry of its own. Every
+// series used on the hot path is resolved once, so observing allocates
+// nothing.
+type metrics struct {
+	reg      *prometheus.Registry
+	services map[string]*serviceMetrics
+	panics   prometheus.Counter
+}
+
+type serviceMetrics struct {
+	calls    prometheus.Counter
+	latency  prometheus.Observer
+	protoErr prometheus.Counter
+	// verdicts by outcome (allow, deny, would_block) and reason
+	verdicts [3][]prometheus.Counter
+}
+
+const (
+	outcomeAllow = iota
+	outcomeDeny
+	outcomeWouldBlock
+)
+
+var outcomeNames = [3]string{"allow", "deny", "would_block"}
+
+func newMetrics(q *detect.Queue, allow, block *detect.List) *metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_calls_total", Help: "Decisions made, by service.",
+	}, []string{"service"})
+	verdicts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_verdicts_total", Help: "Verdicts by service, outcome (allow, deny, would_block) and reason.",
+	}, []string{"service", "outcome", "reason"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "vigil_decision_seconds",
+		Help:    "Time spent deciding, from the message's arrival to the reply being built (gRPC transport excluded).",
+		Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2},
+	}, []string{"service"})
+	protoErr := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_protocol_errors_total", Help: "Malformed or out-of-order messages from Envoy, by service.",
+	}, []string{"service"})
+	m := &metrics{
+		reg:      reg,
+		services: map[string]*serviceMetrics{},
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_panics_total", Help: "Panics recovered in gRPC handlers.",
+		}),
+	}
+	reg.MustRegister(calls, verdicts, latency, protoErr, m.panics)
+	for _, svc := range []string{envoy.ServiceExtProc, envoy.ServiceExtAuthz} {
+		sm := &serviceMetrics{calls: calls.WithLabelValues(svc), latency: latency.WithLabelValues(svc), protoErr: protoErr.WithLabelValues(svc)}
+		for o := range sm.verdicts {
+			for _, r := range detect.Reasons() {
+				sm.verdicts[o] = append(sm.verdicts[o], verdicts.WithLabelValues(svc, outcomeNames[o], r.String()))
+			}
+		}
+		m.services[svc] = sm
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_queue_depth", Help: "Transaction records waiting for detection."},
+			func() float64 { return float64(q.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_queue_capacity", Help: "Capacity of the transaction queue."},
+			func() float64 { return float64(q.Cap()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_queue_dropped_total", Help: "Transaction records dropped because the queue was full."},
+			func() float64 { return float64(q.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_queue_pushed_total", Help: "Transaction records queued for detection."},
+			func() float64 { return float64(q.Pushed()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_blocklist_entries", Help: "Entries on the block list (expired ones not yet swept included)."},
+			func() float64 { return float64(block.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_allowlist_entries", Help: "Entries on the allow list (expired ones not yet swept included)."},
+			func() float64 { return float64(allow.Len()) }),
+	)
+	return m
+}
+
+var _ envoy.Metrics = (*metrics)(nil)
+
+// Decision implements envoy.Metrics.
+func (m *metrics) Decision(service string, v *detect.Verdict, elapsed time.Duration) {
+	sm := m.services[service]
+	if sm == nil {
+		return
+	}
+	sm.calls.Inc()
+	sm.latency.Observe(elapsed.Seconds())
+	o := outcomeAllow
+	switch {
+	case v.Deny:
+		o = outcomeDeny
+	case v.WouldBlock:
+		o = outcomeWouldBlock
+	}
+	if int(v.Reason) < len(sm.verdicts[o]) {
+		sm.verdicts[o][v.Reason].Inc()
+	}
+}
+
+// ProtocolError implements envoy.Metrics.
+func (m *metrics) ProtocolError(service, _ string) {
+	if sm := m.services[service]; sm != nil {
+		sm.protoErr.Inc()
+	}
+}

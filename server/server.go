@@ -1,0 +1,296 @@
+// Package server is the Vigil process: configuration (embedded defaults,
+// strict YAML, flags, validation), the gRPC server that Envoy talks to, the
+// admin HTTP API and metrics, the wiring between envoy and detect, and an
+// ordered graceful shutdown.
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/envoy"
+)
+
+// Server is a running Vigil: listeners bound, services wired.
+type Server struct {
+	cfg   *Config
+	log   zerolog.Logger
+	now   func() time.Time
+	grpcL net.Listener
+	admL  net.Listener
+
+	grpc      *grpc.Server
+	health    *health.Server
+	http      *http.Server
+	ready     atomic.Bool
+	catalog   atomic.Pointer[detect.Catalog]
+	extractor *detect.Extractor
+	enforcer  *detect.Enforcer
+	queue     *detect.Queue
+	inventory *detect.Inventory
+	metrics   *metrics
+}
+
+// Options are the dependencies of New that tests replace.
+type Options struct {
+	Now func() time.Time // time.Now by default
+}
+
+// New validates cfg, prepares the data directory and binds both listeners.
+// It starts nothing: Run does.
+func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	key, err := fingerprintKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := detect.NewFingerprinter(key)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, now: opts.Now}
+	s.catalog.Store(cfg.Catalog())
+	if s.extractor, err = detect.NewExtractor(fp, cfg.TrustedHops); err != nil {
+		return nil, err
+	}
+	allow, block := detect.NewLists()
+	if s.enforcer, err = detect.NewEnforcer(allow, block, cfg.VerdictCache); err != nil {
+		s.extractor.Close()
+		return nil, err
+	}
+	s.queue = detect.NewQueue(cfg.Pipeline.QueueSize)
+	s.inventory = detect.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
+	s.metrics = newMetrics(s.queue, allow, block)
+
+	if s.grpcL, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		s.closeState()
+		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	if s.admL, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+		s.grpcL.Close()
+		s.closeState()
+		return nil, fmt.Errorf("listen admin on %s: %w", cfg.AdminAddr, err)
+	}
+	s.grpc = s.newGRPCServer()
+	adm := &admin{
+		log: log.With().Str("component", "admin").Logger(), token: []byte(cfg.AdminToken), fp: fp,
+		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
+	}
+	s.http = &http.Server{
+		Handler:           adm.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return s, nil
+}
+
+func (s *Server) closeState() {
+	s.extractor.Close()
+	if s.enforcer != nil {
+		s.enforcer.Close()
+	}
+}
+
+// GRPCAddr returns the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.grpcL.Addr().String() }
+
+// AdminAddr returns the bound admin address.
+func (s *Server) AdminAddr() string { return s.admL.Addr().String() }
+
+// Enforcer returns the enforcement hot path (tests and benchmarks).
+func (s *Server) Enforcer() *detect.Enforcer { return s.enforcer }
+
+// newGRPCServer sets every option on purpose: Envoy keeps few HTTP/2
+// connections and multiplexes one stream per HTTP request on them, so
+// concurrent streams are many; BUFFERED bodies and ext_authz bodies arrive
+// in single messages, so the receive limit follows the config; keepalive
+// finds dead connections; recovery is the outermost interceptor so that a
+// panic becomes an INTERNAL status, which Envoy handles by its failure mode.
+func (s *Server) newGRPCServer() *grpc.Server {
+	g := s.cfg.GRPC
+	onPanic := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		s.metrics.panics.Inc()
+		s.log.Error().Interface("panic", p).Msg("recovered from panic in gRPC handler")
+		return status.Error(codes.Internal, "internal error")
+	})
+	srv := grpc.NewServer(
+		grpc.MaxRecvMsgSize(g.MaxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(g.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: g.KeepaliveTime, Timeout: g.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(onPanic)),
+		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(onPanic)),
+	)
+	ec := envoy.Config{
+		Log:       s.log.With().Str("component", "envoy").Logger(),
+		Catalog:   &s.catalog,
+		Extractor: s.extractor,
+		Enforcer:  s.enforcer,
+		Queue:     s.queue,
+		Metrics:   s.metrics,
+		Now:       s.now,
+	}
+	extprocv3.RegisterExternalProcessorServer(srv, envoy.NewExtProc(ec))
+	authv3.RegisterAuthorizationServer(srv, envoy.NewExtAuthz(ec))
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(srv, s.health)
+	reflection.Register(srv)
+	return srv
+}
+
+var servedServices = []string{
+	"", // the server as a whole
+	"envoy.service.ext_proc.v3.ExternalProcessor",
+	"envoy.service.auth.v3.Authorization",
+}
+
+// Run serves until ctx is cancelled, then shuts down in order: health
+// NOT_SERVING and readyz 503, the drain delay, GracefulStop bounded by the
+// shutdown timeout, Stop, then the admin listener and the pipeline.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.closeState()
+	pipeCtx, stopPipe := context.WithCancel(context.Background())
+	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory)
+	var wg sync.WaitGroup
+	wg.Go(func() { pipeline.Run(pipeCtx) })
+	wg.Go(func() { s.sweep(pipeCtx) })
+
+	errc := make(chan error, 2)
+	go func() {
+		if err := s.grpc.Serve(s.grpcL); err != nil {
+			errc <- fmt.Errorf("gRPC server: %w", err)
+		}
+	}()
+	go func() {
+		if err := s.http.Serve(s.admL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin server: %w", err)
+		}
+	}()
+	for _, name := range servedServices {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	s.ready.Store(true)
+	s.log.Info().Str("grpc_addr", s.GRPCAddr()).Str("admin_addr", s.AdminAddr()).
+		Int("apis", len(s.catalog.Load().APIs())).Msg("vigil serving")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info().Msg("shutting down")
+	case runErr = <-errc:
+		s.log.Error().Err(runErr).Msg("server failed; shutting down")
+	}
+	s.shutdown()
+	stopPipe()
+	wg.Wait()
+	s.log.Info().Uint64("queue_dropped", s.queue.Dropped()).Msg("vigil stopped")
+	return runErr
+}
+
+func (s *Server) shutdown() {
+	s.ready.Store(false)
+	s.health.Shutdown() // every service NOT_SERVING: Envoy's health checks move traffic away
+	if d := s.cfg.Shutdown.DrainDelay; d > 0 {
+		s.log.Info().Dur("drain_delay", d).Msg("draining")
+		time.Sleep(d)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	timer := time.NewTimer(s.cfg.Shutdown.Timeout)
+	select {
+	case <-done:
+		timer.Stop()
+	case <-timer.C:
+		s.log.Warn().Dur("timeout", s.cfg.Shutdown.Timeout).Msg("streams still open after the shutdown timeout; closing them")
+		s.grpc.Stop()
+		<-done
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.http.Close()
+	}
+}
+
+// sweep frees expired list entries every 30 seconds.
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	allow, block := s.enforcer.Lists()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := s.now()
+			allow.Sweep(now)
+			block.Sweep(now)
+		}
+	}
+}
+
+// fingerprintKey returns the configured key, or the one kept in the data
+// directory, created on first start.
+func fingerprintKey(cfg *Config) ([]byte, error) {
+	if cfg.FingerprintKey != "" {
+		return hex.DecodeString(cfg.FingerprintKey)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, "fingerprint.key")
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(key) < 32 {
+			return nil, fmt.Errorf("%s: not a hex key of at least 32 bytes", path)
+		}
+		return key, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("read fingerprint key: %w", err)
+	}
+	key := detect.NewKey()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write fingerprint key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("write fingerprint key: %w", err)
+	}
+	return key, nil
+}
