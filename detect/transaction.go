@@ -75,4 +75,3 @@ func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
 
 // Pushed returns how many records were queued.
 func (q *Queue) Pushed() uint64 { return q.pushed.Load() }
-

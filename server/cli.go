@@ -134,4 +134,3 @@ func NewLogger(w io.Writer, cfg *Config) zerolog.Logger {
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "vigil").Logger()
 }
-
