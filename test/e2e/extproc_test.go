@@ -1,0 +1,401 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigil-project/vigil/test/envoysim"
+)
+
+// Envoy's usual set-up in front of Vigil: request headers and a BUFFERED
+// request body, response headers.
+var buffered = envoysim.Config{
+	RequestHeaderMode:  envoysim.Send,
+	RequestBodyMode:    envoysim.Buffered,
+	ResponseHeaderMode: envoysim.Send,
+	MessageTimeout:     5 * time.Second,
+}
+
+func ok(envoysim.HTTPRequest) envoysim.HTTPResponse {
+	return envoysim.HTTPResponse{Status: 200, Headers: [][2]string{{"content-type", "application/json"}}, Body: []byte(`{"ok":true}`)}
+}
+
+func get(path string, headers ...string) envoysim.HTTPRequest {
+	return envoysim.HTTPRequest{Method: "GET", Path: path, Authority: "shop.example.com", Headers: envoysim.HeaderPairs(headers...)}
+}
+
+// blockBody is the JSON body of a refusal.
+type blockBody struct {
+	Error      string `json:"error"`
+	DecisionID string `json:"decision_id"`
+	Reason     string `json:"reason"`
+}
+
+func (v *vigil) send(cfg envoysim.Config, req envoysim.HTTPRequest) *envoysim.Result {
+	v.t.Helper()
+	res, err := envoysim.Do(context.Background(), v.extproc, cfg, req, ok)
+	if err != nil {
+		v.t.Fatalf("%s %s: %v", req.Method, req.Path, err)
+	}
+	return res
+}
+
+// assertBlocked checks the refusal a client sees: status, JSON body with
+// the decision ID that the header carries, and the reason.
+func assertBlocked(t *testing.T, res *envoysim.Result, status int, reason string) blockBody {
+	t.Helper()
+	if res.UpstreamCalled {
+		t.Fatalf("the upstream was called for a refused request")
+	}
+	if res.Status != status {
+		t.Fatalf("status %d, want %d (body %s)", res.Status, status, res.Body)
+	}
+	if ct := res.Header("content-type"); ct != "application/json" {
+		t.Fatalf("content-type %q", ct)
+	}
+	var b blockBody
+	if err := json.Unmarshal(res.Body, &b); err != nil {
+		t.Fatalf("body %q: %v", res.Body, err)
+	}
+	if b.DecisionID == "" || res.Header("x-vigil-decision-id") != b.DecisionID {
+		t.Fatalf("decision id: header %q, body %q", res.Header("x-vigil-decision-id"), b.DecisionID)
+	}
+	if b.Reason != reason {
+		t.Fatalf("reason %q, want %q", b.Reason, reason)
+	}
+	return b
+}
+
+func TestExtProcAllowsThenBlocksAnIPAndUnblocks(t *testing.T) {
+	v := start(t, "trusted_hops: 1\n")
+	req := get("/shopapi-bid/order/17", "x-forwarded-for", "100.100.1.10")
+	if res := v.send(buffered, req); !res.UpstreamCalled || res.Status != 200 {
+		t.Fatalf("before blocking: upstream %v status %d", res.UpstreamCalled, res.Status)
+	}
+	out := v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"100.100.1.10","ttl":"10m","reason":"manual"}`, 201)
+	var entry struct{ Kind, Value, Reason, ExpiresAt string }
+	decodeJSON(t, out, &entry)
+	if entry.Kind != "ip" || entry.Value != "100.100.1.10" || entry.Reason != "manual" {
+		t.Fatalf("stored entry %s", out)
+	}
+	// The very next request is refused, and only that client's.
+	b := assertBlocked(t, v.send(buffered, req), 403, "blocklist")
+	if b.Error != "forbidden" {
+		t.Fatalf("error %q", b.Error)
+	}
+	if res := v.send(buffered, get("/shopapi-bid/order/17", "x-forwarded-for", "100.100.1.11")); res.Status != 200 {
+		t.Fatalf("another client got %d", res.Status)
+	}
+	if !strings.Contains(v.logs.String(), b.DecisionID) {
+		t.Fatalf("the decision %s is not in the log", b.DecisionID)
+	}
+	v.mustDo("DELETE", "/v1/blocklist/ip/100.100.1.10", "", 204)
+	if res := v.send(buffered, req); res.Status != 200 {
+		t.Fatalf("after unblocking: %d", res.Status)
+	}
+	v.mustDo("DELETE", "/v1/blocklist/ip/100.100.1.10", "", 404)
+}
+
+func TestExtProcBlocksATokenWithoutKeepingIt(t *testing.T) {
+	v := start(t, "")
+	const secret = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.c2ln"
+	out := v.mustDo("POST", "/v1/blocklist", `{"kind":"token","value":"`+secret+`","ttl":"1h","reason":"stolen"}`, 201)
+	var entry struct{ Value string }
+	decodeJSON(t, out, &entry)
+	if !strings.HasPrefix(entry.Value, "fp:") || strings.Contains(out, secret) {
+		t.Fatalf("the stored entry shows the secret: %s", out)
+	}
+	assertBlocked(t, v.send(buffered, get("/api/v1/users/me", "authorization", "Bearer "+secret)), 403, "blocklist")
+	if res := v.send(buffered, get("/api/v1/users/me", "authorization", "Bearer other")); res.Status != 200 {
+		t.Fatalf("another token got %d", res.Status)
+	}
+	// The user name read from the JWT is an identity too.
+	v.mustDo("DELETE", "/v1/blocklist/token/"+entry.Value, "", 204)
+	v.mustDo("POST", "/v1/blocklist", `{"kind":"username","value":"alice"}`, 201)
+	assertBlocked(t, v.send(buffered, get("/api/v1/users/me", "authorization", "Bearer "+secret)), 403, "blocklist")
+	for _, where := range []string{v.logs.String(), v.mustDo("GET", "/v1/blocklist", "", 200)} {
+		if strings.Contains(where, secret) {
+			t.Fatalf("the token appears in clear:\n%s", where)
+		}
+	}
+}
+
+func TestExtProcAllowListWinsOverBlockList(t *testing.T) {
+	v := start(t, "trusted_hops: 1\n")
+	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"10.1.1.1"}`, 201)
+	v.mustDo("POST", "/v1/allowlist", `{"kind":"api_key","value":"partner-key","reason":"partner"}`, 201)
+	req := get("/v2/orders", "x-forwarded-for", "10.1.1.1", "x-api-key", "partner-key")
+	if res := v.send(buffered, req); res.Status != 200 {
+		t.Fatalf("allow-listed key from a blocked IP got %d", res.Status)
+	}
+	v.mustDo("DELETE", "/v1/allowlist/api_key/partner-key", "", 204)
+	assertBlocked(t, v.send(buffered, req), 403, "blocklist")
+}
+
+func TestExtProcListEntryExpires(t *testing.T) {
+	v := start(t, "trusted_hops: 1\n")
+	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"10.9.9.9","ttl":"300ms"}`, 201)
+	req := get("/v1/things", "x-forwarded-for", "10.9.9.9")
+	assertBlocked(t, v.send(buffered, req), 403, "blocklist")
+	eventually(t, 5*time.Second, func() error {
+		if res := v.send(buffered, req); res.Status != 200 {
+			return fmt.Errorf("still %d", res.Status)
+		}
+		return nil
+	})
+}
+
+const limitsConfig = `
+apis:
+  - name: shop-bidding
+    hosts: [shop.example.com]
+    base_path: /shopapi-bid
+    mode: block
+    max_body_bytes: 100000
+    max_json_elements: 1000
+  - name: shop-dry-run
+    hosts: [shop.example.com]
+    base_path: /dry
+    mode: detect
+    max_body_bytes: 1000
+`
+
+// jsonPatch returns a json-patch document of n operations.
+func jsonPatch(n int) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"op":"add","path":"/metadata/labels/l%d","value":"v"}`, i)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
+
+func patch(path string, body []byte) envoysim.HTTPRequest {
+	return envoysim.HTTPRequest{Method: "PATCH", Path: path, Authority: "shop.example.com",
+		Headers: [][2]string{{"content-type", "application/json-patch+json"}}, Body: body}
+}
+
+func TestExtProcRefusesAJSONPatchFloodWhileStreaming(t *testing.T) {
+	v := start(t, limitsConfig)
+	big := jsonPatch(10000) // about 550 KB, 10,000 operations
+	streamed := buffered
+	streamed.RequestBodyMode = envoysim.Streamed
+	streamed.ChunkSize = 4096
+	// With no content-length the server learns the size only as chunks come.
+	req := patch("/shopapi-bid/order/7", big)
+	req.Headers = append(req.Headers, [2]string{"transfer-encoding", "chunked"})
+	res := v.send(streamed, req)
+	assertBlocked(t, res, 413, "too_many_json_elements")
+	var chunks int
+	for _, m := range res.Requests {
+		if m.GetRequestBody() != nil {
+			chunks++
+		}
+	}
+	// 1,000 operations are about 55 KB: the refusal comes at the chunk that
+	// crosses the limit, long before the 550 KB body is through.
+	if chunks > 20 {
+		t.Fatalf("refused after %d chunks of 4 KiB; the body was held too long", chunks)
+	}
+	// A small patch goes through.
+	if res := v.send(streamed, patch("/shopapi-bid/order/7", jsonPatch(10))); res.Status != 200 {
+		t.Fatalf("small patch: %d", res.Status)
+	}
+}
+
+func TestExtProcRefusesOversizedBodies(t *testing.T) {
+	v := start(t, limitsConfig)
+	// BUFFERED: the whole body in one message.
+	body := bytes.Repeat([]byte("a"), 200000)
+	req := envoysim.HTTPRequest{Method: "POST", Path: "/shopapi-bid/upload", Authority: "shop.example.com", Body: body}
+	res := v.send(buffered, req)
+	assertBlocked(t, res, 413, "body_too_large")
+	// The declared content-length alone is enough: refused on the headers.
+	for _, m := range res.Requests {
+		if m.GetRequestBody() != nil {
+			t.Fatalf("the body was sent although content-length already exceeded the limit")
+		}
+	}
+	// In detect mode the request flows and the would-be refusal is counted.
+	before := v.metric("vigil_verdicts_total", `outcome="would_block"`, `reason="body_too_large"`)
+	res = v.send(buffered, envoysim.HTTPRequest{Method: "POST", Path: "/dry/upload", Authority: "shop.example.com", Body: bytes.Repeat([]byte("a"), 5000)})
+	if res.Status != 200 || !res.UpstreamCalled {
+		t.Fatalf("detect mode refused: %d", res.Status)
+	}
+	if after := v.metric("vigil_verdicts_total", `outcome="would_block"`, `reason="body_too_large"`); after != before+1 {
+		t.Fatalf("would_block body_too_large went from %v to %v", before, after)
+	}
+}
+
+func TestExtProcModesNeverBlockInLearnAndDetect(t *testing.T) {
+	v := start(t, `
+trusted_hops: 1
+apis:
+  - {name: learning, base_path: /learn, mode: learn}
+  - {name: watching, base_path: /watch, mode: detect}
+  - {name: guarding, base_path: /guard, mode: block}
+`)
+	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.9"}`, 201)
+	for _, p := range []string{"/learn/a", "/watch/a"} {
+		if res := v.send(buffered, get(p, "x-forwarded-for", "203.0.113.9")); res.Status != 200 {
+			t.Fatalf("%s: %d", p, res.Status)
+		}
+	}
+	assertBlocked(t, v.send(buffered, get("/guard/a", "x-forwarded-for", "203.0.113.9")), 403, "blocklist")
+	if n := v.metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="would_block"`, `reason="blocklist"`); n != 2 {
+		t.Fatalf("would_block blocklist = %v, want 2", n)
+	}
+}
+
+func TestExtProcObservabilityModeNeverAnswers(t *testing.T) {
+	v := start(t, "")
+	observe := envoysim.Config{
+		ObservabilityMode: true, RequestHeaderMode: envoysim.Skip, ResponseHeaderMode: envoysim.Send,
+		ResponseBodyMode: envoysim.Streamed, ChunkSize: 100,
+		ResponseAttributes: map[string]string{"request.id": "obs-1"},
+	}
+	res, err := envoysim.Do(context.Background(), v.extproc, observe, get("/catalog/items/42"), func(envoysim.HTTPRequest) envoysim.HTTPResponse {
+		return envoysim.HTTPResponse{Status: 404, Body: bytes.Repeat([]byte("x"), 1000)}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Responses) != 0 || len(res.Violations) != 0 {
+		t.Fatalf("Vigil answered in observability mode: %v", res.Violations)
+	}
+	if res.Status != 404 {
+		t.Fatalf("status %d", res.Status)
+	}
+}
+
+func TestExtProcBuildsTheAPIInventory(t *testing.T) {
+	v := start(t, limitsConfig)
+	for _, p := range []string{"/shopapi-bid/order/1", "/shopapi-bid/order/2", "/shopapi-bid/order/3f2504e0-4f89-11d3-9a0c-0305e82c3301", "/shopapi-bid/search?q=bike"} {
+		v.send(buffered, get(p))
+	}
+	other := get("/api/v2/users/8812/orders")
+	other.Authority = "partners.example.com:8443"
+	v.send(buffered, other)
+	type endpoint struct {
+		Method, Path string
+		Requests     int
+		Status       map[string]int
+	}
+	type api struct {
+		Name, BasePath string
+		Discovered     bool
+		Requests       int
+		Endpoints      []endpoint
+	}
+	eventually(t, 5*time.Second, func() error {
+		var out struct{ APIs []api }
+		decodeJSON(t, v.mustDo("GET", "/v1/apis", "", 200), &out)
+		byName := map[string]api{}
+		for _, a := range out.APIs {
+			byName[a.Name] = a
+		}
+		shop := byName["shop-bidding"]
+		if shop.Discovered || shop.Requests != 4 {
+			return fmt.Errorf("shop-bidding: %+v", shop)
+		}
+		var ids *endpoint
+		for i, e := range shop.Endpoints {
+			if e.Path == "/shopapi-bid/order/{id}" && e.Method == "GET" {
+				ids = &shop.Endpoints[i]
+			}
+		}
+		if ids == nil || ids.Requests != 3 || ids.Status["2xx"] != 3 {
+			return fmt.Errorf("no GET /shopapi-bid/order/{id} with 3 requests: %+v", shop.Endpoints)
+		}
+		d, ok := byName["partners.example.com/api/v2/users"]
+		if !ok || !d.Discovered || len(d.Endpoints) != 1 || d.Endpoints[0].Path != "/api/v2/users/{id}/orders" {
+			return fmt.Errorf("discovered API missing: %+v", out.APIs)
+		}
+		return nil
+	})
+}
+
+func TestExtProcOutOfOrderAndMalformedMessages(t *testing.T) {
+	v := start(t, "")
+	ctx := context.Background()
+	t.Run("response headers without request headers (envoy#38022)", func(t *testing.T) {
+		s, err := envoysim.Stream(ctx, v.extproc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.Send(envoysim.ResponseHeadersMsg(envoysim.HeaderPairs(":status", "400"), true))
+		r, err := s.Recv(5 * time.Second)
+		if err != nil || r.GetResponseHeaders() == nil {
+			t.Fatalf("reply %v, %v", r, err)
+		}
+	})
+	t.Run("body before headers", func(t *testing.T) {
+		s, _ := envoysim.Stream(ctx, v.extproc)
+		defer s.Close()
+		s.Send(envoysim.BodyMsg([]byte(`{"a":1}`), true))
+		r, err := s.Recv(5 * time.Second)
+		if err != nil || r.GetRequestBody() == nil {
+			t.Fatalf("reply %v, %v", r, err)
+		}
+	})
+	t.Run("request headers twice", func(t *testing.T) {
+		s, _ := envoysim.Stream(ctx, v.extproc)
+		defer s.Close()
+		h := envoysim.HeadersMsg(":method", "GET", ":path", "/x", ":authority", "a")
+		s.Send(h)
+		if r, err := s.Recv(5 * time.Second); err != nil || r.GetRequestHeaders() == nil {
+			t.Fatalf("first reply %v, %v", r, err)
+		}
+		s.Send(h)
+		_, err := s.Recv(5 * time.Second)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "twice") {
+			t.Fatalf("want InvalidArgument saying twice, got %v", err)
+		}
+	})
+	t.Run("empty message", func(t *testing.T) {
+		s, _ := envoysim.Stream(ctx, v.extproc)
+		defer s.Close()
+		s.Send(&extprocv3.ProcessingRequest{})
+		_, err := s.Recv(5 * time.Second)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("want InvalidArgument, got %v", err)
+		}
+	})
+	t.Run("huge header value", func(t *testing.T) {
+		res := v.send(buffered, get("/x", "x-forwarded-for", strings.Repeat("1.2.3.4,", 50000), "cookie", strings.Repeat("a=b; ", 20000)))
+		if res.Status != 200 {
+			t.Fatalf("status %d", res.Status)
+		}
+	})
+	t.Run("client cancels mid-stream", func(t *testing.T) {
+		s, _ := envoysim.Stream(ctx, v.extproc)
+		s.Send(envoysim.HeadersMsg(":method", "POST", ":path", "/upload", ":authority", "a", "content-type", "application/json"))
+		if _, err := s.Recv(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		s.Send(envoysim.BodyMsg([]byte(`[1,2,`), false))
+		s.Cancel()
+		s.Close()
+	})
+	if n := v.metric("vigil_protocol_errors_total", `service="ext_proc"`); n != 2 {
+		t.Fatalf("protocol errors %v, want 2", n)
+	}
+	// The server is still healthy.
+	if res := v.send(buffered, get("/after")); res.Status != 200 {
+		t.Fatalf("after the bad streams: %d", res.Status)
+	}
+}
