@@ -1,13 +1,13 @@
 package server
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -82,9 +82,13 @@ func (a *admin) auth(next http.Handler) http.Handler {
 	if len(a.token) == 0 {
 		return next
 	}
+	// Digests are compared, so that the time taken does not even reveal the
+	// token's length.
+	want := sha256.Sum256(a.token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), a.token) != 1 {
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		sum := sha256.Sum256([]byte(got))
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-admin"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong admin bearer token")
 			return
@@ -168,12 +172,9 @@ func (a *admin) deleteEntry(name string, list *detect.List) http.Handler {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		raw, err := url.PathUnescape(r.PathValue("value"))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "value: bad escape")
-			return
-		}
-		value, err := a.fp.Normalize(kind, raw)
+		// PathValue is already unescaped: unescaping it again would turn a
+		// literal "%41" in a value into "A" and refuse a lone "%".
+		value, err := a.fp.Normalize(kind, r.PathValue("value"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "value: "+err.Error())
 			return
@@ -210,9 +211,17 @@ func decodeJSON(body io.Reader, into any) error {
 		case errors.As(err, &te):
 			return fmt.Errorf("field %q: want %s, got JSON %s", te.Field, te.Type, te.Value)
 		}
+		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return fmt.Errorf("unknown field %s", field)
+		}
 		return fmt.Errorf("invalid JSON: %v", err)
 	}
-	if dec.More() {
+	// More() would accept a stray ']' or '}' after the object.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("body larger than %d bytes", mbe.Limit)
+		}
 		return errors.New("trailing data after the JSON object")
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,24 +128,128 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
+// decodeStrict decodes one YAML document on top of into. Unknown keys, values
+// of the wrong type and extra documents are errors; each problem names its
+// line and the dotted path of its key.
 func decodeStrict(data []byte, into *Config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(into); err != nil {
+	var doc yaml.Node
+	nodes := yaml.NewDecoder(bytes.NewReader(data))
+	if err := nodes.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file keeps the defaults
-		}
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			return fmt.Errorf("%d problem(s):\n  - %s", len(te.Errors), strings.Join(te.Errors, "\n  - "))
 		}
 		return err
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	switch err := nodes.Decode(&extra); {
+	case err == nil:
 		return errors.New("more than one YAML document; a config file holds one")
+	case !errors.Is(err, io.EOF):
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			keys := yamlKeys(&doc)
+			problems := make([]string, len(te.Errors))
+			for i, e := range te.Errors {
+				problems[i] = explainYAMLError(e, keys)
+			}
+			return fmt.Errorf("%d problem(s):\n  - %s", len(problems), strings.Join(problems, "\n  - "))
+		}
+		return err
 	}
 	return nil
+}
+
+// yamlKey is one key of a YAML document (or one item of a sequence) with the
+// dotted path that leads to it.
+type yamlKey struct {
+	line      int    // of the key, or of the sequence item
+	valueLine int    // of the value
+	name      string // the key itself; empty for sequence items
+	path      string // e.g. apis[0].identities.token_header
+	scalar    string // the value when it is a scalar
+	isScalar  bool
+}
+
+func yamlKeys(doc *yaml.Node) []yamlKey {
+	var keys []yamlKey
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				keys = append(keys, yamlKey{line: k.Line, valueLine: v.Line, name: k.Value, path: p, scalar: v.Value, isScalar: v.Kind == yaml.ScalarNode})
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, v := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				keys = append(keys, yamlKey{line: v.Line, valueLine: v.Line, path: p, scalar: v.Value, isScalar: v.Kind == yaml.ScalarNode})
+				walk(v, p)
+			}
+		}
+	}
+	walk(doc, "")
+	return keys
+}
+
+var (
+	yamlLineRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
+	yamlUnknownRE = regexp.MustCompile(`^field (.*) not found in type `)
+	yamlTypeRE    = regexp.MustCompile("^cannot unmarshal !!\\w+(?: `(.*)`)? into (.+)$")
+)
+
+// explainYAMLError rewrites one of yaml.v3's decode errors so that it names
+// the key's path instead of a Go type.
+func explainYAMLError(msg string, keys []yamlKey) string {
+	m := yamlLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	line, _ := strconv.Atoi(m[1])
+	rest := m[2]
+	if u := yamlUnknownRE.FindStringSubmatch(rest); u != nil {
+		name := u[1]
+		for _, k := range keys {
+			if k.line == line && k.name == name {
+				name = k.path
+				break
+			}
+		}
+		return fmt.Sprintf("line %d: unknown key %q", line, name)
+	}
+	path := ""
+	if t := yamlTypeRE.FindStringSubmatch(rest); t != nil {
+		// yaml.v3 quotes scalars, shortened to 7 bytes and "...", and
+		// names only the tag of sequences and mappings.
+		value, scalar := strings.TrimSuffix(t[1], "..."), t[1] != ""
+		var match []string
+		for _, k := range keys {
+			if k.valueLine == line && k.isScalar == scalar && strings.HasPrefix(k.scalar, value) {
+				match = append(match, k.path)
+			}
+		}
+		if len(match) == 1 {
+			path = match[0] + ": "
+		}
+		if scalar && t[2] == "time.Duration" {
+			rest = fmt.Sprintf("%q is not a duration such as \"500ms\", \"5s\" or \"1m30s\"", t[1])
+		}
+	}
+	return fmt.Sprintf("line %d: %s%s", line, path, rest)
 }
 
 var apiNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -156,14 +261,23 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	checkAddr := func(field, addr string) {
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+	checkAddr := func(field, addr string) bool {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil || port == "" {
 			bad(field, "%q is not host:port", addr)
+			return false
 		}
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			bad(field, "%q: bad port %q", addr, port)
+			return false
+		}
+		return true
 	}
-	checkAddr("grpc_addr", c.GRPCAddr)
-	checkAddr("admin_addr", c.AdminAddr)
-	if c.AdminToken == "" && !isLoopbackAddr(c.AdminAddr) {
+	grpcOK, adminOK := checkAddr("grpc_addr", c.GRPCAddr), checkAddr("admin_addr", c.AdminAddr)
+	if grpcOK && adminOK && c.GRPCAddr == c.AdminAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
+		bad("admin_addr", "%q is also grpc_addr", c.AdminAddr)
+	}
+	if adminOK && c.AdminToken == "" && !isLoopbackAddr(c.AdminAddr) {
 		bad("admin_token", "required when admin_addr (%s) is not a loopback address", c.AdminAddr)
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
@@ -212,8 +326,8 @@ func (c *Config) Validate() error {
 			bad(field+".base_path", "%q must be a plain path", a.BasePath)
 		}
 		for j, h := range a.Hosts {
-			if h == "" || strings.ContainsAny(h, "/ ?#") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && h != "*" && !strings.HasPrefix(h, "*.")) {
-				bad(fmt.Sprintf("%s.hosts[%d]", field, j), "%q is not a host name, \"*\" or \"*.domain\"", h)
+			if !validHostPattern(h) {
+				bad(fmt.Sprintf("%s.hosts[%d]", field, j), "%q is not a host name or IP address (without port), \"*\" or \"*.domain\"", h)
 			}
 		}
 		hosts := a.Hosts
@@ -227,8 +341,7 @@ func (c *Config) Validate() error {
 			}
 			routes[key] = i
 		}
-		api := c.resolveAPI(a)
-		errs = append(errs, validateAPIFields(field, api.mode, api.maxBody, api.maxElems, api.ids)...)
+		errs = append(errs, validateAPIOverrides(field, a)...)
 	}
 	if c.GRPC.MaxRecvMsgBytes < 64<<10 {
 		bad("grpc.max_recv_msg_bytes", "must be at least 65536")
@@ -248,7 +361,10 @@ func (c *Config) Validate() error {
 		{"shutdown.timeout", c.Shutdown.Timeout, false},
 		{"pipeline.join_window", c.Pipeline.JoinWindow, false},
 	} {
-		if d.v < 0 || (d.v == 0 && !d.zero) {
+		switch {
+		case d.v < 0 && d.zero:
+			bad(d.field, "must not be negative, got %s", d.v)
+		case d.v < 0 || (d.v == 0 && !d.zero):
 			bad(d.field, "must be a positive duration, got %s", d.v)
 		}
 	}
@@ -274,29 +390,50 @@ func (c *Config) Validate() error {
 	return fmt.Errorf("invalid configuration, %d problem(s):\n%s", len(errs), strings.Join(lines, "\n"))
 }
 
+// validateAPIFields checks the defaults' API settings.
 func validateAPIFields(field, mode string, maxBody int64, maxElems int, ids detect.IdentitySources) []error {
+	o := IdentityOverlay{
+		TokenHeader: &ids.TokenHeader, APIKeyHeader: &ids.APIKeyHeader, APIKeyQuery: &ids.APIKeyQuery,
+		Cookie: &ids.Cookie, UsernameHeader: &ids.UsernameHeader, UsernameClaim: &ids.UsernameClaim,
+	}
+	return validateAPIOverrides(field, APIConfig{Mode: &mode, MaxBodyBytes: &maxBody, MaxJSONElements: &maxElems, Identities: &o})
+}
+
+// validateAPIOverrides checks the settings an API sets itself. Those it
+// inherits were checked with the defaults: a bad default is reported once,
+// not once per API.
+func validateAPIOverrides(field string, a APIConfig) []error {
 	var errs []error
-	if _, err := detect.ParseMode(mode); err != nil {
-		errs = append(errs, fmt.Errorf("%s.mode: %w", field, err))
-	}
-	if maxBody < 0 {
-		errs = append(errs, fmt.Errorf("%s.max_body_bytes: must not be negative", field))
-	}
-	if maxElems < 0 {
-		errs = append(errs, fmt.Errorf("%s.max_json_elements: must not be negative", field))
-	}
-	for _, h := range []struct{ name, v string }{
-		{"token_header", ids.TokenHeader}, {"api_key_header", ids.APIKeyHeader}, {"username_header", ids.UsernameHeader},
-	} {
-		if h.v != "" && !headerNameRE.MatchString(h.v) {
-			errs = append(errs, fmt.Errorf("%s.identities.%s: %q is not a header name", field, h.name, h.v))
+	if a.Mode != nil {
+		if _, err := detect.ParseMode(*a.Mode); err != nil {
+			errs = append(errs, fmt.Errorf("%s.mode: %w", field, err))
 		}
 	}
-	if ids.Cookie != "" && !headerNameRE.MatchString(ids.Cookie) {
-		errs = append(errs, fmt.Errorf("%s.identities.cookie: %q is not a cookie name", field, ids.Cookie))
+	if a.MaxBodyBytes != nil && *a.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("%s.max_body_bytes: must not be negative", field))
 	}
-	if ids.APIKeyQuery != "" && strings.ContainsAny(ids.APIKeyQuery, "&=?# ") {
-		errs = append(errs, fmt.Errorf("%s.identities.api_key_query: %q is not a query parameter name", field, ids.APIKeyQuery))
+	if a.MaxJSONElements != nil && *a.MaxJSONElements < 0 {
+		errs = append(errs, fmt.Errorf("%s.max_json_elements: must not be negative", field))
+	}
+	ids := a.Identities
+	if ids == nil {
+		return errs
+	}
+	for _, h := range []struct {
+		name string
+		v    *string
+	}{
+		{"token_header", ids.TokenHeader}, {"api_key_header", ids.APIKeyHeader}, {"username_header", ids.UsernameHeader},
+	} {
+		if h.v != nil && *h.v != "" && !headerNameRE.MatchString(*h.v) {
+			errs = append(errs, fmt.Errorf("%s.identities.%s: %q is not a header name", field, h.name, *h.v))
+		}
+	}
+	if ids.Cookie != nil && *ids.Cookie != "" && !headerNameRE.MatchString(*ids.Cookie) {
+		errs = append(errs, fmt.Errorf("%s.identities.cookie: %q is not a cookie name", field, *ids.Cookie))
+	}
+	if ids.APIKeyQuery != nil && *ids.APIKeyQuery != "" && strings.ContainsAny(*ids.APIKeyQuery, "&=?# ") {
+		errs = append(errs, fmt.Errorf("%s.identities.api_key_query: %q is not a query parameter name", field, *ids.APIKeyQuery))
 	}
 	return errs
 }
@@ -367,6 +504,30 @@ func normalizeBasePath(p string) string {
 		return "/"
 	}
 	return p
+}
+
+var hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$`)
+
+// validHostPattern accepts "*", "*.domain", a host name or an IP address.
+// Requests are matched on their host without the port, so a pattern with a
+// port would never match.
+func validHostPattern(h string) bool {
+	if h == "*" {
+		return true
+	}
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if !hostLabelRE.MatchString(label) {
+			return false
+		}
+	}
+	return true
 }
 
 func isLoopbackAddr(addr string) bool {

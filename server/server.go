@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +46,7 @@ type Server struct {
 
 	grpc      *grpc.Server
 	health    *health.Server
+	stopWatch chan struct{} // closed when the shutdown reaches GracefulStop
 	http      *http.Server
 	ready     atomic.Bool
 	catalog   atomic.Pointer[detect.Catalog]
@@ -111,6 +114,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          stdlog.New(adm.log, "", 0), // not the standard library's global logger
 	}
 	return s, nil
 }
@@ -164,7 +168,8 @@ func (s *Server) newGRPCServer() *grpc.Server {
 	extprocv3.RegisterExternalProcessorServer(srv, envoy.NewExtProc(ec))
 	authv3.RegisterAuthorizationServer(srv, envoy.NewExtAuthz(ec))
 	s.health = health.NewServer()
-	healthpb.RegisterHealthServer(srv, s.health)
+	s.stopWatch = make(chan struct{})
+	healthpb.RegisterHealthServer(srv, &healthService{Server: s.health, stop: s.stopWatch})
 	reflection.Register(srv)
 	return srv
 }
@@ -225,6 +230,7 @@ func (s *Server) shutdown() {
 		s.log.Info().Dur("drain_delay", d).Msg("draining")
 		time.Sleep(d)
 	}
+	close(s.stopWatch) // watchers have seen NOT_SERVING for the whole drain delay
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -245,6 +251,43 @@ func (s *Server) shutdown() {
 		s.http.Close()
 	}
 }
+
+// healthService is the standard health service, except that Watch streams
+// end when the shutdown reaches GracefulStop. A Watch never ends by itself,
+// so one open watcher (gRPC client-side health checking, a probe) would
+// otherwise hold every shutdown until the timeout and its Stop.
+type healthService struct {
+	*health.Server
+	stop <-chan struct{}
+}
+
+// Watch implements healthpb.HealthServer.
+func (h *healthService) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := h.Server.Watch(req, &watchStream{Health_WatchServer: stream, ctx: ctx})
+	select {
+	case <-h.stop:
+		return status.Error(codes.Unavailable, "server is shutting down")
+	default:
+		return err
+	}
+}
+
+// watchStream replaces the context of a Watch stream.
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (w *watchStream) Context() context.Context { return w.ctx }
 
 // sweep frees expired list entries every 30 seconds.
 func (s *Server) sweep(ctx context.Context) {
@@ -273,24 +316,63 @@ func fingerprintKey(cfg *Config) ([]byte, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, "fingerprint.key")
-	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		key, err := hex.DecodeString(strings.TrimSpace(string(data)))
-		if err != nil || len(key) < 32 {
-			return nil, fmt.Errorf("%s: not a hex key of at least 32 bytes", path)
-		}
-		return key, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("read fingerprint key: %w", err)
+	key, err := readKeyFile(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return key, err
 	}
-	key := detect.NewKey()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write fingerprint key: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	key = detect.NewKey()
+	switch err := createKeyFile(path, []byte(hex.EncodeToString(key)+"\n")); {
+	case errors.Is(err, fs.ErrExist):
+		return readKeyFile(path) // another process sharing the directory was first
+	case err != nil:
 		return nil, fmt.Errorf("write fingerprint key: %w", err)
 	}
 	return key, nil
+}
+
+func readKeyFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read fingerprint key: %w", err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(key) < 32 {
+		return nil, fmt.Errorf("%s: not a hex key of at least 32 bytes", path)
+	}
+	return key, nil
+}
+
+// createKeyFile writes a secret file with mode 0600, whole or not at all,
+// and fails with fs.ErrExist if the file is already there. It writes a fresh
+// temporary file (os.WriteFile on a left-over one would keep that file's
+// mode) and links it into place, which unlike a rename never replaces a key
+// that another process has just created.
+func createKeyFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err == nil || errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	// The file system has no hard links: a rename is the best left.
+	return os.Rename(tmp, path)
 }

@@ -1,0 +1,293 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// TestConfigFiles loads every testdata/config/*.yaml file. A *.good.yaml file
+// must load and validate; a *.bad.yaml file must fail with every line of its
+// sidecar *.bad.err file in the error text. Adding a case needs no Go code.
+func TestConfigFiles(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "config", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no files in testdata/config")
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
+			err := loadAndValidate(path)
+			switch {
+			case strings.HasSuffix(name, ".good.yaml"):
+				if err != nil {
+					t.Fatalf("want a valid configuration, got:\n%v", err)
+				}
+			case strings.HasSuffix(name, ".bad.yaml"):
+				want := readWantedErrors(t, strings.TrimSuffix(path, ".yaml")+".err")
+				if err == nil {
+					t.Fatalf("want an error containing %q, got none", want)
+				}
+				for _, w := range want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error does not contain %q:\n%v", w, err)
+					}
+				}
+			default:
+				t.Fatalf("%s: name it *.good.yaml or *.bad.yaml", name)
+			}
+		})
+	}
+}
+
+func loadAndValidate(path string) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	return cfg.Validate()
+}
+
+func readWantedErrors(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("every *.bad.yaml needs a *.bad.err file with the expected error substrings: %v", err)
+	}
+	var want []string
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if line != "" {
+			want = append(want, line)
+		}
+	}
+	if len(want) == 0 {
+		t.Fatalf("%s names no expected error", path)
+	}
+	return want
+}
+
+// TestConfigManyProblemsCounted checks that every problem is reported and
+// that a default inherited by several APIs is reported once.
+func TestConfigManyProblemsCounted(t *testing.T) {
+	err := loadAndValidate(filepath.Join("testdata", "config", "many_problems.bad.yaml"))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	lines := strings.Count(err.Error(), "\n  - ")
+	if lines != 19 {
+		t.Errorf("want 19 problems listed, got %d:\n%v", lines, err)
+	}
+	if strings.Contains(err.Error(), "apis[0].mode") || strings.Contains(err.Error(), "apis[1].identities") {
+		t.Errorf("a bad default is reported again for the APIs that inherit it:\n%v", err)
+	}
+}
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("embedded defaults do not validate: %v", err)
+	}
+	noFile, err := LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(noFile, cfg) {
+		t.Errorf("LoadConfig(\"\") = %+v, want the embedded defaults %+v", noFile, cfg)
+	}
+	// Spot checks that the embedded file is the one documented.
+	if cfg.GRPCAddr != "127.0.0.1:9000" || cfg.AdminAddr != "127.0.0.1:9001" || cfg.Defaults.Mode != "block" ||
+		cfg.Shutdown.DrainDelay != 5*time.Second || cfg.Shutdown.Timeout != 15*time.Second {
+		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+	// DefaultConfigYAML hands out a copy.
+	b := DefaultConfigYAML()
+	b[0] = 'X'
+	if DefaultConfigYAML()[0] == 'X' {
+		t.Error("DefaultConfigYAML returns the embedded bytes, not a copy")
+	}
+}
+
+func TestPartialFileKeepsDefaults(t *testing.T) {
+	path := writeFile(t, "partial.yaml", `
+grpc_addr: 127.0.0.1:9100
+defaults:
+  identities:
+    api_key_header: x-key
+shutdown:
+  timeout: 3s
+apis:
+  - name: orders
+    base_path: /orders
+    identities:
+      cookie: sid
+`)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.GRPCAddr = "127.0.0.1:9100"
+	want.Defaults.Identities.APIKeyHeader = "x-key"
+	want.Shutdown.Timeout = 3 * time.Second
+	sid := "sid"
+	want.APIs = []APIConfig{{Name: "orders", BasePath: "/orders", Identities: &IdentityOverlay{Cookie: &sid}}}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("got  %+v\nwant %+v", cfg, want)
+	}
+
+	// The API inherits every default it does not set.
+	api, ok := cfg.Catalog().Lookup("orders")
+	if !ok {
+		t.Fatal("orders is not in the catalog")
+	}
+	wantIDs := detect.IdentitySources{TokenHeader: "authorization", APIKeyHeader: "x-key", Cookie: "sid", UsernameClaim: "sub"}
+	if api.Identities != wantIDs || api.Mode != detect.ModeBlock || api.BasePath != "/orders" {
+		t.Errorf("orders = %+v, want identities %+v, mode block", api, wantIDs)
+	}
+}
+
+func TestCatalogFromConfig(t *testing.T) {
+	cfg, err := LoadConfig(filepath.Join("testdata", "config", "full.good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := cfg.Catalog()
+	orders, ok := cat.Lookup("orders")
+	if !ok {
+		t.Fatal("orders is not in the catalog")
+	}
+	if orders.BasePath != "/orders" || orders.Mode != detect.ModeBlock || orders.MaxBodyBytes != 65536 || orders.MaxJSONElements != 1000 {
+		t.Errorf("orders = %+v", orders)
+	}
+	wantIDs := detect.IdentitySources{TokenHeader: "x-auth", APIKeyHeader: "x-key", APIKeyQuery: "key", Cookie: "sid", UsernameHeader: "x-username", UsernameClaim: "preferred_username"}
+	if orders.Identities != wantIDs {
+		t.Errorf("orders identities = %+v, want %+v", orders.Identities, wantIDs)
+	}
+	users, _ := cat.Lookup("users")
+	if users == nil || users.Mode != detect.ModeLearn || users.MaxBodyBytes != 1048576 || users.Identities.UsernameHeader != "x-user" {
+		t.Errorf("users = %+v, want learn mode and the defaults", users)
+	}
+	for _, tc := range []struct{ host, path, want string }{
+		{"api.example.com", "/orders/1", "orders"},
+		{"API.EXAMPLE.COM:443", "/orders", "orders"},
+		{"eu.orders.example.com", "/orders?x=1", "orders"},
+		{"[::1]:8080", "/anything", "v6"},
+		{"other.example.com", "/users/7", "users"},
+		{"other.example.com", "/ordersx", "v6"},
+	} {
+		if got := cat.Match(tc.host, tc.path); got.Name != tc.want {
+			t.Errorf("Match(%q, %q) = %q, want %q", tc.host, tc.path, got.Name, tc.want)
+		}
+	}
+	fb := cat.Fallback()
+	if fb.Mode != detect.ModeDetect || fb.MaxBodyBytes != 1048576 || !fb.Discovered {
+		t.Errorf("fallback = %+v", fb)
+	}
+}
+
+func TestValidHostPattern(t *testing.T) {
+	for h, want := range map[string]bool{
+		"*": true, "*.example.com": true, "api.example.com": true, "localhost": true, "10.0.0.1": true, "::1": true,
+		"under_score.example": true, "API.Example.COM": true,
+		"": false, "**": false, "*.": false, "a.*.com": false, "api.example.com:8443": false, "[::1]": false,
+		"-api.example.com": false, "api..example.com": false, "http://x": false, "a b": false, "x/y": false,
+	} {
+		if got := validHostPattern(h); got != want {
+			t.Errorf("validHostPattern(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+func TestConfigCommands(t *testing.T) {
+	ctx := context.Background()
+	good := filepath.Join("testdata", "config", "full.good.yaml")
+	var stdout, stderr bytes.Buffer
+	if err := Main(ctx, []string{"config", "check", good}, &stdout, &stderr); err != nil {
+		t.Fatalf("config check %s: %v", good, err)
+	}
+	if got := stdout.String(); got != good+": ok (3 APIs)\n" {
+		t.Errorf("config check printed %q", got)
+	}
+
+	stdout.Reset()
+	err := Main(ctx, []string{"config", "check", filepath.Join("testdata", "config", "many_problems.bad.yaml")}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "19 problem(s)") {
+		t.Errorf("config check of a bad file: got %v, want the 19 problems", err)
+	}
+	err = Main(ctx, []string{"config", "check", filepath.Join("testdata", "config", "unknown_top_key.bad.yaml")}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), `line 3: unknown key "admin_adr"`) {
+		t.Errorf("config check of a file with an unknown key: got %v", err)
+	}
+	err = Main(ctx, []string{"config", "check", filepath.Join(t.TempDir(), "missing.yaml")}, &stdout, &stderr)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("config check of a missing file: got %v", err)
+	}
+
+	stdout.Reset()
+	if err := Main(ctx, []string{"config", "default"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	printed := writeFile(t, "default.yaml", stdout.String())
+	if err := loadAndValidate(printed); err != nil {
+		t.Errorf("the printed defaults do not load back: %v", err)
+	}
+	if !bytes.Equal(stdout.Bytes(), DefaultConfigYAML()) {
+		t.Error("config default does not print the embedded file")
+	}
+
+	for _, args := range [][]string{
+		nil, {"frobnicate"}, {"config"}, {"config", "check"}, {"config", "check", "a", "b"}, {"config", "lint"},
+		{"serve", "extra-arg"}, {"serve", "--no-such-flag"},
+	} {
+		stderr.Reset()
+		if err := Main(ctx, args, &stdout, &stderr); !errors.Is(err, ErrUsage) {
+			t.Errorf("Main(%q) = %v, want ErrUsage", args, err)
+		}
+	}
+
+	stdout.Reset()
+	if err := Main(ctx, []string{"version"}, &stdout, &stderr); err != nil || stdout.String() != "vigil "+Version+"\n" {
+		t.Errorf("version: %q, %v", stdout.String(), err)
+	}
+	stdout.Reset()
+	if err := Main(ctx, []string{"help"}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "vigil serve [--config FILE]") {
+		t.Errorf("help: %q, %v", stdout.String(), err)
+	}
+}
+
+func TestServeRejectsBadConfigBeforeBinding(t *testing.T) {
+	path := writeFile(t, "bad.yaml", "admin_addr: 0.0.0.0:0\nlog_level: loud\n")
+	var stdout, stderr bytes.Buffer
+	err := Main(context.Background(), []string{"serve", "--config", path, "--data-dir", t.TempDir()}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "admin_token: required") || !strings.Contains(err.Error(), `log_level: unknown level "loud"`) {
+		t.Fatalf("serve with a bad config: %v", err)
+	}
+	// A flag is validated like the file.
+	err = Main(context.Background(), []string{"serve", "--grpc-addr", "nowhere", "--data-dir", t.TempDir()}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), `grpc_addr: "nowhere" is not host:port`) {
+		t.Fatalf("serve with a bad flag: %v", err)
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -1,0 +1,245 @@
+// Package smoke runs the built vigil binary the way an operator does and
+// talks to it with generic gRPC tools: grpcurl (through server reflection)
+// and grpc-health-probe. .ci/run installs both; elsewhere the tests that
+// need them skip unless CI is set.
+package smoke
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// vigilBinary builds the binary once with `go build -o vigil .` at the
+// repository root, as the README says.
+func vigilBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vigil-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "vigil")
+		cmd := exec.Command("go", "build", "-o", binary, ".")
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if gp, err2 := exec.Command("go", "env", "GOPATH").Output(); err2 == nil {
+		cand := filepath.Join(strings.TrimSpace(string(gp)), "bin", name)
+		if _, err := os.Stat(cand); err == nil {
+			return cand
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed; .ci/run installs it", name)
+	}
+	t.Skipf("%s is not installed (.ci/run installs it)", name)
+	return ""
+}
+
+// process is a running `vigil serve`.
+type process struct {
+	cmd   *exec.Cmd
+	grpc  string
+	admin string
+	logs  *lines
+	done  chan error
+}
+
+type lines struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (l *lines) add(s string) { l.mu.Lock(); l.l = append(l.l, s); l.mu.Unlock() }
+func (l *lines) all() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.l, "\n")
+}
+
+// serve starts the binary with args and waits for its "vigil serving" line.
+func serve(t *testing.T, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(vigilBinary(t), append([]string{"serve"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, logs: &lines{}, done: make(chan error, 1)}
+	ready := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.logs.add(sc.Text())
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m["message"] == "vigil serving" {
+				ready <- m
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	select {
+	case m := <-ready:
+		p.grpc, _ = m["grpc_addr"].(string)
+		p.admin, _ = m["admin_addr"].(string)
+	case err := <-p.done:
+		t.Fatalf("vigil exited before serving: %v\n%s", err, p.logs.all())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("vigil did not start within 30s\n%s", p.logs.all())
+	}
+	return p
+}
+
+func run(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}
+
+func TestBinaryStartsOnEmbeddedDefaultsAndStopsGracefully(t *testing.T) {
+	p := serve(t, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "300ms")
+	probe := tool(t, "grpc-health-probe")
+	if out, err := run(t, probe, "-addr", p.grpc); err != nil || !strings.Contains(out, "SERVING") {
+		t.Fatalf("grpc-health-probe: %v %s", err, out)
+	}
+	for _, svc := range []string{"envoy.service.ext_proc.v3.ExternalProcessor", "envoy.service.auth.v3.Authorization"} {
+		if out, err := run(t, probe, "-addr", p.grpc, "-service", svc); err != nil {
+			t.Fatalf("grpc-health-probe -service %s: %v %s", svc, err, out)
+		}
+	}
+	// SIGTERM: NOT_SERVING during the drain delay, then a clean exit.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	sawNotServing := false
+	for time.Now().Before(deadline) && !sawNotServing {
+		out, _ := run(t, probe, "-addr", p.grpc, "-connect-timeout", "200ms", "-rpc-timeout", "200ms")
+		sawNotServing = strings.Contains(out, "NOT_SERVING")
+	}
+	if !sawNotServing {
+		t.Errorf("health never reported NOT_SERVING while draining")
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, p.logs.all())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("vigil did not exit within 20s of SIGTERM")
+	}
+	if logs := p.logs.all(); !strings.Contains(logs, "draining") || !strings.Contains(logs, "vigil stopped") {
+		t.Fatalf("shutdown log:\n%s", logs)
+	}
+}
+
+func TestGrpcurlDrivesBothServices(t *testing.T) {
+	grpcurl := tool(t, "grpcurl")
+	p := serve(t, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "0s")
+	out, err := run(t, grpcurl, "-plaintext", p.grpc, "list")
+	if err != nil {
+		t.Fatalf("grpcurl list: %v %s", err, out)
+	}
+	for _, svc := range []string{"envoy.service.ext_proc.v3.ExternalProcessor", "envoy.service.auth.v3.Authorization", "grpc.health.v1.Health"} {
+		if !strings.Contains(out, svc) {
+			t.Fatalf("grpcurl list lacks %s:\n%s", svc, out)
+		}
+	}
+	check := `{"attributes":{"source":{"address":{"socketAddress":{"address":"203.0.113.50","portValue":5555}}},` +
+		`"request":{"http":{"method":"GET","path":"/shop/items/1","host":"shop.example.com","headers":{"user-agent":"grpcurl"}}}}}`
+	out, err = run(t, grpcurl, "-plaintext", "-d", check, p.grpc, "envoy.service.auth.v3.Authorization/Check")
+	if err != nil || !strings.Contains(out, "okResponse") || !strings.Contains(out, "x-vigil-decision-id") {
+		t.Fatalf("allowed Check: %v\n%s", err, out)
+	}
+	resp, err := http.Post("http://"+p.admin+"/v1/blocklist", "application/json", strings.NewReader(`{"kind":"ip","value":"203.0.113.50","ttl":"10m","reason":"manual"}`))
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("blocklist: %v %v", err, resp)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	out, err = run(t, grpcurl, "-plaintext", "-d", check, p.grpc, "envoy.service.auth.v3.Authorization/Check")
+	if err != nil || !strings.Contains(out, "PERMISSION_DENIED") && !strings.Contains(out, `"code": 7`) || !strings.Contains(out, "deniedResponse") {
+		t.Fatalf("denied Check: %v\n%s", err, out)
+	}
+	// A bidirectional ext_proc stream: headers then a body; the blocked
+	// source gets an ImmediateResponse.
+	b64 := func(s string) string {
+		return strings.TrimSpace(string(mustB64(s)))
+	}
+	headers := fmt.Sprintf(`{"requestHeaders":{"headers":{"headers":[{"key":":method","rawValue":"%s"},{"key":":path","rawValue":"%s"},{"key":":authority","rawValue":"%s"}]}},`+
+		`"attributes":{"envoy.filters.http.ext_proc":{"source.address":"203.0.113.50:5555"}}}`, b64("GET"), b64("/shop/items/1"), b64("shop.example.com"))
+	out, err = run(t, grpcurl, "-plaintext", "-d", headers, p.grpc, "envoy.service.ext_proc.v3.ExternalProcessor/Process")
+	if err != nil || !strings.Contains(out, "immediateResponse") || !strings.Contains(out, "Forbidden") {
+		t.Fatalf("ext_proc Process: %v\n%s", err, out)
+	}
+	allowed := strings.ReplaceAll(headers, "203.0.113.50", "203.0.113.51")
+	out, err = run(t, grpcurl, "-plaintext", "-d", allowed, p.grpc, "envoy.service.ext_proc.v3.ExternalProcessor/Process")
+	if err != nil || !strings.Contains(out, "requestHeaders") || strings.Contains(out, "immediateResponse") {
+		t.Fatalf("ext_proc Process (allowed): %v\n%s", err, out)
+	}
+}
+
+func TestBinaryRejectsABadConfigWithEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("grpc_addr: nonsense\napis:\n  - name: a\n    base_path: nope\n    mode: blok\n    colour: red\n"), 0o600)
+	out, err := run(t, vigilBinary(t), "serve", "--config", bad)
+	if err == nil {
+		t.Fatalf("a bad config was accepted:\n%s", out)
+	}
+	if !strings.Contains(out, "colour") || !strings.Contains(out, "line 6") {
+		t.Fatalf("the unknown key and its line are not named:\n%s", out)
+	}
+	os.WriteFile(bad, []byte("grpc_addr: nonsense\napis:\n  - name: a\n    base_path: nope\n    mode: blok\n"), 0o600)
+	out, _ = run(t, vigilBinary(t), "serve", "--config", bad)
+	for _, want := range []string{"grpc_addr", "base_path", "mode"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("problem %q not reported:\n%s", want, out)
+		}
+	}
+}
