@@ -15,6 +15,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		// After the first signal starts the graceful shutdown, a second one
+		// gets the default behaviour: the process ends at once.
+		<-ctx.Done()
+		stop()
+	}()
 	err := server.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	switch {

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -70,13 +71,35 @@ type Catalog struct {
 func NewCatalog(apis []*API, fallback *API) *Catalog {
 	c := &Catalog{apis: append([]*API(nil), apis...), fallback: fallback}
 	fallback.Discovered = true
-	// Longest base path first, so the most specific API wins.
-	for i := 1; i < len(c.apis); i++ {
-		for j := i; j > 0 && len(c.apis[j].BasePath) > len(c.apis[j-1].BasePath); j-- {
-			c.apis[j], c.apis[j-1] = c.apis[j-1], c.apis[j]
+	// The most specific API first: longest base path, then, for one base
+	// path, exact hosts before "*.domain" before any host, so that the order
+	// of the configuration does not decide.
+	sort.SliceStable(c.apis, func(i, j int) bool {
+		a, b := c.apis[i], c.apis[j]
+		if len(a.BasePath) != len(b.BasePath) {
+			return len(a.BasePath) > len(b.BasePath)
+		}
+		return hostRank(a.Hosts) > hostRank(b.Hosts)
+	})
+	return c
+}
+
+// hostRank orders host lists by specificity: 2 when every host is exact, 1
+// when some is a "*.domain" wildcard, 0 when any host matches.
+func hostRank(hosts []string) int {
+	if len(hosts) == 0 {
+		return 0
+	}
+	rank := 2
+	for _, h := range hosts {
+		switch {
+		case h == "*":
+			return 0
+		case strings.HasPrefix(h, "*."):
+			rank = 1
 		}
 	}
-	return c
+	return rank
 }
 
 // APIs returns the configured APIs.

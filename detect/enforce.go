@@ -176,8 +176,9 @@ func (e *Enforcer) Check(req *Request, now time.Time) Verdict {
 }
 
 // CheckBody applies the hard limits to the request body seen so far: total
-// bytes and the JSON counter's element count and depth. allowed says whether
-// the request's header verdict came from the allow list, which exempts it.
+// bytes and the JSON counter's element count and depth (json may be nil).
+// It does not consult the lists: the caller skips it for a request whose
+// header verdict came from the allow list, which exempts it.
 func (e *Enforcer) CheckBody(req *Request, bytes int64, json *JSONCounter) Verdict {
 	api := req.API
 	switch {
@@ -210,7 +211,7 @@ func (e *Enforcer) lists(ids *Identities, now time.Time) listVerdict {
 	if e.allow.Len() == 0 && e.block.Len() == 0 {
 		return listVerdict{}
 	}
-	gen := e.allow.Generation()
+	gen := e.generation()
 	var key, chk uint64
 	if e.cache != nil {
 		key, chk = e.hash(ids)
@@ -231,6 +232,17 @@ func (e *Enforcer) lists(ids *Identities, now time.Time) listVerdict {
 		e.cache.Set(key, &v, 1)
 	}
 	return v
+}
+
+// generation changes whenever either list changes. Lists made by one
+// NewLists call share a counter; lists from two calls each have their own,
+// and the sum of two counters that only grow changes whenever either does.
+func (e *Enforcer) generation() uint64 {
+	g := e.allow.Generation()
+	if e.block.gen != e.allow.gen {
+		g += e.block.Generation()
+	}
+	return g
 }
 
 func (e *Enforcer) hash(ids *Identities) (uint64, uint64) {

@@ -124,7 +124,8 @@ func nthFromRight(xff string, n int) string {
 	return ""
 }
 
-// canonicalIP parses an address, with or without port or brackets, and
+// canonicalIP parses an address, with or without port or brackets
+// ("1.2.3.4", "1.2.3.4:80", "::1", "[::1]", "[::1]:80"), and
 // returns its canonical text, or "" when s is not an address. The input itself
 // is returned when it already is canonical, so the common case does not
 // allocate.
@@ -134,6 +135,9 @@ func canonicalIP(s string) string {
 		return ""
 	}
 	a, err := netip.ParseAddr(s)
+	if err != nil && len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		a, err = netip.ParseAddr(s[1 : len(s)-1])
+	}
 	if err != nil {
 		ap, err := netip.ParseAddrPort(s)
 		if err != nil {
@@ -152,17 +156,23 @@ func canonicalIP(s string) string {
 
 // Extract fills ids from the request headers and query string, for an API
 // whose clients carry identities as src says. The client IP must already be
-// in ids[KindIP].
+// in ids[KindIP]; every other kind is overwritten, with "" when absent.
 func (x *Extractor) Extract(src *IdentitySources, h HeaderReader, query string, ids *Identities) {
+	ids[KindToken], ids[KindAPIKey], ids[KindCookie], ids[KindUsername] = "", "", "", ""
 	token := h.Header(src.TokenHeader)
 	basicUser := ""
 	if token != "" {
-		if scheme, rest, ok := strings.Cut(token, " "); ok {
-			switch {
-			case strings.EqualFold(scheme, "bearer"):
-				token = strings.TrimSpace(rest)
-			case strings.EqualFold(scheme, "basic"):
-				basicUser = basicUsername(strings.TrimSpace(rest))
+		scheme, rest, _ := strings.Cut(token, " ")
+		switch {
+		case strings.EqualFold(scheme, "bearer"):
+			// A bare "Bearer" carries no credential: it must not make all
+			// such clients one token identity.
+			token = strings.TrimSpace(rest)
+		case strings.EqualFold(scheme, "basic"):
+			if rest = strings.TrimSpace(rest); rest == "" {
+				token = ""
+			} else {
+				basicUser = basicUsername(rest)
 			}
 		}
 		if token != "" {

@@ -141,7 +141,8 @@ func (f *Fingerprinter) Normalize(k Kind, value string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("invalid IP address %q", value)
 		}
-		return a.Unmap().String(), nil
+		// As the extractor sees it: zone dropped, IPv4-mapped unmapped.
+		return a.WithZone("").Unmap().String(), nil
 	case k.Secret():
 		if IsFingerprint(value) {
 			return value, nil

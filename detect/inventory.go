@@ -13,6 +13,7 @@ import (
 type Inventory struct {
 	mu           sync.Mutex
 	apis         map[string]*apiRecord
+	discovered   int // records of discovered APIs, bounded by maxAPIs
 	maxAPIs      int
 	maxEndpoints int
 	overflowAPIs uint64
@@ -72,12 +73,18 @@ type EndpointStats struct {
 func NewInventory(configured []*API, maxAPIs, maxEndpoints int) *Inventory {
 	inv := &Inventory{apis: make(map[string]*apiRecord), maxAPIs: maxAPIs, maxEndpoints: maxEndpoints}
 	for _, a := range configured {
-		inv.apis[a.Name] = newAPIRecord(a.Name, a.BasePath, a)
-		for _, h := range a.Hosts {
-			inv.apis[a.Name].hosts[h] = struct{}{}
-		}
+		inv.addConfigured(a)
 	}
 	return inv
+}
+
+func (inv *Inventory) addConfigured(a *API) *apiRecord {
+	r := newAPIRecord(a.Name, a.BasePath, a)
+	for _, h := range a.Hosts {
+		r.hosts[h] = struct{}{}
+	}
+	inv.apis[a.Name] = r
+	return r
 }
 
 func newAPIRecord(name, base string, configured *API) *apiRecord {
@@ -92,27 +99,29 @@ func (inv *Inventory) Consume(t *Transaction) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	r, ok := inv.apis[name]
-	if !ok {
-		if len(inv.apis) >= inv.maxAPIs {
-			inv.overflowAPIs++
-			return
-		}
+	switch {
+	case ok:
+	case t.API != nil && !t.API.Discovered:
+		// Configured after the inventory was built: never counted against
+		// the limit of discovered APIs.
+		r = inv.addConfigured(t.API)
+	case inv.discovered >= inv.maxAPIs:
+		inv.overflowAPIs++
+		return
+	default:
 		// Request strings may alias Envoy's message buffers: keep copies.
 		name = strings.Clone(name)
 		r = newAPIRecord(name, strings.Clone(base), nil)
 		inv.apis[name] = r
+		inv.discovered++
 	}
 	if h := strings.ToLower(hostOnly(t.Host)); h != "" && len(r.hosts) < 16 {
 		if _, ok := r.hosts[h]; !ok {
 			r.hosts[strings.Clone(h)] = struct{}{}
 		}
 	}
-	if r.first.IsZero() {
-		r.first = when
-	}
-	if when.After(r.last) {
-		r.last = when
-	}
+	// Joined calls reach the inventory out of order.
+	r.first, r.last = widen(r.first, r.last, when)
 	r.requests++
 	if t.Blocked {
 		r.blocked++
@@ -127,19 +136,31 @@ func (inv *Inventory) Consume(t *Transaction) {
 			r.overflow++
 			return
 		}
-		ep = &endpointRecord{first: when}
+		ep = &endpointRecord{}
 		key.method = strings.Clone(key.method)
 		r.endpoints[key] = ep
 	}
 	ep.requests++
-	if when.After(ep.last) {
-		ep.last = when
-	}
+	ep.first, ep.last = widen(ep.first, ep.last, when)
 	c := t.Status / 100
 	if c < 1 || c > 5 {
 		c = 0
 	}
 	ep.status[c]++
+}
+
+// widen extends the span [first, last] to cover when; zero times are unknown.
+func widen(first, last, when time.Time) (time.Time, time.Time) {
+	if when.IsZero() {
+		return first, last
+	}
+	if first.IsZero() || when.Before(first) {
+		first = when
+	}
+	if when.After(last) {
+		last = when
+	}
+	return first, last
 }
 
 // Name returns the API a transaction belongs to and its base path: the

@@ -67,26 +67,32 @@ func (f fanOut) Consume(t *Transaction) {
 // reports the request, ext_proc the request and response, an observability
 // filter the response. A call is handed on once both sides are known (or it
 // was refused, so no response will come), or when window has passed.
-// Parts arriving after their call was handed on are absorbed for another
-// window, so a call is never counted twice.
+// Parts arriving after their call was handed on, whichever way, are absorbed
+// for another window, so a call is never counted twice.
 type Joiner struct {
 	next    Sink
 	window  time.Duration
 	max     int
 	pending map[string]*joinEntry
-	order   []joinRef // FIFO of pending and done entries, by arrival
+	order   []joinRef // FIFO of deadlines, by time of scheduling
 	head    int
 }
 
 type joinEntry struct {
-	tx       *Transaction
-	deadline time.Time
-	done     bool
+	id  string
+	tx  *Transaction
+	gen uint32 // bumped when the entry is scheduled again
+	// done is set once the call was handed on; the entry then only absorbs
+	// late parts until its deadline.
+	done bool
 }
 
+// joinRef is one deadline of an entry; it is stale when the entry was
+// scheduled again since.
 type joinRef struct {
-	id    string
-	entry *joinEntry
+	entry    *joinEntry
+	gen      uint32
+	deadline time.Time
 }
 
 // NewJoiner returns a joiner that waits window for missing parts and keeps at
@@ -109,34 +115,34 @@ func (j *Joiner) Add(t *Transaction, now time.Time) {
 		}
 		merge(e.tx, t)
 		if whole(e.tx) {
-			e.done = true
-			j.next.Consume(e.tx)
+			j.handOn(e)
+			j.schedule(e, now) // absorb late parts for a window from now
 		}
 		return
 	}
-	id := strings.Clone(t.RequestID)
-	e := &joinEntry{tx: t, deadline: now.Add(j.window)}
+	e := &joinEntry{id: strings.Clone(t.RequestID), tx: t}
 	if whole(t) {
-		e.done = true
-		j.next.Consume(t)
+		j.handOn(e)
 	}
-	j.pending[id] = e
-	j.order = append(j.order, joinRef{id, e})
+	j.pending[e.id] = e
+	j.schedule(e, now)
 	for len(j.pending) > j.max {
-		j.evict()
+		j.pop(true)
 	}
 	j.Flush(now, false)
 }
 
 // Flush hands on the calls whose window has passed (all of them when all is
-// set) and forgets absorbed ones.
+// set) and forgets the ones that absorbed late parts for a window.
 func (j *Joiner) Flush(now time.Time, all bool) {
 	for j.head < len(j.order) {
-		r := j.order[j.head]
-		if !all && now.Before(r.entry.deadline) {
+		if !all && now.Before(j.order[j.head].deadline) {
 			break
 		}
-		j.evict()
+		if e := j.pop(all); e != nil {
+			// Handed on by its deadline: absorb its late parts too.
+			j.schedule(e, now)
+		}
 	}
 	if j.head > 1024 && j.head*2 > len(j.order) {
 		j.order = append(j.order[:0], j.order[j.head:]...)
@@ -144,17 +150,37 @@ func (j *Joiner) Flush(now time.Time, all bool) {
 	}
 }
 
-func (j *Joiner) evict() {
+func (j *Joiner) handOn(e *joinEntry) {
+	e.done = true
+	j.next.Consume(e.tx)
+}
+
+func (j *Joiner) schedule(e *joinEntry, now time.Time) {
+	e.gen++
+	j.order = append(j.order, joinRef{entry: e, gen: e.gen, deadline: now.Add(j.window)})
+}
+
+// pop takes the oldest deadline. A pending call is handed on; then, unless
+// forget is set, it is returned so that it absorbs late parts. A call that
+// was handed on already is forgotten.
+func (j *Joiner) pop(forget bool) *joinEntry {
 	r := j.order[j.head]
 	j.order[j.head] = joinRef{}
 	j.head++
-	if !r.entry.done {
-		r.entry.done = true
-		j.next.Consume(r.entry.tx)
+	e := r.entry
+	if r.gen != e.gen {
+		return nil // scheduled again later
 	}
-	if cur, ok := j.pending[r.id]; ok && cur == r.entry {
-		delete(j.pending, r.id)
+	if !e.done {
+		j.handOn(e)
+		if !forget {
+			return e
+		}
 	}
+	if j.pending[e.id] == e {
+		delete(j.pending, e.id)
+	}
+	return nil
 }
 
 // Pending returns how many calls wait for parts or absorb late ones.
@@ -164,6 +190,10 @@ func (j *Joiner) Pending() int { return len(j.pending) }
 func merge(t, p *Transaction) {
 	if p.HasRequest {
 		if !t.HasRequest {
+			if t.Complete && t.Latency == 0 && !p.Start.IsZero() && t.Start.After(p.Start) {
+				// The response came first: its Start is when it was seen.
+				t.Latency = t.Start.Sub(p.Start)
+			}
 			t.API, t.Host, t.Method, t.Path = p.API, p.Host, p.Method, p.Path
 			t.Identities, t.UserAgent = p.Identities, p.UserAgent
 			t.Start = p.Start
@@ -190,7 +220,7 @@ func merge(t, p *Transaction) {
 		}
 		t.Complete = true
 	}
-	if t.Complete && t.Latency == 0 && p.Complete && !p.HasRequest && !t.Start.IsZero() && !p.Start.IsZero() {
+	if t.Complete && t.Latency == 0 && p.Complete && !p.HasRequest && !t.Start.IsZero() && p.Start.After(t.Start) {
 		t.Latency = p.Start.Sub(t.Start)
 	}
 }

@@ -1,16 +1,23 @@
 package detect
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // IDPlaceholder replaces ID-like path segments in endpoint templates.
 const IDPlaceholder = "{id}"
 
-const maxTemplateSegments = 32
+const (
+	maxTemplateSegments = 32
+	maxSegmentBytes     = 64
+)
 
 // TemplatePath turns a request path into its endpoint template: the query is
 // dropped, empty segments are collapsed, and segments that look like object
 // IDs (numbers, UUIDs, long hex, long mixed tokens, e-mail addresses, dates)
-// become {id}. Paths deeper than 32 segments are cut there and end in "/…".
+// become {id}. Paths deeper than 32 segments are cut there and end in "/…";
+// segments longer than 64 bytes are cut at a character boundary.
 func TemplatePath(path string) string {
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
@@ -33,17 +40,32 @@ func TemplatePath(path string) string {
 		b.WriteByte('/')
 		if IsIDSegment(seg) {
 			b.WriteString(IDPlaceholder)
-		} else {
-			if len(seg) > 64 {
-				seg = seg[:64]
-			}
-			b.WriteString(seg)
+			continue
 		}
+		if len(seg) > maxSegmentBytes {
+			// The cut may look like an ID where the whole did not (64
+			// digits followed by punctuation): classify what is kept.
+			if seg = truncateSegment(seg); IsIDSegment(seg) {
+				seg = IDPlaceholder
+			}
+		}
+		b.WriteString(seg)
 	}
 	if n == 0 {
 		return "/"
 	}
 	return b.String()
+}
+
+// truncateSegment cuts seg, longer than maxSegmentBytes, to at most that
+// many bytes without splitting a UTF-8 sequence (invalid UTF-8 is cut as is).
+func truncateSegment(seg string) string {
+	for i := maxSegmentBytes; i > maxSegmentBytes-utf8.UTFMax; i-- {
+		if utf8.RuneStart(seg[i]) {
+			return seg[:i]
+		}
+	}
+	return seg[:maxSegmentBytes]
 }
 
 // IsIDSegment reports whether one path segment looks like an object ID
