@@ -133,11 +133,29 @@ func (c *Catalog) Match(host, path string) *API {
 	return c.fallback
 }
 
+// pathUnder reports whether path lies under base, on a segment boundary
+// (/shop does not hold /shopping). Runs of slashes in path count as one, as
+// most servers read them, so that //shop/x cannot escape the /shop API.
 func pathUnder(path, base string) bool {
 	if base == "/" || base == "" {
 		return true
 	}
-	return strings.HasPrefix(path, base) && (len(path) == len(base) || path[len(base)] == '/')
+	if strings.HasPrefix(path, base) && (len(path) == len(base) || path[len(base)] == '/') {
+		return true
+	}
+	i := 0
+	for j := 0; j < len(base); j++ {
+		if i == len(path) || path[i] != base[j] {
+			return false
+		}
+		i++
+		if base[j] == '/' {
+			for i < len(path) && path[i] == '/' {
+				i++
+			}
+		}
+	}
+	return i == len(path) || path[i] == '/'
 }
 
 func hostMatches(hosts []string, host string) bool {
@@ -159,7 +177,8 @@ func hostMatches(hosts []string, host string) bool {
 	return false
 }
 
-// hostOnly strips the port from a host header value.
+// hostOnly strips the port, and the trailing dot of a fully qualified name
+// (api.example.com. is api.example.com), from a host header value.
 func hostOnly(host string) string {
 	if strings.HasPrefix(host, "[") {
 		if i := strings.IndexByte(host, ']'); i > 0 {
@@ -168,7 +187,7 @@ func hostOnly(host string) string {
 		return host
 	}
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host, ':') == i {
-		return host[:i]
+		host = host[:i]
 	}
-	return host
+	return strings.TrimSuffix(host, ".")
 }

@@ -229,7 +229,9 @@ func (e *Enforcer) lists(ids *Identities, now time.Time) listVerdict {
 		v.validUntil = v.entry.ExpiresAt.UnixNano()
 	}
 	if e.cache != nil {
-		e.cache.Set(key, &v, 1)
+		// A copy, so that v itself stays on the stack when there is no cache.
+		c := v
+		e.cache.Set(key, &c, 1)
 	}
 	return v
 }
@@ -310,4 +312,39 @@ func AppendDenyBody(b []byte, v *Verdict) []byte {
 	b = append(b, `","status":`...)
 	b = strconv.AppendInt(b, int64(v.Status), 10)
 	return append(b, '}')
+}
+
+// Outcome summarises a verdict for metrics: allowed, refused, or refused
+// only in a dry run.
+type Outcome uint8
+
+// Outcomes.
+const (
+	OutcomeAllow Outcome = iota
+	OutcomeDeny
+	OutcomeWouldBlock
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"allow", "deny", "would_block"}
+
+func (o Outcome) String() string {
+	if o < numOutcomes {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Outcomes lists every outcome, for metrics.
+func Outcomes() []Outcome { return []Outcome{OutcomeAllow, OutcomeDeny, OutcomeWouldBlock} }
+
+// Outcome returns the verdict's outcome.
+func (v *Verdict) Outcome() Outcome {
+	switch {
+	case v.Deny:
+		return OutcomeDeny
+	case v.WouldBlock:
+		return OutcomeWouldBlock
+	}
+	return OutcomeAllow
 }

@@ -125,31 +125,41 @@ func nthFromRight(xff string, n int) string {
 }
 
 // canonicalIP parses an address, with or without port or brackets
-// ("1.2.3.4", "1.2.3.4:80", "::1", "[::1]", "[::1]:80"), and
-// returns its canonical text, or "" when s is not an address. The input itself
-// is returned when it already is canonical, so the common case does not
-// allocate.
+// ("1.2.3.4", "1.2.3.4:80", "::1", "[::1]", "[::1]:80"), and returns its
+// canonical text, or "" when s is not an address. When the canonical text is
+// part of s, as it usually is ("1.2.3.4:80"), that part is returned, so the
+// common cases do not allocate.
 func canonicalIP(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" || len(s) > 64 {
 		return ""
 	}
-	a, err := netip.ParseAddr(s)
-	if err != nil && len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+	// Pick the parser by shape: a failed parse allocates its error.
+	var a netip.Addr
+	var err error
+	switch {
+	case s[0] == '[' && s[len(s)-1] == ']':
 		a, err = netip.ParseAddr(s[1 : len(s)-1])
+	case s[0] == '[' || strings.Count(s, ":") == 1: // [v6]:port, v4:port
+		var ap netip.AddrPort
+		ap, err = netip.ParseAddrPort(s)
+		a = ap.Addr()
+	default:
+		a, err = netip.ParseAddr(s)
 	}
 	if err != nil {
-		ap, err := netip.ParseAddrPort(s)
-		if err != nil {
-			return ""
-		}
-		a = ap.Addr()
+		return ""
 	}
-	a = a.WithZone("").Unmap()
 	var buf [64]byte
-	b := a.AppendTo(buf[:0])
-	if string(b) == s {
-		return s
+	b := a.WithZone("").Unmap().AppendTo(buf[:0])
+	n := len(b)
+	switch {
+	case n <= len(s) && string(b) == s[:n]: // v4, v4:port, v6
+		return s[:n]
+	case n < len(s) && s[0] == '[' && string(b) == s[1:n+1]: // [v6]:port
+		return s[1 : n+1]
+	case n <= len(s) && string(b) == s[len(s)-n:]: // ::ffff:v4
+		return s[len(s)-n:]
 	}
 	return string(b)
 }

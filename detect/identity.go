@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"net/netip"
 	"strings"
-	"sync"
 )
 
 // Kind is the kind of a client identity.
@@ -69,9 +67,19 @@ const fingerprintHexLen = 32 // 16 bytes of HMAC-SHA-256
 // (HMAC-SHA-256 with a per-deployment key, truncated to 128 bits). The same
 // credential gets the same fingerprint whatever kind it is presented as, so a
 // token reused as an API key is still recognised.
+//
+// Credentials up to 256 bytes, nearly all of them, are hashed with
+// sha256.Sum256 over stack buffers: the RFC 2104 construction
+// H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m)) spelled out, because crypto/hmac's
+// hash.Hash interface makes every buffer escape to the heap. Longer ones go
+// through crypto/hmac. Tests check both against crypto/hmac.
 type Fingerprinter struct {
-	pool sync.Pool
+	key        []byte
+	ipad, opad [sha256.BlockSize]byte
 }
+
+// maxStackCredential is the longest credential hashed without allocating.
+const maxStackCredential = 256
 
 // NewFingerprinter returns a Fingerprinter keyed with key, which must hold at
 // least 32 bytes.
@@ -79,9 +87,20 @@ func NewFingerprinter(key []byte) (*Fingerprinter, error) {
 	if len(key) < 32 {
 		return nil, fmt.Errorf("fingerprint key: need at least 32 bytes, got %d", len(key))
 	}
-	k := append([]byte(nil), key...)
-	f := &Fingerprinter{}
-	f.pool.New = func() any { return hmac.New(sha256.New, k) }
+	f := &Fingerprinter{key: append([]byte(nil), key...)}
+	k := key
+	if len(k) > sha256.BlockSize {
+		sum := sha256.Sum256(k)
+		k = sum[:]
+	}
+	for i := range f.ipad {
+		var b byte
+		if i < len(k) {
+			b = k[i]
+		}
+		f.ipad[i] = b ^ 0x36
+		f.opad[i] = b ^ 0x5c
+	}
 	return f, nil
 }
 
@@ -96,17 +115,21 @@ func NewKey() []byte {
 
 // Fingerprint returns the fingerprint of a raw credential.
 func (f *Fingerprinter) Fingerprint(raw string) string {
-	h := f.pool.Get().(hash.Hash)
-	h.Reset()
 	var sum [sha256.Size]byte
-	var in [128]byte
-	if len(raw) <= len(in) {
-		h.Write(in[:copy(in[:], raw)])
+	if len(raw) <= maxStackCredential {
+		var inner [sha256.BlockSize + maxStackCredential]byte
+		copy(inner[:], f.ipad[:])
+		n := copy(inner[sha256.BlockSize:], raw)
+		ih := sha256.Sum256(inner[:sha256.BlockSize+n])
+		var outer [sha256.BlockSize + sha256.Size]byte
+		copy(outer[:], f.opad[:])
+		copy(outer[sha256.BlockSize:], ih[:])
+		sum = sha256.Sum256(outer[:])
 	} else {
+		h := hmac.New(sha256.New, f.key)
 		h.Write([]byte(raw))
+		copy(sum[:], h.Sum(nil))
 	}
-	h.Sum(sum[:0])
-	f.pool.Put(h)
 	var out [len(FingerprintPrefix) + fingerprintHexLen]byte
 	copy(out[:], FingerprintPrefix)
 	hex.Encode(out[len(FingerprintPrefix):], sum[:fingerprintHexLen/2])

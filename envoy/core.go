@@ -27,15 +27,15 @@ const (
 // and must not block: they run on the hot path.
 type Metrics interface {
 	// Decision is called once per decision with the time spent deciding.
-	Decision(service string, v *detect.Verdict, elapsed time.Duration)
+	Decision(service string, outcome detect.Outcome, reason detect.Reason, elapsed time.Duration)
 	// ProtocolError counts a malformed or out-of-order message.
 	ProtocolError(service, what string)
 }
 
 type noMetrics struct{}
 
-func (noMetrics) Decision(string, *detect.Verdict, time.Duration) {}
-func (noMetrics) ProtocolError(string, string)                    {}
+func (noMetrics) Decision(string, detect.Outcome, detect.Reason, time.Duration) {}
+func (noMetrics) ProtocolError(string, string)                                  {}
 
 // Config holds the services' dependencies.
 type Config struct {

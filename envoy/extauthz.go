@@ -74,8 +74,8 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 	}
 	f.contentType = h.Header("content-type")
 	f.userAgent = h.Header("user-agent")
-	if f.contentLength < 0 {
-		if n, err := strconv.ParseInt(h.Header("content-length"), 10, 64); err == nil && n >= 0 {
+	if cl := h.Header("content-length"); f.contentLength < 0 && cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			f.contentLength = n
 		}
 	}
@@ -115,7 +115,7 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 		tx.DecisionID = id
 		resp = checkAllowed(id)
 	}
-	c.metrics.Decision(ServiceExtAuthz, &v, time.Since(start))
+	c.metrics.Decision(ServiceExtAuthz, v.Outcome(), v.Reason, time.Since(start))
 	c.logVerdict(ServiceExtAuthz, req, &v)
 	c.queue.Push(tx)
 	return resp, nil

@@ -168,7 +168,7 @@ func (st *extProcStream) onRequestHeaders(msg *extprocv3.ProcessingRequest, h *e
 	if st.verdict.Deny {
 		resp = st.immediate(&st.verdict)
 	}
-	c.metrics.Decision(ServiceExtProc, &st.verdict, time.Since(start))
+	c.metrics.Decision(ServiceExtProc, st.verdict.Outcome(), st.verdict.Reason, time.Since(start))
 	c.logVerdict(ServiceExtProc, &st.req, &st.verdict)
 	return resp
 }
@@ -205,7 +205,7 @@ func (st *extProcStream) onRequestBody(b *extprocv3.HttpBody) *extprocv3.Process
 		c.logVerdict(ServiceExtProc, &st.req, &v)
 	}
 	if b.GetEndOfStream() || v.Refused() {
-		c.metrics.Decision(ServiceExtProc, &v, time.Since(start))
+		c.metrics.Decision(ServiceExtProc, v.Outcome(), v.Reason, time.Since(start))
 	}
 	return resp
 }

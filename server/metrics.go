@@ -24,16 +24,8 @@ type serviceMetrics struct {
 	latency  prometheus.Observer
 	protoErr prometheus.Counter
 	// verdicts by outcome (allow, deny, would_block) and reason
-	verdicts [3][]prometheus.Counter
+	verdicts [][]prometheus.Counter
 }
-
-const (
-	outcomeAllow = iota
-	outcomeDeny
-	outcomeWouldBlock
-)
-
-var outcomeNames = [3]string{"allow", "deny", "would_block"}
 
 func newMetrics(q *detect.Queue, allow, block *detect.List) *metrics {
 	reg := prometheus.NewRegistry()
@@ -62,10 +54,12 @@ func newMetrics(q *detect.Queue, allow, block *detect.List) *metrics {
 	reg.MustRegister(calls, verdicts, latency, protoErr, m.panics)
 	for _, svc := range []string{envoy.ServiceExtProc, envoy.ServiceExtAuthz} {
 		sm := &serviceMetrics{calls: calls.WithLabelValues(svc), latency: latency.WithLabelValues(svc), protoErr: protoErr.WithLabelValues(svc)}
-		for o := range sm.verdicts {
+		for _, o := range detect.Outcomes() {
+			var byReason []prometheus.Counter
 			for _, r := range detect.Reasons() {
-				sm.verdicts[o] = append(sm.verdicts[o], verdicts.WithLabelValues(svc, outcomeNames[o], r.String()))
+				byReason = append(byReason, verdicts.WithLabelValues(svc, o.String(), r.String()))
 			}
+			sm.verdicts = append(sm.verdicts, byReason)
 		}
 		m.services[svc] = sm
 	}
@@ -89,22 +83,15 @@ func newMetrics(q *detect.Queue, allow, block *detect.List) *metrics {
 var _ envoy.Metrics = (*metrics)(nil)
 
 // Decision implements envoy.Metrics.
-func (m *metrics) Decision(service string, v *detect.Verdict, elapsed time.Duration) {
+func (m *metrics) Decision(service string, o detect.Outcome, r detect.Reason, elapsed time.Duration) {
 	sm := m.services[service]
 	if sm == nil {
 		return
 	}
 	sm.calls.Inc()
 	sm.latency.Observe(elapsed.Seconds())
-	o := outcomeAllow
-	switch {
-	case v.Deny:
-		o = outcomeDeny
-	case v.WouldBlock:
-		o = outcomeWouldBlock
-	}
-	if int(v.Reason) < len(sm.verdicts[o]) {
-		sm.verdicts[o][v.Reason].Inc()
+	if int(o) < len(sm.verdicts) && int(r) < len(sm.verdicts[o]) {
+		sm.verdicts[o][r].Inc()
 	}
 }
 

@@ -1,0 +1,232 @@
+package detect
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+var _ Sink = (*Inventory)(nil)
+
+var (
+	ordersAPI   = &API{Name: "orders", BasePath: "/orders", Hosts: []string{"shop.test"}, Mode: ModeBlock}
+	paymentsAPI = &API{Name: "payments", BasePath: "/pay", Mode: ModeDetect}
+	discovered  = &API{Name: "", BasePath: "/", Mode: ModeLearn, Discovered: true}
+)
+
+func call(api *API, host, method, path string, status int, at time.Duration) *Transaction {
+	return &Transaction{API: api, Host: host, Method: method, Path: path, Status: status, Start: t0.Add(at), HasRequest: true, Complete: status != 0}
+}
+
+func apiByName(t *testing.T, stats []APIStats, name string) APIStats {
+	t.Helper()
+	for _, s := range stats {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no API %q in %v", name, names(stats))
+	return APIStats{}
+}
+
+func names(stats []APIStats) []string {
+	var out []string
+	for _, s := range stats {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func TestInventoryConfiguredAndDiscovered(t *testing.T) {
+	inv := NewInventory([]*API{ordersAPI, paymentsAPI}, 10, 10)
+	for _, tx := range []*Transaction{
+		call(ordersAPI, "shop.test", "GET", "/orders/42", 200, 2*time.Second),
+		call(ordersAPI, "Shop.TEST:443", "GET", "/orders/43?x=1", 404, time.Second), // earlier: arrives late
+		call(ordersAPI, "shop.test", "GET", "/orders/44", 0, 3*time.Second),
+		call(ordersAPI, "shop.test", "POST", "/orders", 201, 4*time.Second),
+		call(discovered, "API.Example.com:8443", "GET", "/api/v2/items/7", 200, 5*time.Second),
+		call(discovered, "api.example.com", "DELETE", "/api/v2/items/8", 503, 6*time.Second),
+		call(discovered, "api.example.com", "GET", "/health", 200, 7*time.Second),
+		call(nil, "", "GET", "/", 302, 8*time.Second),
+	} {
+		inv.Consume(tx)
+	}
+	blocked := call(ordersAPI, "shop.test", "GET", "/orders/45", 403, 9*time.Second)
+	blocked.Blocked = true
+	inv.Consume(blocked)
+	would := call(discovered, "api.example.com", "GET", "/health", 200, 10*time.Second)
+	would.WouldBlock = true
+	inv.Consume(would)
+
+	stats := inv.APIs(discovered)
+	if got, want := names(stats), []string{"api.example.com/api/v2/items", "api.example.com/health", "orders", "payments", "unknown-host"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("APIs = %v, want %v", got, want)
+	}
+	orders := apiByName(t, stats, "orders")
+	t1, t9 := t0.Add(time.Second), t0.Add(9*time.Second)
+	if orders.Discovered || orders.Mode != "block" || orders.BasePath != "/orders" || orders.Requests != 5 || orders.Blocked != 1 ||
+		!reflect.DeepEqual(orders.Hosts, []string{"shop.test"}) || !orders.FirstSeen.Equal(t1) || !orders.LastSeen.Equal(t9) {
+		t.Errorf("orders = %+v", orders)
+	}
+	want := []EndpointStats{
+		{Method: "POST", Path: "/orders", Requests: 1, Status: map[string]uint64{"2xx": 1}, FirstSeen: t0.Add(4 * time.Second), LastSeen: t0.Add(4 * time.Second)},
+		{Method: "GET", Path: "/orders/{id}", Requests: 4, Status: map[string]uint64{"2xx": 1, "4xx": 2, "unknown": 1}, FirstSeen: t1, LastSeen: t9},
+	}
+	if !reflect.DeepEqual(orders.Endpoints, want) {
+		t.Errorf("orders endpoints:\n got %+v\nwant %+v", orders.Endpoints, want)
+	}
+
+	items := apiByName(t, stats, "api.example.com/api/v2/items")
+	if !items.Discovered || items.Mode != "learn" || items.BasePath != "/api/v2/items" || items.Requests != 2 ||
+		!reflect.DeepEqual(items.Hosts, []string{"api.example.com"}) || len(items.Endpoints) != 2 ||
+		items.Endpoints[0].Method != "DELETE" || items.Endpoints[0].Status["5xx"] != 1 {
+		t.Errorf("items = %+v", items)
+	}
+	if h := apiByName(t, stats, "api.example.com/health"); h.WouldBlock != 1 || h.Requests != 2 {
+		t.Errorf("health = %+v", h)
+	}
+	if p := apiByName(t, stats, "payments"); p.Discovered || p.Mode != "detect" || p.Requests != 0 || p.FirstSeen != nil || len(p.Endpoints) != 0 {
+		t.Errorf("payments, never called = %+v", p)
+	}
+	if u := apiByName(t, stats, "unknown-host"); u.Endpoints[0].Status["3xx"] != 1 || len(u.Hosts) != 0 {
+		t.Errorf("unknown-host = %+v", u)
+	}
+	if _, err := json.Marshal(stats); err != nil {
+		t.Fatal(err)
+	}
+	// Without a fallback, discovered APIs have no mode.
+	if m := apiByName(t, inv.APIs(nil), "api.example.com/health").Mode; m != "" {
+		t.Errorf("mode without fallback = %q", m)
+	}
+}
+
+func TestInventoryStatusClasses(t *testing.T) {
+	inv := NewInventory(nil, 10, 10)
+	for _, s := range []int{0, -1, 99, 101, 200, 299, 302, 404, 503, 599, 600, 1000} {
+		inv.Consume(call(discovered, "h", "GET", "/x", s, 0))
+	}
+	got := inv.APIs(discovered)[0].Endpoints[0].Status
+	want := map[string]uint64{"unknown": 5, "1xx": 1, "2xx": 2, "3xx": 1, "4xx": 1, "5xx": 2}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("status classes %v, want %v", got, want)
+	}
+}
+
+// TestInventoryBounds: the limit on discovered APIs leaves room for
+// discovered APIs whatever the number of configured ones, and the per-API
+// endpoint limit counts what it turns away.
+func TestInventoryBounds(t *testing.T) {
+	inv := NewInventory([]*API{ordersAPI, paymentsAPI}, 2, 3)
+	for i := 0; i < 5; i++ {
+		inv.Consume(call(discovered, fmt.Sprintf("h%d.test", i), "GET", "/", 200, 0))
+	}
+	for i := 0; i < 6; i++ {
+		inv.Consume(call(ordersAPI, "shop.test", "GET", fmt.Sprintf("/orders/list%c", 'a'+i), 200, 0))
+	}
+	stats := inv.APIs(discovered)
+	if got := names(stats); !reflect.DeepEqual(got, []string{"h0.test", "h1.test", "orders", "payments"}) {
+		t.Fatalf("APIs = %v", got)
+	}
+	if inv.OverflowAPIs() != 3 {
+		t.Errorf("OverflowAPIs = %d, want 3", inv.OverflowAPIs())
+	}
+	orders := apiByName(t, stats, "orders")
+	if len(orders.Endpoints) != 3 || orders.OverflowRequests != 3 || orders.Requests != 6 {
+		t.Errorf("orders: %d endpoints, overflow %d, requests %d", len(orders.Endpoints), orders.OverflowRequests, orders.Requests)
+	}
+	// Known APIs and endpoints keep counting past the limits.
+	inv.Consume(call(discovered, "h0.test", "GET", "/", 200, 0))
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/lista", 200, 0))
+	stats = inv.APIs(discovered)
+	if h := apiByName(t, stats, "h0.test"); h.Requests != 2 {
+		t.Errorf("h0.test requests %d", h.Requests)
+	}
+	if o := apiByName(t, stats, "orders"); o.Endpoints[0].Requests != 2 || o.OverflowRequests != 3 {
+		t.Errorf("orders %+v", o)
+	}
+}
+
+func TestInventoryLateConfiguredAPI(t *testing.T) {
+	inv := NewInventory(nil, 0, 10) // no room for discovered APIs at all
+	late := &API{Name: "late", BasePath: "/late", Hosts: []string{"late.test"}, Mode: ModeDetect}
+	inv.Consume(call(late, "late.test", "GET", "/late/1", 200, 0))
+	stats := inv.APIs(discovered)
+	if len(stats) != 1 || stats[0].Name != "late" || stats[0].Discovered || stats[0].Mode != "detect" || inv.OverflowAPIs() != 0 {
+		t.Fatalf("stats %+v, overflow %d", stats, inv.OverflowAPIs())
+	}
+}
+
+func TestInventoryHostsBounded(t *testing.T) {
+	inv := NewInventory(nil, 10, 10)
+	api := &API{Name: "many-hosts", BasePath: "/"}
+	for i := 0; i < 40; i++ {
+		inv.Consume(call(api, fmt.Sprintf("H%02d.test:80", i), "GET", "/", 200, 0))
+	}
+	hosts := inv.APIs(nil)[0].Hosts
+	if len(hosts) != 16 || hosts[0] != "h00.test" {
+		t.Fatalf("hosts %v", hosts)
+	}
+}
+
+// TestInventoryKeepsCopies: request strings may share Envoy's message
+// buffers; what the inventory keeps must not change with them.
+func TestInventoryKeepsCopies(t *testing.T) {
+	inv := NewInventory(nil, 10, 10)
+	buf := []byte("Mixed.Example.com|PROPFIND|/dav/files")
+	str := unsafe.String(&buf[0], len(buf))
+	host, rest, _ := strings.Cut(str, "|")
+	method, path, _ := strings.Cut(rest, "|")
+	inv.Consume(&Transaction{API: discovered, Host: host, Method: method, Path: path})
+	for i := range buf {
+		buf[i] = 'Z'
+	}
+	s := inv.APIs(nil)[0]
+	if s.Name != "mixed.example.com/dav" || s.BasePath != "/dav" || s.Hosts[0] != "mixed.example.com" ||
+		s.Endpoints[0].Method != "PROPFIND" || s.Endpoints[0].Path != "/dav/files" {
+		t.Fatalf("inventory aliases request strings: %+v", s)
+	}
+}
+
+func TestInventoryConcurrent(t *testing.T) {
+	inv := NewInventory([]*API{ordersAPI}, 50, 50)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				inv.Consume(call(discovered, fmt.Sprintf("h%d.test", i%70), "GET", fmt.Sprintf("/p%d/%d", i%3, i), 200, time.Duration(i)))
+				if i%50 == 0 {
+					inv.APIs(discovered)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var total uint64
+	for _, s := range inv.APIs(discovered) {
+		total += s.Requests
+	}
+	if total+inv.OverflowAPIs() != 2000 {
+		t.Fatalf("%d requests + %d overflow, want 2000", total, inv.OverflowAPIs())
+	}
+}
+
+func BenchmarkInventoryConsume(b *testing.B) {
+	inv := NewInventory([]*API{ordersAPI}, 1000, 1000)
+	txs := make([]*Transaction, 256)
+	for i := range txs {
+		txs[i] = call(ordersAPI, "shop.test", "GET", fmt.Sprintf("/orders/%d/items/%d", i, i*7), 200, 0)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		inv.Consume(txs[i%len(txs)])
+		i++
+	}
+}

@@ -1,0 +1,367 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is a Sink that keeps what it is given.
+type recorder struct {
+	mu  sync.Mutex
+	got []*Transaction
+	ch  chan *Transaction // optional: also sent here
+}
+
+var _ Sink = (*recorder)(nil)
+
+func (r *recorder) Consume(t *Transaction) {
+	r.mu.Lock()
+	r.got = append(r.got, t)
+	r.mu.Unlock()
+	if r.ch != nil {
+		r.ch <- t
+	}
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+const window = 10 * time.Second
+
+// The parts that Envoy's filters report for one call.
+func authzPart(id string, at time.Duration) *Transaction {
+	return &Transaction{RequestID: id, HasRequest: true, Method: "POST", Path: "/orders", Host: "shop.test",
+		Identities: idsAlice, Start: t0.Add(at), RequestBytes: 10, DecisionID: "authz-" + id}
+}
+
+func responsePart(id string, at time.Duration, status int) *Transaction {
+	return &Transaction{RequestID: id, Complete: true, Status: status, ResponseBytes: 99, Start: t0.Add(at)}
+}
+
+func extProcPart(id string, at time.Duration) *Transaction {
+	t := authzPart(id, at)
+	t.Complete, t.Status, t.Latency, t.ResponseBytes, t.RequestBytes = true, 200, 25*time.Millisecond, 500, 2048
+	t.JSONElements = 7
+	return t
+}
+
+// joinTests feed TestJoiner: a timeline of parts and flushes, and how many
+// calls are handed on after each step.
+var joinTests = []struct {
+	name  string
+	steps []joinStep
+	check func(t *testing.T, got []*Transaction)
+}{
+	{
+		name: "request then response",
+		steps: []joinStep{
+			{at: 0, add: authzPart("a", 0), emitted: 0, pending: 1},
+			{at: 30 * time.Millisecond, add: responsePart("a", 30*time.Millisecond, 201), emitted: 1, pending: 1},
+		},
+		check: func(t *testing.T, got []*Transaction) {
+			tx := got[0]
+			if !tx.HasRequest || !tx.Complete || tx.Status != 201 || tx.Latency != 30*time.Millisecond ||
+				tx.Path != "/orders" || tx.Identities != idsAlice || tx.ResponseBytes != 99 || tx.RequestBytes != 10 || !tx.Start.Equal(t0) {
+				t.Errorf("merged %+v", tx)
+			}
+		},
+	},
+	{
+		name: "response then request",
+		steps: []joinStep{
+			{at: 40 * time.Millisecond, add: responsePart("a", 40*time.Millisecond, 204), emitted: 0, pending: 1},
+			{at: 41 * time.Millisecond, add: authzPart("a", 0), emitted: 1, pending: 1},
+		},
+		check: func(t *testing.T, got []*Transaction) {
+			tx := got[0]
+			if tx.Status != 204 || tx.Latency != 40*time.Millisecond || !tx.Start.Equal(t0) || tx.Method != "POST" {
+				t.Errorf("merged %+v", tx)
+			}
+		},
+	},
+	{
+		name: "blocked request part is handed on at once, its response absorbed",
+		steps: []joinStep{
+			{at: 0, add: func() *Transaction {
+				p := authzPart("a", 0)
+				p.Blocked, p.Reason, p.Status, p.DecisionID = true, ReasonBlockList, 403, "deny-1"
+				return p
+			}(), emitted: 1, pending: 1},
+			{at: time.Millisecond, add: responsePart("a", time.Millisecond, 403), emitted: 1, pending: 1},
+			{at: window + time.Millisecond, flush: true, emitted: 1, pending: 0},
+		},
+		check: func(t *testing.T, got []*Transaction) {
+			if tx := got[0]; !tx.Blocked || tx.Reason != ReasonBlockList || tx.DecisionID != "deny-1" || tx.Complete {
+				t.Errorf("handed on %+v", tx)
+			}
+		},
+	},
+	{
+		name: "parts without request id pass straight through",
+		steps: []joinStep{
+			{at: 0, add: &Transaction{HasRequest: true}, emitted: 1, pending: 0},
+			{at: 0, add: &Transaction{Complete: true}, emitted: 2, pending: 0},
+		},
+	},
+	{
+		name: "whole ext_proc part, late observer part absorbed",
+		steps: []joinStep{
+			{at: 0, add: extProcPart("a", 0), emitted: 1, pending: 1},
+			{at: 9 * time.Second, add: responsePart("a", 9*time.Second, 500), emitted: 1, pending: 1},
+		},
+		check: func(t *testing.T, got []*Transaction) {
+			if got[0].Status != 200 {
+				t.Errorf("late part changed the handed-on call: %+v", got[0])
+			}
+		},
+	},
+	{
+		name: "ext_authz and ext_proc parts, then observer",
+		steps: []joinStep{
+			{at: 0, add: authzPart("a", 0), emitted: 0, pending: 1},
+			{at: 5 * time.Second, add: func() *Transaction {
+				p := extProcPart("a", time.Millisecond)
+				p.WouldBlock, p.Reason, p.DecisionID = true, ReasonTooManyElements, "would-1"
+				return p
+			}(), emitted: 1, pending: 1},
+			// Absorbed for a window from when the call was handed on, not
+			// from its first part.
+			{at: 14 * time.Second, add: responsePart("a", 14*time.Second, 200), emitted: 1, pending: 1},
+			{at: 15*time.Second + time.Millisecond, flush: true, emitted: 1, pending: 0},
+		},
+		check: func(t *testing.T, got []*Transaction) {
+			tx := got[0]
+			if !tx.WouldBlock || tx.Blocked || tx.Reason != ReasonTooManyElements || tx.DecisionID != "would-1" ||
+				tx.RequestBytes != 2048 || tx.JSONElements != 7 || tx.Latency != 25*time.Millisecond || !tx.Start.Equal(t0) {
+				t.Errorf("merged %+v", tx)
+			}
+		},
+	},
+	{
+		name: "window expiry hands on an incomplete call and absorbs its late part",
+		steps: []joinStep{
+			{at: 0, add: authzPart("a", 0), emitted: 0, pending: 1},
+			{at: window - time.Nanosecond, flush: true, emitted: 0, pending: 1},
+			{at: window, flush: true, emitted: 1, pending: 1},
+			{at: window + time.Second, add: responsePart("a", window+time.Second, 200), emitted: 1, pending: 1},
+			{at: 2 * window, flush: true, emitted: 1, pending: 0},
+		},
+		check: func(t *testing.T, got []*Transaction) {
+			if got[0].Complete || !got[0].HasRequest {
+				t.Errorf("handed on %+v", got[0])
+			}
+		},
+	},
+	{
+		name: "a part hands on the expired calls before it",
+		steps: []joinStep{
+			{at: 0, add: authzPart("a", 0), emitted: 0, pending: 1},
+			{at: window, add: authzPart("b", window), emitted: 1, pending: 2},
+		},
+		check: func(t *testing.T, got []*Transaction) {
+			if got[0].RequestID != "a" {
+				t.Errorf("handed on %q", got[0].RequestID)
+			}
+		},
+	},
+	{
+		name: "flush all",
+		steps: []joinStep{
+			{at: 0, add: authzPart("a", 0), emitted: 0, pending: 1},
+			{at: 0, add: responsePart("b", 0, 200), emitted: 0, pending: 2},
+			{at: 0, add: extProcPart("c", 0), emitted: 1, pending: 3},
+			{at: time.Second, flush: true, all: true, emitted: 3, pending: 0},
+		},
+	},
+}
+
+type joinStep struct {
+	at      time.Duration
+	add     *Transaction // nil: flush
+	flush   bool
+	all     bool
+	emitted int
+	pending int
+}
+
+func TestJoiner(t *testing.T) {
+	for _, tc := range joinTests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			j := NewJoiner(window, 100, rec)
+			for i, s := range tc.steps {
+				if s.add != nil {
+					j.Add(s.add, t0.Add(s.at))
+				} else {
+					j.Flush(t0.Add(s.at), s.all)
+				}
+				if rec.count() != s.emitted || j.Pending() != s.pending {
+					t.Fatalf("after step %d: %d handed on, %d pending; want %d, %d", i, rec.count(), j.Pending(), s.emitted, s.pending)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, rec.got)
+			}
+		})
+	}
+}
+
+func TestJoinerMaxPending(t *testing.T) {
+	rec := &recorder{}
+	j := NewJoiner(window, 2, rec)
+	j.Add(authzPart("a", 0), t0)
+	j.Add(extProcPart("b", 0), t0) // handed on, absorbing
+	j.Add(authzPart("c", 0), t0)   // over the bound: "a", the oldest, goes
+	if rec.count() != 2 || rec.got[1].RequestID != "a" || j.Pending() != 2 {
+		t.Fatalf("handed on %d (%v), pending %d", rec.count(), rec.got, j.Pending())
+	}
+	j.Add(authzPart("d", 0), t0) // "b" goes, already handed on: nothing more
+	if rec.count() != 2 || j.Pending() != 2 {
+		t.Fatalf("handed on %d, pending %d", rec.count(), j.Pending())
+	}
+}
+
+// TestJoinerSteadyState pushes many calls through with a moving clock: each
+// is handed on exactly once, and the joiner's memory stays bounded.
+func TestJoinerSteadyState(t *testing.T) {
+	counts := map[string]int{}
+	j := NewJoiner(window, 1<<20, sinkFunc(func(tx *Transaction) { counts[tx.RequestID]++ }))
+	now := t0
+	for i := 0; i < 20000; i++ {
+		now = now.Add(5 * time.Millisecond)
+		id := fmt.Sprint("r", i)
+		j.Add(authzPart(id, now.Sub(t0)), now)
+		if i >= 3 {
+			prev := fmt.Sprint("r", i-3)
+			j.Add(responsePart(prev, now.Sub(t0), 200), now)
+			j.Add(responsePart(prev, now.Sub(t0), 200), now) // a duplicate observer part
+		}
+		if i%100 == 0 {
+			j.Flush(now, false)
+		}
+		if live := len(j.order) - j.head; live > 3*j.Pending()+1 {
+			t.Fatalf("step %d: %d deadlines for %d pending calls", i, live, j.Pending())
+		}
+	}
+	if cap(j.order) > 8*j.Pending()+4096 {
+		t.Fatalf("order keeps %d slots for %d pending calls", cap(j.order), j.Pending())
+	}
+	j.Flush(now.Add(window), false)   // the last calls: handed on incomplete
+	j.Flush(now.Add(2*window), false) // and forgotten a window later
+	if j.Pending() != 0 {
+		t.Fatalf("%d calls still pending", j.Pending())
+	}
+	if len(counts) != 20000 {
+		t.Fatalf("%d calls handed on, want 20000", len(counts))
+	}
+	for id, n := range counts {
+		if n != 1 {
+			t.Fatalf("call %s handed on %d times", id, n)
+		}
+	}
+}
+
+type sinkFunc func(*Transaction)
+
+func (f sinkFunc) Consume(t *Transaction) { f(t) }
+
+func TestQueuePushNeverBlocks(t *testing.T) {
+	q := NewQueue(2)
+	for i := 0; i < 2; i++ {
+		if !q.Push(&Transaction{}) {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if q.Push(&Transaction{}) {
+			t.Fatal("push into a full queue accepted")
+		}
+	}
+	if q.Len() != 2 || q.Cap() != 2 || q.Pushed() != 2 || q.Dropped() != 3 {
+		t.Fatalf("len %d cap %d pushed %d dropped %d", q.Len(), q.Cap(), q.Pushed(), q.Dropped())
+	}
+	if NewQueue(0).Cap() != 1 {
+		t.Fatal("NewQueue(0) has no room")
+	}
+}
+
+// TestPipelineRun hands a joined call and a loose part through a running
+// pipeline, then stops it: what is queued is drained and flushed.
+func TestPipelineRun(t *testing.T) {
+	q := NewQueue(16)
+	rec := &recorder{ch: make(chan *Transaction, 16)}
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	p := NewPipeline(q, window, clock, rec)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+
+	q.Push(authzPart("a", 0))
+	q.Push(responsePart("a", time.Millisecond, 200))
+	select {
+	case tx := <-rec.ch:
+		if tx.RequestID != "a" || !tx.Complete || !tx.HasRequest {
+			t.Fatalf("handed on %+v", tx)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("joined call not handed on")
+	}
+
+	q.Push(authzPart("b", 0)) // incomplete: only the final flush hands it on
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if rec.count() != 2 || rec.got[1].RequestID != "b" {
+		t.Fatalf("handed on %d calls", rec.count())
+	}
+}
+
+// TestPipelineRunDrainsOnCancel starts a pipeline whose context is already
+// done: every queued part still reaches the sinks, each sink sees it.
+func TestPipelineRunDrainsOnCancel(t *testing.T) {
+	q := NewQueue(16)
+	a, b := &recorder{}, &recorder{}
+	p := NewPipeline(q, window, func() time.Time { return t0 }, a, b)
+	q.Push(authzPart("x", 0))
+	q.Push(&Transaction{HasRequest: true})
+	q.Push(responsePart("x", time.Millisecond, 200))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.Run(ctx)
+	if a.count() != 2 || b.count() != 2 || q.Len() != 0 {
+		t.Fatalf("sinks got %d and %d, %d left queued", a.count(), b.count(), q.Len())
+	}
+}
+
+// BenchmarkJoiner joins a request and a response part per call, with about
+// 10,000 calls inside the window.
+func BenchmarkJoiner(b *testing.B) {
+	j := NewJoiner(window, 1<<20, sinkFunc(func(*Transaction) {}))
+	ids := make([]string, 1<<16) // more than live in one window: no reuse inside it
+	for i := range ids {
+		ids[i] = fmt.Sprint("req-", i)
+	}
+	req, resp := authzPart("", 0), responsePart("", time.Millisecond, 200)
+	b.ReportAllocs()
+	now := t0
+	i := 0
+	for b.Loop() {
+		now = now.Add(time.Millisecond)
+		q, r := *req, *resp // producers hand over fresh records
+		q.RequestID, r.RequestID = ids[i%len(ids)], ids[i%len(ids)]
+		j.Add(&q, now)
+		j.Add(&r, now)
+		i++
+	}
+}
