@@ -29,14 +29,14 @@ type apiRecord struct {
 	requests   uint64
 	blocked    uint64
 	wouldBlock uint64
-	endpoints  map[endpointKey]*endpointRecord
+	endpoints  map[string]*endpointRecord // by "METHOD template"
 	overflow   uint64
 }
 
-type endpointKey struct{ method, path string }
 
 type endpointRecord struct {
-	first, last time.Time
+	method, path string
+	first, last  time.Time
 	requests    uint64
 	status      [6]uint64 // unknown, 1xx … 5xx
 }
@@ -88,13 +88,19 @@ func (inv *Inventory) addConfigured(a *API) *apiRecord {
 }
 
 func newAPIRecord(name, base string, configured *API) *apiRecord {
-	return &apiRecord{name: name, basePath: base, configured: configured, hosts: make(map[string]struct{}), endpoints: make(map[endpointKey]*endpointRecord)}
+	return &apiRecord{name: name, basePath: base, configured: configured, hosts: make(map[string]struct{}), endpoints: make(map[string]*endpointRecord)}
 }
 
 // Consume records one transaction.
 func (inv *Inventory) Consume(t *Transaction) {
 	name, base := inv.Name(t)
-	tmpl := TemplatePath(t.Path)
+	// "METHOD template", built on the stack: looking it up allocates
+	// nothing, only a new endpoint does.
+	var buf [256]byte
+	key := append(buf[:0], t.Method...)
+	key = append(key, ' ')
+	pathAt := len(key)
+	key = AppendTemplate(key, t.Path)
 	when := t.Start
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
@@ -129,16 +135,15 @@ func (inv *Inventory) Consume(t *Transaction) {
 	if t.WouldBlock {
 		r.wouldBlock++
 	}
-	key := endpointKey{method: t.Method, path: tmpl}
-	ep, ok := r.endpoints[key]
+	ep, ok := r.endpoints[string(key)]
 	if !ok {
 		if len(r.endpoints) >= inv.maxEndpoints {
 			r.overflow++
 			return
 		}
-		ep = &endpointRecord{}
-		key.method = strings.Clone(key.method)
-		r.endpoints[key] = ep
+		k := string(key)
+		ep = &endpointRecord{method: k[:pathAt-1], path: k[pathAt:]}
+		r.endpoints[k] = ep
 	}
 	ep.requests++
 	ep.first, ep.last = widen(ep.first, ep.last, when)
@@ -210,8 +215,8 @@ func (inv *Inventory) APIs(fallback *API) []APIStats {
 			s.Hosts = append(s.Hosts, h)
 		}
 		sort.Strings(s.Hosts)
-		for k, ep := range r.endpoints {
-			e := EndpointStats{Method: k.method, Path: k.path, Requests: ep.requests, FirstSeen: ep.first, LastSeen: ep.last, Status: map[string]uint64{}}
+		for _, ep := range r.endpoints {
+			e := EndpointStats{Method: ep.method, Path: ep.path, Requests: ep.requests, FirstSeen: ep.first, LastSeen: ep.last, Status: map[string]uint64{}}
 			for i, n := range ep.status {
 				if n > 0 {
 					e.Status[statusClasses[i]] = n

@@ -73,24 +73,24 @@ type Joiner struct {
 	next    Sink
 	window  time.Duration
 	max     int
-	pending map[string]*joinEntry
-	order   []joinRef // FIFO of deadlines, by time of scheduling
+	pending map[string]*Transaction // by RequestID
+	order   []joinRef               // FIFO of deadlines, by time of scheduling
 	head    int
 }
 
-type joinEntry struct {
-	id  string
-	tx  *Transaction
-	gen uint32 // bumped when the entry is scheduled again
-	// done is set once the call was handed on; the entry then only absorbs
-	// late parts until its deadline.
+// joinState is the joiner's bookkeeping, kept in the transaction itself so
+// that joining allocates nothing per call.
+type joinState struct {
+	gen uint32 // bumped when the call is scheduled again
+	// done is set once the call was handed on; it then only absorbs late
+	// parts until its deadline.
 	done bool
 }
 
-// joinRef is one deadline of an entry; it is stale when the entry was
+// joinRef is one deadline of a call; it is stale when the call was
 // scheduled again since.
 type joinRef struct {
-	entry    *joinEntry
+	tx       *Transaction
 	gen      uint32
 	deadline time.Time
 }
@@ -98,7 +98,7 @@ type joinRef struct {
 // NewJoiner returns a joiner that waits window for missing parts and keeps at
 // most max calls pending.
 func NewJoiner(window time.Duration, max int, next Sink) *Joiner {
-	return &Joiner{next: next, window: window, max: max, pending: make(map[string]*joinEntry)}
+	return &Joiner{next: next, window: window, max: max, pending: make(map[string]*Transaction)}
 }
 
 func whole(t *Transaction) bool { return (t.HasRequest && t.Complete) || t.Blocked }
@@ -110,22 +110,24 @@ func (j *Joiner) Add(t *Transaction, now time.Time) {
 		return
 	}
 	if e, ok := j.pending[t.RequestID]; ok {
-		if e.done {
+		if e.join.done {
 			return // a late part of a call already handed on
 		}
-		merge(e.tx, t)
-		if whole(e.tx) {
+		merge(e, t)
+		if whole(e) {
 			j.handOn(e)
 			j.schedule(e, now) // absorb late parts for a window from now
 		}
 		return
 	}
-	e := &joinEntry{id: strings.Clone(t.RequestID), tx: t}
+	// The ID may share the bytes of Envoy's message: the map keeps a copy.
+	t.RequestID = strings.Clone(t.RequestID)
+	t.join = joinState{}
 	if whole(t) {
-		j.handOn(e)
+		j.handOn(t)
 	}
-	j.pending[e.id] = e
-	j.schedule(e, now)
+	j.pending[t.RequestID] = t
+	j.schedule(t, now)
 	for len(j.pending) > j.max {
 		j.pop(true)
 	}
@@ -150,35 +152,35 @@ func (j *Joiner) Flush(now time.Time, all bool) {
 	}
 }
 
-func (j *Joiner) handOn(e *joinEntry) {
-	e.done = true
-	j.next.Consume(e.tx)
+func (j *Joiner) handOn(t *Transaction) {
+	t.join.done = true
+	j.next.Consume(t)
 }
 
-func (j *Joiner) schedule(e *joinEntry, now time.Time) {
-	e.gen++
-	j.order = append(j.order, joinRef{entry: e, gen: e.gen, deadline: now.Add(j.window)})
+func (j *Joiner) schedule(t *Transaction, now time.Time) {
+	t.join.gen++
+	j.order = append(j.order, joinRef{tx: t, gen: t.join.gen, deadline: now.Add(j.window)})
 }
 
 // pop takes the oldest deadline. A pending call is handed on; then, unless
 // forget is set, it is returned so that it absorbs late parts. A call that
 // was handed on already is forgotten.
-func (j *Joiner) pop(forget bool) *joinEntry {
+func (j *Joiner) pop(forget bool) *Transaction {
 	r := j.order[j.head]
 	j.order[j.head] = joinRef{}
 	j.head++
-	e := r.entry
-	if r.gen != e.gen {
+	t := r.tx
+	if r.gen != t.join.gen {
 		return nil // scheduled again later
 	}
-	if !e.done {
-		j.handOn(e)
+	if !t.join.done {
+		j.handOn(t)
 		if !forget {
-			return e
+			return t
 		}
 	}
-	if j.pending[e.id] == e {
-		delete(j.pending, e.id)
+	if j.pending[t.RequestID] == t {
+		delete(j.pending, t.RequestID)
 	}
 	return nil
 }

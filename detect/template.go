@@ -19,27 +19,29 @@ const (
 // become {id}. Paths deeper than 32 segments are cut there and end in "/…";
 // segments longer than 64 bytes are cut at a character boundary.
 func TemplatePath(path string) string {
+	var buf [256]byte
+	return string(AppendTemplate(buf[:0], path))
+}
+
+// AppendTemplate appends the endpoint template of path to dst, as
+// TemplatePath returns it.
+func AppendTemplate(dst []byte, path string) []byte {
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
 	}
-	if path == "" || path == "/" {
-		return "/"
-	}
-	var b strings.Builder
-	b.Grow(len(path))
 	n := 0
 	for seg := range strings.SplitSeq(path, "/") {
 		if seg == "" {
 			continue
 		}
 		if n == maxTemplateSegments {
-			b.WriteString("/…")
+			dst = append(dst, "/…"...)
 			break
 		}
 		n++
-		b.WriteByte('/')
+		dst = append(dst, '/')
 		if IsIDSegment(seg) {
-			b.WriteString(IDPlaceholder)
+			dst = append(dst, IDPlaceholder...)
 			continue
 		}
 		if len(seg) > maxSegmentBytes {
@@ -49,12 +51,12 @@ func TemplatePath(path string) string {
 				seg = IDPlaceholder
 			}
 		}
-		b.WriteString(seg)
+		dst = append(dst, seg...)
 	}
 	if n == 0 {
-		return "/"
+		dst = append(dst, '/')
 	}
-	return b.String()
+	return dst
 }
 
 // truncateSegment cuts seg, longer than maxSegmentBytes, to at most that

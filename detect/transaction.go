@@ -34,6 +34,8 @@ type Transaction struct {
 	DecisionID string
 	// Complete is set when the response was seen.
 	Complete bool
+
+	join joinState
 }
 
 // Queue is the bounded hand-off from the hot path to the detection pipeline.

@@ -158,8 +158,21 @@ func (nullServer) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
 	}
 }
 
+// nullAllow has the shape of Vigil's allow (OK plus a decision header), so
+// the client decodes the same answer from both servers and the difference
+// in allocations is the servers' own.
+var nullAllow = &authv3.CheckResponse{
+	Status: &rpcstatus.Status{},
+	HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+		Headers: []*corev3.HeaderValueOption{{
+			Header:       &corev3.HeaderValue{Key: "x-vigil-decision-id", Value: "000000000000000000000000"},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		}},
+	}},
+}
+
 func (nullServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return &authv3.CheckResponse{Status: &rpcstatus.Status{}}, nil
+	return nullAllow, nil
 }
 
 // target is a running server under test.
