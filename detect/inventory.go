@@ -33,12 +33,11 @@ type apiRecord struct {
 	overflow   uint64
 }
 
-
 type endpointRecord struct {
 	method, path string
 	first, last  time.Time
-	requests    uint64
-	status      [6]uint64 // unknown, 1xx … 5xx
+	requests     uint64
+	status       [6]uint64 // unknown, 1xx … 5xx
 }
 
 // APIStats is the inventory's view of one API.
