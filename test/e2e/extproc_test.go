@@ -399,3 +399,48 @@ func TestExtProcOutOfOrderAndMalformedMessages(t *testing.T) {
 		t.Fatalf("after the bad streams: %d", res.Status)
 	}
 }
+
+func TestExtProcEveryPhaseWithTrailersAndPartialBodies(t *testing.T) {
+	v := start(t, limitsConfig)
+	all := envoysim.Config{
+		RequestHeaderMode: envoysim.Send, ResponseHeaderMode: envoysim.Send,
+		RequestBodyMode: envoysim.BufferedPartial, ResponseBodyMode: envoysim.Streamed,
+		RequestTrailerMode: envoysim.Send, ResponseTrailerMode: envoysim.Send,
+		BufferLimit: 1024, ChunkSize: 300, MessageTimeout: 5 * time.Second,
+	}
+	req := envoysim.HTTPRequest{Method: "POST", Path: "/shopapi-bid/order", Authority: "shop.example.com",
+		Body: bytes.Repeat([]byte("b"), 5000), Trailers: [][2]string{{"x-checksum", "abc"}}}
+	res, err := envoysim.Do(context.Background(), v.extproc, all, req, func(envoysim.HTTPRequest) envoysim.HTTPResponse {
+		return envoysim.HTTPResponse{Status: 201, Body: bytes.Repeat([]byte("r"), 2000), Trailers: [][2]string{{"grpc-status", "0"}}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != 201 || !res.UpstreamCalled {
+		t.Fatalf("status %d", res.Status)
+	}
+	kinds := map[string]int{}
+	for _, r := range res.Responses {
+		kinds[envoysim.ReplyKind(r)]++
+	}
+	for _, k := range []string{"request_headers", "request_body", "request_trailers", "response_headers", "response_body", "response_trailers"} {
+		if kinds[k] == 0 {
+			t.Fatalf("no %s reply: %v", k, kinds)
+		}
+	}
+}
+
+func TestExtProcFullQueueNeverDelaysOrRefuses(t *testing.T) {
+	v := start(t, "pipeline:\n  queue_size: 1\n  join_window: 1h\n")
+	for i := range 200 {
+		if res := v.send(buffered, get(fmt.Sprintf("/q/%d", i))); res.Status != 200 {
+			t.Fatalf("request %d: %d", i, res.Status)
+		}
+	}
+	eventually(t, 5*time.Second, func() error {
+		if d := v.metric("vigil_queue_dropped_total"); d == 0 {
+			return fmt.Errorf("no drops counted")
+		}
+		return nil
+	})
+}

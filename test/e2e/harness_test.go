@@ -59,7 +59,10 @@ func start(t *testing.T, extra string) *vigil {
 	t.Helper()
 	dir := t.TempDir()
 	cfgText := "grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\nlog_level: debug\ndata_dir: " + dir + "\n" +
-		"shutdown:\n  drain_delay: 0s\n  timeout: 2s\npipeline:\n  join_window: 100ms\n" + extra
+		"shutdown:\n  drain_delay: 0s\n  timeout: 2s\n" + extra
+	if !strings.Contains(extra, "pipeline:") {
+		cfgText += "pipeline:\n  join_window: 100ms\n"
+	}
 	path := filepath.Join(dir, "vigil.yaml")
 	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
