@@ -1,0 +1,72 @@
+package detect
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Record is one recorded API call, the input of replay: one JSON object per
+// line. RequestHeaders carries whatever headers identity extraction reads;
+// ClientIP is already resolved.
+type Record struct {
+	Time           time.Time         `json:"time"`
+	Method         string            `json:"method"`
+	Authority      string            `json:"authority"`
+	Path           string            `json:"path"`
+	Status         int               `json:"status"`
+	ClientIP       string            `json:"client_ip"`
+	RequestHeaders map[string]string `json:"request_headers,omitempty"`
+	RequestBytes   int64             `json:"request_bytes"`
+	ResponseBytes  int64             `json:"response_bytes"`
+	DurationMS     float64           `json:"duration_ms"`
+}
+
+// ParseRecord decodes one line. Unknown fields are errors, so a typo is seen.
+func ParseRecord(line []byte) (Record, error) {
+	var r Record
+	dec := json.NewDecoder(strings.NewReader(string(line)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, err
+	}
+	switch {
+	case r.Time.IsZero():
+		return Record{}, errors.New("missing time")
+	case r.Method == "":
+		return Record{}, errors.New("missing method")
+	case r.Path == "" || r.Path[0] != '/':
+		return Record{}, fmt.Errorf("path %q must start with '/'", r.Path)
+	case r.Status < 0 || r.Status > 999:
+		return Record{}, fmt.Errorf("status %d out of range", r.Status)
+	}
+	return r, nil
+}
+
+// recordHeaders reads a record's headers by lower-case name.
+type recordHeaders map[string]string
+
+func (h recordHeaders) Header(name string) string { return h[name] }
+
+// Transaction turns a record into the transaction the engine consumes, with
+// the API matched in the catalog and identities extracted as they would be
+// live (secrets fingerprinted).
+func (r *Record) Transaction(c *Catalog, x *Extractor) *Transaction {
+	h := make(recordHeaders, len(r.RequestHeaders))
+	for k, v := range r.RequestHeaders {
+		h[strings.ToLower(k)] = v
+	}
+	path, query, _ := strings.Cut(r.Path, "?")
+	api := c.Match(r.Authority, path)
+	t := &Transaction{
+		API: api, Host: r.Authority, Method: strings.ToUpper(r.Method), Path: path, UserAgent: h["user-agent"],
+		Status: r.Status, RequestBytes: r.RequestBytes, ResponseBytes: r.ResponseBytes,
+		Start: r.Time, Latency: time.Duration(r.DurationMS * float64(time.Millisecond)),
+		HasRequest: true, Complete: r.Status != 0,
+	}
+	t.Identities[KindIP] = canonicalIP(r.ClientIP)
+	x.Extract(&api.Identities, h, query, &t.Identities)
+	return t
+}
