@@ -55,6 +55,9 @@ type API struct {
 	// request body (a json-patch's operations); 0 means no limit.
 	MaxJSONElements int
 	Identities      IdentitySources
+	// LoginPaths are the API's login endpoints (suffixes of the path);
+	// empty means DefaultLoginPaths.
+	LoginPaths []string
 	// Discovered is set on the catalog's fallback API, which stands for
 	// every API discovered from traffic.
 	Discovered bool

@@ -297,7 +297,8 @@ func (g *IDGenerator) Next() string {
 }
 
 // AppendDenyBody appends the JSON body of a refusal:
-// {"error":"forbidden","decision_id":"…","reason":"…","status":403}.
+// {"error":"forbidden","decision_id":"…","reason":"…","status":403}, with
+// "attack_id" when the block list entry came from a detected attack.
 func AppendDenyBody(b []byte, v *Verdict) []byte {
 	b = append(b, `{"error":"`...)
 	if v.Status == 413 {
@@ -309,6 +310,10 @@ func AppendDenyBody(b []byte, v *Verdict) []byte {
 	b = append(b, v.DecisionID...) // hex only
 	b = append(b, `","reason":"`...)
 	b = append(b, v.Reason.String()...) // fixed names only
+	if v.Match != nil && v.Match.AttackID != "" {
+		b = append(b, `","attack_id":"`...)
+		b = append(b, v.Match.AttackID...) // hex only
+	}
 	b = append(b, `","status":`...)
 	b = strconv.AppendInt(b, int64(v.Status), 10)
 	return append(b, '}')

@@ -13,6 +13,7 @@ type Entry struct {
 	Kind      Kind
 	Value     string // IP, user name, or fingerprint for secret kinds
 	Reason    string
+	AttackID  string // the attack that put the identity here, if any
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: never
 }

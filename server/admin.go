@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ type admin struct {
 	metrics   *metrics
 	ready     *atomic.Bool
 	now       func() time.Time
+	attacks   *detect.AttackStore
 }
 
 // entryJSON is a list entry on the wire. Secret values are fingerprints.
@@ -71,6 +73,8 @@ func (a *admin) handler() http.Handler {
 		mux.Handle("DELETE /v1/"+name+"/{kind}/{value...}", a.auth(a.deleteEntry(name, list)))
 	}
 	mux.Handle("GET /v1/apis", a.auth(http.HandlerFunc(a.apis)))
+	mux.Handle("GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks)))
+	mux.Handle("GET /v1/attacks/{id}", a.auth(http.HandlerFunc(a.getAttack)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})
@@ -237,4 +241,65 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// listAttacks answers GET /v1/attacks?api=&type=&since=&limit=&offset=,
+// newest first. since is RFC 3339 or a duration back from now ("15m").
+func (a *admin) listAttacks(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := detect.AttackFilter{API: q.Get("api"), Type: detect.AttackType(q.Get("type")), Limit: 100}
+	if f.Type != "" && !knownAttackType(f.Type) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("type: unknown attack type %q", f.Type))
+		return
+	}
+	if s := q.Get("since"); s != "" {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			f.Since = t
+		} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			f.Since = a.now().Add(-d)
+		} else {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since: %q is neither RFC 3339 nor a duration such as \"15m\"", s))
+			return
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"limit", &f.Limit, 1000}, {"offset", &f.Offset, 1 << 30}} {
+		if s := q.Get(p.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > p.max {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q must be an integer from 0 to %d", p.name, s, p.max))
+				return
+			}
+			*p.dst = n
+		}
+	}
+	list, total := a.attacks.List(f)
+	if list == nil {
+		list = []*detect.Attack{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"attacks": list, "total": total})
+}
+
+func (a *admin) getAttack(w http.ResponseWriter, r *http.Request) {
+	at, ok := a.attacks.Get(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no attack %q", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, at)
+}
+
+func knownAttackType(t detect.AttackType) bool {
+	if t == detect.AttackAnomalous {
+		return true
+	}
+	for _, x := range detect.AttackTypes() {
+		if x == t {
+			return true
+		}
+	}
+	return false
 }

@@ -21,6 +21,8 @@ const usage = `Vigil: machine-learning API threat protection for Envoy.
 
 Usage:
   vigil serve [--config FILE] [--grpc-addr ADDR] [--admin-addr ADDR] [--data-dir DIR] [--log-level LEVEL]
+  vigil replay --config FILE --input FILE [--out FILE]
+                                  run detection on recorded traffic; attacks as JSON lines
   vigil config default            print the embedded default configuration
   vigil config check FILE         validate a configuration file
   vigil version
@@ -40,6 +42,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveCmd(ctx, args[1:], stderr)
 	case "config":
 		return configCmd(args[1:], stdout)
+	case "replay":
+		return replayCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "vigil %s\n", Version)
 		return nil

@@ -28,21 +28,41 @@ func DefaultConfigYAML() []byte { return bytes.Clone(defaultYAML) }
 // Config is Vigil's configuration: embedded defaults, then the YAML file,
 // then flags.
 type Config struct {
-	GRPCAddr       string      `yaml:"grpc_addr"`
-	AdminAddr      string      `yaml:"admin_addr"`
-	AdminToken     string      `yaml:"admin_token"`
-	DataDir        string      `yaml:"data_dir"`
-	FingerprintKey string      `yaml:"fingerprint_key"`
-	TrustedHops    int         `yaml:"trusted_hops"`
-	LogLevel       string      `yaml:"log_level"`
-	LogFormat      string      `yaml:"log_format"`
-	Defaults       APIDefaults `yaml:"defaults"`
-	APIs           []APIConfig `yaml:"apis"`
-	GRPC           GRPCConfig  `yaml:"grpc"`
-	Shutdown       Shutdown    `yaml:"shutdown"`
-	Pipeline       Pipeline    `yaml:"pipeline"`
-	VerdictCache   int64       `yaml:"verdict_cache_size"`
-	Discovery      Discovery   `yaml:"discovery"`
+	GRPCAddr       string        `yaml:"grpc_addr"`
+	AdminAddr      string        `yaml:"admin_addr"`
+	AdminToken     string        `yaml:"admin_token"`
+	DataDir        string        `yaml:"data_dir"`
+	FingerprintKey string        `yaml:"fingerprint_key"`
+	TrustedHops    int           `yaml:"trusted_hops"`
+	LogLevel       string        `yaml:"log_level"`
+	LogFormat      string        `yaml:"log_format"`
+	Defaults       APIDefaults   `yaml:"defaults"`
+	APIs           []APIConfig   `yaml:"apis"`
+	GRPC           GRPCConfig    `yaml:"grpc"`
+	Shutdown       Shutdown      `yaml:"shutdown"`
+	Pipeline       Pipeline      `yaml:"pipeline"`
+	VerdictCache   int64         `yaml:"verdict_cache_size"`
+	Discovery      Discovery     `yaml:"discovery"`
+	Training       Training      `yaml:"training"`
+	BlockTTL       time.Duration `yaml:"block_ttl"`
+	Detection      Detection     `yaml:"detection"`
+}
+
+// Training says when an API's model is trained: after Duration of traffic
+// and both minimum counts, whichever comes last; then it relearns on the
+// interval, leaving out identities flagged as attackers.
+type Training struct {
+	Duration        time.Duration `yaml:"duration"`
+	MinRequests     int64         `yaml:"min_requests"`
+	MinIdentities   int64         `yaml:"min_identities"`
+	RelearnInterval time.Duration `yaml:"relearn_interval"`
+}
+
+// Detection sizes the detection engine.
+type Detection struct {
+	Workers    int `yaml:"workers"`
+	MaxStates  int `yaml:"max_states"`
+	MaxAttacks int `yaml:"max_attacks"`
 }
 
 // APIDefaults are the settings of discovered APIs and the defaults of
@@ -63,6 +83,7 @@ type APIConfig struct {
 	MaxBodyBytes    *int64           `yaml:"max_body_bytes"`
 	MaxJSONElements *int             `yaml:"max_json_elements"`
 	Identities      *IdentityOverlay `yaml:"identities"`
+	LoginPaths      []string         `yaml:"login_paths"`
 }
 
 // IdentityOverlay overrides some identity sources of the defaults.
@@ -380,6 +401,37 @@ func (c *Config) Validate() error {
 	if c.Discovery.MaxEndpointsPerAPI < 1 {
 		bad("discovery.max_endpoints_per_api", "must be positive")
 	}
+	if c.Training.Duration < 0 {
+		bad("training.duration", "must not be negative")
+	}
+	if c.Training.MinRequests < 0 {
+		bad("training.min_requests", "must not be negative")
+	}
+	if c.Training.MinIdentities < 0 {
+		bad("training.min_identities", "must not be negative")
+	}
+	if c.Training.RelearnInterval <= 0 {
+		bad("training.relearn_interval", "must be a positive duration")
+	}
+	if c.BlockTTL <= 0 {
+		bad("block_ttl", "must be a positive duration")
+	}
+	if c.Detection.Workers < 1 || c.Detection.Workers > 64 {
+		bad("detection.workers", "must be between 1 and 64")
+	}
+	if c.Detection.MaxStates < 1000 {
+		bad("detection.max_states", "must be at least 1000")
+	}
+	if c.Detection.MaxAttacks < 1 {
+		bad("detection.max_attacks", "must be positive")
+	}
+	for i, a := range c.APIs {
+		for j, p := range a.LoginPaths {
+			if p == "" || p[0] != '/' || strings.ContainsAny(p, "?# ") {
+				bad(fmt.Sprintf("apis[%d].login_paths[%d]", i, j), "%q must be a path starting with '/'", p)
+			}
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -486,6 +538,7 @@ func (c *Config) Catalog() *detect.Catalog {
 		apis = append(apis, &detect.API{
 			Name: a.Name, Hosts: hosts, BasePath: normalizeBasePath(a.BasePath), Mode: mode,
 			MaxBodyBytes: r.maxBody, MaxJSONElements: r.maxElems, Identities: r.ids.WithDefaults(),
+			LoginPaths: a.LoginPaths,
 		})
 	}
 	mode, _ := detect.ParseMode(c.Defaults.Mode)

@@ -15,6 +15,7 @@ import (
 // nothing.
 type metrics struct {
 	reg      *prometheus.Registry
+	attacks  *prometheus.CounterVec
 	services map[string]*serviceMetrics
 	panics   prometheus.Counter
 }
@@ -51,7 +52,10 @@ func newMetrics(q *detect.Queue, allow, block *detect.List) *metrics {
 			Name: "vigil_panics_total", Help: "Panics recovered in gRPC handlers.",
 		}),
 	}
-	reg.MustRegister(calls, verdicts, latency, protoErr, m.panics)
+	m.attacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_attacks_total", Help: "Attacks detected, by API, type and action.",
+	}, []string{"api", "type", "action"})
+	reg.MustRegister(calls, verdicts, latency, protoErr, m.panics, m.attacks)
 	for _, svc := range []string{envoy.ServiceExtProc, envoy.ServiceExtAuthz} {
 		sm := &serviceMetrics{calls: calls.WithLabelValues(svc), latency: latency.WithLabelValues(svc), protoErr: protoErr.WithLabelValues(svc)}
 		for _, o := range detect.Outcomes() {
@@ -100,4 +104,10 @@ func (m *metrics) ProtocolError(service, _ string) {
 	if sm := m.services[service]; sm != nil {
 		sm.protoErr.Inc()
 	}
+}
+
+// attack counts a detected attack. API names are bounded by
+// discovery.max_apis, types and actions are fixed sets.
+func (m *metrics) attack(a *detect.Attack) {
+	m.attacks.WithLabelValues(a.API, string(a.Type), a.Action).Inc()
 }

@@ -54,6 +54,7 @@ type Server struct {
 	enforcer  *detect.Enforcer
 	queue     *detect.Queue
 	inventory *detect.Inventory
+	engine    *detect.Engine
 	metrics   *metrics
 }
 
@@ -92,6 +93,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	s.queue = detect.NewQueue(cfg.Pipeline.QueueSize)
 	s.inventory = detect.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
 	s.metrics = newMetrics(s.queue, allow, block)
+	s.engine = newEngine(cfg, log, block, s.metrics)
 
 	if s.grpcL, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		s.closeState()
@@ -106,6 +108,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	adm := &admin{
 		log: log.With().Str("component", "admin").Logger(), token: []byte(cfg.AdminToken), fp: fp,
 		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
+		attacks: s.engine.Store(),
 	}
 	s.http = &http.Server{
 		Handler:           adm.handler(),
@@ -186,7 +189,11 @@ var servedServices = []string{
 func (s *Server) Run(ctx context.Context) error {
 	defer s.closeState()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory)
+	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.engine)
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	var engineWG sync.WaitGroup
+	engineWG.Go(func() { s.engine.Run(engineCtx) })
+	defer func() { stopEngine(); engineWG.Wait() }()
 	var wg sync.WaitGroup
 	wg.Go(func() { pipeline.Run(pipeCtx) })
 	wg.Go(func() { s.sweep(pipeCtx) })
@@ -375,4 +382,30 @@ func createKeyFile(path string, data []byte) error {
 	}
 	// The file system has no hard links: a rename is the best left.
 	return os.Rename(tmp, path)
+}
+
+// newEngine builds the detection engine: attacks are logged as one JSON
+// line each, counted, and put on the block list by the engine when their
+// API is in block mode.
+func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics) *detect.Engine {
+	alog := log.With().Str("component", "detect").Logger()
+	return detect.NewEngine(detect.EngineConfig{
+		Workers:   cfg.Detection.Workers,
+		MaxStates: cfg.Detection.MaxStates,
+		MaxAPIs:   cfg.Discovery.MaxAPIs,
+		Training: detect.TrainingConfig{
+			Duration: cfg.Training.Duration, MinRequests: cfg.Training.MinRequests,
+			MinIdentities: cfg.Training.MinIdentities, RelearnInterval: cfg.Training.RelearnInterval,
+		},
+		BlockTTL: cfg.BlockTTL,
+		Block:    block.Put,
+		Store:    detect.NewAttackStore(cfg.Detection.MaxAttacks),
+		OnAttack: func(a *detect.Attack) {
+			m.attack(a)
+			alog.Warn().Str("attack_id", a.ID).Str("type", string(a.Type)).Str("api", a.API).
+				Str("identity_kind", a.Identity.Kind).Str("identity", a.Identity.Value).
+				Str("action", a.Action).Interface("variables", a.Variables).Strs("client_ips", a.ClientIPs).
+				Time("detected_at", a.DetectedAt).Msg("attack")
+		},
+	})
 }

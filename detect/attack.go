@@ -1,0 +1,147 @@
+package detect
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// AttackType names a kind of attack.
+type AttackType string
+
+// Attack types.
+const (
+	AttackProbing            AttackType = "probing"
+	AttackExcessiveErrors    AttackType = "excessive_errors"
+	AttackCredentialStuffing AttackType = "credential_stuffing"
+	AttackStolenToken        AttackType = "stolen_token"
+	AttackDataExfiltration   AttackType = "data_exfiltration"
+	AttackExtremeActivity    AttackType = "extreme_activity"
+	AttackBOLAEnumeration    AttackType = "bola_enumeration"
+	AttackMassDeletion       AttackType = "mass_deletion"
+	AttackOversizedPayload   AttackType = "oversized_payload"
+	AttackAnomalous          AttackType = "anomalous_behaviour"
+)
+
+// AttackTypes lists the types the threshold models raise.
+func AttackTypes() []AttackType {
+	return []AttackType{AttackProbing, AttackExcessiveErrors, AttackCredentialStuffing, AttackStolenToken,
+		AttackDataExfiltration, AttackExtremeActivity, AttackBOLAEnumeration, AttackMassDeletion, AttackOversizedPayload}
+}
+
+// Attack actions.
+const (
+	ActionBlocked    = "blocked"     // the identity went on the block list
+	ActionWouldBlock = "would_block" // the API is in detect mode
+	ActionDetected   = "detected"    // the API is in learn mode
+)
+
+// Attack is one detected attack, explained.
+type Attack struct {
+	ID         string          `json:"id"`
+	Type       AttackType      `json:"type"`
+	API        string          `json:"api"`
+	Identity   AttackIdentity  `json:"identity"`
+	FirstSeen  time.Time       `json:"first_seen"`
+	DetectedAt time.Time       `json:"detected_at"`
+	Variables  []VariableValue `json:"variables"`
+	ClientIPs  []string        `json:"client_ips"`
+	Action     string          `json:"action"`
+	// BlockedUntil is when the block list entry expires, for blocked ones.
+	BlockedUntil *time.Time `json:"blocked_until,omitempty"`
+	// Repeat counts earlier attacks by the same identity on the same API.
+	Repeat int `json:"repeat"`
+}
+
+// AttackIdentity is who attacked: the IP or user name in clear, the
+// fingerprint for secrets.
+type AttackIdentity struct {
+	Kind  string `json:"kind"`
+	Value string `json:"value"`
+}
+
+// VariableValue explains one variable of an attack.
+type VariableValue struct {
+	Name         string  `json:"name"`
+	Observed     float64 `json:"observed"`
+	Tn           float64 `json:"tn"`
+	Tx           float64 `json:"tx"`
+	DeviationPct float64 `json:"deviation_pct"`
+}
+
+// AttackStore keeps the most recent attack records in memory, bounded.
+type AttackStore struct {
+	mu   sync.RWMutex
+	max  int
+	list []*Attack // oldest first
+	byID map[string]*Attack
+}
+
+// NewAttackStore keeps at most max records.
+func NewAttackStore(max int) *AttackStore {
+	return &AttackStore{max: max, byID: make(map[string]*Attack)}
+}
+
+// Add stores a record, dropping the oldest past the bound.
+func (s *AttackStore) Add(a *Attack) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.list = append(s.list, a)
+	s.byID[a.ID] = a
+	if len(s.list) > s.max {
+		drop := len(s.list) - s.max
+		for _, old := range s.list[:drop] {
+			delete(s.byID, old.ID)
+		}
+		s.list = append(s.list[:0], s.list[drop:]...)
+	}
+}
+
+// Get returns a record by ID.
+func (s *AttackStore) Get(id string) (*Attack, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.byID[id]
+	return a, ok
+}
+
+// AttackFilter selects records.
+type AttackFilter struct {
+	API    string
+	Type   AttackType
+	Since  time.Time
+	Offset int
+	Limit  int
+}
+
+// List returns the records matching f, newest first, and how many match.
+func (s *AttackStore) List(f AttackFilter) ([]*Attack, int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Attack
+	for i := len(s.list) - 1; i >= 0; i-- {
+		a := s.list[i]
+		if (f.API != "" && a.API != f.API) || (f.Type != "" && a.Type != f.Type) || (!f.Since.IsZero() && a.DetectedAt.Before(f.Since)) {
+			continue
+		}
+		out = append(out, a)
+	}
+	// Newest first by detection time (records arrive from several workers).
+	sort.SliceStable(out, func(i, j int) bool { return out[i].DetectedAt.After(out[j].DetectedAt) })
+	total := len(out)
+	if f.Offset > len(out) {
+		f.Offset = len(out)
+	}
+	out = out[f.Offset:]
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, total
+}
+
+// Len returns the number of records kept.
+func (s *AttackStore) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.list)
+}

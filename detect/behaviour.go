@@ -1,0 +1,240 @@
+package detect
+
+import (
+	"strings"
+	"time"
+)
+
+// Windows of the per-identity state: a short one for rates (1 min in 10 s
+// buckets) and a long one for attacks that build slowly (10 min in 1 min
+// buckets). Distinct counts use small HyperLogLog sketches over two
+// tumbling 5-minute epochs, so they cover the last 5 to 10 minutes.
+const (
+	shortBucket  = 10 * time.Second
+	shortBuckets = 6
+	longBucket   = time.Minute
+	longBuckets  = 10
+	sketchEpoch  = 5 * time.Minute
+)
+
+// Counters kept per long-window bucket.
+const (
+	cRequests = iota
+	cErrors   // status ≥ 400 other than failed logins, 404 and 405
+	cFailed   // 404, 405: paths or methods that do not exist
+	cLoginFail
+	cDeletes
+	numCounters
+)
+
+type bucket struct {
+	c         [numCounters]uint32
+	respBytes uint64
+}
+
+type sketchPair struct{ cur, prev hll }
+
+func (p *sketchPair) add(x uint64) { p.cur.add(x) }
+
+func (p *sketchPair) estimate() float64 {
+	u := p.cur
+	u.merge(&p.prev)
+	return u.estimate()
+}
+
+// sketches are allocated the first time an identity needs one.
+type sketches struct {
+	epoch       int64
+	failedPaths *sketchPair
+	loginUsers  *sketchPair
+	ips         *sketchPair
+	agents      *sketchPair
+	objects     *sketchPair
+}
+
+func (s *sketches) rotate(epoch int64) {
+	if epoch == s.epoch {
+		return
+	}
+	for _, p := range []*sketchPair{s.failedPaths, s.loginUsers, s.ips, s.agents, s.objects} {
+		if p == nil {
+			continue
+		}
+		if epoch == s.epoch+1 {
+			p.prev = p.cur
+		} else {
+			p.prev.reset()
+		}
+		p.cur.reset()
+	}
+	s.epoch = epoch
+}
+
+func pair(p **sketchPair) *sketchPair {
+	if *p == nil {
+		*p = new(sketchPair)
+	}
+	return *p
+}
+
+func estimate(p *sketchPair) float64 {
+	if p == nil {
+		return 0
+	}
+	return p.estimate()
+}
+
+// identityState is what Vigil remembers of one identity on one API: a few
+// hundred bytes whatever its traffic.
+type identityState struct {
+	model *apiModel
+	kind  Kind
+	id    string
+
+	first, last int64 // unix nanoseconds
+
+	shortHead int64 // index of the newest short bucket (time / shortBucket)
+	short     [shortBuckets]uint32
+	longHead  int64
+	long      [longBuckets]bucket
+	sk        sketches
+
+	clientIPs  []string // up to maxClientIPs distinct, for non-IP identities
+	lastSample int64    // long bucket index of the last training sample
+	flagged    *[numTypes]int64
+	attacks    int
+
+	// least-recently-seen list of the shard
+	prev, next *identityState
+}
+
+const maxClientIPs = 20
+
+// advance moves the windows to now, clearing buckets that went by.
+func (s *identityState) advance(now int64) {
+	if h := now / int64(shortBucket); h != s.shortHead {
+		for i := s.shortHead + 1; i <= h && i <= s.shortHead+shortBuckets; i++ {
+			s.short[i%shortBuckets] = 0
+		}
+		if h > s.shortHead {
+			s.shortHead = h
+		}
+	}
+	if h := now / int64(longBucket); h != s.longHead {
+		for i := s.longHead + 1; i <= h && i <= s.longHead+longBuckets; i++ {
+			s.long[i%longBuckets] = bucket{}
+		}
+		if h > s.longHead {
+			s.longHead = h
+		}
+	}
+	s.sk.rotate(now / int64(sketchEpoch))
+}
+
+func (s *identityState) longSum(c int) float64 {
+	var n uint64
+	for i := range s.long {
+		n += uint64(s.long[i].c[c])
+	}
+	return float64(n)
+}
+
+func (s *identityState) longBytes() float64 {
+	var n uint64
+	for i := range s.long {
+		n += s.long[i].respBytes
+	}
+	return float64(n)
+}
+
+func (s *identityState) shortSum() float64 {
+	var n uint64
+	for _, v := range s.short {
+		n += uint64(v)
+	}
+	return float64(n)
+}
+
+// observe adds one transaction to the state.
+func (s *identityState) observe(t *Transaction, now int64, login bool) {
+	s.advance(now)
+	if s.first == 0 {
+		s.first = now
+	}
+	s.last = now
+	s.short[s.shortHead%shortBuckets]++
+	b := &s.long[s.longHead%longBuckets]
+	b.c[cRequests]++
+	b.respBytes += uint64(max(t.ResponseBytes, 0))
+	failedLogin := login && (t.Status == 401 || t.Status == 403)
+	switch {
+	case failedLogin:
+		b.c[cLoginFail]++
+		if s.kind == KindIP || s.kind == KindCookie {
+			if u := t.Identities[KindUsername]; u != "" {
+				pair(&s.sk.loginUsers).add(hashString(u))
+			}
+		}
+	case t.Status == 404 || t.Status == 405:
+		// Paths that do not exist: probing's signal, not an error rate.
+		b.c[cFailed]++
+		pair(&s.sk.failedPaths).add(hashString(t.Path))
+	case t.Status >= 400:
+		b.c[cErrors]++
+	}
+	if t.Method == "DELETE" {
+		b.c[cDeletes]++
+	}
+	if s.kind != KindIP {
+		if ip := t.Identities[KindIP]; ip != "" {
+			pair(&s.sk.ips).add(hashString(ip))
+			s.noteIP(ip)
+		}
+		if s.kind.Secret() && t.UserAgent != "" {
+			pair(&s.sk.agents).add(hashString(t.UserAgent))
+		}
+	}
+	if k, ok := objectKey(t.Path); ok && t.Method != "DELETE" {
+		pair(&s.sk.objects).add(k)
+	}
+}
+
+func (s *identityState) noteIP(ip string) {
+	for _, have := range s.clientIPs {
+		if have == ip {
+			return
+		}
+	}
+	if len(s.clientIPs) < maxClientIPs {
+		s.clientIPs = append(s.clientIPs, strings.Clone(ip))
+	}
+}
+
+// objectKey hashes the endpoint template and the last ID segment of a path:
+// the object a call reads.
+func objectKey(path string) (uint64, bool) {
+	last := ""
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg != "" && IsIDSegment(seg) {
+			last = seg
+		}
+	}
+	if last == "" {
+		return 0, false
+	}
+	var buf [256]byte
+	k := AppendTemplate(buf[:0], path)
+	k = append(k, '#')
+	k = append(k, last...)
+	return hashString(string(k)), true
+}
+
+// isLoginPath reports whether path is one of the API's login endpoints.
+func isLoginPath(paths []string, path string) bool {
+	for _, p := range paths {
+		if path == p || strings.HasSuffix(path, p) && (len(path) == len(p) || path[len(path)-len(p)-1] == '/') {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,477 @@
+package detect
+
+import (
+	"context"
+	"hash/maphash"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultLoginPaths are the login endpoints of APIs that configure none:
+// a path ending in one of them is a login.
+var DefaultLoginPaths = []string{"/login", "/signin", "/sign-in", "/auth", "/authenticate", "/token", "/oauth/token", "/session", "/sessions"}
+
+// EngineConfig configures the detection engine.
+type EngineConfig struct {
+	// Workers is the number of shards, each a goroutine owning the state of
+	// the identities that hash to it. 0 processes every transaction in the
+	// caller, in order (replay, tests).
+	Workers int
+	// MaxStates caps the tracked (API, identity) states; past it the least
+	// recently seen are forgotten, so a botnet of fresh IPs cannot exhaust
+	// memory.
+	MaxStates int
+	// MaxAPIs caps the models (one per API, discovered ones included).
+	MaxAPIs  int
+	Training TrainingConfig
+	// BlockTTL is how long an attacker stays blocked; it doubles with each
+	// repeat offence, up to 24 hours.
+	BlockTTL time.Duration
+	// Block puts an entry on the block list (nil: no blocking).
+	Block func(Entry)
+	// OnAttack is called for every attack raised, from a worker.
+	OnAttack func(*Attack)
+	Store    *AttackStore
+	IDs      *IDGenerator
+}
+
+// Engine is the behavioural detection pipeline sink: per-identity windows,
+// per-API models, attack records and blocking.
+type Engine struct {
+	cfg    EngineConfig
+	seed   maphash.Seed
+	shards []*shard
+
+	mu     sync.RWMutex
+	models map[string]*apiModel
+}
+
+type shard struct {
+	e      *Engine
+	ch     chan work
+	states map[stateKey]*identityState
+	max    int
+	head   *identityState // most recently seen
+	tail   *identityState
+}
+
+type stateKey struct {
+	model *apiModel
+	kind  Kind
+	id    string
+}
+
+type work struct {
+	t     *Transaction
+	model *apiModel
+	kind  Kind
+	// primary marks the call's most specific identity, which answers for
+	// the per-request variables.
+	primary bool
+}
+
+// NewEngine returns an engine; Run starts its workers.
+func NewEngine(cfg EngineConfig) *Engine {
+	if cfg.MaxStates <= 0 {
+		cfg.MaxStates = 1 << 20
+	}
+	if cfg.MaxAPIs <= 0 {
+		cfg.MaxAPIs = 1000
+	}
+	if cfg.BlockTTL <= 0 {
+		cfg.BlockTTL = time.Hour
+	}
+	if cfg.Store == nil {
+		cfg.Store = NewAttackStore(10000)
+	}
+	if cfg.IDs == nil {
+		cfg.IDs = NewIDGenerator()
+	}
+	e := &Engine{cfg: cfg, seed: maphash.MakeSeed(), models: map[string]*apiModel{}}
+	n := max(cfg.Workers, 1)
+	for range n {
+		e.shards = append(e.shards, &shard{e: e, states: map[stateKey]*identityState{}, max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)})
+	}
+	return e
+}
+
+// Store returns the attack records.
+func (e *Engine) Store() *AttackStore { return e.cfg.Store }
+
+// Run runs the workers until ctx ends and their queues are drained. With
+// Workers = 0 it returns at once.
+func (e *Engine) Run(ctx context.Context) {
+	if e.cfg.Workers == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, s := range e.shards {
+		wg.Go(func() {
+			for {
+				select {
+				case w := <-s.ch:
+					s.process(w)
+				case <-ctx.Done():
+					for {
+						select {
+						case w := <-s.ch:
+							s.process(w)
+						default:
+							return
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Consume takes one transaction from the pipeline.
+func (e *Engine) Consume(t *Transaction) {
+	if !t.HasRequest || t.Start.IsZero() {
+		return
+	}
+	m := e.model(t)
+	if m == nil {
+		return
+	}
+	m.requests.Add(1)
+	m.tick(t.Start)
+	primary, _ := primaryIdentity(t)
+	for k := range numKinds {
+		id := t.Identities[k]
+		if id == "" {
+			continue
+		}
+		w := work{t: t, model: m, kind: k, primary: k == primary}
+		if e.cfg.Workers == 0 {
+			e.shards[0].process(w)
+			continue
+		}
+		s := e.shards[maphash.String(e.seed, id)%uint64(len(e.shards))]
+		s.ch <- w
+	}
+}
+
+// model returns the model of a transaction's API, created on first sight.
+func (e *Engine) model(t *Transaction) *apiModel {
+	name := ""
+	if t.API != nil && !t.API.Discovered {
+		name = t.API.Name
+	} else {
+		name = DiscoveredName(t.Host, DiscoveredBase(t.Path))
+	}
+	e.mu.RLock()
+	m := e.models[name]
+	e.mu.RUnlock()
+	if m != nil {
+		return m
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if m = e.models[name]; m != nil {
+		return m
+	}
+	if len(e.models) >= e.cfg.MaxAPIs {
+		return nil
+	}
+	name = strings.Clone(name)
+	m = newAPIModel(name, t.API, e.cfg.Training)
+	e.models[name] = m
+	return m
+}
+
+// perRequest checks the per-request variables (oversized payloads) on the
+// call's most specific identity.
+func (s *shard) perRequest(st *identityState, t *Transaction) {
+	m := st.model
+	ts := m.thresholds.Load()
+	obs := []float64{float64(t.RequestBytes), float64(t.JSONElements)}
+	fired := false
+	for i, v := range []varID{vRequestBytes, vJSONElements} {
+		if st.flagged == nil && !t.Blocked {
+			m.sample(st.kind, v, obs[i])
+		}
+		if obs[i] > ts[st.kind][v].Tx && obs[i] >= varDefs[v].floor {
+			fired = true
+		}
+	}
+	if fired {
+		s.e.raise(st, AttackOversizedPayload, t, obs)
+	}
+}
+
+func primaryIdentity(t *Transaction) (Kind, string) {
+	for _, k := range []Kind{KindToken, KindAPIKey, KindCookie, KindUsername, KindIP} {
+		if id := t.Identities[k]; id != "" {
+			return k, id
+		}
+	}
+	return 0, ""
+}
+
+// process updates one identity's state with a transaction and checks its
+// variables.
+func (s *shard) process(w work) {
+	t, m := w.t, w.model
+	now := t.Start.UnixNano()
+	st := s.state(m, w.kind, t.Identities[w.kind])
+	login := isLoginPath(loginPaths(m.api), t.Path)
+	// Once a minute, the identity's windows as of its last call become a
+	// training sample (flagged identities never train the model).
+	if minute := now / int64(longBucket); minute != st.lastSample && st.first != 0 {
+		if st.flagged == nil {
+			for v := range numVars {
+				if varDefs[v].kinds&(1<<w.kind) != 0 && !varDefs[v].perRequest {
+					m.sample(w.kind, varID(v), st.value(varID(v)))
+				}
+			}
+		}
+		st.lastSample = minute
+	}
+	st.observe(t, now, login)
+	if st.lastSample == 0 {
+		st.lastSample = now / int64(longBucket)
+	}
+	if w.primary {
+		s.perRequest(st, t)
+	}
+	ts := m.thresholds.Load()
+	var fired [numTypes]bool
+	any := false
+	for v := range numVars {
+		d := varDefs[v]
+		if d.perRequest || d.kinds&(1<<w.kind) == 0 {
+			continue
+		}
+		x := st.value(varID(v))
+		if x > ts[w.kind][v].Tx && x >= d.floor {
+			fired[typeIndex(d.attack)] = true
+			any = true
+		}
+	}
+	if !any {
+		return
+	}
+	for i, typ := range AttackTypes() {
+		if fired[i] {
+			s.e.raise(st, typ, t, nil)
+		}
+	}
+}
+
+func loginPaths(a *API) []string {
+	if a != nil && len(a.LoginPaths) > 0 {
+		return a.LoginPaths
+	}
+	return DefaultLoginPaths
+}
+
+// state returns the identity's state, created (and the least recently seen
+// forgotten past the cap) when new.
+func (s *shard) state(m *apiModel, kind Kind, id string) *identityState {
+	key := stateKey{m, kind, id}
+	if st, ok := s.states[key]; ok {
+		s.touch(st)
+		return st
+	}
+	if len(s.states) >= s.max && s.tail != nil {
+		old := s.tail
+		s.unlink(old)
+		delete(s.states, stateKey{old.model, old.kind, old.id})
+	}
+	st := &identityState{model: m, kind: kind, id: strings.Clone(id)}
+	s.states[stateKey{m, kind, st.id}] = st
+	s.pushFront(st)
+	m.identities.Add(1)
+	return st
+}
+
+func (s *shard) touch(st *identityState) {
+	if s.head == st {
+		return
+	}
+	s.unlink(st)
+	s.pushFront(st)
+}
+
+func (s *shard) pushFront(st *identityState) {
+	st.prev, st.next = nil, s.head
+	if s.head != nil {
+		s.head.prev = st
+	}
+	s.head = st
+	if s.tail == nil {
+		s.tail = st
+	}
+}
+
+func (s *shard) unlink(st *identityState) {
+	if st.prev != nil {
+		st.prev.next = st.next
+	} else {
+		s.head = st.next
+	}
+	if st.next != nil {
+		st.next.prev = st.prev
+	} else {
+		s.tail = st.prev
+	}
+	st.prev, st.next = nil, nil
+}
+
+// raise records an attack of type typ by the state's identity, unless one
+// was raised lately, and acts on it by the API's mode. While the API
+// learns, it is only counted. perReq carries the per-request observations.
+func (e *Engine) raise(st *identityState, typ AttackType, t *Transaction, perReq []float64) {
+	m := st.model
+	knobs := m.knobsSnap.Load()
+	ti := typeIndex(typ)
+	if !knobs[ti].Enabled {
+		return
+	}
+	ts := m.thresholds.Load()
+	var vars []VariableValue
+	fires := false
+	sens := knobs[ti].Sensitivity
+	if sens <= 0 {
+		sens = 1
+	}
+	for v := range numVars {
+		d := varDefs[v]
+		if d.attack != typ || d.kinds&(1<<st.kind) == 0 {
+			continue
+		}
+		var x float64
+		if d.perRequest {
+			x = perReq[v-vRequestBytes]
+		} else {
+			x = st.value(varID(v))
+		}
+		th := ts[st.kind][v]
+		tx := th.Tx / sens
+		if x > tx && x >= d.floor {
+			fires = true
+		}
+		dev := 0.0
+		if th.Tn > 0 {
+			dev = math.Round((x-th.Tn)/th.Tn*1000) / 10
+		}
+		vars = append(vars, VariableValue{Name: d.name, Observed: round(x), Tn: round(th.Tn), Tx: round(tx), DeviationPct: dev})
+	}
+	if !fires {
+		return
+	}
+	now := t.Start
+	if st.flagged != nil && now.UnixNano() < st.flagged[ti] {
+		return // raised lately: one record per attack, not per request
+	}
+	if !m.ready.Load() {
+		m.wouldBe.Add(1)
+		return
+	}
+	ttl := e.cfg.BlockTTL << min(st.attacks, 5)
+	ttl = min(ttl, 24*time.Hour)
+	if st.flagged == nil {
+		st.flagged = new([numTypes]int64)
+	}
+	st.flagged[ti] = now.Add(ttl).UnixNano()
+	a := &Attack{
+		ID: e.cfg.IDs.Next(), Type: typ, API: m.name,
+		Identity:   AttackIdentity{Kind: st.kind.String(), Value: st.id},
+		FirstSeen:  time.Unix(0, st.first).UTC(),
+		DetectedAt: now.UTC(),
+		Variables:  vars,
+		ClientIPs:  append([]string(nil), st.clientIPs...),
+		Repeat:     st.attacks,
+	}
+	if st.kind == KindIP {
+		a.ClientIPs = []string{st.id}
+	}
+	st.attacks++
+	mode := ModeBlock
+	if m.api != nil {
+		mode = m.api.Mode
+	}
+	switch mode {
+	case ModeBlock:
+		a.Action = ActionBlocked
+		until := now.Add(ttl).UTC()
+		a.BlockedUntil = &until
+		if e.cfg.Block != nil {
+			e.cfg.Block(Entry{Kind: st.kind, Value: st.id, Reason: "attack " + string(typ) + " " + a.ID, AttackID: a.ID, CreatedAt: now, ExpiresAt: until})
+		}
+	case ModeDetect:
+		a.Action = ActionWouldBlock
+	default:
+		a.Action = ActionDetected
+	}
+	e.cfg.Store.Add(a)
+	if e.cfg.OnAttack != nil {
+		e.cfg.OnAttack(a)
+	}
+}
+
+func round(x float64) float64 { return math.Round(x*100) / 100 }
+
+// ModelStatus is an API model's training state.
+type ModelStatus struct {
+	API               string    `json:"api"`
+	State             string    `json:"state"` // learning or ready
+	Start             time.Time `json:"start,omitzero"`
+	ReadyAt           time.Time `json:"ready_at,omitzero"`
+	Requests          int64     `json:"requests"`
+	Identities        int64     `json:"identities"`
+	WouldBeDetections int64     `json:"would_be_detections"`
+	// Progress is how far each training condition is, from 0 to 1.
+	Progress struct {
+		Duration   float64 `json:"duration"`
+		Requests   float64 `json:"requests"`
+		Identities float64 `json:"identities"`
+	} `json:"progress"`
+}
+
+// Models returns the status of every API model, sorted by API.
+func (e *Engine) Models() []ModelStatus {
+	e.mu.RLock()
+	models := make([]*apiModel, 0, len(e.models))
+	for _, m := range e.models {
+		models = append(models, m)
+	}
+	e.mu.RUnlock()
+	out := make([]ModelStatus, 0, len(models))
+	for _, m := range models {
+		out = append(out, m.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].API < out[j].API })
+	return out
+}
+
+func (m *apiModel) status() ModelStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := ModelStatus{API: m.name, State: "learning", Start: m.start, ReadyAt: m.readyAt,
+		Requests: m.requests.Load(), Identities: m.identities.Load(), WouldBeDetections: m.wouldBe.Load()}
+	if m.ready.Load() {
+		s.State = "ready"
+	}
+	frac := func(a, b float64) float64 {
+		if b <= 0 {
+			return 1
+		}
+		return min(1, a/b)
+	}
+	if !m.start.IsZero() {
+		s.Progress.Duration = frac(float64(m.lastSeen.Sub(m.start)), float64(m.cfg.Duration))
+	}
+	s.Progress.Requests = frac(float64(s.Requests), float64(m.cfg.MinRequests))
+	s.Progress.Identities = frac(float64(s.Identities), float64(m.cfg.MinIdentities))
+	if m.ready.Load() {
+		s.Progress.Duration, s.Progress.Requests, s.Progress.Identities = 1, 1, 1
+	}
+	return s
+}

@@ -1,0 +1,163 @@
+package detect
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// engineFixture trains an engine on benign traffic of users with tokens,
+// then lets a test add attackers.
+type engineFixture struct {
+	t       *testing.T
+	e       *Engine
+	api     *API
+	now     time.Time
+	blocked []Entry
+	attacks []*Attack
+	fp      *Fingerprinter
+}
+
+func newEngineFixture(t *testing.T, mode Mode) *engineFixture {
+	fp, _ := NewFingerprinter(make([]byte, 32))
+	f := &engineFixture{t: t, fp: fp, now: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC),
+		api: &API{Name: "shop", BasePath: "/shop", Mode: mode}}
+	f.e = NewEngine(EngineConfig{
+		Training: TrainingConfig{Duration: 30 * time.Minute, MinRequests: 1000, MinIdentities: 20, RelearnInterval: 10 * time.Minute},
+		BlockTTL: time.Hour,
+		Block:    func(e Entry) { f.blocked = append(f.blocked, e) },
+		OnAttack: func(a *Attack) { f.attacks = append(f.attacks, a) },
+	})
+	return f
+}
+
+func (f *engineFixture) tx(ip, token, method, path string, status int, respBytes int64) {
+	t := &Transaction{API: f.api, Host: "shop.example.com", Method: method, Path: path, Status: status,
+		ResponseBytes: respBytes, Start: f.now, HasRequest: true, Complete: true, UserAgent: "app/1.0"}
+	t.Identities[KindIP] = ip
+	if token != "" {
+		t.Identities[KindToken] = f.fp.Fingerprint(token)
+	}
+	f.e.Consume(t)
+}
+
+// benign runs 60 users for d: each makes a call every 5 to 60 seconds,
+// mostly reads of their own orders, a 404 now and then.
+func (f *engineFixture) benign(d time.Duration, rng *rand.Rand) {
+	type user struct {
+		ip, token string
+		next      time.Time
+	}
+	var users []*user
+	for i := range 60 {
+		users = append(users, &user{ip: fmt.Sprintf("10.1.0.%d", i), token: fmt.Sprintf("tok-%d", i), next: f.now.Add(time.Duration(rng.IntN(60)) * time.Second)})
+	}
+	end := f.now.Add(d)
+	for f.now.Before(end) {
+		f.now = f.now.Add(time.Second)
+		for i, u := range users {
+			if u.next.After(f.now) {
+				continue
+			}
+			status := 200
+			if rng.IntN(50) == 0 {
+				status = 404
+			}
+			f.tx(u.ip, u.token, "GET", fmt.Sprintf("/shop/order/%d", 1000+i*10+rng.IntN(5)), status, 800)
+			u.next = f.now.Add(time.Duration(5+rng.IntN(55)) * time.Second)
+		}
+	}
+}
+
+func TestEngineLearnsThenCatchesProbingAndBlocks(t *testing.T) {
+	f := newEngineFixture(t, ModeBlock)
+	rng := rand.New(rand.NewPCG(1, 2))
+	f.benign(45*time.Minute, rng)
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks raised on benign traffic: %+v", f.attacks[0])
+	}
+	st := f.e.Models()
+	if len(st) != 1 || st[0].State != "ready" {
+		t.Fatalf("model not ready after training: %+v", st)
+	}
+	// A scanner: 5 requests a second to paths that do not exist.
+	start := f.now
+	for i := range 300 {
+		if i%5 == 0 {
+			f.now = f.now.Add(time.Second)
+		}
+		f.tx("203.0.113.66", "", "GET", fmt.Sprintf("/shop/%s-%d", []string{"admin", "backup", ".env", "debug", "old"}[i%5], i), 404, 100)
+	}
+	var probing *Attack
+	for _, a := range f.attacks {
+		if a.Type == AttackProbing && a.Identity.Value == "203.0.113.66" {
+			probing = a
+		}
+	}
+	if probing == nil {
+		t.Fatalf("probing not detected; attacks: %v", f.attacks)
+	}
+	if ttd := probing.DetectedAt.Sub(start); ttd > time.Minute {
+		t.Fatalf("detected after %s", ttd)
+	}
+	blocked := false
+	for _, b := range f.blocked {
+		blocked = blocked || b.AttackID == probing.ID && b.Kind == KindIP && b.Value == "203.0.113.66"
+	}
+	if probing.Action != ActionBlocked || !blocked {
+		t.Fatalf("not blocked: %+v %+v", probing, f.blocked)
+	}
+	explained := false
+	for _, v := range probing.Variables {
+		explained = explained || v.Observed > v.Tx && v.DeviationPct > 0
+	}
+	if !explained {
+		t.Fatalf("no variable explains the attack: %+v", probing.Variables)
+	}
+	for _, a := range f.attacks {
+		if a.Identity.Value != "203.0.113.66" {
+			t.Fatalf("a benign identity was flagged: %+v", a)
+		}
+	}
+	// One record per attack, not per request.
+	n := 0
+	for _, a := range f.attacks {
+		if a.Type == AttackProbing {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d probing records for one attack", n)
+	}
+}
+
+func TestEngineRaisesNothingWhileLearning(t *testing.T) {
+	f := newEngineFixture(t, ModeBlock)
+	for i := range 500 {
+		f.now = f.now.Add(100 * time.Millisecond)
+		f.tx("203.0.113.7", "", "GET", fmt.Sprintf("/shop/nope-%d", i), 404, 10)
+	}
+	if len(f.attacks) != 0 {
+		t.Fatalf("attack raised while learning: %+v", f.attacks[0])
+	}
+	if st := f.e.Models(); st[0].State != "learning" || st[0].WouldBeDetections == 0 {
+		t.Fatalf("status %+v", st[0])
+	}
+}
+
+func TestEngineForgetsLeastRecentlySeenPastTheCap(t *testing.T) {
+	fp, _ := NewFingerprinter(make([]byte, 32))
+	_ = fp
+	e := NewEngine(EngineConfig{MaxStates: 1000})
+	api := &API{Name: "a", BasePath: "/"}
+	now := time.Unix(1_800_000_000, 0)
+	for i := range 100000 {
+		t := &Transaction{API: api, Method: "GET", Path: "/x", Status: 200, Start: now, HasRequest: true}
+		t.Identities[KindIP] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		e.Consume(t)
+	}
+	if n := len(e.shards[0].states); n > 1000 {
+		t.Fatalf("%d states kept, cap 1000", n)
+	}
+}

@@ -1,0 +1,298 @@
+package detect
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// varID identifies a behavioural variable.
+type varID uint8
+
+// Variables. Each belongs to one attack type and applies to some identity
+// kinds; window variables are measured per identity over its windows, per
+// request variables on each call.
+const (
+	vRequestsPerMin varID = iota
+	vErrors
+	vErrorRatio
+	vFailedRequests
+	vDistinctFailedPaths
+	vLoginFailures
+	vDistinctLoginUsers
+	vDistinctIPs
+	vDistinctAgents
+	vResponseBytes
+	vDistinctObjects
+	vDeletes
+	vRequestBytes
+	vJSONElements
+	numVars
+)
+
+const (
+	allKinds     = 1<<KindIP | 1<<KindToken | 1<<KindAPIKey | 1<<KindCookie | 1<<KindUsername
+	secretKinds  = 1<<KindToken | 1<<KindAPIKey | 1<<KindCookie
+	loginKinds   = 1<<KindIP | 1<<KindUsername | 1<<KindCookie
+	sprayerKinds = 1<<KindIP | 1<<KindCookie
+)
+
+type varDef struct {
+	name   string
+	attack AttackType
+	kinds  uint8
+	// floor is the least observed value that can raise an attack, whatever
+	// was learned: a handful of 404s is never probing.
+	floor float64
+	// perRequest variables are measured on each call, not over a window.
+	perRequest bool
+}
+
+var varDefs = [numVars]varDef{
+	vRequestsPerMin:      {"requests_per_min", AttackExtremeActivity, allKinds, 300, false},
+	vErrors:              {"errors_10m", AttackExcessiveErrors, allKinds, 60, false},
+	vErrorRatio:          {"error_ratio_10m", AttackExcessiveErrors, allKinds, 0.8, false},
+	vFailedRequests:      {"not_found_10m", AttackProbing, allKinds, 40, false},
+	vDistinctFailedPaths: {"distinct_failed_paths", AttackProbing, allKinds, 25, false},
+	vLoginFailures:       {"login_failures_10m", AttackCredentialStuffing, loginKinds, 12, false},
+	vDistinctLoginUsers:  {"distinct_login_usernames", AttackCredentialStuffing, sprayerKinds, 6, false},
+	vDistinctIPs:         {"distinct_ips", AttackStolenToken, secretKinds, 6, false},
+	vDistinctAgents:      {"distinct_user_agents", AttackStolenToken, secretKinds, 5, false},
+	vResponseBytes:       {"response_bytes_10m", AttackDataExfiltration, allKinds, 50 << 20, false},
+	vDistinctObjects:     {"distinct_object_ids", AttackBOLAEnumeration, allKinds, 80, false},
+	vDeletes:             {"deletes_10m", AttackMassDeletion, allKinds, 25, false},
+	vRequestBytes:        {"request_bytes", AttackOversizedPayload, allKinds, 64 << 10, true},
+	vJSONElements:        {"json_elements", AttackOversizedPayload, allKinds, 200, true},
+}
+
+// numTypes is the number of threshold attack types.
+const numTypes = 9
+
+func typeIndex(t AttackType) int {
+	for i, x := range AttackTypes() {
+		if x == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// value measures a window variable on a state already advanced to now.
+func (s *identityState) value(v varID) float64 {
+	switch v {
+	case vRequestsPerMin:
+		return s.shortSum()
+	case vErrors:
+		return s.longSum(cErrors)
+	case vErrorRatio:
+		n := s.longSum(cRequests)
+		if n < 20 {
+			return 0
+		}
+		return s.longSum(cErrors) / n
+	case vFailedRequests:
+		return s.longSum(cFailed)
+	case vDistinctFailedPaths:
+		return estimate(s.sk.failedPaths)
+	case vLoginFailures:
+		return s.longSum(cLoginFail)
+	case vDistinctLoginUsers:
+		return estimate(s.sk.loginUsers)
+	case vDistinctIPs:
+		return estimate(s.sk.ips)
+	case vDistinctAgents:
+		return estimate(s.sk.agents)
+	case vResponseBytes:
+		return s.longBytes()
+	case vDistinctObjects:
+		return estimate(s.sk.objects)
+	case vDeletes:
+		return s.longSum(cDeletes)
+	}
+	return 0
+}
+
+// TrainingConfig says when an API's model is trained and how often it
+// relearns.
+type TrainingConfig struct {
+	Duration        time.Duration
+	MinRequests     int64
+	MinIdentities   int64
+	RelearnInterval time.Duration
+}
+
+// threshold is a learned (or user-set) pair for one variable and kind.
+type threshold struct {
+	Tn, Tx float64
+	User   bool
+}
+
+type thresholdSet [numKinds][numVars]threshold
+
+// reservoir keeps a uniform sample of a variable's per-identity values.
+type reservoir struct {
+	vals []float32
+	seen int64
+	max  float64
+}
+
+const reservoirSize = 1024
+
+func (r *reservoir) add(v float64, rng *uint64) {
+	r.seen++
+	if v > r.max {
+		r.max = v
+	}
+	if len(r.vals) < reservoirSize {
+		r.vals = append(r.vals, float32(v))
+		return
+	}
+	*rng ^= *rng << 13
+	*rng ^= *rng >> 7
+	*rng ^= *rng << 17
+	if j := *rng % uint64(r.seen); j < reservoirSize {
+		r.vals[j] = float32(v)
+	}
+}
+
+func (r *reservoir) quantile(q float64) float64 {
+	if len(r.vals) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.vals)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return float64(s[max(0, min(i, len(s)-1))])
+}
+
+// TypeKnobs are the human settings of one attack type on one API.
+type TypeKnobs struct {
+	Enabled     bool    `json:"enabled"`
+	Sensitivity float64 `json:"sensitivity"` // > 1 detects more, < 1 less
+}
+
+// UserThreshold is a person's Tn/Tx for one variable and identity kind.
+type UserThreshold struct {
+	Tn float64 `json:"tn"`
+	Tx float64 `json:"tx"`
+}
+
+// apiModel is one API's behavioural model: training state, samples,
+// thresholds and knobs.
+type apiModel struct {
+	name string
+	api  *API
+	cfg  TrainingConfig
+
+	requests   atomic.Int64
+	identities atomic.Int64
+	wouldBe    atomic.Int64
+	ready      atomic.Bool
+	thresholds atomic.Pointer[thresholdSet]
+	knobsSnap  atomic.Pointer[[numTypes]TypeKnobs]
+
+	mu          sync.Mutex
+	start       time.Time
+	lastSeen    time.Time
+	readyAt     time.Time
+	nextRelearn time.Time
+	samples     [numKinds][numVars]*reservoir
+	rng         uint64
+	knobs       [numTypes]TypeKnobs
+	user        map[userKey]UserThreshold
+}
+
+type userKey struct {
+	kind Kind
+	v    varID
+}
+
+func newAPIModel(name string, api *API, cfg TrainingConfig) *apiModel {
+	m := &apiModel{name: name, api: api, cfg: cfg, rng: hashString(name) | 1, user: map[userKey]UserThreshold{}}
+	for i := range m.knobs {
+		m.knobs[i] = TypeKnobs{Enabled: true, Sensitivity: 1}
+	}
+	k := m.knobs
+	m.knobsSnap.Store(&k)
+	m.thresholds.Store(m.compute())
+	return m
+}
+
+// sample records a training value (from an identity not flagged).
+func (m *apiModel) sample(kind Kind, v varID, x float64) {
+	m.mu.Lock()
+	r := m.samples[kind][v]
+	if r == nil {
+		r = &reservoir{}
+		m.samples[kind][v] = r
+	}
+	r.add(x, &m.rng)
+	m.mu.Unlock()
+}
+
+// tick moves training on: readiness, then relearning on the interval.
+func (m *apiModel) tick(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now.After(m.lastSeen) {
+		m.lastSeen = now
+	}
+	if m.start.IsZero() {
+		m.start = now
+		m.nextRelearn = now.Add(m.relearnEvery())
+		return
+	}
+	if !m.ready.Load() && now.Sub(m.start) >= m.cfg.Duration &&
+		m.requests.Load() >= m.cfg.MinRequests && m.identities.Load() >= m.cfg.MinIdentities {
+		m.thresholds.Store(m.compute())
+		m.readyAt = now
+		m.ready.Store(true)
+		m.nextRelearn = now.Add(m.relearnEvery())
+		return
+	}
+	if !now.Before(m.nextRelearn) {
+		m.thresholds.Store(m.compute())
+		m.nextRelearn = now.Add(m.relearnEvery())
+	}
+}
+
+func (m *apiModel) relearnEvery() time.Duration {
+	if m.cfg.RelearnInterval > 0 {
+		return m.cfg.RelearnInterval
+	}
+	return 10 * time.Minute
+}
+
+// compute derives thresholds from the samples: Tn is the 99th percentile of
+// per-identity values, Tx the largest of the variable's floor, 3 × Tn and
+// 1.5 × the 99.9th percentile (2 × the largest value seen for per-request
+// variables). Percentiles ignore the few attackers hidden in training data;
+// user-set values win. Call with m.mu held (or before m is shared).
+func (m *apiModel) compute() *thresholdSet {
+	ts := new(thresholdSet)
+	for k := range numKinds {
+		for v := range numVars {
+			d := varDefs[v]
+			if d.kinds&(1<<k) == 0 {
+				continue
+			}
+			t := threshold{Tn: d.floor / 2, Tx: d.floor * 2}
+			if r := m.samples[k][v]; r != nil && r.seen >= 30 {
+				q99, q999 := r.quantile(0.99), r.quantile(0.999)
+				t.Tn = q99
+				if d.perRequest {
+					t.Tx = max(d.floor, 2*r.max)
+				} else {
+					t.Tx = max(d.floor, 3*q99, 1.5*q999)
+				}
+			}
+			if u, ok := m.user[userKey{Kind(k), varID(v)}]; ok {
+				t = threshold{Tn: u.Tn, Tx: u.Tx, User: true}
+			}
+			ts[k][v] = t
+		}
+	}
+	return ts
+}

@@ -1,0 +1,274 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// ReplaySummary is what a replay saw and raised.
+type ReplaySummary struct {
+	Lines        int
+	Transactions int
+	Malformed    int
+	First, Last  time.Time
+	Attacks      map[detect.AttackType]int
+	// Actions counts attacks by action (blocked, would_block, detected).
+	Actions map[string]int
+	// Models are the APIs' training states at the end.
+	Models []detect.ModelStatus
+}
+
+// Replay runs the detection engine on recorded traffic, with the clock
+// taken from the records, and writes each attack as one JSON line to out.
+// Each input line is a transaction record (see detect.Record) or an Envoy
+// JSON access log line in the format of examples/envoy. A malformed line is
+// reported to errs with its line number and skipped.
+func Replay(ctx context.Context, cfg *Config, in io.Reader, out, errs io.Writer) (*ReplaySummary, error) {
+	key, err := fingerprintKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := detect.NewFingerprinter(key)
+	if err != nil {
+		return nil, err
+	}
+	x, err := detect.NewExtractor(fp, cfg.TrustedHops)
+	if err != nil {
+		return nil, err
+	}
+	defer x.Close()
+	catalog := cfg.Catalog()
+	sum := &ReplaySummary{Attacks: map[detect.AttackType]int{}, Actions: map[string]int{}}
+	enc := json.NewEncoder(out)
+	var writeErr error
+	engine := newReplayEngine(cfg, func(a *detect.Attack) {
+		sum.Attacks[a.Type]++
+		sum.Actions[a.Action]++
+		if writeErr == nil {
+			writeErr = enc.Encode(a)
+		}
+	})
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if err := ctx.Err(); err != nil {
+			return sum, err
+		}
+		sum.Lines++
+		line := sc.Bytes()
+		if len(strings.TrimSpace(string(line))) == 0 {
+			continue
+		}
+		rec, err := parseReplayLine(line)
+		if err != nil {
+			sum.Malformed++
+			fmt.Fprintf(errs, "line %d: skipped: %v\n", sum.Lines, err)
+			continue
+		}
+		t := rec.Transaction(catalog, x)
+		if sum.First.IsZero() || t.Start.Before(sum.First) {
+			sum.First = t.Start
+		}
+		if t.Start.After(sum.Last) {
+			sum.Last = t.Start
+		}
+		sum.Transactions++
+		engine.Consume(t)
+		if writeErr != nil {
+			return sum, fmt.Errorf("write attacks: %w", writeErr)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return sum, fmt.Errorf("read input: line %d: %w", sum.Lines+1, err)
+	}
+	sum.Models = engine.Models()
+	return sum, nil
+}
+
+// newReplayEngine builds an engine that runs in the caller, in record
+// order, and blocks nobody: replay only reports.
+func newReplayEngine(cfg *Config, onAttack func(*detect.Attack)) *detect.Engine {
+	return detect.NewEngine(detect.EngineConfig{
+		Workers: 0, MaxStates: cfg.Detection.MaxStates, MaxAPIs: cfg.Discovery.MaxAPIs,
+		Training: detect.TrainingConfig{
+			Duration: cfg.Training.Duration, MinRequests: cfg.Training.MinRequests,
+			MinIdentities: cfg.Training.MinIdentities, RelearnInterval: cfg.Training.RelearnInterval,
+		},
+		BlockTTL: cfg.BlockTTL,
+		Store:    detect.NewAttackStore(cfg.Detection.MaxAttacks),
+		OnAttack: onAttack,
+	})
+}
+
+// accessLogLine is one line of the Envoy JSON access log shipped in
+// examples/envoy/envoy.yaml. Envoy writes numbers as numbers or strings
+// depending on its version, so both are taken.
+type accessLogLine struct {
+	Time      string          `json:"time"`
+	Client    string          `json:"client"`
+	Method    string          `json:"method"`
+	Authority string          `json:"authority"`
+	Path      string          `json:"path"`
+	UserAgent string          `json:"user_agent"`
+	Status    json.RawMessage `json:"status"`
+	BytesIn   json.RawMessage `json:"bytes_in"`
+	BytesOut  json.RawMessage `json:"bytes_out"`
+	Duration  json.RawMessage `json:"duration_ms"`
+}
+
+// parseReplayLine reads a transaction record, or an Envoy access log line
+// (recognised by its "client" field).
+func parseReplayLine(line []byte) (detect.Record, error) {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(line, &probe); err != nil {
+		return detect.Record{}, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if _, ok := probe["client"]; !ok {
+		return detect.ParseRecord(line)
+	}
+	var l accessLogLine
+	if err := json.Unmarshal(line, &l); err != nil {
+		return detect.Record{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, l.Time)
+	if err != nil {
+		return detect.Record{}, fmt.Errorf("time %q is not RFC 3339", l.Time)
+	}
+	r := detect.Record{Time: t, Method: l.Method, Authority: l.Authority, Path: l.Path, ClientIP: l.Client}
+	if l.UserAgent != "" && l.UserAgent != "-" {
+		r.RequestHeaders = map[string]string{"user-agent": l.UserAgent}
+	}
+	var status, in, out int64
+	var dur float64
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  any
+	}{{"status", l.Status, &status}, {"bytes_in", l.BytesIn, &in}, {"bytes_out", l.BytesOut, &out}, {"duration_ms", l.Duration, &dur}} {
+		if err := number(f.raw, f.dst); err != nil {
+			return detect.Record{}, fmt.Errorf("%s: %v", f.name, err)
+		}
+	}
+	r.Status, r.RequestBytes, r.ResponseBytes, r.DurationMS = int(status), in, out, dur
+	if r.Method == "" || r.Path == "" || r.Path[0] != '/' {
+		return detect.Record{}, errors.New("access log line without method or path")
+	}
+	return r, nil
+}
+
+// number reads a JSON number, or a string holding one ("-" is 0).
+func number(raw json.RawMessage, dst any) error {
+	s := strings.Trim(string(raw), `"`)
+	if s == "" || s == "-" || s == "null" {
+		s = "0"
+	}
+	switch d := dst.(type) {
+	case *int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		*d = n
+		return err
+	case *float64:
+		n, err := strconv.ParseFloat(s, 64)
+		*d = n
+		return err
+	}
+	return errors.New("unsupported")
+}
+
+// Table writes the summary as aligned text.
+func (s *ReplaySummary) Table(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "lines\t%d\n", s.Lines)
+	fmt.Fprintf(tw, "transactions\t%d\n", s.Transactions)
+	fmt.Fprintf(tw, "malformed (skipped)\t%d\n", s.Malformed)
+	if !s.First.IsZero() {
+		fmt.Fprintf(tw, "traffic time\t%s to %s (%s)\n", s.First.Format(time.RFC3339), s.Last.Format(time.RFC3339), s.Last.Sub(s.First).Round(time.Second))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "API\tSTATE\tREQUESTS\tIDENTITIES\tWOULD-BE DETECTIONS WHILE LEARNING")
+	for _, m := range s.Models {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", m.API, m.State, m.Requests, m.Identities, m.WouldBeDetections)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ATTACK TYPE\tCOUNT")
+	var types []string
+	total := 0
+	for t, n := range s.Attacks {
+		types = append(types, string(t))
+		total += n
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		fmt.Fprintf(tw, "%s\t%d\n", t, s.Attacks[detect.AttackType(t)])
+	}
+	fmt.Fprintf(tw, "total\t%d\n", total)
+	tw.Flush()
+}
+
+func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file (default: the embedded defaults)")
+	input := fs.String("input", "", "recorded traffic: JSON lines (transaction records or Envoy access log); - for stdin")
+	outPath := fs.String("out", "", "where to write attack records, one JSON line each (default stdout)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if *input == "" {
+		return fmt.Errorf("%w: vigil replay needs --input FILE", ErrUsage)
+	}
+	cfg, err := LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var in io.Reader = os.Stdin
+	if *input != "-" {
+		f, err := os.Open(*input)
+		if err != nil {
+			return fmt.Errorf("input: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	out := stdout
+	if *outPath != "" {
+		f, err := os.Create(*outPath)
+		if err != nil {
+			return fmt.Errorf("out: %w", err)
+		}
+		defer f.Close()
+		out = f
+	}
+	bw := bufio.NewWriter(out)
+	sum, err := Replay(ctx, cfg, in, bw, stderr)
+	if ferr := bw.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("write attacks: %w", ferr)
+	}
+	if sum != nil {
+		sum.Table(stderr)
+	}
+	return err
+}

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/test/envoysim"
+)
+
+// TestDetectionBlocksAProberOnItsNextRequest trains a small API on benign
+// traffic, lets a scanner walk paths that do not exist, and checks that it
+// is detected, explained, put on the block list, and refused with the
+// attack's ID while benign clients go on.
+func TestDetectionBlocksAProberOnItsNextRequest(t *testing.T) {
+	v := start(t, `
+trusted_hops: 1
+training: {duration: 0s, min_requests: 100, min_identities: 10, relearn_interval: 1h}
+apis:
+  - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block}
+`)
+	upstream := func(r envoysim.HTTPRequest) envoysim.HTTPResponse {
+		if strings.Contains(r.Path, "/nope") {
+			return envoysim.HTTPResponse{Status: 404}
+		}
+		return envoysim.HTTPResponse{Status: 200, Body: []byte(`{"ok":true}`)}
+	}
+	send := func(ip, path string) *envoysim.Result {
+		res, err := envoysim.Do(context.Background(), v.extproc, buffered, get(path, "x-forwarded-for", ip), upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for i := range 200 {
+		send(fmt.Sprintf("10.0.0.%d", i%20), fmt.Sprintf("/shop/items/%d", i%7))
+	}
+	eventually(t, 5*time.Second, func() error {
+		var m struct{ Attacks []json.RawMessage }
+		decodeJSON(t, v.mustDo("GET", "/v1/attacks", "", 200), &m)
+		if len(m.Attacks) != 0 {
+			return fmt.Errorf("benign traffic raised attacks: %s", m.Attacks[0])
+		}
+		return nil
+	})
+	prober := "198.51.100.23"
+	var blocked *envoysim.Result
+	for i := 0; i < 200 && blocked == nil; i++ {
+		if res := send(prober, fmt.Sprintf("/shop/nope-%d", i)); res.Status == 403 {
+			blocked = res
+		}
+	}
+	if blocked == nil {
+		t.Fatal("the prober was never refused")
+	}
+	var body struct {
+		Reason   string `json:"reason"`
+		AttackID string `json:"attack_id"`
+	}
+	if err := json.Unmarshal(blocked.Body, &body); err != nil || body.Reason != "blocklist" || body.AttackID == "" {
+		t.Fatalf("refusal body %s", blocked.Body)
+	}
+	var attack struct {
+		ID, Type, API, Action string
+		Identity              struct{ Kind, Value string }
+		Variables             []struct {
+			Name             string
+			Observed, Tn, Tx float64
+		}
+	}
+	decodeJSON(t, v.mustDo("GET", "/v1/attacks/"+body.AttackID, "", 200), &attack)
+	if attack.Type != "probing" || attack.API != "shop" || attack.Action != "blocked" || attack.Identity.Value != prober || len(attack.Variables) == 0 {
+		t.Fatalf("attack %+v", attack)
+	}
+	if res := send("10.0.0.3", "/shop/items/1"); res.Status != 200 {
+		t.Fatalf("a benign client got %d", res.Status)
+	}
+	var list struct{ Attacks []struct{ ID string } }
+	decodeJSON(t, v.mustDo("GET", "/v1/attacks?type=probing&api=shop", "", 200), &list)
+	if len(list.Attacks) != 1 || list.Attacks[0].ID != body.AttackID {
+		t.Fatalf("GET /v1/attacks?type=probing: %+v", list)
+	}
+	v.mustDo("GET", "/v1/attacks?type=nonsense", "", 400)
+	if !strings.Contains(v.logs.String(), `"message":"attack"`) {
+		t.Fatal("the attack was not logged")
+	}
+}
