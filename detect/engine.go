@@ -36,6 +36,9 @@ type EngineConfig struct {
 	OnAttack func(*Attack)
 	Store    *AttackStore
 	IDs      *IDGenerator
+	// APIs are the configured APIs, whose models can be set before they
+	// see traffic.
+	APIs []*API
 }
 
 // Engine is the behavioural detection pipeline sink: per-identity windows,

@@ -202,6 +202,9 @@ type apiModel struct {
 	rng         uint64
 	knobs       [numTypes]TypeKnobs
 	user        map[userKey]UserThreshold
+	// base holds imported learned thresholds, used while this deployment
+	// has too few samples of its own.
+	base map[userKey]UserThreshold
 }
 
 type userKey struct {
@@ -279,7 +282,10 @@ func (m *apiModel) compute() *thresholdSet {
 				continue
 			}
 			t := threshold{Tn: d.floor / 2, Tx: d.floor * 2}
-			if r := m.samples[k][v]; r != nil && r.seen >= 30 {
+			if b, ok := m.base[userKey{Kind(k), varID(v)}]; ok {
+				t = threshold{Tn: b.Tn, Tx: b.Tx}
+			}
+			if r := m.samples[k][v]; r != nil && r.seen >= minSamples(m.base != nil) {
 				q99, q999 := r.quantile(0.99), r.quantile(0.999)
 				t.Tn = q99
 				if d.perRequest {
@@ -295,4 +301,13 @@ func (m *apiModel) compute() *thresholdSet {
 		}
 	}
 	return ts
+}
+
+// minSamples is how many samples a variable needs before its learned
+// thresholds replace the defaults, or the imported ones.
+func minSamples(imported bool) int64 {
+	if imported {
+		return 1000
+	}
+	return 30
 }

@@ -35,6 +35,7 @@ type admin struct {
 	ready     *atomic.Bool
 	now       func() time.Time
 	attacks   *detect.AttackStore
+	engine    *detect.Engine
 }
 
 // entryJSON is a list entry on the wire. Secret values are fingerprints.
@@ -75,6 +76,10 @@ func (a *admin) handler() http.Handler {
 	mux.Handle("GET /v1/apis", a.auth(http.HandlerFunc(a.apis)))
 	mux.Handle("GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks)))
 	mux.Handle("GET /v1/attacks/{id}", a.auth(http.HandlerFunc(a.getAttack)))
+	mux.Handle("GET /v1/models", a.auth(http.HandlerFunc(a.listModels)))
+	mux.Handle("GET /v1/models/{api}", a.auth(http.HandlerFunc(a.getModel)))
+	mux.Handle("PUT /v1/models/{api}", a.auth(http.HandlerFunc(a.putModel)))
+	mux.Handle("POST /v1/models/{api}/import", a.auth(http.HandlerFunc(a.importModel)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})
@@ -302,4 +307,58 @@ func knownAttackType(t detect.AttackType) bool {
 		}
 	}
 	return false
+}
+
+func (a *admin) listModels(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"models": a.engine.Models()})
+}
+
+func (a *admin) getModel(w http.ResponseWriter, r *http.Request) {
+	doc, ok := a.engine.Model(r.PathValue("api"))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no model for API %q (it has seen no traffic, or is not configured)", r.PathValue("api")))
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// putModel changes knobs and thresholds: {"types":{"probing":{"enabled":true,
+// "sensitivity":1.5}},"variables":[{"name":"requests_per_min","kind":"ip",
+// "mode":"user","tn":100,"tx":600}]}; mode "system" gives a variable back to
+// learning.
+func (a *admin) putModel(w http.ResponseWriter, r *http.Request) {
+	var u detect.ModelUpdate
+	if err := decodeJSON(r.Body, &u); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	api := r.PathValue("api")
+	if err := a.engine.Apply(api, &u); err != nil {
+		status := http.StatusBadRequest
+		if _, ok := a.engine.Model(api); !ok {
+			status = http.StatusNotFound
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	a.log.Info().Str("api", api).Msg("model changed")
+	doc, _ := a.engine.Model(api)
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// importModel installs a model exported from another deployment.
+func (a *admin) importModel(w http.ResponseWriter, r *http.Request) {
+	var doc detect.ModelDoc
+	if err := decodeJSON(r.Body, &doc); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	doc.API = r.PathValue("api")
+	if err := a.engine.Import(&doc); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	a.log.Info().Str("api", doc.API).Msg("model imported")
+	out, _ := a.engine.Model(doc.API)
+	writeJSON(w, http.StatusOK, out)
 }

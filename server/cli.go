@@ -23,6 +23,8 @@ Usage:
   vigil serve [--config FILE] [--grpc-addr ADDR] [--admin-addr ADDR] [--data-dir DIR] [--log-level LEVEL]
   vigil replay --config FILE --input FILE [--out FILE]
                                   run detection on recorded traffic; attacks as JSON lines
+  vigil model get|set|export|import ...
+                                  per-API models on a running Vigil (vigil model for details)
   vigil config default            print the embedded default configuration
   vigil config check FILE         validate a configuration file
   vigil version
@@ -44,6 +46,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return configCmd(args[1:], stdout)
 	case "replay":
 		return replayCmd(ctx, args[1:], stdout, stderr)
+	case "model":
+		return modelCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "vigil %s\n", Version)
 		return nil

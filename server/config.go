@@ -84,6 +84,9 @@ type APIConfig struct {
 	MaxJSONElements *int             `yaml:"max_json_elements"`
 	Identities      *IdentityOverlay `yaml:"identities"`
 	LoginPaths      []string         `yaml:"login_paths"`
+	// Detection sets the API's model knobs and user thresholds, as
+	// PUT /v1/models/{api} does.
+	Detection *detect.ModelUpdate `yaml:"detection"`
 }
 
 // IdentityOverlay overrides some identity sources of the defaults.
@@ -426,6 +429,11 @@ func (c *Config) Validate() error {
 		bad("detection.max_attacks", "must be positive")
 	}
 	for i, a := range c.APIs {
+		if a.Detection != nil {
+			if err := a.Detection.Validate(); err != nil {
+				bad(fmt.Sprintf("apis[%d].detection", i), "%v", err)
+			}
+		}
 		for j, p := range a.LoginPaths {
 			if p == "" || p[0] != '/' || strings.ContainsAny(p, "?# ") {
 				bad(fmt.Sprintf("apis[%d].login_paths[%d]", i, j), "%q must be a path starting with '/'", p)

@@ -93,7 +93,15 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	s.queue = detect.NewQueue(cfg.Pipeline.QueueSize)
 	s.inventory = detect.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
 	s.metrics = newMetrics(s.queue, allow, block)
-	s.engine = newEngine(cfg, log, block, s.metrics)
+	s.engine = newEngine(cfg, log, block, s.metrics, s.catalog.Load().APIs())
+	for _, a := range cfg.APIs {
+		if a.Detection != nil {
+			if err := s.engine.Apply(a.Name, a.Detection); err != nil {
+				s.closeState()
+				return nil, fmt.Errorf("apis %s detection: %w", a.Name, err)
+			}
+		}
+	}
 
 	if s.grpcL, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		s.closeState()
@@ -108,7 +116,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	adm := &admin{
 		log: log.With().Str("component", "admin").Logger(), token: []byte(cfg.AdminToken), fp: fp,
 		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
-		attacks: s.engine.Store(),
+		attacks: s.engine.Store(), engine: s.engine,
 	}
 	s.http = &http.Server{
 		Handler:           adm.handler(),
@@ -387,7 +395,7 @@ func createKeyFile(path string, data []byte) error {
 // newEngine builds the detection engine: attacks are logged as one JSON
 // line each, counted, and put on the block list by the engine when their
 // API is in block mode.
-func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics) *detect.Engine {
+func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, apis []*detect.API) *detect.Engine {
 	alog := log.With().Str("component", "detect").Logger()
 	return detect.NewEngine(detect.EngineConfig{
 		Workers:   cfg.Detection.Workers,
@@ -398,6 +406,7 @@ func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics) 
 			MinIdentities: cfg.Training.MinIdentities, RelearnInterval: cfg.Training.RelearnInterval,
 		},
 		BlockTTL: cfg.BlockTTL,
+		APIs:     apis,
 		Block:    block.Put,
 		Store:    detect.NewAttackStore(cfg.Detection.MaxAttacks),
 		OnAttack: func(a *detect.Attack) {

@@ -1,0 +1,265 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ModelVersion is the version of the model document format.
+const ModelVersion = 1
+
+// ModelDoc is an API model as people and tools see it: training status,
+// knobs per attack type, and Tn/Tx per variable and identity kind. It is
+// what GET /v1/models/{api} answers and what `vigil model export` writes;
+// `vigil model import` installs one on another deployment.
+type ModelDoc struct {
+	Version   int                      `json:"version"`
+	API       string                   `json:"api"`
+	Status    *ModelStatus             `json:"status,omitempty"`
+	Types     map[AttackType]TypeKnobs `json:"types"`
+	Variables []VariableDoc            `json:"variables"`
+}
+
+// VariableDoc is one variable's thresholds for one identity kind. Mode is
+// "system" (learned) or "user" (set by a person, kept across relearning).
+type VariableDoc struct {
+	Name    string     `json:"name"`
+	Type    AttackType `json:"type"`
+	Kind    string     `json:"kind"`
+	Mode    string     `json:"mode"`
+	Tn      float64    `json:"tn"`
+	Tx      float64    `json:"tx"`
+	Samples int64      `json:"samples"`
+}
+
+// ModelUpdate changes knobs and thresholds; absent fields keep their value.
+type ModelUpdate struct {
+	Types     map[AttackType]TypeKnobsUpdate `json:"types" yaml:"types"`
+	Variables []VariableUpdate               `json:"variables" yaml:"variables"`
+}
+
+// TypeKnobsUpdate changes one attack type's knobs.
+type TypeKnobsUpdate struct {
+	Enabled     *bool    `json:"enabled" yaml:"enabled"`
+	Sensitivity *float64 `json:"sensitivity" yaml:"sensitivity"`
+}
+
+// VariableUpdate sets a variable's thresholds for one kind (mode "user"),
+// or gives them back to learning (mode "system").
+type VariableUpdate struct {
+	Name string   `json:"name" yaml:"name"`
+	Kind string   `json:"kind" yaml:"kind"`
+	Mode string   `json:"mode" yaml:"mode"`
+	Tn   *float64 `json:"tn" yaml:"tn"`
+	Tx   *float64 `json:"tx" yaml:"tx"`
+}
+
+func varByName(name string) (varID, bool) {
+	for v := range numVars {
+		if varDefs[v].name == name {
+			return varID(v), true
+		}
+	}
+	return 0, false
+}
+
+// VariableNames lists the variables, for messages.
+func VariableNames() []string {
+	out := make([]string, numVars)
+	for v := range numVars {
+		out[v] = varDefs[v].name
+	}
+	return out
+}
+
+// Model returns the document of an API's model.
+func (e *Engine) Model(api string) (*ModelDoc, bool) {
+	e.mu.RLock()
+	m := e.models[api]
+	e.mu.RUnlock()
+	if m == nil {
+		return nil, false
+	}
+	st := m.status()
+	doc := &ModelDoc{Version: ModelVersion, API: m.name, Status: &st, Types: map[AttackType]TypeKnobs{}}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, t := range AttackTypes() {
+		doc.Types[t] = m.knobs[i]
+	}
+	ts := m.thresholds.Load()
+	for v := range numVars {
+		d := varDefs[v]
+		for k := range numKinds {
+			if d.kinds&(1<<k) == 0 {
+				continue
+			}
+			th := ts[k][v]
+			vd := VariableDoc{Name: d.name, Type: d.attack, Kind: k.String(), Mode: "system", Tn: round(th.Tn), Tx: round(th.Tx)}
+			if th.User {
+				vd.Mode = "user"
+			}
+			if r := m.samples[k][v]; r != nil {
+				vd.Samples = r.seen
+			}
+			doc.Variables = append(doc.Variables, vd)
+		}
+	}
+	return doc, true
+}
+
+type change struct {
+	key  userKey
+	user *UserThreshold // nil: back to learning
+}
+
+// Validate reports every problem of an update at once.
+func (u *ModelUpdate) Validate() error {
+	_, err := u.changes()
+	return err
+}
+
+func (u *ModelUpdate) changes() ([]change, error) {
+	var errs []string
+	for t, k := range u.Types {
+		if typeIndex(t) < 0 {
+			errs = append(errs, fmt.Sprintf("types: unknown attack type %q", t))
+		}
+		if k.Sensitivity != nil && (*k.Sensitivity <= 0 || *k.Sensitivity > 100) {
+			errs = append(errs, fmt.Sprintf("types.%s.sensitivity: %v must be above 0 and at most 100", t, *k.Sensitivity))
+		}
+	}
+	var changes []change
+	for i, vu := range u.Variables {
+		v, ok := varByName(vu.Name)
+		if !ok {
+			errs = append(errs, fmt.Sprintf("variables[%d].name: unknown variable %q (want one of %s)", i, vu.Name, strings.Join(VariableNames(), ", ")))
+			continue
+		}
+		k, err := ParseKind(vu.Kind)
+		if err != nil || varDefs[v].kinds&(1<<k) == 0 {
+			errs = append(errs, fmt.Sprintf("variables[%d].kind: %q does not apply to %s", i, vu.Kind, vu.Name))
+			continue
+		}
+		switch vu.Mode {
+		case "user":
+			if vu.Tn == nil || vu.Tx == nil || *vu.Tn < 0 || *vu.Tx <= 0 || *vu.Tx < *vu.Tn {
+				errs = append(errs, fmt.Sprintf("variables[%d]: mode user needs tn ≥ 0 and tx > 0 with tx ≥ tn", i))
+				continue
+			}
+			changes = append(changes, change{userKey{k, v}, &UserThreshold{Tn: *vu.Tn, Tx: *vu.Tx}})
+		case "system":
+			changes = append(changes, change{userKey{k, v}, nil})
+		default:
+			errs = append(errs, fmt.Sprintf("variables[%d].mode: %q (want user or system)", i, vu.Mode))
+		}
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	return changes, nil
+}
+
+// Apply validates an update and applies it to the model of api (a
+// configured API's model exists before it sees traffic); nothing changes
+// when there is a problem.
+func (e *Engine) Apply(api string, u *ModelUpdate) error {
+	m := e.modelByName(api)
+	if m == nil {
+		return fmt.Errorf("no model for API %q", api)
+	}
+	changes, err := u.changes()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for t, k := range u.Types {
+		i := typeIndex(t)
+		if k.Enabled != nil {
+			m.knobs[i].Enabled = *k.Enabled
+		}
+		if k.Sensitivity != nil {
+			m.knobs[i].Sensitivity = *k.Sensitivity
+		}
+	}
+	for _, c := range changes {
+		if c.user == nil {
+			delete(m.user, c.key)
+		} else {
+			m.user[c.key] = *c.user
+		}
+	}
+	knobs := m.knobs
+	m.knobsSnap.Store(&knobs)
+	m.thresholds.Store(m.compute())
+	return nil
+}
+
+// Import installs an exported model: its knobs, its user thresholds, and
+// its learned thresholds as the baseline used until this deployment has
+// learned enough of its own. The model is ready at once.
+func (e *Engine) Import(doc *ModelDoc) error {
+	if doc.Version != ModelVersion {
+		return fmt.Errorf("model version %d, this Vigil reads version %d", doc.Version, ModelVersion)
+	}
+	u := &ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{}}
+	for t, k := range doc.Types {
+		u.Types[t] = TypeKnobsUpdate{Enabled: &k.Enabled, Sensitivity: &k.Sensitivity}
+	}
+	base := map[userKey]UserThreshold{}
+	for i, vd := range doc.Variables {
+		v, ok := varByName(vd.Name)
+		k, err := ParseKind(vd.Kind)
+		if !ok || err != nil || varDefs[v].kinds&(1<<k) == 0 {
+			return fmt.Errorf("variables[%d]: unknown variable %q for kind %q", i, vd.Name, vd.Kind)
+		}
+		if vd.Tn < 0 || vd.Tx <= 0 {
+			return fmt.Errorf("variables[%d]: tn %v, tx %v out of range", i, vd.Tn, vd.Tx)
+		}
+		if vd.Mode == "user" {
+			u.Variables = append(u.Variables, VariableUpdate{Name: vd.Name, Kind: vd.Kind, Mode: "user", Tn: &vd.Tn, Tx: &vd.Tx})
+		} else {
+			base[userKey{k, v}] = UserThreshold{Tn: vd.Tn, Tx: vd.Tx}
+		}
+	}
+	m := e.modelByName(doc.API)
+	if m == nil {
+		return fmt.Errorf("no model for API %q", doc.API)
+	}
+	if err := e.Apply(doc.API, u); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.base = base
+	m.thresholds.Store(m.compute())
+	m.ready.Store(true)
+	m.mu.Unlock()
+	return nil
+}
+
+// modelByName returns the model of api, creating it for a configured API
+// that has seen no traffic yet.
+func (e *Engine) modelByName(api string) *apiModel {
+	e.mu.RLock()
+	m := e.models[api]
+	e.mu.RUnlock()
+	if m != nil {
+		return m
+	}
+	for _, a := range e.cfg.APIs {
+		if a.Name == api {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if m = e.models[api]; m == nil {
+				m = newAPIModel(a.Name, a, e.cfg.Training)
+				e.models[api] = m
+			}
+			return m
+		}
+	}
+	return nil
+}
