@@ -220,10 +220,16 @@ func (e *Enforcer) lists(ids *Identities, now time.Time) listVerdict {
 		}
 	}
 	v := listVerdict{check: chk, gen: gen}
-	if entry, ok := e.allow.Match(ids, now); ok {
+	// A user name may come from an unverified JWT or from Basic auth
+	// without its password: anyone can claim one. So an allow-listed user
+	// name does not override the block list; allow-listed identities a
+	// client cannot forge (IP, credentials' fingerprints) do.
+	if entry, ok := e.allow.matchKinds(ids, now, KindUsername); ok {
 		v.reason, v.entry = ReasonAllowList, entry
 	} else if entry, ok := e.block.Match(ids, now); ok {
 		v.reason, v.entry = ReasonBlockList, entry
+	} else if entry, ok := e.allow.Lookup(KindUsername, ids[KindUsername], now); ok {
+		v.reason, v.entry = ReasonAllowList, entry
 	}
 	if !v.entry.ExpiresAt.IsZero() {
 		v.validUntil = v.entry.ExpiresAt.UnixNano()

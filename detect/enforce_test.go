@@ -173,13 +173,13 @@ func TestEnforcerListChangesBeatTheCache(t *testing.T) {
 	}
 
 	mustCache(t, enf, &req, t0)
-	allow.Put(Entry{Kind: KindUsername, Value: "mallory"})
+	allow.Put(Entry{Kind: KindAPIKey, Value: idsMallory[KindAPIKey]})
 	if v := enf.Check(&req, t0); v.Reason != ReasonAllowList {
 		t.Fatalf("allow list Put not seen at once: %v", v.Reason)
 	}
 
 	mustCache(t, enf, &req, t0)
-	allow.Delete(KindUsername, "mallory")
+	allow.Delete(KindAPIKey, idsMallory[KindAPIKey])
 	if v := enf.Check(&req, t0); v.Reason != ReasonBlockList {
 		t.Fatalf("allow list Delete not seen at once: %v", v.Reason)
 	}
@@ -215,8 +215,8 @@ func TestEnforcerCachedExpiry(t *testing.T) {
 	}
 
 	// An expiring allow entry in front of a block entry.
-	allow.Put(Entry{Kind: KindUsername, Value: "mallory", ExpiresAt: t0.Add(2 * time.Minute)})
-	block.Put(Entry{Kind: KindAPIKey, Value: idsMallory[KindAPIKey]})
+	allow.Put(Entry{Kind: KindAPIKey, Value: idsMallory[KindAPIKey], ExpiresAt: t0.Add(2 * time.Minute)})
+	block.Put(Entry{Kind: KindIP, Value: idsMallory[KindIP]})
 	if v := mustCache(t, enf, &req, t0.Add(time.Minute)); v.Reason != ReasonAllowList {
 		t.Fatalf("reason %v, want allowlist", v.Reason)
 	}
@@ -554,5 +554,32 @@ func BenchmarkEnforcerCheck(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestEnforcerForgeableUserNameDoesNotBeatTheBlockList: a user name can be
+// claimed by anyone (an unverified JWT, Basic auth without the password), so
+// an allow-listed user name lets a request through only when none of its
+// identities is blocked.
+func TestEnforcerForgeableUserNameDoesNotBeatTheBlockList(t *testing.T) {
+	for _, size := range []int64{0, 1000} {
+		allow, block := NewLists()
+		enf := newTestEnforcer(t, allow, block, size)
+		allow.Put(Entry{Kind: KindUsername, Value: "alice"})
+		block.Put(Entry{Kind: KindIP, Value: "203.0.113.66"})
+		forged := Request{API: &API{Mode: ModeBlock}, Path: "/x", ContentLength: -1,
+			Identities: Identities{KindIP: "203.0.113.66", KindUsername: "alice"}}
+		if v := enf.Check(&forged, t0); !v.Deny || v.Reason != ReasonBlockList {
+			t.Fatalf("cache %d: a blocked IP claiming an allow-listed user name got %+v", size, v)
+		}
+		alice := Request{API: &API{Mode: ModeBlock}, Path: "/x", ContentLength: -1,
+			Identities: Identities{KindIP: "10.0.0.1", KindUsername: "alice"}}
+		if v := enf.Check(&alice, t0); v.Reason != ReasonAllowList {
+			t.Fatalf("cache %d: alice from a clean IP: %+v", size, v)
+		}
+		allow.Put(Entry{Kind: KindIP, Value: "203.0.113.66"})
+		if v := enf.Check(&forged, t0); v.Reason != ReasonAllowList {
+			t.Fatalf("cache %d: an allow-listed IP must beat the block list: %+v", size, v)
+		}
 	}
 }

@@ -85,7 +85,15 @@ func (l *List) Lookup(k Kind, value string, now time.Time) (Entry, bool) {
 
 // Match returns the first live entry matching any of ids.
 func (l *List) Match(ids *Identities, now time.Time) (Entry, bool) {
+	return l.matchKinds(ids, now, numKinds)
+}
+
+// matchKinds is Match leaving out one kind (numKinds: none).
+func (l *List) matchKinds(ids *Identities, now time.Time, skip Kind) (Entry, bool) {
 	for k := range numKinds {
+		if k == skip {
+			continue
+		}
 		if e, ok := l.Lookup(k, ids[k], now); ok {
 			return e, true
 		}

@@ -35,4 +35,3 @@ func TestCalibrate(t *testing.T) {
 		t.Error("Anomalous must be strict")
 	}
 }
-
