@@ -3,6 +3,7 @@ package detect
 import (
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Transaction is one API call, request and response joined: what detection
@@ -77,3 +78,45 @@ func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
 
 // Pushed returns how many records were queued.
 func (q *Queue) Pushed() uint64 { return q.pushed.Load() }
+
+// Bounds of the strings a detached record keeps.
+const (
+	maxRecordHost      = 256
+	maxRecordPath      = 2048
+	maxRecordAgent     = 256
+	maxRecordRequestID = 128
+	maxRecordShort     = 256 // method, IP, user name
+)
+
+// Detach returns a copy of t that shares no memory with the messages it
+// was read from: its strings are packed into one new buffer, each cut to a
+// bound. A queued or joined record then never keeps an Envoy message (nor
+// the credentials in its headers) alive.
+func (t *Transaction) Detach() *Transaction {
+	c := new(Transaction)
+	*c = *t
+	c.join = joinState{}
+	n := min(len(t.Host), maxRecordHost) + min(len(t.Path), maxRecordPath) + min(len(t.UserAgent), maxRecordAgent) +
+		min(len(t.RequestID), maxRecordRequestID) + min(len(t.Method), maxRecordShort) +
+		min(len(t.Identities[KindIP]), maxRecordShort) + min(len(t.Identities[KindUsername]), maxRecordShort)
+	buf := make([]byte, 0, n)
+	pack := func(s string, limit int) string {
+		if len(s) > limit {
+			s = s[:limit]
+		}
+		if s == "" {
+			return ""
+		}
+		start := len(buf)
+		buf = append(buf, s...) // never grows: the capacity is the total
+		return unsafe.String(&buf[start], len(s))
+	}
+	c.Host = pack(t.Host, maxRecordHost)
+	c.Path = pack(t.Path, maxRecordPath)
+	c.UserAgent = pack(t.UserAgent, maxRecordAgent)
+	c.RequestID = pack(t.RequestID, maxRecordRequestID)
+	c.Method = pack(t.Method, maxRecordShort)
+	c.Identities[KindIP] = pack(t.Identities[KindIP], maxRecordShort)
+	c.Identities[KindUsername] = pack(t.Identities[KindUsername], maxRecordShort)
+	return c
+}

@@ -3,7 +3,7 @@ package envoy
 import (
 	"context"
 	"strconv"
-	"time"
+	"sync"
 	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -41,11 +41,14 @@ func (h *authzHeaders) Header(name string) string {
 // Check decides on one request. A refusal is a CheckResponse with
 // PERMISSION_DENIED and the 403 (or 413) response, never an RPC error.
 func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	start := time.Now()
+	c := &s.core
+	start := c.now() // the one clock reading of the decision
 	httpReq := in.GetAttributes().GetRequest().GetHttp()
-	// One allocation holds the call's state: the record handed to the
-	// pipeline, the request and the header reader.
-	call := &authzCall{h: authzHeaders{m: httpReq.GetHeaders()}}
+	// Recycled state: the record (handed on detached), the request and the
+	// header reader.
+	call := calls.Get().(*authzCall)
+	defer func() { *call = authzCall{}; calls.Put(call) }()
+	call.h = authzHeaders{m: httpReq.GetHeaders()}
 	tx, req, h := &call.tx, &call.req, &call.h
 	if hm := httpReq.GetHeaderMap(); hm != nil {
 		h.raw = headerList(hm.GetHeaders())
@@ -80,9 +83,8 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 		}
 	}
 
-	c := &s.core
 	c.begin(&f, h, req, tx)
-	tx.Start = c.now()
+	tx.Start = start
 	v := c.enforcer.Check(req, tx.Start)
 	if !v.Refused() && v.Reason != detect.ReasonAllowList {
 		body := httpReq.GetRawBody()
@@ -111,13 +113,18 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 	if v.Deny {
 		resp = CheckDenied(&v)
 	} else {
-		id := c.enforcer.IDs().Next()
+		// A would-be refusal keeps its decision ID: the header, the log and
+		// the record name the same decision.
+		id := v.DecisionID
+		if id == "" {
+			id = c.enforcer.IDs().Next()
+		}
 		tx.DecisionID = id
 		resp = checkAllowed(id)
 	}
-	c.metrics.Decision(ServiceExtAuthz, v.Outcome(), v.Reason, time.Since(start))
+	c.metrics.Decision(ServiceExtAuthz, v.Outcome(), v.Reason, c.now().Sub(start))
 	c.logVerdict(ServiceExtAuthz, req, &v)
-	c.queue.Push(tx)
+	c.queue.Push(tx.Detach())
 	return resp, nil
 }
 
@@ -126,6 +133,8 @@ type authzCall struct {
 	req detect.Request
 	h   authzHeaders
 }
+
+var calls = sync.Pool{New: func() any { return new(authzCall) }}
 
 // okResponse holds every message of an allowing CheckResponse, so that it
 // takes one allocation instead of seven.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -61,17 +62,26 @@ type extProcStream struct {
 	responseBodyBytes  int64
 	responseLength     int64 // declared content-length of the response, or -1
 	refused            bool  // an ImmediateResponse was sent
-	protocolErr        error
+	observe            bool  // observability mode: Envoy ignores replies
+	decided            bool  // a decision was made on this stream
+	decideTime         time.Duration
 }
+
+// streams recycles per-stream state: a finished stream hands a detached
+// copy of its record to the pipeline and keeps no reference to it.
+var streams = sync.Pool{New: func() any { return new(extProcStream) }}
 
 // Process handles one ext_proc stream: one reply per message (none in
 // observability mode), an ImmediateResponse when the request is refused, and
 // a transaction record when the stream ends.
 func (s *ExtProc) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
-	st := &extProcStream{svc: s, responseLength: -1}
+	st := streams.Get().(*extProcStream)
+	*st = extProcStream{svc: s, responseLength: -1}
 	ctx := srv.Context()
 	err := st.loop(ctx, srv)
 	st.finish()
+	*st = extProcStream{}
+	streams.Put(st)
 	return err
 }
 
@@ -117,6 +127,7 @@ func (st *extProcStream) handle(msg *extprocv3.ProcessingRequest) (*extprocv3.Pr
 		st.responseBodyMode = pc.GetResponseBodyMode()
 	}
 	observe := msg.GetObservabilityMode()
+	st.observe = st.observe || observe
 	var resp *extprocv3.ProcessingResponse
 	switch r := msg.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
@@ -149,7 +160,7 @@ func (st *extProcStream) handle(msg *extprocv3.ProcessingRequest) (*extprocv3.Pr
 }
 
 func (st *extProcStream) onRequestHeaders(msg *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	start := time.Now()
+	start := st.svc.now() // the one clock reading of the decision
 	st.sawRequestHeaders = true
 	st.headers = headerList(h.GetHeaders().GetHeaders())
 	var f requestFacts
@@ -158,19 +169,30 @@ func (st *extProcStream) onRequestHeaders(msg *extprocv3.ProcessingRequest, h *e
 	attributesToFacts(msg.GetAttributes(), &f)
 	c := &st.svc.core
 	c.begin(&f, &st.headers, &st.req, &st.tx)
-	st.tx.Start = c.now()
+	st.tx.Start = start
 	if isJSON(f.contentType) && st.req.API.MaxJSONElements > 0 {
 		st.json = new(detect.JSONCounter)
 	}
-	st.verdict = c.enforcer.Check(&st.req, st.tx.Start)
-	record(&st.tx, &st.verdict)
-	resp := continueRequestHeaders
-	if st.verdict.Deny {
-		resp = st.immediate(&st.verdict)
-	}
-	c.metrics.Decision(ServiceExtProc, st.verdict.Outcome(), st.verdict.Reason, time.Since(start))
-	c.logVerdict(ServiceExtProc, &st.req, &st.verdict)
+	st.verdict = c.enforcer.Check(&st.req, start)
+	resp := st.conclude(&st.verdict, continueRequestHeaders)
+	st.decided = true
+	st.decideTime += st.svc.now().Sub(start)
 	return resp
+}
+
+// conclude records a verdict, logs a refusal and returns the reply: the
+// ImmediateResponse of a refusal, or cont. An observer cannot refuse, so in
+// observability mode a refusal is recorded as a would-be one.
+func (st *extProcStream) conclude(v *detect.Verdict, cont *extprocv3.ProcessingResponse) *extprocv3.ProcessingResponse {
+	if st.observe && v.Deny {
+		v.Deny, v.WouldBlock = false, true
+	}
+	record(&st.tx, v)
+	st.svc.logVerdict(ServiceExtProc, &st.req, v)
+	if v.Deny {
+		return st.immediate(v)
+	}
+	return cont
 }
 
 func (st *extProcStream) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
@@ -180,7 +202,7 @@ func (st *extProcStream) onRequestBody(b *extprocv3.HttpBody) *extprocv3.Process
 		st.tx.RequestBytes = st.requestBodyBytes
 	}
 	resp := continueRequestBody
-	if streamedBodyMode(st.requestBodyMode) {
+	if streamedBodyMode(st.requestBodyMode) && !st.observe {
 		resp = streamedBodyReply(b, true)
 	}
 	// Only a request whose headers were seen has an API to check against,
@@ -189,24 +211,16 @@ func (st *extProcStream) onRequestBody(b *extprocv3.HttpBody) *extprocv3.Process
 	if !st.sawRequestHeaders || st.verdict.Reason == detect.ReasonAllowList || st.verdict.Refused() {
 		return resp
 	}
-	start := time.Now()
+	start := st.svc.now()
 	if st.json != nil {
 		st.json.Write(body)
 		st.tx.JSONElements = st.json.MaxElements
 	}
-	c := &st.svc.core
-	v := c.enforcer.CheckBody(&st.req, st.requestBodyBytes, st.json)
-	if v.Refused() {
+	if v := st.svc.enforcer.CheckBody(&st.req, st.requestBodyBytes, st.json); v.Refused() {
 		st.verdict = v
-		record(&st.tx, &v)
-		if v.Deny {
-			resp = st.immediate(&v)
-		}
-		c.logVerdict(ServiceExtProc, &st.req, &v)
+		resp = st.conclude(&st.verdict, resp)
 	}
-	if b.GetEndOfStream() || v.Refused() {
-		c.metrics.Decision(ServiceExtProc, v.Outcome(), v.Reason, time.Since(start))
-	}
+	st.decideTime += st.svc.now().Sub(start)
 	return resp
 }
 
@@ -265,10 +279,15 @@ func (st *extProcStream) onResponseBody(b *extprocv3.HttpBody) *extprocv3.Proces
 
 // finish hands the transaction to the pipeline once the stream is over.
 func (st *extProcStream) finish() {
+	if st.decided {
+		// One decision per stream, with its final verdict and the time spent
+		// on all of its messages.
+		st.svc.metrics.Decision(ServiceExtProc, st.verdict.Outcome(), st.verdict.Reason, st.decideTime)
+	}
 	if !st.sawRequestHeaders && !st.sawResponseHeaders {
 		return
 	}
-	st.svc.queue.Push(&st.tx)
+	st.svc.queue.Push(st.tx.Detach())
 }
 
 // immediate builds the ImmediateResponse for a refusal and marks the stream.

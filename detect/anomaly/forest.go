@@ -150,7 +150,7 @@ func Fit(samples [][]float64, cfg Config, rng *rand.Rand) (*Forest, error) {
 		lo:    make([]float64, dims),
 		hi:    make([]float64, dims),
 		cand:  make([]int, 0, dims),
-		nodes: make([]node, 0, cfg.Trees*(2*psi-1)),
+		nodes: make([]node, 0, min(cfg.Trees*(2*psi-1), 1<<16)),
 	}
 	perm := make([]int32, n)
 	for i := range perm {
@@ -328,18 +328,26 @@ func (f *Forest) pathSum(x []float64) float64 {
 			}
 			depth++
 			var v float64
-			if int(n.feat) < len(x) {
-				v = clamp(x[n.feat])
+			if uint(n.feat) < uint(len(x)) {
+				v = x[n.feat]
 			}
-			if v >= n.val {
-				i = n.child + 1
-			} else {
-				i = n.child
+			// Branch-free x[feat] >= val: the sign bit of v − val is 0
+			// exactly when v >= val, for every v but NaN, which the
+			// out-of-range case below handles.
+			next := n.child + 1 - int32(math.Float64bits(v-n.val)>>63)
+			if !(v >= n.lo && v <= n.hi) { // out of range, negative or NaN
+				// Clamping maps NaN and negatives to 0, which goes left
+				// (every threshold is > 0), and +Inf to the largest float64.
+				v = clamp(v)
+				if v < n.val {
+					next = n.child
+				}
+				if p := escape(v, n.lo, n.hi); p > 0 {
+					h += stay * p * depth
+					stay *= 1 - p
+				}
 			}
-			if p := escape(v, n.lo, n.hi); p > 0 {
-				h += stay * p * depth
-				stay *= 1 - p
-			}
+			i = next
 		}
 	}
 	return sum

@@ -279,6 +279,24 @@ func TestExtProcObservabilityModeNeverAnswers(t *testing.T) {
 	if res.Status != 404 {
 		t.Fatalf("status %d", res.Status)
 	}
+	// An observer that sees request headers cannot refuse: a blocked client
+	// is recorded as a would-be refusal, never as a block.
+	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"127.0.0.1"}`, 201)
+	watch := observe
+	watch.RequestHeaderMode = envoysim.Send
+	watch.RequestAttributes = map[string]string{"source.address": "127.0.0.1:40000"}
+	res, err = envoysim.Do(context.Background(), v.extproc, watch, get("/catalog/items/43"), ok)
+	if err != nil || len(res.Responses) != 0 || res.Status != 200 {
+		t.Fatalf("observer with request headers: %v, %d replies, status %d", err, len(res.Responses), res.Status)
+	}
+	eventually(t, 5*time.Second, func() error {
+		deny := v.metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="deny"`)
+		would := v.metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="would_block"`, `reason="blocklist"`)
+		if deny != 0 || would != 1 {
+			return fmt.Errorf("deny %v, would_block %v; want 0 and 1", deny, would)
+		}
+		return nil
+	})
 }
 
 func TestExtProcBuildsTheAPIInventory(t *testing.T) {
