@@ -92,6 +92,12 @@ func newAPIRecord(name, base string, configured *API) *apiRecord {
 
 // Consume records one transaction.
 func (inv *Inventory) Consume(t *Transaction) {
+	if !t.HasRequest {
+		return // a response seen alone (an observer's late part) is no call
+	}
+	// A call answered 400, 404 or 405 adds no API and no endpoint: clients
+	// choose hosts and paths, and a scanner's misses are not an inventory.
+	admits := t.Status != 400 && t.Status != 404 && t.Status != 405
 	name, base := inv.Name(t)
 	// "METHOD template", built on the stack: looking it up allocates
 	// nothing, only a new endpoint does.
@@ -110,7 +116,7 @@ func (inv *Inventory) Consume(t *Transaction) {
 		// Configured after the inventory was built: never counted against
 		// the limit of discovered APIs.
 		r = inv.addConfigured(t.API)
-	case inv.discovered >= inv.maxAPIs:
+	case inv.discovered >= inv.maxAPIs || !admits:
 		inv.overflowAPIs++
 		return
 	default:
@@ -136,7 +142,7 @@ func (inv *Inventory) Consume(t *Transaction) {
 	}
 	ep, ok := r.endpoints[string(key)]
 	if !ok {
-		if len(r.endpoints) >= inv.maxEndpoints {
+		if len(r.endpoints) >= inv.maxEndpoints || !admits {
 			r.overflow++
 			return
 		}

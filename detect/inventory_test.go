@@ -181,7 +181,7 @@ func TestInventoryKeepsCopies(t *testing.T) {
 	str := unsafe.String(&buf[0], len(buf))
 	host, rest, _ := strings.Cut(str, "|")
 	method, path, _ := strings.Cut(rest, "|")
-	inv.Consume(&Transaction{API: discovered, Host: host, Method: method, Path: path})
+	inv.Consume(&Transaction{API: discovered, Host: host, Method: method, Path: path, HasRequest: true})
 	for i := range buf {
 		buf[i] = 'Z'
 	}

@@ -110,8 +110,18 @@ func (j *Joiner) Add(t *Transaction, now time.Time) {
 		return
 	}
 	if e, ok := j.pending[t.RequestID]; ok {
+		// The ID comes from the request and may be the client's: a part
+		// that is not the missing piece of this call (a filter reporting
+		// twice, or a request after the call was handed on) is a call of
+		// its own, never dropped.
+		if e.Sources&t.Sources != 0 || (e.join.done && t.HasRequest) {
+			if t.HasRequest {
+				j.next.Consume(t)
+			}
+			return
+		}
 		if e.join.done {
-			return // a late part of a call already handed on
+			return // a late response part of a call already handed on
 		}
 		merge(e, t)
 		if whole(e) {
@@ -222,6 +232,7 @@ func merge(t, p *Transaction) {
 		}
 		t.Complete = true
 	}
+	t.Sources |= p.Sources
 	if t.Complete && t.Latency == 0 && p.Complete && !p.HasRequest && !t.Start.IsZero() && p.Start.After(t.Start) {
 		t.Latency = p.Start.Sub(t.Start)
 	}

@@ -35,9 +35,18 @@ type Transaction struct {
 	DecisionID string
 	// Complete is set when the response was seen.
 	Complete bool
+	// Sources says which filters reported the call (SourceExtAuthz, …).
+	Sources uint8
 
 	join joinState
 }
+
+// Sources of a transaction part.
+const (
+	SourceExtAuthz uint8 = 1 << iota
+	SourceExtProc
+	SourceObserver // an ext_proc filter in observability mode
+)
 
 // Queue is the bounded hand-off from the hot path to the detection pipeline.
 // Push never blocks: when the queue is full the record is dropped and counted.

@@ -124,6 +124,7 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 	}
 	c.metrics.Decision(ServiceExtAuthz, v.Outcome(), v.Reason, c.now().Sub(start))
 	c.logVerdict(ServiceExtAuthz, req, &v)
+	tx.Sources = detect.SourceExtAuthz
 	c.queue.Push(tx.Detach())
 	return resp, nil
 }

@@ -287,6 +287,10 @@ func (st *extProcStream) finish() {
 	if !st.sawRequestHeaders && !st.sawResponseHeaders {
 		return
 	}
+	st.tx.Sources = detect.SourceExtProc
+	if st.observe {
+		st.tx.Sources = detect.SourceObserver
+	}
 	st.svc.queue.Push(st.tx.Detach())
 }
 

@@ -1,0 +1,54 @@
+package detect
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// A scanner's misses add neither APIs nor endpoints: the inventory is
+// bounded by what exists, not by what clients try.
+func TestInventoryIgnoresMissesForNewEntries(t *testing.T) {
+	inv := NewInventory([]*API{ordersAPI}, 10, 10)
+	for i := range 500 {
+		inv.Consume(call(discovered, fmt.Sprintf("junk%d.test", i), "GET", "/x", 404, 0))
+		inv.Consume(call(ordersAPI, "shop.test", "GET", fmt.Sprintf("/orders/admin%d.php", i), 404, 0))
+	}
+	stats := inv.APIs(discovered)
+	if len(stats) != 1 || stats[0].Name != "orders" || len(stats[0].Endpoints) != 0 || stats[0].Requests != 500 {
+		t.Fatalf("inventory grew from misses: %+v", stats)
+	}
+}
+
+type collect []*Transaction
+
+func (c *collect) Consume(t *Transaction) { *c = append(*c, t) }
+
+// A client that reuses one x-request-id cannot make its calls disappear:
+// a second report from the same filter, or a request after the call was
+// handed on, is a call of its own.
+func TestJoinerDoesNotSwallowReusedRequestIDs(t *testing.T) {
+	var out collect
+	j := NewJoiner(time.Minute, 1000, &out)
+	now := t0
+	for i := range 100 {
+		p := &Transaction{RequestID: "same", HasRequest: true, Complete: true, Status: 200, Path: fmt.Sprintf("/a/%d", i), Start: now, Sources: SourceExtProc}
+		j.Add(p, now)
+		a := &Transaction{RequestID: "same", HasRequest: true, Path: fmt.Sprintf("/a/%d", i), Start: now, Sources: SourceExtAuthz}
+		j.Add(a, now)
+	}
+	j.Flush(now.Add(time.Hour), true)
+	if len(out) < 100 {
+		t.Fatalf("%d calls handed on for 100 requests", len(out))
+	}
+	// The legitimate case still joins: ext_authz's request, then ext_proc's
+	// request and response, make one call.
+	out = nil
+	j.Add(&Transaction{RequestID: "r1", HasRequest: true, Sources: SourceExtAuthz, Start: now}, now)
+	j.Add(&Transaction{RequestID: "r1", HasRequest: true, Complete: true, Status: 201, Sources: SourceExtProc, Start: now}, now)
+	j.Add(&Transaction{RequestID: "r1", Complete: true, Status: 201, ResponseBytes: 9, Sources: SourceObserver, Start: now}, now)
+	j.Flush(now.Add(time.Hour), true)
+	if len(out) != 1 || out[0].Status != 201 || out[0].Sources != SourceExtAuthz|SourceExtProc {
+		t.Fatalf("joined: %d calls, %+v", len(out), out)
+	}
+}
