@@ -143,12 +143,15 @@ func pathUnder(path, base string) bool {
 	if base == "/" || base == "" {
 		return true
 	}
-	if strings.HasPrefix(path, base) && (len(path) == len(base) || path[len(base)] == '/') {
+	if len(path) >= len(base) && strings.EqualFold(path[:len(base)], base) && (len(path) == len(base) || path[len(base)] == '/' || path[len(base)] == ';') {
 		return true
 	}
+	// The slow way: repeated slashes collapse, ";parameters" end a segment
+	// (/shop;jsessionid=x/items), letters compare without case, as many
+	// back ends route.
 	i := 0
 	for j := 0; j < len(base); j++ {
-		if i == len(path) || path[i] != base[j] {
+		if i == len(path) || lower(path[i]) != lower(base[j]) {
 			return false
 		}
 		i++
@@ -157,8 +160,22 @@ func pathUnder(path, base string) bool {
 				i++
 			}
 		}
+		if j+1 < len(base) && base[j+1] == '/' || j+1 == len(base) {
+			if i < len(path) && path[i] == ';' {
+				for i < len(path) && path[i] != '/' {
+					i++
+				}
+			}
+		}
 	}
 	return i == len(path) || path[i] == '/'
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func hostMatches(hosts []string, host string) bool {

@@ -52,3 +52,33 @@ func TestJoinerDoesNotSwallowReusedRequestIDs(t *testing.T) {
 		t.Fatalf("joined: %d calls, %+v", len(out), out)
 	}
 }
+
+// Requests cannot slip out of their API with case, ";parameters" or
+// doubled slashes, which back ends commonly ignore.
+func TestCatalogMatchesDisguisedPaths(t *testing.T) {
+	shop := &API{Name: "shop", BasePath: "/shopapi-bid"}
+	c := NewCatalog([]*API{shop}, &API{BasePath: "/"})
+	for _, p := range []string{"/shopapi-bid/upload", "/SHOPAPI-BID/upload", "/shopapi-bid;jsessionid=1/upload", "//shopapi-bid//upload", "/ShopApi-Bid;x=1", "/shopapi-bid"} {
+		if got := c.Match("h", p); got != shop {
+			t.Errorf("%s fell out of its API", p)
+		}
+	}
+	for _, p := range []string{"/shopapi-bidder/x", "/shopapi", "/other/shopapi-bid"} {
+		if got := c.Match("h", p); got == shop {
+			t.Errorf("%s matched /shopapi-bid", p)
+		}
+	}
+}
+
+func TestStripParams(t *testing.T) {
+	for in, want := range map[string]string{
+		"/a/b": "/a/b", "/shop;jsessionid=ABC/items": "/shop/items", "/a;x=1;y=2/b;z": "/a/b", ";x/a": "/a", "/": "/",
+	} {
+		if got := StripParams(in); got != want {
+			t.Errorf("StripParams(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { StripParams("/plain/path/1") }); n != 0 {
+		t.Errorf("%v allocations for a path without parameters", n)
+	}
+}

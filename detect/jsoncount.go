@@ -5,7 +5,7 @@ package detect
 const maxJSONDepth = 128
 
 // JSONCounter counts, in one pass over a JSON document fed in chunks of any
-// size, the largest number of elements in any one array or object (the
+// size, the largest number of elements in any one array (the
 // operations of a json-patch, the items of a bulk request). It holds a fixed
 // amount of state whatever the body's size and never buffers the body, so a
 // request can be refused as soon as it crosses a limit. It does not validate
@@ -25,6 +25,7 @@ type JSONCounter struct {
 type jsonLevel struct {
 	count    int32
 	sawValue bool
+	object   bool // members of objects are not counted, only array elements
 }
 
 // Write feeds the next chunk of the document.
@@ -75,7 +76,7 @@ func (c *JSONCounter) Write(p []byte) {
 			if c.depth > maxJSONDepth {
 				c.TooDeep = true
 			} else {
-				c.stack[c.depth-1] = jsonLevel{}
+				c.stack[c.depth-1] = jsonLevel{object: b == '{'}
 			}
 		}
 	}
@@ -91,7 +92,7 @@ func (c *JSONCounter) level() *jsonLevel {
 }
 
 func (c *JSONCounter) see(l *jsonLevel) {
-	if int(l.count) > c.MaxElements {
+	if !l.object && int(l.count) > c.MaxElements {
 		c.MaxElements = int(l.count)
 	}
 }

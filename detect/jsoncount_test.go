@@ -41,15 +41,15 @@ var jsonCounterTests = []struct {
 	{"one", "[1]", 1, false},
 	{"three", "[1,2,3]", 3, false},
 	{"whitespace", " [ 1 ,\n\t2 ,\r\n 3 ] ", 3, false},
-	{"object pairs", `{"a":1,"b":[1,2],"c":{"d":null}}`, 3, false},
+	{"object members are not elements", `{"a":1,"b":[1,2],"c":{"d":null}}`, 2, false},
 	{"nested wins", `{"ops":[1,2,3,4,5],"x":1}`, 5, false},
 	{"inner siblings", `[[1,2],[3,4,5],[6]]`, 3, false},
-	{"object in array", `[{"a":1,"b":2,"c":3,"d":4},1]`, 4, false},
+	{"object in array", `[{"a":1,"b":2,"c":3,"d":4},1]`, 2, false},
 	{"strings hide brackets", `["a,b,c","[[[",  "]]]", "{,}"]`, 4, false},
 	{"escaped quote", `["a\",\"b", "c"]`, 2, false},
 	{"escaped backslash", `["a\\", 1, 2]`, 3, false},
 	{"unicode escape", `["\u0022,", 1]`, 2, false},
-	{"keys with commas", `{"a,b":1,"c]":2}`, 2, false},
+	{"keys with commas", `{"a,b":1,"c]":[1,2,3]}`, 3, false},
 	{"literals", `[true,false,null,-1.5e3]`, 4, false},
 	{"json patch", string(jsonPatch(50)), 50, false},
 	{"depth 128", strings.Repeat("[", 128) + "1,2" + strings.Repeat("]", 128), 2, false},
@@ -104,13 +104,10 @@ func refMaxElements(doc []byte) (n, depth int, ok bool) {
 		}
 		top := &stack[len(stack)-1]
 		if top.object {
-			if top.key {
-				top.count++
-			}
-			top.key = !top.key
-		} else {
-			top.count++
+			top.key = !top.key // members are not counted
+			return
 		}
+		top.count++
 		n = max(n, top.count)
 	}
 	for {

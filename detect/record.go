@@ -59,6 +59,7 @@ func (r *Record) Transaction(c *Catalog, x *Extractor) *Transaction {
 		h[strings.ToLower(k)] = v
 	}
 	path, query, _ := strings.Cut(r.Path, "?")
+	path = StripParams(path)
 	api := c.Match(r.Authority, path)
 	t := &Transaction{
 		API: api, Host: r.Authority, Method: strings.ToUpper(r.Method), Path: path, UserAgent: h["user-agent"],

@@ -202,3 +202,27 @@ func DiscoveredName(host, base string) string {
 	}
 	return host + base
 }
+
+// StripParams removes ";parameters" from every path segment
+// (/shop;jsessionid=1F2E/items → /shop/items). Back ends ignore them for
+// routing, and they carry session IDs that must not be logged or kept. It
+// allocates only when there is one.
+func StripParams(path string) string {
+	if strings.IndexByte(path, ';') < 0 {
+		return path
+	}
+	b := make([]byte, 0, len(path))
+	skip := false
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '/':
+			skip = false
+			b = append(b, c)
+		case c == ';':
+			skip = true
+		case !skip:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
