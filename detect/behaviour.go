@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"hash/maphash"
 	"strings"
 	"time"
 )
@@ -226,7 +227,7 @@ func objectKey(path string) (uint64, bool) {
 	k := AppendTemplate(buf[:0], path)
 	k = append(k, '#')
 	k = append(k, last...)
-	return hashString(string(k)), true
+	return maphash.Bytes(hllSeed, k), true
 }
 
 // isLoginPath reports whether path is one of the API's login endpoints.
