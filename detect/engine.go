@@ -162,11 +162,22 @@ func (e *Engine) Consume(t *Transaction) {
 
 // model returns the model of a transaction's API, created on first sight.
 func (e *Engine) model(t *Transaction) *apiModel {
+	// Traffic outside the configured APIs is modelled per host: a scanner
+	// trying /admin, /.env, /backup.sql … is one client probing one host,
+	// not a client of a thousand APIs (and cannot exhaust the models).
+	// On a host that a configured API serves, such traffic belongs to that
+	// API's model, which has learned what its clients do.
 	name := ""
-	if t.API != nil && !t.API.Discovered {
-		name = t.API.Name
-	} else {
-		name = DiscoveredName(t.Host, DiscoveredBase(t.Path))
+	api := t.API
+	switch {
+	case api != nil && !api.Discovered:
+		name = api.Name
+	default:
+		if a := e.hostAPI(t.Host); a != nil {
+			name, api = a.Name, a
+		} else {
+			name = DiscoveredName(t.Host, "/")
+		}
 	}
 	e.mu.RLock()
 	m := e.models[name]
@@ -183,7 +194,7 @@ func (e *Engine) model(t *Transaction) *apiModel {
 		return nil
 	}
 	name = strings.Clone(name)
-	m = newAPIModel(name, t.API, e.cfg.Training)
+	m = newAPIModel(name, api, e.cfg.Training)
 	e.models[name] = m
 	return m
 }
@@ -477,4 +488,21 @@ func (m *apiModel) status() ModelStatus {
 		s.Progress.Duration, s.Progress.Requests, s.Progress.Identities = 1, 1, 1
 	}
 	return s
+}
+
+// hostAPI returns the configured API that names host among its exact
+// hosts, if any.
+func (e *Engine) hostAPI(host string) *API {
+	if host == "" {
+		return nil
+	}
+	h := hostOnly(host)
+	for _, a := range e.cfg.APIs {
+		for _, x := range a.Hosts {
+			if x != "*" && !strings.HasPrefix(x, "*.") && strings.EqualFold(x, h) {
+				return a
+			}
+		}
+	}
+	return nil
 }

@@ -54,7 +54,7 @@ func Replay(ctx context.Context, cfg *Config, in io.Reader, out, errs io.Writer)
 	sum := &ReplaySummary{Attacks: map[detect.AttackType]int{}, Actions: map[string]int{}}
 	enc := json.NewEncoder(out)
 	var writeErr error
-	engine := newReplayEngine(cfg, func(a *detect.Attack) {
+	engine := newReplayEngine(cfg, catalog.APIs(), func(a *detect.Attack) {
 		sum.Attacks[a.Type]++
 		sum.Actions[a.Action]++
 		if writeErr == nil {
@@ -100,7 +100,7 @@ func Replay(ctx context.Context, cfg *Config, in io.Reader, out, errs io.Writer)
 
 // newReplayEngine builds an engine that runs in the caller, in record
 // order, and blocks nobody: replay only reports.
-func newReplayEngine(cfg *Config, onAttack func(*detect.Attack)) *detect.Engine {
+func newReplayEngine(cfg *Config, apis []*detect.API, onAttack func(*detect.Attack)) *detect.Engine {
 	return detect.NewEngine(detect.EngineConfig{
 		Workers: 0, MaxStates: cfg.Detection.MaxStates, MaxAPIs: cfg.Discovery.MaxAPIs,
 		Training: detect.TrainingConfig{
@@ -108,6 +108,7 @@ func newReplayEngine(cfg *Config, onAttack func(*detect.Attack)) *detect.Engine 
 			MinIdentities: cfg.Training.MinIdentities, RelearnInterval: cfg.Training.RelearnInterval,
 		},
 		BlockTTL: cfg.BlockTTL,
+		APIs:     apis,
 		Store:    detect.NewAttackStore(cfg.Detection.MaxAttacks),
 		OnAttack: onAttack,
 	})

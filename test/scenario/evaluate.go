@@ -1,0 +1,397 @@
+package scenario
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Attack is one attack the engine raised, as its attack record names it:
+// Value is the IP or user name in clear, or the fingerprint ("fp:…") of a
+// token, API key or cookie.
+type Attack struct {
+	Type       string    `json:"type"`
+	Kind       string    `json:"kind"`
+	Value      string    `json:"value"`
+	DetectedAt time.Time `json:"detected_at"`
+}
+
+// The detection goals of the scenario suite.
+const (
+	GoalRecall               = 0.95
+	GoalTypeCorrect          = 0.90
+	GoalBenignFlagged        = 0.005
+	GoalMedianTTDFast        = 60 * time.Second
+	GoalBenignFlaggedStretch = 0.001
+)
+
+// TypeReport scores the attackers of one type (or all of them, in
+// Report.Overall). Ratios are 0 when their denominator is.
+type TypeReport struct {
+	Type      string `json:"type"`
+	Attackers int    `json:"attackers"`
+	// Detected attackers are named by an attack raised at or after their
+	// start; TypeCorrect of them by an attack of their own type.
+	Detected         int     `json:"detected"`
+	TypeCorrect      int     `json:"type_correct"`
+	Recall           float64 `json:"recall"`
+	TypeCorrectRatio float64 `json:"type_correct_ratio"` // of the detected
+	// MedianTTD is the median time from an attacker's first request to the
+	// first attack naming it, over detected attackers; MedianTTDFast over
+	// fast ones only. In JSON, seconds.
+	MedianTTD     time.Duration `json:"-"`
+	FastAttackers int           `json:"fast_attackers"`
+	FastDetected  int           `json:"fast_detected"`
+	MedianTTDFast time.Duration `json:"-"`
+	// Missed describes each undetected attacker; WrongType each detected
+	// one never named with its own type, with the types it was named with.
+	Missed    []string `json:"missed,omitempty"`
+	WrongType []string `json:"wrong_type,omitempty"`
+}
+
+// MarshalJSON writes the times to detect in seconds.
+func (t TypeReport) MarshalJSON() ([]byte, error) {
+	type plain TypeReport
+	return json.Marshal(struct {
+		plain
+		MedianTTD     float64 `json:"median_ttd"`
+		MedianTTDFast float64 `json:"median_ttd_fast"`
+	}{plain(t), t.MedianTTD.Seconds(), t.MedianTTDFast.Seconds()})
+}
+
+// KindReport counts benign identities of one kind.
+type KindReport struct {
+	Kind       string `json:"kind"`
+	Identities int    `json:"identities"`
+	Flagged    int    `json:"flagged"`
+}
+
+// BenignReport counts benign identities named by any attack.
+type BenignReport struct {
+	Identities int          `json:"identities"`
+	Flagged    int          `json:"flagged"`
+	Rate       float64      `json:"rate"`
+	ByKind     []KindReport `json:"by_kind"`
+	// Examples are up to 20 flagged identities as the engine named them,
+	// with the attack types raised ("ip 100.64.1.2: credential_stuffing").
+	Examples []string `json:"examples,omitempty"`
+}
+
+// Report is the score of one run of the engine over a scenario.
+type Report struct {
+	Types   []TypeReport `json:"types"`
+	Overall TypeReport   `json:"overall"`
+	Benign  BenignReport `json:"benign"`
+	// Attacks is the number of attacks evaluated. Of those, Early named an
+	// attacker's identity before its start; Secondary named another
+	// identity an attacker used (not a false positive, not a detection);
+	// Unknown named an identity that appears nowhere in the scenario.
+	Attacks   int `json:"attacks"`
+	Early     int `json:"early"`
+	Secondary int `json:"secondary"`
+	Unknown   int `json:"unknown"`
+}
+
+type idKey struct{ kind, value string }
+
+// Evaluate scores attacks against the scenario's labels. fingerprint turns a
+// raw token, API key or cookie into the value the engine reports for it (the
+// engine's keyed fingerprint); when nil, secrets are compared in clear.
+func Evaluate(s *Scenario, attacks []Attack, fingerprint func(raw string) string) Report {
+	key := func(id Identity) idKey {
+		if fingerprint != nil && (id.Kind == KindToken || id.Kind == KindAPIKey || id.Kind == KindCookie) {
+			return idKey{id.Kind, fingerprint(id.Raw)}
+		}
+		return idKey{id.Kind, id.Raw}
+	}
+	benign := make(map[idKey]int, len(s.Benign))
+	for i, id := range s.Benign {
+		benign[key(id)] = i
+	}
+	primary := map[idKey][]int{}
+	secondary := map[idKey]bool{}
+	for i, a := range s.Attackers {
+		primary[key(a.Identity)] = append(primary[key(a.Identity)], i)
+		for _, u := range a.Uses {
+			secondary[key(u)] = true
+		}
+	}
+
+	type outcome struct {
+		first time.Time
+		types map[string]bool
+	}
+	outcomes := make([]outcome, len(s.Attackers))
+	flagged := map[int][]string{} // benign index → attack types
+	rep := Report{Attacks: len(attacks)}
+	for _, at := range attacks {
+		k := idKey{at.Kind, at.Value}
+		if i, ok := benign[k]; ok {
+			if !slices.Contains(flagged[i], at.Type) {
+				flagged[i] = append(flagged[i], at.Type)
+			}
+		}
+		idx, isPrimary := primary[k]
+		for _, i := range idx {
+			if at.DetectedAt.Before(s.Attackers[i].Start) {
+				rep.Early++
+				continue
+			}
+			o := &outcomes[i]
+			if o.types == nil {
+				o.types, o.first = map[string]bool{}, at.DetectedAt
+			}
+			o.types[at.Type] = true
+			o.first = minTime(o.first, at.DetectedAt)
+		}
+		switch _, isBenign := benign[k]; {
+		case !isPrimary && !isBenign && secondary[k]:
+			rep.Secondary++
+		case !isPrimary && !isBenign:
+			rep.Unknown++
+		}
+	}
+
+	byType := map[string]*TypeReport{}
+	var order []string
+	for _, t := range s.Config.Types {
+		if _, ok := attackSpecs[t]; ok && byType[t] == nil {
+			byType[t] = &TypeReport{Type: t}
+			order = append(order, t)
+		}
+	}
+	ttds := map[string][]time.Duration{}
+	fastTTDs := map[string][]time.Duration{}
+	for i, a := range s.Attackers {
+		tr := byType[a.Type]
+		if tr == nil {
+			tr = &TypeReport{Type: a.Type}
+			byType[a.Type] = tr
+			order = append(order, a.Type)
+		}
+		fast := a.Speed == SpeedFast
+		tr.Attackers++
+		if fast {
+			tr.FastAttackers++
+		}
+		o := outcomes[i]
+		if o.types == nil {
+			tr.Missed = append(tr.Missed, describe(a))
+			continue
+		}
+		tr.Detected++
+		ttd := o.first.Sub(a.Start)
+		ttds[a.Type] = append(ttds[a.Type], ttd)
+		if fast {
+			tr.FastDetected++
+			fastTTDs[a.Type] = append(fastTTDs[a.Type], ttd)
+		}
+		if o.types[a.Type] {
+			tr.TypeCorrect++
+		} else {
+			got := make([]string, 0, len(o.types))
+			for t := range o.types {
+				got = append(got, t)
+			}
+			slices.Sort(got)
+			tr.WrongType = append(tr.WrongType, describe(a)+" → "+strings.Join(got, ","))
+		}
+	}
+	rep.Overall.Type = "overall"
+	var allTTD, allFast []time.Duration
+	for _, t := range order {
+		tr := byType[t]
+		tr.finish(ttds[t], fastTTDs[t])
+		rep.Types = append(rep.Types, *tr)
+		o := &rep.Overall
+		o.Attackers += tr.Attackers
+		o.Detected += tr.Detected
+		o.TypeCorrect += tr.TypeCorrect
+		o.FastAttackers += tr.FastAttackers
+		o.FastDetected += tr.FastDetected
+		allTTD = append(allTTD, ttds[t]...)
+		allFast = append(allFast, fastTTDs[t]...)
+	}
+	rep.Overall.finish(allTTD, allFast)
+
+	rep.Benign = benignReport(s.Benign, flagged, key)
+	return rep
+}
+
+func (t *TypeReport) finish(ttds, fast []time.Duration) {
+	t.Recall = ratio(t.Detected, t.Attackers)
+	t.TypeCorrectRatio = ratio(t.TypeCorrect, t.Detected)
+	t.MedianTTD = median(ttds)
+	t.MedianTTDFast = median(fast)
+}
+
+func benignReport(ids []Identity, flagged map[int][]string, key func(Identity) idKey) BenignReport {
+	b := BenignReport{Identities: len(ids), Flagged: len(flagged)}
+	b.Rate = ratio(b.Flagged, b.Identities)
+	kinds := map[string]*KindReport{}
+	for i, id := range ids {
+		k := kinds[id.Kind]
+		if k == nil {
+			k = &KindReport{Kind: id.Kind}
+			kinds[id.Kind] = k
+		}
+		k.Identities++
+		if types, ok := flagged[i]; ok {
+			k.Flagged++
+			if len(b.Examples) < 20 {
+				v := key(id)
+				b.Examples = append(b.Examples, v.kind+" "+v.value+": "+strings.Join(types, ","))
+			}
+		}
+	}
+	for _, kind := range []string{KindIP, KindToken, KindAPIKey, KindCookie, KindUsername} {
+		if k := kinds[kind]; k != nil {
+			b.ByKind = append(b.ByKind, *k)
+		}
+	}
+	return b
+}
+
+// describe names an attacker for a report without its credential.
+func describe(a Attacker) string {
+	v := a.Identity.Raw
+	if a.Identity.Kind == KindToken || a.Identity.Kind == KindAPIKey || a.Identity.Kind == KindCookie {
+		v = redact(v)
+	}
+	return fmt.Sprintf("%s %s %s %s from %s", a.Speed, a.Variant, a.Identity.Kind, v, a.Start.Format(time.RFC3339))
+}
+
+// redact keeps the first four characters of a credential.
+func redact(s string) string {
+	if len(s) <= 4 {
+		return "…"
+	}
+	return s[:4] + "…"
+}
+
+func ratio(n, d int) float64 {
+	if d == 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+// Shortfalls lists every goal of the suite the report misses: per type
+// recall and type accuracy, median time to detect fast attackers, and the
+// share of benign identities flagged. Empty means every goal is met.
+func (r Report) Shortfalls() []string {
+	var out []string
+	for _, t := range r.Types {
+		if t.Recall < GoalRecall {
+			out = append(out, fmt.Sprintf("%s: recall %.3f < %.2f", t.Type, t.Recall, GoalRecall))
+		}
+		if t.Detected > 0 && t.TypeCorrectRatio < GoalTypeCorrect {
+			out = append(out, fmt.Sprintf("%s: right type for %.3f of detected < %.2f", t.Type, t.TypeCorrectRatio, GoalTypeCorrect))
+		}
+		if t.FastDetected > 0 && t.MedianTTDFast > GoalMedianTTDFast {
+			out = append(out, fmt.Sprintf("%s: median time to detect fast attackers %s > %s", t.Type, t.MedianTTDFast, GoalMedianTTDFast))
+		}
+	}
+	if r.Benign.Rate > GoalBenignFlagged {
+		out = append(out, fmt.Sprintf("benign identities flagged %.4f%% > %.1f%%", 100*r.Benign.Rate, 100*GoalBenignFlagged))
+	}
+	return out
+}
+
+// Table renders the report as an aligned text table.
+func (r Report) Table() string {
+	// Every cell of the first column is padded to one width, so that it
+	// reads left-aligned while the numbers align right.
+	width := len("type")
+	for _, t := range append([]TypeReport{r.Overall}, r.Types...) {
+		width = max(width, len(t.Type))
+	}
+	var tab bytes.Buffer
+	w := tabwriter.NewWriter(&tab, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "%-*s\tattackers\tdetected\trecall\tright type\tmedian TTD\tmedian TTD fast\t\n", width, "type")
+	row := func(t TypeReport) {
+		fmt.Fprintf(w, "%-*s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t\n", width, t.Type, t.Attackers, t.Detected, t.Recall, t.TypeCorrectRatio, ttd(t.MedianTTD, t.Detected), ttd(t.MedianTTDFast, t.FastDetected))
+	}
+	for _, t := range r.Types {
+		row(t)
+	}
+	row(r.Overall)
+	w.Flush()
+	var out strings.Builder
+	for line := range strings.Lines(tab.String()) {
+		out.WriteString(strings.TrimPrefix(line, "  ")) // right alignment pads the first column too
+	}
+	fmt.Fprintf(&out, "\nbenign identities flagged: %d of %d (%.3f%%)", r.Benign.Flagged, r.Benign.Identities, 100*r.Benign.Rate)
+	var kinds []string
+	for _, k := range r.Benign.ByKind {
+		kinds = append(kinds, fmt.Sprintf("%s %d/%d", k.Kind, k.Flagged, k.Identities))
+	}
+	if len(kinds) > 0 {
+		fmt.Fprintf(&out, "  [%s]", strings.Join(kinds, ", "))
+	}
+	out.WriteByte('\n')
+	return out.String()
+}
+
+func ttd(d time.Duration, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// JSON renders the report as indented JSON.
+func (r Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
+
+// ReadAttacks reads attack records, one JSON object per line, as the engine
+// writes them (fields type, identity.kind, identity.value, detected_at; the
+// others are ignored). Blank lines are skipped.
+func ReadAttacks(r io.Reader) ([]Attack, error) {
+	var out []Attack
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var rec struct {
+			Type     string `json:"type"`
+			Identity struct {
+				Kind  string `json:"kind"`
+				Value string `json:"value"`
+			} `json:"identity"`
+			DetectedAt time.Time `json:"detected_at"`
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return nil, fmt.Errorf("attack line %d: %w", n, err)
+		}
+		if rec.Type == "" || rec.Identity.Kind == "" || rec.DetectedAt.IsZero() {
+			return nil, fmt.Errorf("attack line %d: missing type, identity.kind or detected_at", n)
+		}
+		out = append(out, Attack{Type: rec.Type, Kind: rec.Identity.Kind, Value: rec.Identity.Value, DetectedAt: rec.DetectedAt})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read attacks: %w", err)
+	}
+	return out, nil
+}
