@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"hash/maphash"
 	"strings"
 	"time"
 )
@@ -16,6 +15,10 @@ const (
 	longBucket   = time.Minute
 	longBuckets  = 10
 	sketchEpoch  = 5 * time.Minute
+	// wideEpoch is the epoch of the sketches of where an identity comes
+	// from (IPs, user agents): a stolen token used from a new address every
+	// few minutes shows only over half an hour or more.
+	wideEpoch = 30 * time.Minute
 )
 
 // Counters kept per long-window bucket.
@@ -46,6 +49,7 @@ func (p *sketchPair) estimate() float64 {
 // sketches are allocated the first time an identity needs one.
 type sketches struct {
 	epoch       int64
+	wide        int64 // epoch of ips and agents
 	failedPaths *sketchPair
 	loginUsers  *sketchPair
 	ips         *sketchPair
@@ -53,22 +57,26 @@ type sketches struct {
 	objects     *sketchPair
 }
 
-func (s *sketches) rotate(epoch int64) {
-	if epoch == s.epoch {
-		return
-	}
-	for _, p := range []*sketchPair{s.failedPaths, s.loginUsers, s.ips, s.agents, s.objects} {
-		if p == nil {
-			continue
+func (s *sketches) rotate(now int64) {
+	rotate := func(epoch *int64, e int64, pairs ...*sketchPair) {
+		if e == *epoch {
+			return
 		}
-		if epoch == s.epoch+1 {
-			p.prev = p.cur
-		} else {
-			p.prev.reset()
+		for _, p := range pairs {
+			if p == nil {
+				continue
+			}
+			if e == *epoch+1 {
+				p.prev = p.cur
+			} else {
+				p.prev.reset()
+			}
+			p.cur.reset()
 		}
-		p.cur.reset()
+		*epoch = e
 	}
-	s.epoch = epoch
+	rotate(&s.epoch, now/int64(sketchEpoch), s.failedPaths, s.loginUsers, s.objects)
+	rotate(&s.wide, now/int64(wideEpoch), s.ips, s.agents)
 }
 
 func pair(p **sketchPair) *sketchPair {
@@ -102,6 +110,10 @@ type identityState struct {
 
 	clientIPs  []string // up to maxClientIPs distinct, for non-IP identities
 	lastSample int64    // long bucket index of the last training sample
+	// ownMax is the largest value of each variable this identity showed
+	// while its API learned: what is normal for this very identity (a
+	// nightly batch job, a heavy partner) is not an attack from it.
+	ownMax *[numVars]float32
 	flagged    *[numTypes]int64
 	attacks    int
 
@@ -129,7 +141,7 @@ func (s *identityState) advance(now int64) {
 			s.longHead = h
 		}
 	}
-	s.sk.rotate(now / int64(sketchEpoch))
+	s.sk.rotate(now)
 }
 
 func (s *identityState) longSum(c int) float64 {
@@ -227,7 +239,7 @@ func objectKey(path string) (uint64, bool) {
 	k := AppendTemplate(buf[:0], path)
 	k = append(k, '#')
 	k = append(k, last...)
-	return maphash.Bytes(hllSeed, k), true
+	return hashBytes(k), true
 }
 
 // isLoginPath reports whether path is one of the API's login endpoints.
@@ -238,4 +250,14 @@ func isLoginPath(paths []string, path string) bool {
 		}
 	}
 	return false
+}
+
+// beyond reports whether x, the value of v for this identity, passes the
+// threshold tx: above tx and the variable's floor, and well above what the
+// identity itself did while its API learned.
+func (s *identityState) beyond(v varID, x, tx float64) bool {
+	if x <= tx || x < varDefs[v].floor {
+		return false
+	}
+	return s.ownMax == nil || x > 1.5*float64(s.ownMax[v])
 }

@@ -207,11 +207,12 @@ func (s *shard) perRequest(st *identityState, t *Transaction) {
 	obs := []float64{float64(t.RequestBytes), float64(t.JSONElements)}
 	fired := false
 	for i, v := range []varID{vRequestBytes, vJSONElements} {
-		if st.flagged == nil && !t.Blocked {
-			m.sample(st.kind, v, obs[i])
-		}
 		if obs[i] > ts[st.kind][v].Tx && obs[i] >= varDefs[v].floor {
 			fired = true
+		} else if st.flagged == nil && !t.Blocked {
+			// Only values under Tx train the model: one attack must not
+			// raise the bar for the next.
+			m.sample(st.kind, v, obs[i])
 		}
 	}
 	if fired {
@@ -239,9 +240,17 @@ func (s *shard) process(w work) {
 	// training sample (flagged identities never train the model).
 	if minute := now / int64(longBucket); minute != st.lastSample && st.first != 0 {
 		if st.flagged == nil {
+			learning := !m.ready.Load()
 			for v := range numVars {
 				if varDefs[v].kinds&(1<<w.kind) != 0 && !varDefs[v].perRequest {
-					m.sample(w.kind, varID(v), st.value(varID(v)))
+					x := st.value(varID(v))
+					m.sample(w.kind, varID(v), x)
+					if learning && x > 0 {
+						if st.ownMax == nil {
+							st.ownMax = new([numVars]float32)
+						}
+						st.ownMax[v] = max(st.ownMax[v], float32(x))
+					}
 				}
 			}
 		}
@@ -262,8 +271,7 @@ func (s *shard) process(w work) {
 		if d.perRequest || d.kinds&(1<<w.kind) == 0 {
 			continue
 		}
-		x := st.value(varID(v))
-		if x > ts[w.kind][v].Tx && x >= d.floor {
+		if st.beyond(varID(v), st.value(varID(v)), ts[w.kind][v].Tx) {
 			fired[typeIndex(d.attack)] = true
 			any = true
 		}
@@ -368,7 +376,7 @@ func (e *Engine) raise(st *identityState, typ AttackType, t *Transaction, perReq
 		}
 		th := ts[st.kind][v]
 		tx := th.Tx / sens
-		if x > tx && x >= d.floor {
+		if st.beyond(varID(v), x, tx) {
 			fires = true
 		}
 		dev := 0.0

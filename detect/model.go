@@ -51,16 +51,16 @@ type varDef struct {
 }
 
 var varDefs = [numVars]varDef{
-	vRequestsPerMin:      {"requests_per_min", AttackExtremeActivity, allKinds, 300, false},
+	vRequestsPerMin:      {"requests_per_min", AttackExtremeActivity, allKinds, 100, false},
 	vErrors:              {"errors_10m", AttackExcessiveErrors, allKinds, 60, false},
 	vErrorRatio:          {"error_ratio_10m", AttackExcessiveErrors, allKinds, 0.8, false},
-	vFailedRequests:      {"not_found_10m", AttackProbing, allKinds, 40, false},
-	vDistinctFailedPaths: {"distinct_failed_paths", AttackProbing, allKinds, 25, false},
+	vFailedRequests:      {"not_found_10m", AttackProbing, allKinds, 25, false},
+	vDistinctFailedPaths: {"distinct_failed_paths", AttackProbing, allKinds, 15, false},
 	vLoginFailures:       {"login_failures_10m", AttackCredentialStuffing, loginKinds, 12, false},
 	vDistinctLoginUsers:  {"distinct_login_usernames", AttackCredentialStuffing, sprayerKinds, 6, false},
 	vDistinctIPs:         {"distinct_ips", AttackStolenToken, secretKinds, 6, false},
 	vDistinctAgents:      {"distinct_user_agents", AttackStolenToken, secretKinds, 5, false},
-	vResponseBytes:       {"response_bytes_10m", AttackDataExfiltration, allKinds, 50 << 20, false},
+	vResponseBytes:       {"response_bytes_10m", AttackDataExfiltration, allKinds, 2 << 20, false},
 	vDistinctObjects:     {"distinct_object_ids", AttackBOLAEnumeration, allKinds, 80, false},
 	vDeletes:             {"deletes_10m", AttackMassDeletion, allKinds, 25, false},
 	vRequestBytes:        {"request_bytes", AttackOversizedPayload, allKinds, 64 << 10, true},

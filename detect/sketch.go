@@ -1,9 +1,10 @@
 package detect
 
 import (
-	"hash/maphash"
 	"math"
 	"math/bits"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // hllRegisters is the number of registers of the small HyperLogLog sketches
@@ -14,10 +15,11 @@ const hllRegisters = 64
 // hll is a tiny HyperLogLog sketch of distinct values.
 type hll [hllRegisters]uint8
 
-var hllSeed = maphash.MakeSeed()
+// hashString hashes a value for the sketches. The hash is fixed (xxHash),
+// not seeded per process, so that a replay gives the same counts every time.
+func hashString(s string) uint64 { return xxhash.Sum64String(s) }
 
-// hashString hashes a value for the sketches.
-func hashString(s string) uint64 { return maphash.String(hllSeed, s) }
+func hashBytes(b []byte) uint64 { return xxhash.Sum64(b) }
 
 // add counts a hashed value.
 func (h *hll) add(x uint64) {

@@ -58,28 +58,28 @@ func runSuite(t *testing.T, cfg Config) Report {
 	return rep
 }
 
-// TestScenarioSuiteFast is the CI subset of the labelled scenario suite.
-// Issue 3's goals: recall ≥ 0.95 per type with the right type for ≥ 90 %,
-// benign identities flagged ≤ 0.5 %, median time to detect ≤ 60 s for fast
-// attacks. The false-positive goal is asserted; until every detection goal
-// is met, per-type recall is held to the floors reached so far, so that no
-// change makes detection worse unnoticed, and Shortfalls lists what is left.
+// TestScenarioSuiteFast is the CI subset of the labelled scenario suite,
+// held to issue 3's goals: recall ≥ 0.95 for every attack type with the
+// right type for ≥ 90 % of the detected, benign identities flagged ≤ 0.5 %,
+// median time to detect fast attacks ≤ 60 s of traffic time.
 func TestScenarioSuiteFast(t *testing.T) {
 	rep := runSuite(t, FastConfig(1))
-	if rep.Benign.Identities == 0 || rep.Benign.Rate > 0.005 {
-		t.Errorf("benign identities flagged: %d of %d (goal ≤ 0.5%%)", rep.Benign.Flagged, rep.Benign.Identities)
-	}
-	floors := map[string]float64{
-		"probing": 0.8, "excessive_errors": 0.95, "credential_stuffing": 0.95, "stolen_token": 0.5,
-		"data_exfiltration": 0.5, "extreme_activity": 0.8, "bola_enumeration": 0.95, "mass_deletion": 0.95,
-		"oversized_payload": 0.6,
-	}
-	for _, tr := range rep.Types {
-		if floor, ok := floors[tr.Type]; ok && tr.Recall < floor {
-			t.Errorf("%s: recall %.3f fell below %.2f", tr.Type, tr.Recall, floor)
-		}
+	if rep.Benign.Identities == 0 || len(rep.Types) != len(AttackTypes()) {
+		t.Fatalf("the scenario is empty: %d benign identities, %d types", rep.Benign.Identities, len(rep.Types))
 	}
 	for _, s := range rep.Shortfalls() {
-		t.Logf("goal not met yet: %s", s)
+		t.Errorf("goal missed: %s", s)
+	}
+}
+
+// TestScenarioSuiteFull is the whole suite (1.4M records); it runs when
+// VIGIL_SCENARIO_FULL is set, as the README's table was made.
+func TestScenarioSuiteFull(t *testing.T) {
+	if os.Getenv("VIGIL_SCENARIO_FULL") == "" {
+		t.Skip("set VIGIL_SCENARIO_FULL=1 to run the full scenario suite")
+	}
+	rep := runSuite(t, FullConfig(1))
+	for _, s := range rep.Shortfalls() {
+		t.Errorf("goal missed: %s", s)
 	}
 }
