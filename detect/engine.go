@@ -241,16 +241,25 @@ func (s *shard) process(w work) {
 	if minute := now / int64(longBucket); minute != st.lastSample && st.first != 0 {
 		if st.flagged == nil {
 			learning := !m.ready.Load()
-			for v := range numVars {
-				if varDefs[v].kinds&(1<<w.kind) != 0 && !varDefs[v].perRequest {
-					x := st.value(varID(v))
-					m.sample(w.kind, varID(v), x)
-					if learning && x > 0 {
-						if st.ownMax == nil {
-							st.ownMax = new([numVars]float32)
-						}
-						st.ownMax[v] = max(st.ownMax[v], float32(x))
+			feats := windowVars(w.kind)
+			vec := make([]float64, len(feats))
+			for i, v := range feats {
+				x := st.value(v)
+				vec[i] = x
+				m.sample(w.kind, v, x)
+				if learning && x > 0 {
+					if st.ownMax == nil {
+						st.ownMax = new([numVars]float32)
 					}
+					st.ownMax[v] = max(st.ownMax[v], float32(x))
+				}
+			}
+			m.mu.Lock()
+			m.sampleVector(w.kind, vec)
+			m.mu.Unlock()
+			if !learning {
+				if vars := m.anomalous(w.kind, vec, m.thresholds.Load()); vars != nil {
+					s.e.raiseExplained(st, AttackAnomalous, t, vars)
 				}
 			}
 		}
@@ -350,6 +359,12 @@ func (s *shard) unlink(st *identityState) {
 // was raised lately, and acts on it by the API's mode. While the API
 // learns, it is only counted. perReq carries the per-request observations.
 func (e *Engine) raise(st *identityState, typ AttackType, t *Transaction, perReq []float64) {
+	e.raiseExplained(st, typ, t, nil, perReq...)
+}
+
+// raiseExplained is raise with the explaining variables given (the
+// multivariate model's), or measured here when vars is nil.
+func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transaction, given []VariableValue, perReq ...float64) {
 	m := st.model
 	knobs := m.knobsSnap.Load()
 	ti := typeIndex(typ)
@@ -363,9 +378,12 @@ func (e *Engine) raise(st *identityState, typ AttackType, t *Transaction, perReq
 	if sens <= 0 {
 		sens = 1
 	}
+	if given != nil {
+		vars, fires = given, true
+	}
 	for v := range numVars {
 		d := varDefs[v]
-		if d.attack != typ || d.kinds&(1<<st.kind) == 0 {
+		if given != nil || d.attack != typ || d.kinds&(1<<st.kind) == 0 {
 			continue
 		}
 		var x float64

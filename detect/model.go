@@ -67,11 +67,15 @@ var varDefs = [numVars]varDef{
 	vJSONElements:        {"json_elements", AttackOversizedPayload, allKinds, 200, true},
 }
 
-// numTypes is the number of threshold attack types.
-const numTypes = 9
+// numTypes is the number of attack types: the threshold ones and
+// anomalous_behaviour.
+const numTypes = 10
+
+// allTypes lists every type the engine raises, in knob order.
+func allTypes() []AttackType { return append(AttackTypes(), AttackAnomalous) }
 
 func typeIndex(t AttackType) int {
-	for i, x := range AttackTypes() {
+	for i, x := range allTypes() {
 		if x == t {
 			return i
 		}
@@ -205,6 +209,10 @@ type apiModel struct {
 	// base holds imported learned thresholds, used while this deployment
 	// has too few samples of its own.
 	base map[userKey]UserThreshold
+	// mv holds the multivariate model's vectors; forests its fitted
+	// forests, read by the workers without the lock.
+	mv      [numKinds]*mvModel
+	forests atomic.Pointer[[numKinds]*mvFitted]
 }
 
 type userKey struct {
@@ -250,6 +258,7 @@ func (m *apiModel) tick(now time.Time) {
 	if !m.ready.Load() && now.Sub(m.start) >= m.cfg.Duration &&
 		m.requests.Load() >= m.cfg.MinRequests && m.identities.Load() >= m.cfg.MinIdentities {
 		m.thresholds.Store(m.compute())
+		m.fitForests()
 		m.readyAt = now
 		m.ready.Store(true)
 		m.nextRelearn = now.Add(m.relearnEvery())
@@ -257,6 +266,9 @@ func (m *apiModel) tick(now time.Time) {
 	}
 	if !now.Before(m.nextRelearn) {
 		m.thresholds.Store(m.compute())
+		if m.ready.Load() {
+			m.fitForests()
+		}
 		m.nextRelearn = now.Add(m.relearnEvery())
 	}
 }

@@ -86,7 +86,7 @@ func (e *Engine) Model(api string) (*ModelDoc, bool) {
 	doc := &ModelDoc{Version: ModelVersion, API: m.name, Status: &st, Types: map[AttackType]TypeKnobs{}}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i, t := range AttackTypes() {
+	for i, t := range allTypes() {
 		doc.Types[t] = m.knobs[i]
 	}
 	ts := m.thresholds.Load()

@@ -1,0 +1,138 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/vigil-project/vigil/detect/anomaly"
+)
+
+// The multivariate model: per API and identity kind, an Isolation Forest
+// over the identities' window vectors (every window variable that applies
+// to the kind), fitted on the same once-a-minute samples as the thresholds.
+// It raises anomalous_behaviour for a combination no single threshold
+// catches: a vector more isolated than any seen in training, with at least
+// two variables above their normal (Tn). The variables that contributed
+// most explain it.
+
+const (
+	mvReservoir  = 4096 // vectors kept per kind
+	mvMinVectors = 512  // vectors needed before a forest is fitted
+	mvMinAbove   = 2    // variables above Tn an anomaly needs
+)
+
+type mvModel struct {
+	features []varID
+	vecs     [][]float64
+	seen     int64
+	fitted   *mvFitted
+}
+
+type mvFitted struct {
+	forest    *anomaly.Forest
+	threshold float64
+}
+
+// kindVars lists, per kind, the window variables that apply to it.
+var kindVars = func() (out [numKinds][]varID) {
+	for k := range numKinds {
+		for v := range numVars {
+			if varDefs[v].kinds&(1<<k) != 0 && !varDefs[v].perRequest {
+				out[k] = append(out[k], varID(v))
+			}
+		}
+	}
+	return out
+}()
+
+func windowVars(kind Kind) []varID { return kindVars[kind] }
+
+// sampleVector records an identity's window vector. Call with m.mu held.
+func (m *apiModel) sampleVector(kind Kind, vec []float64) {
+	mv := m.mv[kind]
+	if mv == nil {
+		mv = &mvModel{features: windowVars(kind)}
+		m.mv[kind] = mv
+	}
+	mv.seen++
+	if len(mv.vecs) < mvReservoir {
+		mv.vecs = append(mv.vecs, vec)
+		return
+	}
+	m.rng ^= m.rng << 13
+	m.rng ^= m.rng >> 7
+	m.rng ^= m.rng << 17
+	if j := m.rng % uint64(mv.seen); j < mvReservoir {
+		mv.vecs[j] = vec
+	}
+}
+
+// fitForests refits every kind's forest from its vectors, with a seed
+// fixed by the API's name so that replay is repeatable. The threshold is
+// the highest score of a training vector. Call with m.mu held.
+func (m *apiModel) fitForests() {
+	for k := range numKinds {
+		mv := m.mv[k]
+		if mv == nil || len(mv.vecs) < mvMinVectors {
+			continue
+		}
+		names := make([]string, len(mv.features))
+		for i, v := range mv.features {
+			names[i] = varDefs[v].name
+		}
+		seed := hashString(m.name) + uint64(k)
+		f, err := anomaly.Fit(mv.vecs, anomaly.Config{Seed: seed, Features: names}, rand.New(rand.NewPCG(seed, 7)))
+		if err != nil {
+			continue
+		}
+		thr := 0.0
+		for _, s := range f.ScoreAll(mv.vecs, nil) {
+			thr = math.Max(thr, s)
+		}
+		mv.fitted = &mvFitted{forest: f, threshold: thr}
+	}
+	fitted := [numKinds]*mvFitted{}
+	for k := range numKinds {
+		if m.mv[k] != nil {
+			fitted[k] = m.mv[k].fitted
+		}
+	}
+	m.forests.Store(&fitted)
+}
+
+// anomalous scores an identity's window vector and explains it when it is
+// an anomaly; nil otherwise.
+func (m *apiModel) anomalous(kind Kind, vec []float64, ts *thresholdSet) []VariableValue {
+	fs := m.forests.Load()
+	if fs == nil || fs[kind] == nil {
+		return nil
+	}
+	fit := fs[kind]
+	feats := windowVars(kind)
+	above := 0
+	for i, v := range feats {
+		if tn := ts[kind][v].Tn; vec[i] > tn && vec[i] >= varDefs[v].floor/2 {
+			above++
+		}
+	}
+	if above < mvMinAbove {
+		return nil
+	}
+	score := fit.forest.Score(vec)
+	if score <= fit.threshold {
+		return nil
+	}
+	var out []VariableValue
+	for _, c := range fit.forest.Explain(vec, 3) {
+		v := feats[c.Feature]
+		th := ts[kind][v]
+		dev := 0.0
+		if th.Tn > 0 {
+			dev = math.Round((vec[c.Feature]-th.Tn)/th.Tn*1000) / 10
+		}
+		out = append(out, VariableValue{Name: varDefs[v].name, Observed: round(vec[c.Feature]), Tn: round(th.Tn), Tx: round(th.Tx), DeviationPct: dev})
+	}
+	out = append(out, VariableValue{Name: "isolation_score", Observed: round(score*1000) / 1000, Tn: 0.5, Tx: round(fit.threshold*1000) / 1000,
+		DeviationPct: math.Round((score-fit.threshold)/fit.threshold*1000) / 10})
+	return out
+}

@@ -1,0 +1,92 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestMultivariateFlagsUnusualCombinations fits the per-kind forest on
+// benign vectors and checks that a vector unlike any of them, with several
+// variables above normal, is explained as anomalous_behaviour, while benign
+// vectors and a vector with a single raised variable are not.
+func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
+	m := newAPIModel("shop", &API{Name: "shop"}, TrainingConfig{})
+	rng := rand.New(rand.NewPCG(3, 4))
+	feats := windowVars(KindIP)
+	benign := func() []float64 {
+		v := make([]float64, len(feats))
+		for i, f := range feats {
+			switch f {
+			case vRequestsPerMin:
+				v[i] = float64(1 + rng.IntN(20))
+			case vResponseBytes:
+				v[i] = float64(10_000 + rng.IntN(200_000))
+			case vDistinctObjects:
+				v[i] = float64(rng.IntN(10))
+			case vErrors:
+				v[i] = float64(rng.IntN(3))
+			}
+		}
+		return v
+	}
+	var vecs [][]float64
+	for range 3000 {
+		vec := benign()
+		vecs = append(vecs, vec)
+		m.sampleVector(KindIP, vec)
+		for i, f := range feats {
+			m.sample(KindIP, f, vec[i])
+		}
+	}
+	m.mu.Lock()
+	m.thresholds.Store(m.compute())
+	m.fitForests()
+	m.mu.Unlock()
+	ts := m.thresholds.Load()
+	flagged := 0
+	for _, v := range vecs[:1000] {
+		if m.anomalous(KindIP, v, ts) != nil {
+			flagged++
+		}
+	}
+	if flagged > 0 {
+		t.Fatalf("%d of 1000 benign vectors flagged", flagged)
+	}
+	odd := make([]float64, len(feats))
+	for i, f := range feats {
+		switch f {
+		case vRequestsPerMin:
+			odd[i] = 90 // busy, under requests_per_min's floor
+		case vDistinctObjects:
+			odd[i] = 60 // many objects, under its floor
+		case vErrors:
+			odd[i] = 40
+		case vResponseBytes:
+			odd[i] = 150_000
+		}
+	}
+	vars := m.anomalous(KindIP, odd, ts)
+	if vars == nil {
+		t.Fatal("an unusual combination was not flagged")
+	}
+	if last := vars[len(vars)-1]; last.Name != "isolation_score" || last.Observed <= last.Tx {
+		t.Fatalf("no isolation score in the explanation: %+v", vars)
+	}
+	names := map[string]bool{}
+	for _, v := range vars[:len(vars)-1] {
+		names[v.Name] = true
+	}
+	if !names["requests_per_min"] && !names["distinct_object_ids"] && !names["errors_10m"] {
+		t.Fatalf("explanation misses the raised variables: %+v", vars)
+	}
+	single := vecs[0]
+	single = append([]float64(nil), single...)
+	for i, f := range feats {
+		if f == vRequestsPerMin {
+			single[i] = 95
+		}
+	}
+	if m.anomalous(KindIP, single, ts) != nil {
+		t.Fatal("one raised variable alone is the thresholds' job, not an anomaly")
+	}
+}
