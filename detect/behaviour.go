@@ -113,9 +113,9 @@ type identityState struct {
 	// ownMax is the largest value of each variable this identity showed
 	// while its API learned: what is normal for this very identity (a
 	// nightly batch job, a heavy partner) is not an attack from it.
-	ownMax *[numVars]float32
-	flagged    *[numTypes]int64
-	attacks    int
+	ownMax  *[numVars]float32
+	flagged *[numTypes]int64
+	attacks int
 
 	// least-recently-seen list of the shard
 	prev, next *identityState
