@@ -145,3 +145,6 @@ func (s *AttackStore) Len() int {
 	defer s.mu.RUnlock()
 	return len(s.list)
 }
+
+// KnownAttackType reports whether t is a type the engine raises.
+func KnownAttackType(t AttackType) bool { return typeIndex(t) >= 0 }

@@ -30,6 +30,8 @@ type EngineConfig struct {
 	// BlockTTL is how long an attacker stays blocked; it doubles with each
 	// repeat offence, up to 24 hours.
 	BlockTTL time.Duration
+	// TypeTTL overrides BlockTTL per attack type.
+	TypeTTL map[AttackType]time.Duration
 	// Block puts an entry on the block list (nil: no blocking).
 	Block func(Entry)
 	// OnAttack is called for every attack raised, from a worker.
@@ -414,7 +416,11 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 		m.wouldBe.Add(1)
 		return
 	}
-	ttl := e.cfg.BlockTTL << min(st.attacks, 5)
+	ttl := e.cfg.BlockTTL
+	if d, ok := e.cfg.TypeTTL[typ]; ok && d > 0 {
+		ttl = d
+	}
+	ttl <<= min(st.attacks, 5)
 	ttl = min(ttl, 24*time.Hour)
 	if st.flagged == nil {
 		st.flagged = new([numTypes]int64)

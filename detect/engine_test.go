@@ -213,3 +213,33 @@ func BenchmarkEngineMemory(b *testing.B) {
 		runtime.KeepAlive(e)
 	}
 }
+
+func TestEngineBlockTTLPerTypeAndRepeatOffenders(t *testing.T) {
+	f := newEngineFixture(t, ModeBlock)
+	f.e.cfg.TypeTTL = map[AttackType]time.Duration{AttackProbing: 24 * time.Hour}
+	f.benign(45*time.Minute, rand.New(rand.NewPCG(5, 6)))
+	for i := range 300 {
+		if i%5 == 0 {
+			f.now = f.now.Add(time.Second)
+		}
+		f.tx("203.0.113.80", "", "GET", fmt.Sprintf("/shop/nothing-%d", i), 404, 100)
+	}
+	for _, b := range f.blocked {
+		a := f.e.Store()
+		at, ok := a.Get(b.AttackID)
+		if !ok {
+			t.Fatalf("block entry without its attack: %+v", b)
+		}
+		want := 24 * time.Hour
+		if at.Type != AttackProbing {
+			want = time.Hour
+		}
+		want <<= at.Repeat
+		if got := b.ExpiresAt.Sub(b.CreatedAt); got != min(want, 24*time.Hour) {
+			t.Fatalf("%s (repeat %d) blocked for %s, want %s", at.Type, at.Repeat, got, min(want, 24*time.Hour))
+		}
+	}
+	if len(f.blocked) == 0 {
+		t.Fatal("nothing blocked")
+	}
+}

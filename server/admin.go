@@ -253,7 +253,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 func (a *admin) listAttacks(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := detect.AttackFilter{API: q.Get("api"), Type: detect.AttackType(q.Get("type")), Limit: 100}
-	if f.Type != "" && !knownAttackType(f.Type) {
+	if f.Type != "" && !detect.KnownAttackType(f.Type) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("type: unknown attack type %q", f.Type))
 		return
 	}
@@ -295,18 +295,6 @@ func (a *admin) getAttack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, at)
-}
-
-func knownAttackType(t detect.AttackType) bool {
-	if t == detect.AttackAnomalous {
-		return true
-	}
-	for _, x := range detect.AttackTypes() {
-		if x == t {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *admin) listModels(w http.ResponseWriter, r *http.Request) {

@@ -45,7 +45,9 @@ type Config struct {
 	Discovery      Discovery     `yaml:"discovery"`
 	Training       Training      `yaml:"training"`
 	BlockTTL       time.Duration `yaml:"block_ttl"`
-	Detection      Detection     `yaml:"detection"`
+	// BlockTTLByType overrides block_ttl per attack type.
+	BlockTTLByType map[string]time.Duration `yaml:"block_ttl_by_type"`
+	Detection      Detection                `yaml:"detection"`
 }
 
 // Training says when an API's model is trained: after Duration of traffic
@@ -419,6 +421,13 @@ func (c *Config) Validate() error {
 	if c.BlockTTL <= 0 {
 		bad("block_ttl", "must be a positive duration")
 	}
+	for typ, d := range c.BlockTTLByType {
+		if !detect.KnownAttackType(detect.AttackType(typ)) {
+			bad("block_ttl_by_type."+typ, "unknown attack type")
+		} else if d <= 0 {
+			bad("block_ttl_by_type."+typ, "must be a positive duration")
+		}
+	}
 	if c.Detection.Workers < 1 || c.Detection.Workers > 64 {
 		bad("detection.workers", "must be between 1 and 64")
 	}
@@ -601,4 +610,13 @@ func isLoopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// typeTTLs converts block_ttl_by_type for the engine.
+func (c *Config) typeTTLs() map[detect.AttackType]time.Duration {
+	out := make(map[detect.AttackType]time.Duration, len(c.BlockTTLByType))
+	for t, d := range c.BlockTTLByType {
+		out[detect.AttackType(t)] = d
+	}
+	return out
 }

@@ -108,6 +108,7 @@ func newReplayEngine(cfg *Config, apis []*detect.API, onAttack func(*detect.Atta
 			MinIdentities: cfg.Training.MinIdentities, RelearnInterval: cfg.Training.RelearnInterval,
 		},
 		BlockTTL: cfg.BlockTTL,
+		TypeTTL:  cfg.typeTTLs(),
 		APIs:     apis,
 		Store:    detect.NewAttackStore(cfg.Detection.MaxAttacks),
 		OnAttack: onAttack,
