@@ -243,3 +243,45 @@ func TestEngineBlockTTLPerTypeAndRepeatOffenders(t *testing.T) {
 		t.Fatal("nothing blocked")
 	}
 }
+
+// TestEngineTrainingIsRobustToHiddenAttackers hides two scanners in the
+// training traffic: the learned thresholds stay near the benign ones, so a
+// scanner after training is still caught.
+func TestEngineTrainingIsRobustToHiddenAttackers(t *testing.T) {
+	f := newEngineFixture(t, ModeBlock)
+	rng := rand.New(rand.NewPCG(7, 8))
+	// Benign traffic with two scanners mixed in during training.
+	for round := range 3 {
+		f.benign(10*time.Minute, rng)
+		for i := range 200 {
+			if i%5 == 0 {
+				f.now = f.now.Add(time.Second)
+			}
+			f.tx(fmt.Sprintf("198.51.100.%d", round%2), "", "GET", fmt.Sprintf("/shop/hidden-%d-%d", round, i), 404, 100)
+		}
+	}
+	f.benign(20*time.Minute, rng)
+	doc, ok := f.e.Model("shop")
+	if !ok || doc.Status.State != "ready" {
+		t.Fatalf("model %+v", doc)
+	}
+	for _, v := range doc.Variables {
+		if v.Name == "not_found_10m" && v.Kind == "ip" && v.Tx > 50 {
+			t.Fatalf("hidden scanners inflated not_found_10m's Tx to %v", v.Tx)
+		}
+	}
+	before := len(f.attacks)
+	for i := range 300 {
+		if i%5 == 0 {
+			f.now = f.now.Add(time.Second)
+		}
+		f.tx("203.0.113.99", "", "GET", fmt.Sprintf("/shop/after-%d", i), 404, 100)
+	}
+	caught := false
+	for _, a := range f.attacks[before:] {
+		caught = caught || a.Type == AttackProbing && a.Identity.Value == "203.0.113.99"
+	}
+	if !caught {
+		t.Fatal("a scanner after training was not caught")
+	}
+}
