@@ -21,6 +21,8 @@ const (
 	AttackMassDeletion       AttackType = "mass_deletion"
 	AttackOversizedPayload   AttackType = "oversized_payload"
 	AttackAnomalous          AttackType = "anomalous_behaviour"
+	// AttackDecoy is a call to a decoy, or the use of a honeytoken.
+	AttackDecoy AttackType = "decoy"
 )
 
 // AttackTypes lists the types the threshold models raise.
@@ -51,6 +53,26 @@ type Attack struct {
 	BlockedUntil *time.Time `json:"blocked_until,omitempty"`
 	// Repeat counts earlier attacks by the same identity on the same API.
 	Repeat int `json:"repeat"`
+	// Request describes the call that touched a decoy (decoy attacks).
+	Request *AttackRequest `json:"request,omitempty"`
+	// Honeytoken says which planted credential was used (decoy attacks).
+	Honeytoken *HoneytokenUse `json:"honeytoken,omitempty"`
+}
+
+// AttackRequest is the metadata of one call; secrets are not in it.
+type AttackRequest struct {
+	Method    string `json:"method"`
+	Host      string `json:"host"`
+	Path      string `json:"path"`
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// HoneytokenUse points a honeytoken's use back to the hit that leaked it.
+type HoneytokenUse struct {
+	Kind     string    `json:"kind"`
+	MintedOn string    `json:"minted_on"` // API and path of the decoy answer that planted it
+	MintedAt time.Time `json:"minted_at"`
+	MintedBy string    `json:"minted_by"` // the attack ID of that hit
 }
 
 // AttackIdentity is who attacked: the IP or user name in clear, the
@@ -147,4 +169,4 @@ func (s *AttackStore) Len() int {
 }
 
 // KnownAttackType reports whether t is a type the engine raises.
-func KnownAttackType(t AttackType) bool { return typeIndex(t) >= 0 }
+func KnownAttackType(t AttackType) bool { return t == AttackDecoy || typeIndex(t) >= 0 }

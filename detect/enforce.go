@@ -58,6 +58,12 @@ type Request struct {
 	Identities Identities
 	// ContentLength is the declared request body size, or -1.
 	ContentLength int64
+	// UserAgent is the client's user agent, for records.
+	UserAgent string
+	// PasswordFP is the fingerprint of a Basic authorization's password:
+	// not an identity (a common password is shared by many users), only
+	// compared with honeytokens.
+	PasswordFP string
 }
 
 // DecoyResponse is how Vigil answers a call to a decoy.
@@ -65,6 +71,8 @@ type DecoyResponse struct {
 	Status  int
 	Headers [][2]string
 	Body    []byte
+	// Delay holds the answer back, as a slow real endpoint would.
+	Delay time.Duration
 }
 
 // DecoyFunc is the decoy hook of the hot path: it returns the decoy answer

@@ -538,3 +538,15 @@ func (e *Engine) hostAPI(host string) *API {
 	}
 	return nil
 }
+
+// Report records an attack raised outside the engine (a decoy hit): it is
+// stored and handed to OnAttack like the engine's own.
+func (e *Engine) Report(a *Attack) {
+	e.cfg.Store.Add(a)
+	if e.cfg.OnAttack != nil {
+		e.cfg.OnAttack(a)
+	}
+}
+
+// NewAttackID returns a fresh attack ID.
+func (e *Engine) NewAttackID() string { return e.cfg.IDs.Next() }

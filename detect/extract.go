@@ -353,3 +353,27 @@ func cookieValue(header, name string) string {
 	}
 	return ""
 }
+
+// PasswordFingerprint returns the fingerprint of the password of a Basic
+// authorization in the token header, or "". It is compared with
+// honeytokens only: a password is no identity.
+func (x *Extractor) PasswordFingerprint(src *IdentitySources, h HeaderReader) string {
+	v := h.Header(src.TokenHeader)
+	scheme, rest, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "basic") {
+		return ""
+	}
+	rest = strings.TrimSpace(rest)
+	if rest == "" || len(rest) > 1024 {
+		return ""
+	}
+	raw, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		return ""
+	}
+	_, pass, ok := strings.Cut(string(raw), ":")
+	if !ok || pass == "" {
+		return ""
+	}
+	return x.fp.Fingerprint(pass)
+}

@@ -90,6 +90,8 @@ func (c *core) begin(f *requestFacts, h detect.HeaderReader, req *detect.Request
 	*req = detect.Request{API: api, Host: f.host, Method: f.method, Path: path, Query: query, ContentLength: f.contentLength}
 	req.Identities[detect.KindIP] = c.extractor.ClientIP(h, f.source)
 	c.extractor.Extract(&api.Identities, h, query, &req.Identities)
+	req.UserAgent = f.userAgent
+	req.PasswordFP = c.extractor.PasswordFingerprint(&api.Identities, h)
 	tx.API = api
 	tx.Host = f.host
 	tx.Method = f.method

@@ -111,6 +111,9 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 	record(tx, &v)
 	var resp *authv3.CheckResponse
 	if v.Deny {
+		if v.Decoy != nil && v.Decoy.Delay > 0 {
+			waitFor(ctx, v.Decoy.Delay)
+		}
 		resp = CheckDenied(&v)
 	} else {
 		// A would-be refusal keeps its decision ID: the header, the log and

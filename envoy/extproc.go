@@ -60,10 +60,11 @@ type extProcStream struct {
 	json               *detect.JSONCounter // set for JSON request bodies
 	requestBodyBytes   int64
 	responseBodyBytes  int64
-	responseLength     int64 // declared content-length of the response, or -1
-	refused            bool  // an ImmediateResponse was sent
-	observe            bool  // observability mode: Envoy ignores replies
-	decided            bool  // a decision was made on this stream
+	responseLength     int64         // declared content-length of the response, or -1
+	refused            bool          // an ImmediateResponse was sent
+	observe            bool          // observability mode: Envoy ignores replies
+	delay              time.Duration // a decoy answer is held back this long
+	decided            bool          // a decision was made on this stream
 	decideTime         time.Duration
 }
 
@@ -101,6 +102,9 @@ func (st *extProcStream) loop(ctx context.Context, srv extprocv3.ExternalProcess
 		}
 		if resp == nil {
 			continue // observability mode: Envoy ignores replies
+		}
+		if st.delay > 0 && !waitFor(ctx, st.delay) {
+			return nil // Envoy gave up on the request
 		}
 		if err := srv.Send(resp); err != nil {
 			if status.Code(err) == codes.Canceled || ctx.Err() != nil {
@@ -190,6 +194,9 @@ func (st *extProcStream) conclude(v *detect.Verdict, cont *extprocv3.ProcessingR
 	record(&st.tx, v)
 	st.svc.logVerdict(ServiceExtProc, &st.req, v)
 	if v.Deny {
+		if v.Decoy != nil {
+			st.delay = v.Decoy.Delay
+		}
 		return st.immediate(v)
 	}
 	return cont
@@ -404,4 +411,16 @@ func numberAttr(s *structpb.Struct, key string) (float64, bool) {
 		return n, err == nil
 	}
 	return 0, false
+}
+
+// waitFor waits d, or until ctx ends; it reports whether d passed.
+func waitFor(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

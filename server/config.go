@@ -48,6 +48,27 @@ type Config struct {
 	// BlockTTLByType overrides block_ttl per attack type.
 	BlockTTLByType map[string]time.Duration `yaml:"block_ttl_by_type"`
 	Detection      Detection                `yaml:"detection"`
+	// DecoyBuiltin adds enticing decoy paths (admin, .env, .git/config, …)
+	// to every configured API.
+	DecoyBuiltin bool          `yaml:"decoy_builtin"`
+	DecoyTTL     time.Duration `yaml:"decoy_ttl"`
+	DecoyAPIs    []DecoyAPI    `yaml:"decoy_apis"`
+}
+
+// DecoyAPI is a whole fake API: every path under it is a decoy.
+type DecoyAPI struct {
+	Name     string         `yaml:"name"`
+	Hosts    []string       `yaml:"hosts"`
+	BasePath string         `yaml:"base_path"`
+	Response *DecoyResponse `yaml:"response"`
+	Delay    time.Duration  `yaml:"delay"`
+}
+
+// DecoyResponse is a fixed answer of a decoy API.
+type DecoyResponse struct {
+	Status  int               `yaml:"status"`
+	Headers map[string]string `yaml:"headers"`
+	Body    string            `yaml:"body"`
 }
 
 // Training says when an API's model is trained: after Duration of traffic
@@ -89,6 +110,9 @@ type APIConfig struct {
 	// Detection sets the API's model knobs and user thresholds, as
 	// PUT /v1/models/{api} does.
 	Detection *detect.ModelUpdate `yaml:"detection"`
+	// Decoys are paths, relative to the base path, that no real client
+	// calls.
+	Decoys []string `yaml:"decoys"`
 }
 
 // IdentityOverlay overrides some identity sources of the defaults.
@@ -437,7 +461,45 @@ func (c *Config) Validate() error {
 	if c.Detection.MaxAttacks < 1 {
 		bad("detection.max_attacks", "must be positive")
 	}
+	if c.DecoyTTL <= 0 {
+		bad("decoy_ttl", "must be a positive duration")
+	}
+	for i, d := range c.DecoyAPIs {
+		f := fmt.Sprintf("decoy_apis[%d]", i)
+		if !apiNameRE.MatchString(d.Name) {
+			bad(f+".name", "%q: use letters, digits, '.', '_' and '-' (at most 64)", d.Name)
+		}
+		if d.BasePath == "" || d.BasePath[0] != '/' || strings.ContainsAny(d.BasePath, "?#* ") {
+			bad(f+".base_path", "%q must be a path starting with '/'", d.BasePath)
+		}
+		for j, h := range d.Hosts {
+			if !validHostPattern(h) {
+				bad(fmt.Sprintf("%s.hosts[%d]", f, j), "%q is not a host name, \"*\" or \"*.domain\"", h)
+			}
+		}
+		if r := d.Response; r != nil {
+			if r.Status < 100 || r.Status > 599 {
+				bad(f+".response.status", "%d is not an HTTP status", r.Status)
+			}
+			for k := range r.Headers {
+				if !headerNameRE.MatchString(k) {
+					bad(f+".response.headers", "%q is not a header name", k)
+				}
+			}
+			if len(r.Body) > 1<<20 {
+				bad(f+".response.body", "larger than 1 MiB")
+			}
+		}
+		if d.Delay < 0 || d.Delay > 10*time.Second {
+			bad(f+".delay", "must be between 0s and 10s (keep it under Envoy's message_timeout)")
+		}
+	}
 	for i, a := range c.APIs {
+		for j, p := range a.Decoys {
+			if p == "" || strings.ContainsAny(p, "?#* ") {
+				bad(fmt.Sprintf("apis[%d].decoys[%d]", i, j), "%q must be a path relative to the base path", p)
+			}
+		}
 		if a.Detection != nil {
 			if err := a.Detection.Validate(); err != nil {
 				bad(fmt.Sprintf("apis[%d].detection", i), "%v", err)
