@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 )
 
@@ -36,6 +37,7 @@ type admin struct {
 	now       func() time.Time
 	attacks   *detect.AttackStore
 	engine    *detect.Engine
+	trap      *decoy.Trap
 }
 
 // entryJSON is a list entry on the wire. Secret values are fingerprints.
@@ -76,6 +78,9 @@ func (a *admin) handler() http.Handler {
 	mux.Handle("GET /v1/apis", a.auth(http.HandlerFunc(a.apis)))
 	mux.Handle("GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks)))
 	mux.Handle("GET /v1/attacks/{id}", a.auth(http.HandlerFunc(a.getAttack)))
+	mux.Handle("GET /v1/decoys", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"decoys": a.trap.Stats(), "honeytokens_planted": a.trap.Honeytokens()})
+	})))
 	mux.Handle("GET /v1/models", a.auth(http.HandlerFunc(a.listModels)))
 	mux.Handle("GET /v1/models/{api}", a.auth(http.HandlerFunc(a.getModel)))
 	mux.Handle("PUT /v1/models/{api}", a.auth(http.HandlerFunc(a.putModel)))

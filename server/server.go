@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/envoy"
 )
@@ -55,6 +56,7 @@ type Server struct {
 	queue     *detect.Queue
 	inventory *detect.Inventory
 	engine    *detect.Engine
+	trap      *decoy.Trap
 	metrics   *metrics
 }
 
@@ -94,6 +96,11 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	s.inventory = detect.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
 	s.metrics = newMetrics(s.queue, allow, block)
 	s.engine = newEngine(cfg, log, block, s.metrics, s.catalog.Load().APIs())
+	if s.trap, err = newTrap(cfg, s.catalog.Load(), fp, s.engine, block, log, s.now); err != nil {
+		s.closeState()
+		return nil, err
+	}
+	s.enforcer.SetDecoy(s.trap.Hook)
 	for _, a := range cfg.APIs {
 		if a.Detection != nil {
 			if err := s.engine.Apply(a.Name, a.Detection); err != nil {
@@ -116,7 +123,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	adm := &admin{
 		log: log.With().Str("component", "admin").Logger(), token: []byte(cfg.AdminToken), fp: fp,
 		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
-		attacks: s.engine.Store(), engine: s.engine,
+		attacks: s.engine.Store(), engine: s.engine, trap: s.trap,
 	}
 	s.http = &http.Server{
 		Handler:           adm.handler(),
@@ -197,7 +204,7 @@ var servedServices = []string{
 func (s *Server) Run(ctx context.Context) error {
 	defer s.closeState()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.engine)
+	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.engine, s.trap)
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	var engineWG sync.WaitGroup
 	engineWG.Go(func() { s.engine.Run(engineCtx) })
