@@ -415,13 +415,30 @@ func TestAnswerAtDates(t *testing.T) {
 // TestAwkwardTokens checks that tokens with quotes and markup keep JSON and
 // XML bodies well formed.
 func TestAwkwardTokens(t *testing.T) {
-	awkward := func(kind string) string { return `a"b'c<d>&e\f g` + kind }
+	awkward := func(kind string) string { return `a"b'c<d>&e\f g` + kind + "\x01\n\xff" }
 	for _, c := range answerCases {
 		checkSyntax(t, PlausibleAnswer(c.path, apiName, basePath, awkward))
 	}
 	env := string(PlausibleAnswer("/.env", apiName, basePath, awkward).Body)
-	if !strings.Contains(env, `JWT_SECRET="a\"b'c<d>&e\\f gtoken"`) {
+	if !strings.Contains(env, `JWT_SECRET="a\"b'c<d>&e\\f gtoken`+"\x01\\n\xff\"") {
 		t.Errorf("dotenv value not quoted:\n%s", env)
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\s/`, "<a>&amp;", "tab\tnl\n\x01\x1f", "\u2028\u2029", "é日本", "bad\xffutf8"} {
+		var got string
+		b := appendJSONString(nil, s)
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Errorf("%q: %s: %v", s, b, err)
+			continue
+		}
+		if want := strings.ToValidUTF8(s, "\uFFFD"); got != want {
+			t.Errorf("%q: round trip gives %q", s, got)
+		}
+	}
+	if got := string(appendJSONString(nil, "<&>")); got != `"<&>"` {
+		t.Errorf("HTML characters escaped: %s", got)
 	}
 }
 

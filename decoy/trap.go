@@ -159,10 +159,14 @@ func join(base, rel string) string {
 	if !strings.HasPrefix(rel, "/") {
 		rel = "/" + rel
 	}
-	if base == "/" {
-		return rel
+	full := rel
+	if base != "/" {
+		full = base + rel
 	}
-	return base + rel
+	for len(full) > 1 && strings.HasSuffix(full, "/") {
+		full = full[:len(full)-1]
+	}
+	return full
 }
 
 // under reports whether path is base or below it.
