@@ -264,3 +264,26 @@ func TestScannerWordlistFindsADecoyAndIsBlocked(t *testing.T) {
 	t.Logf("%d words; the scanner hit a decoy and was blocked from word %d on", words, firstBlocked)
 
 }
+
+// The other two combinations: an in-context decoy through ext_authz (a deny
+// carrying the decoy's answer) and a decoy API through ext_proc.
+func TestDecoyFlowsThroughBothServices(t *testing.T) {
+	v := start(t, decoyConfig)
+	in := envoysim.HTTPRequest{Method: "GET", Path: "/shopapi-bid/v0/orders", Authority: "shop.example.com",
+		Headers: envoysim.HeaderPairs("x-forwarded-for", "192.0.2.50")}
+	resp := v.check(in, envoysim.CheckOptions{})
+	if envoysim.Allowed(resp) || resp.GetDeniedResponse().GetBody() == "" || revealing.MatchString(resp.GetDeniedResponse().GetBody()) {
+		t.Fatalf("in-context decoy through ext_authz: %v", resp)
+	}
+	assertDenied(t, v.check(envoysim.HTTPRequest{Method: "GET", Path: "/shopapi-bid/items/1", Authority: "shop.example.com",
+		Headers: envoysim.HeaderPairs("x-forwarded-for", "192.0.2.50")}, envoysim.CheckOptions{}), 403, "blocklist")
+
+	res := v.call(envoysim.HTTPRequest{Method: "GET", Path: "/legacy/partners", Authority: "partners.example.com",
+		Headers: envoysim.HeaderPairs("x-forwarded-for", "192.0.2.51")})
+	if res.UpstreamCalled || res.Status != 200 || string(res.Body) != `{"partners":[],"next":null}` || res.Header("content-type") != "application/json" {
+		t.Fatalf("decoy API through ext_proc: %d %s", res.Status, res.Body)
+	}
+	if r := v.call(from("192.0.2.51", "/shopapi-bid/items/1")); r.Status != 403 {
+		t.Fatalf("the prober of the decoy API is not blocked: %d", r.Status)
+	}
+}
