@@ -82,3 +82,14 @@ func TestStripParams(t *testing.T) {
 		t.Errorf("%v allocations for a path without parameters", n)
 	}
 }
+
+// A decoy's answer is Vigil's, not the back end's: it adds no endpoint.
+func TestInventoryLeavesDecoysOut(t *testing.T) {
+	inv := NewInventory([]*API{ordersAPI}, 10, 10)
+	tx := call(ordersAPI, "shop.test", "GET", "/orders/.env", 200, 0)
+	tx.Reason, tx.Blocked = ReasonDecoy, true
+	inv.Consume(tx)
+	if eps := inv.APIs(discovered)[0].Endpoints; len(eps) != 0 {
+		t.Fatalf("a decoy became an endpoint: %+v", eps)
+	}
+}

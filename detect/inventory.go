@@ -97,7 +97,8 @@ func (inv *Inventory) Consume(t *Transaction) {
 	}
 	// A call answered 400, 404 or 405 adds no API and no endpoint: clients
 	// choose hosts and paths, and a scanner's misses are not an inventory.
-	admits := t.Status != 400 && t.Status != 404 && t.Status != 405
+	// Nor does a call that Vigil answered itself in place of a decoy.
+	admits := t.Status != 400 && t.Status != 404 && t.Status != 405 && !(t.Reason == ReasonDecoy && t.Blocked)
 	name, base := inv.Name(t)
 	// "METHOD template", built on the stack: looking it up allocates
 	// nothing, only a new endpoint does.
