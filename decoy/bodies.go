@@ -835,7 +835,8 @@ var pprofProfiles = [...][2]string{
 	{"trace", "A trace of execution of the current program. You can specify the duration in the seconds GET parameter. After you get the trace file, use the go tool trace command to investigate the trace."},
 }
 
-// pprofIndex is net/http/pprof's index page, byte for byte.
+// pprofIndex is net/http/pprof's index page in its exact layout, with plausible
+// profile counts.
 func pprofIndex(h *hit) Answer {
 	heap := h.num(12, 90)
 	counts := map[string]int{"allocs": heap, "heap": heap, "goroutine": h.num(40, 400), "threadcreate": h.num(11, 24)}
@@ -1091,7 +1092,7 @@ UNLOCK TABLES;
 	return fileAt(nginx, "application/sql", []byte(b.String()), dumped.Add(time.Duration(h.num(1, 50))*time.Second))
 }
 
-// adminLoginPage is an admin sign-in form; the verbs are the title (twice),
+// adminLoginPage is an admin sign-in form; its format verbs are the title (twice),
 // the form's action and a CSRF token.
 const adminLoginPage = `<!DOCTYPE html>
 <html lang="en">
@@ -1175,7 +1176,7 @@ var phpHeaders = [][2]string{
 	{"x-frame-options", "SAMEORIGIN"},
 }
 
-// wpLoginPage is WordPress's login page; the verbs are the site title and the
+// wpLoginPage is WordPress's login page; its format verbs are the site title and the
 // site root (several times).
 const wpLoginPage = `<!DOCTYPE html>
 <html lang="en-US">
@@ -1232,7 +1233,7 @@ func wpLogin(h *hit) Answer {
 	return respond(php, 200, "text/html; charset=UTF-8", []byte(body), phpHeaders...)
 }
 
-// phpMyAdminPage is phpMyAdmin 5.2's login page; the verbs are the form's
+// phpMyAdminPage is phpMyAdmin 5.2's login page; its format verbs are the form's
 // action and its token.
 const phpMyAdminPage = `<!DOCTYPE HTML>
 <html lang="en" dir="ltr">

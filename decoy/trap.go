@@ -388,12 +388,16 @@ func honeytokenSecret(kind, v string) string {
 const keyAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 func randomString(n int, alphabet string) string {
-	b := make([]byte, n)
-	for i := range b {
-		k, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		b[i] = alphabet[k.Int64()]
+	for {
+		b := make([]byte, n)
+		for i := range b {
+			k, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+			b[i] = alphabet[k.Int64()]
+		}
+		if s := string(b); !hasTell(s) {
+			return s
+		}
 	}
-	return string(b)
 }
 
 // mintValue makes a fresh credential that looks like a real one of its kind.

@@ -328,7 +328,7 @@ func ImmediateResponse(v *detect.Verdict) *extprocv3.ProcessingResponse {
 		Headers:    &extprocv3.HeaderMutation{SetHeaders: set},
 		Body:       body,
 		GrpcStatus: &extprocv3.GrpcStatus{Status: uint32(grpcCode)},
-		Details:    "vigil_" + v.Reason.String(),
+		Details:    details(v),
 	}}}
 }
 
@@ -423,4 +423,13 @@ func waitFor(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// details fills Envoy's %RESPONSE_CODE_DETAILS%: the reason of a refusal,
+// and nothing for a decoy's answer, which must look like the back end's.
+func details(v *detect.Verdict) string {
+	if v.Decoy != nil {
+		return ""
+	}
+	return "vigil_" + v.Reason.String()
 }
