@@ -292,9 +292,8 @@ func (t *Trap) hit(req *detect.Request, d *decoy, h *Honeytoken) *detect.DecoyRe
 		d.last.Store(now.UnixNano())
 		apiName = d.api
 	}
-	// The same rule as the enforcer's: only an API in block mode blocks;
-	// in learn or detect mode the hit is recorded as would_block.
-	block := req.API == nil || req.API.Mode == detect.ModeBlock
+	// The enforcer's rule: a decoy hit blocks unless the API only detects.
+	block := detect.Blocks(req.API, detect.ReasonDecoy)
 	a := &detect.Attack{
 		ID: t.act.AttackID(), Type: detect.AttackDecoy, API: apiName,
 		FirstSeen: now.UTC(), DetectedAt: now.UTC(),

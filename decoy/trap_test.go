@@ -137,3 +137,17 @@ func TestTrapDisablesADecoyThatTrafficShowsToBeReal(t *testing.T) {
 		t.Fatal("the real endpoint is still a decoy")
 	}
 }
+
+// A decoy is proof, not a statistic: it blocks in learn mode too.
+func TestTrapBlocksInLearnMode(t *testing.T) {
+	r := &recorder{}
+	learning := &detect.API{Name: "new", BasePath: "/new", Mode: detect.ModeLearn}
+	tr, err := New(Config{APIs: []APIDecoys{{API: learning, Paths: []string{"/admin"}}}}, testFP(t), r.actions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Hook(&detect.Request{API: learning, Path: "/new/admin", Identities: detect.Identities{detect.KindIP: "198.51.100.3"}})
+	if len(r.blocked) != 1 || r.attacks[0].Action != detect.ActionBlocked {
+		t.Fatalf("learn mode: blocked %+v, attack %+v", r.blocked, r.attacks[0])
+	}
+}

@@ -202,7 +202,7 @@ func (e *Enforcer) CheckBody(req *Request, bytes int64, json *JSONCounter) Verdi
 
 // refuse applies the API's mode to a verdict whose rule fired.
 func (e *Enforcer) refuse(req *Request, v Verdict) Verdict {
-	if req.API.Mode == ModeBlock {
+	if Blocks(req.API, v.Reason) {
 		v.Deny = true
 	} else {
 		v.WouldBlock = true
@@ -366,4 +366,15 @@ func (v *Verdict) Outcome() Outcome {
 		return OutcomeWouldBlock
 	}
 	return OutcomeAllow
+}
+
+// Blocks reports whether a rule with reason r refuses calls to api: in
+// block mode every rule does; a decoy also does in learn mode (a decoy is
+// proof, not a statistic, whatever the training state); detect mode only
+// records.
+func Blocks(api *API, r Reason) bool {
+	if api == nil {
+		return true
+	}
+	return api.Mode == ModeBlock || r == ReasonDecoy && api.Mode == ModeLearn
 }
