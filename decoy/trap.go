@@ -314,18 +314,19 @@ func (t *Trap) hit(req *detect.Request, d *decoy, h *Honeytoken) *detect.DecoyRe
 	if block {
 		a.Action = detect.ActionBlocked
 		a.BlockedUntil = &until
-		if t.act.Block != nil {
-			for k, v := range req.Identities {
-				if v != "" {
-					t.act.Block(detect.Entry{Kind: detect.Kind(k), Value: strings.Clone(v), Reason: "decoy " + a.ID, AttackID: a.ID, CreatedAt: now, ExpiresAt: until})
-				}
-			}
-		}
 	} else {
 		a.Action = detect.ActionWouldBlock
 	}
+	// The record exists before the blocks it explains take effect.
 	if t.act.Report != nil {
 		t.act.Report(a)
+	}
+	if block && t.act.Block != nil {
+		for k, v := range req.Identities {
+			if v != "" {
+				t.act.Block(detect.Entry{Kind: detect.Kind(k), Value: strings.Clone(v), Reason: "decoy " + a.ID, AttackID: a.ID, CreatedAt: now, ExpiresAt: until})
+			}
+		}
 	}
 	return t.answer(req, d, h, a.ID, now)
 }

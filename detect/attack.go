@@ -91,12 +91,20 @@ type VariableValue struct {
 	DeviationPct float64 `json:"deviation_pct"`
 }
 
-// AttackStore keeps the most recent attack records in memory, bounded.
+// AttackJournal keeps attack records durably.
+type AttackJournal interface {
+	PutAttack(a *Attack) error
+}
+
+// AttackStore keeps the most recent attack records in memory, bounded, and
+// hands each new one to its journal.
 type AttackStore struct {
-	mu   sync.RWMutex
-	max  int
-	list []*Attack // oldest first
-	byID map[string]*Attack
+	journal AttackJournal
+	onError func(error)
+	mu      sync.RWMutex
+	max     int
+	list    []*Attack // oldest first
+	byID    map[string]*Attack
 }
 
 // NewAttackStore keeps at most max records.
@@ -104,8 +112,25 @@ func NewAttackStore(max int) *AttackStore {
 	return &AttackStore{max: max, byID: make(map[string]*Attack)}
 }
 
+// SetJournal makes Add durable through j; onError hears of failures.
+func (s *AttackStore) SetJournal(j AttackJournal, onError func(error)) {
+	s.journal, s.onError = j, onError
+}
+
 // Add stores a record, dropping the oldest past the bound.
 func (s *AttackStore) Add(a *Attack) {
+	if s.journal != nil {
+		if err := s.journal.PutAttack(a); err != nil && s.onError != nil {
+			s.onError(err)
+		}
+	}
+	s.load(a)
+}
+
+// Load puts a record read back from the journal, without journaling it.
+func (s *AttackStore) Load(a *Attack) { s.load(a) }
+
+func (s *AttackStore) load(a *Attack) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.list = append(s.list, a)

@@ -443,22 +443,25 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 	if m.api != nil {
 		mode = m.api.Mode
 	}
+	var entry *Entry
 	switch mode {
 	case ModeBlock:
 		a.Action = ActionBlocked
 		until := now.Add(ttl).UTC()
 		a.BlockedUntil = &until
-		if e.cfg.Block != nil {
-			e.cfg.Block(Entry{Kind: st.kind, Value: st.id, Reason: "attack " + string(typ) + " " + a.ID, AttackID: a.ID, CreatedAt: now, ExpiresAt: until})
-		}
+		entry = &Entry{Kind: st.kind, Value: st.id, Reason: "attack " + string(typ) + " " + a.ID, AttackID: a.ID, CreatedAt: now, ExpiresAt: until}
 	case ModeDetect:
 		a.Action = ActionWouldBlock
 	default:
 		a.Action = ActionDetected
 	}
+	// The record exists before the block it explains takes effect.
 	e.cfg.Store.Add(a)
 	if e.cfg.OnAttack != nil {
 		e.cfg.OnAttack(a)
+	}
+	if entry != nil && e.cfg.Block != nil {
+		e.cfg.Block(*entry)
 	}
 }
 

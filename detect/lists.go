@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"hash/maphash"
 	"sort"
 	"sync"
@@ -30,10 +31,11 @@ const listShards = 64
 // change bumps a generation shared with the other list, which invalidates
 // cached verdicts at once.
 type List struct {
-	seed   maphash.Seed
-	gen    *atomic.Uint64
-	counts [numKinds]atomic.Int64
-	shards [listShards]listShard
+	journal ListJournal
+	seed    maphash.Seed
+	gen     *atomic.Uint64
+	counts  [numKinds]atomic.Int64
+	shards  [listShards]listShard
 }
 
 type listShard struct {
@@ -101,7 +103,41 @@ func (l *List) matchKinds(ids *Identities, now time.Time, skip Kind) (Entry, boo
 	return Entry{}, false
 }
 
-// Put adds or replaces an entry. The value must already be normalised.
+// ListJournal keeps a list's changes durably. Store and Remove call it
+// before changing the list, so a change acknowledged to its author survives
+// a crash.
+type ListJournal interface {
+	PutEntry(e Entry) error
+	DeleteEntry(k Kind, value string) error
+}
+
+// SetJournal makes Store and Remove durable through j.
+func (l *List) SetJournal(j ListJournal) { l.journal = j }
+
+// Store journals an entry, then puts it on the list.
+func (l *List) Store(e Entry) error {
+	if l.journal != nil {
+		if err := l.journal.PutEntry(e); err != nil {
+			return fmt.Errorf("store %s entry: %w", e.Kind, err)
+		}
+	}
+	l.Put(e)
+	return nil
+}
+
+// Remove journals the removal of an entry, then removes it, and reports
+// whether it was there.
+func (l *List) Remove(k Kind, value string) (bool, error) {
+	if l.journal != nil {
+		if err := l.journal.DeleteEntry(k, value); err != nil {
+			return false, fmt.Errorf("remove %s entry: %w", k, err)
+		}
+	}
+	return l.Delete(k, value), nil
+}
+
+// Put adds or replaces an entry in memory only. The value must already be
+// normalised.
 func (l *List) Put(e Entry) {
 	s := l.shard(e.Value)
 	key := listKey{e.Kind, e.Value}

@@ -236,7 +236,11 @@ func (e *Engine) Import(doc *ModelDoc) error {
 	m.mu.Lock()
 	m.base = base
 	m.thresholds.Store(m.compute())
-	m.ready.Store(true)
+	// A model that had finished learning where it came from is ready here;
+	// one still learning goes on learning.
+	if doc.Status == nil || doc.Status.State == "ready" {
+		m.ready.Store(true)
+	}
 	m.mu.Unlock()
 	return nil
 }
@@ -262,4 +266,28 @@ func (e *Engine) modelByName(api string) *apiModel {
 		}
 	}
 	return nil
+}
+
+// Restore installs a model document saved by this deployment before a
+// restart, creating the model of a discovered API too.
+func (e *Engine) Restore(doc *ModelDoc) error {
+	if e.modelByName(doc.API) == nil {
+		e.mu.Lock()
+		if e.models[doc.API] == nil && len(e.models) < e.cfg.MaxAPIs {
+			e.models[doc.API] = newAPIModel(doc.API, e.hostAPI(doc.API), e.cfg.Training)
+		}
+		e.mu.Unlock()
+	}
+	return e.Import(doc)
+}
+
+// ModelDocs returns the documents of every model, for saving.
+func (e *Engine) ModelDocs() []*ModelDoc {
+	var out []*ModelDoc
+	for _, st := range e.Models() {
+		if d, ok := e.Model(st.API); ok {
+			out = append(out, d)
+		}
+	}
+	return out
 }

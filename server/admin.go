@@ -172,7 +172,10 @@ func (a *admin) addEntry(name string, list *detect.List) http.Handler {
 		if e.Reason == "" {
 			e.Reason = "manual"
 		}
-		list.Put(e)
+		if err := list.Store(e); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
 		a.log.Info().Str("list", name).Str("kind", kind.String()).Str("value", value).
 			Str("reason", e.Reason).Time("expires_at", e.ExpiresAt).Msg("list entry added")
 		writeJSON(w, http.StatusCreated, toEntryJSON(&e))
@@ -193,7 +196,12 @@ func (a *admin) deleteEntry(name string, list *detect.List) http.Handler {
 			writeError(w, http.StatusBadRequest, "value: "+err.Error())
 			return
 		}
-		if !list.Delete(kind, value) {
+		found, err := list.Remove(kind, value)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if !found {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no %s entry for %s %s", name, kind, value))
 			return
 		}

@@ -53,6 +53,13 @@ type Config struct {
 	DecoyBuiltin bool          `yaml:"decoy_builtin"`
 	DecoyTTL     time.Duration `yaml:"decoy_ttl"`
 	DecoyAPIs    []DecoyAPI    `yaml:"decoy_apis"`
+	Retention    Retention     `yaml:"retention"`
+}
+
+// Retention bounds the attack records kept in the data directory.
+type Retention struct {
+	AttacksMax    int           `yaml:"attacks_max"`
+	AttacksMaxAge time.Duration `yaml:"attacks_max_age"`
 }
 
 // DecoyAPI is a whole fake API: every path under it is a decoy.
@@ -460,6 +467,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Detection.MaxAttacks < 1 {
 		bad("detection.max_attacks", "must be positive")
+	}
+	if c.Retention.AttacksMax < 1 {
+		bad("retention.attacks_max", "must be positive")
+	}
+	if c.Retention.AttacksMaxAge < 0 {
+		bad("retention.attacks_max_age", "must not be negative (0: no age limit)")
 	}
 	if c.DecoyTTL <= 0 {
 		bad("decoy_ttl", "must be a positive duration")

@@ -31,11 +31,16 @@ func newTrap(cfg *Config, catalog *detect.Catalog, fp *detect.Fingerprinter, eng
 		}
 		dc.DecoyAPIs = append(dc.DecoyAPIs, da)
 	}
-	trap, err := decoy.New(dc, fp, decoy.Actions{Block: block.Put, Report: engine.Report, AttackID: engine.NewAttackID, Now: now})
+	dlog := log.With().Str("component", "decoy").Logger()
+	blockDurably := func(e detect.Entry) {
+		if err := block.Store(e); err != nil {
+			dlog.Error().Err(err).Str("kind", e.Kind.String()).Msg("block list entry not stored durably")
+		}
+	}
+	trap, err := decoy.New(dc, fp, decoy.Actions{Block: blockDurably, Report: engine.Report, AttackID: engine.NewAttackID, Now: now})
 	if err != nil {
 		return nil, err
 	}
-	dlog := log.With().Str("component", "decoy").Logger()
 	trap.OnReal = func(api, path string, status int) {
 		dlog.Error().Str("api", api).Str("path", path).Int("status", status).
 			Msg("a decoy is a real endpoint: the back end answered it with success; the decoy is disabled so that it never traps a real client")

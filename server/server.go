@@ -35,6 +35,7 @@ import (
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/envoy"
+	"github.com/vigil-project/vigil/server/store"
 )
 
 // Server is a running Vigil: listeners bound, services wired.
@@ -58,6 +59,7 @@ type Server struct {
 	engine    *detect.Engine
 	trap      *decoy.Trap
 	metrics   *metrics
+	store     *store.Store
 }
 
 // Options are the dependencies of New that tests replace.
@@ -95,7 +97,16 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	s.queue = detect.NewQueue(cfg.Pipeline.QueueSize)
 	s.inventory = detect.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
 	s.metrics = newMetrics(s.queue, allow, block)
+	if s.store, err = store.Open(cfg.DataDir); err != nil {
+		s.closeState()
+		return nil, err
+	}
+	s.store.AttackMax, s.store.AttackMaxAge = cfg.Retention.AttacksMax, cfg.Retention.AttacksMaxAge
 	s.engine = newEngine(cfg, log, block, s.metrics, s.catalog.Load().APIs())
+	if err := s.restore(allow, block); err != nil {
+		s.closeState()
+		return nil, err
+	}
 	if s.trap, err = newTrap(cfg, s.catalog.Load(), fp, s.engine, block, log, s.now); err != nil {
 		s.closeState()
 		return nil, err
@@ -141,6 +152,64 @@ func (s *Server) closeState() {
 	s.extractor.Close()
 	if s.enforcer != nil {
 		s.enforcer.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// restore reads the durable state back (lists, attack records, models) and
+// makes every later change durable.
+func (s *Server) restore(allow, block *detect.List) error {
+	now := s.now()
+	for name, l := range map[string]*detect.List{"allow": allow, "block": block} {
+		entries, err := s.store.LoadList(name, now)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			l.Put(e)
+		}
+		l.SetJournal(s.store.ListJournal(name))
+	}
+	attacks, err := s.store.LoadAttacks(s.cfg.Detection.MaxAttacks)
+	if err != nil {
+		return err
+	}
+	as := s.engine.Store()
+	for _, a := range attacks {
+		as.Load(a)
+	}
+	as.SetJournal(s.store, func(err error) { s.log.Error().Err(err).Msg("attack record not stored") })
+	models, err := s.store.LoadModels()
+	if err != nil {
+		return err
+	}
+	for _, d := range models {
+		if err := s.engine.Restore(d); err != nil {
+			s.log.Warn().Err(err).Str("api", d.API).Msg("stored model not restored")
+		}
+	}
+	s.log.Info().Int("attacks", len(attacks)).Int("models", len(models)).Int("blocklist", block.Len()).
+		Int("allowlist", allow.Len()).Msg("durable state restored")
+	return nil
+}
+
+// saveModels snapshots the models every minute and at shutdown.
+func (s *Server) saveModels(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		if err := s.store.PutModels(s.engine.ModelDocs()); err != nil {
+			s.log.Error().Err(err).Msg("models not saved")
+		}
+		if ctx.Err() != nil {
+			return
+		}
 	}
 }
 
@@ -212,6 +281,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { pipeline.Run(pipeCtx) })
 	wg.Go(func() { s.sweep(pipeCtx) })
+	wg.Go(func() { s.saveModels(pipeCtx) })
 
 	errc := make(chan error, 2)
 	go func() {
@@ -415,8 +485,12 @@ func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, 
 		BlockTTL: cfg.BlockTTL,
 		TypeTTL:  cfg.typeTTLs(),
 		APIs:     apis,
-		Block:    block.Put,
-		Store:    detect.NewAttackStore(cfg.Detection.MaxAttacks),
+		Block: func(e detect.Entry) {
+			if err := block.Store(e); err != nil {
+				log.Error().Err(err).Str("kind", e.Kind.String()).Msg("block list entry not stored durably")
+			}
+		},
+		Store: detect.NewAttackStore(cfg.Detection.MaxAttacks),
 		OnAttack: func(a *detect.Attack) {
 			m.attack(a)
 			alog.Warn().Str("attack_id", a.ID).Str("type", string(a.Type)).Str("api", a.API).

@@ -57,7 +57,12 @@ func (s *syncBuffer) String() string {
 // start runs Vigil with the embedded defaults plus extra YAML.
 func start(t *testing.T, extra string) *vigil {
 	t.Helper()
-	dir := t.TempDir()
+	return startIn(t, t.TempDir(), extra)
+}
+
+// startIn runs Vigil on the data directory dir.
+func startIn(t *testing.T, dir, extra string) *vigil {
+	t.Helper()
 	cfgText := "grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\nlog_level: debug\ndata_dir: " + dir + "\n" +
 		"shutdown:\n  drain_delay: 0s\n  timeout: 2s\n" + extra
 	if !strings.Contains(extra, "pipeline:") {
@@ -83,11 +88,14 @@ func start(t *testing.T, extra string) *vigil {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var stop func()
 	v := &vigil{
 		t: t, grpc: s.GRPCAddr(), admin: s.AdminAddr(), token: cfg.AdminToken, conn: conn, logs: logs,
 		extproc: extprocv3.NewExternalProcessorClient(conn), authz: authv3.NewAuthorizationClient(conn),
 	}
-	v.stop = func() {
+	var once sync.Once
+	v.stop = func() { once.Do(stop) }
+	stop = func() {
 		conn.Close()
 		cancel()
 		select {

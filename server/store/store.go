@@ -1,0 +1,246 @@
+// Package store keeps Vigil's durable state in one bbolt file under the
+// data directory: the block and allow lists, attack records and API models.
+// Every write is a bbolt transaction, committed with fsync before it
+// returns, so what was acknowledged survives a crash or kill -9, and bbolt's
+// copy-on-write pages mean a torn write never corrupts what was committed.
+// The consumers (detect.List, detect.AttackStore, the server's model
+// snapshots) own the interfaces this package implements.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// FileName is the database file in the data directory.
+const FileName = "vigil.db"
+
+var (
+	bucketAttacks = []byte("attacks")
+	bucketModels  = []byte("models")
+)
+
+func listBucket(name string) []byte { return []byte("list:" + name) }
+
+// Store is the open database.
+type Store struct {
+	db *bolt.DB
+	// AttackRetention bounds the attack records kept: the newest
+	// AttackMax, none older than AttackMaxAge (0: no age limit).
+	AttackMax    int
+	AttackMaxAge time.Duration
+	puts         atomic.Int64
+}
+
+// Open opens (or creates) the database in dir. Another process holding it
+// is an error after a second, not a hang.
+func Open(dir string) (*Store, error) {
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: another process holds it", filepath.Join(dir, FileName))
+		}
+		return nil, fmt.Errorf("open %s: %w", filepath.Join(dir, FileName), err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketAttacks, bucketModels, listBucket("block"), listBucket("allow")} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prepare %s: %w", FileName, err)
+	}
+	return &Store{db: db, AttackMax: 100000}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// entryKey is kind, a zero byte, and the value.
+func entryKey(k detect.Kind, value string) []byte {
+	return append([]byte{byte(k), 0}, value...)
+}
+
+type entryJSON struct {
+	Kind      string    `json:"kind"`
+	Value     string    `json:"value"`
+	Reason    string    `json:"reason"`
+	AttackID  string    `json:"attack_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// listJournal is one list's journal.
+type listJournal struct {
+	s      *Store
+	bucket []byte
+}
+
+// ListJournal returns the journal of the list named name ("block", "allow").
+func (s *Store) ListJournal(name string) detect.ListJournal {
+	return &listJournal{s: s, bucket: listBucket(name)}
+}
+
+func (j *listJournal) PutEntry(e detect.Entry) error {
+	data, err := json.Marshal(entryJSON{Kind: e.Kind.String(), Value: e.Value, Reason: e.Reason, AttackID: e.AttackID, CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt})
+	if err != nil {
+		return err
+	}
+	return j.s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(j.bucket).Put(entryKey(e.Kind, e.Value), data)
+	})
+}
+
+func (j *listJournal) DeleteEntry(k detect.Kind, value string) error {
+	return j.s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(j.bucket).Delete(entryKey(k, value))
+	})
+}
+
+// LoadList returns the live entries of a list, and removes the expired
+// ones from the database.
+func (s *Store) LoadList(name string, now time.Time) ([]detect.Entry, error) {
+	var out []detect.Entry
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(listBucket(name))
+		var expired [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			var j entryJSON
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("list %s: entry %q: %w", name, k, err)
+			}
+			kind, err := detect.ParseKind(j.Kind)
+			if err != nil {
+				return fmt.Errorf("list %s: %w", name, err)
+			}
+			e := detect.Entry{Kind: kind, Value: j.Value, Reason: j.Reason, AttackID: j.AttackID, CreatedAt: j.CreatedAt, ExpiresAt: j.ExpiresAt}
+			if e.Expired(now) {
+				expired = append(expired, append([]byte(nil), k...))
+				return nil
+			}
+			out = append(out, e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range expired {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// attackKey orders attacks by detection time, then ID.
+func attackKey(a *detect.Attack) []byte {
+	k := make([]byte, 8, 8+len(a.ID))
+	binary.BigEndian.PutUint64(k, uint64(a.DetectedAt.UnixNano()))
+	return append(k, a.ID...)
+}
+
+// PutAttack stores an attack record, and now and then prunes past the
+// retention limits.
+func (s *Store) PutAttack(a *detect.Attack) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	prune := s.puts.Add(1)%1000 == 0
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAttacks)
+		if err := b.Put(attackKey(a), data); err != nil {
+			return err
+		}
+		if prune {
+			return s.prune(b, a.DetectedAt)
+		}
+		return nil
+	})
+}
+
+// prune deletes the oldest records past AttackMax and those older than
+// AttackMaxAge.
+func (s *Store) prune(b *bolt.Bucket, now time.Time) error {
+	extra := b.Stats().KeyN - s.AttackMax
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		old := s.AttackMaxAge > 0 && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < now.Add(-s.AttackMaxAge).UnixNano()
+		if extra <= 0 && !old {
+			break
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		extra--
+	}
+	return nil
+}
+
+// LoadAttacks returns up to max attack records, oldest first.
+func (s *Store) LoadAttacks(max int) ([]*detect.Attack, error) {
+	var out []*detect.Attack
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAttacks).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < max; k, v = c.Prev() {
+			a := new(detect.Attack)
+			if err := json.Unmarshal(v, a); err != nil {
+				return fmt.Errorf("attack %x: %w", k, err)
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, err
+}
+
+// PutModels stores model documents (one per API), replacing older ones.
+func (s *Store) PutModels(docs []*detect.ModelDoc) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketModels)
+		for _, d := range docs {
+			data, err := json.Marshal(d)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(d.API), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// LoadModels returns the stored model documents.
+func (s *Store) LoadModels() ([]*detect.ModelDoc, error) {
+	var out []*detect.ModelDoc
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketModels).ForEach(func(k, v []byte) error {
+			d := new(detect.ModelDoc)
+			if err := json.Unmarshal(v, d); err != nil {
+				return fmt.Errorf("model %s: %w", k, err)
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	return out, err
+}
