@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -38,6 +39,7 @@ type admin struct {
 	attacks   *detect.AttackStore
 	engine    *detect.Engine
 	trap      *decoy.Trap
+	forensics *detect.Forensics
 }
 
 // entryJSON is a list entry on the wire. Secret values are fingerprints.
@@ -81,6 +83,7 @@ func (a *admin) handler() http.Handler {
 	mux.Handle("GET /v1/decoys", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"decoys": a.trap.Stats(), "honeytokens_planted": a.trap.Honeytokens()})
 	})))
+	mux.Handle("GET /v1/forensics/{kind}/{value...}", a.auth(http.HandlerFunc(a.getForensics)))
 	mux.Handle("GET /v1/models", a.auth(http.HandlerFunc(a.listModels)))
 	mux.Handle("GET /v1/models/{api}", a.auth(http.HandlerFunc(a.getModel)))
 	mux.Handle("PUT /v1/models/{api}", a.auth(http.HandlerFunc(a.putModel)))
@@ -362,4 +365,74 @@ func (a *admin) importModel(w http.ResponseWriter, r *http.Request) {
 	a.log.Info().Str("api", doc.API).Msg("model imported")
 	out, _ := a.engine.Model(doc.API)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// forensicsIP is one IP of an identity in the forensics answer.
+type forensicsIP struct {
+	IP      string           `json:"ip"`
+	Total   int64            `json:"total_requests"`
+	Methods map[string]int64 `json:"methods"`
+	URLs    map[string]int64 `json:"urls"`
+	APIs    map[string]int64 `json:"apis"`
+}
+
+// getForensics answers what an identity did: GET /v1/forensics/{kind}/{value},
+// the value raw (fingerprinted on arrival) or a fingerprint.
+func (a *admin) getForensics(w http.ResponseWriter, r *http.Request) {
+	kind, err := detect.ParseKind(r.PathValue("kind"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	value, err := a.fp.Normalize(kind, r.PathValue("value"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "value: "+err.Error())
+		return
+	}
+	rec, ok := a.forensics.Get(kind, value)
+	attacks := a.attacks.AttacksOf(kind, value)
+	if !ok && len(attacks) == 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no activity recorded for %s %s", kind, value))
+		return
+	}
+	if rec == nil {
+		rec = &detect.ForensicRecord{Kind: kind.String(), Value: value}
+	}
+	now := a.now()
+	status := "active"
+	if _, blocked := a.block.Lookup(kind, value, now); blocked {
+		status = "blocked"
+	} else if _, allowed := a.allow.Lookup(kind, value, now); allowed {
+		status = "allowed"
+	}
+	ips := make([]forensicsIP, 0, len(rec.IPs))
+	for ip, p := range rec.IPs {
+		ips = append(ips, forensicsIP{IP: ip, Total: p.Total, Methods: p.Methods, URLs: p.URLs, APIs: p.APIs})
+	}
+	sort.Slice(ips, func(i, j int) bool {
+		return ips[i].Total > ips[j].Total || ips[i].Total == ips[j].Total && ips[i].IP < ips[j].IP
+	})
+	if attacks == nil {
+		attacks = []*detect.Attack{}
+	}
+	var first, last *time.Time
+	if !rec.FirstSeen.IsZero() {
+		f, l := rec.FirstSeen.UTC(), rec.LastSeen.UTC()
+		first, last = &f, &l
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"kind": kind.String(), "value": value, "first_seen": first, "last_seen": last, "status": status,
+		"summary": map[string]any{"total_requests": rec.Total, "total_attacks": len(attacks)},
+		"details": map[string]any{"metrics": map[string]any{
+			"ip_list": ips, "methods": nonNil(rec.Methods), "urls": nonNil(rec.URLs), "apis": nonNil(rec.APIs),
+		}, "hourly_requests": rec.Hours},
+		"attacks": attacks,
+	})
+}
+
+func nonNil(m map[string]int64) map[string]int64 {
+	if m == nil {
+		return map[string]int64{}
+	}
+	return m
 }

@@ -23,6 +23,13 @@ Usage:
   vigil serve [--config FILE] [--grpc-addr ADDR] [--admin-addr ADDR] [--data-dir DIR] [--log-level LEVEL]
   vigil replay --config FILE --input FILE [--out FILE]
                                   run detection on recorded traffic; attacks as JSON lines
+  vigil status                    readiness, models in training, attacks in the last hour, decoy hits
+  vigil apis                      configured and discovered APIs with their traffic
+  vigil attacks [--api A] [--type T] [--since D] [--limit N]
+  vigil attacks show ID           detected attacks, explained (vigil attacks -h for details)
+  vigil forensics KIND VALUE      what one identity did: IPs, methods, endpoints, APIs, attacks
+  vigil block add|rm|ls ...       the block list (vigil block for details)
+  vigil allow add|rm|ls ...       the allow list (vigil allow for details)
   vigil model get|set|export|import ...
                                   per-API models on a running Vigil (vigil model for details)
   vigil config default            print the embedded default configuration
@@ -48,6 +55,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return replayCmd(ctx, args[1:], stdout, stderr)
 	case "model":
 		return modelCmd(ctx, args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(ctx, args[1:], stdout, stderr)
+	case "apis":
+		return apisCmd(ctx, args[1:], stdout, stderr)
+	case "forensics":
+		return forensicsCmd(ctx, args[1:], stdout, stderr)
+	case "attacks":
+		return attacksCmd(ctx, args[1:], stdout, stderr)
+	case "block":
+		return listCmd(ctx, "block", "blocklist", args[1:], stdout, stderr)
+	case "allow":
+		return listCmd(ctx, "allow", "allowlist", args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "vigil %s\n", Version)
 		return nil

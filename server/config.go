@@ -60,6 +60,8 @@ type Config struct {
 type Retention struct {
 	AttacksMax    int           `yaml:"attacks_max"`
 	AttacksMaxAge time.Duration `yaml:"attacks_max_age"`
+	// ForensicsIdentities caps the identities with a forensic record.
+	ForensicsIdentities int `yaml:"forensics_identities"`
 }
 
 // DecoyAPI is a whole fake API: every path under it is a decoy.
@@ -467,6 +469,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Detection.MaxAttacks < 1 {
 		bad("detection.max_attacks", "must be positive")
+	}
+	if c.Retention.ForensicsIdentities < 1 {
+		bad("retention.forensics_identities", "must be positive")
 	}
 	if c.Retention.AttacksMax < 1 {
 		bad("retention.attacks_max", "must be positive")

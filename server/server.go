@@ -56,6 +56,7 @@ type Server struct {
 	enforcer  *detect.Enforcer
 	queue     *detect.Queue
 	inventory *detect.Inventory
+	forensics *detect.Forensics
 	engine    *detect.Engine
 	trap      *decoy.Trap
 	metrics   *metrics
@@ -96,6 +97,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	}
 	s.queue = detect.NewQueue(cfg.Pipeline.QueueSize)
 	s.inventory = detect.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
+	s.forensics = detect.NewForensics(cfg.Retention.ForensicsIdentities)
 	s.metrics = newMetrics(s.queue, allow, block)
 	if s.store, err = store.Open(cfg.DataDir); err != nil {
 		s.closeState()
@@ -134,7 +136,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	adm := &admin{
 		log: log.With().Str("component", "admin").Logger(), token: []byte(cfg.AdminToken), fp: fp,
 		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
-		attacks: s.engine.Store(), engine: s.engine, trap: s.trap,
+		attacks: s.engine.Store(), engine: s.engine, trap: s.trap, forensics: s.forensics,
 	}
 	s.http = &http.Server{
 		Handler:           adm.handler(),
@@ -181,6 +183,13 @@ func (s *Server) restore(allow, block *detect.List) error {
 		as.Load(a)
 	}
 	as.SetJournal(s.store, func(err error) { s.log.Error().Err(err).Msg("attack record not stored") })
+	recs, err := s.store.LoadForensics()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		s.forensics.Put(r)
+	}
 	models, err := s.store.LoadModels()
 	if err != nil {
 		return err
@@ -195,7 +204,8 @@ func (s *Server) restore(allow, block *detect.List) error {
 	return nil
 }
 
-// saveModels snapshots the models every minute and at shutdown.
+// saveModels snapshots the models and the forensic records changed since
+// the last save, every minute and at shutdown.
 func (s *Server) saveModels(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -206,6 +216,9 @@ func (s *Server) saveModels(ctx context.Context) {
 		}
 		if err := s.store.PutModels(s.engine.ModelDocs()); err != nil {
 			s.log.Error().Err(err).Msg("models not saved")
+		}
+		if err := s.store.PutForensics(s.forensics.Dirty()); err != nil {
+			s.log.Error().Err(err).Msg("forensics not saved")
 		}
 		if ctx.Err() != nil {
 			return
@@ -273,7 +286,7 @@ var servedServices = []string{
 func (s *Server) Run(ctx context.Context) error {
 	defer s.closeState()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.engine, s.trap)
+	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.forensics, s.engine, s.trap)
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	var engineWG sync.WaitGroup
 	engineWG.Go(func() { s.engine.Run(engineCtx) })

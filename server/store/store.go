@@ -244,3 +244,48 @@ func (s *Store) LoadModels() ([]*detect.ModelDoc, error) {
 	})
 	return out, err
 }
+
+var bucketForensics = []byte("forensics")
+
+// PutForensics stores identities' forensic records, replacing older ones.
+func (s *Store) PutForensics(recs []*detect.ForensicRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketForensics)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			data, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(r.Kind+"\x00"+r.Value), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// LoadForensics returns the stored forensic records.
+func (s *Store) LoadForensics() ([]*detect.ForensicRecord, error) {
+	var out []*detect.ForensicRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketForensics)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			r := new(detect.ForensicRecord)
+			if err := json.Unmarshal(v, r); err != nil {
+				return fmt.Errorf("forensics %q: %w", k, err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}

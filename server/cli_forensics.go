@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"text/tabwriter"
+	"time"
+)
+
+const forensicsUsage = `Usage: vigil forensics KIND VALUE [--admin-addr ADDR] [-o json]
+What one identity did: its IPs, methods, endpoints, APIs and attacks. KIND is ip, token, api_key,
+cookie or username; VALUE the raw value (fingerprinted by the server) or a fingerprint.`
+
+type forensicsAnswer struct {
+	Kind      string     `json:"kind"`
+	Value     string     `json:"value"`
+	FirstSeen *time.Time `json:"first_seen"`
+	LastSeen  *time.Time `json:"last_seen"`
+	Status    string     `json:"status"`
+	Summary   struct {
+		TotalRequests int64 `json:"total_requests"`
+		TotalAttacks  int   `json:"total_attacks"`
+	} `json:"summary"`
+	Details struct {
+		Metrics struct {
+			IPList  []forensicsIP    `json:"ip_list"`
+			Methods map[string]int64 `json:"methods"`
+			URLs    map[string]int64 `json:"urls"`
+			APIs    map[string]int64 `json:"apis"`
+		} `json:"metrics"`
+	} `json:"details"`
+	Attacks []struct {
+		ID         string    `json:"id"`
+		Type       string    `json:"type"`
+		API        string    `json:"api"`
+		Action     string    `json:"action"`
+		DetectedAt time.Time `json:"detected_at"`
+	} `json:"attacks"`
+}
+
+func forensicsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newAdminCmd("vigil forensics", forensicsUsage, stderr)
+	pos, err := c.parse(args)
+	if err != nil {
+		return helpIsDone(err)
+	}
+	if len(pos) != 2 {
+		return c.usageError("want KIND VALUE")
+	}
+	path := "/v1/forensics/" + url.PathEscape(pos[0]) + "/" + url.PathEscape(pos[1])
+	shown := "/v1/forensics/" + pos[0] + "/<value>"
+	var raw json.RawMessage
+	if err := c.call(ctx, "GET", path, shown, nil, &raw); err != nil {
+		return err
+	}
+	if c.json() {
+		return writeIndented(stdout, raw)
+	}
+	var f forensicsAnswer
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return fmt.Errorf("GET %s: unexpected answer: %w", shown, err)
+	}
+	fmt.Fprintf(stdout, "%s %s: %s, %d requests, %d attacks", f.Kind, shortValue(f.Value), f.Status, f.Summary.TotalRequests, f.Summary.TotalAttacks)
+	if f.FirstSeen != nil {
+		fmt.Fprintf(stdout, ", seen %s to %s", fmtTime(*f.FirstSeen), fmtTime(*f.LastSeen))
+	}
+	fmt.Fprint(stdout, "\n\n")
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "IP\tREQUESTS\tMETHODS\tTOP ENDPOINT\tAPIS")
+	for _, ip := range f.Details.Metrics.IPList {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", ip.IP, ip.Total, counts(ip.Methods, 4), counts(ip.URLs, 1), counts(ip.APIs, 3))
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout)
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENDPOINT\tREQUESTS")
+	for _, kv := range sorted(f.Details.Metrics.URLs) {
+		fmt.Fprintf(tw, "%s\t%d\n", kv.k, kv.n)
+	}
+	tw.Flush()
+	if len(f.Attacks) > 0 {
+		fmt.Fprintln(stdout)
+		tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ATTACK\tDETECTED\tTYPE\tAPI\tACTION")
+		for _, a := range f.Attacks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, fmtTime(a.DetectedAt), a.Type, a.API, a.Action)
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+type countKV struct {
+	k string
+	n int64
+}
+
+func sorted(m map[string]int64) []countKV {
+	out := make([]countKV, 0, len(m))
+	for k, n := range m {
+		out = append(out, countKV{k, n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].n > out[j].n || out[i].n == out[j].n && out[i].k < out[j].k })
+	return out
+}
+
+// counts renders the top n of a count map as "A 27, B 3".
+func counts(m map[string]int64, n int) string {
+	s := ""
+	for i, kv := range sorted(m) {
+		if i == n {
+			s += ", …"
+			break
+		}
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s %d", kv.k, kv.n)
+	}
+	return s
+}
