@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/dashboard"
 )
 
 // maxAdminBody bounds admin request bodies.
@@ -88,6 +89,8 @@ func (a *admin) handler() http.Handler {
 	mux.Handle("GET /v1/models/{api}", a.auth(http.HandlerFunc(a.getModel)))
 	mux.Handle("PUT /v1/models/{api}", a.auth(http.HandlerFunc(a.putModel)))
 	mux.Handle("POST /v1/models/{api}/import", a.auth(http.HandlerFunc(a.importModel)))
+	mux.Handle("GET /{$}", dashboard.Handler())
+	mux.Handle("GET /ui/", http.StripPrefix("/ui/", dashboard.Handler()))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})
