@@ -57,6 +57,16 @@ type Attack struct {
 	Request *AttackRequest `json:"request,omitempty"`
 	// Honeytoken says which planted credential was used (decoy attacks).
 	Honeytoken *HoneytokenUse `json:"honeytoken,omitempty"`
+	// FalsePositive is set when a person marked the attack as one.
+	FalsePositive *FalsePositive `json:"false_positive,omitempty"`
+}
+
+// FalsePositive records what marking an attack as a false positive did.
+type FalsePositive struct {
+	At           time.Time    `json:"at"`
+	Unblocked    int          `json:"unblocked"`
+	AllowedUntil *time.Time   `json:"allowed_until,omitempty"`
+	Relaxed      []Relaxation `json:"relaxed,omitempty"`
 }
 
 // AttackRequest is the metadata of one call; secrets are not in it.
@@ -195,3 +205,22 @@ func (s *AttackStore) Len() int {
 
 // KnownAttackType reports whether t is a type the engine raises.
 func KnownAttackType(t AttackType) bool { return t == AttackDecoy || typeIndex(t) >= 0 }
+
+// Update replaces a stored record (same ID) in memory and in the journal.
+func (s *AttackStore) Update(a *Attack) {
+	if s.journal != nil {
+		if err := s.journal.PutAttack(a); err != nil && s.onError != nil {
+			s.onError(err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.byID[a.ID]; ok {
+		for i, x := range s.list {
+			if x == old {
+				s.list[i] = a
+			}
+		}
+	}
+	s.byID[a.ID] = a
+}

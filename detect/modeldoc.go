@@ -291,3 +291,41 @@ func (e *Engine) ModelDocs() []*ModelDoc {
 	}
 	return out
 }
+
+// Relaxation is one threshold a false positive relaxed.
+type Relaxation struct {
+	Name  string  `json:"name"`
+	Kind  string  `json:"kind"`
+	OldTx float64 `json:"old_tx"`
+	NewTx float64 `json:"new_tx"`
+}
+
+// Relax raises, on the attack's API, the Tx of every variable that fired
+// to half again the value observed, as user-set thresholds (mode user), so
+// that the same behaviour no longer raises an attack. Setting a variable
+// back to mode system undoes it.
+func (e *Engine) Relax(a *Attack) ([]Relaxation, error) {
+	if a.Type == AttackDecoy {
+		return nil, nil // a decoy has no threshold
+	}
+	u := &ModelUpdate{}
+	var out []Relaxation
+	for _, v := range a.Variables {
+		if _, ok := varByName(v.Name); !ok || v.Observed <= v.Tx {
+			continue
+		}
+		tn, tx := v.Tn, round(v.Observed*1.5)
+		if tx < tn {
+			tn = tx
+		}
+		u.Variables = append(u.Variables, VariableUpdate{Name: v.Name, Kind: a.Identity.Kind, Mode: "user", Tn: &tn, Tx: &tx})
+		out = append(out, Relaxation{Name: v.Name, Kind: a.Identity.Kind, OldTx: v.Tx, NewTx: tx})
+	}
+	if len(u.Variables) == 0 {
+		return nil, nil
+	}
+	if err := e.Apply(a.API, u); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

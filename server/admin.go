@@ -81,6 +81,7 @@ func (a *admin) handler() http.Handler {
 	mux.Handle("GET /v1/apis", a.auth(http.HandlerFunc(a.apis)))
 	mux.Handle("GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks)))
 	mux.Handle("GET /v1/attacks/{id}", a.auth(http.HandlerFunc(a.getAttack)))
+	mux.Handle("POST /v1/attacks/{id}/false-positive", a.auth(http.HandlerFunc(a.falsePositive)))
 	mux.Handle("GET /v1/decoys", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"decoys": a.trap.Stats(), "honeytokens_planted": a.trap.Honeytokens()})
 	})))
@@ -438,4 +439,68 @@ func nonNil(m map[string]int64) map[string]int64 {
 		return map[string]int64{}
 	}
 	return m
+}
+
+// falsePositive undoes an attack that was a mistake: it removes the block
+// list entries the attack made, soft-allows the identity for a while
+// ({"allow_for":"24h"} by default; "0s" for none) and relaxes the thresholds
+// that fired (user-set values on the API's model, reversible with mode
+// system). The attack record keeps what was done.
+func (a *admin) falsePositive(w http.ResponseWriter, r *http.Request) {
+	at, ok := a.attacks.Get(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no attack %q", r.PathValue("id")))
+		return
+	}
+	var req struct {
+		AllowFor string `json:"allow_for"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r.Body, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	allowFor := 24 * time.Hour
+	if req.AllowFor != "" {
+		d, err := time.ParseDuration(req.AllowFor)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("allow_for: %q is not a duration such as \"24h\" (\"0s\": none)", req.AllowFor))
+			return
+		}
+		allowFor = d
+	}
+	now := a.now()
+	fp := &detect.FalsePositive{At: now.UTC()}
+	for _, e := range a.block.Entries(now) {
+		if e.AttackID != at.ID {
+			continue
+		}
+		if _, err := a.block.Remove(e.Kind, e.Value); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		fp.Unblocked++
+	}
+	kind, err := detect.ParseKind(at.Identity.Kind)
+	if allowFor > 0 && err == nil && at.Identity.Value != "" {
+		until := now.Add(allowFor)
+		e := detect.Entry{Kind: kind, Value: at.Identity.Value, Reason: "false positive " + at.ID, CreatedAt: now, ExpiresAt: until}
+		if err := a.allow.Store(e); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		u := until.UTC()
+		fp.AllowedUntil = &u
+	}
+	relaxed, err := a.engine.Relax(at)
+	if err != nil {
+		a.log.Warn().Err(err).Str("attack_id", at.ID).Msg("thresholds not relaxed")
+	}
+	fp.Relaxed = relaxed
+	updated := *at
+	updated.FalsePositive = fp
+	a.attacks.Update(&updated)
+	a.log.Info().Str("attack_id", at.ID).Int("unblocked", fp.Unblocked).Int("relaxed", len(relaxed)).Msg("attack marked as a false positive")
+	writeJSON(w, http.StatusOK, &updated)
 }

@@ -88,3 +88,77 @@ apis:
 		t.Fatal("the attack was not logged")
 	}
 }
+
+// TestFalsePositiveUnblocksAllowsAndRelaxes marks a detected attack as a
+// false positive: the identity is unblocked and soft-allowed at once, the
+// thresholds that fired are raised as user values, and the record says so.
+func TestFalsePositiveUnblocksAllowsAndRelaxes(t *testing.T) {
+	v := start(t, `
+trusted_hops: 1
+training: {duration: 0s, min_requests: 100, min_identities: 10, relearn_interval: 1h}
+apis:
+  - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block}
+`)
+	upstream := func(r envoysim.HTTPRequest) envoysim.HTTPResponse {
+		if strings.Contains(r.Path, "/nope") {
+			return envoysim.HTTPResponse{Status: 404}
+		}
+		return envoysim.HTTPResponse{Status: 200}
+	}
+	send := func(ip, path string) *envoysim.Result {
+		res, err := envoysim.Do(context.Background(), v.extproc, buffered, get(path, "x-forwarded-for", ip), upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for i := range 200 {
+		send(fmt.Sprintf("10.0.0.%d", i%20), fmt.Sprintf("/shop/items/%d", i%7))
+	}
+	tester := "198.51.100.60" // an internal link checker, as it turns out
+	var id string
+	for i := 0; i < 200 && id == ""; i++ {
+		if res := send(tester, fmt.Sprintf("/shop/nope-%d", i)); res.Status == 403 {
+			var b struct {
+				AttackID string `json:"attack_id"`
+			}
+			json.Unmarshal(res.Body, &b)
+			id = b.AttackID
+		}
+	}
+	if id == "" {
+		t.Fatal("the link checker was never blocked")
+	}
+	var fp struct {
+		FalsePositive *struct {
+			Unblocked    int
+			AllowedUntil *time.Time `json:"allowed_until"`
+			Relaxed      []struct {
+				Name  string
+				OldTx float64 `json:"old_tx"`
+				NewTx float64 `json:"new_tx"`
+			}
+		} `json:"false_positive"`
+	}
+	decodeJSON(t, v.mustDo("POST", "/v1/attacks/"+id+"/false-positive", `{"allow_for":"2h"}`, 200), &fp)
+	if fp.FalsePositive == nil || fp.FalsePositive.Unblocked != 1 || fp.FalsePositive.AllowedUntil == nil || len(fp.FalsePositive.Relaxed) == 0 {
+		t.Fatalf("false positive: %+v", fp.FalsePositive)
+	}
+	if res := send(tester, "/shop/items/1"); res.Status != 200 {
+		t.Fatalf("still refused after the false positive: %d", res.Status)
+	}
+	var m modelDoc
+	decodeJSON(t, v.mustDo("GET", "/v1/models/shop", "", 200), &m)
+	name := fp.FalsePositive.Relaxed[0].Name
+	if mode, _, _ := m.variable(name, "ip"); mode != "user" {
+		t.Fatalf("%s/ip is in mode %q after the false positive, want user", name, mode)
+	}
+	if rec := v.mustDo("GET", "/v1/attacks/"+id, "", 200); !strings.Contains(rec, `"false_positive"`) {
+		t.Fatalf("the record does not say it was a false positive:\n%s", rec)
+	}
+	if r := fp.FalsePositive.Relaxed[0]; r.NewTx <= r.OldTx {
+		t.Fatalf("threshold not relaxed: %+v", r)
+	}
+	v.mustDo("POST", "/v1/attacks/nosuch/false-positive", "", 404)
+	v.mustDo("POST", "/v1/attacks/"+id+"/false-positive", `{"allow_for":"soon"}`, 400)
+}
