@@ -235,3 +235,29 @@ func (s *AttackStore) AttacksOf(kind Kind, value string) []*Attack {
 	}
 	return out
 }
+
+// TopIdentity is one of an API's busiest identities.
+type TopIdentity struct {
+	Kind     string `json:"kind"`
+	Value    string `json:"value"`
+	Requests int64  `json:"requests"`
+}
+
+// Top returns the n identities with the most requests to api.
+func (f *Forensics) Top(api string, n int) []TopIdentity {
+	f.mu.Lock()
+	var out []TopIdentity
+	for k, r := range f.recs {
+		if c := r.APIs[api]; c > 0 {
+			out = append(out, TopIdentity{Kind: k.kind.String(), Value: k.value, Requests: c})
+		}
+	}
+	f.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Requests != out[j].Requests {
+			return out[i].Requests > out[j].Requests
+		}
+		return out[i].Kind+out[i].Value < out[j].Kind+out[j].Value
+	})
+	return out[:min(n, len(out))]
+}

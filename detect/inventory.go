@@ -29,7 +29,8 @@ type apiRecord struct {
 	requests   uint64
 	blocked    uint64
 	wouldBlock uint64
-	endpoints  map[string]*endpointRecord // by "METHOD template"
+	endpoints  map[string]*endpointRecord
+	activity   *activity // by "METHOD template"
 	overflow   uint64
 }
 
@@ -134,6 +135,10 @@ func (inv *Inventory) Consume(t *Transaction) {
 	}
 	// Joined calls reach the inventory out of order.
 	r.first, r.last = widen(r.first, r.last, when)
+	if r.activity == nil {
+		r.activity = new(activity)
+	}
+	r.activity.add(t)
 	r.requests++
 	if t.Blocked {
 		r.blocked++

@@ -79,6 +79,7 @@ func (a *admin) handler() http.Handler {
 		mux.Handle("DELETE /v1/"+name+"/{kind}/{value...}", a.auth(a.deleteEntry(name, list)))
 	}
 	mux.Handle("GET /v1/apis", a.auth(http.HandlerFunc(a.apis)))
+	mux.Handle("GET /v1/apis/{api}/activity", a.auth(http.HandlerFunc(a.activity)))
 	mux.Handle("GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks)))
 	mux.Handle("GET /v1/attacks/{id}", a.auth(http.HandlerFunc(a.getAttack)))
 	mux.Handle("POST /v1/attacks/{id}/false-positive", a.auth(http.HandlerFunc(a.falsePositive)))
@@ -503,4 +504,42 @@ func (a *admin) falsePositive(w http.ResponseWriter, r *http.Request) {
 	a.attacks.Update(&updated)
 	a.log.Info().Str("attack_id", at.ID).Int("unblocked", fp.Unblocked).Int("relaxed", len(relaxed)).Msg("attack marked as a false positive")
 	writeJSON(w, http.StatusOK, &updated)
+}
+
+// activity answers an API's activity over time: GET
+// /v1/apis/{api}/activity?since=1h&step=1m (since: RFC 3339 or a duration
+// back; step: a duration). A discovered API's name carries a '/', sent
+// escaped as %2F.
+func (a *admin) activity(w http.ResponseWriter, r *http.Request) {
+	api := r.PathValue("api")
+	now := a.now()
+	since := now.Add(-time.Hour)
+	if s := r.URL.Query().Get("since"); s != "" {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			since = t
+		} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			since = now.Add(-d)
+		} else {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since: %q is neither RFC 3339 nor a duration such as \"1h\"", s))
+			return
+		}
+	}
+	step := time.Minute
+	if s := r.URL.Query().Get("step"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Minute {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("step: %q must be a duration of at least 1m", s))
+			return
+		}
+		step = d
+	}
+	points, step, ok := a.inventory.Activity(api, since, now, step)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API %q", api))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"api": api, "since": since.UTC(), "step": step.String(), "points": points,
+		"top_identities": a.forensics.Top(api, 10),
+	})
 }

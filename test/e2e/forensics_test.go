@@ -109,3 +109,42 @@ func TestForensicsCLI(t *testing.T) {
 		t.Fatalf("unknown identity: %v", err)
 	}
 }
+
+func TestAPIActivityOverTime(t *testing.T) {
+	v := start(t, "trusted_hops: 1\napis:\n  - {name: shop-bidding, hosts: [shop.example.com], base_path: /shopapi-bid}\n")
+	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.5"}`, 201)
+	for i := range 12 {
+		v.send(buffered, get(fmt.Sprintf("/shopapi-bid/order/%d", i), "x-forwarded-for", "100.100.1.10"))
+	}
+	v.send(buffered, get("/shopapi-bid/order/1", "x-forwarded-for", "203.0.113.5"))
+	var act struct {
+		API    string
+		Step   string
+		Points []struct {
+			Time              time.Time
+			Requests, Blocked int
+			Errors4xx         int `json:"errors_4xx"`
+		}
+		TopIdentities []struct {
+			Kind, Value string
+			Requests    int
+		} `json:"top_identities"`
+	}
+	eventually(t, 5*time.Second, func() error {
+		decodeJSON(t, v.mustDo("GET", "/v1/apis/shop-bidding/activity?since=10m&step=5m", "", 200), &act)
+		total, blocked := 0, 0
+		for _, p := range act.Points {
+			total += p.Requests
+			blocked += p.Blocked
+		}
+		if total != 13 || blocked != 1 {
+			return fmt.Errorf("requests %d, blocked %d in %+v", total, blocked, act.Points)
+		}
+		return nil
+	})
+	if act.Step != "5m0s" || len(act.TopIdentities) == 0 || act.TopIdentities[0].Value != "100.100.1.10" || act.TopIdentities[0].Requests != 12 {
+		t.Fatalf("activity %+v", act)
+	}
+	v.mustDo("GET", "/v1/apis/nosuch/activity", "", 404)
+	v.mustDo("GET", "/v1/apis/shop-bidding/activity?step=1s", "", 400)
+}
