@@ -21,6 +21,9 @@ type activity struct {
 
 func (a *activity) add(t *Transaction) {
 	sec := t.Start.Unix()
+	if sec <= 0 {
+		return // no time: no place on the time line
+	}
 	for _, ring := range []struct {
 		b    []activityBucket
 		unit int64
@@ -71,7 +74,7 @@ func (inv *Inventory) Activity(api string, since, now time.Time, step time.Durat
 	}
 	perStep := max(int64(step/time.Second)/unit, 1)
 	step = time.Duration(perStep*unit) * time.Second
-	from, to := since.Unix()/unit, now.Unix()/unit
+	from, to := max(since.Unix(), 0)/unit, max(now.Unix(), 0)/unit
 	if max := int64(len(ring)); to-from >= max {
 		from = to - max + 1
 	}
