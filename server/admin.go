@@ -29,6 +29,7 @@ const maxAdminBody = 64 << 10
 type admin struct {
 	log       zerolog.Logger
 	token     []byte
+	readToken []byte
 	fp        *detect.Fingerprinter
 	allow     *detect.List
 	block     *detect.List
@@ -105,12 +106,26 @@ func (a *admin) auth(next http.Handler) http.Handler {
 		return next
 	}
 	// Digests are compared, so that the time taken does not even reveal the
-	// token's length.
-	want := sha256.Sum256(a.token)
+	// tokens' lengths. The read-only token opens GET and HEAD only.
+	admin := sha256.Sum256(a.token)
+	var reader [sha256.Size]byte
+	hasReader := len(a.readToken) > 0
+	if hasReader {
+		reader = sha256.Sum256(a.readToken)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		sum := sha256.Sum256([]byte(got))
-		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+		bearer := strings.EqualFold(scheme, "Bearer")
+		isAdmin := bearer && subtle.ConstantTimeCompare(sum[:], admin[:]) == 1
+		isReader := bearer && hasReader && subtle.ConstantTimeCompare(sum[:], reader[:]) == 1
+		switch {
+		case isAdmin:
+		case isReader && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		case isReader:
+			writeError(w, http.StatusForbidden, "the read-only token cannot change anything; use the admin token")
+			return
+		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-admin"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong admin bearer token")
 			return

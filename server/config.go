@@ -28,9 +28,11 @@ func DefaultConfigYAML() []byte { return bytes.Clone(defaultYAML) }
 // Config is Vigil's configuration: embedded defaults, then the YAML file,
 // then flags.
 type Config struct {
-	GRPCAddr       string        `yaml:"grpc_addr"`
-	AdminAddr      string        `yaml:"admin_addr"`
-	AdminToken     string        `yaml:"admin_token"`
+	GRPCAddr   string `yaml:"grpc_addr"`
+	AdminAddr  string `yaml:"admin_addr"`
+	AdminToken string `yaml:"admin_token"`
+	// AdminReadToken opens the admin API's GET routes only.
+	AdminReadToken string        `yaml:"admin_read_token"`
 	DataDir        string        `yaml:"data_dir"`
 	FingerprintKey string        `yaml:"fingerprint_key"`
 	TrustedHops    int           `yaml:"trusted_hops"`
@@ -338,6 +340,9 @@ func (c *Config) Validate() error {
 	}
 	if adminOK && c.AdminToken == "" && !isLoopbackAddr(c.AdminAddr) {
 		bad("admin_token", "required when admin_addr (%s) is not a loopback address", c.AdminAddr)
+	}
+	if c.AdminReadToken != "" && (c.AdminToken == "" || len(c.AdminReadToken) < 16 || c.AdminReadToken == c.AdminToken) {
+		bad("admin_read_token", "needs admin_token too, at least 16 characters, and must differ from admin_token")
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		bad("admin_token", "must be at least 16 characters")

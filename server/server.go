@@ -134,7 +134,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	}
 	s.grpc = s.newGRPCServer()
 	adm := &admin{
-		log: log.With().Str("component", "admin").Logger(), token: []byte(cfg.AdminToken), fp: fp,
+		log: log.With().Str("component", "admin").Logger(), token: []byte(cfg.AdminToken), readToken: []byte(cfg.AdminReadToken), fp: fp,
 		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
 		attacks: s.engine.Store(), engine: s.engine, trap: s.trap, forensics: s.forensics,
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +148,37 @@ func TestAPIActivityOverTime(t *testing.T) {
 	}
 	v.mustDo("GET", "/v1/apis/nosuch/activity", "", 404)
 	v.mustDo("GET", "/v1/apis/shop-bidding/activity?step=1s", "", 400)
+}
+
+func TestReadOnlyTokenReadsButCannotChange(t *testing.T) {
+	v := start(t, "admin_token: admin-token-0123456789\nadmin_read_token: reader-token-0123456789\n")
+	call := func(method, path, token, body string) int {
+		req, _ := http.NewRequest(method, "http://"+v.admin+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	entry := `{"kind":"ip","value":"192.0.2.1"}`
+	for _, c := range []struct {
+		method, path, token, body string
+		want                      int
+	}{
+		{"GET", "/v1/blocklist", "reader-token-0123456789", "", 200},
+		{"GET", "/v1/attacks", "reader-token-0123456789", "", 200},
+		{"POST", "/v1/blocklist", "reader-token-0123456789", entry, 403},
+		{"POST", "/v1/blocklist", "admin-token-0123456789", entry, 201},
+		{"DELETE", "/v1/blocklist/ip/192.0.2.1", "reader-token-0123456789", "", 403},
+		{"GET", "/v1/blocklist", "", "", 401},
+		{"GET", "/v1/blocklist", "wrong-token-0123456789", "", 401},
+	} {
+		if got := call(c.method, c.path, c.token, c.body); got != c.want {
+			t.Errorf("%s %s with %q: %d, want %d", c.method, c.path, c.token, got, c.want)
+		}
+	}
 }
