@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,9 @@ import (
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/server/dashboard"
 )
+
+//go:embed openapi.json
+var openAPI []byte
 
 // maxAdminBody bounds admin request bodies.
 const maxAdminBody = 64 << 10
@@ -79,6 +83,10 @@ func (a *admin) handler() http.Handler {
 		mux.Handle("POST /v1/"+name, a.auth(a.addEntry(name, list)))
 		mux.Handle("DELETE /v1/"+name+"/{kind}/{value...}", a.auth(a.deleteEntry(name, list)))
 	}
+	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPI)
+	})
 	mux.Handle("GET /v1/apis", a.auth(http.HandlerFunc(a.apis)))
 	mux.Handle("GET /v1/apis/{api}/activity", a.auth(http.HandlerFunc(a.activity)))
 	mux.Handle("GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks)))
