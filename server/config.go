@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"encoding/hex"
 	"errors"
@@ -56,6 +58,41 @@ type Config struct {
 	DecoyTTL     time.Duration `yaml:"decoy_ttl"`
 	DecoyAPIs    []DecoyAPI    `yaml:"decoy_apis"`
 	Retention    Retention     `yaml:"retention"`
+	// AdminTLS serves the admin API over TLS.
+	AdminTLS TLSFiles `yaml:"admin_tls"`
+	// GRPCTLS serves gRPC over TLS; with client_ca_file, Envoy must present
+	// a certificate that CA signed (mTLS).
+	GRPCTLS TLSFiles `yaml:"grpc_tls"`
+}
+
+// TLSFiles names PEM files; all empty means plain TCP.
+type TLSFiles struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+func (t TLSFiles) enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != "" }
+
+// tlsConfig loads the files into a TLS configuration (TLS 1.2 at least).
+func (t TLSFiles) tlsConfig() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load %s and %s: %w", t.CertFile, t.KeyFile, err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", t.ClientCAFile)
+		}
+		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return c, nil
 }
 
 // Retention bounds the attack records kept in the data directory.
@@ -474,6 +511,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Detection.MaxAttacks < 1 {
 		bad("detection.max_attacks", "must be positive")
+	}
+	for name, t := range map[string]TLSFiles{"admin_tls": c.AdminTLS, "grpc_tls": c.GRPCTLS} {
+		if t.enabled() && (t.CertFile == "" || t.KeyFile == "") {
+			bad(name, "needs both cert_file and key_file")
+		}
+	}
+	if c.AdminTLS.ClientCAFile != "" {
+		bad("admin_tls.client_ca_file", "is not supported: the admin API authenticates with bearer tokens")
 	}
 	if c.Retention.ForensicsIdentities < 1 {
 		bad("retention.forensics_identities", "must be positive")

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -123,6 +125,19 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 		}
 	}
 
+	var grpcTLS, adminTLS *tls.Config
+	if cfg.GRPCTLS.enabled() {
+		if grpcTLS, err = cfg.GRPCTLS.tlsConfig(); err != nil {
+			s.closeState()
+			return nil, fmt.Errorf("grpc_tls: %w", err)
+		}
+	}
+	if cfg.AdminTLS.enabled() {
+		if adminTLS, err = cfg.AdminTLS.tlsConfig(); err != nil {
+			s.closeState()
+			return nil, fmt.Errorf("admin_tls: %w", err)
+		}
+	}
 	if s.grpcL, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		s.closeState()
 		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
@@ -132,7 +147,10 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 		s.closeState()
 		return nil, fmt.Errorf("listen admin on %s: %w", cfg.AdminAddr, err)
 	}
-	s.grpc = s.newGRPCServer()
+	if adminTLS != nil {
+		s.admL = tls.NewListener(s.admL, adminTLS)
+	}
+	s.grpc = s.newGRPCServer(grpcTLS)
 	adm := &admin{
 		log: log.With().Str("component", "admin").Logger(), token: []byte(cfg.AdminToken), readToken: []byte(cfg.AdminReadToken), fp: fp,
 		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
@@ -241,21 +259,25 @@ func (s *Server) Enforcer() *detect.Enforcer { return s.enforcer }
 // in single messages, so the receive limit follows the config; keepalive
 // finds dead connections; recovery is the outermost interceptor so that a
 // panic becomes an INTERNAL status, which Envoy handles by its failure mode.
-func (s *Server) newGRPCServer() *grpc.Server {
+func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 	g := s.cfg.GRPC
 	onPanic := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		s.metrics.panics.Inc()
 		s.log.Error().Interface("panic", p).Msg("recovered from panic in gRPC handler")
 		return status.Error(codes.Internal, "internal error")
 	})
-	srv := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(g.MaxRecvMsgBytes),
 		grpc.MaxConcurrentStreams(g.MaxConcurrentStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: g.KeepaliveTime, Timeout: g.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(onPanic)),
 		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(onPanic)),
-	)
+	}
+	if tlsConfig != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
+	}
+	srv := grpc.NewServer(opts...)
 	ec := envoy.Config{
 		Log:       s.log.With().Str("component", "envoy").Logger(),
 		Catalog:   &s.catalog,

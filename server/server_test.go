@@ -492,7 +492,7 @@ func TestRecoveryInterceptor(t *testing.T) {
 	allow, block := detect.NewLists()
 	q := detect.NewQueue(8)
 	s := &Server{cfg: DefaultConfig(), log: zerolog.New(logs), now: time.Now, queue: q, metrics: newMetrics(q, allow, block)}
-	g := s.newGRPCServer()
+	g := s.newGRPCServer(nil)
 	g.RegisterService(&panicService, struct{}{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// testPKI is a CA with a server and a client certificate, written as PEM.
+type testPKI struct {
+	dir                   string
+	caPool                *x509.CertPool
+	clientCert            tls.Certificate
+	serverCert, serverKey string
+	caFile                string
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(name string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, _ := x509.MarshalECPrivateKey(key)
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	}
+	p := &testPKI{dir: dir, caPool: x509.NewCertPool()}
+	p.caPool.AddCert(ca)
+	p.caFile = filepath.Join(dir, "ca.pem")
+	os.WriteFile(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
+	sc, sk := issue("vigil", x509.ExtKeyUsageServerAuth)
+	p.serverCert, p.serverKey = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	os.WriteFile(p.serverCert, sc, 0o600)
+	os.WriteFile(p.serverKey, sk, 0o600)
+	cc, ck := issue("envoy", x509.ExtKeyUsageClientAuth)
+	p.clientCert, err = tls.X509KeyPair(cc, ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestTLSOnTheAdminAPIAndMutualTLSOnGRPC: with admin_tls the admin API
+// answers HTTPS only; with grpc_tls and client_ca_file a client must show
+// a certificate of that CA.
+func TestTLSOnTheAdminAPIAndMutualTLSOnGRPC(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg := DefaultConfig()
+	cfg.GRPCAddr, cfg.AdminAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+	cfg.Shutdown.DrainDelay = 0
+	cfg.AdminTLS = TLSFiles{CertFile: pki.serverCert, KeyFile: pki.serverKey}
+	cfg.GRPCTLS = TLSFiles{CertFile: pki.serverCert, KeyFile: pki.serverKey, ClientCAFile: pki.caFile}
+	s, err := New(cfg, zerolog.Nop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.caPool}}}
+	resp, err := https.Get("https://" + s.AdminAddr() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("admin over TLS: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + s.AdminAddr() + "/healthz"); err == nil && resp.StatusCode == 200 {
+		t.Fatal("the admin API answered plain HTTP")
+	}
+
+	check := func(creds credentials.TransportCredentials) error {
+		conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		defer ccancel()
+		_, err = healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	if err := check(credentials.NewTLS(&tls.Config{RootCAs: pki.caPool, Certificates: []tls.Certificate{pki.clientCert}})); err != nil {
+		t.Fatalf("gRPC with a client certificate: %v", err)
+	}
+	if err := check(credentials.NewTLS(&tls.Config{RootCAs: pki.caPool})); err == nil {
+		t.Fatal("gRPC without a client certificate was accepted")
+	}
+}
+
+func TestTLSConfigProblems(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GRPCTLS = TLSFiles{CertFile: "x.pem"}
+	cfg.AdminTLS = TLSFiles{CertFile: "a", KeyFile: "b", ClientCAFile: "c"}
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "grpc_tls: needs both cert_file and key_file") || !strings.Contains(err.Error(), "admin_tls.client_ca_file") {
+		t.Fatalf("validation: %v", err)
+	}
+	cfg = DefaultConfig()
+	cfg.GRPCAddr, cfg.AdminAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+	cfg.GRPCTLS = TLSFiles{CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem"}
+	if _, err := New(cfg, zerolog.Nop(), Options{}); err == nil || !strings.Contains(err.Error(), "grpc_tls") {
+		t.Fatalf("missing files: %v", err)
+	}
+}
