@@ -58,6 +58,8 @@ type Config struct {
 	DecoyTTL     time.Duration `yaml:"decoy_ttl"`
 	DecoyAPIs    []DecoyAPI    `yaml:"decoy_apis"`
 	Retention    Retention     `yaml:"retention"`
+	// Notify sends every attack to webhooks.
+	Notify NotifyConfig `yaml:"notify"`
 	// AdminTLS serves the admin API over TLS.
 	AdminTLS TLSFiles `yaml:"admin_tls"`
 	// GRPCTLS serves gRPC over TLS; with client_ca_file, Envoy must present
@@ -512,6 +514,7 @@ func (c *Config) Validate() error {
 	if c.Detection.MaxAttacks < 1 {
 		bad("detection.max_attacks", "must be positive")
 	}
+	errs = append(errs, c.Notify.Validate()...)
 	for name, t := range map[string]TLSFiles{"admin_tls": c.AdminTLS, "grpc_tls": c.GRPCTLS} {
 		if t.enabled() && (t.CertFile == "" || t.KeyFile == "") {
 			bad(name, "needs both cert_file and key_file")

@@ -63,6 +63,7 @@ type Server struct {
 	trap      *decoy.Trap
 	metrics   *metrics
 	store     *store.Store
+	notifier  *Notifier
 }
 
 // Options are the dependencies of New that tests replace.
@@ -106,7 +107,9 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.store.AttackMax, s.store.AttackMaxAge = cfg.Retention.AttacksMax, cfg.Retention.AttacksMaxAge
-	s.engine = newEngine(cfg, log, block, s.metrics, s.catalog.Load().APIs())
+	s.notifier = NewNotifier(cfg.Notify, log.With().Str("component", "notify").Logger(), nil)
+	s.metrics.reg.MustRegister(s.notifier.Collectors()...)
+	s.engine = newEngine(cfg, log, block, s.metrics, s.catalog.Load().APIs(), s.notifier)
 	if err := s.restore(allow, block); err != nil {
 		s.closeState()
 		return nil, err
@@ -317,6 +320,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { pipeline.Run(pipeCtx) })
 	wg.Go(func() { s.sweep(pipeCtx) })
 	wg.Go(func() { s.saveModels(pipeCtx) })
+	wg.Go(func() { s.notifier.Run(pipeCtx) })
 
 	errc := make(chan error, 2)
 	go func() {
@@ -507,7 +511,7 @@ func createKeyFile(path string, data []byte) error {
 // newEngine builds the detection engine: attacks are logged as one JSON
 // line each, counted, and put on the block list by the engine when their
 // API is in block mode.
-func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, apis []*detect.API) *detect.Engine {
+func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, apis []*detect.API, n *Notifier) *detect.Engine {
 	alog := log.With().Str("component", "detect").Logger()
 	return detect.NewEngine(detect.EngineConfig{
 		Workers:   cfg.Detection.Workers,
@@ -528,6 +532,7 @@ func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, 
 		Store: detect.NewAttackStore(cfg.Detection.MaxAttacks),
 		OnAttack: func(a *detect.Attack) {
 			m.attack(a)
+			n.Notify(a)
 			alog.Warn().Str("attack_id", a.ID).Str("type", string(a.Type)).Str("api", a.API).
 				Str("identity_kind", a.Identity.Kind).Str("identity", a.Identity.Value).
 				Str("action", a.Action).Interface("variables", a.Variables).Strs("client_ips", a.ClientIPs).

@@ -3,7 +3,11 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -285,5 +289,33 @@ func TestDecoyFlowsThroughBothServices(t *testing.T) {
 	}
 	if r := v.call(from("192.0.2.51", "/shopapi-bid/items/1")); r.Status != 403 {
 		t.Fatalf("the prober of the decoy API is not blocked: %d", r.Status)
+	}
+}
+
+// TestAttacksReachWebhooks: a decoy hit reaches a configured webhook as
+// {"event":"attack","attack":…}.
+func TestAttacksReachWebhooks(t *testing.T) {
+	got := make(chan []byte, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+	}))
+	defer hook.Close()
+	v := start(t, decoyConfig+"notify:\n  webhooks:\n    - {url: "+hook.URL+"/vigil, headers: {X-Receiver-Token: s3cret}}\n")
+	v.call(from("198.51.100.90", "/shopapi-bid/.env"))
+	select {
+	case b := <-got:
+		var ev struct {
+			Event  string
+			Attack struct{ Type, API string }
+		}
+		if err := json.Unmarshal(b, &ev); err != nil || ev.Event != "attack" || ev.Attack.Type != "decoy" || ev.Attack.API != "shop-bidding" {
+			t.Fatalf("webhook got %s (%v)", b, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the webhook got nothing within 10s")
+	}
+	if strings.Contains(v.logs.String(), "s3cret") {
+		t.Fatal("the webhook's header value is in the log")
 	}
 }
