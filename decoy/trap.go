@@ -71,12 +71,12 @@ type decoy struct {
 
 // Honeytoken is a fake credential planted in a decoy answer.
 type Honeytoken struct {
-	Kind     string
-	API      string
-	Path     string
-	MintedAt time.Time
+	Kind     string    `json:"kind"`
+	API      string    `json:"api"`
+	Path     string    `json:"path"`
+	MintedAt time.Time `json:"minted_at"`
 	// HitID is the attack that the hit which minted it was recorded as.
-	HitID string
+	HitID string `json:"hit_id"`
 }
 
 // Trap answers decoy calls, plants honeytokens, and turns every touch of
@@ -92,6 +92,35 @@ type Trap struct {
 	fp     *detect.Fingerprinter
 	// OnReal is told when traffic shows a decoy to be a real endpoint.
 	OnReal func(api, path string, status int)
+	// Journal keeps planted honeytokens across restarts (optional);
+	// OnJournalError hears of its failures.
+	Journal        HoneytokenJournal
+	OnJournalError func(error)
+}
+
+// HoneytokenJournal keeps honeytokens durably: one planted before a restart
+// must still give its user away after it.
+type HoneytokenJournal interface {
+	PutHoneytoken(fingerprint string, h *Honeytoken) error
+}
+
+// Restore installs a honeytoken read back from the journal.
+func (t *Trap) Restore(fingerprint string, h *Honeytoken) {
+	if _, loaded := t.tokens.LoadOrStore(fingerprint, h); !loaded {
+		t.count.Add(1)
+	}
+}
+
+// RestoreHits sets a decoy's hit count and last hit, read back from storage.
+func (t *Trap) RestoreHits(s Stats) {
+	for _, d := range t.all {
+		if d.api == s.API && d.path == s.Path {
+			d.hits.Store(s.Hits)
+			if s.LastHit != nil {
+				d.last.Store(s.LastHit.UnixNano())
+			}
+		}
+	}
 }
 
 // New builds the trap. A decoy that would trap a real client — on a login
@@ -360,7 +389,14 @@ func (t *Trap) answer(req *detect.Request, d *decoy, h *Honeytoken, hitID string
 	}
 	mint := func(kind string) string {
 		v := mintValue(kind)
-		t.tokens.Store(t.fp.Fingerprint(honeytokenSecret(kind, v)), &Honeytoken{Kind: kind, API: apiName, Path: req.Path, MintedAt: now, HitID: hitID})
+		fp := t.fp.Fingerprint(honeytokenSecret(kind, v))
+		h := &Honeytoken{Kind: kind, API: apiName, Path: strings.Clone(req.Path), MintedAt: now, HitID: hitID}
+		if t.Journal != nil {
+			if err := t.Journal.PutHoneytoken(fp, h); err != nil && t.OnJournalError != nil {
+				t.OnJournalError(err)
+			}
+		}
+		t.tokens.Store(fp, h)
 		t.count.Add(1)
 		return v
 	}

@@ -119,6 +119,20 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.enforcer.SetDecoy(s.trap.Hook)
+	s.trap.Journal = s.store
+	s.trap.OnJournalError = func(err error) { s.log.Error().Err(err).Msg("honeytoken not stored durably") }
+	if err := s.store.LoadHoneytokens(s.trap.Restore); err != nil {
+		s.closeState()
+		return nil, err
+	}
+	hits, err := s.store.LoadDecoyHits()
+	if err != nil {
+		s.closeState()
+		return nil, err
+	}
+	for _, h := range hits {
+		s.trap.RestoreHits(h)
+	}
 	for _, a := range cfg.APIs {
 		if a.Detection != nil {
 			if err := s.engine.Apply(a.Name, a.Detection); err != nil {
@@ -240,6 +254,9 @@ func (s *Server) saveModels(ctx context.Context) {
 		}
 		if err := s.store.PutForensics(s.forensics.Dirty()); err != nil {
 			s.log.Error().Err(err).Msg("forensics not saved")
+		}
+		if err := s.store.PutDecoyHits(s.trap.Stats()); err != nil {
+			s.log.Error().Err(err).Msg("decoy hits not saved")
 		}
 		if ctx.Err() != nil {
 			return

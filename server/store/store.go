@@ -18,6 +18,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 )
 
@@ -284,6 +285,87 @@ func (s *Store) LoadForensics() ([]*detect.ForensicRecord, error) {
 				return fmt.Errorf("forensics %q: %w", k, err)
 			}
 			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+var (
+	bucketHoneytokens = []byte("honeytokens")
+	bucketDecoyHits   = []byte("decoy_hits")
+)
+
+// PutHoneytoken stores a planted honeytoken under its fingerprint.
+func (s *Store) PutHoneytoken(fingerprint string, h *decoy.Honeytoken) error {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketHoneytokens)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(fingerprint), data)
+	})
+}
+
+// LoadHoneytokens calls f for every stored honeytoken.
+func (s *Store) LoadHoneytokens(f func(fingerprint string, h *decoy.Honeytoken)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHoneytokens)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			h := new(decoy.Honeytoken)
+			if err := json.Unmarshal(v, h); err != nil {
+				return fmt.Errorf("honeytoken %s: %w", k, err)
+			}
+			f(string(k), h)
+			return nil
+		})
+	})
+}
+
+// PutDecoyHits stores the decoys' hit counts.
+func (s *Store) PutDecoyHits(stats []decoy.Stats) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketDecoyHits)
+		if err != nil {
+			return err
+		}
+		for _, st := range stats {
+			if st.Hits == 0 {
+				continue
+			}
+			data, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(st.API+"\x00"+st.Path), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// LoadDecoyHits returns the stored hit counts.
+func (s *Store) LoadDecoyHits() ([]decoy.Stats, error) {
+	var out []decoy.Stats
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDecoyHits)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var st decoy.Stats
+			if err := json.Unmarshal(v, &st); err != nil {
+				return fmt.Errorf("decoy hits %q: %w", k, err)
+			}
+			out = append(out, st)
 			return nil
 		})
 	})

@@ -75,3 +75,32 @@ apis:
 		t.Fatalf("model after restart: %+v", m.Status)
 	}
 }
+
+// TestHoneytokensAndDecoyHitsSurviveARestart: a honeytoken planted before
+// a restart still gives its user away after it.
+func TestHoneytokensAndDecoyHitsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	v := startIn(t, dir, decoyConfig)
+	res := v.call(from("198.51.100.120", "/shopapi-bid/.env"))
+	key := liveKey.Find(res.Body)
+	if key == nil {
+		t.Fatalf("no API key planted:\n%s", res.Body)
+	}
+	v.stop()
+	w := startIn(t, dir, decoyConfig)
+	if r := w.call(from("203.0.113.121", "/shopapi-bid/order/1", "x-api-key", string(key))); r.UpstreamCalled {
+		t.Fatal("a honeytoken planted before the restart went through after it")
+	}
+	var d struct {
+		Decoys []struct {
+			API, Path string
+			Hits      int
+		}
+	}
+	decodeJSON(t, w.mustDo("GET", "/v1/decoys", "", 200), &d)
+	for _, x := range d.Decoys {
+		if x.Path == "/shopapi-bid/.env" && x.Hits != 1 {
+			t.Fatalf("hits of /shopapi-bid/.env after the restart: %d", x.Hits)
+		}
+	}
+}
