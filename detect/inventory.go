@@ -247,3 +247,51 @@ func (inv *Inventory) APIs(fallback *API) []APIStats {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// Restore puts back the inventory saved before a restart (APIs as
+// APIs returned them): counts, hosts and endpoint templates.
+func (inv *Inventory) Restore(stats []APIStats) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	for _, s := range stats {
+		r, ok := inv.apis[s.Name]
+		if !ok {
+			if !s.Discovered || inv.discovered >= inv.maxAPIs {
+				continue // a configured API no longer configured, or past the bound
+			}
+			r = newAPIRecord(s.Name, s.BasePath, nil)
+			inv.apis[s.Name] = r
+			inv.discovered++
+		}
+		if s.FirstSeen != nil {
+			r.first, r.last = widen(r.first, r.last, *s.FirstSeen)
+			r.first, r.last = widen(r.first, r.last, *s.LastSeen)
+		}
+		r.requests += s.Requests
+		r.blocked += s.Blocked
+		r.wouldBlock += s.WouldBlock
+		r.overflow += s.OverflowRequests
+		for _, h := range s.Hosts {
+			if len(r.hosts) < 16 {
+				r.hosts[h] = struct{}{}
+			}
+		}
+		for _, e := range s.Endpoints {
+			key := e.Method + " " + e.Path
+			ep := r.endpoints[key]
+			if ep == nil {
+				if len(r.endpoints) >= inv.maxEndpoints {
+					continue
+				}
+				ep = &endpointRecord{method: e.Method, path: e.Path}
+				r.endpoints[key] = ep
+			}
+			ep.requests += e.Requests
+			ep.first, ep.last = widen(ep.first, ep.last, e.FirstSeen)
+			ep.first, ep.last = widen(ep.first, ep.last, e.LastSeen)
+			for i, name := range statusClasses {
+				ep.status[i] += e.Status[name]
+			}
+		}
+	}
+}

@@ -218,6 +218,11 @@ func (s *Server) restore(allow, block *detect.List) error {
 		as.Load(a)
 	}
 	as.SetJournal(s.store, func(err error) { s.log.Error().Err(err).Msg("attack record not stored") })
+	inv, err := s.store.LoadInventory()
+	if err != nil {
+		return err
+	}
+	s.inventory.Restore(inv)
 	recs, err := s.store.LoadForensics()
 	if err != nil {
 		return err
@@ -239,28 +244,34 @@ func (s *Server) restore(allow, block *detect.List) error {
 	return nil
 }
 
-// saveModels snapshots the models and the forensic records changed since
-// the last save, every minute and at shutdown.
+// saveModels snapshots the models, the forensic records changed since the
+// last save, the decoys' hits and the inventory every minute; Run saves
+// once more after the pipeline has drained.
 func (s *Server) saveModels(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
+			s.saveSnapshots()
 		case <-ctx.Done():
-		}
-		if err := s.store.PutModels(s.engine.ModelDocs()); err != nil {
-			s.log.Error().Err(err).Msg("models not saved")
-		}
-		if err := s.store.PutForensics(s.forensics.Dirty()); err != nil {
-			s.log.Error().Err(err).Msg("forensics not saved")
-		}
-		if err := s.store.PutDecoyHits(s.trap.Stats()); err != nil {
-			s.log.Error().Err(err).Msg("decoy hits not saved")
-		}
-		if ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+func (s *Server) saveSnapshots() {
+	if err := s.store.PutModels(s.engine.ModelDocs()); err != nil {
+		s.log.Error().Err(err).Msg("models not saved")
+	}
+	if err := s.store.PutForensics(s.forensics.Dirty()); err != nil {
+		s.log.Error().Err(err).Msg("forensics not saved")
+	}
+	if err := s.store.PutDecoyHits(s.trap.Stats()); err != nil {
+		s.log.Error().Err(err).Msg("decoy hits not saved")
+	}
+	if err := s.store.PutInventory(s.inventory.APIs(nil)); err != nil {
+		s.log.Error().Err(err).Msg("inventory not saved")
 	}
 }
 
@@ -332,7 +343,6 @@ func (s *Server) Run(ctx context.Context) error {
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	var engineWG sync.WaitGroup
 	engineWG.Go(func() { s.engine.Run(engineCtx) })
-	defer func() { stopEngine(); engineWG.Wait() }()
 	var wg sync.WaitGroup
 	wg.Go(func() { pipeline.Run(pipeCtx) })
 	wg.Go(func() { s.sweep(pipeCtx) })
@@ -367,6 +377,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.shutdown()
 	stopPipe()
 	wg.Wait()
+	stopEngine()
+	engineWG.Wait()
+	s.saveSnapshots() // what the drained pipeline and engine added
 	s.log.Info().Uint64("queue_dropped", s.queue.Dropped()).Msg("vigil stopped")
 	return runErr
 }

@@ -371,3 +371,36 @@ func (s *Store) LoadDecoyHits() ([]decoy.Stats, error) {
 	})
 	return out, err
 }
+
+var keyInventory = []byte("inventory")
+
+// PutInventory stores the API inventory (one document).
+func (s *Store) PutInventory(apis []detect.APIStats) error {
+	data, err := json.Marshal(apis)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("meta"))
+		if err != nil {
+			return err
+		}
+		return b.Put(keyInventory, data)
+	})
+}
+
+// LoadInventory returns the stored API inventory.
+func (s *Store) LoadInventory() ([]detect.APIStats, error) {
+	var out []detect.APIStats
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("meta"))
+		if b == nil {
+			return nil
+		}
+		if v := b.Get(keyInventory); v != nil {
+			return json.Unmarshal(v, &out)
+		}
+		return nil
+	})
+	return out, err
+}

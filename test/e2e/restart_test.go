@@ -104,3 +104,25 @@ func TestHoneytokensAndDecoyHitsSurviveARestart(t *testing.T) {
 		}
 	}
 }
+
+func TestInventorySurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	v := startIn(t, dir, "")
+	other := get("/api/v2/users/8812/orders")
+	other.Authority = "partners.example.com"
+	for range 3 {
+		v.send(buffered, other)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(v.mustDo("GET", "/v1/apis", "", 200), "partners.example.com/api/v2/users") {
+			return fmt.Errorf("not in the inventory yet")
+		}
+		return nil
+	})
+	v.stop()
+	w := startIn(t, dir, "")
+	out := w.mustDo("GET", "/v1/apis", "", 200)
+	if !strings.Contains(out, "partners.example.com/api/v2/users") || !strings.Contains(out, "/api/v2/users/{id}/orders") || !strings.Contains(out, `"requests": 3`) {
+		t.Fatalf("inventory after restart:\n%s", out)
+	}
+}
