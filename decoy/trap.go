@@ -31,6 +31,9 @@ type Config struct {
 	APIs []APIDecoys
 	// DecoyAPIs are whole fake APIs: every path under them is a decoy.
 	DecoyAPIs []DecoyAPI
+	// RealEndpoint reports whether traffic showed a path of an API to be a
+	// real endpoint that answered with success (optional).
+	RealEndpoint func(api *detect.API, path string) bool
 }
 
 // APIDecoys are one configured API's decoys.
@@ -138,7 +141,11 @@ func New(cfg Config, fp *detect.Fingerprinter, act Actions) (*Trap, error) {
 	for _, ad := range cfg.APIs {
 		add := func(rel string, builtin bool) {
 			full := join(ad.API.BasePath, rel)
-			if why := conflict(full, ad.API, cfg.APIs); why != "" {
+			why := conflict(full, ad.API, cfg.APIs)
+			if why == "" && cfg.RealEndpoint != nil && cfg.RealEndpoint(ad.API, full) {
+				why = "is a real endpoint: traffic before this start got successful answers from it"
+			}
+			if why != "" {
 				if !builtin {
 					errs = append(errs, fmt.Sprintf("apis %s: decoy %q %s", ad.API.Name, rel, why))
 				}

@@ -295,3 +295,21 @@ func (inv *Inventory) Restore(stats []APIStats) {
 		}
 	}
 }
+
+// Succeeded reports whether requests to path (any method) on api were
+// answered with success (2xx).
+func (inv *Inventory) Succeeded(api, path string) bool {
+	tmpl := TemplatePath(path)
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	r, ok := inv.apis[api]
+	if !ok {
+		return false
+	}
+	for _, ep := range r.endpoints {
+		if strings.EqualFold(ep.path, tmpl) && ep.status[2] > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -13,8 +13,9 @@ import (
 // newTrap builds the configuration's decoys. A decoy that would trap a real
 // client (a login path, another API's paths, an API's base path) is an
 // error; one that traffic later shows to be real is disabled and logged.
-func newTrap(cfg *Config, catalog *detect.Catalog, fp *detect.Fingerprinter, engine *detect.Engine, block *detect.List, log zerolog.Logger, now func() time.Time) (*decoy.Trap, error) {
-	dc := decoy.Config{Builtin: cfg.DecoyBuiltin, TTL: cfg.DecoyTTL}
+func newTrap(cfg *Config, catalog *detect.Catalog, fp *detect.Fingerprinter, engine *detect.Engine, block *detect.List, inv *detect.Inventory, log zerolog.Logger, now func() time.Time) (*decoy.Trap, error) {
+	dc := decoy.Config{Builtin: cfg.DecoyBuiltin, TTL: cfg.DecoyTTL,
+		RealEndpoint: func(api *detect.API, path string) bool { return inv.Succeeded(api.Name, path) }}
 	for _, a := range cfg.APIs {
 		if api, ok := catalog.Lookup(a.Name); ok {
 			dc.APIs = append(dc.APIs, decoy.APIDecoys{API: api, Paths: a.Decoys})

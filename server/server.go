@@ -114,7 +114,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 		s.closeState()
 		return nil, err
 	}
-	if s.trap, err = newTrap(cfg, s.catalog.Load(), fp, s.engine, block, log, s.now); err != nil {
+	if s.trap, err = newTrap(cfg, s.catalog.Load(), fp, s.engine, block, s.inventory, log, s.now); err != nil {
 		s.closeState()
 		return nil, err
 	}

@@ -3,10 +3,15 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/test/envoysim"
 )
 
@@ -124,5 +129,33 @@ func TestInventorySurvivesARestart(t *testing.T) {
 	out := w.mustDo("GET", "/v1/apis", "", 200)
 	if !strings.Contains(out, "partners.example.com/api/v2/users") || !strings.Contains(out, "/api/v2/users/{id}/orders") || !strings.Contains(out, `"requests": 3`) {
 		t.Fatalf("inventory after restart:\n%s", out)
+	}
+}
+
+// TestDecoyOnAnEndpointTrafficShowedRealIsRefusedAtStart: a decoy added on
+// a path that clients used successfully before the restart is refused.
+func TestDecoyOnAnEndpointTrafficShowedRealIsRefusedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	api := "apis:\n  - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block"
+	v := startIn(t, dir, api+"}\n")
+	for range 3 {
+		v.send(buffered, get("/shop/internal/export"))
+	}
+	eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(v.mustDo("GET", "/v1/apis", "", 200), "/shop/internal/export") {
+			return fmt.Errorf("not in the inventory yet")
+		}
+		return nil
+	})
+	v.stop()
+	path := filepath.Join(dir, "vigil.yaml")
+	os.WriteFile(path, []byte("grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\ndata_dir: "+dir+"\n"+api+", decoys: [/internal/export]}\n"), 0o600)
+	cfg, err := server.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = server.New(cfg, zerolog.Nop(), server.Options{})
+	if err == nil || !strings.Contains(err.Error(), "real endpoint") || !strings.Contains(err.Error(), "/internal/export") {
+		t.Fatalf("a decoy on a real endpoint was accepted (or refused without saying why): %v", err)
 	}
 }
