@@ -301,16 +301,12 @@ func (a *admin) listAttacks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("type: unknown attack type %q", f.Type))
 		return
 	}
-	if s := q.Get("since"); s != "" {
-		if t, err := time.Parse(time.RFC3339, s); err == nil {
-			f.Since = t
-		} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
-			f.Since = a.now().Add(-d)
-		} else {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("since: %q is neither RFC 3339 nor a duration such as \"15m\"", s))
-			return
-		}
+	since, err := parseSince(q.Get("since"), a.now(), time.Time{})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
+	f.Since = since
 	for _, p := range []struct {
 		name string
 		dst  *int
@@ -536,16 +532,10 @@ func (a *admin) falsePositive(w http.ResponseWriter, r *http.Request) {
 func (a *admin) activity(w http.ResponseWriter, r *http.Request) {
 	api := r.PathValue("api")
 	now := a.now()
-	since := now.Add(-time.Hour)
-	if s := r.URL.Query().Get("since"); s != "" {
-		if t, err := time.Parse(time.RFC3339, s); err == nil {
-			since = t
-		} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
-			since = now.Add(-d)
-		} else {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("since: %q is neither RFC 3339 nor a duration such as \"1h\"", s))
-			return
-		}
+	since, err := parseSince(r.URL.Query().Get("since"), now, now.Add(-time.Hour))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	step := time.Minute
 	if s := r.URL.Query().Get("step"); s != "" {
@@ -565,4 +555,19 @@ func (a *admin) activity(w http.ResponseWriter, r *http.Request) {
 		"api": api, "since": since.UTC(), "step": step.String(), "points": points,
 		"top_identities": a.forensics.Top(api, 10),
 	})
+}
+
+// parseSince reads a since parameter: RFC 3339, or a duration back from
+// now ("15m"); empty gives def.
+func parseSince(s string, now, def time.Time) (time.Time, error) {
+	if s == "" {
+		return def, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("since: %q is neither RFC 3339 nor a duration such as \"15m\"", s)
 }
