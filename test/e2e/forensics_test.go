@@ -95,7 +95,13 @@ func TestForensicsCLI(t *testing.T) {
 	var out, errs bytes.Buffer
 	eventually(t, 5*time.Second, func() error {
 		out.Reset()
-		return server.Main(context.Background(), []string{"forensics", "token", "tok-cli", "--admin-addr", v.admin}, &out, &errs)
+		if err := server.Main(context.Background(), []string{"forensics", "token", "tok-cli", "--admin-addr", v.admin}, &out, &errs); err != nil {
+			return err
+		}
+		if !strings.Contains(out.String(), "3 requests") {
+			return fmt.Errorf("the pipeline has not recorded all three calls yet:\n%s", out.String())
+		}
+		return nil
 	})
 	for _, want := range []string{"3 requests", "100.100.1.10", "/shopapi-bid/order/{id}"} {
 		if !strings.Contains(out.String(), want) {
