@@ -1,0 +1,467 @@
+// Package manifests checks the Kubernetes and Istio examples under examples/
+// against their API types, so a manifest cannot drift into one the API server
+// (or istiod) would reject or silently half-ignore.
+package manifests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+	meshapi "istio.io/api/mesh/v1alpha1"
+	networkingapi "istio.io/api/networking/v1alpha3"
+	securityapi "istio.io/api/security/v1"
+	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/vigil-project/vigil/server"
+)
+
+const (
+	examplesDir = "../../examples"
+	// vigilCluster is the cluster Istio generates for port 9000 of the vigil Service.
+	vigilCluster = "outbound|9000||vigil.vigil-system.svc.cluster.local"
+)
+
+// manifestDirs are the directories whose every YAML document is a Kubernetes object.
+var manifestDirs = []string{"kubernetes", "istio"}
+
+// doc is one decoded YAML document.
+type doc struct {
+	where string // file:index
+	obj   any
+	raw   []byte // JSON
+}
+
+// newObject returns an empty typed object for apiVersion/kind, or nil.
+func newObject(apiVersion, kind string) any {
+	switch apiVersion + "/" + kind {
+	case "apps/v1/Deployment":
+		return &appsv1.Deployment{}
+	case "v1/Service":
+		return &corev1.Service{}
+	case "v1/ConfigMap":
+		return &corev1.ConfigMap{}
+	case "v1/Secret":
+		return &corev1.Secret{}
+	case "v1/PersistentVolumeClaim":
+		return &corev1.PersistentVolumeClaim{}
+	case "v1/Namespace":
+		return &corev1.Namespace{}
+	case "policy/v1/PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}
+	case "networking.istio.io/v1alpha3/EnvoyFilter":
+		return &networkingv1alpha3.EnvoyFilter{}
+	case "security.istio.io/v1/AuthorizationPolicy":
+		return &securityv1.AuthorizationPolicy{}
+	}
+	return nil
+}
+
+// decodeStrict decodes JSON into v, refusing unknown fields.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// specStrict re-decodes an Istio object's spec with protojson, which (unlike the
+// client-go types' jsonpb with AllowUnknownFields) rejects unknown fields and enums.
+func specStrict(raw []byte, into proto.Message) error {
+	var top struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return err
+	}
+	if len(top.Spec) == 0 {
+		return errors.New("no spec")
+	}
+	return protojson.Unmarshal(top.Spec, into)
+}
+
+// loadDir decodes every YAML document under examples/<dir>.
+func loadDir(t *testing.T, dir string) []doc {
+	t.Helper()
+	var docs []doc
+	root := filepath.Join(examplesDir, dir)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if ext := strings.ToLower(filepath.Ext(path)); d.IsDir() || (ext != ".yaml" && ext != ".yml") {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		rel, _ := filepath.Rel(examplesDir, path)
+		r := utilyaml.NewYAMLReader(bufio.NewReader(f))
+		for i := 0; ; i++ {
+			chunk, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Errorf("%s: %v", rel, err)
+				break
+			}
+			where := filepath.ToSlash(rel) + "#" + strconv.Itoa(i)
+			js, err := yaml.YAMLToJSON(chunk)
+			if err != nil {
+				t.Errorf("%s: %v", where, err)
+				continue
+			}
+			if s := strings.TrimSpace(string(js)); s == "null" || s == "" {
+				continue // comments only
+			}
+			var tm metav1.TypeMeta
+			if err := json.Unmarshal(js, &tm); err != nil {
+				t.Errorf("%s: %v", where, err)
+				continue
+			}
+			obj := newObject(tm.APIVersion, tm.Kind)
+			if obj == nil {
+				t.Errorf("%s: unknown kind %s %s", where, tm.APIVersion, tm.Kind)
+				continue
+			}
+			if err := decodeStrict(js, obj); err != nil {
+				t.Errorf("%s: %s %s: %v", where, tm.APIVersion, tm.Kind, err)
+				continue
+			}
+			switch tm.Kind {
+			case "EnvoyFilter":
+				err = specStrict(js, &networkingapi.EnvoyFilter{})
+			case "AuthorizationPolicy":
+				err = specStrict(js, &securityapi.AuthorizationPolicy{})
+			}
+			if err != nil {
+				t.Errorf("%s: %s spec: %v", where, tm.Kind, err)
+				continue
+			}
+			docs = append(docs, doc{where: where, obj: obj, raw: js})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", root, err)
+	}
+	if len(docs) == 0 {
+		t.Fatalf("no manifests under %s", root)
+	}
+	return docs
+}
+
+func TestManifests(t *testing.T) {
+	for _, dir := range manifestDirs {
+		t.Run(dir, func(t *testing.T) {
+			docs := loadDir(t, dir)
+			checkVigil(t, docs)
+			if dir == "istio" {
+				checkIstio(t, docs)
+			}
+		})
+	}
+}
+
+func TestUnknownKindFails(t *testing.T) {
+	if newObject("apps/v1", "StatefulSet") != nil || newObject("v1", "Deploymentt") != nil {
+		t.Fatal("unlisted kinds must not decode")
+	}
+	var d appsv1.Deployment
+	if err := decodeStrict([]byte(`{"apiVersion":"apps/v1","kind":"Deployment","spec":{"replica":2}}`), &d); err == nil {
+		t.Fatal("unknown field accepted")
+	}
+}
+
+func portOf(t *testing.T, addr string) int32 {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	return int32(n)
+}
+
+// checkVigil checks Vigil's config, Deployment, Service and PDB agree.
+func checkVigil(t *testing.T, docs []doc) {
+	var deps []*appsv1.Deployment
+	var svcs []*corev1.Service
+	var pdbs []*policyv1.PodDisruptionBudget
+	var cfgs []*server.Config
+	for _, d := range docs {
+		switch o := d.obj.(type) {
+		case *appsv1.Deployment:
+			deps = append(deps, o)
+		case *corev1.Service:
+			svcs = append(svcs, o)
+		case *policyv1.PodDisruptionBudget:
+			pdbs = append(pdbs, o)
+		case *corev1.Secret:
+			text, ok := o.StringData["vigil.yaml"]
+			if !ok {
+				if b, ok2 := o.Data["vigil.yaml"]; ok2 {
+					text, ok = string(b), true
+				}
+			}
+			if ok {
+				cfgs = append(cfgs, loadVigilConfig(t, d.where, text))
+			}
+		case *corev1.ConfigMap:
+			if text, ok := o.Data["vigil.yaml"]; ok {
+				cfgs = append(cfgs, loadVigilConfig(t, d.where, text))
+			}
+		}
+	}
+	if len(deps) != 1 || len(svcs) != 1 || len(cfgs) != 1 || len(pdbs) != 1 {
+		t.Fatalf("want one Vigil Deployment, Service, config and PDB; got %d, %d, %d, %d", len(deps), len(svcs), len(cfgs), len(pdbs))
+	}
+	dep, svc, cfg, pdb := deps[0], svcs[0], cfgs[0], pdbs[0]
+	if svc.Name != "vigil" || svc.Namespace != "vigil-system" || dep.Namespace != "vigil-system" {
+		t.Errorf("want Service vigil and Deployment in vigil-system, got %s/%s and %s", svc.Namespace, svc.Name, dep.Namespace)
+	}
+	if len(dep.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("want one container, got %d", len(dep.Spec.Template.Spec.Containers))
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	if got := strings.Join(c.Args, " "); got != "serve --config /etc/vigil/vigil.yaml" {
+		t.Errorf("args %q", got)
+	}
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	grpcPort, adminPort := portOf(t, cfg.GRPCAddr), portOf(t, cfg.AdminAddr)
+	if ports["grpc"] != grpcPort || ports["admin"] != adminPort {
+		t.Errorf("container ports %v, config grpc_addr %s admin_addr %s", ports, cfg.GRPCAddr, cfg.AdminAddr)
+	}
+	for name, pr := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
+		if pr == nil || pr.GRPC == nil {
+			t.Errorf("%s probe: want a native grpc probe", name)
+			continue
+		}
+		if pr.GRPC.Port != grpcPort {
+			t.Errorf("%s probe on port %d, gRPC listens on %d", name, pr.GRPC.Port, grpcPort)
+		}
+	}
+	sc := c.SecurityContext
+	psc := dep.Spec.Template.Spec.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Error("readOnlyRootFilesystem must be true")
+	}
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		t.Error("runAsNonRoot must be true")
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Error("want cpu/memory requests and a memory limit")
+	}
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m.Name
+	}
+	if mounts[cfg.DataDir] == "" {
+		t.Errorf("data_dir %s is not a mounted volume (read-only root)", cfg.DataDir)
+	}
+	if mounts["/etc/vigil"] == "" {
+		t.Error("config not mounted at /etc/vigil")
+	}
+
+	podLabels := labels.Set(dep.Spec.Template.Labels)
+	depSel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
+	if err != nil || !depSel.Matches(podLabels) {
+		t.Errorf("Deployment selector does not match its pods: %v", err)
+	}
+	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) {
+		t.Error("Service selector does not match Vigil's pods")
+	}
+	pdbSel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+	if err != nil || !pdbSel.Matches(podLabels) {
+		t.Errorf("PDB selector does not match Vigil's pods: %v", err)
+	}
+
+	svcPorts := map[string]corev1.ServicePort{}
+	for _, p := range svc.Spec.Ports {
+		svcPorts[p.Name] = p
+		target := p.TargetPort.IntVal
+		if p.TargetPort.StrVal != "" {
+			target = ports[p.TargetPort.StrVal]
+		}
+		if target == 0 {
+			target = p.Port
+		}
+		if want := ports[p.Name]; want == 0 || target != want {
+			t.Errorf("Service port %s targets %d, container port %s is %d", p.Name, target, p.Name, want)
+		}
+	}
+	g, ok := svcPorts["grpc"]
+	if !ok || g.Port != grpcPort || g.AppProtocol == nil || *g.AppProtocol != "grpc" {
+		t.Errorf("Service needs port grpc %d with appProtocol grpc, got %+v", grpcPort, g)
+	}
+	if _, ok := svcPorts["admin"]; !ok {
+		t.Error("Service has no admin port")
+	}
+}
+
+// loadVigilConfig writes the embedded vigil.yaml to a file and loads and validates it
+// exactly as `vigil serve --config` would.
+func loadVigilConfig(t *testing.T, where, text string) *server.Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := server.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("%s: vigil.yaml: %v", where, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("%s: vigil.yaml invalid: %v", where, err)
+	}
+	if len(cfg.AdminToken) < 16 {
+		t.Fatalf("%s: admin_token placeholder must be at least 16 characters", where)
+	}
+	return cfg
+}
+
+// checkIstio checks the EnvoyFilter's ext_proc config, the mesh's extension provider
+// and the AuthorizationPolicy that uses it.
+func checkIstio(t *testing.T, docs []doc) {
+	var filters, policies int
+	providers := map[string]*meshapi.MeshConfig_ExtensionProvider{}
+	var policyProviders []string
+	for _, d := range docs {
+		switch o := d.obj.(type) {
+		case *networkingv1alpha3.EnvoyFilter:
+			var spec networkingapi.EnvoyFilter
+			if err := specStrict(d.raw, &spec); err != nil {
+				t.Fatalf("%s: %v", d.where, err)
+			}
+			for i, p := range spec.GetConfigPatches() {
+				tc := p.GetPatch().GetValue().GetFields()["typed_config"]
+				if tc == nil {
+					t.Errorf("%s: patch %d has no typed_config", d.where, i)
+					continue
+				}
+				checkExtProc(t, d.where, tc.GetStructValue())
+				filters++
+			}
+			_ = o
+		case *securityv1.AuthorizationPolicy:
+			var spec securityapi.AuthorizationPolicy
+			if err := specStrict(d.raw, &spec); err != nil {
+				t.Fatalf("%s: %v", d.where, err)
+			}
+			if spec.GetAction() != securityapi.AuthorizationPolicy_CUSTOM {
+				t.Errorf("%s: action %v, want CUSTOM", d.where, spec.GetAction())
+			}
+			policyProviders = append(policyProviders, spec.GetProvider().GetName())
+			policies++
+		case *corev1.ConfigMap:
+			text, ok := o.Data["mesh"]
+			if !ok {
+				continue
+			}
+			js, err := yaml.YAMLToJSON([]byte(text))
+			if err != nil {
+				t.Fatalf("%s: mesh: %v", d.where, err)
+			}
+			var mc meshapi.MeshConfig
+			if err := protojson.Unmarshal(js, &mc); err != nil {
+				t.Fatalf("%s: mesh: %v", d.where, err)
+			}
+			for _, p := range mc.GetExtensionProviders() {
+				providers[p.GetName()] = p
+			}
+		}
+	}
+	if filters == 0 || policies == 0 || len(providers) == 0 {
+		t.Fatalf("want an EnvoyFilter patch, an AuthorizationPolicy and a mesh extension provider; got %d, %d, %d", filters, policies, len(providers))
+	}
+	for _, name := range policyProviders {
+		p := providers[name]
+		if p == nil {
+			t.Errorf("AuthorizationPolicy uses provider %q, not declared in the mesh config", name)
+			continue
+		}
+		az := p.GetEnvoyExtAuthzGrpc()
+		if az == nil {
+			t.Errorf("provider %q is not envoyExtAuthzGrpc", name)
+			continue
+		}
+		if az.GetService() != "vigil.vigil-system.svc.cluster.local" || az.GetPort() != 9000 {
+			t.Errorf("provider %q points at %s:%d", name, az.GetService(), az.GetPort())
+		}
+		if az.GetFailOpen() || az.GetTimeout().AsDuration().Seconds() != 0.25 {
+			t.Errorf("provider %q: want failOpen false and timeout 0.25s", name)
+		}
+	}
+}
+
+// checkExtProc decodes an EnvoyFilter patch's typed_config as Envoy would and validates it.
+func checkExtProc(t *testing.T, where string, tc *structpb.Struct) {
+	t.Helper()
+	js, err := protojson.Marshal(tc)
+	if err != nil {
+		t.Fatalf("%s: typed_config: %v", where, err)
+	}
+	var a anypb.Any
+	if err := protojson.Unmarshal(js, &a); err != nil {
+		t.Fatalf("%s: typed_config: %v", where, err)
+	}
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		t.Fatalf("%s: typed_config: %v", where, err)
+	}
+	ep, ok := m.(*extprocv3.ExternalProcessor)
+	if !ok {
+		t.Fatalf("%s: typed_config is %T, want ExternalProcessor", where, m)
+	}
+	if err := ep.ValidateAll(); err != nil {
+		t.Errorf("%s: ExternalProcessor: %v", where, err)
+	}
+	if got := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != vigilCluster {
+		t.Errorf("%s: cluster %q, want %q", where, got, vigilCluster)
+	}
+	pm := ep.GetProcessingMode()
+	if pm.GetRequestHeaderMode() != extprocv3.ProcessingMode_SEND ||
+		pm.GetRequestBodyMode() != extprocv3.ProcessingMode_BUFFERED ||
+		pm.GetResponseHeaderMode() != extprocv3.ProcessingMode_SEND {
+		t.Errorf("%s: processing_mode %v", where, pm)
+	}
+	if ep.GetFailureModeAllow() || ep.GetMessageTimeout() == nil {
+		t.Errorf("%s: want failure_mode_allow false and a message_timeout", where)
+	}
+}
