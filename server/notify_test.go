@@ -222,6 +222,7 @@ func TestNotifierGivesUpAfterMaxRetries(t *testing.T) {
 	if s := n.Stats()[0]; s.Failed != 3 || s.Sent != 0 {
 		t.Errorf("stats = %+v, want 3 failed attempts", s)
 	}
+	notifEventually(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "retries exhausted") }, "the log line")
 	if got := strings.Count(logs.String(), "retries exhausted"); got != 1 {
 		t.Errorf("final failure logged %d times, want once:\n%s", got, logs)
 	}
@@ -241,6 +242,8 @@ func TestNotifierDoesNotRetryClientErrors(t *testing.T) {
 	if s := n.Stats()[0]; s.Failed != 1 || s.Sent != 0 {
 		t.Errorf("stats = %+v, want 1 failed attempt", s)
 	}
+	// The counter moves before the log line is written.
+	notifEventually(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "atk-1") }, "the log line")
 	var line map[string]any
 	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &line); err != nil {
 		t.Fatalf("want exactly one log line, got %q: %v", logs, err)
@@ -503,6 +506,7 @@ func TestNotifierRunReturnsPromptlyAfterCancel(t *testing.T) {
 	if s := n.Stats()[0]; s.Dropped != 3 || s.QueueDepth != 0 || s.Sent != 0 {
 		t.Errorf("stats = %+v, want the 3 undelivered records dropped", s)
 	}
+	notifEventually(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), `"undelivered":3`) }, "the shutdown log line")
 	if !strings.Contains(logs.String(), `"undelivered":3`) {
 		t.Errorf("shutdown not logged:\n%s", logs)
 	}
@@ -555,6 +559,11 @@ func TestNotifierKeepsSecretsOutOfLogs(t *testing.T) {
 	if basicUser.Load() != "alice" || basicPass.Load() != "userinfo-secret" {
 		t.Errorf("userinfo not sent as basic auth: %v:%v", basicUser.Load(), basicPass.Load())
 	}
+	// The counters move before the log lines are written.
+	notifEventually(t, 5*time.Second, func() bool {
+		o := logs.String()
+		return strings.Count(o, "retries exhausted") >= 1 && strings.Contains(o, "rejected")
+	}, "the final log lines")
 	out := logs.String()
 	for _, secret := range []string{"userinfo-secret", "alice", "query-secret", "header-secret", "key-secret", "token=", "sig="} {
 		if strings.Contains(out, secret) {
