@@ -1,6 +1,7 @@
-// Package decoy will own decoy APIs and honeytokens: matching decoy paths,
-// answering them with plausible responses, and recording hits. The
-// enforcement hot path already calls a decoy hook (detect.DecoyFunc, set
-// with detect.Enforcer.SetDecoy) between the block list and the hard
-// limits; this package fills it.
+// Package decoy owns decoy APIs and honeytokens: the Trap matches decoy
+// paths (in context, under a configured API) and decoy APIs (whole fake
+// APIs), answers them with plausible bodies (bodies.go) carrying fresh
+// honeytokens, and turns a hit, or the later use of a honeytoken, into
+// blocked identities and a decoy attack record. Trap.Hook is the
+// enforcement hot path's decoy hook (detect.Enforcer.SetDecoy).
 package decoy
