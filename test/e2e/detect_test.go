@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vigil-project/vigil/test/envoysim"
 )
 
 // TestDetectionBlocksAProberOnItsNextRequest trains a small API on benign
@@ -16,28 +13,8 @@ import (
 // is detected, explained, put on the block list, and refused with the
 // attack's ID while benign clients go on.
 func TestDetectionBlocksAProberOnItsNextRequest(t *testing.T) {
-	v := start(t, `
-trusted_hops: 1
-training: {duration: 0s, min_requests: 100, min_identities: 10, relearn_interval: 1h}
-apis:
-  - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block}
-`)
-	upstream := func(r envoysim.HTTPRequest) envoysim.HTTPResponse {
-		if strings.Contains(r.Path, "/nope") {
-			return envoysim.HTTPResponse{Status: 404}
-		}
-		return envoysim.HTTPResponse{Status: 200, Body: []byte(`{"ok":true}`)}
-	}
-	send := func(ip, path string) *envoysim.Result {
-		res, err := envoysim.Do(context.Background(), v.extproc, buffered, get(path, "x-forwarded-for", ip), upstream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	for i := range 200 {
-		send(fmt.Sprintf("10.0.0.%d", i%20), fmt.Sprintf("/shop/items/%d", i%7))
-	}
+	v := start(t, trainedShop)
+	v.trainShop()
 	eventually(t, 5*time.Second, func() error {
 		var m struct{ Attacks []json.RawMessage }
 		decodeJSON(t, v.mustDo("GET", "/v1/attacks", "", 200), &m)
@@ -47,15 +24,7 @@ apis:
 		return nil
 	})
 	prober := "198.51.100.23"
-	var blocked *envoysim.Result
-	for i := 0; i < 200 && blocked == nil; i++ {
-		if res := send(prober, fmt.Sprintf("/shop/nope-%d", i)); res.Status == 403 {
-			blocked = res
-		}
-	}
-	if blocked == nil {
-		t.Fatal("the prober was never refused")
-	}
+	blocked := v.probeUntilBlocked(t, prober)
 	var body struct {
 		Reason   string `json:"reason"`
 		AttackID string `json:"attack_id"`
@@ -75,7 +44,7 @@ apis:
 	if attack.Type != "probing" || attack.API != "shop" || attack.Action != "blocked" || attack.Identity.Value != prober || len(attack.Variables) == 0 {
 		t.Fatalf("attack %+v", attack)
 	}
-	if res := send("10.0.0.3", "/shop/items/1"); res.Status != 200 {
+	if res := v.visit("10.0.0.3", "/shop/items/1"); res.Status != 200 {
 		t.Fatalf("a benign client got %d", res.Status)
 	}
 	var list struct{ Attacks []struct{ ID string } }
@@ -93,42 +62,16 @@ apis:
 // false positive: the identity is unblocked and soft-allowed at once, the
 // thresholds that fired are raised as user values, and the record says so.
 func TestFalsePositiveUnblocksAllowsAndRelaxes(t *testing.T) {
-	v := start(t, `
-trusted_hops: 1
-training: {duration: 0s, min_requests: 100, min_identities: 10, relearn_interval: 1h}
-apis:
-  - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block}
-`)
-	upstream := func(r envoysim.HTTPRequest) envoysim.HTTPResponse {
-		if strings.Contains(r.Path, "/nope") {
-			return envoysim.HTTPResponse{Status: 404}
-		}
-		return envoysim.HTTPResponse{Status: 200}
-	}
-	send := func(ip, path string) *envoysim.Result {
-		res, err := envoysim.Do(context.Background(), v.extproc, buffered, get(path, "x-forwarded-for", ip), upstream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	for i := range 200 {
-		send(fmt.Sprintf("10.0.0.%d", i%20), fmt.Sprintf("/shop/items/%d", i%7))
-	}
+	v := start(t, trainedShop)
+	v.trainShop()
 	tester := "198.51.100.60" // an internal link checker, as it turns out
-	var id string
-	for i := 0; i < 200 && id == ""; i++ {
-		if res := send(tester, fmt.Sprintf("/shop/nope-%d", i)); res.Status == 403 {
-			var b struct {
-				AttackID string `json:"attack_id"`
-			}
-			json.Unmarshal(res.Body, &b)
-			id = b.AttackID
-		}
+	var refusal struct {
+		AttackID string `json:"attack_id"`
 	}
-	if id == "" {
-		t.Fatal("the link checker was never blocked")
+	if err := json.Unmarshal(v.probeUntilBlocked(t, tester).Body, &refusal); err != nil || refusal.AttackID == "" {
+		t.Fatalf("refusal without an attack ID: %v", err)
 	}
+	id := refusal.AttackID
 	var fp struct {
 		FalsePositive *struct {
 			Unblocked    int
@@ -144,7 +87,7 @@ apis:
 	if fp.FalsePositive == nil || fp.FalsePositive.Unblocked != 1 || fp.FalsePositive.AllowedUntil == nil || len(fp.FalsePositive.Relaxed) == 0 {
 		t.Fatalf("false positive: %+v", fp.FalsePositive)
 	}
-	if res := send(tester, "/shop/items/1"); res.Status != 200 {
+	if res := v.visit(tester, "/shop/items/1"); res.Status != 200 {
 		t.Fatalf("still refused after the false positive: %d", res.Status)
 	}
 	var m modelDoc

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-project/vigil/server"
-	"github.com/vigil-project/vigil/test/envoysim"
 )
 
 // TestRestartKeepsListsAttacksAndModels: a Vigil restarted on the same data
@@ -20,36 +18,13 @@ import (
 // keeps its trained models.
 func TestRestartKeepsListsAttacksAndModels(t *testing.T) {
 	dir := t.TempDir()
-	cfg := `
-trusted_hops: 1
-training: {duration: 0s, min_requests: 100, min_identities: 10, relearn_interval: 1h}
-apis:
-  - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block}
-`
+	cfg := trainedShop
 	v := startIn(t, dir, cfg)
-	send := func(v *vigil, ip, path string) *envoysim.Result {
-		res, err := envoysim.Do(context.Background(), v.extproc, buffered, get(path, "x-forwarded-for", ip), func(r envoysim.HTTPRequest) envoysim.HTTPResponse {
-			if strings.Contains(r.Path, "/nope") {
-				return envoysim.HTTPResponse{Status: 404}
-			}
-			return envoysim.HTTPResponse{Status: 200}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	for i := range 200 {
-		send(v, fmt.Sprintf("10.0.0.%d", i%20), fmt.Sprintf("/shop/items/%d", i%7))
-	}
+	v.trainShop()
 	v.mustDo("POST", "/v1/blocklist", `{"kind":"token","value":"leaked-token","ttl":"24h","reason":"manual"}`, 201)
 	v.mustDo("POST", "/v1/allowlist", `{"kind":"ip","value":"10.9.9.9","reason":"monitoring"}`, 201)
 	prober := "198.51.100.44"
-	for i := 0; i < 200; i++ {
-		if res := send(v, prober, fmt.Sprintf("/shop/nope-%d", i)); res.Status == 403 {
-			break
-		}
-	}
+	v.probeUntilBlocked(t, prober)
 	var before []attackJSON
 	eventually(t, 5*time.Second, func() error {
 		if before = v.attacks(""); len(before) == 0 {
@@ -71,7 +46,7 @@ apis:
 	if !strings.Contains(w.mustDo("GET", "/v1/allowlist", "", 200), "10.9.9.9") {
 		t.Fatal("allow list lost")
 	}
-	if res := send(w, prober, "/shop/items/1"); res.Status != 403 {
+	if res := w.visit(prober, "/shop/items/1"); res.Status != 403 {
 		t.Fatalf("the prober is not blocked after the restart: %d", res.Status)
 	}
 	var m modelDoc
