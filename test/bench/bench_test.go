@@ -270,6 +270,31 @@ type result struct {
 	allocsReq float64
 }
 
+// client makes request i of the load through one of the services.
+type client struct {
+	l     *load
+	ep    extprocv3.ExternalProcessorClient
+	az    authv3.AuthorizationClient
+	authz bool
+}
+
+func newClient(l *load, cc *grpc.ClientConn, authz bool) *client {
+	return &client{l: l, ep: extprocv3.NewExternalProcessorClient(cc), az: authv3.NewAuthorizationClient(cc), authz: authz}
+}
+
+// do is one HTTP request: a Check for ext_authz, an exchange for ext_proc.
+func (c *client) do(ctx context.Context, i int) error {
+	i %= identities
+	if !c.authz {
+		return exchange(ctx, c.ep, c.l.headers[i], c.l.response)
+	}
+	r, err := c.az.Check(ctx, c.l.checks[i])
+	if err == nil && r.GetStatus().GetCode() != 0 {
+		err = fmt.Errorf("denied: %v", r.GetStatus())
+	}
+	return err
+}
+
 // run drives the service at addr with c concurrent clients for d after a
 // warm-up, and measures requests per second and heap allocations per
 // request (client and server share the process; the difference between two
@@ -277,8 +302,7 @@ type result struct {
 func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Duration) result {
 	cc := dial(tb, addr)
 	defer cc.Close()
-	ep := extprocv3.NewExternalProcessorClient(cc)
-	az := authv3.NewAuthorizationClient(cc)
+	cl := newClient(l, cc, authz)
 	var (
 		count   atomic.Int64
 		measure atomic.Bool
@@ -291,17 +315,7 @@ func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Du
 	for w := range c {
 		wg.Go(func() {
 			for i := w; !stop.Load(); i += c {
-				var err error
-				if authz {
-					var r *authv3.CheckResponse
-					r, err = az.Check(ctx, l.checks[i%identities])
-					if err == nil && r.GetStatus().GetCode() != 0 {
-						err = fmt.Errorf("denied: %v", r.GetStatus())
-					}
-				} else {
-					err = exchange(ctx, ep, l.headers[i%identities], l.response)
-				}
-				if err != nil {
+				if err := cl.do(ctx, i); err != nil {
 					errOnce.Do(func() { runErr = err })
 					stop.Store(true)
 					return
@@ -439,37 +453,12 @@ func envInt(name string, def int) int {
 
 // BenchmarkExtProc is the ext_proc load in the usual form: one op is one
 // HTTP request (stream, request headers, response headers, close).
-func BenchmarkExtProc(b *testing.B) {
-	l := newLoad()
-	for _, s := range []struct {
-		name  string
-		start func(testing.TB) *target
-	}{{"null", startNull}, {"vigil", startVigil}} {
-		b.Run(s.name, func(b *testing.B) {
-			t := s.start(b)
-			defer t.stop()
-			cc := dial(b, t.addr)
-			defer cc.Close()
-			c := extprocv3.NewExternalProcessorClient(cc)
-			var next atomic.Int64
-			b.SetParallelism(32)
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := int(next.Add(1)) % identities
-					if err := exchange(context.Background(), c, l.headers[i], l.response); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
-	}
-}
+func BenchmarkExtProc(b *testing.B) { benchService(b, false) }
 
 // BenchmarkExtAuthz is the ext_authz load in the usual form.
-func BenchmarkExtAuthz(b *testing.B) {
+func BenchmarkExtAuthz(b *testing.B) { benchService(b, true) }
+
+func benchService(b *testing.B, authz bool) {
 	l := newLoad()
 	for _, s := range []struct {
 		name  string
@@ -480,17 +469,15 @@ func BenchmarkExtAuthz(b *testing.B) {
 			defer t.stop()
 			cc := dial(b, t.addr)
 			defer cc.Close()
-			c := authv3.NewAuthorizationClient(cc)
+			cl := newClient(l, cc, authz)
 			var next atomic.Int64
 			b.SetParallelism(32)
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					i := int(next.Add(1)) % identities
-					r, err := c.Check(context.Background(), l.checks[i])
-					if err != nil || r.GetStatus().GetCode() != 0 {
-						b.Errorf("check: %v %v", err, r.GetStatus())
+					if err := cl.do(context.Background(), int(next.Add(1))); err != nil {
+						b.Error(err)
 						return
 					}
 				}
