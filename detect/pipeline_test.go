@@ -294,6 +294,37 @@ func TestQueuePushNeverBlocks(t *testing.T) {
 	}
 }
 
+// TestQueuePushWait waits for room instead of dropping, and gives up when
+// its context ends.
+func TestQueuePushWait(t *testing.T) {
+	q := NewQueue(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.PushWait(ctx, &Transaction{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- q.PushWait(ctx, &Transaction{Method: "second"}) }()
+	<-q.ch // room for the waiting push
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("PushWait did not take the room")
+	}
+	if got := <-q.ch; got.Method != "second" || q.Dropped() != 0 || q.Pushed() != 2 {
+		t.Fatalf("got %q, dropped %d, pushed %d", got.Method, q.Dropped(), q.Pushed())
+	}
+	short, stop := context.WithCancel(ctx)
+	q.Push(&Transaction{})
+	stop()
+	if err := q.PushWait(short, &Transaction{}); err != context.Canceled {
+		t.Fatalf("full queue, cancelled context: %v", err)
+	}
+}
+
 // TestPipelineRun hands a joined call and a loose part through a running
 // pipeline, then stops it: what is queued is drained and flushed.
 func TestPipelineRun(t *testing.T) {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -73,6 +74,18 @@ func (q *Queue) Push(t *Transaction) bool {
 	default:
 		q.dropped.Add(1)
 		return false
+	}
+}
+
+// PushWait hands a record over, waiting for room until ctx ends. It is for
+// offline feeds (pre-training, imports), never for the request path.
+func (q *Queue) PushWait(ctx context.Context, t *Transaction) error {
+	select {
+	case q.ch <- t:
+		q.pushed.Add(1)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

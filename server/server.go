@@ -284,6 +284,17 @@ func (s *Server) AdminAddr() string { return s.admL.Addr().String() }
 // Enforcer returns the enforcement hot path (tests and benchmarks).
 func (s *Server) Enforcer() *detect.Enforcer { return s.enforcer }
 
+// Ingest feeds one transaction record to the detection pipeline as if Envoy
+// had sent it, waiting for room in the queue: the demo pre-trains with it on
+// records stamped in the past. Only whole records (HasRequest and Complete)
+// pass the joiner at once; Run must be running.
+func (s *Server) Ingest(ctx context.Context, t *detect.Transaction) error {
+	return s.queue.PushWait(ctx, t)
+}
+
+// Models returns the training state of every API model.
+func (s *Server) Models() []detect.ModelStatus { return s.engine.Models() }
+
 // newGRPCServer sets every option on purpose: Envoy keeps few HTTP/2
 // connections and multiplexes one stream per HTTP request on them, so
 // concurrent streams are many; BUFFERED bodies and ext_authz bodies arrive
