@@ -292,6 +292,13 @@ func (s *Server) Ingest(ctx context.Context, t *detect.Transaction) error {
 	return s.queue.PushWait(ctx, t)
 }
 
+// IngestRecord feeds one recorded call (the replay format, its own time
+// kept) to the pipeline, with the API matched and identities extracted and
+// fingerprinted as they would be live.
+func (s *Server) IngestRecord(ctx context.Context, r *detect.Record) error {
+	return s.Ingest(ctx, r.Transaction(s.catalog.Load(), s.extractor))
+}
+
 // Models returns the training state of every API model.
 func (s *Server) Models() []detect.ModelStatus { return s.engine.Models() }
 
