@@ -36,14 +36,28 @@ type bucket struct {
 	respBytes uint64
 }
 
-type sketchPair struct{ cur, prev hll }
+// sketchPair is the current and the previous epoch's sketch of one
+// variable, with the estimate of their union cached: it is read on every
+// request and changes only when a register does.
+type sketchPair struct {
+	cur, prev hll
+	est       float64
+	fresh     bool // est is the estimate of cur ∪ prev
+}
 
-func (p *sketchPair) add(x uint64) { p.cur.add(x) }
+func (p *sketchPair) add(x uint64) {
+	if p.cur.add(x) {
+		p.fresh = false
+	}
+}
 
 func (p *sketchPair) estimate() float64 {
-	u := p.cur
-	u.merge(&p.prev)
-	return u.estimate()
+	if !p.fresh {
+		u := p.cur
+		u.merge(&p.prev)
+		p.est, p.fresh = u.estimate(), true
+	}
+	return p.est
 }
 
 // sketches are allocated the first time an identity needs one.
@@ -72,6 +86,7 @@ func (s *sketches) rotate(now int64) {
 				p.prev.reset()
 			}
 			p.cur.reset()
+			p.fresh = false
 		}
 		*epoch = e
 	}
@@ -169,7 +184,7 @@ func (s *identityState) shortSum() float64 {
 }
 
 // observe adds one transaction to the state.
-func (s *identityState) observe(t *Transaction, now int64, login bool) {
+func (s *identityState) observe(t *Transaction, now int64, call *callFacts) {
 	s.advance(now)
 	if s.first == 0 {
 		s.first = now
@@ -179,7 +194,7 @@ func (s *identityState) observe(t *Transaction, now int64, login bool) {
 	b := &s.long[s.longHead%longBuckets]
 	b.c[cRequests]++
 	b.respBytes += uint64(max(t.ResponseBytes, 0))
-	failedLogin := login && (t.Status == 401 || t.Status == 403)
+	failedLogin := call.login && (t.Status == 401 || t.Status == 403)
 	switch {
 	case failedLogin:
 		b.c[cLoginFail]++
@@ -207,8 +222,8 @@ func (s *identityState) observe(t *Transaction, now int64, login bool) {
 			pair(&s.sk.agents).add(hashString(t.UserAgent))
 		}
 	}
-	if k, ok := objectKey(t.Path); ok && t.Method != "DELETE" {
-		pair(&s.sk.objects).add(k)
+	if call.hasObject && t.Method != "DELETE" {
+		pair(&s.sk.objects).add(call.object)
 	}
 }
 

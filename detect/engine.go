@@ -76,6 +76,14 @@ type work struct {
 	// primary marks the call's most specific identity, which answers for
 	// the per-request variables.
 	primary bool
+	call    callFacts
+}
+
+// callFacts are derived from a transaction once, for all its identities.
+type callFacts struct {
+	login     bool   // the API's login endpoint
+	object    uint64 // objectKey of the path
+	hasObject bool
 }
 
 // NewEngine returns an engine; Run starts its workers.
@@ -147,12 +155,14 @@ func (e *Engine) Consume(t *Transaction) {
 	m.requests.Add(1)
 	m.tick(t.Start)
 	primary, _ := primaryIdentity(t)
+	call := callFacts{login: isLoginPath(loginPaths(m.api), t.Path)}
+	call.object, call.hasObject = objectKey(t.Path)
 	for k := range numKinds {
 		id := t.Identities[k]
 		if id == "" {
 			continue
 		}
-		w := work{t: t, model: m, kind: k, primary: k == primary}
+		w := work{t: t, model: m, kind: k, primary: k == primary, call: call}
 		if e.cfg.Workers == 0 {
 			e.shards[0].process(w)
 			continue
@@ -237,7 +247,6 @@ func (s *shard) process(w work) {
 	t, m := w.t, w.model
 	now := t.Start.UnixNano()
 	st := s.state(m, w.kind, t.Identities[w.kind])
-	login := isLoginPath(loginPaths(m.api), t.Path)
 	// Once a minute, the identity's windows as of its last call become a
 	// training sample (flagged identities never train the model).
 	if minute := now / int64(longBucket); minute != st.lastSample && st.first != 0 {
@@ -267,7 +276,7 @@ func (s *shard) process(w work) {
 		}
 		st.lastSample = minute
 	}
-	st.observe(t, now, login)
+	st.observe(t, now, &w.call)
 	if st.lastSample == 0 {
 		st.lastSample = now / int64(longBucket)
 	}

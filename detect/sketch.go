@@ -21,15 +21,25 @@ func hashString(s string) uint64 { return xxhash.Sum64String(s) }
 
 func hashBytes(b []byte) uint64 { return xxhash.Sum64(b) }
 
-// add counts a hashed value.
-func (h *hll) add(x uint64) {
+// add counts a hashed value and says whether the sketch changed.
+func (h *hll) add(x uint64) bool {
 	i := x & (hllRegisters - 1)
 	w := x >> 6
 	rank := uint8(bits.LeadingZeros64(w<<6|1<<5)) + 1 // rank within the 58 remaining bits
 	if rank > h[i] {
 		h[i] = rank
+		return true
 	}
+	return false
 }
+
+// inversePowers[r] is 2^-r for every rank a register can hold.
+var inversePowers = func() (p [64]float64) {
+	for r := range p {
+		p[r] = math.Ldexp(1, -r)
+	}
+	return p
+}()
 
 // merge folds o into h.
 func (h *hll) merge(o *hll) {
@@ -45,7 +55,7 @@ func (h *hll) estimate() float64 {
 	var sum float64
 	zeros := 0
 	for _, r := range h {
-		sum += 1 / float64(uint64(1)<<r)
+		sum += inversePowers[r&63]
 		if r == 0 {
 			zeros++
 		}
