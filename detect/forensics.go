@@ -1,10 +1,13 @@
 package detect
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Bounds of one identity's forensic record: beyond them, new IPs, URLs
@@ -19,11 +22,16 @@ const (
 // Forensics keeps, per identity, what it did: aggregated counts per IP,
 // method, endpoint template and API, never a raw request log. The number of
 // identities is capped; the least recently seen are forgotten first.
+//
+// It runs on the pipeline for every call, so it keeps each identity in a
+// compact form (small slices, one map lookup per identity and call) and
+// builds the JSON shape, ForensicRecord, only when asked.
 type Forensics struct {
 	mu    sync.Mutex
 	max   int
-	recs  map[forensicKey]*ForensicRecord
-	dirty map[forensicKey]bool
+	recs  map[forensicKey]*forensicState
+	lru   forensicState // sentinel of the recency list: lru.next is the most recent
+	dirty []*forensicState
 }
 
 type forensicKey struct {
@@ -31,7 +39,8 @@ type forensicKey struct {
 	value string
 }
 
-// ForensicRecord is one identity's aggregated activity.
+// ForensicRecord is one identity's aggregated activity, as the admin API
+// shows it and the store keeps it.
 type ForensicRecord struct {
 	Kind      string                  `json:"kind"`
 	Value     string                  `json:"value"`
@@ -54,16 +63,128 @@ type ForensicsIP struct {
 	APIs    map[string]int64 `json:"apis"`
 }
 
-// NewForensics keeps at most max identities.
-func NewForensics(max int) *Forensics {
-	return &Forensics{max: max, recs: map[forensicKey]*ForensicRecord{}, dirty: map[forensicKey]bool{}}
+// forensicState is one identity's activity.
+type forensicState struct {
+	key         forensicKey
+	first, last time.Time
+	total       int64
+	methods     tally
+	urls        tally
+	apis        tally
+	hours       []hourCount // ascending, the last 7 days
+	// ips is the activity per client IP of a non-IP identity; an IP
+	// identity's record is its own only IP.
+	ips        []*ipTally
+	dirty      bool
+	gone       bool // evicted
+	prev, next *forensicState
 }
 
-func bump(m map[string]int64, k string, limit int) {
-	if _, ok := m[k]; !ok && len(m) >= limit {
-		k = forensicOther
+type ipTally struct {
+	ip                  string
+	total               int64
+	methods, urls, apis tally
+}
+
+type hourCount struct{ hour, n int64 }
+
+// tally counts names, at most limit of them; beyond, new names are counted
+// under "(other)". Identities use few methods, endpoints and APIs, so the
+// counts are a slice searched in order, with an index once it grows.
+type tally struct {
+	counts []nameCount
+	index  map[string]int
+}
+
+type nameCount struct {
+	name string
+	n    int64
+}
+
+const tallyIndexAt = 16
+
+// add counts one call under name, read from b when name is empty (so that
+// a name built on the stack is copied only when it is new).
+func (t *tally) add(name string, b []byte, limit int) {
+	if name == "" {
+		name = unsafe.String(unsafe.SliceData(b), len(b))
 	}
-	m[k]++
+	if i, ok := t.find(name); ok {
+		t.counts[i].n++
+		return
+	}
+	if len(t.counts) >= limit {
+		if i, ok := t.find(forensicOther); ok {
+			t.counts[i].n++
+			return
+		}
+		t.set(forensicOther, 1)
+		return
+	}
+	if b != nil {
+		name = string(b)
+	}
+	t.set(name, 1)
+}
+
+func (t *tally) find(name string) (int, bool) {
+	if t.index != nil {
+		i, ok := t.index[name]
+		return i, ok
+	}
+	for i := range t.counts {
+		if t.counts[i].name == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func (t *tally) set(name string, n int64) {
+	t.counts = append(t.counts, nameCount{name, n})
+	if t.index != nil {
+		t.index[name] = len(t.counts) - 1
+	} else if len(t.counts) > tallyIndexAt {
+		t.index = make(map[string]int, len(t.counts)*2)
+		for i, c := range t.counts {
+			t.index[c.name] = i
+		}
+	}
+}
+
+func (t *tally) get(name string) int64 {
+	if i, ok := t.find(name); ok {
+		return t.counts[i].n
+	}
+	return 0
+}
+
+func (t *tally) toMap() map[string]int64 {
+	m := make(map[string]int64, len(t.counts))
+	for _, c := range t.counts {
+		m[c.name] = c.n
+	}
+	return m
+}
+
+func tallyOf(m map[string]int64) tally {
+	var t tally
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		t.set(k, m[k])
+	}
+	return t
+}
+
+// NewForensics keeps at most max identities.
+func NewForensics(max int) *Forensics {
+	f := &Forensics{max: max, recs: map[forensicKey]*forensicState{}}
+	f.lru.next, f.lru.prev = &f.lru, &f.lru
+	return f
 }
 
 // Consume records one transaction under each of its identities.
@@ -77,7 +198,8 @@ func (f *Forensics) Consume(t *Transaction) {
 	} else {
 		api = DiscoveredName(t.Host, DiscoveredBase(t.Path))
 	}
-	url := TemplatePath(t.Path)
+	var buf [256]byte
+	url := AppendTemplate(buf[:0], t.Path)
 	method := t.Method
 	ip := t.Identities[KindIP]
 	hour := t.Start.Unix() / 3600
@@ -88,132 +210,190 @@ func (f *Forensics) Consume(t *Transaction) {
 		if v == "" {
 			continue
 		}
-		key := forensicKey{k, v}
-		r := f.recs[key]
-		if r == nil {
+		st := f.recs[forensicKey{k, v}]
+		if st == nil {
 			if len(f.recs) >= f.max {
 				f.evict()
 			}
-			key.value = strings.Clone(v)
-			r = newForensicRecord(k, key.value)
-			f.recs[key] = r
+			st = &forensicState{key: forensicKey{k, strings.Clone(v)}}
+			f.recs[st.key] = st
+		} else {
+			st.unlink()
 		}
-		f.dirty[key] = true
-		if r.FirstSeen.IsZero() || t.Start.Before(r.FirstSeen) {
-			r.FirstSeen = t.Start
+		f.pushFront(st)
+		if !st.dirty {
+			st.dirty = true
+			f.dirty = append(f.dirty, st)
 		}
-		if t.Start.After(r.LastSeen) {
-			r.LastSeen = t.Start
+		if st.first.IsZero() || t.Start.Before(st.first) {
+			st.first = t.Start
 		}
-		r.Total++
-		bump(r.Methods, method, 16)
-		bump(r.URLs, url, forensicMaxURLs)
-		bump(r.APIs, api, forensicMaxAPIs)
-		r.Hours[hour]++
-		if len(r.Hours) > 24*7 {
-			for h := range r.Hours {
-				if h < hour-24*7 {
-					delete(r.Hours, h)
-				}
-			}
+		if t.Start.After(st.last) {
+			st.last = t.Start
 		}
-		if ip != "" {
-			pi := r.IPs[ip]
-			if pi == nil {
-				name := strings.Clone(ip)
-				if len(r.IPs) >= forensicMaxIPs {
-					name = forensicOther
-				}
-				if pi = r.IPs[name]; pi == nil {
-					pi = &ForensicsIP{Methods: map[string]int64{}, URLs: map[string]int64{}, APIs: map[string]int64{}}
-					r.IPs[name] = pi
-				}
-			}
-			pi.Total++
-			bump(pi.Methods, method, 16)
-			bump(pi.URLs, url, forensicMaxURLs)
-			bump(pi.APIs, api, forensicMaxAPIs)
+		st.total++
+		st.methods.add(method, nil, 16)
+		st.urls.add("", url, forensicMaxURLs)
+		st.apis.add(api, nil, forensicMaxAPIs)
+		st.countHour(hour)
+		if ip != "" && k != KindIP {
+			pi := st.ipTally(ip)
+			pi.total++
+			pi.methods.add(method, nil, 16)
+			pi.urls.add("", url, forensicMaxURLs)
+			pi.apis.add(api, nil, forensicMaxAPIs)
 		}
 	}
 }
 
-func newForensicRecord(k Kind, v string) *ForensicRecord {
-	return &ForensicRecord{Kind: k.String(), Value: v, IPs: map[string]*ForensicsIP{}, Methods: map[string]int64{},
-		URLs: map[string]int64{}, APIs: map[string]int64{}, Hours: map[int64]int64{}}
+// countHour counts a call in its hour and forgets hours older than a week.
+func (s *forensicState) countHour(hour int64) {
+	if n := len(s.hours); n > 0 && s.hours[n-1].hour == hour {
+		s.hours[n-1].n++
+		return
+	}
+	i := sort.Search(len(s.hours), func(i int) bool { return s.hours[i].hour >= hour })
+	switch {
+	case i < len(s.hours) && s.hours[i].hour == hour:
+		s.hours[i].n++
+		return
+	case i == 0 && len(s.hours) > 0 && hour < s.hours[len(s.hours)-1].hour-24*7:
+		return // older than the week kept
+	}
+	s.hours = slices.Insert(s.hours, i, hourCount{hour, 1})
+	cut := 0
+	for cut < len(s.hours) && s.hours[cut].hour < s.hours[len(s.hours)-1].hour-24*7 {
+		cut++
+	}
+	if cut > 0 {
+		s.hours = slices.Delete(s.hours, 0, cut)
+	}
 }
 
-// evict forgets the least recently seen identity (a scan; eviction only
-// happens past the cap).
+// ipTally returns the counts of one client IP, the "(other)" one past
+// forensicMaxIPs.
+func (s *forensicState) ipTally(ip string) *ipTally {
+	for _, p := range s.ips {
+		if p.ip == ip {
+			return p
+		}
+	}
+	name := forensicOther
+	if len(s.ips) < forensicMaxIPs {
+		name = strings.Clone(ip)
+	} else {
+		for _, p := range s.ips {
+			if p.ip == forensicOther {
+				return p
+			}
+		}
+	}
+	p := &ipTally{ip: name}
+	s.ips = append(s.ips, p)
+	return p
+}
+
+func (f *Forensics) pushFront(s *forensicState) {
+	s.prev, s.next = &f.lru, f.lru.next
+	f.lru.next.prev = s
+	f.lru.next = s
+}
+
+func (s *forensicState) unlink() {
+	s.prev.next, s.next.prev = s.next, s.prev
+	s.prev, s.next = nil, nil
+}
+
+// evict forgets the least recently seen identity.
 func (f *Forensics) evict() {
-	var oldest forensicKey
-	var at time.Time
-	first := true
-	for k, r := range f.recs {
-		if first || r.LastSeen.Before(at) {
-			oldest, at, first = k, r.LastSeen, false
-		}
+	old := f.lru.prev
+	if old == &f.lru {
+		return
 	}
-	delete(f.recs, oldest)
-	delete(f.dirty, oldest)
+	old.unlink()
+	old.gone = true
+	delete(f.recs, old.key)
 }
 
-// Get returns a copy of an identity's record.
+// Get returns an identity's record.
 func (f *Forensics) Get(k Kind, value string) (*ForensicRecord, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r, ok := f.recs[forensicKey{k, value}]
+	s, ok := f.recs[forensicKey{k, value}]
 	if !ok {
 		return nil, false
 	}
-	return r.clone(), true
+	return s.record(), true
 }
 
-// Put installs a record read back from storage.
+// Put installs a record read back from storage as the most recently seen:
+// put records oldest first.
 func (f *Forensics) Put(r *ForensicRecord) {
 	k, err := ParseKind(r.Kind)
 	if err != nil {
 		return
 	}
+	s := &forensicState{key: forensicKey{k, r.Value}, first: r.FirstSeen, last: r.LastSeen, total: r.Total,
+		methods: tallyOf(r.Methods), urls: tallyOf(r.URLs), apis: tallyOf(r.APIs)}
+	for h, n := range r.Hours {
+		s.hours = append(s.hours, hourCount{h, n})
+	}
+	slices.SortFunc(s.hours, func(a, b hourCount) int { return cmp.Compare(a.hour, b.hour) })
+	if k != KindIP {
+		ips := make([]string, 0, len(r.IPs))
+		for ip := range r.IPs {
+			ips = append(ips, ip)
+		}
+		sort.Strings(ips)
+		for _, ip := range ips {
+			p := r.IPs[ip]
+			s.ips = append(s.ips, &ipTally{ip: ip, total: p.Total, methods: tallyOf(p.Methods), urls: tallyOf(p.URLs), apis: tallyOf(p.APIs)})
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.recs[forensicKey{k, r.Value}] = r
+	if old := f.recs[s.key]; old != nil {
+		old.unlink()
+		old.gone = true
+	} else if len(f.recs) >= f.max {
+		f.evict()
+	}
+	f.recs[s.key] = s
+	f.pushFront(s)
 }
 
-// Dirty returns copies of the records changed since the last call.
+// Dirty returns the records changed since the last call.
 func (f *Forensics) Dirty() []*ForensicRecord {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]*ForensicRecord, 0, len(f.dirty))
-	for k := range f.dirty {
-		if r := f.recs[k]; r != nil {
-			out = append(out, r.clone())
+	for _, s := range f.dirty {
+		s.dirty = false
+		if !s.gone {
+			out = append(out, s.record())
 		}
 	}
 	clear(f.dirty)
+	f.dirty = f.dirty[:0]
 	sort.Slice(out, func(i, j int) bool { return out[i].Value < out[j].Value })
 	return out
 }
 
-func (r *ForensicRecord) clone() *ForensicRecord {
-	c := *r
-	c.Methods, c.URLs, c.APIs = cloneCounts(r.Methods), cloneCounts(r.URLs), cloneCounts(r.APIs)
-	c.Hours = make(map[int64]int64, len(r.Hours))
-	for h, n := range r.Hours {
-		c.Hours[h] = n
+// record builds the JSON shape of an identity's activity.
+func (s *forensicState) record() *ForensicRecord {
+	r := &ForensicRecord{Kind: s.key.kind.String(), Value: s.key.value, FirstSeen: s.first, LastSeen: s.last, Total: s.total,
+		Methods: s.methods.toMap(), URLs: s.urls.toMap(), APIs: s.apis.toMap(),
+		Hours: make(map[int64]int64, len(s.hours)), IPs: make(map[string]*ForensicsIP, max(len(s.ips), 1))}
+	for _, h := range s.hours {
+		r.Hours[h.hour] = h.n
 	}
-	c.IPs = make(map[string]*ForensicsIP, len(r.IPs))
-	for ip, p := range r.IPs {
-		c.IPs[ip] = &ForensicsIP{Total: p.Total, Methods: cloneCounts(p.Methods), URLs: cloneCounts(p.URLs), APIs: cloneCounts(p.APIs)}
+	if s.key.kind == KindIP {
+		r.IPs[s.key.value] = &ForensicsIP{Total: s.total, Methods: s.methods.toMap(), URLs: s.urls.toMap(), APIs: s.apis.toMap()}
 	}
-	return &c
-}
-
-func cloneCounts(m map[string]int64) map[string]int64 {
-	c := make(map[string]int64, len(m))
-	for k, v := range m {
-		c[k] = v
+	for _, p := range s.ips {
+		r.IPs[p.ip] = &ForensicsIP{Total: p.total, Methods: p.methods.toMap(), URLs: p.urls.toMap(), APIs: p.apis.toMap()}
 	}
-	return c
+	return r
 }
 
 // Len returns the number of identities tracked.
@@ -247,8 +427,8 @@ type TopIdentity struct {
 func (f *Forensics) Top(api string, n int) []TopIdentity {
 	f.mu.Lock()
 	var out []TopIdentity
-	for k, r := range f.recs {
-		if c := r.APIs[api]; c > 0 {
+	for k, s := range f.recs {
+		if c := s.apis.get(api); c > 0 {
 			out = append(out, TopIdentity{Kind: k.kind.String(), Value: k.value, Requests: c})
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,7 +228,8 @@ func (s *Server) restore(allow, block *detect.List) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range recs {
+	slices.SortFunc(recs, func(a, b *detect.ForensicRecord) int { return a.LastSeen.Compare(b.LastSeen) })
+	for _, r := range recs { // oldest first: the least recently seen are forgotten first
 		s.forensics.Put(r)
 	}
 	models, err := s.store.LoadModels()
