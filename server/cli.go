@@ -21,6 +21,10 @@ const usage = `Vigil: machine-learning API threat protection for Envoy.
 
 Usage:
   vigil serve [--config FILE] [--grpc-addr ADDR] [--admin-addr ADDR] [--data-dir DIR] [--log-level LEVEL]
+  vigil demo [--front-addr ADDR] [--admin-addr ADDR] [--grpc-addr ADDR] [--no-traffic] [--duration D]
+                                  Vigil, a sample API and a front door in one process, pre-trained,
+                                  under scripted attacks (vigil demo -h for details)
+  vigil shop [--addr ADDR]        the demo's sample API alone (default 127.0.0.1:8080)
   vigil replay --config FILE --input FILE [--out FILE]
                                   run detection on recorded traffic; attacks as JSON lines
   vigil status                    readiness, models in training, attacks in the last hour, decoy hits
@@ -51,6 +55,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveCmd(ctx, args[1:], stderr)
 	case "config":
 		return configCmd(args[1:], stdout)
+	case "demo":
+		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "shop":
+		return shopCmd(ctx, args[1:], stdout, stderr)
 	case "replay":
 		return replayCmd(ctx, args[1:], stdout, stderr)
 	case "model":

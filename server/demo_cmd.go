@@ -1,0 +1,465 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/demo"
+)
+
+// Demo parameters.
+const (
+	demoAPI             = "shop-bidding"
+	demoWindow          = 90 * time.Minute // recorded benign traffic fed before the live part
+	demoBackgroundUsers = 150              // users 1 … 150 keep visiting; 197 … 200 are the attacks' accounts
+	demoSeed            = 1
+	defaultDemoDuration = 60 * time.Second
+)
+
+const demoUsage = `Usage: vigil demo [--front-addr ADDR] [--admin-addr ADDR] [--grpc-addr ADDR] [--no-traffic] [--duration D]
+
+Runs, in one process and without Docker: Vigil; the sample shop API
+(shop-bidding at /shopapi-bid, users user1…user200, passwords
+password1…password200); and a local HTTP front door that consults Vigil
+over Envoy's ext_proc protocol, a development stand-in for Envoy that is
+not for production. It pre-trains the model on recorded benign traffic,
+prints a line containing "ready" when the front door accepts requests,
+then keeps a benign background load and plays a scripted attack timeline
+through the front door, printing each detection as it happens, and a
+summary after --duration. It exits non-zero when a scripted attack was not
+detected or a benign user was blocked.
+
+The front door trusts one proxy hop: a client's X-Forwarded-For: A makes A
+the client address Vigil sees.
+
+Flags:
+`
+
+func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, demoUsage)
+		fs.PrintDefaults()
+	}
+	frontAddr := fs.String("front-addr", "127.0.0.1:10000", "front door (Envoy stand-in) listen address")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:9001", "Vigil's admin API and dashboard listen address")
+	grpcAddr := fs.String("grpc-addr", "127.0.0.1:9000", "Vigil's gRPC (ext_proc) listen address")
+	noTraffic := fs.Bool("no-traffic", false, "only the trained stack: no background load, no attacks; runs until interrupted (or for --duration when given)")
+	duration := fs.Duration("duration", defaultDemoDuration, "how long the live part (background load and attacks) runs before the summary")
+	dataDir := fs.String("data-dir", "", "Vigil's data directory (default: a fresh temporary directory, removed at exit)")
+	logLevel := fs.String("log-level", "error", "level of Vigil's own JSON log on stderr: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	durationSet := false
+	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
+	if *duration <= 0 {
+		return fmt.Errorf("%w: --duration must be positive", ErrUsage)
+	}
+
+	cfg := DefaultConfig()
+	if err := decodeStrict(demo.ConfigYAML(), cfg); err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
+	cfg.GRPCAddr, cfg.AdminAddr, cfg.LogLevel = *grpcAddr, *adminAddr, *logLevel
+	if *dataDir == "" {
+		dir, err := os.MkdirTemp("", "vigil-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+	} else {
+		cfg.DataDir = *dataDir
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	frontL, err := net.Listen("tcp", *frontAddr)
+	if err != nil {
+		return fmt.Errorf("listen front door on %s: %w", *frontAddr, err)
+	}
+	defer frontL.Close()
+
+	out := &demoOutput{w: stdout, terminal: isTerminal(stdout)}
+	shop := demo.NewShop(demoSeed)
+	shopL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen shop: %w", err)
+	}
+	shopSrv := &http.Server{Handler: shop.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go shopSrv.Serve(shopL)
+	defer shopSrv.Close()
+
+	s, err := New(cfg, NewLogger(stderr, cfg), Options{})
+	if err != nil {
+		return err
+	}
+	runCtx, stopVigil := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Run(runCtx) }()
+	vigilStopped := false
+	stop := func() error {
+		if vigilStopped {
+			return nil
+		}
+		vigilStopped = true
+		stopVigil()
+		return <-runErr
+	}
+	defer stop()
+
+	out.printf("Vigil %s: gRPC %s, admin %s; sample API shop-bidding on %s\n", Version, s.GRPCAddr(), s.AdminAddr(), shopL.Addr())
+	if err := pretrain(ctx, s, shop, out); err != nil {
+		return err
+	}
+
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	door := &demo.FrontDoor{Upstream: &url.URL{Scheme: "http", Host: shopL.Addr().String()}, ExtProc: extprocv3.NewExternalProcessorClient(conn)}
+	frontSrv := &http.Server{Handler: door, ReadHeaderTimeout: 5 * time.Second}
+	go frontSrv.Serve(frontL)
+	defer frontSrv.Close()
+
+	front, admin := frontL.Addr().String(), s.AdminAddr()
+	out.printf("ready front=%s admin=%s grpc=%s\n", front, admin, s.GRPCAddr())
+	out.printf("  sample API (through the front door): http://%s%s   users user1…user200, passwords password1…password200\n", front, demo.BasePath)
+	out.printf("  dashboard:                           http://%s/\n", admin)
+	out.printf("  try: curl -s -H 'X-Forwarded-For: 203.0.113.7' -d 'username=user1&password=password1' http://%s%s/login\n", front, demo.BasePath)
+
+	w := &attackWatcher{admin: "http://" + admin, out: out, http: &http.Client{Timeout: 5 * time.Second}}
+	liveStart := time.Now()
+	w.start = liveStart
+	if *noTraffic {
+		w.script = nil
+		wctx, cancel := context.WithCancel(ctx)
+		if durationSet {
+			wctx, cancel = context.WithTimeout(ctx, *duration)
+		}
+		defer cancel()
+		out.printf("No traffic: attack the front door yourself; Ctrl-C stops.\n")
+		w.run(wctx)
+		out.printf("Stopping.\n")
+		frontSrv.Shutdown(context.Background())
+		return stop()
+	}
+
+	script := demo.Script()
+	w.script = script
+	transport := &http.Transport{MaxIdleConnsPerHost: 64, ExpectContinueTimeout: 2 * time.Second}
+	hc := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	load := &demo.Load{Shop: shop, HTTP: hc, Base: "http://" + front, Users: demoBackgroundUsers, Seed: demoSeed}
+	out.printf("Live for %s: %d demo users in the background; the attacks start in 2 seconds.\n", *duration, demoBackgroundUsers)
+	liveCtx, stopLive := context.WithTimeout(ctx, *duration)
+	defer stopLive()
+	var wg sync.WaitGroup
+	wg.Go(func() { load.Run(liveCtx) })
+	wg.Go(func() { demo.PlayScript(liveCtx, script, hc, "http://"+front, shop) })
+	w.run(liveCtx)
+	wg.Wait()
+	if ctx.Err() != nil {
+		frontSrv.Shutdown(context.Background())
+		return stop()
+	}
+	// The last calls' records reach detection within the join window.
+	w.settle(ctx, 3*time.Second)
+	err = w.summary(load.Stats())
+	frontSrv.Shutdown(context.Background())
+	if serr := stop(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// pretrain feeds the generated benign traffic to the pipeline and shows
+// the model's training progress until it is ready.
+func pretrain(ctx context.Context, s *Server, shop *demo.Shop, out *demoOutput) error {
+	end := time.Now()
+	recs := demo.Pretraining{Shop: shop, Seed: demoSeed, End: end, Window: demoWindow}.Records()
+	out.printf("Pre-training %s on %s of recorded benign traffic: %d calls from %d users…\n", demoAPI, demoWindow, len(recs), demo.NumUsers)
+	started := time.Now()
+	status := func() detect.ModelStatus {
+		for _, m := range s.Models() {
+			if m.API == demoAPI {
+				return m
+			}
+		}
+		return detect.ModelStatus{API: demoAPI, State: "learning"}
+	}
+	lastQuarter := -1
+	show := func(fed int, m detect.ModelStatus) {
+		pct := 100 * fed / max(len(recs), 1)
+		if m.State != "ready" {
+			pct = min(pct, 99)
+		}
+		line := fmt.Sprintf("  training %s %s %3d%%  %d/%d calls fed, %d identities seen, model %s", demoAPI, bar(pct), pct, fed, len(recs), m.Identities, m.State)
+		if out.terminal {
+			out.printf("\r%s", line)
+			return
+		}
+		if q := pct / 25; q != lastQuarter {
+			lastQuarter = q
+			out.printf("%s\n", line)
+		}
+	}
+	next := time.Now()
+	for i := range recs {
+		if err := s.IngestRecord(ctx, &recs[i]); err != nil {
+			return fmt.Errorf("pre-training: %w", err)
+		}
+		if now := time.Now(); now.After(next) || !out.terminal && (i+1)*4/len(recs) != i*4/len(recs) {
+			show(i+1, status())
+			next = now.Add(100 * time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		m := status()
+		if m.State == "ready" {
+			show(len(recs), m)
+			if out.terminal {
+				out.printf("\n")
+			}
+			out.printf("Model ready: %d calls and %d identities learned, in %s of wall time.\n", m.Requests, m.Identities, time.Since(started).Round(10*time.Millisecond))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pre-training: the %s model is still %s after all %d calls (progress %+v)", demoAPI, m.State, len(recs), m.Progress)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func bar(pct int) string {
+	n := pct / 5
+	return "[" + strings.Repeat("#", n) + strings.Repeat(" ", 20-n) + "]"
+}
+
+// demoOutput serialises what the demo prints.
+type demoOutput struct {
+	mu       sync.Mutex
+	w        io.Writer
+	terminal bool
+}
+
+func (o *demoOutput) printf(format string, args ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintf(o.w, format, args...)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// attackWatcher polls GET /v1/attacks and prints each new attack, named by
+// the scripted attack whose addresses it carries.
+type attackWatcher struct {
+	admin  string
+	out    *demoOutput
+	http   *http.Client
+	script []*demo.Attack
+	start  time.Time
+
+	seen     map[string]bool
+	found    map[*demo.Attack][]demo.Detection
+	benign   []demo.Detection
+	other    int
+	pollErrs int
+}
+
+func (w *attackWatcher) run(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		w.poll()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// settle keeps polling until every scripted attack is detected or d has
+// passed.
+func (w *attackWatcher) settle(ctx context.Context, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		w.poll()
+		if len(w.found) == len(w.script) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (w *attackWatcher) poll() {
+	if w.seen == nil {
+		w.seen, w.found = map[string]bool{}, map[*demo.Attack][]demo.Detection{}
+	}
+	resp, err := w.http.Get(w.admin + "/v1/attacks?limit=1000")
+	if err != nil {
+		w.pollErrs++
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	list, err := demo.AttackList(body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		w.pollErrs++
+		return
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].DetectedAt.Before(list[j].DetectedAt) })
+	for _, a := range list {
+		if w.seen[a.ID] {
+			continue
+		}
+		w.seen[a.ID] = true
+		d := demo.Attribute(a, w.script)
+		who := "not scripted"
+		switch {
+		case d.Script != nil:
+			w.found[d.Script] = append(w.found[d.Script], d)
+			st := d.Script.Status()
+			who = fmt.Sprintf("scripted %s, detected %s after it began", d.Script.Name, a.DetectedAt.Sub(st.Started).Round(100*time.Millisecond))
+		case d.Benign:
+			w.benign = append(w.benign, d)
+			who = "a demo user: a false positive"
+		default:
+			w.other++
+		}
+		at := a.DetectedAt.Sub(w.start).Round(100 * time.Millisecond)
+		w.out.printf("%7s  DETECTED %-20s %s  (%s)\n         why: %s\n         action: %s\n",
+			at, a.Type, demo.Identity(a), who, demo.Explain(a), demo.Action(a))
+	}
+}
+
+// summary prints what became of each scripted attack and of the benign
+// users, and fails when an attack went undetected or a benign user was
+// blocked.
+func (w *attackWatcher) summary(load demo.LoadStats) error {
+	o := w.out
+	o.printf("\nSummary: %d benign calls from %d users (%d errors), %d scripted attacks\n", load.Requests, load.Users, load.Errors, len(w.script))
+	o.printf("  %-20s %-9s %-38s %-9s %s\n", "attack", "detected", "as", "after", "blocked")
+	missed := 0
+	for _, a := range w.script {
+		st := a.Status()
+		ds := w.found[a]
+		if len(ds) == 0 {
+			missed++
+			o.printf("  %-20s %-9s %-38s %-9s %s\n", a.Name, "NO", "-", "-", fmt.Sprintf("(%d calls, %d refused)", st.Requests, st.Refused))
+			continue
+		}
+		kinds := map[detect.AttackType][]string{}
+		var types []detect.AttackType
+		first := ds[0].Attack.DetectedAt
+		for _, d := range ds {
+			t := d.Attack.Type
+			if _, ok := kinds[t]; !ok {
+				types = append(types, t)
+			}
+			kinds[t] = append(kinds[t], d.Attack.Identity.Kind)
+			if d.Attack.DetectedAt.Before(first) {
+				first = d.Attack.DetectedAt
+			}
+		}
+		as := make([]string, len(types))
+		for i, t := range types {
+			as[i] = fmt.Sprintf("%s (%s)", t, strings.Join(kinds[t], ", "))
+		}
+		blocked := "no"
+		if st.Refused > 0 {
+			blocked = fmt.Sprintf("yes, %d of %d calls refused", st.Refused, st.Requests)
+		}
+		o.printf("  %-20s %-9s %-38s %-9s %s\n", a.Name, "yes", strings.Join(as, "; "), first.Sub(st.Started).Round(100*time.Millisecond), blocked)
+	}
+	users := make([]string, 0, len(load.Refused))
+	for u := range load.Refused {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	o.printf("  benign users blocked: %d of %d %s; benign identities flagged: %d\n", len(users), load.Users, strings.Join(users, " "), len(w.benign))
+	var problems []string
+	if missed > 0 {
+		problems = append(problems, fmt.Sprintf("%d scripted attack(s) not detected", missed))
+	}
+	if len(users) > 0 {
+		problems = append(problems, fmt.Sprintf("%d benign user(s) blocked", len(users)))
+	}
+	if len(problems) > 0 {
+		return errors.New("demo: " + strings.Join(problems, ", "))
+	}
+	o.printf("Every scripted attack was detected and no benign user was blocked.\n")
+	return nil
+}
+
+// shopCmd runs the sample API alone (the docker-compose example's back end).
+func shopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil shop", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	srv := &http.Server{Handler: demo.NewShop(demoSeed).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	fmt.Fprintf(stdout, "shop-bidding sample API listening on http://%s%s (users user1…user200, passwords password1…password200)\n", l.Addr(), demo.BasePath)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
