@@ -73,6 +73,15 @@ type Order struct {
 	Note     string   `json:"note"`
 	Created  string   `json:"created_at"`
 	Shipping Shipping `json:"shipping"`
+	Payment  Payment  `json:"payment"`
+}
+
+// Payment is how an order is paid.
+type Payment struct {
+	Method  string `json:"method"`
+	Last4   string `json:"card_last4"`
+	Email   string `json:"billing_email"`
+	Invoice string `json:"invoice"`
 }
 
 // Shipping is an order's delivery address.
@@ -146,6 +155,7 @@ func (s *Shop) addOrder(o *Order) {
 	s.nextID++
 	u := s.users[o.User]
 	o.Shipping = Shipping{Name: strings.ToUpper(o.User[:1]) + o.User[1:], Street: strconv.Itoa(1+o.ID%180) + " " + streets[o.ID%len(streets)], City: u.City, Zip: strconv.Itoa(10000 + o.ID%89999), Country: "DE"}
+	o.Payment = payment(o.ID, u.Email)
 	if len(s.orders) < maxOrders {
 		s.orders[o.ID] = o
 		s.byUser[o.User] = append(s.byUser[o.User], o.ID)
@@ -461,9 +471,15 @@ func (s *Shop) export(w http.ResponseWriter, r *http.Request, user string) {
 		u := UserName(1 + id%NumUsers)
 		out = append(out, Order{ID: id, User: u, ItemID: it.ID, Item: it.Title, Amount: it.Price, Quantity: 1, Currency: "EUR", Status: "archived",
 			Created:  time.Date(2025, time.Month(1+id%12), 1+id%28, id%24, id%60, 0, 0, time.UTC).Format(time.RFC3339),
-			Shipping: Shipping{Name: u, Street: strconv.Itoa(1+id%180) + " " + streets[id%len(streets)], City: cities[id%len(cities)], Zip: strconv.Itoa(10000 + id%89999), Country: "DE"}})
+			Shipping: Shipping{Name: u, Street: strconv.Itoa(1+id%180) + " " + streets[id%len(streets)], City: cities[id%len(cities)], Zip: strconv.Itoa(10000 + id%89999), Country: "DE"},
+			Payment:  payment(id, u+"@mail.example")})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "orders": out})
+}
+
+func payment(id int, email string) Payment {
+	return Payment{Method: []string{"card", "paypal", "sepa"}[id%3], Last4: strconv.Itoa(1000 + id*7919%9000), Email: email,
+		Invoice: "INV-2026-" + strconv.Itoa(id)}
 }
 
 // writeJSON answers with a JSON body and its Content-Length, so that the
