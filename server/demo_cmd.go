@@ -134,6 +134,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	out.printf("Vigil %s: gRPC %s, admin %s; sample API shop-bidding on %s\n", Version, s.GRPCAddr(), s.AdminAddr(), shopL.Addr())
 	if err := pretrain(ctx, s, shop, out); err != nil {
+		if ctx.Err() != nil {
+			return stop() // interrupted: a clean stop
+		}
 		return err
 	}
 
@@ -151,7 +154,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out.printf("ready front=%s admin=%s grpc=%s\n", front, admin, s.GRPCAddr())
 	out.printf("  sample API (through the front door): http://%s%s   users user1…user200, passwords password1…password200\n", front, demo.BasePath)
 	out.printf("  dashboard:                           http://%s/\n", admin)
-	out.printf("  try: curl -s -H 'X-Forwarded-For: 203.0.113.7' -d 'username=user1&password=password1' http://%s%s/login\n", front, demo.BasePath)
+	out.printf("  try:                                 curl -s -H 'X-Forwarded-For: 203.0.113.7' 'http://%s%s/search?q=watch'\n", front, demo.BasePath)
 
 	w := &attackWatcher{admin: "http://" + admin, out: out, http: &http.Client{Timeout: 5 * time.Second}}
 	liveStart := time.Now()
