@@ -3,6 +3,8 @@ package detect
 import (
 	"strings"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Windows of the per-identity state: a short one for rates (1 min in 10 s
@@ -238,23 +240,18 @@ func (s *identityState) noteIP(ip string) {
 	}
 }
 
-// objectKey hashes the endpoint template and the last ID segment of a path:
-// the object a call reads.
-func objectKey(path string) (uint64, bool) {
-	last := ""
-	for seg := range strings.SplitSeq(path, "/") {
-		if seg != "" && IsIDSegment(seg) {
-			last = seg
-		}
-	}
-	if last == "" {
+// objectKey hashes the endpoint template and the last ID segment of a
+// prepared call's path: the object the call reads.
+func objectKey(t *Transaction) (uint64, bool) {
+	if t.objectID == "" {
 		return 0, false
 	}
-	var buf [256]byte
-	k := AppendTemplate(buf[:0], path)
-	k = append(k, '#')
-	k = append(k, last...)
-	return hashBytes(k), true
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString(t.Template)
+	d.WriteString("#")
+	d.WriteString(t.objectID)
+	return d.Sum64(), true
 }
 
 // isLoginPath reports whether path is one of the API's login endpoints.

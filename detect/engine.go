@@ -155,8 +155,9 @@ func (e *Engine) Consume(t *Transaction) {
 	m.requests.Add(1)
 	m.tick(t.Start)
 	primary, _ := primaryIdentity(t)
+	t.Prepare()
 	call := callFacts{login: isLoginPath(loginPaths(m.api), t.Path)}
-	call.object, call.hasObject = objectKey(t.Path)
+	call.object, call.hasObject = objectKey(t)
 	for k := range numKinds {
 		id := t.Identities[k]
 		if id == "" {

@@ -198,8 +198,8 @@ func (f *Forensics) Consume(t *Transaction) {
 	} else {
 		api = DiscoveredName(t.Host, DiscoveredBase(t.Path))
 	}
-	var buf [256]byte
-	url := AppendTemplate(buf[:0], t.Path)
+	t.Prepare()
+	url := t.Template
 	method := t.Method
 	ip := t.Identities[KindIP]
 	hour := t.Start.Unix() / 3600
@@ -233,14 +233,14 @@ func (f *Forensics) Consume(t *Transaction) {
 		}
 		st.total++
 		st.methods.add(method, nil, 16)
-		st.urls.add("", url, forensicMaxURLs)
+		st.urls.add(url, nil, forensicMaxURLs)
 		st.apis.add(api, nil, forensicMaxAPIs)
 		st.countHour(hour)
 		if ip != "" && k != KindIP {
 			pi := st.ipTally(ip)
 			pi.total++
 			pi.methods.add(method, nil, 16)
-			pi.urls.add("", url, forensicMaxURLs)
+			pi.urls.add(url, nil, forensicMaxURLs)
 			pi.apis.add(api, nil, forensicMaxAPIs)
 		}
 	}

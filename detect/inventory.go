@@ -103,11 +103,12 @@ func (inv *Inventory) Consume(t *Transaction) {
 	name, base := inv.Name(t)
 	// "METHOD template", built on the stack: looking it up allocates
 	// nothing, only a new endpoint does.
+	t.Prepare()
 	var buf [256]byte
 	key := append(buf[:0], t.Method...)
 	key = append(key, ' ')
 	pathAt := len(key)
-	key = AppendTemplate(key, t.Path)
+	key = append(key, t.Template...)
 	when := t.Start
 	inv.mu.Lock()
 	defer inv.mu.Unlock()

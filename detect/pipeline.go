@@ -58,6 +58,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 type fanOut []Sink
 
 func (f fanOut) Consume(t *Transaction) {
+	t.Prepare()
 	for _, s := range f {
 		s.Consume(t)
 	}

@@ -26,21 +26,38 @@ func TemplatePath(path string) string {
 // AppendTemplate appends the endpoint template of path to dst, as
 // TemplatePath returns it.
 func AppendTemplate(dst []byte, path string) []byte {
+	dst, _ = appendTemplate(dst, path)
+	return dst
+}
+
+// appendTemplate appends the endpoint template of path to dst and returns
+// the last segment of the whole path that is an ID, if any: the object the
+// call reads.
+func appendTemplate(dst []byte, path string) ([]byte, string) {
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
 	}
 	n := 0
+	lastID := ""
 	for seg := range strings.SplitSeq(path, "/") {
 		if seg == "" {
 			continue
 		}
+		id := IsIDSegment(seg)
+		if id {
+			lastID = seg
+		}
+		if n > maxTemplateSegments {
+			continue // past the template's end: only the last ID is wanted
+		}
 		if n == maxTemplateSegments {
 			dst = append(dst, "/…"...)
-			break
+			n++
+			continue
 		}
 		n++
 		dst = append(dst, '/')
-		if IsIDSegment(seg) {
+		if id {
 			dst = append(dst, IDPlaceholder...)
 			continue
 		}
@@ -56,7 +73,7 @@ func AppendTemplate(dst []byte, path string) []byte {
 	if n == 0 {
 		dst = append(dst, '/')
 	}
-	return dst
+	return dst, lastID
 }
 
 // truncateSegment cuts seg, longer than maxSegmentBytes, to at most that

@@ -10,10 +10,13 @@ import (
 // Transaction is one API call, request and response joined: what detection
 // learns from. Secret identities are fingerprints.
 type Transaction struct {
-	API        *API
-	Host       string
-	Method     string
-	Path       string // raw path without query; templated by the pipeline
+	API    *API
+	Host   string
+	Method string
+	Path   string // raw path without query
+	// Template is the path's endpoint template, set by Prepare.
+	Template   string
+	objectID   string // the path's last ID segment, set by Prepare
 	Identities Identities
 	UserAgent  string
 	// RequestID is Envoy's x-request-id, used to join the parts of one call
@@ -48,6 +51,20 @@ const (
 	SourceExtProc
 	SourceObserver // an ext_proc filter in observability mode
 )
+
+// Prepare derives from the path, once per call, what several sinks use:
+// the endpoint template and the object the call reads. The pipeline calls
+// it before the sinks; each sink calls it too, for callers that feed it
+// directly (replay, tests). Not safe for concurrent use: call it before
+// sharing t between goroutines.
+func (t *Transaction) Prepare() {
+	if t.Template != "" {
+		return
+	}
+	var buf [256]byte
+	b, id := appendTemplate(buf[:0], t.Path)
+	t.Template, t.objectID = string(b), id
+}
 
 // Queue is the bounded hand-off from the hot path to the detection pipeline.
 // Push never blocks: when the queue is full the record is dropped and counted.
