@@ -221,7 +221,11 @@ func pretrain(ctx context.Context, s *Server, shop *demo.Shop, out *demoOutput) 
 		if m.State != "ready" {
 			pct = min(pct, 99)
 		}
-		line := fmt.Sprintf("  training %s %s %3d%%  %d/%d calls fed, %d identities seen, model %s", demoAPI, bar(pct), pct, fed, len(recs), m.Identities, m.State)
+		state := "learning"
+		if m.State == "ready" {
+			state = "trained" // "ready" is printed once, when the front door accepts requests
+		}
+		line := fmt.Sprintf("  training %s %s %3d%%  %d/%d calls fed, %d identities seen, model %s", demoAPI, bar(pct), pct, fed, len(recs), m.Identities, state)
 		if out.terminal {
 			out.printf("\r%s", line)
 			return
@@ -249,7 +253,7 @@ func pretrain(ctx context.Context, s *Server, shop *demo.Shop, out *demoOutput) 
 			if out.terminal {
 				out.printf("\n")
 			}
-			out.printf("Model ready: %d calls and %d identities learned, in %s of wall time.\n", m.Requests, m.Identities, time.Since(started).Round(10*time.Millisecond))
+			out.printf("Model trained: %d calls and %d identities learned, in %s of wall time.\n", m.Requests, m.Identities, time.Since(started).Round(10*time.Millisecond))
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -329,7 +329,8 @@ func requestHeaders(r *http.Request, peerIP string) (hdrs, bool) {
 	for name, vs := range r.Header {
 		name = strings.ToLower(name)
 		switch {
-		case hopByHop[name], strings.HasPrefix(name, "x-envoy-"), name == "content-length", name == "x-request-id", name == "x-forwarded-proto":
+		case hopByHop[name], strings.HasPrefix(name, "x-envoy-"), name == "content-length", name == "x-request-id", name == "x-forwarded-proto",
+			name == "expect": // 100-continue is answered here, as Envoy does
 			continue
 		case name == "x-forwarded-for":
 			xff = append(xff, vs...)

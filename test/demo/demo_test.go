@@ -88,8 +88,11 @@ func startDemo(t *testing.T, tmp string, args ...string) *demoProcess {
 			p.mu.Lock()
 			p.lines = append(p.lines, sc.Text())
 			p.mu.Unlock()
-			if strings.Contains(sc.Text(), "ready") && strings.Contains(sc.Text(), "front=") {
-				p.ready <- sc.Text()
+			if strings.Contains(sc.Text(), "ready") {
+				select {
+				case p.ready <- sc.Text(): // the first line that says ready
+				default:
+				}
 			}
 		}
 		io.Copy(io.Discard, stdout)
