@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,7 +28,6 @@ import (
 const (
 	demoAPI             = "shop-bidding"
 	demoWindow          = 90 * time.Minute // recorded benign traffic fed before the live part
-	demoBackgroundUsers = 150              // users 1 … 150 keep visiting; 197 … 200 are the attacks' accounts
 	demoSeed            = 1
 	defaultDemoDuration = 60 * time.Second
 )
@@ -63,7 +63,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:9000", "Vigil's gRPC (ext_proc) listen address")
 	noTraffic := fs.Bool("no-traffic", false, "only the trained stack: no background load, no attacks; runs until interrupted (or for --duration when given)")
 	duration := fs.Duration("duration", defaultDemoDuration, "how long the live part (background load and attacks) runs before the summary")
-	dataDir := fs.String("data-dir", "", "Vigil's data directory (default: a fresh temporary directory, removed at exit)")
+	dataDir := fs.String("data-dir", "", "Vigil's data directory (default: a fresh temporary directory, removed at exit); one reused from an earlier run keeps its block list")
 	logLevel := fs.String("log-level", "error", "level of Vigil's own JSON log on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -133,6 +133,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer stop()
 
 	out.printf("Vigil %s: gRPC %s, admin %s; sample API shop-bidding on %s\n", Version, s.GRPCAddr(), s.AdminAddr(), shopL.Addr())
+	w := &attackWatcher{admin: "http://" + s.AdminAddr(), out: out, http: &http.Client{Timeout: 5 * time.Second}}
+	w.prime(ctx) // attacks a reused --data-dir holds from earlier runs are not this run's
+	if *dataDir != "" {
+		w.unblockScripted() // so that the script's attackers are detected again, not refused at once
+	}
 	if err := pretrain(ctx, s, shop, out); err != nil {
 		if ctx.Err() != nil {
 			return stop() // interrupted: a clean stop
@@ -156,9 +161,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out.printf("  dashboard:                           http://%s/\n", admin)
 	out.printf("  try:                                 curl -s -H 'X-Forwarded-For: 203.0.113.7' 'http://%s%s/search?q=watch'\n", front, demo.BasePath)
 
-	w := &attackWatcher{admin: "http://" + admin, out: out, http: &http.Client{Timeout: 5 * time.Second}}
-	liveStart := time.Now()
-	w.start = liveStart
+	w.start = time.Now()
 	if *noTraffic {
 		w.script = nil
 		wctx, cancel := context.WithCancel(ctx)
@@ -177,8 +180,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	w.script = script
 	transport := &http.Transport{MaxIdleConnsPerHost: 64, ExpectContinueTimeout: 2 * time.Second}
 	hc := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	load := &demo.Load{Shop: shop, HTTP: hc, Base: "http://" + front, Users: demoBackgroundUsers, Seed: demoSeed}
-	out.printf("Live for %s: %d demo users in the background; the attacks start in 2 seconds.\n", *duration, demoBackgroundUsers)
+	load := &demo.Load{Shop: shop, HTTP: hc, Base: "http://" + front, Users: demo.BackgroundUsers, Seed: demoSeed}
+	out.printf("Live for %s: %d demo users in the background; the attacks start in 2 seconds.\n", *duration, demo.BackgroundUsers)
 	liveCtx, stopLive := context.WithTimeout(ctx, *duration)
 	defer stopLive()
 	var wg sync.WaitGroup
@@ -303,11 +306,10 @@ type attackWatcher struct {
 	script []*demo.Attack
 	start  time.Time
 
-	seen     map[string]bool
-	found    map[*demo.Attack][]demo.Detection
-	benign   []demo.Detection
-	other    int
-	pollErrs int
+	seen   map[string]bool
+	found  map[*demo.Attack][]demo.Detection
+	benign []demo.Detection
+	other  int
 }
 
 func (w *attackWatcher) run(ctx context.Context) {
@@ -339,20 +341,66 @@ func (w *attackWatcher) settle(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (w *attackWatcher) poll() {
+// prime marks the attacks already on record as seen, once the admin API
+// answers.
+func (w *attackWatcher) prime(ctx context.Context) {
+	deadline := time.Now().Add(10 * time.Second)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if list, ok := w.fetch(); ok {
+			for _, a := range list {
+				w.seen[a.ID] = true
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (w *attackWatcher) fetch() ([]*detect.Attack, bool) {
 	if w.seen == nil {
 		w.seen, w.found = map[string]bool{}, map[*demo.Attack][]demo.Detection{}
 	}
 	resp, err := w.http.Get(w.admin + "/v1/attacks?limit=1000")
 	if err != nil {
-		w.pollErrs++
-		return
+		return nil, false
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	list, err := demo.AttackList(body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		w.pollErrs++
+	return list, err == nil && resp.StatusCode == http.StatusOK
+}
+
+// unblockScripted removes the block list entries an earlier run left on
+// the script's addresses and accounts.
+func (w *attackWatcher) unblockScripted() {
+	resp, err := w.http.Get(w.admin + "/v1/blocklist")
+	if err != nil {
+		return
+	}
+	var list struct {
+		Entries []struct{ Kind, Value string }
+	}
+	err = json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if err != nil {
+		return
+	}
+	for _, e := range list.Entries {
+		if e.Kind == "ip" && demo.IsScriptIP(e.Value) || e.Kind == "username" && demo.IsScriptUser(e.Value) {
+			req, _ := http.NewRequest(http.MethodDelete, w.admin+"/v1/blocklist/"+e.Kind+"/"+url.PathEscape(e.Value), nil)
+			if resp, err := w.http.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}
+}
+
+func (w *attackWatcher) poll() {
+	list, ok := w.fetch()
+	if !ok {
 		return
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].DetectedAt.Before(list[j].DetectedAt) })

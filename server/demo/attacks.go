@@ -33,6 +33,17 @@ type Attack struct {
 	lastError error
 }
 
+// IsScriptIP says whether ip is one of the scripted attacks' addresses
+// (45.128.0.0/16).
+func IsScriptIP(ip string) bool { return strings.HasPrefix(ip, "45.128.") }
+
+// IsScriptUser says whether user is an account the script uses: user197 …
+// user200 (the attackers' own accounts and the stolen token's victim).
+func IsScriptUser(user string) bool {
+	n, err := strconv.Atoi(strings.TrimPrefix(user, "user"))
+	return err == nil && strings.HasPrefix(user, "user") && n >= NumUsers-3 && n <= NumUsers
+}
+
 // Owns says whether ip is one of the attack's addresses.
 func (a *Attack) Owns(ip string) bool { return strings.HasPrefix(ip, a.Net) }
 

@@ -295,6 +295,10 @@ func (c *Client) Login(ctx context.Context, user, password string) (Response, er
 	return res, err
 }
 
+// BackgroundUsers is how many demo users (user1 …) keep visiting in the
+// live part; the script's accounts are the last four.
+const BackgroundUsers = 150
+
 // Load is the benign background load: demo users visiting the shop through
 // the front door, session after session, with the habits of pre-training.
 type Load struct {
