@@ -28,6 +28,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary))
+	}
+	os.Exit(code)
+}
+
 // vigilBinary builds the binary once with `go build -o vigil .` at the
 // repository root, as the README says (without -race: the demo is timed).
 func vigilBinary(t *testing.T) string {
