@@ -70,6 +70,13 @@ func (f fanOut) Consume(t *Transaction) {
 // was refused, so no response will come), or when window has passed.
 // Parts arriving after their call was handed on, whichever way, are absorbed
 // for another window, so a call is never counted twice.
+//
+// Joining costs a map entry per call held for two windows. A deployment
+// where one filter alone reports (ext_authz only, or ext_proc only) has
+// nothing to join, so once only one source has reported for
+// topologyMemory (and the first two windows have passed), its calls go
+// straight on. The first part from another source switches joining back
+// on; only the calls in flight at that moment may then count twice.
 type Joiner struct {
 	next    Sink
 	window  time.Duration
@@ -77,7 +84,14 @@ type Joiner struct {
 	pending map[string]*Transaction // by RequestID
 	order   []joinRef               // FIFO of deadlines, by time of scheduling
 	head    int
+
+	started time.Time
+	seen    [8]time.Time // last part from each source bit
 }
+
+// topologyMemory is how long a filter that stopped reporting still counts
+// as part of the deployment: low-traffic APIs keep joining.
+const topologyMemory = time.Hour
 
 // joinState is the joiner's bookkeeping, kept in the transaction itself so
 // that joining allocates nothing per call.
@@ -104,9 +118,37 @@ func NewJoiner(window time.Duration, max int, next Sink) *Joiner {
 
 func whole(t *Transaction) bool { return (t.HasRequest && t.Complete) || t.Blocked }
 
+// joining reports whether parts must wait for their partners: more than
+// one source reported within topologyMemory, or the joiner is new.
+func (j *Joiner) joining(sources uint8, now time.Time) bool {
+	if j.started.IsZero() {
+		j.started = now
+	}
+	for b := range len(j.seen) {
+		if sources&(1<<b) != 0 {
+			j.seen[b] = now
+		}
+	}
+	if now.Sub(j.started) < 2*j.window {
+		return true
+	}
+	active := 0
+	for _, at := range j.seen {
+		if !at.IsZero() && now.Sub(at) < topologyMemory {
+			active++
+		}
+	}
+	return active > 1
+}
+
 // Add takes one part.
 func (j *Joiner) Add(t *Transaction, now time.Time) {
 	if t.RequestID == "" {
+		j.next.Consume(t)
+		return
+	}
+	if !j.joining(t.Sources, now) && len(j.pending) == 0 {
+		t.join = joinState{done: true}
 		j.next.Consume(t)
 		return
 	}

@@ -37,17 +37,18 @@ const window = 10 * time.Second
 // The parts that Envoy's filters report for one call.
 func authzPart(id string, at time.Duration) *Transaction {
 	return &Transaction{RequestID: id, HasRequest: true, Method: "POST", Path: "/orders", Host: "shop.test",
-		Identities: idsAlice, Start: t0.Add(at), RequestBytes: 10, DecisionID: "authz-" + id}
+		Identities: idsAlice, Start: t0.Add(at), RequestBytes: 10, DecisionID: "authz-" + id, Sources: SourceExtAuthz}
 }
 
 func responsePart(id string, at time.Duration, status int) *Transaction {
-	return &Transaction{RequestID: id, Complete: true, Status: status, ResponseBytes: 99, Start: t0.Add(at)}
+	return &Transaction{RequestID: id, Complete: true, Status: status, ResponseBytes: 99, Start: t0.Add(at), Sources: SourceObserver}
 }
 
 func extProcPart(id string, at time.Duration) *Transaction {
 	t := authzPart(id, at)
 	t.Complete, t.Status, t.Latency, t.ResponseBytes, t.RequestBytes = true, 200, 25*time.Millisecond, 500, 2048
 	t.JSONElements = 7
+	t.Sources = SourceExtProc
 	return t
 }
 
@@ -267,6 +268,45 @@ func TestJoinerSteadyState(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("call %s handed on %d times", id, n)
 		}
+	}
+}
+
+// TestJoinerOneSource: when one filter alone reports, its calls go straight
+// on once the first two windows have passed; the first part from a second
+// filter turns joining back on, and two filters keep joining however quiet
+// the traffic.
+func TestJoinerOneSource(t *testing.T) {
+	rec := &recorder{}
+	j := NewJoiner(window, 100, rec)
+	j.Add(authzPart("a", 0), t0) // a new joiner waits: ext_proc may be there
+	if rec.count() != 0 || j.Pending() != 1 {
+		t.Fatalf("first part: %d handed on, %d pending", rec.count(), j.Pending())
+	}
+	later := t0.Add(2 * window)
+	j.Add(authzPart("b", 2*window), later) // "a" expires; "b" waits: "a" was still pending
+	j.Flush(later.Add(window), false)   // "b" expires and absorbs late parts
+	j.Flush(later.Add(2*window), false) // then is forgotten
+	if rec.count() != 2 || j.Pending() != 0 {
+		t.Fatalf("after the first windows: %d handed on, %d pending", rec.count(), j.Pending())
+	}
+	at := later.Add(2 * window)
+	j.Add(authzPart("c", at.Sub(t0)), at)
+	if rec.count() != 3 || j.Pending() != 0 {
+		t.Fatalf("one source: %d handed on, %d pending; want it straight on", rec.count(), j.Pending())
+	}
+	// ext_proc appears: from now on parts wait for their partners.
+	j.Add(extProcPart("d", at.Sub(t0)), at)
+	j.Add(authzPart("e", at.Sub(t0)), at)
+	j.Add(responsePart("e", at.Sub(t0), 200), at)
+	if rec.count() != 5 || rec.got[4].RequestID != "e" || !rec.got[4].Complete {
+		t.Fatalf("two sources: %d handed on, last %+v", rec.count(), rec.got[rec.count()-1])
+	}
+	// Quiet traffic, both filters still deployed: still joined.
+	quiet := at.Add(topologyMemory - time.Minute)
+	j.Flush(quiet, false)
+	j.Add(authzPart("f", quiet.Sub(t0)), quiet)
+	if j.Pending() != 1 {
+		t.Fatalf("quiet traffic with two filters: %d pending, want the part to wait", j.Pending())
 	}
 }
 
