@@ -74,7 +74,7 @@ func (f fanOut) Consume(t *Transaction) {
 // Joining costs a map entry per call held for two windows. A deployment
 // where one filter alone reports (ext_authz only, or ext_proc only) has
 // nothing to join, so once only one source has reported for
-// topologyMemory (and the first two windows have passed), its calls go
+// topologyMemory (and the first window has passed), its calls go
 // straight on. The first part from another source switches joining back
 // on; only the calls in flight at that moment may then count twice.
 type Joiner struct {
@@ -129,8 +129,8 @@ func (j *Joiner) joining(sources uint8, now time.Time) bool {
 			j.seen[b] = now
 		}
 	}
-	if now.Sub(j.started) < 2*j.window {
-		return true
+	if now.Sub(j.started) < j.window {
+		return true // a partner from another filter may be on its way
 	}
 	active := 0
 	for _, at := range j.seen {

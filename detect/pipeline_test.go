@@ -272,7 +272,7 @@ func TestJoinerSteadyState(t *testing.T) {
 }
 
 // TestJoinerOneSource: when one filter alone reports, its calls go straight
-// on once the first two windows have passed; the first part from a second
+// on once the first window has passed; the first part from a second
 // filter turns joining back on, and two filters keep joining however quiet
 // the traffic.
 func TestJoinerOneSource(t *testing.T) {
@@ -282,12 +282,12 @@ func TestJoinerOneSource(t *testing.T) {
 	if rec.count() != 0 || j.Pending() != 1 {
 		t.Fatalf("first part: %d handed on, %d pending", rec.count(), j.Pending())
 	}
-	later := t0.Add(2 * window)
-	j.Add(authzPart("b", 2*window), later) // "a" expires; "b" waits: "a" was still pending
+	later := t0.Add(window)
+	j.Add(authzPart("b", window), later) // "a" expires; "b" waits: "a" was still pending
 	j.Flush(later.Add(window), false)   // "b" expires and absorbs late parts
 	j.Flush(later.Add(2*window), false) // then is forgotten
 	if rec.count() != 2 || j.Pending() != 0 {
-		t.Fatalf("after the first windows: %d handed on, %d pending", rec.count(), j.Pending())
+		t.Fatalf("after the first window: %d handed on, %d pending", rec.count(), j.Pending())
 	}
 	at := later.Add(2 * window)
 	j.Add(authzPart("c", at.Sub(t0)), at)
