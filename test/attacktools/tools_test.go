@@ -91,7 +91,10 @@ func TestFfufProbing(t *testing.T) {
 		}
 	}
 	t.Logf("ffuf: %d words, %d results in %s: statuses %v; first 403 at word %d", nwords, len(res.Results), end.Sub(start).Round(time.Millisecond), statuses, first403)
-	if len(res.Results) < nwords*9/10 || statuses[404] < 15 || statuses[403] < len(res.Results)/2 || first403 == 0 {
+	// ffuf 1.1.0 leaves a few words out of its output (2 to 10 of 4,614
+	// here, at random, though Vigil saw every request): the 404s it lists
+	// are at most the ~16 that made it probing.
+	if len(res.Results) < nwords*9/10 || statuses[404] == 0 || statuses[403] < len(res.Results)/2 || first403 == 0 {
 		t.Fatalf("ffuf's results: %d of %d words, statuses %v; want nearly every word answered, the probing seen (404s), then mostly 403s", len(res.Results), nwords, statuses)
 	}
 	// Once blocked, the address stays blocked: past the requests in flight
@@ -181,9 +184,10 @@ func loginFrom(ip, front, user, password string) (int, error) {
 var heyStatusRE = regexp.MustCompile(`\[(\d{3})\]\s+(\d+) responses`)
 
 // TestHeyFlood: hey floods the search, anonymously, at about 200 requests
-// a second for 3 s. The answers are 200s with small bodies, no errors, no
-// logins, no objects: the only variable it drives past its limit is
-// requests_per_min (limit 100), so Vigil's engine calls it
+// a second for 3 s. The answers are 200s with small bodies (q=lamp: 659
+// bytes, so 100 of them stay under the learned normal of response bytes),
+// no errors, no logins, no objects: the only variable it drives past its
+// limit is requests_per_min (limit 100), so Vigil's engine calls it
 // extreme_activity. Once blocked, hey's status distribution shows 403s.
 func TestHeyFlood(t *testing.T) {
 	t.Parallel()
