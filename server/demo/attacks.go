@@ -164,14 +164,15 @@ func probing(ctx context.Context, x *attackRun) {
 }
 
 // idWalking logs in with an account of its own, then reads order after
-// order by sequential ID, three a second: the shop answers them all (its
-// BOLA weakness).
+// order by sequential ID, eight a second: the shop answers them all (its
+// BOLA weakness). Every call reads a new object, so the distinct objects
+// (limit 80) pass their limit before the calls per minute (limit 100) do.
 func idWalking(ctx context.Context, x *attackRun) {
 	c := x.client(20, "python-requests/2.32.3")
 	if _, err := c.Login(ctx, UserName(199), UserPassword(199)); err != nil || c.Token == "" {
 		return
 	}
-	every(ctx, 333*time.Millisecond, 300, func(i int) bool {
+	every(ctx, 125*time.Millisecond, 300, func(i int) bool {
 		_, ok := x.do(ctx, c, "GET", BasePath+"/order/"+strconv.Itoa(FirstOrderID+i), "", nil)
 		return ok
 	})
