@@ -248,6 +248,26 @@ func (s *shard) process(w work) {
 	t, m := w.t, w.model
 	now := t.Start.UnixNano()
 	st := s.state(m, w.kind, t.Identities[w.kind])
+	if t.Blocked {
+		// Vigil answered this call itself (block list, decoy, hard limit):
+		// it never reached the API, and its status is Vigil's, so it is no
+		// behaviour to learn from or to count. A blocked attacker's
+		// retries would otherwise raise new attacks of other types (errors,
+		// rates) on top of the one that blocked it. Only the payload it
+		// sent is judged, and an attack record still says when the
+		// identity was first seen and from where.
+		if st.first == 0 {
+			st.first = now
+		}
+		st.last = max(st.last, now)
+		if w.kind != KindIP && t.Identities[KindIP] != "" {
+			st.noteIP(t.Identities[KindIP])
+		}
+		if w.primary {
+			s.perRequest(st, t)
+		}
+		return
+	}
 	// Once a minute, the identity's windows as of its last call become a
 	// training sample (flagged identities never train the model).
 	if minute := now / int64(longBucket); minute != st.lastSample && st.first != 0 {

@@ -285,3 +285,46 @@ func TestEngineTrainingIsRobustToHiddenAttackers(t *testing.T) {
 		t.Fatal("a scanner after training was not caught")
 	}
 }
+
+// TestEngineIgnoresCallsVigilRefused: a blocked client's retries, answered
+// 403 by Vigil itself, are no behaviour of the API: they raise no new attack
+// (the same flood, let through, does) and train nothing; a refused oversized
+// payload is still judged.
+func TestEngineIgnoresCallsVigilRefused(t *testing.T) {
+	f := newEngineFixture(t, ModeBlock)
+	f.benign(45*time.Minute, rand.New(rand.NewPCG(1, 2)))
+	flood := func(ip string, blocked bool) {
+		for i := range 3000 {
+			if i%50 == 0 {
+				f.now = f.now.Add(time.Second)
+			}
+			tx := &Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: fmt.Sprintf("/shop/x%d", i),
+				Status: 403, ResponseBytes: 80, Start: f.now, HasRequest: true, Complete: true, UserAgent: "scan/1.0"}
+			tx.Identities[KindIP] = ip
+			if blocked {
+				tx.Blocked, tx.Reason = true, ReasonBlockList
+			}
+			f.e.Consume(tx)
+		}
+	}
+	flood("203.0.113.7", true)
+	if len(f.attacks) != 0 {
+		t.Fatalf("refused calls raised %d attacks, first %+v", len(f.attacks), f.attacks[0])
+	}
+	flood("203.0.113.8", false)
+	if len(f.attacks) == 0 {
+		t.Fatal("the same flood let through raised nothing: the test proves nothing")
+	}
+	n := len(f.attacks)
+	big := &Transaction{API: f.api, Host: "shop.example.com", Method: "PATCH", Path: "/shop/order/1", Status: 413,
+		RequestBytes: 5 << 20, JSONElements: 10000, Start: f.now, HasRequest: true, Complete: true, Blocked: true, Reason: ReasonTooManyElements}
+	big.Identities[KindIP] = "203.0.113.9"
+	big.Identities[KindToken] = f.fp.Fingerprint("tok-patcher")
+	f.e.Consume(big)
+	if len(f.attacks) != n+1 || f.attacks[n].Type != AttackOversizedPayload {
+		t.Fatalf("refused oversized payload: attacks %v", f.attacks[n:])
+	}
+	if a := f.attacks[n]; a.Identity.Kind != "token" || len(a.ClientIPs) != 1 || a.ClientIPs[0] != "203.0.113.9" || !a.FirstSeen.Equal(f.now) {
+		t.Fatalf("oversized payload by %+v from %v, first seen %s", a.Identity, a.ClientIPs, a.FirstSeen)
+	}
+}
