@@ -311,20 +311,10 @@ func (s *Server) Models() []detect.ModelStatus { return s.engine.Models() }
 // finds dead connections; recovery is the outermost interceptor so that a
 // panic becomes an INTERNAL status, which Envoy handles by its failure mode.
 func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
-	g := s.cfg.GRPC
-	onPanic := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+	opts := GRPCOptions(s.cfg, func(p any) {
 		s.metrics.panics.Inc()
 		s.log.Error().Interface("panic", p).Msg("recovered from panic in gRPC handler")
-		return status.Error(codes.Internal, "internal error")
 	})
-	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(g.MaxRecvMsgBytes),
-		grpc.MaxConcurrentStreams(g.MaxConcurrentStreams),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: g.KeepaliveTime, Timeout: g.KeepaliveTimeout}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.KeepaliveMinTime, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(onPanic)),
-		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(onPanic)),
-	}
 	if tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}
@@ -345,6 +335,25 @@ func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 	healthpb.RegisterHealthServer(srv, &healthService{Server: s.health, stop: s.stopWatch})
 	reflection.Register(srv)
 	return srv
+}
+
+// GRPCOptions are the options of Vigil's gRPC server for cfg, with
+// onPanic told of every recovered panic. The benchmark gives its null server
+// the same ones, so that the comparison is of the handlers alone.
+func GRPCOptions(cfg *Config, onPanic func(p any)) []grpc.ServerOption {
+	g := cfg.GRPC
+	recovered := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		onPanic(p)
+		return status.Error(codes.Internal, "internal error")
+	})
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(g.MaxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(g.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: g.KeepaliveTime, Timeout: g.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),
+		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered)),
+	}
 }
 
 var servedServices = []string{

@@ -187,7 +187,10 @@ func startNull(tb testing.TB) *target {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := grpc.NewServer(grpc.MaxConcurrentStreams(100000))
+	// The same server options as Vigil's (benchConfig sets no gRPC keys:
+	// the defaults), as performance-floor.md asks: null and detector with
+	// the same gRPC options.
+	s := grpc.NewServer(server.GRPCOptions(server.DefaultConfig(), func(any) {})...)
 	extprocv3.RegisterExternalProcessorServer(s, nullServer{})
 	authv3.RegisterAuthorizationServer(s, nullServer{})
 	go s.Serve(l)
