@@ -254,10 +254,15 @@ func objectKey(t *Transaction) (uint64, bool) {
 	return d.Sum64(), true
 }
 
-// isLoginPath reports whether path is one of the API's login endpoints.
+// isLoginPath reports whether path is one of the API's login endpoints: it
+// ends in one of paths, at a segment boundary (/login matches
+// /shopapi-bid/login, not /shopapi-bid/relogin).
 func isLoginPath(paths []string, path string) bool {
 	for _, p := range paths {
-		if path == p || strings.HasSuffix(path, p) && (len(path) == len(p) || path[len(path)-len(p)-1] == '/') {
+		if p == "" || !strings.HasSuffix(path, p) {
+			continue
+		}
+		if len(path) == len(p) || p[0] == '/' || path[len(path)-len(p)-1] == '/' {
 			return true
 		}
 	}

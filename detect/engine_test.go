@@ -328,3 +328,26 @@ func TestEngineIgnoresCallsVigilRefused(t *testing.T) {
 		t.Fatalf("oversized payload by %+v from %v, first seen %s", a.Identity, a.ClientIPs, a.FirstSeen)
 	}
 }
+
+func TestIsLoginPath(t *testing.T) {
+	for _, tc := range []struct {
+		paths []string
+		path  string
+		want  bool
+	}{
+		{DefaultLoginPaths, "/login", true},
+		{DefaultLoginPaths, "/shopapi-bid/login", true},
+		{DefaultLoginPaths, "/api/v1/oauth/token", true},
+		{DefaultLoginPaths, "/shopapi-bid/relogin", false},
+		{DefaultLoginPaths, "/shopapi-bid/login/help", false},
+		{DefaultLoginPaths, "/shopapi-bid/order/7", false},
+		{[]string{"signin"}, "/app/signin", true},
+		{[]string{"signin"}, "/app/xsignin", false},
+		{[]string{"/shopapi-bid/login"}, "/shopapi-bid/login", true},
+		{[]string{""}, "/anything", false},
+	} {
+		if got := isLoginPath(tc.paths, tc.path); got != tc.want {
+			t.Errorf("isLoginPath(%v, %q) = %v, want %v", tc.paths, tc.path, got, tc.want)
+		}
+	}
+}

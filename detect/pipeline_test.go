@@ -284,8 +284,8 @@ func TestJoinerOneSource(t *testing.T) {
 	}
 	later := t0.Add(window)
 	j.Add(authzPart("b", window), later) // "a" expires; "b" waits: "a" was still pending
-	j.Flush(later.Add(window), false)   // "b" expires and absorbs late parts
-	j.Flush(later.Add(2*window), false) // then is forgotten
+	j.Flush(later.Add(window), false)    // "b" expires and absorbs late parts
+	j.Flush(later.Add(2*window), false)  // then is forgotten
 	if rec.count() != 2 || j.Pending() != 0 {
 		t.Fatalf("after the first window: %d handed on, %d pending", rec.count(), j.Pending())
 	}
