@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"regexp"
@@ -65,6 +66,97 @@ type Config struct {
 	// GRPCTLS serves gRPC over TLS; with client_ca_file, Envoy must present
 	// a certificate that CA signed (mTLS).
 	GRPCTLS TLSFiles `yaml:"grpc_tls"`
+	// AdminTokenFile, AdminReadTokenFile and FingerprintKeyFile name files
+	// (a mounted Kubernetes Secret, a Docker secret) that hold admin_token,
+	// admin_read_token and fingerprint_key. Validate reads them into those
+	// fields, surrounding whitespace trimmed.
+	AdminTokenFile     string `yaml:"admin_token_file"`
+	AdminReadTokenFile string `yaml:"admin_read_token_file"`
+	FingerprintKeyFile string `yaml:"fingerprint_key_file"`
+
+	// secretsRead remembers what Validate read from each *_file key, so that
+	// a second Validate reads the file again instead of taking the value for
+	// one set inline beside it.
+	secretsRead [3]secretRead
+}
+
+// secretRead is one value read from a *_file key.
+type secretRead struct{ path, value string }
+
+// maxSecretFile bounds a secret file: a token or a key is a line, and a path
+// that names something else by mistake (a device, a log) must not be read whole.
+const maxSecretFile = 64 << 10
+
+// secretFile is a secret that may be set inline or read from a file.
+type secretFile struct {
+	key, fileKey string
+	value        *string
+	path         string
+	read         *secretRead
+}
+
+func (c *Config) secretFiles() []secretFile {
+	return []secretFile{
+		{"admin_token", "admin_token_file", &c.AdminToken, c.AdminTokenFile, &c.secretsRead[0]},
+		{"admin_read_token", "admin_read_token_file", &c.AdminReadToken, c.AdminReadTokenFile, &c.secretsRead[1]},
+		{"fingerprint_key", "fingerprint_key_file", &c.FingerprintKey, c.FingerprintKeyFile, &c.secretsRead[2]},
+	}
+}
+
+// readSecretFiles reads every *_file key into its value and returns the
+// problems (naming keys and paths, never what a file holds) and, for each
+// value read from a file, the name its other problems are reported under.
+// It may run more than once: a value an earlier call read is read again.
+func (c *Config) readSecretFiles() (errs []error, names map[string]string) {
+	names = map[string]string{}
+	for _, s := range c.secretFiles() {
+		names[s.key] = s.key
+		if s.read.path != "" && *s.value == s.read.value {
+			*s.value = "" // read by an earlier Validate, not set inline
+		}
+		*s.read = secretRead{}
+		if s.path == "" {
+			continue
+		}
+		if *s.value != "" {
+			errs = append(errs, fmt.Errorf("%s: set either %s or %s, not both", s.fileKey, s.key, s.fileKey))
+			continue
+		}
+		v, err := readSecretFile(s.path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.fileKey, err))
+			continue
+		}
+		*s.value, *s.read = v, secretRead{path: s.path, value: v}
+		names[s.key] = fmt.Sprintf("%s (from %s %q)", s.key, s.fileKey, s.path)
+	}
+	return errs, names
+}
+
+// readSecretFile reads one secret, trimmed. Its errors name the path and the
+// reason, never the content.
+func readSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err == nil {
+		defer f.Close()
+		var b []byte
+		b, err = io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+		if err == nil && len(b) > maxSecretFile {
+			return "", fmt.Errorf("%q is larger than %d KiB: not a secret file", path, maxSecretFile>>10)
+		}
+		if err == nil {
+			v := strings.TrimSpace(string(b))
+			if v == "" {
+				return "", fmt.Errorf("%q is empty", path)
+			}
+			return v, nil
+		}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return "", fmt.Errorf("cannot read %q: %v", path, err)
 }
 
 // TLSFiles names PEM files; all empty means plain TCP.
@@ -377,21 +469,27 @@ func (c *Config) Validate() error {
 	if grpcOK && adminOK && c.GRPCAddr == c.AdminAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
 		bad("admin_addr", "%q is also grpc_addr", c.AdminAddr)
 	}
-	if adminOK && c.AdminToken == "" && !isLoopbackAddr(c.AdminAddr) {
+	// A secret read from a file is checked like one set inline; its problems
+	// name the file. A file that could not be read is reported once, not
+	// again as a missing value.
+	fileErrs, secret := c.readSecretFiles()
+	errs = append(errs, fileErrs...)
+	hasAdminToken := c.AdminToken != "" || c.AdminTokenFile != ""
+	if adminOK && !hasAdminToken && !isLoopbackAddr(c.AdminAddr) {
 		bad("admin_token", "required when admin_addr (%s) is not a loopback address", c.AdminAddr)
 	}
-	if c.AdminReadToken != "" && (c.AdminToken == "" || len(c.AdminReadToken) < 16 || c.AdminReadToken == c.AdminToken) {
-		bad("admin_read_token", "needs admin_token too, at least 16 characters, and must differ from admin_token")
+	if c.AdminReadToken != "" && (!hasAdminToken || len(c.AdminReadToken) < 16 || c.AdminReadToken == c.AdminToken) {
+		bad(secret["admin_read_token"], "needs admin_token too, at least 16 characters, and must differ from admin_token")
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
-		bad("admin_token", "must be at least 16 characters")
+		bad(secret["admin_token"], "must be at least 16 characters")
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
 	if c.FingerprintKey != "" {
 		if k, err := hex.DecodeString(c.FingerprintKey); err != nil || len(k) < 32 {
-			bad("fingerprint_key", "must be at least 64 hex digits (32 bytes)")
+			bad(secret["fingerprint_key"], "must be at least 64 hex digits (32 bytes)")
 		}
 	}
 	if c.TrustedHops < 0 || c.TrustedHops > 16 {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -290,4 +292,174 @@ func writeFile(t *testing.T, name, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// secretFilesConfig writes secret files and a config that names them.
+func secretFilesConfig(t *testing.T, admin, read, key string) (path string, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	for name, v := range map[string]string{"admin-token": admin, "read-token": read, "fingerprint-key": key} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path = writeFile(t, "vigil.yaml", "admin_addr: 0.0.0.0:9001\n"+
+		"admin_token_file: "+filepath.Join(dir, "admin-token")+"\n"+
+		"admin_read_token_file: "+filepath.Join(dir, "read-token")+"\n"+
+		"fingerprint_key_file: "+filepath.Join(dir, "fingerprint-key")+"\n")
+	return path, dir
+}
+
+const testFingerprintKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+// TestSecretFiles reads the secrets from files, trimmed, and reads them
+// again (not as values set inline) when Validate runs once more, as
+// `vigil serve` does (serveCmd, then New).
+func TestSecretFiles(t *testing.T) {
+	path, dir := secretFilesConfig(t, "admin-token-from-a-file\n", "\tread-token-from-a-file \r\n\n", testFingerprintKey+"\n")
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminToken != "" || cfg.AdminReadToken != "" || cfg.FingerprintKey != "" {
+		t.Fatalf("LoadConfig read the files already: %+v", cfg)
+	}
+	for i := range 3 {
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Validate #%d: %v", i+1, err)
+		}
+		if cfg.AdminToken != "admin-token-from-a-file" || cfg.AdminReadToken != "read-token-from-a-file" || cfg.FingerprintKey != testFingerprintKey {
+			t.Fatalf("Validate #%d read %q, %q, %q", i+1, cfg.AdminToken, cfg.AdminReadToken, cfg.FingerprintKey)
+		}
+	}
+	// A later Validate reads the file as it is now (a rotated Secret)...
+	if err := os.WriteFile(filepath.Join(dir, "admin-token"), []byte("rotated-admin-token-value"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil || cfg.AdminToken != "rotated-admin-token-value" {
+		t.Fatalf("after rotation: %q, %v", cfg.AdminToken, err)
+	}
+	// ...and forgets the value it read when the file goes.
+	if err := os.Remove(filepath.Join(dir, "admin-token")); err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "1 problem(s)") || !strings.Contains(err.Error(), "admin_token_file: cannot read") || cfg.AdminToken != "" {
+		t.Fatalf("after removal: %q, %v", cfg.AdminToken, err)
+	}
+	// A value set inline beside a *_file key is a problem each time, not
+	// only the first.
+	cfg2, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2.FingerprintKey = testFingerprintKey
+	for range 2 {
+		if err := cfg2.Validate(); err == nil || !strings.Contains(err.Error(), "fingerprint_key_file: set either fingerprint_key or fingerprint_key_file, not both") {
+			t.Fatalf("inline and file: %v", err)
+		}
+	}
+}
+
+// TestSecretFileProblemsHideContent: a problem with a secret read from a
+// file names the key and the path, never what the file holds.
+func TestSecretFileProblemsHideContent(t *testing.T) {
+	const short, notHex = "sekrit-short", "REPLACE-WITH-openssl-rand-hex-32-sekrit"
+	path, dir := secretFilesConfig(t, short+"\n", short, notHex)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	if err == nil {
+		t.Fatal("want problems")
+	}
+	for _, want := range []string{
+		`admin_token (from admin_token_file "` + filepath.Join(dir, "admin-token") + `"): must be at least 16 characters`,
+		`admin_read_token (from admin_read_token_file "` + filepath.Join(dir, "read-token") + `"): needs admin_token too`,
+		`fingerprint_key (from fingerprint_key_file "` + filepath.Join(dir, "fingerprint-key") + `"): must be at least 64 hex digits`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "sekrit") {
+		t.Errorf("the error shows a secret:\n%v", err)
+	}
+
+	// `vigil config check` reports the same and shows no secret either.
+	var stdout, stderr bytes.Buffer
+	err = Main(context.Background(), []string{"config", "check", path}, &stdout, &stderr)
+	if err == nil || strings.Contains(err.Error()+stdout.String()+stderr.String(), "sekrit") {
+		t.Errorf("config check: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+
+	// A file far larger than a secret is not read whole.
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("a"), maxSecretFile+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg = DefaultConfig()
+	cfg.FingerprintKeyFile = big
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `fingerprint_key_file: "`+big+`" is larger than 64 KiB`) {
+		t.Errorf("big file: %v", err)
+	}
+	// Whitespace only is empty.
+	blank := writeFile(t, "blank", " \n\t\n")
+	cfg = DefaultConfig()
+	cfg.AdminTokenFile = blank
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `admin_token_file: "`+blank+`" is empty`) {
+		t.Errorf("blank file: %v", err)
+	}
+}
+
+// TestServeWithSecretFiles runs `vigil serve` on a config whose secrets are
+// files: it starts (Validate runs twice on that path), the tokens open the
+// admin API, the key is the file's (none is generated in data_dir), and
+// neither check nor serve prints a secret.
+func TestServeWithSecretFiles(t *testing.T) {
+	path, _ := secretFilesConfig(t, "admin-token-sekrit-1\n", "read-token-sekrit-22\n", testFingerprintKey+"\n")
+	var stdout bytes.Buffer
+	if err := Main(context.Background(), []string{"config", "check", path}, &stdout, io.Discard); err != nil {
+		t.Fatalf("config check: %v", err)
+	}
+	if got := stdout.String(); got != path+": ok (0 APIs)\n" {
+		t.Errorf("config check printed %q", got)
+	}
+
+	dataDir := t.TempDir()
+	stderr := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Main(ctx, []string{"serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+			"--data-dir", dataDir, "--log-level", "debug", "--drain-delay", "0s"}, io.Discard, stderr)
+	}()
+	line := waitForLogLine(t, stderr, "vigil serving", done)
+	base := "http://" + line["admin_addr"].(string)
+	if code, body := adminDo(t, base, http.MethodGet, "/v1/apis", "", "admin-token-sekrit-1"); code != http.StatusOK {
+		t.Errorf("admin token from the file: %d %s", code, body)
+	}
+	if code, body := adminDo(t, base, http.MethodGet, "/v1/apis", "", "read-token-sekrit-22"); code != http.StatusOK {
+		t.Errorf("read token from the file: %d %s", code, body)
+	}
+	if code, _ := adminDo(t, base, http.MethodPost, "/v1/blocklist", `{"kind":"ip","value":"192.0.2.1"}`, "read-token-sekrit-22"); code != http.StatusForbidden && code != http.StatusUnauthorized {
+		t.Errorf("the read token from the file changes the block list: %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "fingerprint.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a fingerprint key was generated in data_dir although fingerprint_key_file is set: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return after cancel")
+	}
+	if logs := stderr.String(); strings.Contains(logs, "sekrit") || strings.Contains(logs, testFingerprintKey) {
+		t.Errorf("the logs show a secret:\n%s", logs)
+	}
 }
