@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -203,6 +204,46 @@ func TestUnknownKindFails(t *testing.T) {
 	}
 }
 
+// TestMountedSecretKey checks the check that ties *_file paths to Secret keys.
+func TestMountedSecretKey(t *testing.T) {
+	mode := func(m int32) *int32 { return &m }
+	fsGroup := int64(65532)
+	pod := func(defaultMode *int32, readOnly bool, items ...corev1.KeyToPath) *corev1.PodSpec {
+		return &corev1.PodSpec{
+			SecurityContext: &corev1.PodSecurityContext{FSGroup: &fsGroup},
+			Containers: []corev1.Container{{VolumeMounts: []corev1.VolumeMount{
+				{Name: "config", MountPath: "/etc/vigil", ReadOnly: true},
+				{Name: "secrets", MountPath: "/etc/vigil/secrets", ReadOnly: readOnly},
+			}}},
+			Volumes: []corev1.Volume{
+				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}}}},
+				{Name: "secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "s", DefaultMode: defaultMode, Items: items}}},
+			},
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		pod     *corev1.PodSpec
+		path    string
+		wantKey string // empty: an error
+	}{
+		{"whole secret", pod(mode(0o440), true), "/etc/vigil/secrets/admin-token", "admin-token"},
+		{"item", pod(mode(0o440), true, corev1.KeyToPath{Key: "k", Path: "admin-token"}), "/etc/vigil/secrets/admin-token", "k"},
+		{"item mode", pod(mode(0o440), true, corev1.KeyToPath{Key: "k", Path: "t", Mode: mode(0o444)}), "/etc/vigil/secrets/t", ""},
+		{"no such item", pod(mode(0o440), true, corev1.KeyToPath{Key: "k", Path: "other"}), "/etc/vigil/secrets/admin-token", ""},
+		{"default mode 0644", pod(nil, true), "/etc/vigil/secrets/admin-token", ""},
+		{"writable mount", pod(mode(0o440), false), "/etc/vigil/secrets/admin-token", ""},
+		{"in the ConfigMap", pod(mode(0o440), true), "/etc/vigil/admin-token", ""},
+		{"not mounted", pod(mode(0o440), true), "/run/secrets/admin-token", ""},
+	} {
+		c := &tc.pod.Containers[0]
+		_, key, err := mountedSecretKey(tc.pod, c, tc.path)
+		if key != tc.wantKey || (err == nil) != (tc.wantKey != "") {
+			t.Errorf("%s: got key %q, err %v; want key %q", tc.name, key, err, tc.wantKey)
+		}
+	}
+}
+
 func portOf(t *testing.T, addr string) int32 {
 	t.Helper()
 	_, p, err := net.SplitHostPort(addr)
@@ -221,7 +262,8 @@ func checkVigil(t *testing.T, docs []doc) {
 	var deps []*appsv1.Deployment
 	var svcs []*corev1.Service
 	var pdbs []*policyv1.PodDisruptionBudget
-	var cfgs []*server.Config
+	var cfgMaps []configMapDoc
+	secrets := map[string]*corev1.Secret{}
 	for _, d := range docs {
 		switch o := d.obj.(type) {
 		case *appsv1.Deployment:
@@ -231,25 +273,21 @@ func checkVigil(t *testing.T, docs []doc) {
 		case *policyv1.PodDisruptionBudget:
 			pdbs = append(pdbs, o)
 		case *corev1.Secret:
-			text, ok := o.StringData["vigil.yaml"]
-			if !ok {
-				if b, ok2 := o.Data["vigil.yaml"]; ok2 {
-					text, ok = string(b), true
-				}
+			if _, ok := secretData(o)["vigil.yaml"]; ok {
+				t.Errorf("%s: Secret %s holds vigil.yaml: the config belongs in a ConfigMap, its secrets in files its *_file keys name", d.where, o.Name)
 			}
-			if ok {
-				cfgs = append(cfgs, loadVigilConfig(t, d.where, text))
-			}
+			secrets[o.Name] = o
 		case *corev1.ConfigMap:
 			if text, ok := o.Data["vigil.yaml"]; ok {
-				cfgs = append(cfgs, loadVigilConfig(t, d.where, text))
+				cfgMaps = append(cfgMaps, configMapDoc{where: d.where, cm: o, text: text})
 			}
 		}
 	}
-	if len(deps) != 1 || len(svcs) != 1 || len(cfgs) != 1 || len(pdbs) != 1 {
-		t.Fatalf("want one Vigil Deployment, Service, config and PDB; got %d, %d, %d, %d", len(deps), len(svcs), len(cfgs), len(pdbs))
+	if len(deps) != 1 || len(svcs) != 1 || len(cfgMaps) != 1 || len(pdbs) != 1 {
+		t.Fatalf("want one Vigil Deployment, Service, ConfigMap with vigil.yaml and PDB; got %d, %d, %d, %d", len(deps), len(svcs), len(cfgMaps), len(pdbs))
 	}
-	dep, svc, cfg, pdb := deps[0], svcs[0], cfgs[0], pdbs[0]
+	dep, svc, pdb := deps[0], svcs[0], pdbs[0]
+	cfg := checkVigilConfig(t, cfgMaps[0], dep, secrets)
 	if svc.Name != "vigil" || svc.Namespace != "vigil-system" || dep.Namespace != "vigil-system" {
 		t.Errorf("want Service vigil and Deployment in vigil-system, got %s/%s and %s", svc.Namespace, svc.Name, dep.Namespace)
 	}
@@ -333,6 +371,228 @@ func checkVigil(t *testing.T, docs []doc) {
 	if _, ok := svcPorts["admin"]; !ok {
 		t.Error("Service has no admin port")
 	}
+}
+
+// configMapDoc is a ConfigMap holding vigil.yaml.
+type configMapDoc struct {
+	where string
+	cm    *corev1.ConfigMap
+	text  string
+}
+
+// secretData returns a Secret's values, stringData over data as the API server merges them.
+func secretData(s *corev1.Secret) map[string]string {
+	out := map[string]string{}
+	for k, v := range s.Data {
+		out[k] = string(v)
+	}
+	for k, v := range s.StringData {
+		out[k] = v
+	}
+	return out
+}
+
+// secretFileKeys are the config keys that name files holding secrets.
+func secretFileKeys(cfg *server.Config) []struct {
+	name string
+	path *string
+} {
+	return []struct {
+		name string
+		path *string
+	}{
+		{"admin_token_file", &cfg.AdminTokenFile},
+		{"admin_read_token_file", &cfg.AdminReadTokenFile},
+		{"fingerprint_key_file", &cfg.FingerprintKeyFile},
+	}
+}
+
+// mountedSecretKey returns the Secret and key that the container's file at path
+// comes from, or why it comes from none: path must be a file of a read-only
+// Secret volume, readable by the pod's fsGroup and by no one else.
+func mountedSecretKey(pod *corev1.PodSpec, c *corev1.Container, path string) (secret, key string, err error) {
+	volumes := map[string]*corev1.Volume{}
+	for i := range pod.Volumes {
+		volumes[pod.Volumes[i].Name] = &pod.Volumes[i]
+	}
+	// The innermost mount holding path is the one the file is in.
+	var m *corev1.VolumeMount
+	for i, mi := range c.VolumeMounts {
+		dir := strings.TrimSuffix(mi.MountPath, "/") + "/"
+		if strings.HasPrefix(path, dir) && mi.SubPath == "" && (m == nil || len(mi.MountPath) > len(m.MountPath)) {
+			m = &c.VolumeMounts[i]
+		}
+	}
+	if m != nil {
+		rel := strings.TrimPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/")
+		v := volumes[m.Name]
+		if v == nil || v.Secret == nil {
+			return "", "", fmt.Errorf("%s is under %s, which is not a Secret volume", path, m.MountPath)
+		}
+		if !m.ReadOnly {
+			return "", "", fmt.Errorf("Secret volume %s at %s is not mounted readOnly", m.Name, m.MountPath)
+		}
+		mode := int32(0o644) // the API server's default
+		if v.Secret.DefaultMode != nil {
+			mode = *v.Secret.DefaultMode
+		}
+		key = rel
+		if len(v.Secret.Items) > 0 {
+			key = ""
+			for _, it := range v.Secret.Items {
+				if it.Path == rel {
+					key = it.Key
+					if it.Mode != nil {
+						mode = *it.Mode
+					}
+				}
+			}
+			if key == "" {
+				return "", "", fmt.Errorf("Secret volume %s at %s has no item with path %s", m.Name, m.MountPath, rel)
+			}
+		}
+		// Kubernetes writes the files owned by root, group fsGroup: a non-root Vigil
+		// reads them through the group bit.
+		if mode&0o007 != 0 || mode&0o040 == 0 || pod.SecurityContext == nil || pod.SecurityContext.FSGroup == nil {
+			return "", "", fmt.Errorf("%s has mode %#o: want it readable by the pod's fsGroup (set) and by no one else, e.g. 0440", path, mode)
+		}
+		return v.Secret.SecretName, key, nil
+	}
+	return "", "", fmt.Errorf("%s is not in any mounted volume", path)
+}
+
+// checkVigilConfig checks the ConfigMap's vigil.yaml: it holds no secret; every *_file
+// key names a file the Deployment mounts from a key of a Secret in the manifests; it
+// passes Vigil's own validation once those files hold valid values; and the Secret's
+// committed placeholders do not. It returns the config, validated.
+func checkVigilConfig(t *testing.T, d configMapDoc, dep *appsv1.Deployment, secrets map[string]*corev1.Secret) *server.Config {
+	t.Helper()
+	pod := &dep.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("want one container, got %d", len(pod.Containers))
+	}
+	c := &pod.Containers[0]
+	var configMounted bool
+	for _, m := range c.VolumeMounts {
+		if m.MountPath != "/etc/vigil" {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.ConfigMap != nil && v.ConfigMap.Name == d.cm.Name {
+				configMounted = len(v.ConfigMap.Items) == 0
+				for _, it := range v.ConfigMap.Items {
+					configMounted = configMounted || (it.Key == "vigil.yaml" && it.Path == "vigil.yaml")
+				}
+			}
+		}
+	}
+	if !configMounted {
+		t.Errorf("%s: ConfigMap %s is not mounted at /etc/vigil with vigil.yaml", d.where, d.cm.Name)
+	}
+
+	load := func() *server.Config {
+		path := filepath.Join(t.TempDir(), "vigil.yaml")
+		if err := os.WriteFile(path, []byte(d.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := server.LoadConfig(path)
+		if err != nil {
+			t.Fatalf("%s: vigil.yaml: %v", d.where, err)
+		}
+		return cfg
+	}
+	cfg := load()
+	if cfg.AdminToken != "" || cfg.AdminReadToken != "" || cfg.FingerprintKey != "" {
+		t.Errorf("%s: vigil.yaml sets a secret inline: use admin_token_file, admin_read_token_file, fingerprint_key_file", d.where)
+	}
+	for name, s := range secrets {
+		for k, v := range secretData(s) {
+			if strings.TrimSpace(v) != "" && strings.Contains(d.text, strings.TrimSpace(v)) {
+				t.Errorf("%s: vigil.yaml holds the value of Secret %s key %s", d.where, name, k)
+			}
+		}
+	}
+	if cfg.AdminTokenFile == "" {
+		t.Errorf("%s: vigil.yaml: want admin_token_file (the admin API listens off loopback)", d.where)
+	}
+	if cfg.FingerprintKeyFile == "" && (dep.Spec.Replicas == nil || *dep.Spec.Replicas > 1) {
+		t.Errorf("%s: vigil.yaml: want fingerprint_key_file, so that every replica fingerprints credentials the same way", d.where)
+	}
+
+	// Where each *_file key's file comes from.
+	type source struct{ secret, key string }
+	sources := map[string]source{}
+	for _, f := range secretFileKeys(cfg) {
+		if *f.path == "" {
+			continue
+		}
+		secret, key, err := mountedSecretKey(pod, c, *f.path)
+		if err != nil {
+			t.Errorf("%s: %s: %v", d.where, f.name, err)
+			continue
+		}
+		s := secrets[secret]
+		if s == nil {
+			t.Errorf("%s: %s comes from Secret %s, which the manifests do not define", d.where, f.name, secret)
+			continue
+		}
+		if s.Namespace != dep.Namespace {
+			t.Errorf("%s: Secret %s is in namespace %q, the Deployment in %q", d.where, secret, s.Namespace, dep.Namespace)
+		}
+		if _, ok := secretData(s)[key]; !ok {
+			t.Errorf("%s: %s comes from key %s of Secret %s, which has no such key", d.where, f.name, key, secret)
+			continue
+		}
+		sources[f.name] = source{secret, key}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// With valid values in those files, the config passes Vigil's validation, as
+	// `vigil serve --config /etc/vigil/vigil.yaml` runs it.
+	valid := map[string]string{
+		"admin_token_file":      "test-admin-token-" + strings.Repeat("a1", 16),
+		"admin_read_token_file": "test-read-token-" + strings.Repeat("b2", 16),
+		"fingerprint_key_file":  strings.Repeat("0123456789abcdef", 4),
+	}
+	dir := t.TempDir()
+	for _, f := range secretFileKeys(cfg) {
+		if *f.path == "" {
+			continue
+		}
+		*f.path = filepath.Join(dir, f.name)
+		if err := os.WriteFile(*f.path, []byte(valid[f.name]+"\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("%s: vigil.yaml invalid with valid secret files: %v", d.where, err)
+	}
+
+	// With the Secret's committed placeholders, it does not: a Secret applied unedited
+	// stops Vigil at start with an error naming each file, not the placeholder.
+	placeholders := load()
+	pdir := t.TempDir()
+	for _, f := range secretFileKeys(placeholders) {
+		src, ok := sources[f.name]
+		if !ok {
+			continue
+		}
+		*f.path = filepath.Join(pdir, f.name)
+		if err := os.WriteFile(*f.path, []byte(secretData(secrets[src.secret])[src.key]), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := placeholders.Validate()
+	for name, src := range sources {
+		if err == nil || !strings.Contains(err.Error(), "(from "+name+" ") {
+			t.Errorf("%s: the placeholder in Secret %s key %s passes as %s: make it one Vigil refuses (got %v)", d.where, src.secret, src.key, name, err)
+		} else if v := secretData(secrets[src.secret])[src.key]; strings.Contains(err.Error(), v) {
+			t.Errorf("%s: Vigil's error shows the content of %s: %v", d.where, name, err)
+		}
+	}
+	return cfg
 }
 
 // loadVigilConfig writes the embedded vigil.yaml to a file and loads and validates it
