@@ -21,7 +21,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -30,64 +29,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/test/vigilbin"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	binary    string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// vigilBinary builds the binary once per package run with `go build -o
-// vigil .` at the repository root, as the README says (without -race: the
-// demo is timed against the tools).
-func vigilBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "vigil-attacktools-bin")
-		if buildErr != nil {
-			return
-		}
-		binary = filepath.Join(binDir, "vigil")
-		cmd := exec.Command("go", "build", "-o", binary, ".")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
-
-// need returns the path of a file a test needs from a Debian package: a
-// tool looked up in PATH, or an absolute path. Missing, it fails the test in
-// CI (CI set) and skips it elsewhere.
-func need(t *testing.T, name, pkg string) string {
-	t.Helper()
-	if filepath.IsAbs(name) {
-		if _, err := os.Stat(name); err == nil {
-			return name
-		}
-	} else if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is missing in CI: .ci/run installs the Debian package %s", name, pkg)
-	}
-	t.Skipf("%s is missing (apt-get install %s); skipped outside CI", name, pkg)
-	return ""
-}
+func TestMain(m *testing.M) { vigilbin.Main(m) }
 
 // demo is a running `vigil demo --no-traffic`.
 type demo struct {
@@ -108,7 +54,7 @@ var readyRE = regexp.MustCompile(`front=(\S+) admin=(\S+) grpc=(\S+)`)
 // for its ready line; the test's cleanup stops it with SIGTERM.
 func startDemo(t *testing.T) *demo {
 	t.Helper()
-	cmd := exec.Command(vigilBinary(t), "demo", "--no-traffic",
+	cmd := exec.Command(vigilbin.Path(t), "demo", "--no-traffic",
 		"--front-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	stdout, err := cmd.StdoutPipe()

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/test/vigilbin"
 )
 
 const wordlist = "/usr/share/dirb/wordlists/common.txt"
@@ -42,8 +44,8 @@ func run(t *testing.T, within time.Duration, dir string, name string, args ...st
 // gets Vigil's 403, which ffuf's own JSON output shows.
 func TestFfufProbing(t *testing.T) {
 	t.Parallel()
-	ffuf := need(t, "ffuf", "ffuf")
-	words := need(t, wordlist, "dirb")
+	ffuf := vigilbin.Tool(t, "ffuf", "apt-get install ffuf")
+	words := vigilbin.Tool(t, wordlist, "apt-get install dirb")
 	const ip = "203.0.113.10"
 	d := startDemo(t)
 	b := startBenign(t, d.front)
@@ -120,7 +122,7 @@ func TestFfufProbing(t *testing.T) {
 // the login page hydra would otherwise make before each attempt.
 func TestHydraCredentialStuffing(t *testing.T) {
 	t.Parallel()
-	hydra := need(t, "hydra", "hydra")
+	hydra := vigilbin.Tool(t, "hydra", "apt-get install hydra")
 	const ip = "203.0.113.20"
 	const validUser, validPassword, validUserIP = "user200", "password200", "100.64.1.201" // demo.BenignIP(200)
 	d := startDemo(t)
@@ -191,7 +193,7 @@ var heyStatusRE = regexp.MustCompile(`\[(\d{3})\]\s+(\d+) responses`)
 // extreme_activity. Once blocked, hey's status distribution shows 403s.
 func TestHeyFlood(t *testing.T) {
 	t.Parallel()
-	hey := need(t, "hey", "hey")
+	hey := vigilbin.Tool(t, "hey", "apt-get install hey")
 	const ip = "203.0.113.30"
 	d := startDemo(t)
 	b := startBenign(t, d.front)

@@ -7,57 +7,22 @@ package demo
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/test/vigilbin"
 )
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binary != "" {
-		os.RemoveAll(filepath.Dir(binary))
-	}
-	os.Exit(code)
-}
-
-// vigilBinary builds the binary once with `go build -o vigil .` at the
-// repository root, as the README says (without -race: the demo is timed).
-func vigilBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vigil-demo-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "vigil")
-		cmd := exec.Command("go", "build", "-o", binary, ".")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
+func TestMain(m *testing.M) { vigilbin.Main(m) }
 
 // demoProcess is a running `vigil demo`.
 type demoProcess struct {
@@ -78,7 +43,7 @@ func (p *demoProcess) output() string {
 func startDemo(t *testing.T, tmp string, args ...string) *demoProcess {
 	t.Helper()
 	args = append([]string{"demo", "--front-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...)
-	cmd := exec.Command(vigilBinary(t), args...)
+	cmd := exec.Command(vigilbin.Path(t), args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

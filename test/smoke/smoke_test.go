@@ -19,55 +19,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/test/vigilbin"
 )
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-// vigilBinary builds the binary once with `go build -o vigil .` at the
-// repository root, as the README says.
-func vigilBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vigil-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "vigil")
-		cmd := exec.Command("go", "build", "-o", binary, ".")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
-
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if gp, err2 := exec.Command("go", "env", "GOPATH").Output(); err2 == nil {
-		cand := filepath.Join(strings.TrimSpace(string(gp)), "bin", name)
-		if _, err := os.Stat(cand); err == nil {
-			return cand
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed; .ci/run installs it", name)
-	}
-	t.Skipf("%s is not installed (.ci/run installs it)", name)
-	return ""
-}
+func TestMain(m *testing.M) { vigilbin.Main(m) }
 
 // process is a running `vigil serve`.
 type process struct {
@@ -93,7 +49,7 @@ func (l *lines) all() string {
 // serve starts the binary with args and waits for its "vigil serving" line.
 func serve(t *testing.T, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(vigilBinary(t), append([]string{"serve"}, args...)...)
+	cmd := exec.Command(vigilbin.Path(t), append([]string{"serve"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +99,7 @@ func run(t *testing.T, name string, args ...string) (string, error) {
 
 func TestBinaryStartsOnEmbeddedDefaultsAndStopsGracefully(t *testing.T) {
 	p := serve(t, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "300ms")
-	probe := tool(t, "grpc-health-probe")
+	probe := vigilbin.Tool(t, "grpc-health-probe", "go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62")
 	if out, err := run(t, probe, "-addr", p.grpc); err != nil || !strings.Contains(out, "SERVING") {
 		t.Fatalf("grpc-health-probe: %v %s", err, out)
 	}
@@ -179,7 +135,7 @@ func TestBinaryStartsOnEmbeddedDefaultsAndStopsGracefully(t *testing.T) {
 }
 
 func TestGrpcurlDrivesBothServices(t *testing.T) {
-	grpcurl := tool(t, "grpcurl")
+	grpcurl := vigilbin.Tool(t, "grpcurl", "go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4")
 	p := serve(t, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "0s")
 	out, err := run(t, grpcurl, "-plaintext", p.grpc, "list")
 	if err != nil {
@@ -228,7 +184,7 @@ func TestBinaryRejectsABadConfigWithEveryProblem(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("grpc_addr: nonsense\napis:\n  - name: a\n    base_path: nope\n    mode: blok\n    colour: red\n"), 0o600)
-	out, err := run(t, vigilBinary(t), "serve", "--config", bad)
+	out, err := run(t, vigilbin.Path(t), "serve", "--config", bad)
 	if err == nil {
 		t.Fatalf("a bad config was accepted:\n%s", out)
 	}
@@ -236,7 +192,7 @@ func TestBinaryRejectsABadConfigWithEveryProblem(t *testing.T) {
 		t.Fatalf("the unknown key and its line are not named:\n%s", out)
 	}
 	os.WriteFile(bad, []byte("grpc_addr: nonsense\napis:\n  - name: a\n    base_path: nope\n    mode: blok\n"), 0o600)
-	out, _ = run(t, vigilBinary(t), "serve", "--config", bad)
+	out, _ = run(t, vigilbin.Path(t), "serve", "--config", bad)
 	for _, want := range []string{"grpc_addr", "base_path", "mode"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("problem %q not reported:\n%s", want, out)
