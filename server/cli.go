@@ -95,14 +95,8 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "directory for durable state (overrides data_dir)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log_level)")
 	drainDelay := fs.Duration("drain-delay", -1, "time between NOT_SERVING and closing the listener (overrides shutdown.drain_delay)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	cfg, err := LoadConfig(*configPath)
 	if err != nil {
@@ -168,4 +162,20 @@ func NewLogger(w io.Writer, cfg *Config) zerolog.Logger {
 		level = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "vigil").Logger()
+}
+
+// parseFlags parses a command's flags; help is set when the command printed
+// its help and has nothing more to do. A flag error or a leftover argument
+// is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	return false, nil
 }

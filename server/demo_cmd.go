@@ -65,14 +65,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", defaultDemoDuration, "how long the live part (background load and attacks) runs before the summary")
 	dataDir := fs.String("data-dir", "", "Vigil's data directory (default: a fresh temporary directory, removed at exit); one reused from an earlier run keeps its block list")
 	logLevel := fs.String("log-level", "error", "level of Vigil's own JSON log on stderr: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	durationSet := false
 	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
@@ -492,14 +486,8 @@ func shopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("vigil shop", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
