@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/test/testlog"
 )
 
 // TestConfigFiles loads every testdata/config/*.yaml file. A *.good.yaml file
@@ -428,7 +429,7 @@ func TestServeWithSecretFiles(t *testing.T) {
 	}
 
 	dataDir := t.TempDir()
-	stderr := &syncBuffer{}
+	stderr := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

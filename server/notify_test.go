@@ -20,28 +20,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/test/testlog"
 )
 
-// notifLogBuffer collects log lines written from several goroutines.
-type notifLogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *notifLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *notifLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func notifLogger(level zerolog.Level) (zerolog.Logger, *notifLogBuffer) {
-	buf := &notifLogBuffer{}
+func notifLogger(level zerolog.Level) (zerolog.Logger, *testlog.Buffer) {
+	buf := &testlog.Buffer{}
 	return zerolog.New(buf).Level(level), buf
 }
 

@@ -27,25 +27,8 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/test/testlog"
 )
-
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // testConfig is the embedded defaults on ephemeral loopback ports, a
 // temporary data directory and no drain delay.
@@ -63,7 +46,7 @@ func testConfig(t *testing.T) *Config {
 // testServer is a Server running in the background.
 type testServer struct {
 	*Server
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	cancel context.CancelFunc
 	done   chan error
 	base   string // admin base URL
@@ -78,7 +61,7 @@ func startServer(t *testing.T, cfg *Config) *testServer {
 
 func startServerWith(t *testing.T, cfg *Config, opts Options) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s, err := New(cfg, zerolog.New(logs).Level(zerolog.DebugLevel), opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -488,7 +471,7 @@ var panicService = grpc.ServiceDesc{
 // TestRecoveryInterceptor registers a panicking service on the server that
 // newGRPCServer builds: a panic must become INTERNAL and be counted.
 func TestRecoveryInterceptor(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	allow, block := detect.NewLists()
 	q := detect.NewQueue(8)
 	s := &Server{cfg: DefaultConfig(), log: zerolog.New(logs), now: time.Now, queue: q, metrics: newMetrics(q, allow, block)}
@@ -555,7 +538,7 @@ func TestServeCommand(t *testing.T) {
 	path := writeFile(t, "vigil.yaml", "grpc_addr: "+busy.Addr().String()+"\nadmin_addr: 0.0.0.0:9001\nlog_level: error\n"+
 		"data_dir: "+filepath.Join(t.TempDir(), "file-data")+"\nshutdown:\n  drain_delay: 1h\n")
 	dataDir := filepath.Join(t.TempDir(), "flag-data")
-	stderr := &syncBuffer{}
+	stderr := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -586,7 +569,7 @@ func TestServeCommand(t *testing.T) {
 }
 
 // waitForLogLine waits for a JSON log line holding msg and decodes it.
-func waitForLogLine(t *testing.T, logs *syncBuffer, msg string, done <-chan error) map[string]any {
+func waitForLogLine(t *testing.T, logs *testlog.Buffer, msg string, done <-chan error) map[string]any {
 	t.Helper()
 	var line map[string]any
 	waitFor(t, 5*time.Second, "the log line "+msg, func() bool {
@@ -607,7 +590,7 @@ func waitForLogLine(t *testing.T, logs *syncBuffer, msg string, done <-chan erro
 
 // TestServeOnEmbeddedDefaults runs `vigil serve` with no config file.
 func TestServeOnEmbeddedDefaults(t *testing.T) {
-	stderr := &syncBuffer{}
+	stderr := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/test/testlog"
 )
 
 // vigil is a real Vigil server on loopback, with real gRPC clients and its
@@ -33,25 +33,8 @@ type vigil struct {
 	extproc extprocv3.ExternalProcessorClient
 	authz   authv3.AuthorizationClient
 	conn    *grpc.ClientConn
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 	stop    func()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs Vigil with the embedded defaults plus extra YAML.
@@ -76,7 +59,7 @@ func startIn(t *testing.T, dir, extra string) *vigil {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s, err := server.New(cfg, zerolog.New(logs), server.Options{})
 	if err != nil {
 		t.Fatal(err)
