@@ -68,69 +68,58 @@ type Config struct {
 	GRPCTLS TLSFiles `yaml:"grpc_tls"`
 	// AdminTokenFile, AdminReadTokenFile and FingerprintKeyFile name files
 	// (a mounted Kubernetes Secret, a Docker secret) that hold admin_token,
-	// admin_read_token and fingerprint_key. Validate reads them into those
-	// fields, surrounding whitespace trimmed.
+	// admin_read_token and fingerprint_key, surrounding whitespace trimmed.
+	// They are read when the values are needed (Validate, New, Replay), and
+	// never written back into the Config.
 	AdminTokenFile     string `yaml:"admin_token_file"`
 	AdminReadTokenFile string `yaml:"admin_read_token_file"`
 	FingerprintKeyFile string `yaml:"fingerprint_key_file"`
-
-	// secretsRead remembers what Validate read from each *_file key, so that
-	// a second Validate reads the file again instead of taking the value for
-	// one set inline beside it.
-	secretsRead [3]secretRead
 }
-
-// secretRead is one value read from a *_file key.
-type secretRead struct{ path, value string }
 
 // maxSecretFile bounds a secret file: a token or a key is a line, and a path
 // that names something else by mistake (a device, a log) must not be read whole.
 const maxSecretFile = 64 << 10
 
-// secretFile is a secret that may be set inline or read from a file.
-type secretFile struct {
-	key, fileKey string
-	value        *string
-	path         string
-	read         *secretRead
+// secrets are the values in effect of the keys that may come from a file.
+type secrets struct {
+	adminToken, adminReadToken, fingerprintKey string
+	// names are what problems with each value are reported under: the key,
+	// and the file it came from.
+	names [3]string
 }
 
-func (c *Config) secretFiles() []secretFile {
-	return []secretFile{
-		{"admin_token", "admin_token_file", &c.AdminToken, c.AdminTokenFile, &c.secretsRead[0]},
-		{"admin_read_token", "admin_read_token_file", &c.AdminReadToken, c.AdminReadTokenFile, &c.secretsRead[1]},
-		{"fingerprint_key", "fingerprint_key_file", &c.FingerprintKey, c.FingerprintKeyFile, &c.secretsRead[2]},
-	}
-}
-
-// readSecretFiles reads every *_file key into its value and returns the
-// problems (naming keys and paths, never what a file holds) and, for each
-// value read from a file, the name its other problems are reported under.
-// It may run more than once: a value an earlier call read is read again.
-func (c *Config) readSecretFiles() (errs []error, names map[string]string) {
-	names = map[string]string{}
-	for _, s := range c.secretFiles() {
-		names[s.key] = s.key
-		if s.read.path != "" && *s.value == s.read.value {
-			*s.value = "" // read by an earlier Validate, not set inline
-		}
-		*s.read = secretRead{}
-		if s.path == "" {
-			continue
-		}
-		if *s.value != "" {
+// secrets returns the secrets in effect: each set inline, or read from its
+// *_file key (read at every call, so nothing read is kept in the Config).
+// The problems name keys and paths, never what a file holds; a value that
+// could not be read is empty.
+func (c *Config) secrets() (secrets, []error) {
+	var out secrets
+	var errs []error
+	for i, s := range []struct {
+		key, fileKey, inline, path string
+		into                       *string
+	}{
+		{"admin_token", "admin_token_file", c.AdminToken, c.AdminTokenFile, &out.adminToken},
+		{"admin_read_token", "admin_read_token_file", c.AdminReadToken, c.AdminReadTokenFile, &out.adminReadToken},
+		{"fingerprint_key", "fingerprint_key_file", c.FingerprintKey, c.FingerprintKeyFile, &out.fingerprintKey},
+	} {
+		out.names[i] = s.key
+		switch {
+		case s.path == "":
+			*s.into = s.inline
+		case s.inline != "":
 			errs = append(errs, fmt.Errorf("%s: set either %s or %s, not both", s.fileKey, s.key, s.fileKey))
-			continue
+		default:
+			v, err := readSecretFile(s.path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.fileKey, err))
+				continue
+			}
+			*s.into = v
+			out.names[i] = fmt.Sprintf("%s (from %s %q)", s.key, s.fileKey, s.path)
 		}
-		v, err := readSecretFile(s.path)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.fileKey, err))
-			continue
-		}
-		*s.value, *s.read = v, secretRead{path: s.path, value: v}
-		names[s.key] = fmt.Sprintf("%s (from %s %q)", s.key, s.fileKey, s.path)
 	}
-	return errs, names
+	return out, errs
 }
 
 // readSecretFile reads one secret, trimmed. Its errors name the path and the
@@ -472,24 +461,24 @@ func (c *Config) Validate() error {
 	// A secret read from a file is checked like one set inline; its problems
 	// name the file. A file that could not be read is reported once, not
 	// again as a missing value.
-	fileErrs, secret := c.readSecretFiles()
-	errs = append(errs, fileErrs...)
+	sec, secErrs := c.secrets()
+	errs = append(errs, secErrs...)
 	hasAdminToken := c.AdminToken != "" || c.AdminTokenFile != ""
 	if adminOK && !hasAdminToken && !isLoopbackAddr(c.AdminAddr) {
 		bad("admin_token", "required when admin_addr (%s) is not a loopback address", c.AdminAddr)
 	}
-	if c.AdminReadToken != "" && (!hasAdminToken || len(c.AdminReadToken) < 16 || c.AdminReadToken == c.AdminToken) {
-		bad(secret["admin_read_token"], "needs admin_token too, at least 16 characters, and must differ from admin_token")
+	if sec.adminReadToken != "" && (!hasAdminToken || len(sec.adminReadToken) < 16 || sec.adminReadToken == sec.adminToken) {
+		bad(sec.names[1], "needs admin_token too, at least 16 characters, and must differ from admin_token")
 	}
-	if c.AdminToken != "" && len(c.AdminToken) < 16 {
-		bad(secret["admin_token"], "must be at least 16 characters")
+	if sec.adminToken != "" && len(sec.adminToken) < 16 {
+		bad(sec.names[0], "must be at least 16 characters")
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
-	if c.FingerprintKey != "" {
-		if k, err := hex.DecodeString(c.FingerprintKey); err != nil || len(k) < 32 {
-			bad(secret["fingerprint_key"], "must be at least 64 hex digits (32 bytes)")
+	if sec.fingerprintKey != "" {
+		if k, err := hex.DecodeString(sec.fingerprintKey); err != nil || len(k) < 32 {
+			bad(sec.names[2], "must be at least 64 hex digits (32 bytes)")
 		}
 	}
 	if c.TrustedHops < 0 || c.TrustedHops > 16 {

@@ -313,40 +313,41 @@ func secretFilesConfig(t *testing.T, admin, read, key string) (path string, dir 
 
 const testFingerprintKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
-// TestSecretFiles reads the secrets from files, trimmed, and reads them
-// again (not as values set inline) when Validate runs once more, as
-// `vigil serve` does (serveCmd, then New).
+// TestSecretFiles reads the secrets from files, trimmed, every time they are
+// asked for: Validate may run more than once (`vigil serve` runs it in
+// serveCmd, then in New) and never writes what it read into the Config.
 func TestSecretFiles(t *testing.T) {
 	path, dir := secretFilesConfig(t, "admin-token-from-a-file\n", "\tread-token-from-a-file \r\n\n", testFingerprintKey+"\n")
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.AdminToken != "" || cfg.AdminReadToken != "" || cfg.FingerprintKey != "" {
-		t.Fatalf("LoadConfig read the files already: %+v", cfg)
-	}
 	for i := range 3 {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("Validate #%d: %v", i+1, err)
 		}
-		if cfg.AdminToken != "admin-token-from-a-file" || cfg.AdminReadToken != "read-token-from-a-file" || cfg.FingerprintKey != testFingerprintKey {
-			t.Fatalf("Validate #%d read %q, %q, %q", i+1, cfg.AdminToken, cfg.AdminReadToken, cfg.FingerprintKey)
+		sec, errs := cfg.secrets()
+		if len(errs) > 0 || sec.adminToken != "admin-token-from-a-file" || sec.adminReadToken != "read-token-from-a-file" || sec.fingerprintKey != testFingerprintKey {
+			t.Fatalf("after Validate #%d: %q, %q, %q, %v", i+1, sec.adminToken, sec.adminReadToken, sec.fingerprintKey, errs)
 		}
 	}
-	// A later Validate reads the file as it is now (a rotated Secret)...
+	if cfg.AdminToken != "" || cfg.AdminReadToken != "" || cfg.FingerprintKey != "" {
+		t.Fatalf("a secret read from a file was written into the config: %+v", cfg)
+	}
+	// The file as it is now (a rotated Secret)...
 	if err := os.WriteFile(filepath.Join(dir, "admin-token"), []byte("rotated-admin-token-value"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.Validate(); err != nil || cfg.AdminToken != "rotated-admin-token-value" {
-		t.Fatalf("after rotation: %q, %v", cfg.AdminToken, err)
+	if sec, _ := cfg.secrets(); cfg.Validate() != nil || sec.adminToken != "rotated-admin-token-value" {
+		t.Fatalf("after rotation: %q, %v", sec.adminToken, cfg.Validate())
 	}
-	// ...and forgets the value it read when the file goes.
+	// ...and nothing once it is gone.
 	if err := os.Remove(filepath.Join(dir, "admin-token")); err != nil {
 		t.Fatal(err)
 	}
 	err = cfg.Validate()
-	if err == nil || !strings.Contains(err.Error(), "1 problem(s)") || !strings.Contains(err.Error(), "admin_token_file: cannot read") || cfg.AdminToken != "" {
-		t.Fatalf("after removal: %q, %v", cfg.AdminToken, err)
+	if sec, _ := cfg.secrets(); err == nil || !strings.Contains(err.Error(), "1 problem(s)") || !strings.Contains(err.Error(), "admin_token_file: cannot read") || sec.adminToken != "" {
+		t.Fatalf("after removal: %q, %v", sec.adminToken, err)
 	}
 	// A value set inline beside a *_file key is a problem each time, not
 	// only the first.

@@ -37,7 +37,11 @@ type ReplaySummary struct {
 // JSON access log line in the format of examples/envoy. A malformed line is
 // reported to errs with its line number and skipped.
 func Replay(ctx context.Context, cfg *Config, in io.Reader, out, errs io.Writer) (*ReplaySummary, error) {
-	key, err := fingerprintKey(cfg)
+	sec, problems := cfg.secrets()
+	if len(problems) > 0 {
+		return nil, problems[0]
+	}
+	key, err := fingerprintKey(cfg, sec)
 	if err != nil {
 		return nil, err
 	}

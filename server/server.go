@@ -81,7 +81,11 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	key, err := fingerprintKey(cfg)
+	sec, errs := cfg.secrets() // the files again: one may have gone since Validate
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	key, err := fingerprintKey(cfg, sec)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +174,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	}
 	s.grpc = s.newGRPCServer(grpcTLS)
 	adm := &admin{
-		log: log.With().Str("component", "admin").Logger(), token: []byte(cfg.AdminToken), readToken: []byte(cfg.AdminReadToken), fp: fp,
+		log: log.With().Str("component", "admin").Logger(), token: []byte(sec.adminToken), readToken: []byte(sec.adminReadToken), fp: fp,
 		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
 		attacks: s.engine.Store(), engine: s.engine, trap: s.trap, forensics: s.forensics,
 	}
@@ -496,11 +500,11 @@ func (s *Server) sweep(ctx context.Context) {
 	}
 }
 
-// fingerprintKey returns the configured key, or the one kept in the data
-// directory, created on first start.
-func fingerprintKey(cfg *Config) ([]byte, error) {
-	if cfg.FingerprintKey != "" {
-		return hex.DecodeString(cfg.FingerprintKey)
+// fingerprintKey returns the configured key (sec, from cfg.secrets), or the
+// one kept in the data directory, created on first start.
+func fingerprintKey(cfg *Config, sec secrets) ([]byte, error) {
+	if sec.fingerprintKey != "" {
+		return hex.DecodeString(sec.fingerprintKey)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)

@@ -330,7 +330,7 @@ func TestFingerprintKeyCreatedOnce(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { keys[i], errs[i] = fingerprintKey(cfg) })
+		wg.Go(func() { keys[i], errs[i] = fingerprintKey(cfg, secrets{}) })
 	}
 	wg.Wait()
 	onDisk, err := readKeyFile(filepath.Join(cfg.DataDir, "fingerprint.key"))
