@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
-	"github.com/vigil-project/vigil/test/testlog"
 )
 
 // TestConfigFiles loads every testdata/config/*.yaml file. A *.good.yaml file
@@ -430,15 +429,9 @@ func TestServeWithSecretFiles(t *testing.T) {
 	}
 
 	dataDir := t.TempDir()
-	stderr := &testlog.Buffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- Main(ctx, []string{"serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-			"--data-dir", dataDir, "--log-level", "debug", "--drain-delay", "0s"}, io.Discard, stderr)
-	}()
-	line := waitForLogLine(t, stderr, "vigil serving", done)
+	v := serve(t, "--config", path, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--data-dir", dataDir, "--log-level", "debug", "--drain-delay", "0s")
+	line := v.line
 	base := "http://" + line["admin_addr"].(string)
 	if code, body := adminDo(t, base, http.MethodGet, "/v1/apis", "", "admin-token-sekrit-1"); code != http.StatusOK {
 		t.Errorf("admin token from the file: %d %s", code, body)
@@ -452,16 +445,8 @@ func TestServeWithSecretFiles(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir, "fingerprint.key")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a fingerprint key was generated in data_dir although fingerprint_key_file is set: %v", err)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return after cancel")
-	}
-	if logs := stderr.String(); strings.Contains(logs, "sekrit") || strings.Contains(logs, testFingerprintKey) {
+	v.stop()
+	if logs := v.logs.String(); strings.Contains(logs, "sekrit") || strings.Contains(logs, testFingerprintKey) {
 		t.Errorf("the logs show a secret:\n%s", logs)
 	}
 }

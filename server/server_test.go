@@ -538,15 +538,9 @@ func TestServeCommand(t *testing.T) {
 	path := writeFile(t, "vigil.yaml", "grpc_addr: "+busy.Addr().String()+"\nadmin_addr: 0.0.0.0:9001\nlog_level: error\n"+
 		"data_dir: "+filepath.Join(t.TempDir(), "file-data")+"\nshutdown:\n  drain_delay: 1h\n")
 	dataDir := filepath.Join(t.TempDir(), "flag-data")
-	stderr := &testlog.Buffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- Main(ctx, []string{"serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-			"--data-dir", dataDir, "--log-level", "info", "--drain-delay", "0s"}, io.Discard, stderr)
-	}()
-	line := waitForLogLine(t, stderr, "vigil serving", done)
+	v := serve(t, "--config", path, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--data-dir", dataDir, "--log-level", "info", "--drain-delay", "0s")
+	line := v.line
 	if addr, _ := line["grpc_addr"].(string); addr == busy.Addr().String() || !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Errorf("grpc_addr = %q, want the flag's", addr)
 	}
@@ -557,15 +551,36 @@ func TestServeCommand(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir, "fingerprint.key")); err != nil {
 		t.Errorf("no key in the --data-dir: %v", err)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v\n%s", err, stderr.String())
+	v.stop() // within 10 s: the flag's drain delay, not the file's hour
+}
+
+// serving is `vigil serve` run through Main in the test.
+type serving struct {
+	line map[string]any // the "vigil serving" log line
+	logs *testlog.Buffer
+	stop func() // cancels it and waits until Main returns, without error
+}
+
+// serve runs `vigil serve args...` through Main and waits until it serves.
+func serve(t *testing.T, args ...string) *serving {
+	t.Helper()
+	logs := &testlog.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- Main(ctx, append([]string{"serve"}, args...), io.Discard, logs) }()
+	return &serving{line: waitForLogLine(t, logs, "vigil serving", done), logs: logs, stop: func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("serve: %v\n%s", err, logs.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("serve did not return within 10s after cancel")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return after cancel: the file's drain delay won over the flag")
-	}
+	}}
 }
 
 // waitForLogLine waits for a JSON log line holding msg and decodes it.
@@ -590,15 +605,8 @@ func waitForLogLine(t *testing.T, logs *testlog.Buffer, msg string, done <-chan 
 
 // TestServeOnEmbeddedDefaults runs `vigil serve` with no config file.
 func TestServeOnEmbeddedDefaults(t *testing.T) {
-	stderr := &testlog.Buffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- Main(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-			"--data-dir", t.TempDir(), "--drain-delay", "0s"}, io.Discard, stderr)
-	}()
-	line := waitForLogLine(t, stderr, "vigil serving", done)
+	v := serve(t, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "0s")
+	line := v.line
 	// Embedded defaults: JSON logs at info, tagged with the service.
 	if line["level"] != "info" || line["service"] != "vigil" || line["apis"] != float64(0) {
 		t.Errorf("serving line = %v", line)
@@ -612,15 +620,7 @@ func TestServeOnEmbeddedDefaults(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("healthz = %d", resp.StatusCode)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return after cancel")
-	}
+	v.stop()
 }
 
 func TestNewLogger(t *testing.T) {
