@@ -216,11 +216,11 @@ func (e *Engine) model(t *Transaction) *apiModel {
 // call's most specific identity.
 func (s *shard) perRequest(st *identityState, t *Transaction) {
 	m := st.model
-	ts := m.thresholds.Load()
+	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	obs := []float64{float64(t.RequestBytes), float64(t.JSONElements)}
 	fired := false
 	for i, v := range []varID{vRequestBytes, vJSONElements} {
-		if obs[i] > ts[st.kind][v].Tx && obs[i] >= varDefs[v].floor {
+		if st.beyond(v, obs[i], extreme(ts, knobs, st.kind, v)) {
 			fired = true
 		} else if st.flagged == nil && !t.Blocked {
 			// Only values under Tx train the model: one attack must not
@@ -304,15 +304,15 @@ func (s *shard) process(w work) {
 	if w.primary {
 		s.perRequest(st, t)
 	}
-	ts := m.thresholds.Load()
+	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	var fired [numTypes]bool
 	any := false
 	for v := range numVars {
 		d := varDefs[v]
-		if d.perRequest || d.kinds&(1<<w.kind) == 0 {
+		if d.perRequest || d.kinds&(1<<w.kind) == 0 || !knobs[varType[v]].Enabled {
 			continue
 		}
-		if st.beyond(varID(v), st.value(varID(v)), ts[w.kind][v].Tx) {
+		if st.beyond(varID(v), st.value(varID(v)), extreme(ts, knobs, w.kind, varID(v))) {
 			fired[typeIndex(d.attack)] = true
 			any = true
 		}
@@ -406,10 +406,6 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 	ts := m.thresholds.Load()
 	var vars []VariableValue
 	fires := false
-	sens := knobs[ti].Sensitivity
-	if sens <= 0 {
-		sens = 1
-	}
 	if given != nil {
 		vars, fires = given, true
 	}
@@ -425,7 +421,7 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 			x = st.value(varID(v))
 		}
 		th := ts[st.kind][v]
-		tx := th.Tx / sens
+		tx := extreme(ts, knobs, st.kind, varID(v))
 		if st.beyond(varID(v), x, tx) {
 			fires = true
 		}
@@ -493,6 +489,19 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 	if entry != nil && e.cfg.Block != nil {
 		e.cfg.Block(*entry)
 	}
+}
+
+// extreme returns the extreme threshold that decides whether variable v
+// of an identity of kind k raises an attack: its Tx (learned or user-set)
+// divided by the sensitivity of v's attack type, so a sensitivity above 1
+// detects more and one below 1 less. Every check and every explanation
+// takes Tx from here.
+func extreme(ts *thresholdSet, knobs *[numTypes]TypeKnobs, k Kind, v varID) float64 {
+	sens := knobs[varType[v]].Sensitivity
+	if sens <= 0 {
+		sens = 1
+	}
+	return ts[k][v].Tx / sens
 }
 
 func round(x float64) float64 { return math.Round(x*100) / 100 }

@@ -74,6 +74,14 @@ const numTypes = 10
 // allTypes lists every type the engine raises, in knob order.
 func allTypes() []AttackType { return append(AttackTypes(), AttackAnomalous) }
 
+// varType is the knob index (typeIndex) of each variable's attack type.
+var varType = func() (out [numVars]int) {
+	for v := range numVars {
+		out[v] = typeIndex(varDefs[v].attack)
+	}
+	return out
+}()
+
 func typeIndex(t AttackType) int {
 	for i, x := range allTypes() {
 		if x == t {
@@ -174,7 +182,7 @@ func (r *reservoir) quantile(q float64) float64 {
 // TypeKnobs are the human settings of one attack type on one API.
 type TypeKnobs struct {
 	Enabled     bool    `json:"enabled"`
-	Sensitivity float64 `json:"sensitivity"` // > 1 detects more, < 1 less
+	Sensitivity float64 `json:"sensitivity"` // effective Tx = Tx / Sensitivity: > 1 detects more, < 1 less
 }
 
 // UserThreshold is a person's Tn/Tx for one variable and identity kind.

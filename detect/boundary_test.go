@@ -1,0 +1,411 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+)
+
+// boundaryFixture is an engine whose one API's model is made ready at once
+// from samples a test chooses, so that every threshold is known by hand.
+// It never relearns during a test, and its clock is the records' time.
+type boundaryFixture struct {
+	t       *testing.T
+	e       *Engine
+	api     *API
+	m       *apiModel
+	now     time.Time
+	attacks []*Attack
+	blocked []Entry
+}
+
+const (
+	attackerIP    = "203.0.113.7"
+	attackerToken = "fp:attacker"
+)
+
+func newBoundaryFixture(t *testing.T, cfg EngineConfig) *boundaryFixture {
+	t.Helper()
+	f := &boundaryFixture{t: t, now: t0, api: &API{Name: "shop", BasePath: "/shop", Mode: ModeBlock}}
+	cfg.Training = TrainingConfig{RelearnInterval: 24 * time.Hour}
+	cfg.APIs = []*API{f.api}
+	cfg.Block = func(e Entry) { f.blocked = append(f.blocked, e) }
+	cfg.OnAttack = func(a *Attack) { f.attacks = append(f.attacks, a) }
+	f.e = NewEngine(cfg)
+	f.m = f.e.modelByName("shop")
+	return f
+}
+
+// learn feeds a variable's training samples: 99 identities showed a, one
+// showed b. Tn is then a (the 99th percentile of 100 values is the 99th
+// smallest) and the 99.9th percentile is b.
+func (f *boundaryFixture) learn(kind Kind, name string, a, b float64) {
+	v, ok := varByName(name)
+	if !ok {
+		f.t.Fatalf("no variable %q", name)
+	}
+	for range 99 {
+		f.m.sample(kind, v, a)
+	}
+	f.m.sample(kind, v, b)
+}
+
+// ready ends training the way traffic does (training needs no time, calls
+// or identities here): thresholds are computed from the samples.
+func (f *boundaryFixture) ready() {
+	f.m.tick(f.now)
+	f.m.tick(f.now)
+	if !f.m.ready.Load() {
+		f.t.Fatal("model not ready")
+	}
+}
+
+func (f *boundaryFixture) apply(u *ModelUpdate) {
+	f.t.Helper()
+	if err := f.e.Apply("shop", u); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// userTx sets a person's Tn and Tx for a variable and kind.
+func (f *boundaryFixture) userTx(kind Kind, name string, tn, tx float64) {
+	f.apply(&ModelUpdate{Variables: []VariableUpdate{{Name: name, Kind: kind.String(), Mode: "user", Tn: &tn, Tx: &tx}}})
+}
+
+// only disables every attack type but typ.
+func (f *boundaryFixture) only(typ AttackType) {
+	u := &ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{}}
+	off := false
+	for _, x := range allTypes() {
+		if x != typ {
+			u.Types[x] = TypeKnobsUpdate{Enabled: &off}
+		}
+	}
+	f.apply(u)
+}
+
+// call sends one call from ip, 100 ms after the previous one.
+func (f *boundaryFixture) call(ip string, edit func(*Transaction)) {
+	f.now = f.now.Add(100 * time.Millisecond)
+	t := &Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: "/shop/orders", Status: 200,
+		Start: f.now, HasRequest: true, Complete: true, UserAgent: "app/1.0"}
+	t.Identities[KindIP] = ip
+	if edit != nil {
+		edit(t)
+	}
+	f.e.Consume(t)
+}
+
+// Traffic that gives a variable of the attacker exactly the value n.
+func notFound(f *boundaryFixture, n int) {
+	for range n {
+		f.call(attackerIP, func(t *Transaction) { t.Path, t.Status = "/shop/missing", 404 })
+	}
+}
+
+func distinctNotFound(f *boundaryFixture, n int) {
+	for i := range n {
+		f.call(attackerIP, func(t *Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/missing-%d", i), 404 })
+	}
+}
+
+func serverErrors(f *boundaryFixture, n int) {
+	for range n {
+		f.call(attackerIP, func(t *Transaction) { t.Status = 500 })
+	}
+}
+
+// errorRatio sends total calls, the last n of them errors, so that the
+// ratio only grows to n/total.
+func errorRatio(total int) func(*boundaryFixture, int) {
+	return func(f *boundaryFixture, n int) {
+		for i := range total {
+			f.call(attackerIP, func(t *Transaction) {
+				if i >= total-n {
+					t.Status = 500
+				}
+			})
+		}
+	}
+}
+
+func loginFailures(f *boundaryFixture, n int) {
+	for range n {
+		f.call(attackerIP, func(t *Transaction) { t.Method, t.Path, t.Status = "POST", "/shop/login", 401 })
+	}
+}
+
+func loginUsers(f *boundaryFixture, n int) {
+	for i := range n {
+		f.call(attackerIP, func(t *Transaction) {
+			t.Method, t.Path, t.Status = "POST", "/shop/login", 401
+			t.Identities[KindUsername] = fmt.Sprintf("name%d", i)
+		})
+	}
+}
+
+func tokenIPs(f *boundaryFixture, n int) {
+	for i := range n {
+		f.call(fmt.Sprintf("198.51.100.%d", i), func(t *Transaction) { t.Identities[KindToken] = attackerToken })
+	}
+}
+
+func tokenAgents(f *boundaryFixture, n int) {
+	for i := range n {
+		f.call(attackerIP, func(t *Transaction) {
+			t.Identities[KindToken] = attackerToken
+			t.UserAgent = fmt.Sprintf("agent/%d", i)
+		})
+	}
+}
+
+// responseBytes reads n bytes in ten calls.
+func responseBytes(f *boundaryFixture, n int) {
+	for range 10 {
+		f.call(attackerIP, func(t *Transaction) { t.ResponseBytes = int64(n / 10) })
+	}
+}
+
+func requests(f *boundaryFixture, n int) {
+	for range n {
+		f.call(attackerIP, nil)
+	}
+}
+
+func objects(f *boundaryFixture, n int) {
+	for i := range n {
+		f.call(attackerIP, func(t *Transaction) { t.Path = fmt.Sprintf("/shop/order/%d", 1000+i) })
+	}
+}
+
+func deletes(f *boundaryFixture, n int) {
+	for i := range n {
+		f.call(attackerIP, func(t *Transaction) {
+			t.Method, t.Path, t.Status = "DELETE", fmt.Sprintf("/shop/order/%d", 1000+i), 204
+		})
+	}
+}
+
+func requestBytes(f *boundaryFixture, n int) {
+	f.call(attackerIP, func(t *Transaction) { t.Method, t.RequestBytes = "POST", int64(n) })
+}
+
+func jsonElements(f *boundaryFixture, n int) {
+	f.call(attackerIP, func(t *Transaction) { t.Method, t.JSONElements = "PATCH", n })
+}
+
+// TestBoundaryOfEveryVariable drives each variable of each behaviour attack
+// type to 0.9 × and 1.1 × its threshold, user-set and learned: no attack
+// below, one above, explained with the numbers worked out by hand here.
+//
+// Learned thresholds come from 99 samples of a and one of b (see learn):
+// Tn = a; Tx = max(floor, 3a, 1.5b) for window variables, max(floor, 2b)
+// for per-request ones. Deviation = (observed − Tn) / Tn in percent.
+// Distinct counts are HyperLogLog estimates (standard error 13 %): their
+// observed value is checked against the exact count at detection, within
+// three standard errors. At ±10 % of Tx their outcome is within that
+// error, so the drivers' value names are ones whose (fixed, unseeded)
+// hashes estimate 0.9 × Tx below Tx and 1.1 × Tx above it; of eight
+// name patterns tried for user names, two did (TestHLLAgainstExactCounts
+// bounds the error itself).
+func TestBoundaryOfEveryVariable(t *testing.T) {
+	type want struct{ observed, tn, tx, dev float64 }
+	for _, tc := range []struct {
+		typ     AttackType
+		name    string
+		kind    Kind
+		learned []float64 // a, b; nil: user-set tn, tx
+		tn, tx  float64   // user-set
+		drive   func(*boundaryFixture, int)
+		under   int  // 0.9 × Tx
+		over    int  // 1.1 × Tx
+		want    want // the explanation, at the call that passes Tx
+		// distinct: the observed value is an estimate, checked against
+		// the exact count at detection (the number of calls so far).
+		distinct bool
+	}{
+		// A count passes Tx on the call that takes it to Tx + 1.
+		{AttackExtremeActivity, "requests_per_min", KindIP, nil, 50, 150, requests, 135, 165, want{151, 50, 150, 202}, false},
+		// max(100, 3 × 60, 1.5 × 80) = 180; (181 − 60) / 60 = 201.7 %
+		{AttackExtremeActivity, "requests_per_min", KindIP, []float64{60, 80}, 0, 0, requests, 162, 198, want{181, 60, 180, 201.7}, false},
+
+		{AttackExcessiveErrors, "errors_10m", KindIP, nil, 20, 100, serverErrors, 90, 110, want{101, 20, 100, 405}, false},
+		// max(60, 3 × 30, 1.5 × 80) = 120: the 99.9th percentile decides
+		{AttackExcessiveErrors, "errors_10m", KindIP, []float64{30, 80}, 0, 0, serverErrors, 108, 132, want{121, 30, 120, 303.3}, false},
+		// 162 and 198 errors of 200 calls (0.81, 0.99), after 38 and 2
+		// successes: the ratio passes 0.9 at 19 errors of 21 calls (the
+		// first window of 20 calls holds 18): 0.90476, 80.95 % over 0.5.
+		{AttackExcessiveErrors, "error_ratio_10m", KindIP, nil, 0.5, 0.9, errorRatio(200), 162, 198, want{0.9, 0.5, 0.9, 81}, false},
+		// max(0.8, 3 × 19/64, 1.5 × 0.3) = 57/64 = 0.890625; 513 and 627 errors
+		// of 640 calls (0.8016, 0.9797), after 127 and 13 successes: the
+		// ratio passes it at 106 errors of 119 calls, 0.890756, which is
+		// (0.890756 − 0.296875) / 0.296875 = 200.04 % over Tn.
+		{AttackExcessiveErrors, "error_ratio_10m", KindIP, []float64{0.296875, 0.3}, 0, 0, errorRatio(640), 513, 627, want{0.89, 0.3, 0.89, 200}, false},
+
+		{AttackProbing, "not_found_10m", KindIP, nil, 10, 50, notFound, 45, 55, want{51, 10, 50, 410}, false},
+		// max(25, 3 × 10, 1.5 × 12) = 30
+		{AttackProbing, "not_found_10m", KindIP, []float64{10, 12}, 0, 0, notFound, 27, 33, want{31, 10, 30, 210}, false},
+		{AttackProbing, "distinct_failed_paths", KindIP, nil, 10, 100, distinctNotFound, 90, 110, want{0, 10, 100, 0}, true},
+		// max(15, 3 × 20, 1.5 × 30) = 60
+		{AttackProbing, "distinct_failed_paths", KindIP, []float64{20, 30}, 0, 0, distinctNotFound, 54, 66, want{0, 20, 60, 0}, true},
+
+		{AttackCredentialStuffing, "login_failures_10m", KindIP, nil, 5, 20, loginFailures, 18, 22, want{21, 5, 20, 320}, false},
+		// max(12, 3 × 10, 1.5 × 12) = 30
+		{AttackCredentialStuffing, "login_failures_10m", KindIP, []float64{10, 12}, 0, 0, loginFailures, 27, 33, want{31, 10, 30, 210}, false},
+		{AttackCredentialStuffing, "distinct_login_usernames", KindIP, nil, 2, 20, loginUsers, 18, 22, want{0, 2, 20, 0}, true},
+		{AttackCredentialStuffing, "distinct_login_usernames", KindIP, []float64{10, 12}, 0, 0, loginUsers, 27, 33, want{0, 10, 30, 0}, true},
+
+		{AttackStolenToken, "distinct_ips", KindToken, nil, 2, 20, tokenIPs, 18, 22, want{0, 2, 20, 0}, true},
+		{AttackStolenToken, "distinct_ips", KindToken, []float64{10, 12}, 0, 0, tokenIPs, 27, 33, want{0, 10, 30, 0}, true},
+		{AttackStolenToken, "distinct_user_agents", KindToken, nil, 2, 20, tokenAgents, 18, 22, want{0, 2, 20, 0}, true},
+		{AttackStolenToken, "distinct_user_agents", KindToken, []float64{10, 12}, 0, 0, tokenAgents, 27, 33, want{0, 10, 30, 0}, true},
+
+		// Ten reads of a tenth each: Tx is passed by the tenth.
+		{AttackDataExfiltration, "response_bytes_10m", KindIP, nil, 1e6, 1e7, responseBytes, 9e6, 11e6, want{11e6, 1e6, 1e7, 1000}, false},
+		// max(2 MiB, 3 × 1e6, 1.5 × 1e6) = 3e6
+		{AttackDataExfiltration, "response_bytes_10m", KindIP, []float64{1e6, 1e6}, 0, 0, responseBytes, 2.7e6, 3.3e6, want{3.3e6, 1e6, 3e6, 230}, false},
+
+		{AttackBOLAEnumeration, "distinct_object_ids", KindIP, nil, 20, 100, objects, 90, 110, want{0, 20, 100, 0}, true},
+		// max(80, 3 × 40, 1.5 × 50) = 120
+		{AttackBOLAEnumeration, "distinct_object_ids", KindIP, []float64{40, 50}, 0, 0, objects, 108, 132, want{0, 40, 120, 0}, true},
+
+		{AttackMassDeletion, "deletes_10m", KindIP, nil, 10, 50, deletes, 45, 55, want{51, 10, 50, 410}, false},
+		{AttackMassDeletion, "deletes_10m", KindIP, []float64{10, 12}, 0, 0, deletes, 27, 33, want{31, 10, 30, 210}, false},
+
+		// One call each: observed is the call's value.
+		{AttackOversizedPayload, "request_bytes", KindIP, nil, 10000, 100000, requestBytes, 90000, 110000, want{110000, 10000, 100000, 1000}, false},
+		// max(64 KiB, 2 × 50000) = 100000
+		{AttackOversizedPayload, "request_bytes", KindIP, []float64{20000, 50000}, 0, 0, requestBytes, 90000, 110000, want{110000, 20000, 100000, 450}, false},
+		{AttackOversizedPayload, "json_elements", KindIP, nil, 50, 500, jsonElements, 450, 550, want{550, 50, 500, 1000}, false},
+		// max(200, 2 × 250) = 500
+		{AttackOversizedPayload, "json_elements", KindIP, []float64{100, 250}, 0, 0, jsonElements, 450, 550, want{550, 100, 500, 450}, false},
+	} {
+		source := "user"
+		if tc.learned != nil {
+			source = "learned"
+		}
+		for _, side := range []string{"under", "over"} {
+			t.Run(fmt.Sprintf("%s/%s/%s/%s", tc.typ, tc.name, source, side), func(t *testing.T) {
+				f := newBoundaryFixture(t, EngineConfig{})
+				f.only(tc.typ)
+				// The other variables of the type stay out of the way.
+				v, _ := varByName(tc.name)
+				for _, p := range varDefs {
+					if p.attack == tc.typ && p.name != tc.name && p.kinds&(1<<tc.kind) != 0 {
+						f.userTx(tc.kind, p.name, 0, 1e6)
+					}
+				}
+				if tc.learned != nil {
+					f.learn(tc.kind, tc.name, tc.learned[0], tc.learned[1])
+				} else {
+					f.userTx(tc.kind, tc.name, tc.tn, tc.tx)
+				}
+				f.ready()
+				if th := f.m.thresholds.Load()[tc.kind][v]; th.User != (tc.learned == nil) {
+					t.Fatalf("threshold %+v, want user %v", th, tc.learned == nil)
+				}
+				n := tc.under
+				if side == "over" {
+					n = tc.over
+				}
+				tc.drive(f, n)
+				if st := f.e.Models()[0]; st.State != "ready" || st.WouldBeDetections != 0 {
+					t.Fatalf("model %+v", st)
+				}
+				if side == "under" {
+					if len(f.attacks) != 0 {
+						t.Fatalf("%d at 0.9 × Tx raised %+v", n, f.attacks[0])
+					}
+					return
+				}
+				if len(f.attacks) != 1 {
+					t.Fatalf("%d at 1.1 × Tx raised %d attacks, want 1: %+v", n, len(f.attacks), f.attacks)
+				}
+				a := f.attacks[0]
+				id := attackerIP
+				if tc.kind == KindToken {
+					id = attackerToken
+				}
+				if a.Type != tc.typ || a.Identity.Kind != tc.kind.String() || a.Identity.Value != id {
+					t.Fatalf("attack %s by %+v, want %s by %s %s", a.Type, a.Identity, tc.typ, tc.kind, id)
+				}
+				var got *VariableValue
+				for i := range a.Variables {
+					if a.Variables[i].Name == tc.name {
+						got = &a.Variables[i]
+					}
+				}
+				if got == nil {
+					t.Fatalf("%s missing from the explanation %+v", tc.name, a.Variables)
+				}
+				w := tc.want
+				if tc.distinct {
+					// One new value per call: the exact count at detection
+					// is the number of calls since training ended.
+					exact := float64(a.DetectedAt.Sub(t0) / (100 * time.Millisecond))
+					w.observed = got.Observed
+					w.dev = math.Round((got.Observed-w.tn)/w.tn*1000) / 10
+					if got.Observed <= w.tx || math.Abs(got.Observed-exact) > 3*0.13*exact {
+						t.Fatalf("estimated %v distinct after %v: not past Tx %v, or off by more than 3 standard errors", got.Observed, exact, w.tx)
+					}
+				}
+				slack := 0.1 // the deviation's rounding; an estimate's too
+				if tc.distinct {
+					slack += 100 * 0.005 / w.tn
+				}
+				if got.Observed != w.observed || got.Tn != w.tn || got.Tx != w.tx || math.Abs(got.DeviationPct-w.dev) > slack {
+					t.Fatalf("explained as %+v, want observed %v, tn %v, tx %v, deviation %v%%", *got, w.observed, w.tn, w.tx, w.dev)
+				}
+			})
+		}
+	}
+}
+
+// TestSensitivityScalesTxBothWays: the effective Tx is Tx / sensitivity, in
+// the check as in the explanation. With a user Tx of 100 on both probing
+// variables, 70 distinct 404s pass only half of it (sensitivity 2), and 150
+// pass it at sensitivity 1 and 2 but not twice it (0.5).
+func TestSensitivityScalesTxBothWays(t *testing.T) {
+	for _, tc := range []struct {
+		misses int
+		sens   float64
+		attack bool
+		tx     float64 // the explanation's Tx
+	}{
+		{70, 0.5, false, 0},
+		{70, 1, false, 0},
+		{70, 2, true, 50},
+		{150, 0.5, false, 0},
+		{150, 1, true, 100},
+		{150, 2, true, 50},
+	} {
+		t.Run(fmt.Sprintf("%d misses at sensitivity %v", tc.misses, tc.sens), func(t *testing.T) {
+			f := newBoundaryFixture(t, EngineConfig{})
+			f.userTx(KindIP, "not_found_10m", 10, 100)
+			f.userTx(KindIP, "distinct_failed_paths", 10, 100)
+			s := tc.sens
+			f.apply(&ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{AttackProbing: {Sensitivity: &s}}})
+			f.ready()
+			for i := range tc.misses {
+				// One a second: no other type comes near its floor.
+				f.now = f.now.Add(900 * time.Millisecond)
+				f.call(attackerIP, func(t *Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/missing-%d", i), 404 })
+			}
+			if !tc.attack {
+				if len(f.attacks) != 0 {
+					t.Fatalf("attack raised: %+v", f.attacks[0])
+				}
+				return
+			}
+			if len(f.attacks) != 1 || f.attacks[0].Type != AttackProbing {
+				t.Fatalf("attacks %+v, want one probing", f.attacks)
+			}
+			for _, v := range f.attacks[0].Variables {
+				if v.Tx != tc.tx {
+					t.Fatalf("%s explained with Tx %v, want %v", v.Name, v.Tx, tc.tx)
+				}
+			}
+		})
+	}
+}
