@@ -38,8 +38,19 @@ func TestJoinerDoesNotSwallowReusedRequestIDs(t *testing.T) {
 		j.Add(a, now)
 	}
 	j.Flush(now.Add(time.Hour), true)
-	if len(out) < 100 {
-		t.Fatalf("%d calls handed on for 100 requests", len(out))
+	// Each report is a call of its own: 100 ext_proc calls and the 100
+	// ext_authz requests that came after them.
+	if len(out) != 200 {
+		t.Fatalf("%d calls handed on for 200 reports, want 200", len(out))
+	}
+	authz := 0
+	for _, c := range out {
+		if c.Sources == SourceExtAuthz {
+			authz++
+		}
+	}
+	if authz != 100 {
+		t.Fatalf("%d of the calls handed on are the ext_authz reports, want 100", authz)
 	}
 	// The legitimate case still joins: ext_authz's request, then ext_proc's
 	// request and response, make one call.

@@ -8,8 +8,10 @@ import (
 )
 
 // hllRegisters is the number of registers of the small HyperLogLog sketches
-// kept per identity: 64 one-byte registers estimate distinct counts within
-// about 13 %, enough to tell 3 IPs from 40, in 64 bytes.
+// kept per identity: 64 one-byte registers estimate distinct counts with a
+// standard error of about 1.04/√64 ≈ 13 % (measured from 1 to 100,000
+// distinct values: rms error 7–16 %, mean bias under 4 %; see
+// TestHLLAgainstExactCounts), enough to tell 3 IPs from 40, in 64 bytes.
 const hllRegisters = 64
 
 // hll is a tiny HyperLogLog sketch of distinct values.
