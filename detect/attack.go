@@ -35,7 +35,7 @@ func AttackTypes() []AttackType {
 const (
 	ActionBlocked    = "blocked"     // the identity went on the block list
 	ActionWouldBlock = "would_block" // the API is in detect mode
-	ActionDetected   = "detected"    // the API is in learn mode
+	ActionDetected   = "detected"    // recorded only: the API is in learn mode, or a single-call detection short of EngineConfig.BlockAfter
 )
 
 // Attack is one detected attack, explained.
@@ -51,7 +51,8 @@ type Attack struct {
 	Action     string          `json:"action"`
 	// BlockedUntil is when the block list entry expires, for blocked ones.
 	BlockedUntil *time.Time `json:"blocked_until,omitempty"`
-	// Repeat counts earlier attacks by the same identity on the same API.
+	// Repeat counts earlier attacks by the same identity on the same API
+	// that were acted on (blocked or would-block).
 	Repeat int `json:"repeat"`
 	// Request describes the call that touched a decoy (decoy attacks).
 	Request *AttackRequest `json:"request,omitempty"`

@@ -132,7 +132,11 @@ type identityState struct {
 	// nightly batch job, a heavy partner) is not an attack from it.
 	ownMax  *[numVars]float32
 	flagged *[numTypes]int64
+	// attacks counts the attacks acted on (blocked or would-block).
 	attacks int
+	// strikes holds, per single-call type, the times of its detections
+	// not yet acted on (see EngineConfig.BlockAfter).
+	strikes *[numTypes][]int64
 
 	// least-recently-seen list of the shard
 	prev, next *identityState

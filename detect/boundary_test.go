@@ -409,3 +409,74 @@ func TestSensitivityScalesTxBothWays(t *testing.T) {
 		})
 	}
 }
+
+// TestSingleCallDetectionsNeedRepetitionToBlock: one oversized call is
+// statistical evidence about that call, not proof about the client. A
+// 250-element JSON PATCH past a learned json_elements Tx of 200 is
+// recorded (action detected) without blocking the token; the third within
+// block_window blocks it; three spread wider than the window never do.
+func TestSingleCallDetectionsNeedRepetitionToBlock(t *testing.T) {
+	patch := func(f *boundaryFixture) {
+		f.call("198.51.100.31", func(t *Transaction) {
+			t.Method, t.Path, t.JSONElements = "PATCH", "/shop/order/31", 250
+			t.Identities[KindToken] = "fp:user31"
+		})
+	}
+	for _, tc := range []struct {
+		name    string
+		cfg     EngineConfig
+		mode    Mode
+		gaps    []time.Duration // before each call after the first
+		actions []string
+	}{
+		{"default: 3 within 10m", EngineConfig{}, ModeBlock, []time.Duration{2 * time.Minute, 2 * time.Minute},
+			[]string{ActionDetected, ActionDetected, ActionBlocked}},
+		{"spread wider than the window", EngineConfig{}, ModeBlock, []time.Duration{6 * time.Minute, 6 * time.Minute, 6 * time.Minute},
+			[]string{ActionDetected, ActionDetected, ActionDetected, ActionDetected}},
+		{"detect mode", EngineConfig{}, ModeDetect, []time.Duration{time.Minute, time.Minute},
+			[]string{ActionDetected, ActionDetected, ActionWouldBlock}},
+		{"block_after 2 within 1m", EngineConfig{BlockAfter: 2, BlockWindow: time.Minute}, ModeBlock, []time.Duration{2 * time.Minute, 30 * time.Second},
+			[]string{ActionDetected, ActionDetected, ActionBlocked}},
+		{"block_after 1: every detection", EngineConfig{BlockAfter: 1}, ModeBlock, nil, []string{ActionBlocked}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newBoundaryFixture(t, tc.cfg)
+			f.api.Mode = tc.mode
+			f.learn(KindToken, "json_elements", 0, 0) // normal 0: Tx is the floor, 200
+			f.ready()
+			patch(f)
+			for _, gap := range tc.gaps {
+				f.now = f.now.Add(gap)
+				patch(f)
+			}
+			if len(f.attacks) != len(tc.actions) {
+				t.Fatalf("%d attacks for %d oversized calls: %+v", len(f.attacks), len(tc.actions), f.attacks)
+			}
+			for i, a := range f.attacks {
+				if a.Type != AttackOversizedPayload || a.Identity.Value != "fp:user31" || a.Action != tc.actions[i] {
+					t.Fatalf("attack %d: %s by %s, action %s; want oversized_payload by the token, %s", i, a.Type, a.Identity.Value, a.Action, tc.actions[i])
+				}
+				if v := a.Variables[1]; v.Name != "json_elements" || v.Observed != 250 || v.Tn != 0 || v.Tx != 200 {
+					t.Fatalf("explained %+v", a.Variables)
+				}
+				if stored, ok := f.e.Store().Get(a.ID); !ok || stored != a {
+					t.Fatalf("attack %d not recorded", i)
+				}
+				if (a.BlockedUntil != nil) != (a.Action == ActionBlocked) {
+					t.Fatalf("attack %d: action %s, blocked until %v", i, a.Action, a.BlockedUntil)
+				}
+			}
+			last := f.attacks[len(f.attacks)-1]
+			if wantBlock := last.Action == ActionBlocked; wantBlock {
+				if len(f.blocked) != 1 || f.blocked[0].Value != "fp:user31" || f.blocked[0].AttackID != last.ID {
+					t.Fatalf("block list entries %+v", f.blocked)
+				}
+				if last.Repeat != 0 || !last.BlockedUntil.Equal(last.DetectedAt.Add(time.Hour)) {
+					t.Fatalf("the first block lasts block_ttl (1h): repeat %d, until %s", last.Repeat, last.BlockedUntil)
+				}
+			} else if len(f.blocked) != 0 {
+				t.Fatalf("blocked on %d oversized calls: %+v", len(f.attacks), f.blocked)
+			}
+		})
+	}
+}

@@ -32,6 +32,18 @@ type EngineConfig struct {
 	BlockTTL time.Duration
 	// TypeTTL overrides BlockTTL per attack type.
 	TypeTTL map[AttackType]time.Duration
+	// BlockAfter is how many detections of a single-call type
+	// (oversized_payload: one call's size or JSON element count past Tx)
+	// an identity needs within BlockWindow before it is acted on (blocked,
+	// or would_block in detect mode); the earlier ones are recorded with
+	// action "detected". One call is no pattern: it is statistical
+	// evidence, not proof. Types measured over a window of calls (probing,
+	// rates, distinct counts …) carry their repetition in their variables
+	// and are acted on at their first detection, as are decoys and
+	// honeytokens, which are proof. 0 means 3; 1 acts on every detection.
+	BlockAfter int
+	// BlockWindow is the window of BlockAfter (0: 10 minutes).
+	BlockWindow time.Duration
 	// Block puts an entry on the block list (nil: no blocking).
 	Block func(Entry)
 	// OnAttack is called for every attack raised, from a worker.
@@ -96,6 +108,12 @@ func NewEngine(cfg EngineConfig) *Engine {
 	}
 	if cfg.BlockTTL <= 0 {
 		cfg.BlockTTL = time.Hour
+	}
+	if cfg.BlockAfter <= 0 {
+		cfg.BlockAfter = 3
+	}
+	if cfg.BlockWindow <= 0 {
+		cfg.BlockWindow = 10 * time.Minute
 	}
 	if cfg.Store == nil {
 		cfg.Store = NewAttackStore(10000)
@@ -442,6 +460,25 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 		m.wouldBe.Add(1)
 		return
 	}
+	if singleCall[ti] && !st.repeated(ti, now.UnixNano(), e.cfg.BlockAfter, e.cfg.BlockWindow) {
+		// Recorded, not acted on: the identity is not flagged, so its next
+		// detections count towards BlockAfter.
+		a := &Attack{
+			ID: e.cfg.IDs.Next(), Type: typ, API: m.name,
+			Identity:   AttackIdentity{Kind: st.kind.String(), Value: st.id},
+			FirstSeen:  time.Unix(0, st.first).UTC(),
+			DetectedAt: now.UTC(),
+			Variables:  vars,
+			ClientIPs:  st.attackIPs(),
+			Action:     ActionDetected,
+			Repeat:     st.attacks,
+		}
+		e.cfg.Store.Add(a)
+		if e.cfg.OnAttack != nil {
+			e.cfg.OnAttack(a)
+		}
+		return
+	}
 	ttl := e.cfg.BlockTTL
 	if d, ok := e.cfg.TypeTTL[typ]; ok && d > 0 {
 		ttl = d
@@ -458,11 +495,8 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 		FirstSeen:  time.Unix(0, st.first).UTC(),
 		DetectedAt: now.UTC(),
 		Variables:  vars,
-		ClientIPs:  append([]string(nil), st.clientIPs...),
+		ClientIPs:  st.attackIPs(),
 		Repeat:     st.attacks,
-	}
-	if st.kind == KindIP {
-		a.ClientIPs = []string{st.id}
 	}
 	st.attacks++
 	mode := ModeBlock
@@ -502,6 +536,51 @@ func extreme(ts *thresholdSet, knobs *[numTypes]TypeKnobs, k Kind, v varID) floa
 		sens = 1
 	}
 	return ts[k][v].Tx / sens
+}
+
+// singleCall marks the attack types whose variables are measured on one
+// call (per request): BlockAfter applies to them.
+var singleCall = func() (out [numTypes]bool) {
+	for v := range numVars {
+		if varDefs[v].perRequest {
+			out[varType[v]] = true
+		}
+	}
+	return out
+}()
+
+// repeated notes a detection of type ti at now and reports whether it is
+// the n-th within window: the identity is then acted on, and the count
+// starts again.
+func (s *identityState) repeated(ti int, now int64, n int, window time.Duration) bool {
+	if n <= 1 {
+		return true
+	}
+	if s.strikes == nil {
+		s.strikes = new([numTypes][]int64)
+	}
+	times := s.strikes[ti][:0]
+	for _, at := range s.strikes[ti] {
+		if now-at < int64(window) {
+			times = append(times, at)
+		}
+	}
+	times = append(times, now)
+	if len(times) >= n {
+		times = times[:0]
+		s.strikes[ti] = times
+		return true
+	}
+	s.strikes[ti] = times
+	return false
+}
+
+// attackIPs returns the client IPs an attack record names.
+func (s *identityState) attackIPs() []string {
+	if s.kind == KindIP {
+		return []string{s.id}
+	}
+	return append([]string(nil), s.clientIPs...)
 }
 
 func round(x float64) float64 { return math.Round(x*100) / 100 }

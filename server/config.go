@@ -217,6 +217,10 @@ type Detection struct {
 	Workers    int `yaml:"workers"`
 	MaxStates  int `yaml:"max_states"`
 	MaxAttacks int `yaml:"max_attacks"`
+	// BlockAfter single-call detections (oversized_payload) within
+	// BlockWindow block an identity; fewer are only recorded.
+	BlockAfter  int           `yaml:"block_after"`
+	BlockWindow time.Duration `yaml:"block_window"`
 }
 
 // APIDefaults are the settings of discovered APIs and the defaults of
@@ -550,6 +554,7 @@ func (c *Config) Validate() error {
 		{"shutdown.drain_delay", c.Shutdown.DrainDelay, true},
 		{"shutdown.timeout", c.Shutdown.Timeout, false},
 		{"pipeline.join_window", c.Pipeline.JoinWindow, false},
+		{"detection.block_window", c.Detection.BlockWindow, false},
 	} {
 		switch {
 		case d.v < 0 && d.zero:
@@ -600,6 +605,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Detection.MaxAttacks < 1 {
 		bad("detection.max_attacks", "must be positive")
+	}
+	if c.Detection.BlockAfter < 1 || c.Detection.BlockAfter > 100 {
+		bad("detection.block_after", "must be between 1 and 100")
 	}
 	errs = append(errs, c.Notify.Validate()...)
 	for name, t := range map[string]TLSFiles{"admin_tls": c.AdminTLS, "grpc_tls": c.GRPCTLS} {

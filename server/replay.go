@@ -113,6 +113,10 @@ func newReplayEngine(cfg *Config, apis []*detect.API, onAttack func(*detect.Atta
 		},
 		BlockTTL: cfg.BlockTTL,
 		TypeTTL:  cfg.typeTTLs(),
+
+		BlockAfter:  cfg.Detection.BlockAfter,
+		BlockWindow: cfg.Detection.BlockWindow,
+
 		APIs:     apis,
 		Store:    detect.NewAttackStore(cfg.Detection.MaxAttacks),
 		OnAttack: onAttack,

@@ -586,7 +586,11 @@ func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, 
 		},
 		BlockTTL: cfg.BlockTTL,
 		TypeTTL:  cfg.typeTTLs(),
-		APIs:     apis,
+
+		BlockAfter:  cfg.Detection.BlockAfter,
+		BlockWindow: cfg.Detection.BlockWindow,
+
+		APIs: apis,
 		Block: func(e detect.Entry) {
 			if err := block.Store(e); err != nil {
 				log.Error().Err(err).Str("kind", e.Kind.String()).Msg("block list entry not stored durably")
