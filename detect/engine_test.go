@@ -259,33 +259,46 @@ func BenchmarkEngineMemory(b *testing.B) {
 	}
 }
 
+// TestEngineBlockTTLPerTypeAndRepeatOffenders: a block lasts its type's
+// TTL (probing 24h here, the others block_ttl, 1h), doubled for each
+// earlier attack the identity was blocked for, at most 24h.
 func TestEngineBlockTTLPerTypeAndRepeatOffenders(t *testing.T) {
 	f := newEngineFixture(t, ModeBlock)
 	f.e.cfg.TypeTTL = map[AttackType]time.Duration{AttackProbing: 24 * time.Hour}
 	f.benign(45*time.Minute, rand.New(rand.NewPCG(5, 6)))
-	for i := range 300 {
-		if i%5 == 0 {
-			f.now = f.now.Add(time.Second)
+	scan := func() {
+		for i := range 300 {
+			if i%5 == 0 {
+				f.now = f.now.Add(time.Second)
+			}
+			f.tx("203.0.113.80", "", "GET", fmt.Sprintf("/shop/nothing-%d", i), 404, 100)
 		}
-		f.tx("203.0.113.80", "", "GET", fmt.Sprintf("/shop/nothing-%d", i), 404, 100)
 	}
-	for _, b := range f.blocked {
-		a := f.e.Store()
-		at, ok := a.Get(b.AttackID)
+	scan() // 5 misses a second: probing, then extreme_activity (300 a minute)
+	f.now = f.now.Add(25 * time.Hour)
+	scan() // the same again once every block has expired
+	want := []struct {
+		typ    AttackType
+		repeat int
+		ttl    time.Duration
+	}{
+		{AttackProbing, 0, 24 * time.Hour},
+		{AttackExtremeActivity, 1, 2 * time.Hour}, // 1h × 2
+		{AttackProbing, 2, 24 * time.Hour},        // 24h × 4, at most 24h
+		{AttackExtremeActivity, 3, 8 * time.Hour}, // 1h × 8
+	}
+	if len(f.blocked) != len(want) {
+		t.Fatalf("%d blocks, want %d: %+v", len(f.blocked), len(want), f.blocked)
+	}
+	for i, b := range f.blocked {
+		at, ok := f.e.Store().Get(b.AttackID)
 		if !ok {
 			t.Fatalf("block entry without its attack: %+v", b)
 		}
-		want := 24 * time.Hour
-		if at.Type != AttackProbing {
-			want = time.Hour
+		w := want[i]
+		if got := b.ExpiresAt.Sub(b.CreatedAt); at.Type != w.typ || at.Repeat != w.repeat || got != w.ttl {
+			t.Errorf("block %d: %s (repeat %d) for %s, want %s (repeat %d) for %s", i, at.Type, at.Repeat, got, w.typ, w.repeat, w.ttl)
 		}
-		want <<= at.Repeat
-		if got := b.ExpiresAt.Sub(b.CreatedAt); got != min(want, 24*time.Hour) {
-			t.Fatalf("%s (repeat %d) blocked for %s, want %s", at.Type, at.Repeat, got, min(want, 24*time.Hour))
-		}
-	}
-	if len(f.blocked) == 0 {
-		t.Fatal("nothing blocked")
 	}
 }
 
