@@ -65,6 +65,15 @@ func varByName(name string) (varID, bool) {
 	return 0, false
 }
 
+// CountVariable reports whether a variable counts something (calls,
+// errors, distinct values, bytes, elements), so that people are shown it as
+// a whole number; the error ratio and the anomaly score are fractions.
+// Distinct counts are estimated and so carry decimals in attack records.
+func CountVariable(name string) bool {
+	v, ok := varByName(name)
+	return ok && v != vErrorRatio
+}
+
 // VariableNames lists the variables, for messages.
 func VariableNames() []string {
 	out := make([]string, numVars)

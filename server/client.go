@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -142,7 +143,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := c.do(ctx, "POST", "/v1/models/"+url.PathEscape(doc.API)+"/import", data, &out); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "imported model of %s (%d variables)\n", out.API, len(out.Variables))
+		fmt.Fprintf(stdout, "imported model of %s (%d variables)\n", printable(out.API), len(out.Variables))
 		return nil
 	case "set":
 		u := detect.ModelUpdate{Types: map[detect.AttackType]detect.TypeKnobsUpdate{}}
@@ -196,20 +197,20 @@ func writeIndented(w io.Writer, v any) error {
 func printModel(w io.Writer, doc *detect.ModelDoc) {
 	if st := doc.Status; st != nil {
 		fmt.Fprintf(w, "API %s: %s, %d requests, %d identities, %d would-be detections while learning\n\n",
-			doc.API, st.State, st.Requests, st.Identities, st.WouldBeDetections)
+			printable(doc.API), printable(st.State), st.Requests, st.Identities, st.WouldBeDetections)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TYPE\tENABLED\tSENSITIVITY")
 	for _, t := range detect.AttackTypes() {
 		k := doc.Types[t]
-		fmt.Fprintf(tw, "%s\t%v\t%g\n", t, k.Enabled, k.Sensitivity)
+		row(tw, string(t), strconv.FormatBool(k.Enabled), strconv.FormatFloat(k.Sensitivity, 'g', -1, 64))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tTYPE\tKIND\tMODE\tTN\tTX\tSAMPLES")
 	for _, v := range doc.Variables {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%g\t%g\t%d\n", v.Name, v.Type, v.Kind, v.Mode, v.Tn, v.Tx, v.Samples)
+		row(tw, v.Name, string(v.Type), v.Kind, v.Mode, strconv.FormatFloat(v.Tn, 'g', -1, 64), strconv.FormatFloat(v.Tx, 'g', -1, 64), strconv.FormatInt(v.Samples, 10))
 	}
 	tw.Flush()
 }
