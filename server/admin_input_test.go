@@ -20,7 +20,9 @@ func hasEntry(l *detect.List, k detect.Kind, v string) bool {
 // Admin input that would do something else than what was meant is refused
 // with a 400 that says why, and stores nothing.
 func TestAdminRefusesMisleadingInput(t *testing.T) {
-	ts := startServer(t, testConfig(t))
+	cfg := testConfig(t)
+	cfg.APIs = []APIConfig{{Name: "shop", BasePath: "/shop"}}
+	ts := startServer(t, cfg)
 	const fp = "fp:0123456789abcdef0123456789abcdef"
 	for _, tc := range []struct {
 		name, method, path, body string
@@ -31,10 +33,10 @@ func TestAdminRefusesMisleadingInput(t *testing.T) {
 		{"duplicate key, escaped", "POST", "/v1/blocklist", `{"kind":"ip","\u006bind":"username","value":"10.0.0.1"}`, `duplicate key "kind"`},
 		{"key in another case", "POST", "/v1/blocklist", `{"Kind":"ip","value":"10.0.0.1"}`, `unknown field "Kind": keys are case-sensitive, did you mean "kind"?`},
 		{"key in capitals", "POST", "/v1/allowlist", `{"kind":"ip","VALUE":"10.0.0.1"}`, `unknown field "VALUE"`},
-		{"nested key in another case", "PUT", "/v1/models/default", `{"types":{"probing":{"Enabled":false}}}`, `unknown field "types.probing.Enabled"`},
-		{"nested duplicate", "PUT", "/v1/models/default", `{"variables":[{"name":"errors_10m","name":"deletes_10m","kind":"ip","mode":"system"}]}`, `duplicate key "variables[0].name"`},
-		{"duplicate map key", "PUT", "/v1/models/default", `{"types":{"probing":{"enabled":true},"probing":{"enabled":false}}}`, `duplicate key "types.probing"`},
-		{"import key in another case", "POST", "/v1/models/default/import", `{"Version":1,"types":{},"variables":[]}`, `unknown field "Version"`},
+		{"nested key in another case", "PUT", "/v1/models/shop", `{"types":{"probing":{"Enabled":false}}}`, `unknown field "types.probing.Enabled"`},
+		{"nested duplicate", "PUT", "/v1/models/shop", `{"variables":[{"name":"errors_10m","name":"deletes_10m","kind":"ip","mode":"system"}]}`, `duplicate key "variables[0].name"`},
+		{"duplicate map key", "PUT", "/v1/models/shop", `{"types":{"probing":{"enabled":true},"probing":{"enabled":false}}}`, `duplicate key "types.probing"`},
+		{"import key in another case", "POST", "/v1/models/shop/import", `{"Version":1,"types":{"probing":{"enabled":false,"sensitivity":1}},"variables":[]}`, `unknown field "Version"`},
 		{"ttl of a nanosecond", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","ttl":"1ns"}`, `ttl: "1ns" is shorter than the minimum of 1s`},
 		{"ttl under a second", "POST", "/v1/allowlist", `{"kind":"ip","value":"10.0.0.1","ttl":"999ms"}`, `minimum of 1s`},
 		{"reason with NUL", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","reason":"a\u0000b"}`, "reason: control character U+0000 at byte 1"},
@@ -59,7 +61,7 @@ func TestAdminRefusesMisleadingInput(t *testing.T) {
 			t.Errorf("refused requests stored %v on the %s", got.Entries, list)
 		}
 	}
-	if doc, _ := ts.engine.Model("default"); doc != nil && !doc.Types["probing"].Enabled {
+	if doc, _ := ts.engine.Model("shop"); doc != nil && !doc.Types["probing"].Enabled {
 		t.Error("a refused model update changed the model")
 	}
 
