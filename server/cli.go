@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -40,12 +42,21 @@ Usage:
   vigil config check FILE         validate a configuration file
   vigil version
 
+Global flags, before the command or after it: --admin-addr ADDR (the admin API the commands
+call, default $VIGIL_ADMIN_ADDR, else 127.0.0.1:9001; for serve and demo, the address to listen
+on) and -o table|json (the admin API commands' output). VIGIL_ADMIN_TOKEN holds the admin token.
+
 Run 'vigil serve --help' for the flags.
 `
 
 // Main runs the vigil command line. It returns when the command is done or
 // ctx is cancelled (SIGTERM, SIGINT).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	args, err := globalFlags(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil: %v\n\n%s", err, usage)
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return ErrUsage
@@ -86,6 +97,51 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return ErrUsage
 }
 
+// globalFlags moves the flags given before the command (vigil --admin-addr
+// ADDR attacks) to the command, which takes them as if given after it: the
+// admin API commands take --admin-addr and -o, serve and demo
+// --admin-addr (the address they listen on). A flag given again after the
+// command wins.
+func globalFlags(args []string) ([]string, error) {
+	var global []string
+	var named []string
+	for len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' && args[0] != "--" {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		if name != "admin-addr" && name != "o" {
+			if len(global) == 0 {
+				return args, nil // -h, --version, or a mistake the command switch reports
+			}
+			return nil, fmt.Errorf("unknown global flag %q (before the command: --admin-addr, -o)", args[0])
+		}
+		n := 1
+		if !hasValue {
+			if len(args) < 2 {
+				return nil, fmt.Errorf("flag needs an argument: %s", args[0])
+			}
+			n = 2
+		}
+		global = append(global, args[:n]...)
+		named = append(named, name)
+		args = args[n:]
+	}
+	if len(global) == 0 {
+		return args, nil
+	}
+	if len(args) == 0 {
+		return nil, errors.New("global flags without a command")
+	}
+	switch args[0] {
+	case "status", "apis", "attacks", "forensics", "block", "allow", "model":
+	case "serve", "demo":
+		if slices.Contains(named, "o") {
+			return nil, fmt.Errorf("-o does not apply to %s", args[0])
+		}
+	default:
+		return nil, fmt.Errorf("%s takes no global flags (--admin-addr and -o are for the admin API commands, serve and demo)", args[0])
+	}
+	return slices.Concat(args[:1], global, args[1:]), nil
+}
+
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vigil serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -94,7 +150,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	adminAddr := fs.String("admin-addr", "", "admin HTTP listen address (overrides admin_addr)")
 	dataDir := fs.String("data-dir", "", "directory for durable state (overrides data_dir)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log_level)")
-	drainDelay := fs.Duration("drain-delay", -1, "time between NOT_SERVING and closing the listener (overrides shutdown.drain_delay)")
+	// The default is the config's: the zero value keeps the flag package
+	// from printing a default of its own.
+	drainDelay := fs.Duration("drain-delay", 0, "time between NOT_SERVING and closing the listener (overrides shutdown.drain_delay; default: the config's, 5s in the embedded defaults)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,9 +23,19 @@ import (
 // The commands in this file read and change a running Vigil through its
 // admin API: aligned tables for people by default, -o json for scripts.
 
-const adminFlagsUsage = `Flags for every command: --admin-addr ADDR (default 127.0.0.1:9001), -o table|json.
-VIGIL_ADMIN_TOKEN holds the admin token. Flags may come before or after the
-arguments; put a value that starts with "-" after "--".`
+const adminFlagsUsage = `Flags for every command: --admin-addr ADDR (default $VIGIL_ADMIN_ADDR, else
+127.0.0.1:9001), -o table|json. VIGIL_ADMIN_TOKEN holds the admin token. Flags
+may come before the command (vigil --admin-addr ADDR attacks), before or after
+the arguments; put a value that starts with "-" after "--".`
+
+// defaultAdminAddr is the admin API the commands call without
+// --admin-addr: VIGIL_ADMIN_ADDR, else the default admin_addr.
+func defaultAdminAddr() string {
+	if a := os.Getenv("VIGIL_ADMIN_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:9001"
+}
 
 const attacksUsage = `Usage:
   vigil attacks [--api A] [--type T] [--since D] [--limit N] [--offset N]
@@ -68,7 +79,7 @@ func newAdminCmd(name, usage string, stderr io.Writer) *adminCmd {
 	fs.SetOutput(stderr)
 	c := &adminCmd{fs: fs, usage: usage, stderr: stderr}
 	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
-	c.addr = fs.String("admin-addr", "127.0.0.1:9001", "admin API address")
+	c.addr = fs.String("admin-addr", defaultAdminAddr(), "admin API address (default $VIGIL_ADMIN_ADDR, else 127.0.0.1:9001)")
 	c.output = fs.String("o", "table", "output: table or json")
 	return c
 }
