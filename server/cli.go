@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -13,8 +14,49 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Version is set at build time with -ldflags "-X github.com/vigil-project/vigil/server.Version=…".
+// Version is the version a build stamps with -ldflags
+// "-X github.com/vigil-project/vigil/server.Version=…" (the Dockerfile's
+// VERSION build argument). Left "dev" (or stamped empty), vigil version
+// reports the module version and VCS revision the Go toolchain recorded
+// in the binary.
 var Version = "dev"
+
+// versionString is what vigil version prints: the stamped version (not
+// "dev"), else
+// the main module's version from the build info (v1.2.0 for go install
+// …@v1.2.0; a pseudo-version for a build in a git checkout), else "dev";
+// then the VCS revision, marked +modified for a build with uncommitted
+// changes, when the build info has one.
+func versionString(stamped string, bi *debug.BuildInfo, ok bool) string {
+	v := stamped
+	if v == "dev" {
+		v = ""
+	}
+	if v == "" && ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	if v == "" {
+		v = "dev"
+	}
+	if !ok {
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+modified"
+			}
+		}
+	}
+	if rev == "" {
+		return v
+	}
+	return fmt.Sprintf("%s (revision %s%s)", v, rev[:min(len(rev), 12)], modified)
+}
 
 // ErrUsage marks command-line mistakes; main exits 2 on them.
 var ErrUsage = errors.New("usage error")
@@ -87,7 +129,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "allow":
 		return listCmd(ctx, "allow", "allowlist", args[1:], stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "vigil %s\n", Version)
+		bi, ok := debug.ReadBuildInfo()
+		fmt.Fprintf(stdout, "vigil %s\n", versionString(Version, bi, ok))
 		return nil
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
