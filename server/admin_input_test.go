@@ -24,6 +24,8 @@ func TestAdminRefusesMisleadingInput(t *testing.T) {
 	cfg.APIs = []APIConfig{{Name: "shop", BasePath: "/shop"}}
 	ts := startServer(t, cfg)
 	const fp = "fp:0123456789abcdef0123456789abcdef"
+	ts.engine.Store().Add(&detect.Attack{ID: "att-1", Type: detect.AttackProbing, API: "shop",
+		Identity: detect.AttackIdentity{Kind: "ip", Value: "10.0.0.9"}, Action: detect.ActionBlocked, DetectedAt: time.Now()})
 	for _, tc := range []struct {
 		name, method, path, body string
 		msg                      string
@@ -44,6 +46,8 @@ func TestAdminRefusesMisleadingInput(t *testing.T) {
 		{"reason with a newline", "POST", "/v1/allowlist", `{"kind":"ip","value":"10.0.0.1","reason":"ok\nfake log line"}`, "reason: control character U+000A"},
 		{"reason with a C1 control", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","reason":"\u009b31m"}`, "reason: control character U+009B"},
 		{"reason with a bidi override", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","reason":"abc\u202edcba"}`, "reason: control character U+202E"},
+		{"allow_for of a nanosecond", "POST", "/v1/attacks/att-1/false-positive", `{"allow_for":"1ns"}`, `allow_for: "1ns" is shorter than the minimum of 1s`},
+		{"false positive key in another case", "POST", "/v1/attacks/att-1/false-positive", `{"Allow_For":"1h"}`, `unknown field "Allow_For"`},
 		{"shortened fingerprint", "POST", "/v1/blocklist", `{"kind":"token","value":"fp:01234567…"}`, "not a whole fingerprint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
