@@ -167,10 +167,7 @@ func (f *Fingerprinter) Normalize(k Kind, value string) (string, error) {
 		// As the extractor sees it: zone dropped, IPv4-mapped unmapped.
 		return a.WithZone("").Unmap().String(), nil
 	case k.Secret():
-		if IsFingerprint(value) {
-			return value, nil
-		}
-		return f.Fingerprint(value), nil
+		return normalizeSecret(f, value)
 	case k == KindUsername:
 		if len(value) > 256 {
 			return "", errors.New("username longer than 256 bytes")
@@ -178,4 +175,21 @@ func (f *Fingerprinter) Normalize(k Kind, value string) (string, error) {
 		return value, nil
 	}
 	return "", fmt.Errorf("unknown identity kind %d", k)
+}
+
+// normalizeSecret fingerprints a raw credential and keeps a fingerprint,
+// written in lower case whatever case it was given in (as people copy hex).
+// A value that starts like a fingerprint but is not a whole one, such as
+// the shortened fp:0123abcd… of a table, is refused: fingerprinted again
+// as a raw credential it would never match.
+func normalizeSecret(f *Fingerprinter, value string) (string, error) {
+	n := len(FingerprintPrefix)
+	if len(value) < n || !strings.EqualFold(value[:n], FingerprintPrefix) {
+		return f.Fingerprint(value), nil
+	}
+	if fp := FingerprintPrefix + strings.ToLower(value[n:]); IsFingerprint(fp) {
+		return fp, nil
+	}
+	return "", fmt.Errorf("starts with %q but is not a whole fingerprint (%s and %d hex digits); copy it whole from `vigil attacks show` or -o json",
+		FingerprintPrefix, FingerprintPrefix, fingerprintHexLen)
 }

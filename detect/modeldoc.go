@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -65,6 +66,15 @@ func varByName(name string) (varID, bool) {
 	return 0, false
 }
 
+// CountVariable reports whether a variable counts something (calls,
+// errors, distinct values, bytes, elements), so that people are shown it as
+// a whole number; the error ratio and the anomaly score are fractions.
+// Distinct counts are estimated and so carry decimals in attack records.
+func CountVariable(name string) bool {
+	v, ok := varByName(name)
+	return ok && v != vErrorRatio
+}
+
 // VariableNames lists the variables, for messages.
 func VariableNames() []string {
 	out := make([]string, numVars)
@@ -110,6 +120,43 @@ func (e *Engine) Model(api string) (*ModelDoc, bool) {
 	return doc, true
 }
 
+// The ranges of the numbers in a model. Every threshold and sensitivity
+// is finite and bounded, so that no computation from them (Tx divided by
+// the sensitivity, a relaxed Tx of half again an observed value, rounding)
+// can overflow into an infinity, which no model document could hold.
+const (
+	// MaxThreshold bounds Tn and Tx: a terabyte of responses in ten
+	// minutes, far above anything a variable measures.
+	MaxThreshold = 1e12
+	// MinSensitivity and MaxSensitivity bound an attack type's sensitivity.
+	MinSensitivity = 0.01
+	MaxSensitivity = 100
+)
+
+// checkSensitivity reports a sensitivity out of range, naming the field.
+func checkSensitivity(field string, s float64) []string {
+	if math.IsNaN(s) || s < MinSensitivity || s > MaxSensitivity {
+		return []string{fmt.Sprintf("%s: %v must be from %g to %g", field, s, float64(MinSensitivity), float64(MaxSensitivity))}
+	}
+	return nil
+}
+
+// checkThresholds reports a Tn or Tx out of range, naming the fields
+// (prefix.tn, prefix.tx): 0 ≤ tn ≤ tx, 0 < tx ≤ MaxThreshold.
+func checkThresholds(prefix string, tn, tx float64) []string {
+	var errs []string
+	if math.IsNaN(tn) || tn < 0 || tn > MaxThreshold {
+		errs = append(errs, fmt.Sprintf("%s.tn: %v must be from 0 to %g", prefix, tn, float64(MaxThreshold)))
+	}
+	if math.IsNaN(tx) || tx <= 0 || tx > MaxThreshold {
+		errs = append(errs, fmt.Sprintf("%s.tx: %v must be above 0 and at most %g", prefix, tx, float64(MaxThreshold)))
+	}
+	if len(errs) == 0 && tx < tn {
+		errs = append(errs, fmt.Sprintf("%s.tx: %v is below tn %v", prefix, tx, tn))
+	}
+	return errs
+}
+
 type change struct {
 	key  userKey
 	user *UserThreshold // nil: back to learning
@@ -127,8 +174,8 @@ func (u *ModelUpdate) changes() ([]change, error) {
 		if typeIndex(t) < 0 {
 			errs = append(errs, fmt.Sprintf("types: unknown attack type %q", t))
 		}
-		if k.Sensitivity != nil && (*k.Sensitivity <= 0 || *k.Sensitivity > 100) {
-			errs = append(errs, fmt.Sprintf("types.%s.sensitivity: %v must be above 0 and at most 100", t, *k.Sensitivity))
+		if k.Sensitivity != nil {
+			errs = append(errs, checkSensitivity(fmt.Sprintf("types.%s.sensitivity", t), *k.Sensitivity)...)
 		}
 	}
 	var changes []change
@@ -145,8 +192,12 @@ func (u *ModelUpdate) changes() ([]change, error) {
 		}
 		switch vu.Mode {
 		case "user":
-			if vu.Tn == nil || vu.Tx == nil || *vu.Tn < 0 || *vu.Tx <= 0 || *vu.Tx < *vu.Tn {
+			if vu.Tn == nil || vu.Tx == nil {
 				errs = append(errs, fmt.Sprintf("variables[%d]: mode user needs tn ≥ 0 and tx > 0 with tx ≥ tn", i))
+				continue
+			}
+			if e := checkThresholds(fmt.Sprintf("variables[%d]", i), *vu.Tn, *vu.Tx); e != nil {
+				errs = append(errs, e...)
 				continue
 			}
 			changes = append(changes, change{userKey{k, v}, &UserThreshold{Tn: *vu.Tn, Tx: *vu.Tx}})
@@ -199,27 +250,72 @@ func (e *Engine) Apply(api string, u *ModelUpdate) error {
 	return nil
 }
 
+// Validate reports every problem of a model document at once, each naming
+// its field: the version, the attack types and their sensitivity, every
+// variable's name, kind, mode and thresholds, the status's numbers.
+func (doc *ModelDoc) Validate() error {
+	if doc.Version != ModelVersion {
+		return fmt.Errorf("version: model version %d, this Vigil reads version %d", doc.Version, ModelVersion)
+	}
+	var errs []string
+	for t, k := range doc.Types {
+		if typeIndex(t) < 0 {
+			errs = append(errs, fmt.Sprintf("types: unknown attack type %q", t))
+		}
+		errs = append(errs, checkSensitivity(fmt.Sprintf("types.%s.sensitivity", t), k.Sensitivity)...)
+	}
+	for i, vd := range doc.Variables {
+		v, ok := varByName(vd.Name)
+		k, err := ParseKind(vd.Kind)
+		if !ok || err != nil || varDefs[v].kinds&(1<<k) == 0 {
+			errs = append(errs, fmt.Sprintf("variables[%d]: unknown variable %q for kind %q", i, vd.Name, vd.Kind))
+			continue
+		}
+		if vd.Mode != "user" && vd.Mode != "system" {
+			errs = append(errs, fmt.Sprintf("variables[%d].mode: %q (want user or system)", i, vd.Mode))
+		}
+		errs = append(errs, checkThresholds(fmt.Sprintf("variables[%d]", i), vd.Tn, vd.Tx)...)
+		if vd.Samples < 0 {
+			errs = append(errs, fmt.Sprintf("variables[%d].samples: %d is negative", i, vd.Samples))
+		}
+	}
+	if st := doc.Status; st != nil {
+		if st.State != "" && st.State != "learning" && st.State != "ready" {
+			errs = append(errs, fmt.Sprintf("status.state: %q (want learning or ready)", st.State))
+		}
+		for name, n := range map[string]int64{"requests": st.Requests, "identities": st.Identities, "would_be_detections": st.WouldBeDetections} {
+			if n < 0 {
+				errs = append(errs, fmt.Sprintf("status.%s: %d is negative", name, n))
+			}
+		}
+		for name, f := range map[string]float64{"duration": st.Progress.Duration, "requests": st.Progress.Requests, "identities": st.Progress.Identities} {
+			if math.IsNaN(f) || f < 0 || f > 1 {
+				errs = append(errs, fmt.Sprintf("status.progress.%s: %v must be from 0 to 1", name, f))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
 // Import installs an exported model: its knobs, its user thresholds, and
 // its learned thresholds as the baseline used until this deployment has
 // learned enough of its own. The model is ready at once.
 func (e *Engine) Import(doc *ModelDoc) error {
-	if doc.Version != ModelVersion {
-		return fmt.Errorf("model version %d, this Vigil reads version %d", doc.Version, ModelVersion)
+	if err := doc.Validate(); err != nil {
+		return err
 	}
 	u := &ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{}}
 	for t, k := range doc.Types {
 		u.Types[t] = TypeKnobsUpdate{Enabled: &k.Enabled, Sensitivity: &k.Sensitivity}
 	}
 	base := map[userKey]UserThreshold{}
-	for i, vd := range doc.Variables {
-		v, ok := varByName(vd.Name)
-		k, err := ParseKind(vd.Kind)
-		if !ok || err != nil || varDefs[v].kinds&(1<<k) == 0 {
-			return fmt.Errorf("variables[%d]: unknown variable %q for kind %q", i, vd.Name, vd.Kind)
-		}
-		if vd.Tn < 0 || vd.Tx <= 0 {
-			return fmt.Errorf("variables[%d]: tn %v, tx %v out of range", i, vd.Tn, vd.Tx)
-		}
+	for _, vd := range doc.Variables {
+		v, _ := varByName(vd.Name)
+		k, _ := ParseKind(vd.Kind)
 		if vd.Mode == "user" {
 			u.Variables = append(u.Variables, VariableUpdate{Name: vd.Name, Kind: vd.Kind, Mode: "user", Tn: &vd.Tn, Tx: &vd.Tx})
 		} else {
@@ -314,7 +410,7 @@ func (e *Engine) Relax(a *Attack) ([]Relaxation, error) {
 		if _, ok := varByName(v.Name); !ok || v.Observed <= v.Tx {
 			continue
 		}
-		tn, tx := v.Tn, round(v.Observed*1.5)
+		tn, tx := v.Tn, min(round(v.Observed*1.5), MaxThreshold)
 		if tx < tn {
 			tn = tx
 		}

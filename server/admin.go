@@ -5,10 +5,9 @@ import (
 	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +27,11 @@ var openAPI []byte
 
 // maxAdminBody bounds admin request bodies.
 const maxAdminBody = 64 << 10
+
+// minTTL is the shortest lifetime of a list entry (ttl) or of the allow
+// entry of a false positive (allow_for): a shorter one is expired before
+// any request could see it.
+const minTTL = time.Second
 
 // admin serves the admin HTTP API.
 type admin struct {
@@ -105,7 +109,7 @@ func (a *admin) handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})
-	return limitBody(mux)
+	return a.recoverPanics(limitBody(mux))
 }
 
 // auth requires the admin bearer token when one is configured.
@@ -194,10 +198,18 @@ func (a *admin) addEntry(name string, list *detect.List) http.Handler {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl: %q is not a positive duration such as \"10m\" or \"24h\"", req.TTL))
 				return
 			}
+			if ttl < minTTL {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl: %q is shorter than the minimum of %s (the entry would expire before it is used)", req.TTL, minTTL))
+				return
+			}
 			e.ExpiresAt = now.Add(ttl)
 		}
 		if len(e.Reason) > 512 {
 			writeError(w, http.StatusBadRequest, "reason: longer than 512 bytes")
+			return
+		}
+		if err := checkPrintable(e.Reason); err != nil {
+			writeError(w, http.StatusBadRequest, "reason: "+err.Error())
 			return
 		}
 		if e.Reason == "" {
@@ -245,51 +257,84 @@ func (a *admin) apis(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"apis": a.inventory.APIs(a.catalog.Load().Fallback())})
 }
 
-// decodeJSON decodes one JSON object strictly: unknown fields, trailing
-// data and oversized bodies are errors that say what is wrong.
-func decodeJSON(body io.Reader, into any) error {
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
-		var mbe *http.MaxBytesError
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &mbe):
-			return fmt.Errorf("body larger than %d bytes", mbe.Limit)
-		case errors.Is(err, io.EOF):
-			return errors.New("empty body: want a JSON object")
-		case errors.As(err, &se):
-			return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, se)
-		case errors.As(err, &te):
-			return fmt.Errorf("field %q: want %s, got JSON %s", te.Field, te.Type, te.Value)
-		}
-		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return fmt.Errorf("unknown field %s", field)
-		}
-		return fmt.Errorf("invalid JSON: %v", err)
-	}
-	// More() would accept a stray ']' or '}' after the object.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("body larger than %d bytes", mbe.Limit)
-		}
-		return errors.New("trailing data after the JSON object")
-	}
-	return nil
-}
-
+// writeJSON answers v as JSON. The answer is encoded before anything is
+// sent, so that a value that cannot be encoded (an infinite number) is a
+// 500 with an error, never a 200 with an empty body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "the answer could not be encoded: "+err.Error())
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	w.Write(append(data, '\n'))
 }
 
+// writeError answers {"error": msg}. A 5xx message is kept for the log line
+// recoverPanics writes.
 func writeError(w http.ResponseWriter, status int, msg string) {
+	if sw, ok := w.(*statusWriter); ok && status >= 500 {
+		sw.failure = msg
+	}
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// statusWriter remembers the status of an answer, and the message of a 5xx.
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	failure string
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// recoverPanics answers a handler's panic with a 500 and the JSON error
+// body of every other error, counts it in vigil_panics_total and logs it
+// with its stack; a panic after the answer has begun cuts the connection,
+// so that the client sees the answer incomplete. Other 5xx answers are
+// logged too. Log lines name the route pattern, never the path, which may
+// hold a raw credential.
+func (a *admin) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			if p == nil {
+				if sw.status >= 500 {
+					a.log.Error().Str("method", r.Method).Str("route", r.Pattern).Int("status", sw.status).
+						Str("error", sw.failure).Msg("admin request failed")
+				}
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			a.metrics.panics.Inc()
+			a.log.Error().Str("method", r.Method).Str("route", r.Pattern).Str("panic", fmt.Sprint(p)).
+				Str("stack", string(debug.Stack())).Msg("recovered from panic in admin HTTP handler")
+			if sw.status != 0 {
+				panic(http.ErrAbortHandler)
+			}
+			writeError(w, http.StatusInternalServerError, "internal error: the request failed; the server log has the details")
+		}()
+		next.ServeHTTP(sw, r)
+	})
 }
 
 // listAttacks answers GET /v1/attacks?api=&type=&since=&limit=&offset=,
@@ -486,6 +531,10 @@ func (a *admin) falsePositive(w http.ResponseWriter, r *http.Request) {
 		d, err := time.ParseDuration(req.AllowFor)
 		if err != nil || d < 0 {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("allow_for: %q is not a duration such as \"24h\" (\"0s\": none)", req.AllowFor))
+			return
+		}
+		if d > 0 && d < minTTL {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("allow_for: %q is shorter than the minimum of %s (\"0s\": none)", req.AllowFor, minTTL))
 			return
 		}
 		allowFor = d

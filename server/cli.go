@@ -6,13 +6,57 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// Version is set at build time with -ldflags "-X github.com/vigil-project/vigil/server.Version=…".
+// Version is the version a build stamps with -ldflags
+// "-X github.com/vigil-project/vigil/server.Version=…" (the Dockerfile's
+// VERSION build argument). Left "dev" (or stamped empty), vigil version
+// reports the module version and VCS revision the Go toolchain recorded
+// in the binary.
 var Version = "dev"
+
+// versionString is what vigil version prints: the stamped version (not
+// "dev"), else
+// the main module's version from the build info (v1.2.0 for go install
+// …@v1.2.0; a pseudo-version for a build in a git checkout), else "dev";
+// then the VCS revision, marked +modified for a build with uncommitted
+// changes, when the build info has one.
+func versionString(stamped string, bi *debug.BuildInfo, ok bool) string {
+	v := stamped
+	if v == "dev" {
+		v = ""
+	}
+	if v == "" && ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	if v == "" {
+		v = "dev"
+	}
+	if !ok {
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+modified"
+			}
+		}
+	}
+	if rev == "" {
+		return v
+	}
+	return fmt.Sprintf("%s (revision %s%s)", v, rev[:min(len(rev), 12)], modified)
+}
 
 // ErrUsage marks command-line mistakes; main exits 2 on them.
 var ErrUsage = errors.New("usage error")
@@ -40,12 +84,21 @@ Usage:
   vigil config check FILE         validate a configuration file
   vigil version
 
+Global flags, before the command or after it: --admin-addr ADDR (the admin API the commands
+call, default $VIGIL_ADMIN_ADDR, else 127.0.0.1:9001; for serve and demo, the address to listen
+on) and -o table|json (the admin API commands' output). VIGIL_ADMIN_TOKEN holds the admin token.
+
 Run 'vigil serve --help' for the flags.
 `
 
 // Main runs the vigil command line. It returns when the command is done or
 // ctx is cancelled (SIGTERM, SIGINT).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	args, err := globalFlags(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil: %v\n\n%s", err, usage)
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return ErrUsage
@@ -76,7 +129,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "allow":
 		return listCmd(ctx, "allow", "allowlist", args[1:], stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "vigil %s\n", Version)
+		bi, ok := debug.ReadBuildInfo()
+		fmt.Fprintf(stdout, "vigil %s\n", versionString(Version, bi, ok))
 		return nil
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -84,6 +138,51 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
 	return ErrUsage
+}
+
+// globalFlags moves the flags given before the command (vigil --admin-addr
+// ADDR attacks) to the command, which takes them as if given after it: the
+// admin API commands take --admin-addr and -o, serve and demo
+// --admin-addr (the address they listen on). A flag given again after the
+// command wins.
+func globalFlags(args []string) ([]string, error) {
+	var global []string
+	var named []string
+	for len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' && args[0] != "--" {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		if name != "admin-addr" && name != "o" {
+			if len(global) == 0 {
+				return args, nil // -h, --version, or a mistake the command switch reports
+			}
+			return nil, fmt.Errorf("unknown global flag %q (before the command: --admin-addr, -o)", args[0])
+		}
+		n := 1
+		if !hasValue {
+			if len(args) < 2 {
+				return nil, fmt.Errorf("flag needs an argument: %s", args[0])
+			}
+			n = 2
+		}
+		global = append(global, args[:n]...)
+		named = append(named, name)
+		args = args[n:]
+	}
+	if len(global) == 0 {
+		return args, nil
+	}
+	if len(args) == 0 {
+		return nil, errors.New("global flags without a command")
+	}
+	switch args[0] {
+	case "status", "apis", "attacks", "forensics", "block", "allow", "model":
+	case "serve", "demo":
+		if slices.Contains(named, "o") {
+			return nil, fmt.Errorf("-o does not apply to %s", args[0])
+		}
+	default:
+		return nil, fmt.Errorf("%s takes no global flags (--admin-addr and -o are for the admin API commands, serve and demo)", args[0])
+	}
+	return slices.Concat(args[:1], global, args[1:]), nil
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -94,7 +193,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	adminAddr := fs.String("admin-addr", "", "admin HTTP listen address (overrides admin_addr)")
 	dataDir := fs.String("data-dir", "", "directory for durable state (overrides data_dir)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log_level)")
-	drainDelay := fs.Duration("drain-delay", -1, "time between NOT_SERVING and closing the listener (overrides shutdown.drain_delay)")
+	// The default is the config's: the zero value keeps the flag package
+	// from printing a default of its own.
+	drainDelay := fs.Duration("drain-delay", 0, "time between NOT_SERVING and closing the listener (overrides shutdown.drain_delay; default: the config's, 5s in the embedded defaults)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,9 +23,19 @@ import (
 // The commands in this file read and change a running Vigil through its
 // admin API: aligned tables for people by default, -o json for scripts.
 
-const adminFlagsUsage = `Flags for every command: --admin-addr ADDR (default 127.0.0.1:9001), -o table|json.
-VIGIL_ADMIN_TOKEN holds the admin token. Flags may come before or after the
-arguments; put a value that starts with "-" after "--".`
+const adminFlagsUsage = `Flags for every command: --admin-addr ADDR (default $VIGIL_ADMIN_ADDR, else
+127.0.0.1:9001), -o table|json. VIGIL_ADMIN_TOKEN holds the admin token. Flags
+may come before the command (vigil --admin-addr ADDR attacks), before or after
+the arguments; put a value that starts with "-" after "--".`
+
+// defaultAdminAddr is the admin API the commands call without
+// --admin-addr: VIGIL_ADMIN_ADDR, else the default admin_addr.
+func defaultAdminAddr() string {
+	if a := os.Getenv("VIGIL_ADMIN_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:9001"
+}
 
 const attacksUsage = `Usage:
   vigil attacks [--api A] [--type T] [--since D] [--limit N] [--offset N]
@@ -68,7 +79,7 @@ func newAdminCmd(name, usage string, stderr io.Writer) *adminCmd {
 	fs.SetOutput(stderr)
 	c := &adminCmd{fs: fs, usage: usage, stderr: stderr}
 	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
-	c.addr = fs.String("admin-addr", "127.0.0.1:9001", "admin API address")
+	c.addr = fs.String("admin-addr", defaultAdminAddr(), "admin API address (default $VIGIL_ADMIN_ADDR, else 127.0.0.1:9001)")
 	c.output = fs.String("o", "table", "output: table or json")
 	return c
 }
@@ -241,7 +252,7 @@ func attacksCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tDETECTED\tTYPE\tAPI\tIDENTITY\tACTION\tTOP VARIABLE")
 	for _, a := range page.Attacks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, fmtTime(a.DetectedAt), a.Type, a.API,
+		row(tw, a.ID, fmtTime(a.DetectedAt), string(a.Type), a.API,
 			a.Identity.Kind+":"+shortValue(a.Identity.Value), a.Action, topVariable(a.Variables))
 	}
 	if err := tw.Flush(); err != nil {
@@ -269,31 +280,31 @@ func showAttack(ctx context.Context, c *adminCmd, id string, stdout io.Writer) e
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "Attack:\t%s\n", a.ID)
-	fmt.Fprintf(tw, "Type:\t%s\n", a.Type)
-	fmt.Fprintf(tw, "API:\t%s\n", a.API)
+	row(tw, "Attack:", a.ID)
+	row(tw, "Type:", string(a.Type))
+	row(tw, "API:", a.API)
 	// The full value: it is what vigil block and vigil allow take.
-	fmt.Fprintf(tw, "Identity:\t%s %s\n", a.Identity.Kind, a.Identity.Value)
+	row(tw, "Identity:", a.Identity.Kind+" "+a.Identity.Value)
 	action := a.Action
 	if a.BlockedUntil != nil {
 		action += " until " + fmtTime(*a.BlockedUntil)
 	}
-	fmt.Fprintf(tw, "Action:\t%s\n", action)
-	fmt.Fprintf(tw, "First seen:\t%s\n", fmtTime(a.FirstSeen))
-	fmt.Fprintf(tw, "Detected:\t%s\n", fmtTime(a.DetectedAt))
-	fmt.Fprintf(tw, "Earlier attacks:\t%d by this identity on this API\n", a.Repeat)
+	row(tw, "Action:", action)
+	row(tw, "First seen:", fmtTime(a.FirstSeen))
+	row(tw, "Detected:", fmtTime(a.DetectedAt))
+	row(tw, "Earlier attacks:", fmt.Sprintf("%d by this identity on this API", a.Repeat))
 	if len(a.ClientIPs) > 0 {
-		fmt.Fprintf(tw, "Client IPs:\t%s\n", strings.Join(a.ClientIPs, ", "))
+		row(tw, "Client IPs:", strings.Join(a.ClientIPs, ", "))
 	}
 	if r := a.Request; r != nil {
 		line := r.Method + " " + r.Host + r.Path
 		if r.UserAgent != "" {
 			line += fmt.Sprintf(" (user agent %q)", r.UserAgent)
 		}
-		fmt.Fprintf(tw, "Request:\t%s\n", line)
+		row(tw, "Request:", line)
 	}
 	if h := a.Honeytoken; h != nil {
-		fmt.Fprintf(tw, "Honeytoken:\t%s planted by %s at %s (attack %s)\n", h.Kind, h.MintedOn, fmtTime(h.MintedAt), h.MintedBy)
+		row(tw, "Honeytoken:", fmt.Sprintf("%s planted by %s at %s (attack %s)", h.Kind, h.MintedOn, fmtTime(h.MintedAt), h.MintedBy))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -305,24 +316,47 @@ func showAttack(ctx context.Context, c *adminCmd, id string, stdout io.Writer) e
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tOBSERVED\tTN\tTX\tDEVIATION")
 	for _, v := range a.Variables {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%+.0f%%\n", v.Name, fmtNum(v.Observed), fmtNum(v.Tn), fmtNum(v.Tx), v.DeviationPct)
+		row(tw, v.Name, fmtObserved(v.Name, v.Observed), fmtObserved(v.Name, v.Tn), fmtLimit(v.Name, v.Tx), fmt.Sprintf("%+.0f%%", v.DeviationPct))
 	}
 	return tw.Flush()
 }
 
-// topVariable is the variable furthest past its threshold, as
-// "name observed/tx".
+// topVariable is the variable that fired (past its Tx) with the largest
+// deviation, as "name observed/tx"; when none is past its Tx (an attack
+// raised otherwise), the one with the largest deviation. A variable under
+// its Tx, however far from its normal, did not raise the attack.
 func topVariable(vars []detect.VariableValue) string {
 	if len(vars) == 0 {
 		return "-"
 	}
-	top := vars[0]
+	top, fired := vars[0], vars[0].Observed > vars[0].Tx
 	for _, v := range vars[1:] {
-		if v.DeviationPct > top.DeviationPct {
-			top = v
+		past := v.Observed > v.Tx
+		if past && !fired || past == fired && v.DeviationPct > top.DeviationPct {
+			top, fired = v, past
 		}
 	}
-	return top.Name + " " + fmtNum(top.Observed) + "/" + fmtNum(top.Tx)
+	return top.Name + " " + fmtObserved(top.Name, top.Observed) + "/" + fmtLimit(top.Name, top.Tx)
+}
+
+// fmtObserved prints a variable's value: a count (calls, distinct values,
+// bytes) as the nearest whole number, since distinct counts are estimates
+// with decimals; a ratio or score with up to two decimals.
+func fmtObserved(name string, v float64) string {
+	if detect.CountVariable(name) {
+		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
+	}
+	return fmtNum(v)
+}
+
+// fmtLimit prints a threshold: for a count, the whole number it stands for
+// (a count fires when it is more than Tx, that is more than Tx rounded
+// down); a ratio or score with up to two decimals.
+func fmtLimit(name string, v float64) string {
+	if detect.CountVariable(name) {
+		return strconv.FormatFloat(math.Floor(v), 'f', 0, 64)
+	}
+	return fmtNum(v)
 }
 
 // shortValue shortens a fingerprint for a table: fp:0123abcd….
@@ -384,7 +418,7 @@ func listCmd(ctx context.Context, verb, list string, args []string, stdout, stde
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "KIND\tVALUE\tREASON\tEXPIRES")
 		for _, e := range entries.Entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Kind, e.Value, e.Reason, fmtExpiry(e.ExpiresAt))
+			row(tw, e.Kind, e.Value, e.Reason, fmtExpiry(e.ExpiresAt))
 		}
 		return tw.Flush()
 	case "add":
@@ -407,7 +441,7 @@ func listCmd(ctx context.Context, verb, list string, args []string, stdout, stde
 			return fmt.Errorf("POST /v1/%s: unexpected answer: %w", list, err)
 		}
 		// The value as the server keeps it: a fingerprint for a credential.
-		fmt.Fprintf(stdout, "added to the %s: %s %s, reason %q, expires %s\n", listName, e.Kind, e.Value, e.Reason, fmtExpiry(e.ExpiresAt))
+		fmt.Fprintf(stdout, "added to the %s: %s %s, reason %q, expires %s\n", listName, printable(e.Kind), printable(e.Value), e.Reason, fmtExpiry(e.ExpiresAt))
 		return nil
 	case "rm":
 		if len(pos) != 3 {
@@ -431,10 +465,10 @@ func listCmd(ctx context.Context, verb, list string, args []string, stdout, stde
 			return writeIndented(stdout, out)
 		}
 		if display == "" {
-			fmt.Fprintf(stdout, "removed the %s entry from the %s\n", kind, listName)
+			fmt.Fprintf(stdout, "removed the %s entry from the %s\n", printable(kind), listName)
 			return nil
 		}
-		fmt.Fprintf(stdout, "removed %s %s from the %s\n", kind, display, listName)
+		fmt.Fprintf(stdout, "removed %s %s from the %s\n", printable(kind), printable(display), listName)
 		return nil
 	}
 	return c.usageError("unknown command %q: want add, rm or ls", sub)
@@ -471,8 +505,8 @@ func apisCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tBASE PATH\tMODE\tDISCOVERED\tREQUESTS\tBLOCKED\tWOULD BLOCK\tENDPOINTS")
 	for _, a := range body.APIs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", a.Name, a.BasePath, a.Mode, yesNo(a.Discovered),
-			a.Requests, a.Blocked, a.WouldBlock, len(a.Endpoints))
+		row(tw, a.Name, a.BasePath, a.Mode, yesNo(a.Discovered), strconv.FormatUint(a.Requests, 10),
+			strconv.FormatUint(a.Blocked, 10), strconv.FormatUint(a.WouldBlock, 10), strconv.Itoa(len(a.Endpoints)))
 	}
 	return tw.Flush()
 }
@@ -594,7 +628,7 @@ func printStatus(w io.Writer, r *statusReport) {
 		ready = "NOT READY"
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "Vigil at %s:\t%s\n", r.AdminAddr, ready)
+	row(tw, "Vigil at "+r.AdminAddr+":", ready)
 	fmt.Fprintf(tw, "APIs:\t%d (%d discovered)\n", r.APIs, r.DiscoveredAPIs)
 	fmt.Fprintf(tw, "Attacks in the last hour:\t%d\n", r.AttacksLastHour.Total)
 	fmt.Fprintf(tw, "Decoys:\t%d hits on %d decoys, %d honeytokens planted\n", r.Decoys.Hits, r.Decoys.Decoys, r.Decoys.HoneytokensPlanted)
@@ -621,8 +655,8 @@ func printStatus(w io.Writer, r *statusReport) {
 			if m.State != "ready" && len(waiting) > 0 {
 				wait = strings.Join(waiting, ", ")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", m.API, m.State,
-				pct(min(p.Duration, p.Requests, p.Identities)), wait, m.Requests, m.Identities, m.WouldBeDetections)
+			row(tw, m.API, m.State, pct(min(p.Duration, p.Requests, p.Identities)), wait,
+				strconv.FormatInt(m.Requests, 10), strconv.FormatInt(m.Identities, 10), strconv.FormatInt(m.WouldBeDetections, 10))
 		}
 		tw.Flush()
 	}
@@ -645,7 +679,7 @@ func printStatus(w io.Writer, r *statusReport) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ATTACK TYPE (LAST HOUR)\tCOUNT")
 	for _, t := range types {
-		fmt.Fprintf(tw, "%s\t%d\n", t, by[t])
+		row(tw, t, strconv.Itoa(by[t]))
 	}
 	tw.Flush()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"sort"
+	"strconv"
 	"text/tabwriter"
 	"time"
 )
@@ -64,7 +65,7 @@ func forensicsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return fmt.Errorf("GET %s: unexpected answer: %w", shown, err)
 	}
-	fmt.Fprintf(stdout, "%s %s: %s, %d requests, %d attacks", f.Kind, shortValue(f.Value), f.Status, f.Summary.TotalRequests, f.Summary.TotalAttacks)
+	fmt.Fprintf(stdout, "%s %s: %s, %d requests, %d attacks", printable(f.Kind), printable(shortValue(f.Value)), printable(f.Status), f.Summary.TotalRequests, f.Summary.TotalAttacks)
 	if f.FirstSeen != nil {
 		fmt.Fprintf(stdout, ", seen %s to %s", fmtTime(*f.FirstSeen), fmtTime(*f.LastSeen))
 	}
@@ -72,14 +73,14 @@ func forensicsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IP\tREQUESTS\tMETHODS\tTOP ENDPOINT\tAPIS")
 	for _, ip := range f.Details.Metrics.IPList {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", ip.IP, ip.Total, counts(ip.Methods, 4), counts(ip.URLs, 1), counts(ip.APIs, 3))
+		row(tw, ip.IP, strconv.FormatInt(ip.Total, 10), counts(ip.Methods, 4), counts(ip.URLs, 1), counts(ip.APIs, 3))
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout)
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ENDPOINT\tREQUESTS")
 	for _, kv := range sorted(f.Details.Metrics.URLs) {
-		fmt.Fprintf(tw, "%s\t%d\n", kv.k, kv.n)
+		row(tw, kv.k, strconv.FormatInt(kv.n, 10))
 	}
 	tw.Flush()
 	if len(f.Attacks) > 0 {
@@ -87,7 +88,7 @@ func forensicsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ATTACK\tDETECTED\tTYPE\tAPI\tACTION")
 		for _, a := range f.Attacks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, fmtTime(a.DetectedAt), a.Type, a.API, a.Action)
+			row(tw, a.ID, fmtTime(a.DetectedAt), a.Type, a.API, a.Action)
 		}
 		tw.Flush()
 	}

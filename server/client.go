@@ -2,14 +2,16 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -75,48 +77,55 @@ const modelUsage = `Usage:
   vigil model set API [--type T [--enable|--disable] [--sensitivity S]] [--var NAME --kind KIND (--tn N --tx N | --system)]
   vigil model export API [--out FILE] versioned JSON, for import elsewhere
   vigil model import FILE [--api API] install an exported model
-Flags for every command: --admin-addr ADDR (default 127.0.0.1:9001), -o json; VIGIL_ADMIN_TOKEN holds the admin token.`
+` + adminFlagsUsage
 
 func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) < 2 {
-		fmt.Fprintln(stderr, modelUsage)
-		return ErrUsage
+	c := newAdminCmd("vigil model", modelUsage, stderr)
+	outPath := c.fs.String("out", "", "export: file to write (default stdout)")
+	api := c.fs.String("api", "", "import: API to install the model on (default: the one in the file)")
+	typ := c.fs.String("type", "", "set: attack type")
+	enable := c.fs.Bool("enable", false, "set: enable the attack type")
+	disable := c.fs.Bool("disable", false, "set: disable the attack type")
+	sens := c.fs.Float64("sensitivity", 0, "set: sensitivity of the attack type, from 0.01 to 100 (>1 detects more)")
+	varName := c.fs.String("var", "", "set: variable name")
+	kind := c.fs.String("kind", "", "set: identity kind of the variable")
+	tn := c.fs.Float64("tn", 0, "set: user Tn")
+	tx := c.fs.Float64("tx", 0, "set: user Tx")
+	system := c.fs.Bool("system", false, "set: give the variable back to learning")
+	pos, err := c.parse(args)
+	if err != nil {
+		return helpIsDone(err)
 	}
-	sub, target := args[0], args[1]
-	fs := flag.NewFlagSet("vigil model "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("admin-addr", "127.0.0.1:9001", "admin API address")
-	output := fs.String("o", "table", "output: table or json")
-	outPath := fs.String("out", "", "export: file to write (default stdout)")
-	api := fs.String("api", "", "import: API to install the model on (default: the one in the file)")
-	typ := fs.String("type", "", "set: attack type")
-	enable := fs.Bool("enable", false, "set: enable the attack type")
-	disable := fs.Bool("disable", false, "set: disable the attack type")
-	sens := fs.Float64("sensitivity", 0, "set: sensitivity of the attack type (>1 detects more)")
-	varName := fs.String("var", "", "set: variable name")
-	kind := fs.String("kind", "", "set: identity kind of the variable")
-	tn := fs.Float64("tn", -1, "set: user Tn")
-	tx := fs.Float64("tx", -1, "set: user Tx")
-	system := fs.Bool("system", false, "set: give the variable back to learning")
-	if err := fs.Parse(args[2:]); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+	if len(pos) != 2 {
+		if len(pos) == 0 {
+			return c.usageError("want get, set, export or import")
+		}
+		return c.usageError("%s takes one argument", pos[0])
 	}
-	c := newAdminClient(*addr)
+	sub, target := pos[0], pos[1]
 	switch sub {
 	case "get":
 		var doc detect.ModelDoc
-		if err := c.do(ctx, "GET", "/v1/models/"+url.PathEscape(target), nil, &doc); err != nil {
+		done, err := c.get(ctx, "/v1/models/"+url.PathEscape(target), stdout, &doc)
+		if err != nil || done {
 			return err
-		}
-		if *output == "json" {
-			return writeIndented(stdout, doc)
 		}
 		printModel(stdout, &doc)
 		return nil
 	case "export":
+		path := "/v1/models/" + url.PathEscape(target)
 		var raw json.RawMessage
-		if err := c.do(ctx, "GET", "/v1/models/"+url.PathEscape(target), nil, &raw); err != nil {
+		if err := c.call(ctx, "GET", path, path, nil, &raw); err != nil {
 			return err
+		}
+		// Only a whole model is written: an empty or broken answer is an
+		// error, not an empty file that import would refuse much later.
+		var doc detect.ModelDoc
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return fmt.Errorf("GET %s: the answer is not a model document (%d bytes): %v", path, len(raw), err)
+		}
+		if err := doc.Validate(); err != nil || doc.API == "" {
+			return fmt.Errorf("GET %s: the answer is not a valid model document: %v", path, cmp.Or(err, errors.New("no api")))
 		}
 		if *outPath == "" {
 			_, err := stdout.Write(raw)
@@ -136,13 +145,14 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			doc.API = *api
 		}
 		if doc.API == "" {
-			return fmt.Errorf("%w: the model file names no API; pass --api", ErrUsage)
+			return c.usageError("the model file names no API; pass --api")
 		}
+		path := "/v1/models/" + url.PathEscape(doc.API) + "/import"
 		var out detect.ModelDoc
-		if err := c.do(ctx, "POST", "/v1/models/"+url.PathEscape(doc.API)+"/import", data, &out); err != nil {
+		if err := c.call(ctx, "POST", path, path, data, &out); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "imported model of %s (%d variables)\n", out.API, len(out.Variables))
+		fmt.Fprintf(stdout, "imported model of %s (%d variables)\n", printable(out.API), len(out.Variables))
 		return nil
 	case "set":
 		u := detect.ModelUpdate{Types: map[detect.AttackType]detect.TypeKnobsUpdate{}}
@@ -152,7 +162,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				e := *enable
 				k.Enabled = &e
 			}
-			if *sens > 0 {
+			if c.set("sensitivity") {
 				k.Sensitivity = sens
 			}
 			u.Types[detect.AttackType(*typ)] = k
@@ -162,29 +172,36 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if *system {
 				vu.Mode = "system"
 			} else {
-				if *tn < 0 || *tx < 0 {
-					return fmt.Errorf("%w: --var needs --tn and --tx, or --system", ErrUsage)
+				if !c.set("tn") || !c.set("tx") {
+					return c.usageError("--var needs --tn and --tx, or --system")
 				}
 				vu.Tn, vu.Tx = tn, tx
 			}
 			u.Variables = append(u.Variables, vu)
 		}
 		if len(u.Types) == 0 && len(u.Variables) == 0 {
-			return fmt.Errorf("%w: nothing to set; see vigil model", ErrUsage)
+			return c.usageError("nothing to set")
 		}
-		body, _ := json.Marshal(u)
-		var doc detect.ModelDoc
-		if err := c.do(ctx, "PUT", "/v1/models/"+url.PathEscape(target), body, &doc); err != nil {
+		body, err := json.Marshal(u)
+		if err != nil {
 			return err
 		}
-		if *output == "json" {
-			return writeIndented(stdout, doc)
+		path := "/v1/models/" + url.PathEscape(target)
+		var raw json.RawMessage
+		if err := c.call(ctx, "PUT", path, path, body, &raw); err != nil {
+			return err
+		}
+		if c.json() {
+			return writeIndented(stdout, raw)
+		}
+		var doc detect.ModelDoc
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return fmt.Errorf("PUT %s: unexpected answer: %w", path, err)
 		}
 		printModel(stdout, &doc)
 		return nil
 	}
-	fmt.Fprintln(stderr, modelUsage)
-	return fmt.Errorf("%w: unknown model command %q", ErrUsage, sub)
+	return c.usageError("unknown model command %q", sub)
 }
 
 func writeIndented(w io.Writer, v any) error {
@@ -196,20 +213,20 @@ func writeIndented(w io.Writer, v any) error {
 func printModel(w io.Writer, doc *detect.ModelDoc) {
 	if st := doc.Status; st != nil {
 		fmt.Fprintf(w, "API %s: %s, %d requests, %d identities, %d would-be detections while learning\n\n",
-			doc.API, st.State, st.Requests, st.Identities, st.WouldBeDetections)
+			printable(doc.API), printable(st.State), st.Requests, st.Identities, st.WouldBeDetections)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TYPE\tENABLED\tSENSITIVITY")
 	for _, t := range detect.AttackTypes() {
 		k := doc.Types[t]
-		fmt.Fprintf(tw, "%s\t%v\t%g\n", t, k.Enabled, k.Sensitivity)
+		row(tw, string(t), strconv.FormatBool(k.Enabled), strconv.FormatFloat(k.Sensitivity, 'g', -1, 64))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tTYPE\tKIND\tMODE\tTN\tTX\tSAMPLES")
 	for _, v := range doc.Variables {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%g\t%g\t%d\n", v.Name, v.Type, v.Kind, v.Mode, v.Tn, v.Tx, v.Samples)
+		row(tw, v.Name, string(v.Type), v.Kind, v.Mode, strconv.FormatFloat(v.Tn, 'g', -1, 64), strconv.FormatFloat(v.Tx, 'g', -1, 64), strconv.FormatInt(v.Samples, 10))
 	}
 	tw.Flush()
 }

@@ -49,7 +49,7 @@ func newMetrics(q *detect.Queue, allow, block *detect.List) *metrics {
 		reg:      reg,
 		services: map[string]*serviceMetrics{},
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vigil_panics_total", Help: "Panics recovered in gRPC handlers.",
+			Name: "vigil_panics_total", Help: "Panics recovered in gRPC and admin HTTP handlers.",
 		}),
 	}
 	m.attacks = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -219,10 +219,14 @@ func TestDockerfile(t *testing.T) {
 		case "ENV":
 			cgoEnv = cgoEnv || strings.Contains(in.args, "CGO_ENABLED=0")
 		case "ARG":
-			versionArg = versionArg || in.args == "VERSION" || strings.HasPrefix(in.args, "VERSION=")
+			versionArg = versionArg || isVersionArg(in)
 		case "RUN":
+			// The ARG is in scope only from where it is declared.
 			if strings.Contains(in.args, "go build") {
 				goBuild = in.args
+				if !versionArg {
+					t.Errorf("line %d: go build before ARG VERSION: ${VERSION} would be empty", in.line)
+				}
 			}
 		}
 	}
@@ -239,6 +243,29 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !versionArg {
 		t.Error("build stage: no ARG VERSION for server.Version")
+	}
+	// The build checks that the stamp took: vigil version prints the build argument.
+	if !regexp.MustCompile(`test "\$\(/\S+/vigil version\)" = "vigil \$\{VERSION\}"`).MatchString(goBuild) {
+		t.Errorf("the build does not check vigil version against ${VERSION}: %s", goBuild)
+	}
+	// The image says its version: the final stage declares the ARG again (an ARG is
+	// scoped to its stage) before the OCI version label that uses it.
+	var finalArg, label bool
+	for _, in := range final.instrs {
+		switch in.cmd {
+		case "ARG":
+			finalArg = finalArg || isVersionArg(in)
+		case "LABEL":
+			if strings.Contains(in.args, `org.opencontainers.image.version="${VERSION}"`) {
+				label = true
+				if !finalArg {
+					t.Errorf("line %d: the version label comes before the final stage's ARG VERSION", in.line)
+				}
+			}
+		}
+	}
+	if !label {
+		t.Error(`final stage: no LABEL org.opencontainers.image.version="${VERSION}"`)
 	}
 	out := regexp.MustCompile(`go build .*?-o\s+(\S+)`).FindStringSubmatch(goBuild)
 	if out == nil {
@@ -294,6 +321,11 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("%s: args %q, the image's CMD is %q", d.where, args, df.cmd)
 		}
 	}
+}
+
+// isVersionArg reports whether an ARG instruction declares VERSION.
+func isVersionArg(in dfInstruction) bool {
+	return in.args == "VERSION" || strings.HasPrefix(in.args, "VERSION=")
 }
 
 // dockerignore is a parsed .dockerignore: patterns in order, a later match winning.
