@@ -480,3 +480,45 @@ func TestSingleCallDetectionsNeedRepetitionToBlock(t *testing.T) {
 		})
 	}
 }
+
+// TestRelaxHonoursSensitivity: a false positive relaxes the fired variables
+// so that the same behaviour no longer raises an attack. The explanation's Tx
+// is the effective one (Tx / sensitivity), so at sensitivity 2 the user Tx
+// stored must be 1.5 × observed × 2, or the relaxed limit would sit below
+// what was observed and the same behaviour would fire again.
+func TestRelaxHonoursSensitivity(t *testing.T) {
+	f := newBoundaryFixture(t, EngineConfig{})
+	f.userTx(KindIP, "not_found_10m", 10, 100)
+	f.userTx(KindIP, "distinct_failed_paths", 10, 10000) // only the count fires
+	s := 2.0
+	f.apply(&ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{AttackProbing: {Sensitivity: &s}}})
+	f.ready()
+	miss := func(ip string, n int) {
+		for i := range n {
+			f.now = f.now.Add(900 * time.Millisecond)
+			f.call(ip, func(t *Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/missing-%d", i), 404 })
+		}
+	}
+	miss(attackerIP, 60) // the 51st miss passes the effective Tx of 50
+	if len(f.attacks) != 1 || f.attacks[0].Type != AttackProbing {
+		t.Fatalf("attacks %+v, want one probing", f.attacks)
+	}
+	rel, err := f.e.Relax(f.attacks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rel) == 0 {
+		t.Fatal("nothing relaxed")
+	}
+	for _, r := range rel {
+		// Observed 51 misses (the call that crossed): 51 × 1.5 × 2 = 153
+		// stored, an effective limit of 76.5.
+		if r.Name != "not_found_10m" || r.OldTx != 50 || r.NewTx != 153 {
+			t.Fatalf("relaxed %s %v → %v, want not_found_10m 50 → 153", r.Name, r.OldTx, r.NewTx)
+		}
+	}
+	miss("203.0.113.8", 60) // the same behaviour from another client
+	if len(f.attacks) != 1 {
+		t.Fatalf("the relaxed behaviour raised again: %+v", f.attacks[1])
+	}
+}

@@ -404,13 +404,25 @@ func (e *Engine) Relax(a *Attack) ([]Relaxation, error) {
 	if a.Type == AttackDecoy {
 		return nil, nil // a decoy has no threshold
 	}
+	// The explanation's Tx is the effective one (Tx / sensitivity): the user
+	// Tx stored is scaled back by the type's sensitivity, so that the
+	// effective limit becomes half again the value observed.
+	var knobs *[numTypes]TypeKnobs
+	if m := e.modelByName(a.API); m != nil {
+		knobs = m.knobsSnap.Load()
+	}
 	u := &ModelUpdate{}
 	var out []Relaxation
 	for _, v := range a.Variables {
-		if _, ok := varByName(v.Name); !ok || v.Observed <= v.Tx {
+		id, ok := varByName(v.Name)
+		if !ok || v.Observed <= v.Tx {
 			continue
 		}
-		tn, tx := v.Tn, min(round(v.Observed*1.5), MaxThreshold)
+		sens := 1.0
+		if knobs != nil && knobs[varType[id]].Sensitivity > 0 {
+			sens = knobs[varType[id]].Sensitivity
+		}
+		tn, tx := v.Tn, min(round(v.Observed*1.5*sens), MaxThreshold)
 		if tx < tn {
 			tn = tx
 		}
