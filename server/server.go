@@ -397,6 +397,12 @@ func (s *Server) Run(ctx context.Context) error {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	s.ready.Store(true)
+	if s.cfg.grpcOpen() {
+		s.log.Warn().Str("grpc_addr", s.GRPCAddr()).Bool("grpc_insecure", s.cfg.GRPCInsecure).
+			Msg("gRPC serves every caller off loopback without a client certificate (grpc_insecure): " +
+				"anyone who reaches the port can block any client; require Envoy's with grpc_tls.client_ca_file " +
+				"unless a mesh or network policy admits only Envoy")
+	}
 	s.log.Info().Str("grpc_addr", s.GRPCAddr()).Str("admin_addr", s.AdminAddr()).
 		Int("apis", len(s.catalog.Load().APIs())).Msg("vigil serving")
 
