@@ -268,6 +268,10 @@ type GRPCConfig struct {
 	KeepaliveTime        time.Duration `yaml:"keepalive_time"`
 	KeepaliveTimeout     time.Duration `yaml:"keepalive_timeout"`
 	KeepaliveMinTime     time.Duration `yaml:"keepalive_min_time"`
+
+	// MaxStreams bounds the streams open across all connections; more are
+	// refused with RESOURCE_EXHAUSTED.
+	MaxStreams int64 `yaml:"max_streams"`
 }
 
 // Shutdown sets the graceful shutdown.
@@ -549,6 +553,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GRPC.MaxConcurrentStreams == 0 {
 		bad("grpc.max_concurrent_streams", "must be positive")
+	}
+	if c.GRPC.MaxStreams < 1 {
+		bad("grpc.max_streams", "must be positive")
 	}
 	for _, d := range []struct {
 		field string

@@ -29,11 +29,12 @@ import (
 	meshapi "istio.io/api/mesh/v1alpha1"
 	networkingapi "istio.io/api/networking/v1alpha3"
 	securityapi "istio.io/api/security/v1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
+	k8snetworkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -82,8 +83,10 @@ func newObject(apiVersion, kind string) any {
 		return &securityv1.AuthorizationPolicy{}
 	case "security.istio.io/v1/PeerAuthentication":
 		return &securityv1.PeerAuthentication{}
+	case "networking.istio.io/v1/DestinationRule":
+		return &networkingv1.DestinationRule{}
 	case "networking.k8s.io/v1/NetworkPolicy":
-		return &networkingv1.NetworkPolicy{}
+		return &k8snetworkingv1.NetworkPolicy{}
 	}
 	return nil
 }
@@ -174,6 +177,8 @@ func loadDir(t *testing.T, dir string) []doc {
 				err = specStrict(js, &securityapi.AuthorizationPolicy{})
 			case "PeerAuthentication":
 				err = specStrict(js, &securityapi.PeerAuthentication{})
+			case "DestinationRule":
+				err = specStrict(js, &networkingapi.DestinationRule{})
 			}
 			if err != nil {
 				t.Errorf("%s: %s spec: %v", where, tm.Kind, err)
@@ -273,11 +278,11 @@ func checkVigil(t *testing.T, docs []doc) {
 	var svcs []*corev1.Service
 	var pdbs []*policyv1.PodDisruptionBudget
 	var cfgMaps []configMapDoc
-	var netpols []*networkingv1.NetworkPolicy
+	var netpols []*k8snetworkingv1.NetworkPolicy
 	secrets := map[string]*corev1.Secret{}
 	for _, d := range docs {
 		switch o := d.obj.(type) {
-		case *networkingv1.NetworkPolicy:
+		case *k8snetworkingv1.NetworkPolicy:
 			netpols = append(netpols, o)
 		case *appsv1.Deployment:
 			deps = append(deps, o)
@@ -654,13 +659,13 @@ func loadVigilConfig(t *testing.T, where, text string) *server.Config {
 // checkNetworkPolicy: a NetworkPolicy selects Vigil's pods for ingress, and every rule
 // that opens the gRPC port names its peers: no rule lets every pod of every namespace,
 // or an address block, reach it.
-func checkNetworkPolicy(t *testing.T, netpols []*networkingv1.NetworkPolicy, dep *appsv1.Deployment, grpcPort int32) {
+func checkNetworkPolicy(t *testing.T, netpols []*k8snetworkingv1.NetworkPolicy, dep *appsv1.Deployment, grpcPort int32) {
 	t.Helper()
 	podLabels := labels.Set(dep.Spec.Template.Labels)
 	var selecting int
 	for _, np := range netpols {
 		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-		if err != nil || np.Namespace != dep.Namespace || !sel.Matches(podLabels) || !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+		if err != nil || np.Namespace != dep.Namespace || !sel.Matches(podLabels) || !slices.Contains(np.Spec.PolicyTypes, k8snetworkingv1.PolicyTypeIngress) {
 			continue
 		}
 		selecting++
@@ -708,8 +713,17 @@ func checkIstio(t *testing.T, docs []doc) {
 	providers := map[string]*meshapi.MeshConfig_ExtensionProvider{}
 	var policyProviders []string
 	var strict, allow, injected bool
+	var streamsPerConn int32
 	for _, d := range docs {
 		switch o := d.obj.(type) {
+		case *networkingv1.DestinationRule:
+			var spec networkingapi.DestinationRule
+			if err := specStrict(d.raw, &spec); err != nil {
+				t.Fatalf("%s: %v", d.where, err)
+			}
+			if spec.GetHost() == "vigil.vigil-system.svc.cluster.local" {
+				streamsPerConn = spec.GetTrafficPolicy().GetConnectionPool().GetHttp().GetMaxConcurrentStreams()
+			}
 		case *networkingv1alpha3.EnvoyFilter:
 			var spec networkingapi.EnvoyFilter
 			if err := specStrict(d.raw, &spec); err != nil {
@@ -817,6 +831,10 @@ func checkIstio(t *testing.T, docs []doc) {
 	}
 	if enforcerAt > observerAt {
 		t.Errorf("the observer patch (%d) must come after the enforcer's (%d): both insert before the router", observerAt, enforcerAt)
+	}
+	// Envoy opens another connection before Vigil would refuse a stream on one.
+	if max := server.DefaultConfig().GRPC.MaxConcurrentStreams; streamsPerConn <= 0 || uint32(streamsPerConn) > max {
+		t.Errorf("DestinationRule for Vigil: connectionPool.http.maxConcurrentStreams %d, want 1..%d (grpc.max_concurrent_streams)", streamsPerConn, max)
 	}
 	// Vigil listens plaintext behind its sidecar: the mesh admits its callers.
 	if !injected || !strict || !allow {

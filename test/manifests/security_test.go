@@ -22,6 +22,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -157,6 +158,7 @@ func TestExampleVigilClustersAuthenticate(t *testing.T) {
 				continue
 			}
 			checkClusterAuthenticated(t, path, c)
+			checkStreamsPerConnection(t, path, c)
 		}
 	}
 }
@@ -280,5 +282,21 @@ func TestComposeMutualTLS(t *testing.T) {
 	}
 	if err := call([]tls.Certificate{vigilCert}); err == nil {
 		t.Error("a caller presenting Vigil's server certificate as a client certificate was served")
+	}
+}
+
+// checkStreamsPerConnection: Envoy opens another connection to Vigil before it would
+// put more streams on one than Vigil serves (grpc.max_concurrent_streams, default):
+// Envoy does not follow the limit a server advertises, and queues instead.
+func checkStreamsPerConnection(t *testing.T, where string, c *clusterv3.Cluster) {
+	t.Helper()
+	m, err := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalNew()
+	if err != nil {
+		t.Fatalf("%s: cluster %s: %v", where, c.GetName(), err)
+	}
+	po, _ := m.(*upstreamhttpv3.HttpProtocolOptions)
+	got := po.GetExplicitHttpConfig().GetHttp2ProtocolOptions().GetMaxConcurrentStreams().GetValue()
+	if max := server.DefaultConfig().GRPC.MaxConcurrentStreams; got == 0 || got > max {
+		t.Errorf("%s: cluster %s: http2_protocol_options.max_concurrent_streams %d, want 1..%d (Vigil's grpc.max_concurrent_streams)", where, c.GetName(), got, max)
 	}
 }
