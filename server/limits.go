@@ -9,7 +9,7 @@ import (
 )
 
 // streamLimit bounds the gRPC streams open at once across every connection
-// (grpc.max_streams). Each idle ext_proc stream holds about 12 KB, and a
+// (grpc.max_streams). Each idle ext_proc stream holds about 16 KB, and a
 // caller can open them on as many connections as it likes: the per-connection
 // limit (grpc.max_concurrent_streams) alone does not bound memory. The count
 // is one atomic add on each side of a stream, nothing on the messages.
