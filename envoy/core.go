@@ -85,7 +85,9 @@ func (c *core) begin(f *requestFacts, h detect.HeaderReader, req *detect.Request
 	if i := strings.IndexByte(path, '#'); i >= 0 {
 		path = path[:i]
 	}
-	path = detect.StripParams(path)
+	// The path as Envoy's normalisation hands it over, whether or not the
+	// deployment turned that on: APIs, decoys and templates see one spelling.
+	path = detect.CleanPath(detect.StripParams(path))
 	api := c.catalog.Load().Match(f.host, path)
 	*req = detect.Request{API: api, Host: f.host, Method: f.method, Path: path, Query: query, ContentLength: f.contentLength}
 	req.Identities[detect.KindIP] = c.extractor.ClientIP(h, f.source)

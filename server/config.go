@@ -66,6 +66,11 @@ type Config struct {
 	// GRPCTLS serves gRPC over TLS; with client_ca_file, Envoy must present
 	// a certificate that CA signed (mTLS).
 	GRPCTLS TLSFiles `yaml:"grpc_tls"`
+	// GRPCInsecure lets gRPC listen off loopback without grpc_tls.client_ca_file,
+	// for deployments where something else admits only Envoy (a mesh sidecar
+	// with mTLS and an authorization policy). Anyone who reaches an open port
+	// can put any client on the block list with one forged Check.
+	GRPCInsecure bool `yaml:"grpc_insecure"`
 	// AdminTokenFile, AdminReadTokenFile and FingerprintKeyFile name files
 	// (a mounted Kubernetes Secret, a Docker secret) that hold admin_token,
 	// admin_read_token and fingerprint_key, surrounding whitespace trimmed.
@@ -267,6 +272,10 @@ type GRPCConfig struct {
 	KeepaliveTime        time.Duration `yaml:"keepalive_time"`
 	KeepaliveTimeout     time.Duration `yaml:"keepalive_timeout"`
 	KeepaliveMinTime     time.Duration `yaml:"keepalive_min_time"`
+
+	// MaxStreams bounds the streams open across all connections; more are
+	// refused with RESOURCE_EXHAUSTED.
+	MaxStreams int64 `yaml:"max_streams"`
 }
 
 // Shutdown sets the graceful shutdown.
@@ -462,6 +471,12 @@ func (c *Config) Validate() error {
 	if grpcOK && adminOK && c.GRPCAddr == c.AdminAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
 		bad("admin_addr", "%q is also grpc_addr", c.AdminAddr)
 	}
+	if grpcOK && c.grpcOpen() && !c.GRPCInsecure {
+		bad("grpc_tls.client_ca_file", "required when grpc_addr (%s) is not a loopback address: "+
+			"without it anyone who reaches the port can put any client on the block list; "+
+			"authenticate Envoy with mTLS (grpc_tls cert_file, key_file, client_ca_file), "+
+			"or set grpc_insecure: true if something else admits only Envoy (a mesh sidecar, a NetworkPolicy)", c.GRPCAddr)
+	}
 	// A secret read from a file is checked like one set inline; its problems
 	// name the file. A file that could not be read is reported once, not
 	// again as a missing value.
@@ -542,6 +557,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GRPC.MaxConcurrentStreams == 0 {
 		bad("grpc.max_concurrent_streams", "must be positive")
+	}
+	if c.GRPC.MaxStreams < 1 {
+		bad("grpc.max_streams", "must be positive")
 	}
 	for _, d := range []struct {
 		field string
@@ -826,6 +844,12 @@ func validHostPattern(h string) bool {
 		}
 	}
 	return true
+}
+
+// grpcOpen reports whether gRPC listens off loopback without requiring a
+// client certificate: every caller that reaches the port is served.
+func (c *Config) grpcOpen() bool {
+	return !isLoopbackAddr(c.GRPCAddr) && c.GRPCTLS.ClientCAFile == ""
 }
 
 func isLoopbackAddr(addr string) bool {

@@ -111,3 +111,13 @@ func (m *metrics) ProtocolError(service, _ string) {
 func (m *metrics) attack(a *detect.Attack) {
 	m.attacks.WithLabelValues(a.API, string(a.Type), a.Action).Inc()
 }
+
+// streams exports the gRPC stream limit's open and refused counts.
+func (m *metrics) streams(l *streamLimit) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_grpc_streams_open", Help: "gRPC streams open across all connections (grpc.max_streams bounds them)."},
+			func() float64 { return float64(l.open.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_grpc_streams_refused_total", Help: "gRPC streams refused with RESOURCE_EXHAUSTED because grpc.max_streams were open."},
+			func() float64 { return float64(l.refused.Load()) }),
+	)
+}

@@ -63,6 +63,7 @@ type Server struct {
 	engine    *detect.Engine
 	trap      *decoy.Trap
 	metrics   *metrics
+	streams   *streamLimit // grpc.max_streams
 	store     *store.Store
 	notifier  *Notifier
 }
@@ -308,17 +309,21 @@ func (s *Server) IngestRecord(ctx context.Context, r *detect.Record) error {
 // Models returns the training state of every API model.
 func (s *Server) Models() []detect.ModelStatus { return s.engine.Models() }
 
-// newGRPCServer sets every option on purpose: Envoy keeps few HTTP/2
-// connections and multiplexes one stream per HTTP request on them, so
-// concurrent streams are many; BUFFERED bodies and ext_authz bodies arrive
+// newGRPCServer sets every option on purpose: Envoy multiplexes one stream
+// per HTTP request on few HTTP/2 connections, so concurrent streams are
+// many, yet bounded per connection (Envoy opens another connection at its
+// cluster's max_concurrent_streams) and in total (grpc.max_streams), since an
+// idle stream costs memory and anyone connected can open them; BUFFERED bodies and ext_authz bodies arrive
 // in single messages, so the receive limit follows the config; keepalive
 // finds dead connections; recovery is the outermost interceptor so that a
 // panic becomes an INTERNAL status, which Envoy handles by its failure mode.
 func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
-	opts := GRPCOptions(s.cfg, func(p any) {
+	s.streams = newStreamLimit(s.cfg.GRPC.MaxStreams)
+	s.metrics.streams(s.streams)
+	opts := grpcOptions(s.cfg, func(p any) {
 		s.metrics.panics.Inc()
 		s.log.Error().Interface("panic", p).Msg("recovered from panic in gRPC handler")
-	})
+	}, s.streams)
 	if tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}
@@ -345,6 +350,10 @@ func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 // onPanic told of every recovered panic. The benchmark gives its null server
 // the same ones, so that the comparison is of the handlers alone.
 func GRPCOptions(cfg *Config, onPanic func(p any)) []grpc.ServerOption {
+	return grpcOptions(cfg, onPanic, newStreamLimit(cfg.GRPC.MaxStreams))
+}
+
+func grpcOptions(cfg *Config, onPanic func(p any), streams *streamLimit) []grpc.ServerOption {
 	g := cfg.GRPC
 	recovered := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		onPanic(p)
@@ -356,7 +365,7 @@ func GRPCOptions(cfg *Config, onPanic func(p any)) []grpc.ServerOption {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: g.KeepaliveTime, Timeout: g.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),
-		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered)),
+		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered), streams.intercept),
 	}
 }
 
@@ -397,6 +406,12 @@ func (s *Server) Run(ctx context.Context) error {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	s.ready.Store(true)
+	if s.cfg.grpcOpen() {
+		s.log.Warn().Str("grpc_addr", s.GRPCAddr()).Bool("grpc_insecure", s.cfg.GRPCInsecure).
+			Msg("gRPC serves every caller off loopback without a client certificate (grpc_insecure): " +
+				"anyone who reaches the port can block any client; require Envoy's with grpc_tls.client_ca_file " +
+				"unless a mesh or network policy admits only Envoy")
+	}
 	s.log.Info().Str("grpc_addr", s.GRPCAddr()).Str("admin_addr", s.AdminAddr()).
 		Int("apis", len(s.catalog.Load().APIs())).Msg("vigil serving")
 

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -134,4 +135,77 @@ func TestTLSConfigProblems(t *testing.T) {
 	if _, err := New(cfg, zerolog.Nop(), Options{}); err == nil || !strings.Contains(err.Error(), "grpc_tls") {
 		t.Fatalf("missing files: %v", err)
 	}
+}
+
+// TestGRPCOffLoopbackNeedsClientCA: a gRPC listener anyone can reach lets
+// anyone block anyone (one forged Check for a decoy with a victim's
+// x-forwarded-for), so off loopback Validate wants Envoy's client
+// certificate (grpc_tls.client_ca_file) unless grpc_insecure says that
+// something else admits only Envoy.
+func TestGRPCOffLoopbackNeedsClientCA(t *testing.T) {
+	mtls := TLSFiles{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
+	for _, tc := range []struct {
+		addr     string
+		tls      TLSFiles
+		insecure bool
+		refused  bool
+	}{
+		{addr: "0.0.0.0:9000", refused: true},
+		{addr: "[::]:9000", refused: true},
+		{addr: ":9000", refused: true},
+		{addr: "10.1.2.3:9000", refused: true},
+		{addr: "[2001:db8::1]:9000", refused: true},
+		{addr: "vigil.example.internal:9000", refused: true},
+		{addr: "0.0.0.0:9000", tls: TLSFiles{CertFile: "c.pem", KeyFile: "k.pem"}, refused: true}, // TLS without client certificates
+		{addr: "127.0.0.1:9000"},
+		{addr: "127.0.0.2:9000"},
+		{addr: "[::1]:9000"},
+		{addr: "localhost:9000"},
+		{addr: "0.0.0.0:9000", tls: mtls},
+		{addr: "vigil.example.internal:9000", tls: mtls},
+		{addr: "0.0.0.0:9000", insecure: true},
+		{addr: "[::]:9000", insecure: true},
+	} {
+		cfg := DefaultConfig()
+		cfg.GRPCAddr, cfg.GRPCTLS, cfg.GRPCInsecure = tc.addr, tc.tls, tc.insecure
+		err := cfg.Validate()
+		named := err != nil && strings.Contains(err.Error(), "grpc_tls.client_ca_file") && strings.Contains(err.Error(), "grpc_insecure")
+		if named != tc.refused || (!tc.refused && err != nil) {
+			t.Errorf("grpc_addr %s, tls %+v, grpc_insecure %v: refused %v, want %v (%v)", tc.addr, tc.tls, tc.insecure, named, tc.refused, err)
+		}
+	}
+}
+
+// TestServeRefusesOpenGRPC runs `vigil serve` and `vigil config check` through
+// Main: off loopback without a client CA both fail naming
+// grpc_tls.client_ca_file; with grpc_insecure: true serve starts and warns;
+// with mTLS it starts without the warning.
+func TestServeRefusesOpenGRPC(t *testing.T) {
+	common := []string{"--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "0s"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := Main(ctx, append([]string{"serve", "--grpc-addr", "0.0.0.0:0"}, common...), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "grpc_tls.client_ca_file") {
+		t.Fatalf("serve on 0.0.0.0 without a client CA: %v, want an error naming grpc_tls.client_ca_file", err)
+	}
+	open := writeFile(t, "open.yaml", "grpc_addr: 0.0.0.0:9000\n")
+	if err := Main(ctx, []string{"config", "check", open}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "grpc_tls.client_ca_file") {
+		t.Fatalf("config check: %v, want an error naming grpc_tls.client_ca_file", err)
+	}
+
+	insecure := writeFile(t, "insecure.yaml", "grpc_insecure: true\n")
+	v := serve(t, append([]string{"--config", insecure, "--grpc-addr", "0.0.0.0:0"}, common...)...)
+	warn := waitForLogLine(t, v.logs, "without a client certificate", nil)
+	if warn["level"] != "warn" || !strings.Contains(warn["message"].(string), "grpc_tls.client_ca_file") {
+		t.Errorf("warning line = %v", warn)
+	}
+	v.stop()
+
+	pki := newTestPKI(t)
+	mtls := writeFile(t, "mtls.yaml", "grpc_tls:\n  cert_file: "+pki.serverCert+"\n  key_file: "+pki.serverKey+"\n  client_ca_file: "+pki.caFile+"\n")
+	v = serve(t, "--config", mtls, "--grpc-addr", "0.0.0.0:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "0s")
+	if strings.Contains(v.logs.String(), "without a client certificate") {
+		t.Errorf("warned with mTLS on:\n%s", v.logs.String())
+	}
+	v.stop()
 }

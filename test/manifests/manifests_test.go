@@ -14,11 +14,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -26,10 +29,12 @@ import (
 	meshapi "istio.io/api/mesh/v1alpha1"
 	networkingapi "istio.io/api/networking/v1alpha3"
 	securityapi "istio.io/api/security/v1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	k8snetworkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -76,6 +81,12 @@ func newObject(apiVersion, kind string) any {
 		return &networkingv1alpha3.EnvoyFilter{}
 	case "security.istio.io/v1/AuthorizationPolicy":
 		return &securityv1.AuthorizationPolicy{}
+	case "security.istio.io/v1/PeerAuthentication":
+		return &securityv1.PeerAuthentication{}
+	case "networking.istio.io/v1/DestinationRule":
+		return &networkingv1.DestinationRule{}
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return &k8snetworkingv1.NetworkPolicy{}
 	}
 	return nil
 }
@@ -164,6 +175,10 @@ func loadDir(t *testing.T, dir string) []doc {
 				err = specStrict(js, &networkingapi.EnvoyFilter{})
 			case "AuthorizationPolicy":
 				err = specStrict(js, &securityapi.AuthorizationPolicy{})
+			case "PeerAuthentication":
+				err = specStrict(js, &securityapi.PeerAuthentication{})
+			case "DestinationRule":
+				err = specStrict(js, &networkingapi.DestinationRule{})
 			}
 			if err != nil {
 				t.Errorf("%s: %s spec: %v", where, tm.Kind, err)
@@ -263,9 +278,12 @@ func checkVigil(t *testing.T, docs []doc) {
 	var svcs []*corev1.Service
 	var pdbs []*policyv1.PodDisruptionBudget
 	var cfgMaps []configMapDoc
+	var netpols []*k8snetworkingv1.NetworkPolicy
 	secrets := map[string]*corev1.Secret{}
 	for _, d := range docs {
 		switch o := d.obj.(type) {
+		case *k8snetworkingv1.NetworkPolicy:
+			netpols = append(netpols, o)
 		case *appsv1.Deployment:
 			deps = append(deps, o)
 		case *corev1.Service:
@@ -306,15 +324,37 @@ func checkVigil(t *testing.T, docs []doc) {
 	if ports["grpc"] != grpcPort || ports["admin"] != adminPort {
 		t.Errorf("container ports %v, config grpc_addr %s admin_addr %s", ports, cfg.GRPCAddr, cfg.AdminAddr)
 	}
+	mtls := cfg.GRPCTLS.ClientCAFile != ""
+	if !mtls && !cfg.GRPCInsecure {
+		t.Errorf("gRPC off loopback: want grpc_tls.client_ca_file (mTLS), or grpc_insecure behind a mesh")
+	}
 	for name, pr := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
-		if pr == nil || pr.GRPC == nil {
+		switch {
+		case pr == nil:
+			t.Errorf("%s probe: none", name)
+		case mtls:
+			// Kubernetes' gRPC probes cannot present a client certificate.
+			want := map[string]string{"readiness": "/readyz", "liveness": "/healthz"}[name]
+			if h := pr.HTTPGet; h == nil || h.Path != want || (h.Port.StrVal != "admin" && h.Port.IntVal != adminPort) {
+				t.Errorf("%s probe: with mTLS on gRPC, want httpGet %s on the admin port, got %+v", name, want, pr.ProbeHandler)
+			}
+		case pr.GRPC == nil:
 			t.Errorf("%s probe: want a native grpc probe", name)
-			continue
-		}
-		if pr.GRPC.Port != grpcPort {
+		case pr.GRPC.Port != grpcPort:
 			t.Errorf("%s probe on port %d, gRPC listens on %d", name, pr.GRPC.Port, grpcPort)
 		}
 	}
+	if mtls {
+		// Each grpc_tls file comes from a Secret volume, read-only, readable by the
+		// pod's group only. The Secret itself is created from the operator's CA, never
+		// committed: it holds a private key.
+		for key, path := range map[string]string{"cert_file": cfg.GRPCTLS.CertFile, "key_file": cfg.GRPCTLS.KeyFile, "client_ca_file": cfg.GRPCTLS.ClientCAFile} {
+			if _, _, err := mountedSecretKey(&dep.Spec.Template.Spec, &c, path); err != nil {
+				t.Errorf("grpc_tls.%s: %v", key, err)
+			}
+		}
+	}
+	checkNetworkPolicy(t, netpols, dep, grpcPort)
 	sc := c.SecurityContext
 	psc := dep.Spec.Template.Spec.SecurityContext
 	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
@@ -616,14 +656,74 @@ func loadVigilConfig(t *testing.T, where, text string) *server.Config {
 	return cfg
 }
 
-// checkIstio checks the EnvoyFilter's ext_proc config, the mesh's extension provider
-// and the AuthorizationPolicy that uses it.
+// checkNetworkPolicy: a NetworkPolicy selects Vigil's pods for ingress, and every rule
+// that opens the gRPC port names its peers: no rule lets every pod of every namespace,
+// or an address block, reach it.
+func checkNetworkPolicy(t *testing.T, netpols []*k8snetworkingv1.NetworkPolicy, dep *appsv1.Deployment, grpcPort int32) {
+	t.Helper()
+	podLabels := labels.Set(dep.Spec.Template.Labels)
+	var selecting int
+	for _, np := range netpols {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil || np.Namespace != dep.Namespace || !sel.Matches(podLabels) || !slices.Contains(np.Spec.PolicyTypes, k8snetworkingv1.PolicyTypeIngress) {
+			continue
+		}
+		selecting++
+		var grpcRules int
+		for i, r := range np.Spec.Ingress {
+			opens := len(r.Ports) == 0
+			for _, p := range r.Ports {
+				opens = opens || p.Port == nil || p.Port.StrVal == "grpc" || p.Port.IntVal == grpcPort
+			}
+			if !opens {
+				continue
+			}
+			grpcRules++
+			if len(r.From) == 0 {
+				t.Errorf("NetworkPolicy %s: ingress[%d] opens gRPC to every source", np.Name, i)
+			}
+			for j, peer := range r.From {
+				allPods := peer.PodSelector == nil || (len(peer.PodSelector.MatchLabels) == 0 && len(peer.PodSelector.MatchExpressions) == 0)
+				allNamespaces := peer.NamespaceSelector != nil && len(peer.NamespaceSelector.MatchLabels) == 0 && len(peer.NamespaceSelector.MatchExpressions) == 0
+				if peer.IPBlock != nil || (allPods && (allNamespaces || peer.NamespaceSelector == nil)) {
+					t.Errorf("NetworkPolicy %s: ingress[%d].from[%d] opens gRPC too wide: name Envoy's (or the gateway's) pods or namespace", np.Name, i, j)
+				}
+			}
+		}
+		if grpcRules == 0 {
+			t.Errorf("NetworkPolicy %s: no rule admits Envoy to gRPC port %d", np.Name, grpcPort)
+		}
+	}
+	if selecting == 0 {
+		t.Errorf("want a NetworkPolicy (policyTypes Ingress) selecting Vigil's pods in %s", dep.Namespace)
+	}
+}
+
+// ingressGatewayPrincipal is the identity of Istio's default ingress gateway.
+const ingressGatewayPrincipal = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+
+// checkIstio checks the EnvoyFilter (path normalisation, the ext_proc enforcer and the
+// observer), the mesh's extension provider and the AuthorizationPolicy that uses it, and
+// what admits callers to Vigil: the mesh's mTLS (STRICT) and an ALLOW policy naming the
+// gateway's and workloads' identities.
 func checkIstio(t *testing.T, docs []doc) {
-	var filters, policies int
+	var policies, hcmPatches int
+	var enforcer, observer *extprocv3.ExternalProcessor
+	enforcerAt, observerAt := -1, -1
 	providers := map[string]*meshapi.MeshConfig_ExtensionProvider{}
 	var policyProviders []string
+	var strict, allow, injected bool
+	var streamsPerConn int32
 	for _, d := range docs {
 		switch o := d.obj.(type) {
+		case *networkingv1.DestinationRule:
+			var spec networkingapi.DestinationRule
+			if err := specStrict(d.raw, &spec); err != nil {
+				t.Fatalf("%s: %v", d.where, err)
+			}
+			if spec.GetHost() == "vigil.vigil-system.svc.cluster.local" {
+				streamsPerConn = spec.GetTrafficPolicy().GetConnectionPool().GetHttp().GetMaxConcurrentStreams()
+			}
 		case *networkingv1alpha3.EnvoyFilter:
 			var spec networkingapi.EnvoyFilter
 			if err := specStrict(d.raw, &spec); err != nil {
@@ -635,8 +735,26 @@ func checkIstio(t *testing.T, docs []doc) {
 					t.Errorf("%s: patch %d has no typed_config", d.where, i)
 					continue
 				}
-				checkExtProc(t, d.where, tc.GetStructValue())
-				filters++
+				switch p.GetApplyTo() {
+				case networkingapi.EnvoyFilter_NETWORK_FILTER:
+					hcm, ok := decodeTypedConfig(t, d.where, tc.GetStructValue()).(*hcmv3.HttpConnectionManager)
+					if !ok || p.GetPatch().GetOperation() != networkingapi.EnvoyFilter_Patch_MERGE ||
+						p.GetMatch().GetListener().GetFilterChain().GetFilter().GetName() != "envoy.filters.network.http_connection_manager" {
+						t.Errorf("%s: patch %d: want a MERGE into the http_connection_manager", d.where, i)
+						continue
+					}
+					checkPathNormalisation(t, fmt.Sprintf("%s patch %d", d.where, i), hcm)
+					hcmPatches++
+				case networkingapi.EnvoyFilter_HTTP_FILTER:
+					ep := checkExtProc(t, d.where, tc.GetStructValue())
+					if ep.GetObservabilityMode() {
+						observer, observerAt = ep, i
+					} else {
+						enforcer, enforcerAt = ep, i
+					}
+				default:
+					t.Errorf("%s: patch %d applies to %v", d.where, i, p.GetApplyTo())
+				}
 			}
 			_ = o
 		case *securityv1.AuthorizationPolicy:
@@ -644,11 +762,33 @@ func checkIstio(t *testing.T, docs []doc) {
 			if err := specStrict(d.raw, &spec); err != nil {
 				t.Fatalf("%s: %v", d.where, err)
 			}
-			if spec.GetAction() != securityapi.AuthorizationPolicy_CUSTOM {
-				t.Errorf("%s: action %v, want CUSTOM", d.where, spec.GetAction())
+			switch spec.GetAction() {
+			case securityapi.AuthorizationPolicy_CUSTOM:
+				policyProviders = append(policyProviders, spec.GetProvider().GetName())
+				policies++
+			case securityapi.AuthorizationPolicy_ALLOW:
+				if o.Namespace != "vigil-system" || spec.GetSelector().GetMatchLabels()["app"] != "vigil" {
+					t.Errorf("%s: an ALLOW policy for Vigil selects app: vigil in vigil-system", d.where)
+					continue
+				}
+				checkVigilCallers(t, d.where, &spec)
+				allow = true
+			default:
+				t.Errorf("%s: action %v", d.where, spec.GetAction())
 			}
-			policyProviders = append(policyProviders, spec.GetProvider().GetName())
-			policies++
+		case *securityv1.PeerAuthentication:
+			var spec securityapi.PeerAuthentication
+			if err := specStrict(d.raw, &spec); err != nil {
+				t.Fatalf("%s: %v", d.where, err)
+			}
+			sel := spec.GetSelector().GetMatchLabels()
+			if o.Namespace == "vigil-system" && (len(sel) == 0 || sel["app"] == "vigil") {
+				strict = spec.GetMtls().GetMode() == securityapi.PeerAuthentication_MutualTLS_STRICT
+			}
+		case *corev1.Namespace:
+			if o.Name == "vigil-system" {
+				injected = o.Labels["istio-injection"] == "enabled"
+			}
 		case *corev1.ConfigMap:
 			text, ok := o.Data["mesh"]
 			if !ok {
@@ -665,10 +805,40 @@ func checkIstio(t *testing.T, docs []doc) {
 			for _, p := range mc.GetExtensionProviders() {
 				providers[p.GetName()] = p
 			}
+			switch n := mc.GetPathNormalization().GetNormalization(); n {
+			case meshapi.MeshConfig_ProxyPathNormalization_MERGE_SLASHES, meshapi.MeshConfig_ProxyPathNormalization_DECODE_AND_MERGE_SLASHES:
+			default:
+				t.Errorf("%s: mesh pathNormalization %v, want MERGE_SLASHES", d.where, n)
+			}
 		}
 	}
-	if filters == 0 || policies == 0 || len(providers) == 0 {
-		t.Fatalf("want an EnvoyFilter patch, an AuthorizationPolicy and a mesh extension provider; got %d, %d, %d", filters, policies, len(providers))
+	if enforcer == nil || policies == 0 || len(providers) == 0 || hcmPatches == 0 {
+		t.Fatalf("want an EnvoyFilter with an ext_proc and an HCM patch, an AuthorizationPolicy and a mesh extension provider; got %v, %d, %d, %d", enforcer != nil, policies, len(providers), hcmPatches)
+	}
+	// The response observer, as in the Envoy example: without it Vigil knows response
+	// sizes only from Content-Length, and misses chunked responses (data exfiltration).
+	if observer == nil {
+		t.Fatal("want an observability_mode ext_proc (vigil.observe) streaming response bodies, as examples/envoy has")
+	}
+	ev := viewOf(t, mainEnvoy, decodeBootstrap(t, mainEnvoy))
+	if !proto.Equal(observer.GetProcessingMode(), ev.observer.GetProcessingMode()) || !observer.GetFailureModeAllow() ||
+		!slices.Equal(observer.GetResponseAttributes(), ev.observer.GetResponseAttributes()) {
+		t.Errorf("observer: processing_mode %v, failure_mode_allow %v, response_attributes %v; want those of %s: %v, true, %v",
+			observer.GetProcessingMode(), observer.GetFailureModeAllow(), observer.GetResponseAttributes(), mainEnvoy, ev.observer.GetProcessingMode(), ev.observer.GetResponseAttributes())
+	}
+	if observer.GetProcessingMode().GetResponseBodyMode() != extprocv3.ProcessingMode_STREAMED {
+		t.Errorf("observer: response_body_mode %v, want STREAMED", observer.GetProcessingMode().GetResponseBodyMode())
+	}
+	if enforcerAt > observerAt {
+		t.Errorf("the observer patch (%d) must come after the enforcer's (%d): both insert before the router", observerAt, enforcerAt)
+	}
+	// Envoy opens another connection before Vigil would refuse a stream on one.
+	if max := server.DefaultConfig().GRPC.MaxConcurrentStreams; streamsPerConn <= 0 || uint32(streamsPerConn) > max {
+		t.Errorf("DestinationRule for Vigil: connectionPool.http.maxConcurrentStreams %d, want 1..%d (grpc.max_concurrent_streams)", streamsPerConn, max)
+	}
+	// Vigil listens plaintext behind its sidecar: the mesh admits its callers.
+	if !injected || !strict || !allow {
+		t.Errorf("Vigil behind the mesh: want vigil-system sidecar-injected (%v), a STRICT PeerAuthentication (%v) and an ALLOW AuthorizationPolicy naming its callers (%v)", injected, strict, allow)
 	}
 	for _, name := range policyProviders {
 		p := providers[name]
@@ -690,8 +860,44 @@ func checkIstio(t *testing.T, docs []doc) {
 	}
 }
 
-// checkExtProc decodes an EnvoyFilter patch's typed_config as Envoy would and validates it.
-func checkExtProc(t *testing.T, where string, tc *structpb.Struct) {
+// checkVigilCallers: every rule of Vigil's ALLOW policy that opens gRPC (9000) names
+// its sources by principal, and the ingress gateway is one of them.
+func checkVigilCallers(t *testing.T, where string, spec *securityapi.AuthorizationPolicy) {
+	t.Helper()
+	var gateway bool
+	principal := regexp.MustCompile(`^cluster\.local/ns/[a-z0-9-]+/sa/[a-z0-9-]+$`)
+	for i, r := range spec.GetRules() {
+		opens := len(r.GetTo()) == 0
+		for _, to := range r.GetTo() {
+			ports := to.GetOperation().GetPorts()
+			opens = opens || len(ports) == 0 || slices.Contains(ports, "9000")
+		}
+		if !opens {
+			continue
+		}
+		if len(r.GetFrom()) == 0 {
+			t.Errorf("%s: rule %d admits every caller to gRPC", where, i)
+		}
+		for _, from := range r.GetFrom() {
+			ps := from.GetSource().GetPrincipals()
+			if len(ps) == 0 {
+				t.Errorf("%s: rule %d: want sources named by principals (the mesh's mTLS identities)", where, i)
+			}
+			for _, p := range ps {
+				if !principal.MatchString(p) {
+					t.Errorf("%s: rule %d: principal %q is not one service account", where, i, p)
+				}
+				gateway = gateway || p == ingressGatewayPrincipal
+			}
+		}
+	}
+	if !gateway {
+		t.Errorf("%s: the ingress gateway (%s) is not admitted to gRPC", where, ingressGatewayPrincipal)
+	}
+}
+
+// decodeTypedConfig decodes an EnvoyFilter patch's typed_config as Envoy would.
+func decodeTypedConfig(t *testing.T, where string, tc *structpb.Struct) proto.Message {
 	t.Helper()
 	js, err := protojson.Marshal(tc)
 	if err != nil {
@@ -705,6 +911,14 @@ func checkExtProc(t *testing.T, where string, tc *structpb.Struct) {
 	if err != nil {
 		t.Fatalf("%s: typed_config: %v", where, err)
 	}
+	return m
+}
+
+// checkExtProc decodes an EnvoyFilter patch's ext_proc typed_config as Envoy would,
+// validates it, and checks the enforcer's or the observer's settings.
+func checkExtProc(t *testing.T, where string, tc *structpb.Struct) *extprocv3.ExternalProcessor {
+	t.Helper()
+	m := decodeTypedConfig(t, where, tc)
 	ep, ok := m.(*extprocv3.ExternalProcessor)
 	if !ok {
 		t.Fatalf("%s: typed_config is %T, want ExternalProcessor", where, m)
@@ -715,6 +929,9 @@ func checkExtProc(t *testing.T, where string, tc *structpb.Struct) {
 	if got := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != vigilCluster {
 		t.Errorf("%s: cluster %q, want %q", where, got, vigilCluster)
 	}
+	if ep.GetObservabilityMode() {
+		return ep
+	}
 	pm := ep.GetProcessingMode()
 	if pm.GetRequestHeaderMode() != extprocv3.ProcessingMode_SEND ||
 		pm.GetRequestBodyMode() != extprocv3.ProcessingMode_BUFFERED ||
@@ -724,4 +941,5 @@ func checkExtProc(t *testing.T, where string, tc *structpb.Struct) {
 	if ep.GetFailureModeAllow() || ep.GetMessageTimeout() == nil {
 		t.Errorf("%s: want failure_mode_allow false and a message_timeout", where)
 	}
+	return ep
 }

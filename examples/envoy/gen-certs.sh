@@ -1,0 +1,56 @@
+#!/bin/sh
+# Generates a development PKI for Envoy -> Vigil mutual TLS:
+#
+#   DIR/ca.key, DIR/ca.crt          the CA (its key stays here: mounted nowhere)
+#   DIR/vigil/{tls.crt,tls.key,ca.crt}  Vigil's server certificate (SAN DNS:vigil,
+#                                   DNS:vigil.vigil-system.svc[.cluster.local] for
+#                                   ../kubernetes, DNS:localhost, IP:127.0.0.1) and the CA that signs
+#                                   Envoy's client certificate (grpc_tls.client_ca_file)
+#   DIR/envoy/{tls.crt,tls.key,ca.crt}  Envoy's client certificate and the CA that signs
+#                                   Vigil's (the vigil cluster's UpstreamTlsContext)
+#
+# DIR defaults to ./certs beside this script; docker-compose.yaml mounts DIR/vigil into
+# the vigil service and DIR/envoy into the envoy service. Nothing here is committed
+# (.gitignore): private keys never belong in a repository.
+#
+# For development only. The keys are readable by everyone (0644) because the containers
+# run as non-root users other than yours and read them through bind mounts; in
+# production, issue certificates from your own CA (cert-manager, Vault, ...) and mount
+# them from a Secret readable by the service's user alone. Run it again to replace
+# everything (certificates are valid for 825 days).
+set -eu
+
+dir=${1:-$(dirname "$0")/certs}
+days=825
+mkdir -p "$dir/vigil" "$dir/envoy"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days "$days" \
+  -subj "/CN=Vigil example dev CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+  -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+chmod 600 "$dir/ca.key"
+
+# issue NAME CN EXTENSIONS: a P-256 key and a certificate signed by the CA.
+issue() {
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" \
+    -keyout "$dir/$1/tls.key" -out "$tmp/$1.csr" 2>/dev/null
+  printf '%s\n' "$3" > "$tmp/$1.ext"
+  openssl x509 -req -in "$tmp/$1.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -CAserial "$tmp/ca.srl" -sha256 -days "$days" -extfile "$tmp/$1.ext" -out "$dir/$1/tls.crt" 2>/dev/null
+  cp "$dir/ca.crt" "$dir/$1/ca.crt"
+  chmod 644 "$dir/$1/tls.key" "$dir/$1/tls.crt" "$dir/$1/ca.crt"
+}
+
+issue vigil vigil "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:vigil,DNS:vigil.vigil-system.svc,DNS:vigil.vigil-system.svc.cluster.local,DNS:localhost,IP:127.0.0.1"
+
+issue envoy envoy "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth
+subjectAltName=DNS:envoy"
+
+echo "wrote $dir: ca.crt, ca.key (keep), vigil/{tls.crt,tls.key,ca.crt}, envoy/{tls.crt,tls.key,ca.crt}"
