@@ -61,6 +61,10 @@ type API struct {
 	// Discovered is set on the catalog's fallback API, which stands for
 	// every API discovered from traffic.
 	Discovered bool
+	// DecoysBlock makes a decoy hit refuse whatever Mode says: set on the
+	// fallback when its detect mode is Vigil's default rather than the
+	// operator's choice, so that decoy APIs and honeytokens keep trapping.
+	DecoysBlock bool
 }
 
 // Catalog maps a request's host and path to the API it belongs to.

@@ -222,6 +222,9 @@ type Detection struct {
 // APIDefaults are the settings of discovered APIs and the defaults of
 // configured ones.
 type APIDefaults struct {
+	// Mode, when set, is the mode of discovered APIs and of configured APIs
+	// that set none. Empty (the embedded default): configured APIs block,
+	// discovered APIs detect (see modeOf).
 	Mode            string                 `yaml:"mode"`
 	MaxBodyBytes    int64                  `yaml:"max_body_bytes"`
 	MaxJSONElements int                    `yaml:"max_json_elements"`
@@ -680,12 +683,17 @@ func (c *Config) Validate() error {
 }
 
 // validateAPIFields checks the defaults' API settings.
+// An empty mode is the embedded default (see modeOf).
 func validateAPIFields(field, mode string, maxBody int64, maxElems int, ids detect.IdentitySources) []error {
 	o := IdentityOverlay{
 		TokenHeader: &ids.TokenHeader, APIKeyHeader: &ids.APIKeyHeader, APIKeyQuery: &ids.APIKeyQuery,
 		Cookie: &ids.Cookie, UsernameHeader: &ids.UsernameHeader, UsernameClaim: &ids.UsernameClaim,
 	}
-	return validateAPIOverrides(field, APIConfig{Mode: &mode, MaxBodyBytes: &maxBody, MaxJSONElements: &maxElems, Identities: &o})
+	a := APIConfig{MaxBodyBytes: &maxBody, MaxJSONElements: &maxElems, Identities: &o}
+	if mode != "" {
+		a.Mode = &mode
+	}
+	return validateAPIOverrides(field, a)
 }
 
 // validateAPIOverrides checks the settings an API sets itself. Those it
@@ -734,9 +742,30 @@ type resolvedAPI struct {
 	ids      detect.IdentitySources
 }
 
+// Modes of APIs when defaults.mode is empty: a configured API blocks (its
+// operator chose to protect it), an API discovered from traffic only
+// detects (nobody has looked at it yet).
+const (
+	defaultConfiguredMode = "block"
+	defaultDiscoveredMode = "detect"
+)
+
+// modeOf is the mode of discovered APIs, or the default mode of configured
+// ones: defaults.mode when set (it then applies to both, as it always has),
+// else defaultDiscoveredMode or defaultConfiguredMode.
+func (c *Config) modeOf(discovered bool) string {
+	switch {
+	case c.Defaults.Mode != "":
+		return c.Defaults.Mode
+	case discovered:
+		return defaultDiscoveredMode
+	}
+	return defaultConfiguredMode
+}
+
 // resolveAPI applies the defaults to one configured API.
 func (c *Config) resolveAPI(a APIConfig) resolvedAPI {
-	r := resolvedAPI{mode: c.Defaults.Mode, maxBody: c.Defaults.MaxBodyBytes, maxElems: c.Defaults.MaxJSONElements, ids: c.Defaults.Identities}
+	r := resolvedAPI{mode: c.modeOf(false), maxBody: c.Defaults.MaxBodyBytes, maxElems: c.Defaults.MaxJSONElements, ids: c.Defaults.Identities}
 	if a.Mode != nil {
 		r.mode = *a.Mode
 	}
@@ -778,10 +807,13 @@ func (c *Config) Catalog() *detect.Catalog {
 			LoginPaths: a.LoginPaths,
 		})
 	}
-	mode, _ := detect.ParseMode(c.Defaults.Mode)
+	mode, _ := detect.ParseMode(c.modeOf(true))
 	fallback := &detect.API{
 		Name: "", BasePath: "/", Mode: mode, MaxBodyBytes: c.Defaults.MaxBodyBytes,
 		MaxJSONElements: c.Defaults.MaxJSONElements, Identities: c.Defaults.Identities.WithDefaults(),
+		// Discovered APIs detect by default, but decoy APIs and honeytokens
+		// are configured traps: they refuse unless the operator chose detect.
+		DecoysBlock: c.Defaults.Mode == "",
 	}
 	return detect.NewCatalog(apis, fallback)
 }

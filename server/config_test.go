@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 )
 
@@ -108,7 +109,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 		t.Errorf("LoadConfig(\"\") = %+v, want the embedded defaults %+v", noFile, cfg)
 	}
 	// Spot checks that the embedded file is the one documented.
-	if cfg.GRPCAddr != "127.0.0.1:9000" || cfg.AdminAddr != "127.0.0.1:9001" || cfg.Defaults.Mode != "block" ||
+	if cfg.GRPCAddr != "127.0.0.1:9000" || cfg.AdminAddr != "127.0.0.1:9001" || cfg.Defaults.Mode != "" ||
 		cfg.Shutdown.DrainDelay != 5*time.Second || cfg.Shutdown.Timeout != 15*time.Second {
 		t.Errorf("unexpected defaults: %+v", cfg)
 	}
@@ -448,5 +449,75 @@ func TestServeWithSecretFiles(t *testing.T) {
 	v.stop()
 	if logs := v.logs.String(); strings.Contains(logs, "sekrit") || strings.Contains(logs, testFingerprintKey) {
 		t.Errorf("the logs show a secret:\n%s", logs)
+	}
+}
+
+// TestModeOfDiscoveredAndConfiguredAPIs: with defaults.mode left empty (the
+// embedded default), a blocked client calling an API discovered from
+// traffic gets through with a would_block verdict, while a configured API
+// that sets no mode (and one that sets block) refuses it. A defaults.mode
+// set in the file applies to both, as it always has.
+func TestModeOfDiscoveredAndConfiguredAPIs(t *testing.T) {
+	const apis = `apis:
+  - {name: orders, hosts: [shop.example.com], base_path: /orders}
+  - {name: users, hosts: [shop.example.com], base_path: /users, mode: block}
+  - {name: watch, hosts: [shop.example.com], base_path: /watch, mode: detect}
+`
+	for _, tc := range []struct {
+		name, defaults string
+		// want is the verdict on orders, users, watch and a discovered API
+		// for a blocked IP; decoy, on a decoy API (discovered traffic).
+		want  [4]detect.Outcome
+		decoy detect.Outcome
+	}{
+		{"embedded default", "", [4]detect.Outcome{detect.OutcomeDeny, detect.OutcomeDeny, detect.OutcomeWouldBlock, detect.OutcomeWouldBlock}, detect.OutcomeDeny},
+		{"defaults.mode block", "defaults: {mode: block}\n", [4]detect.Outcome{detect.OutcomeDeny, detect.OutcomeDeny, detect.OutcomeWouldBlock, detect.OutcomeDeny}, detect.OutcomeDeny},
+		{"defaults.mode detect", "defaults: {mode: detect}\n", [4]detect.Outcome{detect.OutcomeWouldBlock, detect.OutcomeDeny, detect.OutcomeWouldBlock, detect.OutcomeWouldBlock}, detect.OutcomeWouldBlock},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadConfig(writeFile(t, "vigil.yaml", tc.defaults+apis))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			cat := cfg.Catalog()
+			allow, block := detect.NewLists()
+			now := time.Now()
+			if err := block.Store(detect.Entry{Kind: detect.KindIP, Value: "198.51.100.7", Reason: "test", CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			enf, err := detect.NewEnforcer(allow, block, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer enf.Close()
+			// A decoy API is a configured trap: a hit refuses unless the
+			// operator chose detect for discovered APIs.
+			fp, err := detect.NewFingerprinter(make([]byte, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			trap, err := decoy.New(decoy.Config{DecoyAPIs: []decoy.DecoyAPI{{Name: "legacy", BasePath: "/legacy"}}}, fp,
+				decoy.Actions{AttackID: func() string { return "a1" }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			enf.SetDecoy(trap.Hook)
+			hit := &detect.Request{API: cat.Match("shop.example.com", "/legacy/x"), Host: "shop.example.com", Method: "GET", Path: "/legacy/x", ContentLength: -1}
+			hit.Identities[detect.KindIP] = "192.0.2.9"
+			if v := enf.Check(hit, now); v.Reason != detect.ReasonDecoy || v.Outcome() != tc.decoy {
+				t.Errorf("decoy API hit: %s %s, want decoy %s", v.Reason, v.Outcome(), tc.decoy)
+			}
+			for i, path := range []string{"/orders/1", "/users/1", "/watch/1", "/catalog/items"} {
+				req := &detect.Request{API: cat.Match("shop.example.com", path), Host: "shop.example.com", Method: "GET", Path: path, ContentLength: -1}
+				req.Identities[detect.KindIP] = "198.51.100.7"
+				v := enf.Check(req, now)
+				if got := v.Outcome(); got != tc.want[i] {
+					t.Errorf("%s (API %q, discovered %v): verdict %s, want %s", path, req.API.Name, req.API.Discovered, got, tc.want[i])
+				}
+			}
+		})
 	}
 }
