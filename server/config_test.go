@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
@@ -148,6 +153,7 @@ apis:
 	want.Shutdown.Timeout = 3 * time.Second
 	sid := "sid"
 	want.APIs = []APIConfig{{Name: "orders", BasePath: "/orders", Identities: &IdentityOverlay{Cookie: &sid}}}
+	cfg.src = nil // where the values came from
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -520,4 +526,180 @@ func TestModeOfDiscoveredAndConfiguredAPIs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// byteSizeCases feed TestParseByteSize and FuzzConfig's seeds.
+var byteSizeCases = []struct {
+	in   string
+	want int64
+	err  string // a substring of the error; empty: valid
+}{
+	{"0", 0, ""},
+	{"1024", 1024, ""},
+	{"1B", 1, ""},
+	{"512KB", 512000, ""},
+	{"512kB", 512000, ""},
+	{"512KiB", 512 << 10, ""},
+	{"4MiB", 4 << 20, ""},
+	{"4mib", 4 << 20, ""},
+	{"4 MiB", 4 << 20, ""},
+	{"4MB", 4000000, ""},
+	{"1GB", 1e9, ""},
+	{"1GiB", 1 << 30, ""},
+	{"2TiB", 2 << 40, ""},
+	{"1.5MiB", 3 << 19, ""},
+	{"0.5KB", 500, ""},
+	{"8388607TiB", 8388607 << 40, ""},
+	{"9223372036854775807", math.MaxInt64, ""},
+	{"9223372036854775808", 0, "too large"},
+	{"8388608TiB", 0, "too large"},
+	{"99999999999999999999999999GB", 0, "too large"},
+	{"-1", 0, "must not be negative"},
+	{"-4MiB", 0, "must not be negative"},
+	{"1.5B", 0, "not a whole number of bytes"},
+	{"0.1KiB", 0, "not a whole number of bytes"},
+	{"4M", 0, `unknown unit "M"`},
+	{"4 MiBs", 0, "unknown unit"},
+	{"4EiB", 0, "unknown unit"},
+	{"", 0, "is not a byte size"},
+	{"lots", 0, "is not a byte size"},
+	{"1e6", 0, "is not a byte size"},
+	{"0x100", 0, "is not a byte size"},
+	{"1.", 0, "is not a byte size"},
+	{".5MiB", 0, "is not a byte size"},
+	{"4MiB 2", 0, "is not a byte size"},
+}
+
+func TestParseByteSize(t *testing.T) {
+	for _, tc := range byteSizeCases {
+		got, err := ParseByteSize(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseByteSize(%q) = %d, %v; want an error with %q", tc.in, got, err, tc.err)
+		}
+	}
+}
+
+// TestByteSizesInConfig: every byte count of the configuration (every key
+// ending in _bytes) takes a unit.
+func TestByteSizesInConfig(t *testing.T) {
+	cfg, err := LoadConfig(filepath.Join("testdata", "config", "byte_sizes.good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cat := cfg.Catalog()
+	orders, _ := cat.Lookup("orders")
+	users, _ := cat.Lookup("users")
+	if cfg.Defaults.MaxBodyBytes != 4<<20 || cat.Fallback().MaxBodyBytes != 4<<20 || orders.MaxBodyBytes != 512000 ||
+		users.MaxBodyBytes != 3<<19 || cfg.GRPC.MaxRecvMsgBytes != 16<<20 {
+		t.Errorf("sizes: defaults %d, orders %d, users %d, grpc %d", cfg.Defaults.MaxBodyBytes, orders.MaxBodyBytes, users.MaxBodyBytes, cfg.GRPC.MaxRecvMsgBytes)
+	}
+	// Every key ending in _bytes, wherever it is, goes through ParseByteSize.
+	var keys []string
+	var walk func(reflect.Type, string)
+	walk = func(t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t.PkgPath() == "time" {
+			return
+		}
+		for name, f := range yamlFields(t) {
+			if strings.HasSuffix(name, "_bytes") {
+				keys = append(keys, path+name)
+			}
+			walk(f.Type, path+name+".")
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	slices.Sort(keys)
+	if want := []string{"apis.max_body_bytes", "defaults.max_body_bytes", "grpc.max_recv_msg_bytes"}; !slices.Equal(keys, want) {
+		t.Logf("byte count keys: %v", keys)
+	}
+	for _, key := range keys {
+		if strings.HasPrefix(key, "apis.") {
+			continue // checked above
+		}
+		section, name, _ := strings.Cut(key, ".")
+		path := writeFile(t, "size.yaml", fmt.Sprintf("%s:\n  %s: 70KiB\n", section, name))
+		cfg, err := LoadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: 70KiB: %v", key, err)
+		}
+	}
+}
+
+// TestConfigCheckReportsEverythingAtOnce: `vigil config check` prints the
+// decode problems (unknown keys, wrong types) and the validation problems
+// together, each with its line.
+func TestConfigCheckReportsEverythingAtOnce(t *testing.T) {
+	path := filepath.Join("testdata", "config", "one_pass.bad.yaml")
+	err := Main(context.Background(), []string{"config", "check", path}, io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("want problems")
+	}
+	want, rerr := os.ReadFile(strings.TrimSuffix(path, ".yaml") + ".err")
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if got := err.Error(); got != "config "+filepath.Join("testdata", "config", strings.TrimSpace(string(want))) {
+		t.Errorf("config check:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// FuzzConfig: decoding and validating any file never panics, and a file
+// that validates gives a Config that, written back as YAML and read again,
+// validates to the same Config.
+func FuzzConfig(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "config", "*.yaml"))
+	for _, path := range files {
+		if b, err := os.ReadFile(path); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add(DefaultConfigYAML())
+	for _, tc := range byteSizeCases {
+		f.Add([]byte("defaults: {max_body_bytes: " + tc.in + "}\n"))
+	}
+	f.Add([]byte("a: &x {b: *x}\n"))
+	f.Add([]byte("defaults: &d {mode: block}\napis: [{name: a, base_path: /a, <<: *d}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := DefaultConfig()
+		src, err := decodeConfig(data, cfg)
+		if err != nil {
+			return
+		}
+		cfg.src = src
+		// Secret files are not fuzzed: a path could name a device that
+		// blocks a read.
+		cfg.AdminTokenFile, cfg.AdminReadTokenFile, cfg.FingerprintKeyFile = "", "", ""
+		if cfg.Validate() != nil {
+			return
+		}
+		out, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatalf("a valid config does not marshal: %v", err)
+		}
+		again := DefaultConfig()
+		src2, err := decodeConfig(out, again)
+		if err != nil {
+			t.Fatalf("the marshalled config does not parse: %v\n%s", err, out)
+		}
+		again.src = src2
+		if err := again.Validate(); err != nil {
+			t.Fatalf("the marshalled config does not validate: %v\n%s", err, out)
+		}
+		// Compared as YAML: a list left out and an empty one are the same.
+		if out2, err := yaml.Marshal(again); err != nil || !bytes.Equal(out, out2) {
+			t.Fatalf("round trip changed the config (%v):\n%s\nthen\n%s", err, out, out2)
+		}
+	})
 }
