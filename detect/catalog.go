@@ -67,6 +67,19 @@ type API struct {
 	DecoysBlock bool
 }
 
+// MayBeLoginPath reports whether a call to path, in any letter case, is a
+// login to the API as the engine counts logins (its login paths, else
+// DefaultLoginPaths, matched by isLoginPath). A decoy, which matches paths
+// case-insensitively, must never stand where this holds.
+func (a *API) MayBeLoginPath(path string) bool {
+	lps := loginPaths(a)
+	lower := make([]string, len(lps))
+	for i, p := range lps {
+		lower[i] = strings.ToLower(p)
+	}
+	return isLoginPath(lower, strings.ToLower(path))
+}
+
 // Catalog maps a request's host and path to the API it belongs to.
 type Catalog struct {
 	apis     []*API // sorted by base path length, longest first

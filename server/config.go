@@ -23,6 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 )
 
@@ -883,9 +884,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, a := range c.APIs {
+		// The engine's own login matcher says which paths are logins.
+		api := &detect.API{BasePath: normalizeBasePath(a.BasePath), LoginPaths: a.LoginPaths}
 		for j, p := range a.Decoys {
-			if p == "" || strings.ContainsAny(p, "?#* ") {
+			switch full := decoy.FullPath(api.BasePath, p); {
+			case p == "" || strings.ContainsAny(p, "?#* "):
 				bad(fmt.Sprintf("apis[%d].decoys[%d]", i, j), "%q must be a path relative to the base path", p)
+			case api.MayBeLoginPath(full):
+				bad(fmt.Sprintf("apis[%d].decoys[%d]", i, j), "%q is a login path (%s): every user who logs in would be blocked", p, full)
 			}
 		}
 		if a.Detection != nil {

@@ -703,3 +703,24 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestServeRefusesDecoyOnLoginPath: `vigil serve` refuses a decoy that a
+// login path matches (as a suffix, as the engine matches logins), before
+// it binds; config check reports the same (TestConfigFiles,
+// decoy_login_path.bad.yaml). The trap itself refuses it too.
+func TestServeRefusesDecoyOnLoginPath(t *testing.T) {
+	path := writeFile(t, "vigil.yaml", "apis:\n  - {name: shop, base_path: /shop, login_paths: [/login], decoys: [/login]}\n")
+	// Without the guard serve would run: it stops when ctx ends, and fails.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := Main(ctx, []string{"serve", "--config", path, "--data-dir", t.TempDir(),
+		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `line 2: apis[0].decoys[0]: "/login" is a login path (/shop/login)`) {
+		t.Fatalf("serve with a decoy on the login path: %v", err)
+	}
+	api := &detect.API{Name: "shop", BasePath: "/shop", LoginPaths: []string{"/login"}}
+	_, err = decoy.New(decoy.Config{APIs: []decoy.APIDecoys{{API: api, Paths: []string{"/Login"}}}}, nil, decoy.Actions{})
+	if err == nil || !strings.Contains(err.Error(), `decoy "/Login" is a login path`) {
+		t.Fatalf("decoy.New with a decoy on the login path: %v", err)
+	}
+}
