@@ -191,6 +191,9 @@ func New(cfg Config, fp *detect.Fingerprinter, act Actions) (*Trap, error) {
 	return t, nil
 }
 
+// FullPath is the path a decoy rel of an API with base path base stands on.
+func FullPath(base, rel string) string { return join(base, rel) }
+
 func join(base, rel string) string {
 	if !strings.HasPrefix(rel, "/") {
 		rel = "/" + rel
@@ -232,10 +235,8 @@ func conflict(full string, own *detect.API, all []APIDecoys) string {
 	if strings.EqualFold(full, own.BasePath) {
 		return "is the API's base path"
 	}
-	for _, lp := range own.LoginPaths {
-		if under(full, lp) || under(lp, full) {
-			return fmt.Sprintf("covers the login path %s", lp)
-		}
+	if own.MayBeLoginPath(full) {
+		return fmt.Sprintf("is a login path (%s): every user who logs in would be blocked", full)
 	}
 	for _, other := range all {
 		if other.API == own || !hostsOverlap(own.Hosts, other.API.Hosts) {

@@ -61,6 +61,23 @@ type API struct {
 	// Discovered is set on the catalog's fallback API, which stands for
 	// every API discovered from traffic.
 	Discovered bool
+	// DecoysBlock makes a decoy hit refuse whatever Mode says: set on the
+	// fallback when its detect mode is Vigil's default rather than the
+	// operator's choice, so that decoy APIs and honeytokens keep trapping.
+	DecoysBlock bool
+}
+
+// MayBeLoginPath reports whether a call to path, in any letter case, is a
+// login to the API as the engine counts logins (its login paths, else
+// DefaultLoginPaths, matched by isLoginPath). A decoy, which matches paths
+// case-insensitively, must never stand where this holds.
+func (a *API) MayBeLoginPath(path string) bool {
+	lps := loginPaths(a)
+	lower := make([]string, len(lps))
+	for i, p := range lps {
+		lower[i] = strings.ToLower(p)
+	}
+	return isLoginPath(lower, strings.ToLower(path))
 }
 
 // Catalog maps a request's host and path to the API it belongs to.

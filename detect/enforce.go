@@ -371,10 +371,10 @@ func (v *Verdict) Outcome() Outcome {
 // Blocks reports whether a rule with reason r refuses calls to api: in
 // block mode every rule does; a decoy also does in learn mode (a decoy is
 // proof, not a statistic, whatever the training state); detect mode only
-// records.
+// records, unless the API is set to let decoys block (DecoysBlock).
 func Blocks(api *API, r Reason) bool {
 	if api == nil {
 		return true
 	}
-	return api.Mode == ModeBlock || r == ReasonDecoy && api.Mode == ModeLearn
+	return api.Mode == ModeBlock || r == ReasonDecoy && (api.Mode == ModeLearn || api.DecoysBlock)
 }

@@ -56,7 +56,7 @@ func decodeJSON(body io.Reader, into any) error {
 		return errors.New("trailing data after the JSON object")
 	}
 	// The body is valid JSON of the right shape: now the keys themselves.
-	return checkKeys(json.NewDecoder(bytes.NewReader(data)), reflect.TypeOf(into), "")
+	return checkJSONKeys(json.NewDecoder(bytes.NewReader(data)), reflect.TypeOf(into), "")
 }
 
 var (
@@ -64,10 +64,10 @@ var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
-// checkKeys walks one JSON value along the Go type it decodes into (nil:
+// checkJSONKeys walks one JSON value along the Go type it decodes into (nil:
 // any) and refuses a key repeated in an object, and a key that names a
 // struct field in another case. path names the value in messages.
-func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
+func checkJSONKeys(dec *json.Decoder, t reflect.Type, path string) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return fmt.Errorf("invalid JSON: %v", err)
@@ -89,7 +89,7 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 			elem = t.Elem()
 		}
 		for i := 0; dec.More(); i++ {
-			if err := checkKeys(dec, elem, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := checkJSONKeys(dec, elem, fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
@@ -129,7 +129,7 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 					return fmt.Errorf("unknown field %q", where)
 				}
 			}
-			if err := checkKeys(dec, ft, where); err != nil {
+			if err := checkJSONKeys(dec, ft, where); err != nil {
 				return err
 			}
 		}

@@ -10,15 +10,20 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
+	"math/big"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 )
 
@@ -79,6 +84,10 @@ type Config struct {
 	AdminTokenFile     string `yaml:"admin_token_file"`
 	AdminReadTokenFile string `yaml:"admin_read_token_file"`
 	FingerprintKeyFile string `yaml:"fingerprint_key_file"`
+
+	// src is the file the Config was read from, if any: its decode
+	// problems and the lines of its keys, for Validate.
+	src *configSource
 }
 
 // maxSecretFile bounds a secret file: a token or a key is a line, and a path
@@ -231,6 +240,9 @@ type Detection struct {
 // APIDefaults are the settings of discovered APIs and the defaults of
 // configured ones.
 type APIDefaults struct {
+	// Mode, when set, is the mode of discovered APIs and of configured APIs
+	// that set none. Empty (the embedded default): configured APIs block,
+	// discovered APIs detect (see modeOf).
 	Mode            string                 `yaml:"mode"`
 	MaxBodyBytes    int64                  `yaml:"max_body_bytes"`
 	MaxJSONElements int                    `yaml:"max_json_elements"`
@@ -305,8 +317,11 @@ func DefaultConfig() *Config {
 	return c
 }
 
-// LoadConfig reads a YAML file on top of the embedded defaults. Unknown keys
-// are errors naming the key and its line. The result is not validated yet.
+// LoadConfig reads a YAML file on top of the embedded defaults. A file that
+// cannot be read or parsed as YAML is an error. Problems with its keys and
+// values (unknown keys, wrong types, bad byte sizes) are kept in the Config
+// and reported by Validate together with every other problem, each with
+// its line; New validates, so a Config with problems never runs.
 func LoadConfig(path string) (*Config, error) {
 	c := DefaultConfig()
 	if path == "" {
@@ -316,46 +331,273 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	if err := decodeStrict(data, c); err != nil {
+	src, err := decodeConfig(data, c)
+	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	src.path = path
+	c.src = src
 	return c, nil
 }
 
-// decodeStrict decodes one YAML document on top of into. Unknown keys, values
-// of the wrong type and extra documents are errors; each problem names its
-// line and the dotted path of its key.
+// configSource is what Validate needs to know of the file a Config was
+// read from: the problems found while decoding it, and the line of every
+// key, so that a validation problem names its line too.
+type configSource struct {
+	path     string
+	problems []configProblem
+	lines    map[string]int // dotted key path → line
+}
+
+// configProblem is one problem of a configuration; line 0 when the value
+// does not come from the file (a default, a flag, a missing key).
+type configProblem struct {
+	line int
+	msg  string
+}
+
+// decodeStrict decodes one YAML document on top of into; every problem is
+// an error. The embedded files (defaults, the demo's) are read with it.
 func decodeStrict(data []byte, into *Config) error {
+	src, err := decodeConfig(data, into)
+	if err != nil {
+		return err
+	}
+	return src.report(nil)
+}
+
+// decodeConfig decodes one YAML document on top of into. Syntax errors and
+// extra documents are errors; unknown keys (with the nearest known key
+// suggested), values of the wrong type and bad byte sizes are problems of
+// the returned source, each naming its line and the dotted path of its key.
+func decodeConfig(data []byte, into *Config) (*configSource, error) {
+	src := &configSource{lines: map[string]int{}}
 	var doc yaml.Node
 	nodes := yaml.NewDecoder(bytes.NewReader(data))
 	if err := nodes.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // an empty file keeps the defaults
+			return src, nil // an empty file keeps the defaults
 		}
-		return err
+		return nil, err
 	}
 	var extra yaml.Node
 	switch err := nodes.Decode(&extra); {
 	case err == nil:
-		return errors.New("more than one YAML document; a config file holds one")
+		return nil, errors.New("more than one YAML document; a config file holds one")
 	case !errors.Is(err, io.EOF):
-		return err
+		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(into); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			keys := yamlKeys(&doc)
-			problems := make([]string, len(te.Errors))
-			for i, e := range te.Errors {
-				problems[i] = explainYAMLError(e, keys)
-			}
-			return fmt.Errorf("%d problem(s):\n  - %s", len(problems), strings.Join(problems, "\n  - "))
+	keys := yamlKeys(&doc)
+	for _, k := range keys {
+		if _, seen := src.lines[k.path]; !seen {
+			src.lines[k.path] = k.line
 		}
-		return err
 	}
-	return nil
+	if len(doc.Content) == 1 {
+		checkKeys(doc.Content[0], reflect.TypeOf(into).Elem(), "", src)
+	}
+	// yaml.Node.Decode knows no KnownFields: checkKeys found the unknown
+	// keys above.
+	if err := doc.Decode(into); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, err
+		}
+		for _, e := range te.Errors {
+			src.add(explainYAMLError(e, keys))
+		}
+	}
+	return src, nil
+}
+
+var problemLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// add records a problem, taking its line from a "line N: " prefix.
+func (s *configSource) add(msg string) {
+	p := configProblem{msg: msg}
+	if m := problemLineRE.FindStringSubmatch(msg); m != nil {
+		p.line, _ = strconv.Atoi(m[1])
+		p.msg = m[2]
+	}
+	s.problems = append(s.problems, p)
+}
+
+// checkKeys walks a mapping of the document along the Go type it decodes
+// into: a key the type does not have is a problem (with the nearest known
+// key suggested), and a byte count (a key ending in _bytes) may carry a
+// unit, rewritten here into the plain integer the decoder reads. Aliases
+// are not followed (the anchored node is checked where it stands).
+func checkKeys(n *yaml.Node, t reflect.Type, path string, src *configSource) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	join := func(key string) string {
+		if path == "" {
+			return key
+		}
+		return path + "." + key
+	}
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := yamlFields(t)
+		kept := n.Content[:0:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			f, known := fields[k.Value]
+			switch {
+			case k.Value == "<<" && k.Kind == yaml.ScalarNode: // a merge key
+			case !known:
+				msg := fmt.Sprintf("line %d: unknown key %q", k.Line, join(k.Value))
+				if near := nearestKey(k.Value, fields); near != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", near)
+				}
+				src.add(msg)
+			case strings.HasSuffix(k.Value, "_bytes") && isInteger(f.Type) && v.Kind == yaml.ScalarNode && v.ShortTag() != "!!null":
+				size, err := ParseByteSize(v.Value)
+				if err != nil {
+					src.add(fmt.Sprintf("line %d: %s: %v", v.Line, join(k.Value), err))
+					continue // the key keeps its default
+				}
+				v.Value, v.Tag, v.Style = strconv.FormatInt(size, 10), "!!int", 0
+			default:
+				checkKeys(v, f.Type, join(k.Value), src)
+			}
+			kept = append(kept, k, v)
+		}
+		n.Content = kept
+	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && n.Kind == yaml.SequenceNode:
+		for i, v := range n.Content {
+			checkKeys(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), src)
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkKeys(n.Content[i+1], t.Elem(), join(n.Content[i].Value), src)
+		}
+	}
+}
+
+// yamlFields maps the YAML keys of a struct type to its fields.
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f
+	}
+	return out
+}
+
+func isInteger(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// nearestKey returns the known key closest to key in edit distance, when it
+// is close enough to be the one meant (a typo, not another word), else the
+// one known key that key begins (a key cut short), else "".
+func nearestKey(key string, known map[string]reflect.StructField) string {
+	best, bestDist := "", 0
+	for k := range known {
+		d := editDistance(strings.ToLower(key), k)
+		if best == "" || d < bestDist || d == bestDist && k < best {
+			best, bestDist = k, d
+		}
+	}
+	if best != "" && bestDist <= max(1, min(len(key), len(best))/3) {
+		return best
+	}
+	// A key cut short: drain for drain_delay.
+	var prefixed []string
+	for k := range known {
+		if strings.HasPrefix(k, strings.ToLower(key)+"_") {
+			prefixed = append(prefixed, k)
+		}
+	}
+	if len(prefixed) == 1 {
+		return prefixed[0]
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// byteUnits are the units of a byte size, lower-cased: decimal (kB = 1000)
+// and binary (KiB = 1024), as IEC 80000-13 has them.
+var byteUnits = map[string]int64{
+	"": 1, "b": 1,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}
+
+var byteSizeRE = regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?\s*([A-Za-z]*)$`)
+
+// ParseByteSize parses a byte count: a whole number of bytes ("1048576"),
+// or a number with a unit, case-insensitive: B, kB, MB, GB, TB (powers of
+// 1000) or KiB, MiB, GiB, TiB (powers of 1024); a fraction is accepted when
+// it comes to whole bytes ("1.5MiB", not "1.5B"). Negative sizes, sizes
+// past 2^63-1 bytes and anything else are errors.
+func ParseByteSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if strings.HasPrefix(t, "-") {
+		return 0, fmt.Errorf("must not be negative, got %q", s)
+	}
+	m := byteSizeRE.FindStringSubmatch(t)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a byte size such as 1048576, \"512KiB\" or \"4MB\"", s)
+	}
+	unit, ok := byteUnits[strings.ToLower(m[3])]
+	if !ok {
+		return 0, fmt.Errorf("%q: unknown unit %q (want B, kB, MB, GB, TB for powers of 1000, or KiB, MiB, GiB, TiB for powers of 1024)", s, m[3])
+	}
+	// digits/scale × unit, exactly.
+	digits, ok := new(big.Int).SetString(m[1]+m[2], 10)
+	if !ok {
+		return 0, fmt.Errorf("%q is not a byte size", s)
+	}
+	scale := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(len(m[2]))), nil)
+	n, rem := new(big.Int).QuoRem(digits.Mul(digits, big.NewInt(unit)), scale, new(big.Int))
+	switch {
+	case rem.Sign() != 0:
+		return 0, fmt.Errorf("%q is not a whole number of bytes", s)
+	case !n.IsInt64():
+		return 0, fmt.Errorf("%q is too large (at most %d bytes)", s, int64(math.MaxInt64))
+	}
+	return n.Int64(), nil
 }
 
 // yamlKey is one key of a YAML document (or one item of a sequence) with the
@@ -401,9 +643,8 @@ func yamlKeys(doc *yaml.Node) []yamlKey {
 }
 
 var (
-	yamlLineRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
-	yamlUnknownRE = regexp.MustCompile(`^field (.*) not found in type `)
-	yamlTypeRE    = regexp.MustCompile("^cannot unmarshal !!\\w+(?: `(.*)`)? into (.+)$")
+	yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+	yamlTypeRE = regexp.MustCompile("^cannot unmarshal !!\\w+(?: `(.*)`)? into (.+)$")
 )
 
 // explainYAMLError rewrites one of yaml.v3's decode errors so that it names
@@ -415,16 +656,6 @@ func explainYAMLError(msg string, keys []yamlKey) string {
 	}
 	line, _ := strconv.Atoi(m[1])
 	rest := m[2]
-	if u := yamlUnknownRE.FindStringSubmatch(rest); u != nil {
-		name := u[1]
-		for _, k := range keys {
-			if k.line == line && k.name == name {
-				name = k.path
-				break
-			}
-		}
-		return fmt.Sprintf("line %d: unknown key %q", line, name)
-	}
 	path := ""
 	if t := yamlTypeRE.FindStringSubmatch(rest); t != nil {
 		// yaml.v3 quotes scalars, shortened to 7 bytes and "...", and
@@ -679,9 +910,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, a := range c.APIs {
+		// The engine's own login matcher says which paths are logins.
+		api := &detect.API{BasePath: normalizeBasePath(a.BasePath), LoginPaths: a.LoginPaths}
 		for j, p := range a.Decoys {
-			if p == "" || strings.ContainsAny(p, "?#* ") {
+			switch full := decoy.FullPath(api.BasePath, p); {
+			case p == "" || strings.ContainsAny(p, "?#* "):
 				bad(fmt.Sprintf("apis[%d].decoys[%d]", i, j), "%q must be a path relative to the base path", p)
+			case api.MayBeLoginPath(full):
+				bad(fmt.Sprintf("apis[%d].decoys[%d]", i, j), "%q is a login path (%s): every user who logs in would be blocked", p, full)
 			}
 		}
 		if a.Detection != nil {
@@ -695,23 +931,93 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if len(errs) == 0 {
+	return c.src.report(errs)
+}
+
+var problemKeyRE = regexp.MustCompile(`^([^ :]+)(?: \(from ([a-z_]+) )?`)
+
+// report returns every problem at once, decode problems and validation
+// problems errs, in the order of their lines (those without a line, whose
+// values do not come from the file, last); nil when there is none. Each
+// validation problem starts with the dotted path of its key, which gives
+// its line: that of the key, else that of the closest enclosing key that
+// the file has.
+func (s *configSource) report(errs []error) error {
+	var problems []configProblem
+	if s != nil {
+		problems = append(problems, s.problems...)
+	}
+	for _, e := range errs {
+		p := configProblem{msg: e.Error()}
+		if s != nil {
+			if m := problemKeyRE.FindStringSubmatch(p.msg); m != nil {
+				key := m[1]
+				if m[2] != "" {
+					key = m[2] // a secret read from a file: the line of its *_file key
+				}
+				p.line = s.lineOf(key)
+			}
+		}
+		problems = append(problems, p)
+	}
+	if len(problems) == 0 {
 		return nil
 	}
-	lines := make([]string, len(errs))
-	for i, e := range errs {
-		lines[i] = "  - " + e.Error()
+	slices.SortStableFunc(problems, func(a, b configProblem) int {
+		switch {
+		case a.line == b.line:
+			return 0
+		case a.line == 0:
+			return 1
+		case b.line == 0:
+			return -1
+		}
+		return a.line - b.line
+	})
+	var b strings.Builder
+	if s != nil && s.path != "" {
+		fmt.Fprintf(&b, "config %s: ", s.path)
 	}
-	return fmt.Errorf("invalid configuration, %d problem(s):\n%s", len(errs), strings.Join(lines, "\n"))
+	fmt.Fprintf(&b, "invalid configuration, %d problem(s):", len(problems))
+	for _, p := range problems {
+		b.WriteString("\n  - ")
+		if p.line > 0 {
+			fmt.Fprintf(&b, "line %d: ", p.line)
+		}
+		b.WriteString(p.msg)
+	}
+	return errors.New(b.String())
+}
+
+// lineOf returns the line of a dotted key path, or of the closest enclosing
+// key the file has, or 0.
+func (s *configSource) lineOf(key string) int {
+	key = strings.TrimSuffix(key, ":")
+	for key != "" {
+		if line, ok := s.lines[key]; ok {
+			return line
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			return 0
+		}
+		key = key[:i]
+	}
+	return 0
 }
 
 // validateAPIFields checks the defaults' API settings.
+// An empty mode is the embedded default (see modeOf).
 func validateAPIFields(field, mode string, maxBody int64, maxElems int, ids detect.IdentitySources) []error {
 	o := IdentityOverlay{
 		TokenHeader: &ids.TokenHeader, APIKeyHeader: &ids.APIKeyHeader, APIKeyQuery: &ids.APIKeyQuery,
 		Cookie: &ids.Cookie, UsernameHeader: &ids.UsernameHeader, UsernameClaim: &ids.UsernameClaim,
 	}
-	return validateAPIOverrides(field, APIConfig{Mode: &mode, MaxBodyBytes: &maxBody, MaxJSONElements: &maxElems, Identities: &o})
+	a := APIConfig{MaxBodyBytes: &maxBody, MaxJSONElements: &maxElems, Identities: &o}
+	if mode != "" {
+		a.Mode = &mode
+	}
+	return validateAPIOverrides(field, a)
 }
 
 // validateAPIOverrides checks the settings an API sets itself. Those it
@@ -760,9 +1066,30 @@ type resolvedAPI struct {
 	ids      detect.IdentitySources
 }
 
+// Modes of APIs when defaults.mode is empty: a configured API blocks (its
+// operator chose to protect it), an API discovered from traffic only
+// detects (nobody has looked at it yet).
+const (
+	defaultConfiguredMode = "block"
+	defaultDiscoveredMode = "detect"
+)
+
+// modeOf is the mode of discovered APIs, or the default mode of configured
+// ones: defaults.mode when set (it then applies to both, as it always has),
+// else defaultDiscoveredMode or defaultConfiguredMode.
+func (c *Config) modeOf(discovered bool) string {
+	switch {
+	case c.Defaults.Mode != "":
+		return c.Defaults.Mode
+	case discovered:
+		return defaultDiscoveredMode
+	}
+	return defaultConfiguredMode
+}
+
 // resolveAPI applies the defaults to one configured API.
 func (c *Config) resolveAPI(a APIConfig) resolvedAPI {
-	r := resolvedAPI{mode: c.Defaults.Mode, maxBody: c.Defaults.MaxBodyBytes, maxElems: c.Defaults.MaxJSONElements, ids: c.Defaults.Identities}
+	r := resolvedAPI{mode: c.modeOf(false), maxBody: c.Defaults.MaxBodyBytes, maxElems: c.Defaults.MaxJSONElements, ids: c.Defaults.Identities}
 	if a.Mode != nil {
 		r.mode = *a.Mode
 	}
@@ -804,10 +1131,13 @@ func (c *Config) Catalog() *detect.Catalog {
 			LoginPaths: a.LoginPaths,
 		})
 	}
-	mode, _ := detect.ParseMode(c.Defaults.Mode)
+	mode, _ := detect.ParseMode(c.modeOf(true))
 	fallback := &detect.API{
 		Name: "", BasePath: "/", Mode: mode, MaxBodyBytes: c.Defaults.MaxBodyBytes,
 		MaxJSONElements: c.Defaults.MaxJSONElements, Identities: c.Defaults.Identities.WithDefaults(),
+		// Discovered APIs detect by default, but decoy APIs and honeytokens
+		// are configured traps: they refuse unless the operator chose detect.
+		DecoysBlock: c.Defaults.Mode == "",
 	}
 	return detect.NewCatalog(apis, fallback)
 }

@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 )
 
@@ -108,7 +114,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 		t.Errorf("LoadConfig(\"\") = %+v, want the embedded defaults %+v", noFile, cfg)
 	}
 	// Spot checks that the embedded file is the one documented.
-	if cfg.GRPCAddr != "127.0.0.1:9000" || cfg.AdminAddr != "127.0.0.1:9001" || cfg.Defaults.Mode != "block" ||
+	if cfg.GRPCAddr != "127.0.0.1:9000" || cfg.AdminAddr != "127.0.0.1:9001" || cfg.Defaults.Mode != "" ||
 		cfg.Shutdown.DrainDelay != 5*time.Second || cfg.Shutdown.Timeout != 15*time.Second {
 		t.Errorf("unexpected defaults: %+v", cfg)
 	}
@@ -147,6 +153,7 @@ apis:
 	want.Shutdown.Timeout = 3 * time.Second
 	sid := "sid"
 	want.APIs = []APIConfig{{Name: "orders", BasePath: "/orders", Identities: &IdentityOverlay{Cookie: &sid}}}
+	cfg.src = nil // where the values came from
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -448,5 +455,272 @@ func TestServeWithSecretFiles(t *testing.T) {
 	v.stop()
 	if logs := v.logs.String(); strings.Contains(logs, "sekrit") || strings.Contains(logs, testFingerprintKey) {
 		t.Errorf("the logs show a secret:\n%s", logs)
+	}
+}
+
+// TestModeOfDiscoveredAndConfiguredAPIs: with defaults.mode left empty (the
+// embedded default), a blocked client calling an API discovered from
+// traffic gets through with a would_block verdict, while a configured API
+// that sets no mode (and one that sets block) refuses it. A defaults.mode
+// set in the file applies to both, as it always has.
+func TestModeOfDiscoveredAndConfiguredAPIs(t *testing.T) {
+	const apis = `apis:
+  - {name: orders, hosts: [shop.example.com], base_path: /orders}
+  - {name: users, hosts: [shop.example.com], base_path: /users, mode: block}
+  - {name: watch, hosts: [shop.example.com], base_path: /watch, mode: detect}
+`
+	for _, tc := range []struct {
+		name, defaults string
+		// want is the verdict on orders, users, watch and a discovered API
+		// for a blocked IP; decoy, on a decoy API (discovered traffic).
+		want  [4]detect.Outcome
+		decoy detect.Outcome
+	}{
+		{"embedded default", "", [4]detect.Outcome{detect.OutcomeDeny, detect.OutcomeDeny, detect.OutcomeWouldBlock, detect.OutcomeWouldBlock}, detect.OutcomeDeny},
+		{"defaults.mode block", "defaults: {mode: block}\n", [4]detect.Outcome{detect.OutcomeDeny, detect.OutcomeDeny, detect.OutcomeWouldBlock, detect.OutcomeDeny}, detect.OutcomeDeny},
+		{"defaults.mode detect", "defaults: {mode: detect}\n", [4]detect.Outcome{detect.OutcomeWouldBlock, detect.OutcomeDeny, detect.OutcomeWouldBlock, detect.OutcomeWouldBlock}, detect.OutcomeWouldBlock},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadConfig(writeFile(t, "vigil.yaml", tc.defaults+apis))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			cat := cfg.Catalog()
+			allow, block := detect.NewLists()
+			now := time.Now()
+			if err := block.Store(detect.Entry{Kind: detect.KindIP, Value: "198.51.100.7", Reason: "test", CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			enf, err := detect.NewEnforcer(allow, block, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer enf.Close()
+			// A decoy API is a configured trap: a hit refuses unless the
+			// operator chose detect for discovered APIs.
+			fp, err := detect.NewFingerprinter(make([]byte, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			trap, err := decoy.New(decoy.Config{DecoyAPIs: []decoy.DecoyAPI{{Name: "legacy", BasePath: "/legacy"}}}, fp,
+				decoy.Actions{AttackID: func() string { return "a1" }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			enf.SetDecoy(trap.Hook)
+			hit := &detect.Request{API: cat.Match("shop.example.com", "/legacy/x"), Host: "shop.example.com", Method: "GET", Path: "/legacy/x", ContentLength: -1}
+			hit.Identities[detect.KindIP] = "192.0.2.9"
+			if v := enf.Check(hit, now); v.Reason != detect.ReasonDecoy || v.Outcome() != tc.decoy {
+				t.Errorf("decoy API hit: %s %s, want decoy %s", v.Reason, v.Outcome(), tc.decoy)
+			}
+			for i, path := range []string{"/orders/1", "/users/1", "/watch/1", "/catalog/items"} {
+				req := &detect.Request{API: cat.Match("shop.example.com", path), Host: "shop.example.com", Method: "GET", Path: path, ContentLength: -1}
+				req.Identities[detect.KindIP] = "198.51.100.7"
+				v := enf.Check(req, now)
+				if got := v.Outcome(); got != tc.want[i] {
+					t.Errorf("%s (API %q, discovered %v): verdict %s, want %s", path, req.API.Name, req.API.Discovered, got, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+// byteSizeCases feed TestParseByteSize and FuzzConfig's seeds.
+var byteSizeCases = []struct {
+	in   string
+	want int64
+	err  string // a substring of the error; empty: valid
+}{
+	{"0", 0, ""},
+	{"1024", 1024, ""},
+	{"1B", 1, ""},
+	{"512KB", 512000, ""},
+	{"512kB", 512000, ""},
+	{"512KiB", 512 << 10, ""},
+	{"4MiB", 4 << 20, ""},
+	{"4mib", 4 << 20, ""},
+	{"4 MiB", 4 << 20, ""},
+	{"4MB", 4000000, ""},
+	{"1GB", 1e9, ""},
+	{"1GiB", 1 << 30, ""},
+	{"2TiB", 2 << 40, ""},
+	{"1.5MiB", 3 << 19, ""},
+	{"0.5KB", 500, ""},
+	{"8388607TiB", 8388607 << 40, ""},
+	{"9223372036854775807", math.MaxInt64, ""},
+	{"9223372036854775808", 0, "too large"},
+	{"8388608TiB", 0, "too large"},
+	{"99999999999999999999999999GB", 0, "too large"},
+	{"-1", 0, "must not be negative"},
+	{"-4MiB", 0, "must not be negative"},
+	{"1.5B", 0, "not a whole number of bytes"},
+	{"0.1KiB", 0, "not a whole number of bytes"},
+	{"4M", 0, `unknown unit "M"`},
+	{"4 MiBs", 0, "unknown unit"},
+	{"4EiB", 0, "unknown unit"},
+	{"", 0, "is not a byte size"},
+	{"lots", 0, "is not a byte size"},
+	{"1e6", 0, "is not a byte size"},
+	{"0x100", 0, "is not a byte size"},
+	{"1.", 0, "is not a byte size"},
+	{".5MiB", 0, "is not a byte size"},
+	{"4MiB 2", 0, "is not a byte size"},
+}
+
+func TestParseByteSize(t *testing.T) {
+	for _, tc := range byteSizeCases {
+		got, err := ParseByteSize(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseByteSize(%q) = %d, %v; want an error with %q", tc.in, got, err, tc.err)
+		}
+	}
+}
+
+// TestByteSizesInConfig: every byte count of the configuration (every key
+// ending in _bytes) takes a unit.
+func TestByteSizesInConfig(t *testing.T) {
+	cfg, err := LoadConfig(filepath.Join("testdata", "config", "byte_sizes.good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cat := cfg.Catalog()
+	orders, _ := cat.Lookup("orders")
+	users, _ := cat.Lookup("users")
+	if cfg.Defaults.MaxBodyBytes != 4<<20 || cat.Fallback().MaxBodyBytes != 4<<20 || orders.MaxBodyBytes != 512000 ||
+		users.MaxBodyBytes != 3<<19 || cfg.GRPC.MaxRecvMsgBytes != 16<<20 {
+		t.Errorf("sizes: defaults %d, orders %d, users %d, grpc %d", cfg.Defaults.MaxBodyBytes, orders.MaxBodyBytes, users.MaxBodyBytes, cfg.GRPC.MaxRecvMsgBytes)
+	}
+	// Every key ending in _bytes, wherever it is, goes through ParseByteSize.
+	var keys []string
+	var walk func(reflect.Type, string)
+	walk = func(t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t.PkgPath() == "time" {
+			return
+		}
+		for name, f := range yamlFields(t) {
+			if strings.HasSuffix(name, "_bytes") {
+				keys = append(keys, path+name)
+			}
+			walk(f.Type, path+name+".")
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	slices.Sort(keys)
+	if want := []string{"apis.max_body_bytes", "defaults.max_body_bytes", "grpc.max_recv_msg_bytes"}; !slices.Equal(keys, want) {
+		t.Logf("byte count keys: %v", keys)
+	}
+	for _, key := range keys {
+		if strings.HasPrefix(key, "apis.") {
+			continue // checked above
+		}
+		section, name, _ := strings.Cut(key, ".")
+		path := writeFile(t, "size.yaml", fmt.Sprintf("%s:\n  %s: 70KiB\n", section, name))
+		cfg, err := LoadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: 70KiB: %v", key, err)
+		}
+	}
+}
+
+// TestConfigCheckReportsEverythingAtOnce: `vigil config check` prints the
+// decode problems (unknown keys, wrong types) and the validation problems
+// together, each with its line.
+func TestConfigCheckReportsEverythingAtOnce(t *testing.T) {
+	path := filepath.Join("testdata", "config", "one_pass.bad.yaml")
+	err := Main(context.Background(), []string{"config", "check", path}, io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("want problems")
+	}
+	want, rerr := os.ReadFile(strings.TrimSuffix(path, ".yaml") + ".err")
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if got := err.Error(); got != "config "+filepath.Join("testdata", "config", strings.TrimSpace(string(want))) {
+		t.Errorf("config check:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// FuzzConfig: decoding and validating any file never panics, and a file
+// that validates gives a Config that, written back as YAML and read again,
+// validates to the same Config.
+func FuzzConfig(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "config", "*.yaml"))
+	for _, path := range files {
+		if b, err := os.ReadFile(path); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add(DefaultConfigYAML())
+	for _, tc := range byteSizeCases {
+		f.Add([]byte("defaults: {max_body_bytes: " + tc.in + "}\n"))
+	}
+	f.Add([]byte("a: &x {b: *x}\n"))
+	f.Add([]byte("defaults: &d {mode: block}\napis: [{name: a, base_path: /a, <<: *d}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := DefaultConfig()
+		src, err := decodeConfig(data, cfg)
+		if err != nil {
+			return
+		}
+		cfg.src = src
+		// Secret files are not fuzzed: a path could name a device that
+		// blocks a read.
+		cfg.AdminTokenFile, cfg.AdminReadTokenFile, cfg.FingerprintKeyFile = "", "", ""
+		if cfg.Validate() != nil {
+			return
+		}
+		out, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatalf("a valid config does not marshal: %v", err)
+		}
+		again := DefaultConfig()
+		src2, err := decodeConfig(out, again)
+		if err != nil {
+			t.Fatalf("the marshalled config does not parse: %v\n%s", err, out)
+		}
+		again.src = src2
+		if err := again.Validate(); err != nil {
+			t.Fatalf("the marshalled config does not validate: %v\n%s", err, out)
+		}
+		// Compared as YAML: a list left out and an empty one are the same.
+		if out2, err := yaml.Marshal(again); err != nil || !bytes.Equal(out, out2) {
+			t.Fatalf("round trip changed the config (%v):\n%s\nthen\n%s", err, out, out2)
+		}
+	})
+}
+
+// TestServeRefusesDecoyOnLoginPath: `vigil serve` refuses a decoy that a
+// login path matches (as a suffix, as the engine matches logins), before
+// it binds; config check reports the same (TestConfigFiles,
+// decoy_login_path.bad.yaml). The trap itself refuses it too.
+func TestServeRefusesDecoyOnLoginPath(t *testing.T) {
+	path := writeFile(t, "vigil.yaml", "apis:\n  - {name: shop, base_path: /shop, login_paths: [/login], decoys: [/login]}\n")
+	// Without the guard serve would run: it stops when ctx ends, and fails.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := Main(ctx, []string{"serve", "--config", path, "--data-dir", t.TempDir(),
+		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `line 2: apis[0].decoys[0]: "/login" is a login path (/shop/login)`) {
+		t.Fatalf("serve with a decoy on the login path: %v", err)
+	}
+	api := &detect.API{Name: "shop", BasePath: "/shop", LoginPaths: []string{"/login"}}
+	_, err = decoy.New(decoy.Config{APIs: []decoy.APIDecoys{{API: api, Paths: []string{"/Login"}}}}, nil, decoy.Actions{})
+	if err == nil || !strings.Contains(err.Error(), `decoy "/Login" is a login path`) {
+		t.Fatalf("decoy.New with a decoy on the login path: %v", err)
 	}
 }

@@ -48,6 +48,11 @@ func startIn(t *testing.T, dir, extra string) *vigil {
 	t.Helper()
 	cfgText := "grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\nlog_level: debug\ndata_dir: " + dir + "\n" +
 		"shutdown:\n  drain_delay: 0s\n  timeout: 2s\n" + extra
+	// Most tests refuse calls to APIs discovered from traffic, which only
+	// detect by default: they run with defaults.mode block.
+	if !strings.Contains(extra, "defaults:") {
+		cfgText += "defaults:\n  mode: block\n"
+	}
 	if !strings.Contains(extra, "pipeline:") {
 		cfgText += "pipeline:\n  join_window: 100ms\n"
 	}
