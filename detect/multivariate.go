@@ -100,6 +100,9 @@ func (m *apiModel) fitForests() {
 	m.forests.Store(&fitted)
 }
 
+// anomalousType is anomalous_behaviour's index among the knobs.
+var anomalousType = typeIndex(AttackAnomalous)
+
 // anomalous scores an identity's window vector and explains it when it is
 // an anomaly; nil otherwise.
 func (m *apiModel) anomalous(kind Kind, vec []float64, ts *thresholdSet) []VariableValue {
@@ -118,8 +121,14 @@ func (m *apiModel) anomalous(kind Kind, vec []float64, ts *thresholdSet) []Varia
 	if above < mvMinAbove {
 		return nil
 	}
+	// The type's sensitivity scales the score threshold as it scales every
+	// other Tx: threshold / sensitivity (> 1 detects more).
+	thr := fit.threshold
+	if k := m.knobsSnap.Load(); k != nil && k[anomalousType].Sensitivity > 0 {
+		thr /= k[anomalousType].Sensitivity
+	}
 	score := fit.forest.Score(vec)
-	if score <= fit.threshold {
+	if score <= thr {
 		return nil
 	}
 	var out []VariableValue
@@ -132,7 +141,7 @@ func (m *apiModel) anomalous(kind Kind, vec []float64, ts *thresholdSet) []Varia
 		}
 		out = append(out, VariableValue{Name: varDefs[v].name, Observed: round(vec[c.Feature]), Tn: round(th.Tn), Tx: round(th.Tx), DeviationPct: dev})
 	}
-	out = append(out, VariableValue{Name: "isolation_score", Observed: round(score*1000) / 1000, Tn: 0.5, Tx: round(fit.threshold*1000) / 1000,
-		DeviationPct: math.Round((score-fit.threshold)/fit.threshold*1000) / 10})
+	out = append(out, VariableValue{Name: "isolation_score", Observed: round(score*1000) / 1000, Tn: 0.5, Tx: round(thr*1000) / 1000,
+		DeviationPct: math.Round((score-thr)/thr*1000) / 10})
 	return out
 }

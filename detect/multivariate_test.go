@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -88,5 +89,71 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 	}
 	if m.anomalous(KindIP, single, ts) != nil {
 		t.Fatal("one raised variable alone is the thresholds' job, not an anomaly")
+	}
+}
+
+// TestMultivariateSensitivity: the type's sensitivity divides the score
+// threshold like every other Tx. A combination flagged at 1 is not at 0.5
+// when its score is below twice the threshold, and the explanation carries
+// the effective threshold.
+func TestMultivariateSensitivity(t *testing.T) {
+	m := newAPIModel("shop", &API{Name: "shop"}, TrainingConfig{})
+	rng := rand.New(rand.NewPCG(5, 6))
+	feats := windowVars(KindIP)
+	for range 2000 {
+		vec := make([]float64, len(feats))
+		for i, f := range feats {
+			switch f {
+			case vRequestsPerMin:
+				vec[i] = float64(1 + rng.IntN(20))
+			case vErrors:
+				vec[i] = float64(rng.IntN(3))
+			}
+		}
+		m.sampleVector(KindIP, vec)
+		for i, f := range feats {
+			m.sample(KindIP, f, vec[i])
+		}
+	}
+	m.mu.Lock()
+	m.thresholds.Store(m.compute())
+	m.fitForests()
+	m.mu.Unlock()
+	ts := m.thresholds.Load()
+	odd := make([]float64, len(feats))
+	for i, f := range feats {
+		switch f {
+		case vRequestsPerMin:
+			odd[i] = 90
+		case vErrors:
+			odd[i] = 40
+		case vDistinctObjects:
+			odd[i] = 60
+		}
+	}
+	setSens := func(s float64) {
+		k := *m.knobsSnap.Load()
+		k[anomalousType].Sensitivity = s
+		m.knobsSnap.Store(&k)
+	}
+	vars := m.anomalous(KindIP, odd, ts)
+	if vars == nil {
+		t.Fatal("not flagged at sensitivity 1")
+	}
+	score, thr := vars[len(vars)-1].Observed, vars[len(vars)-1].Tx
+	if score >= 2*thr {
+		t.Fatalf("score %v is past twice the threshold %v: the test needs a milder vector", score, thr)
+	}
+	setSens(0.5)
+	if v := m.anomalous(KindIP, odd, ts); v != nil {
+		t.Fatalf("flagged at sensitivity 0.5 (threshold %v×2, score %v): %+v", thr, score, v)
+	}
+	setSens(2)
+	v := m.anomalous(KindIP, odd, ts)
+	if v == nil {
+		t.Fatal("not flagged at sensitivity 2")
+	}
+	if got, want := v[len(v)-1].Tx, math.Round(thr/2*1000)/1000; math.Abs(got-want) > 0.001 {
+		t.Fatalf("explained threshold %v at sensitivity 2, want %v", got, want)
 	}
 }
