@@ -29,8 +29,8 @@ type apiRecord struct {
 	requests   uint64
 	blocked    uint64
 	wouldBlock uint64
-	endpoints  map[string]*endpointRecord
-	activity   *activity // by "METHOD template"
+	endpoints  map[string]*endpointRecord // by "METHOD template"
+	activity   *activity                  // never nil
 	overflow   uint64
 }
 
@@ -88,7 +88,11 @@ func (inv *Inventory) addConfigured(a *API) *apiRecord {
 }
 
 func newAPIRecord(name, base string, configured *API) *apiRecord {
-	return &apiRecord{name: name, basePath: base, configured: configured, hosts: make(map[string]struct{}), endpoints: make(map[string]*endpointRecord)}
+	// The activity is there from the start: a configured API before its
+	// first call, and every API restored after a restart, has an empty
+	// time line, not none.
+	return &apiRecord{name: name, basePath: base, configured: configured, hosts: make(map[string]struct{}),
+		endpoints: make(map[string]*endpointRecord), activity: new(activity)}
 }
 
 // Consume records one transaction.
@@ -136,9 +140,6 @@ func (inv *Inventory) Consume(t *Transaction) {
 	}
 	// Joined calls reach the inventory out of order.
 	r.first, r.last = widen(r.first, r.last, when)
-	if r.activity == nil {
-		r.activity = new(activity)
-	}
 	r.activity.add(t)
 	r.requests++
 	if t.Blocked {

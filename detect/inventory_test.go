@@ -230,3 +230,30 @@ func BenchmarkInventoryConsume(b *testing.B) {
 		i++
 	}
 }
+
+// TestInventoryActivityBeforeTheFirstCall: a configured API before its
+// first call, and an API restored after a restart before traffic, have a
+// time line of zeros (it once was a nil pointer dereference).
+func TestInventoryActivityBeforeTheFirstCall(t *testing.T) {
+	inv := NewInventory([]*API{ordersAPI}, 10, 10)
+	inv.Restore([]APIStats{{Name: "api.example.com/v1", BasePath: "/v1", Discovered: true, Requests: 7}})
+	for _, api := range []string{"orders", "api.example.com/v1"} {
+		points, step, ok := inv.Activity(api, t0.Add(-10*time.Minute), t0, 5*time.Minute)
+		if !ok || step != 5*time.Minute || len(points) != 3 {
+			t.Fatalf("%s: %d points, step %v, ok %v; want 3 points of 5m", api, len(points), step, ok)
+		}
+		for _, p := range points {
+			if p.Requests != 0 || p.Blocked != 0 {
+				t.Fatalf("%s: activity %+v before any call", api, p)
+			}
+		}
+	}
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/1", 200, -time.Minute))
+	points, _, _ := inv.Activity("orders", t0.Add(-10*time.Minute), t0, 5*time.Minute)
+	if points[1].Requests != 1 { // 11:55–12:00
+		t.Fatalf("after a call: %+v", points)
+	}
+	if _, _, ok := inv.Activity("nosuch", t0.Add(-time.Minute), t0, time.Minute); ok {
+		t.Fatal("an unknown API has activity")
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,6 +113,8 @@ func TestInventorySurvivesARestart(t *testing.T) {
 	if !strings.Contains(out, "partners.example.com/api/v2/users") || !strings.Contains(out, "/api/v2/users/{id}/orders") || !strings.Contains(out, `"requests": 3`) {
 		t.Fatalf("inventory after restart:\n%s", out)
 	}
+	// Its time line is answered before any traffic after the restart.
+	w.mustDo("GET", "/v1/apis/"+url.PathEscape("partners.example.com/api/v2/users")+"/activity", "", 200)
 }
 
 // TestDecoyOnAnEndpointTrafficShowedRealIsRefusedAtStart: a decoy added on
