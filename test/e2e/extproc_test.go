@@ -504,4 +504,51 @@ func TestExtProcFullQueueNeverDelaysOrRefuses(t *testing.T) {
 		}
 		return nil
 	})
+	// The drops are logged as they happen (at most one line per 10s, the
+	// rest when Vigil stops), each line with the count since the last.
+	dropped := v.metric("vigil_queue_dropped_total")
+	if dropped == 0 {
+		t.Skip("no record dropped on this run") // the pipeline kept up with a queue of one
+	}
+	eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(v.logs.String(), "transaction queue full") {
+			return fmt.Errorf("no warning of dropped records in the log")
+		}
+		return nil
+	})
+	v.stop()
+	logged := 0.0
+	for _, line := range strings.Split(v.logs.String(), "\n") {
+		var l struct {
+			Level, Message string
+			Dropped        float64
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && strings.Contains(l.Message, "transaction queue full") {
+			if l.Level != "warn" {
+				t.Fatalf("level %q: %s", l.Level, line)
+			}
+			logged += l.Dropped
+		}
+	}
+	if logged != dropped {
+		t.Fatalf("the log reports %v dropped records, the metric %v", logged, dropped)
+	}
+}
+
+// TestInventoryOverflowIsCountedAndLogged: a call to a new endpoint past
+// discovery.max_endpoints_per_api is counted in a metric and logged.
+func TestInventoryOverflowIsCountedAndLogged(t *testing.T) {
+	v := start(t, "discovery:\n  max_endpoints_per_api: 2\napis:\n  - {name: shop, hosts: [shop.example.com], base_path: /shop}\n")
+	for _, p := range []string{"/shop/items", "/shop/cart", "/shop/orders", "/shop/users"} {
+		v.send(buffered, get(p))
+	}
+	eventually(t, 5*time.Second, func() error {
+		if n := v.metric("vigil_inventory_overflow_total", `new="endpoint"`); n != 2 {
+			return fmt.Errorf("endpoint overflow %v, want 2", n)
+		}
+		if logs := v.logs.String(); !strings.Contains(logs, "API inventory full") || !strings.Contains(logs, `"api":"shop"`) {
+			return fmt.Errorf("no warning of the inventory overflow in the log")
+		}
+		return nil
+	})
 }
