@@ -158,7 +158,7 @@ func TestDecoyAPIThroughExtAuthz(t *testing.T) {
 	}
 }
 
-var liveKey = regexp.MustCompile(`sk_live_[A-Za-z0-9]{32}`)
+var liveKey = regexp.MustCompile(`sk_live_[A-Za-z0-9]{24}\b`)
 
 func TestHoneytokenReuseFromAFreshIPIsADecoyHit(t *testing.T) {
 	v := start(t, decoyConfig)
