@@ -41,10 +41,13 @@ const (
 	KindConnectionString = "connection_string"
 	KindAWSKey           = "aws_key" // an access key id: what a signed request shows
 	KindJWT              = "jwt"
+	KindGitHubToken      = "github_token" // a personal access token, for github.com remotes
+	KindSecret           = "secret"       // a signing secret (JWT_SECRET), not a token
 )
 
 // Minter mints a fresh honeytoken of a kind ("api_key", "token", "password",
-// "connection_string", "aws_key", "jwt"...) and returns its text; the caller
+// "connection_string", "aws_key", "jwt", "github_token", "secret"...) and
+// returns its text; the caller
 // registers it (each hit gets unique ones).
 type Minter func(kind string) string
 
@@ -572,7 +575,7 @@ func dotenv(h *hit) Answer {
 	kv("DATABASE_POOL_SIZE", "20")
 	kv("REDIS_URL", "redis://redis-master."+ns+".svc.cluster.local:6379/0")
 	kv("", "")
-	kv("JWT_SECRET", h.token(KindToken))
+	kv("JWT_SECRET", h.token(KindSecret))
 	kv("JWT_TTL", "3600")
 	kv("SESSION_COOKIE_SECURE", "true")
 	kv("", "")
@@ -596,7 +599,7 @@ func dotenv(h *hit) Answer {
 func gitConfig(h *hit) Answer {
 	remote := url.URL{
 		Scheme: "https",
-		User:   url.UserPassword("ci-deploy", h.token(KindToken)),
+		User:   url.UserPassword("ci-deploy", h.token(KindGitHubToken)),
 		Host:   "github.com",
 		Path:   "/" + h.app.org + "/" + h.app.slug + ".git",
 	}
@@ -622,7 +625,7 @@ func gitHead(h *hit) Answer {
 }
 
 func gitCredentials(h *hit) Answer {
-	u := url.URL{Scheme: "https", User: url.UserPassword("ci-deploy", h.token(KindToken)), Host: "github.com"}
+	u := url.URL{Scheme: "https", User: url.UserPassword("ci-deploy", h.token(KindGitHubToken)), Host: "github.com"}
 	return h.file(nginx, "text/plain", []byte(u.String()+"\n"))
 }
 
@@ -1301,7 +1304,7 @@ func configJSON(h *hit) Answer {
 		{"log_level", "info"},
 		{"database", obj{{"url", h.token(KindConnectionString)}, {"pool_size", 20}, {"ssl", true}}},
 		{"redis", obj{{"url", "redis://redis-master.prod.svc.cluster.local:6379/0"}}},
-		{"auth", obj{{"jwt_secret", h.token(KindToken)}, {"token_ttl", "1h"}, {"issuer", "https://auth." + h.app.domain}}},
+		{"auth", obj{{"jwt_secret", h.token(KindSecret)}, {"token_ttl", "1h"}, {"issuer", "https://auth." + h.app.domain}}},
 		{"payments", obj{{"provider", "stripe"}, {"api_key", h.token(KindAPIKey)}}},
 		{"features", obj{{"legacy_v0", true}, {"bulk_export", true}}},
 	}

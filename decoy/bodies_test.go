@@ -47,7 +47,7 @@ type answerCase struct {
 }
 
 var (
-	dotenvKinds = []string{KindConnectionString, KindToken, KindAWSKey, KindPassword, KindAPIKey, KindAPIKey}
+	dotenvKinds = []string{KindConnectionString, KindSecret, KindAWSKey, KindPassword, KindAPIKey, KindAPIKey}
 	openAPIKind = []string{KindAPIKey, KindJWT}
 	sqlKinds    = []string{KindPassword, KindToken, KindToken}
 )
@@ -58,9 +58,9 @@ var answerCases = []answerCase{
 	{"/.env.production", "dotenv", 200, "text/plain", dotenvKinds, "etag: \""},
 	{"/shopapi-bid/.ENV.local", "dotenv", 200, "text/plain", dotenvKinds, "last-modified: "},
 	{"/app/config.env", "dotenv", 200, "text/plain", dotenvKinds, "server: nginx"},
-	{"/shopapi-bid/.git/config", "git-config", 200, "text/plain", []string{KindToken}, "server: nginx"},
+	{"/shopapi-bid/.git/config", "git-config", 200, "text/plain", []string{KindGitHubToken}, "server: nginx"},
 	{"/.git/HEAD", "git-head", 200, "text/plain", nil, "server: nginx"},
-	{"/.git-credentials", "git-credentials", 200, "text/plain", []string{KindToken}, "server: nginx"},
+	{"/.git-credentials", "git-credentials", 200, "text/plain", []string{KindGitHubToken}, "server: nginx"},
 	{"/shopapi-bid/actuator", "actuator", 200, "application/vnd.spring-boot.actuator.v3+json", nil, "x-frame-options: DENY"},
 	{"/shopapi-bid/actuator/env", "actuator-env", 200, "application/vnd.spring-boot.actuator.v3+json",
 		[]string{KindConnectionString, KindAPIKey}, "cache-control: no-cache"},
@@ -97,7 +97,7 @@ var answerCases = []answerCase{
 	{"/pma", "phpmyadmin", 200, "text/html", nil, "server: Apache/"},
 	{"/.aws/credentials", "aws-credentials", 200, "text/plain", []string{KindAWSKey, KindAWSKey}, "server: nginx"},
 	{"/shopapi-bid/config.json", "config-json", 200, "application/json",
-		[]string{KindConnectionString, KindToken, KindAPIKey}, "server: nginx"},
+		[]string{KindConnectionString, KindSecret, KindAPIKey}, "server: nginx"},
 	{"/credentials.json", "credentials-json", 200, "application/json", []string{KindPassword, KindAPIKey}, "server: nginx"},
 	{"/id_rsa", "ssh-key", 200, "application/octet-stream", nil, "server: nginx"},
 	{"/root/.ssh/id_rsa", "ssh-key", 200, "application/octet-stream", nil, "server: nginx"},
@@ -420,7 +420,7 @@ func TestAwkwardTokens(t *testing.T) {
 		checkSyntax(t, PlausibleAnswer(c.path, apiName, basePath, awkward))
 	}
 	env := string(PlausibleAnswer("/.env", apiName, basePath, awkward).Body)
-	if !strings.Contains(env, `JWT_SECRET="a\"b'c<d>&e\\f gtoken`+"\x01\\n\xff\"") {
+	if !strings.Contains(env, `JWT_SECRET="a\"b'c<d>&e\\f gsecret`+"\x01\\n\xff\"") {
 		t.Errorf("dotenv value not quoted:\n%s", env)
 	}
 }

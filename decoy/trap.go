@@ -2,9 +2,14 @@ package decoy
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"math/big"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -396,7 +401,7 @@ func (t *Trap) answer(req *detect.Request, d *decoy, h *Honeytoken, hitID string
 		}
 	}
 	mint := func(kind string) string {
-		v := mintValue(kind)
+		v := mintValue(kind, req.Host, now)
 		fp := t.fp.Fingerprint(honeytokenSecret(kind, v))
 		h := &Honeytoken{Kind: kind, API: apiName, Path: strings.Clone(req.Path), MintedAt: now, HitID: hitID}
 		if t.Journal != nil {
@@ -429,7 +434,11 @@ func honeytokenSecret(kind, v string) string {
 	return v
 }
 
-const keyAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+const (
+	keyAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	base62      = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	awsAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+)
 
 func randomString(n int, alphabet string) string {
 	for {
@@ -444,21 +453,115 @@ func randomString(n int, alphabet string) string {
 	}
 }
 
-// mintValue makes a fresh credential that looks like a real one of its kind.
-func mintValue(kind string) string {
+// mintValue makes a fresh credential that passes the checks an attacker
+// makes on one of its kind before trying it: the prefix, length, alphabet
+// and checksum of the key it imitates; for a JWT, a header and claims that
+// decode to JSON and a signature as long as its algorithm's. host is the
+// host the decoy was called on (the issuer of a JWT), now the time of the
+// hit.
+func mintValue(kind, host string, now time.Time) string {
 	switch kind {
-	case "api_key":
-		return "sk_live_" + randomString(32, keyAlphabet)
-	case "token", "jwt":
-		return "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + randomString(86, keyAlphabet) + "." + randomString(43, keyAlphabet)
-	case "password":
+	case KindAPIKey: // a Stripe secret key
+		return "sk_live_" + randomString(24, keyAlphabet)
+	case KindToken, KindJWT:
+		return mintJWT(host, now)
+	case KindGitHubToken:
+		return githubToken(randomString(30, base62))
+	case KindSecret: // a signing secret, as openssl rand -hex 32 makes one
+		return randomString(64, "0123456789abcdef")
+	case KindPassword:
 		return randomString(6, keyAlphabet) + "!" + randomString(6, keyAlphabet)
-	case "aws_key":
-		return "AKIA" + randomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-	case "connection_string":
+	case KindAWSKey:
+		return "AKIA" + randomString(16, awsAlphabet)
+	case KindConnectionString:
 		return "postgres://app_rw:" + randomString(20, keyAlphabet) + "@db-primary.internal:5432/shop"
 	}
 	return randomString(32, keyAlphabet)
+}
+
+// githubToken makes a GitHub personal access token from its 30 random
+// characters: ghp_, them, and the CRC-32 of them in 6 base62 digits, which
+// is what GitHub's own secret scanning checks.
+func githubToken(random string) string {
+	sum := crc32.ChecksumIEEE([]byte(random))
+	var check [6]byte
+	for i := len(check) - 1; i >= 0; i-- {
+		check[i] = base62[sum%62]
+		sum /= 62
+	}
+	return "ghp_" + random + string(check[:])
+}
+
+// jwtHeader is {"alg":"HS256","typ":"JWT"}, base64url-encoded.
+const jwtHeader = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+
+// mintJWT makes an HS256 access token issued a few minutes before now for
+// an hour, with the claims an identity provider puts in one. Its subject is
+// a fresh UUID, never a user's name: a client presenting the token claims
+// that subject, and the block that follows must not fall on a real user.
+func mintJWT(host string, now time.Time) string {
+	for {
+		ago, _ := rand.Int(rand.Reader, big.NewInt(25*60))
+		iat := now.Unix() - 60 - ago.Int64()
+		var claims []byte
+		claims = append(claims, `{"sub":"`...)
+		claims = append(claims, uuid()...)
+		if iss := issuer(host); iss != "" {
+			claims = append(claims, `","iss":"`...)
+			claims = append(claims, iss...)
+		}
+		claims = append(claims, `","iat":`...)
+		claims = strconv.AppendInt(claims, iat, 10)
+		claims = append(claims, `,"exp":`...)
+		claims = strconv.AppendInt(claims, iat+3600, 10)
+		claims = append(claims, `,"jti":"`...)
+		claims = append(claims, uuid()...)
+		claims = append(claims, `","scope":"read write"}`...)
+		var sig [sha256.Size]byte // HS256 signs with HMAC-SHA-256
+		_, _ = rand.Read(sig[:])
+		t := jwtHeader + "." + base64.RawURLEncoding.EncodeToString(claims) + "." + base64.RawURLEncoding.EncodeToString(sig[:])
+		if !hasTell(t) {
+			return t
+		}
+	}
+}
+
+// issuer returns the issuer claim for a decoy called on host: its
+// https URL, or "" when host is no plain host name (or would reveal the
+// trap).
+func issuer(host string) string {
+	h := strings.ToLower(host)
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	if h == "" || len(h) > 253 || hasTell(h) {
+		return ""
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '.' && c != '-' {
+			return ""
+		}
+	}
+	return "https://" + h
+}
+
+// uuid returns a random (version 4) UUID.
+func uuid() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
 }
 
 // Stats is one decoy's hits.

@@ -60,7 +60,8 @@ type ActivityPoint struct {
 
 // Activity returns an API's activity from since to now in steps of step
 // (rounded to whole minutes, or whole hours past the two hours kept by the
-// minute), oldest first.
+// minute), oldest first. An API known but not yet called has a time line
+// of zeros.
 func (inv *Inventory) Activity(api string, since, now time.Time, step time.Duration) ([]ActivityPoint, time.Duration, bool) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
@@ -79,7 +80,7 @@ func (inv *Inventory) Activity(api string, since, now time.Time, step time.Durat
 		from = to - max + 1
 	}
 	from -= from % perStep
-	var out []ActivityPoint
+	out := make([]ActivityPoint, 0, (to-from)/perStep+1)
 	for s := from; s <= to; s += perStep {
 		p := ActivityPoint{Time: time.Unix(s*unit, 0).UTC()}
 		for u := s; u < s+perStep && u <= to; u++ {

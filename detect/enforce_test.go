@@ -515,7 +515,8 @@ func TestReasons(t *testing.T) {
 
 // BenchmarkEnforcerCheck checks 10,000 distinct clients against lists of a
 // few hundred entries (1 in 50 clients is listed), with and without the
-// verdict cache.
+// verdict cache, and with and without 1,000 CIDR ranges of 17 prefix lengths
+// (IPv4 and IPv6) on the block list, which hold none of the clients.
 func BenchmarkEnforcerCheck(b *testing.B) {
 	fp := newTestFingerprinter(b, testKey)
 	const clients = 10000
@@ -528,34 +529,48 @@ func BenchmarkEnforcerCheck(b *testing.B) {
 			KindUsername: fmt.Sprint("user-", i),
 		}}
 	}
-	allow, block := NewLists()
-	for i := 0; i < clients; i += 50 {
-		block.Put(Entry{Kind: KindIP, Value: reqs[i].Identities[KindIP]})
-	}
-	for i := 0; i < 100; i++ {
-		block.Put(Entry{Kind: KindToken, Value: fp.Fingerprint(fmt.Sprint("elsewhere-", i))})
-		allow.Put(Entry{Kind: KindUsername, Value: fmt.Sprint("partner-", i)})
-	}
-	for _, cache := range []int64{0, 1 << 16} {
-		enf := newTestEnforcer(b, allow, block, cache)
-		b.Run(fmt.Sprintf("cache=%d", cache), func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				enf.Check(&reqs[i%clients], t0)
-				i++
+	for _, ranges := range []int{0, 1000} {
+		allow, block := NewLists()
+		for i := 0; i < clients; i += 50 {
+			block.Put(Entry{Kind: KindIP, Value: reqs[i].Identities[KindIP]})
+		}
+		for i := 0; i < 100; i++ {
+			block.Put(Entry{Kind: KindToken, Value: fp.Fingerprint(fmt.Sprint("elsewhere-", i))})
+			allow.Put(Entry{Kind: KindUsername, Value: fmt.Sprint("partner-", i)})
+		}
+		for i := range ranges {
+			v := fmt.Sprintf("%d.%d.%d.0/%d", 11+i%200, i%256, i/256, 12+i%9)
+			if i%2 == 1 {
+				v = fmt.Sprintf("2001:db8:%x::/%d", i, 40+i%8)
 			}
-		})
-		b.Run(fmt.Sprintf("cache=%d/parallel", cache), func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				i := rand.IntN(clients)
-				for pb.Next() {
+			v, err := NormalizeIP(v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			block.Put(Entry{Kind: KindIP, Value: v})
+		}
+		for _, cache := range []int64{0, 1 << 16} {
+			enf := newTestEnforcer(b, allow, block, cache)
+			name := fmt.Sprintf("ranges=%d/cache=%d", ranges, cache)
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
 					enf.Check(&reqs[i%clients], t0)
 					i++
 				}
 			})
-		})
+			b.Run(name+"/parallel", func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					i := rand.IntN(clients)
+					for pb.Next() {
+						enf.Check(&reqs[i%clients], t0)
+						i++
+					}
+				})
+			})
+		}
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 )
 
@@ -151,7 +150,7 @@ func IsFingerprint(s string) bool {
 }
 
 // Normalize turns a value given by a person (admin API, CLI) into the form
-// kept in lists: IPs canonical, secrets fingerprinted unless already a
+// kept in lists: IPs and CIDR ranges canonical, secrets fingerprinted unless already a
 // fingerprint, usernames as given.
 func (f *Fingerprinter) Normalize(k Kind, value string) (string, error) {
 	value = strings.TrimSpace(value)
@@ -160,12 +159,8 @@ func (f *Fingerprinter) Normalize(k Kind, value string) (string, error) {
 	}
 	switch {
 	case k == KindIP:
-		a, err := netip.ParseAddr(value)
-		if err != nil {
-			return "", fmt.Errorf("invalid IP address %q", value)
-		}
-		// As the extractor sees it: zone dropped, IPv4-mapped unmapped.
-		return a.WithZone("").Unmap().String(), nil
+		// An address as the extractor sees it, or a CIDR range.
+		return NormalizeIP(value)
 	case k.Secret():
 		return normalizeSecret(f, value)
 	case k == KindUsername:

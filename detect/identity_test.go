@@ -143,7 +143,8 @@ func TestNormalize(t *testing.T) {
 		{KindIP, "2001:DB8::0001", "2001:db8::1", false},
 		{KindIP, "fe80::1%eth0", "fe80::1", false}, // zones never reach the lists from requests
 		{KindIP, "10.0.0.1:80", "", true},
-		{KindIP, "10.0.0.0/8", "", true},
+		{KindIP, "10.1.2.3/8", "10.0.0.0/8", false}, // a CIDR range (NormalizeIP's tests)
+		{KindIP, "10.0.0.0/33", "", true},
 		{KindIP, "", "", true},
 		{KindToken, "tok-123", fpOf, false},
 		{KindAPIKey, " tok-123\n", fpOf, false},

@@ -4,19 +4,32 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Inventory is the API inventory built from traffic: configured and
-// discovered APIs with their endpoint templates and counts. It is bounded:
-// past the limits, new APIs and endpoints are counted under an overflow entry.
+// discovered APIs with their endpoint templates and counts.
+//
+// Clients choose paths, so the inventory keeps what the APIs showed to be
+// real. A call to a path that is no endpoint yet, answered 400, 404 or 405,
+// is a miss: counted per API, never an endpoint; one Vigil refused itself
+// adds no endpoint either. It is bounded: at an API's
+// endpoint limit, a new endpoint answered 2xx or 3xx takes the place of the
+// least recently called endpoint that was never answered 2xx or 3xx (a
+// scanner's paths answered 401, 403 or 5xx, or ones whose answer Vigil did
+// not see); other new endpoints, and new discovered APIs past their limit,
+// are counted as overflow.
 type Inventory struct {
 	mu           sync.Mutex
 	apis         map[string]*apiRecord
 	discovered   int // records of discovered APIs, bounded by maxAPIs
 	maxAPIs      int
 	maxEndpoints int
-	overflowAPIs uint64
+
+	// Read without the lock (metrics, the pipeline's warnings).
+	overflowAPIs, overflowEndpoints, evicted, misses atomic.Uint64
+	lastOverflowAPI                                  string // under mu
 }
 
 type apiRecord struct {
@@ -29,16 +42,54 @@ type apiRecord struct {
 	requests   uint64
 	blocked    uint64
 	wouldBlock uint64
-	endpoints  map[string]*endpointRecord
-	activity   *activity // by "METHOD template"
+	endpoints  map[string]*endpointRecord // by "METHOD template"
+	activity   *activity                  // never nil
 	overflow   uint64
+	misses     uint64
+	evicted    uint64
+	// weak lists the endpoints never answered 2xx or 3xx, least recently
+	// called first: the ones given up at the endpoint limit.
+	weak endpointList
 }
 
 type endpointRecord struct {
+	key          string // "METHOD template"
 	method, path string
 	first, last  time.Time
 	requests     uint64
 	status       [6]uint64 // unknown, 1xx … 5xx
+	prev, next   *endpointRecord
+	listed       bool // on its API's weak list
+}
+
+// proven reports whether the endpoint was ever answered 2xx or 3xx.
+func (ep *endpointRecord) proven() bool { return ep.status[2] > 0 || ep.status[3] > 0 }
+
+// endpointList is a doubly linked list of endpoints, oldest first.
+type endpointList struct{ head, tail *endpointRecord }
+
+func (l *endpointList) push(ep *endpointRecord) {
+	ep.prev, ep.next, ep.listed = l.tail, nil, true
+	if l.tail != nil {
+		l.tail.next = ep
+	} else {
+		l.head = ep
+	}
+	l.tail = ep
+}
+
+func (l *endpointList) remove(ep *endpointRecord) {
+	if ep.prev != nil {
+		ep.prev.next = ep.next
+	} else {
+		l.head = ep.next
+	}
+	if ep.next != nil {
+		ep.next.prev = ep.prev
+	} else {
+		l.tail = ep.prev
+	}
+	ep.prev, ep.next, ep.listed = nil, nil, false
 }
 
 // APIStats is the inventory's view of one API.
@@ -56,6 +107,12 @@ type APIStats struct {
 	Endpoints  []EndpointStats `json:"endpoints"`
 	// OverflowRequests counts requests to endpoints past the per-API limit.
 	OverflowRequests uint64 `json:"overflow_requests,omitempty"`
+	// Misses counts calls to paths that are no endpoint, answered 400, 404
+	// or 405 (a scanner's guesses).
+	Misses uint64 `json:"misses"`
+	// EvictedEndpoints counts endpoints never answered 2xx or 3xx given up
+	// at the endpoint limit for one that was.
+	EvictedEndpoints uint64 `json:"evicted_endpoints,omitempty"`
 }
 
 // EndpointStats is one endpoint template of an API.
@@ -88,7 +145,11 @@ func (inv *Inventory) addConfigured(a *API) *apiRecord {
 }
 
 func newAPIRecord(name, base string, configured *API) *apiRecord {
-	return &apiRecord{name: name, basePath: base, configured: configured, hosts: make(map[string]struct{}), endpoints: make(map[string]*endpointRecord)}
+	// The activity is there from the start: a configured API before its
+	// first call, and every API restored after a restart, has an empty
+	// time line, not none.
+	return &apiRecord{name: name, basePath: base, configured: configured, hosts: make(map[string]struct{}),
+		endpoints: make(map[string]*endpointRecord), activity: new(activity)}
 }
 
 // Consume records one transaction.
@@ -98,8 +159,11 @@ func (inv *Inventory) Consume(t *Transaction) {
 	}
 	// A call answered 400, 404 or 405 adds no API and no endpoint: clients
 	// choose hosts and paths, and a scanner's misses are not an inventory.
-	// Nor does a call that Vigil answered itself in place of a decoy.
-	admits := t.Status != 400 && t.Status != 404 && t.Status != 405 && !(t.Reason == ReasonDecoy && t.Blocked)
+	// Nor does a call that Vigil refused itself (a blocked client, a
+	// decoy): the API never answered it. A scanner, once blocked, sends
+	// nothing else.
+	miss := t.Status == 400 || t.Status == 404 || t.Status == 405
+	admits := !miss && !t.Blocked
 	name, base := inv.Name(t)
 	// "METHOD template", built on the stack: looking it up allocates
 	// nothing, only a new endpoint does.
@@ -119,8 +183,13 @@ func (inv *Inventory) Consume(t *Transaction) {
 		// Configured after the inventory was built: never counted against
 		// the limit of discovered APIs.
 		r = inv.addConfigured(t.API)
-	case inv.discovered >= inv.maxAPIs || !admits:
-		inv.overflowAPIs++
+	case !admits:
+		if miss {
+			inv.misses.Add(1)
+		}
+		return
+	case inv.discovered >= inv.maxAPIs:
+		inv.overflowAPIs.Add(1)
 		return
 	default:
 		// Request strings may alias Envoy's message buffers: keep copies.
@@ -136,9 +205,6 @@ func (inv *Inventory) Consume(t *Transaction) {
 	}
 	// Joined calls reach the inventory out of order.
 	r.first, r.last = widen(r.first, r.last, when)
-	if r.activity == nil {
-		r.activity = new(activity)
-	}
 	r.activity.add(t)
 	r.requests++
 	if t.Blocked {
@@ -147,23 +213,51 @@ func (inv *Inventory) Consume(t *Transaction) {
 	if t.WouldBlock {
 		r.wouldBlock++
 	}
-	ep, ok := r.endpoints[string(key)]
-	if !ok {
-		if len(r.endpoints) >= inv.maxEndpoints || !admits {
-			r.overflow++
-			return
-		}
-		k := string(key)
-		ep = &endpointRecord{method: k[:pathAt-1], path: k[pathAt:]}
-		r.endpoints[k] = ep
-	}
-	ep.requests++
-	ep.first, ep.last = widen(ep.first, ep.last, when)
 	c := t.Status / 100
 	if c < 1 || c > 5 {
 		c = 0
 	}
+	ep, ok := r.endpoints[string(key)]
+	if !ok {
+		switch {
+		case miss:
+			r.misses++
+			inv.misses.Add(1)
+			return
+		case !admits:
+			return
+		case len(r.endpoints) >= inv.maxEndpoints:
+			if (c != 2 && c != 3) || r.weak.head == nil {
+				r.overflow++
+				inv.overflowEndpoints.Add(1)
+				inv.lastOverflowAPI = r.name
+				return
+			}
+			victim := r.weak.head
+			r.weak.remove(victim)
+			delete(r.endpoints, victim.key)
+			r.evicted++
+			inv.evicted.Add(1)
+		}
+		k := string(key)
+		ep = &endpointRecord{key: k, method: k[:pathAt-1], path: k[pathAt:]}
+		r.endpoints[k] = ep
+	}
+	ep.requests++
+	ep.first, ep.last = widen(ep.first, ep.last, when)
 	ep.status[c]++
+	r.track(ep)
+}
+
+// track keeps ep's place on the weak list: off it once proven, else last
+// (the most recently called).
+func (r *apiRecord) track(ep *endpointRecord) {
+	if ep.listed {
+		r.weak.remove(ep)
+	}
+	if !ep.proven() {
+		r.weak.push(ep)
+	}
 }
 
 // widen extends the span [first, last] to cover when; zero times are unknown.
@@ -192,11 +286,27 @@ func (inv *Inventory) Name(t *Transaction) (name, base string) {
 
 // OverflowAPIs returns how many requests belonged to discovered APIs past
 // the limit.
-func (inv *Inventory) OverflowAPIs() uint64 {
+func (inv *Inventory) OverflowAPIs() uint64 { return inv.overflowAPIs.Load() }
+
+// OverflowEndpoints returns how many calls to new endpoints were turned
+// away at an API's endpoint limit, all APIs together.
+func (inv *Inventory) OverflowEndpoints() uint64 { return inv.overflowEndpoints.Load() }
+
+// LastOverflowAPI returns the API whose endpoint limit turned a call away
+// last.
+func (inv *Inventory) LastOverflowAPI() string {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	return inv.overflowAPIs
+	return inv.lastOverflowAPI
 }
+
+// EvictedEndpoints returns how many endpoints never answered 2xx or 3xx
+// were given up for one that was, all APIs together.
+func (inv *Inventory) EvictedEndpoints() uint64 { return inv.evicted.Load() }
+
+// Misses returns how many calls to paths that are no endpoint were
+// answered 400, 404 or 405, all APIs together (unknown ones included).
+func (inv *Inventory) Misses() uint64 { return inv.misses.Load() }
 
 var statusClasses = [6]string{"unknown", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
@@ -210,6 +320,7 @@ func (inv *Inventory) APIs(fallback *API) []APIStats {
 		s := APIStats{
 			Name: r.name, BasePath: r.basePath, Discovered: r.configured == nil,
 			Requests: r.requests, Blocked: r.blocked, WouldBlock: r.wouldBlock, OverflowRequests: r.overflow,
+			Misses: r.misses, EvictedEndpoints: r.evicted,
 			Hosts: make([]string, 0, len(r.hosts)), Endpoints: make([]EndpointStats, 0, len(r.endpoints)),
 		}
 		mode := fallback
@@ -272,6 +383,9 @@ func (inv *Inventory) Restore(stats []APIStats) {
 		r.blocked += s.Blocked
 		r.wouldBlock += s.WouldBlock
 		r.overflow += s.OverflowRequests
+		r.misses += s.Misses
+		r.evicted += s.EvictedEndpoints
+		var restored []*endpointRecord
 		for _, h := range s.Hosts {
 			if len(r.hosts) < 16 {
 				r.hosts[h] = struct{}{}
@@ -284,7 +398,7 @@ func (inv *Inventory) Restore(stats []APIStats) {
 				if len(r.endpoints) >= inv.maxEndpoints {
 					continue
 				}
-				ep = &endpointRecord{method: e.Method, path: e.Path}
+				ep = &endpointRecord{key: key, method: e.Method, path: e.Path}
 				r.endpoints[key] = ep
 			}
 			ep.requests += e.Requests
@@ -293,6 +407,12 @@ func (inv *Inventory) Restore(stats []APIStats) {
 			for i, name := range statusClasses {
 				ep.status[i] += e.Status[name]
 			}
+			restored = append(restored, ep)
+		}
+		// The weak list in the order the endpoints were last called.
+		sort.SliceStable(restored, func(i, j int) bool { return restored[i].last.Before(restored[j].last) })
+		for _, ep := range restored {
+			r.track(ep)
 		}
 	}
 }

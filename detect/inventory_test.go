@@ -230,3 +230,144 @@ func BenchmarkInventoryConsume(b *testing.B) {
 		i++
 	}
 }
+
+// TestInventoryActivityBeforeTheFirstCall: a configured API before its
+// first call, and an API restored after a restart before traffic, have a
+// time line of zeros (it once was a nil pointer dereference).
+func TestInventoryActivityBeforeTheFirstCall(t *testing.T) {
+	inv := NewInventory([]*API{ordersAPI}, 10, 10)
+	inv.Restore([]APIStats{{Name: "api.example.com/v1", BasePath: "/v1", Discovered: true, Requests: 7}})
+	for _, api := range []string{"orders", "api.example.com/v1"} {
+		points, step, ok := inv.Activity(api, t0.Add(-10*time.Minute), t0, 5*time.Minute)
+		if !ok || step != 5*time.Minute || len(points) != 3 {
+			t.Fatalf("%s: %d points, step %v, ok %v; want 3 points of 5m", api, len(points), step, ok)
+		}
+		for _, p := range points {
+			if p.Requests != 0 || p.Blocked != 0 {
+				t.Fatalf("%s: activity %+v before any call", api, p)
+			}
+		}
+	}
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/1", 200, -time.Minute))
+	points, _, _ := inv.Activity("orders", t0.Add(-10*time.Minute), t0, 5*time.Minute)
+	if points[1].Requests != 1 { // 11:55–12:00
+		t.Fatalf("after a call: %+v", points)
+	}
+	if _, _, ok := inv.Activity("nosuch", t0.Add(-time.Minute), t0, time.Minute); ok {
+		t.Fatal("an unknown API has activity")
+	}
+}
+
+// TestInventoryScannerLeavesNoEndpoints: a scanner's guesses answered 404
+// or 405, and its calls refused once it was blocked, add no endpoint: the
+// misses are counted on the API, and a real endpoint called afterwards is
+// recorded.
+func TestInventoryScannerLeavesNoEndpoints(t *testing.T) {
+	inv := NewInventory([]*API{ordersAPI}, 10, 20)
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/42", 200, 0))
+	for i := range 10 {
+		status := 404
+		if i%2 == 1 {
+			status = 405
+		}
+		inv.Consume(call(ordersAPI, "shop.test", "GET", fmt.Sprintf("/orders/word%c", 'a'+i), status, time.Second))
+	}
+	for i := range 990 { // the scanner is blocked: Vigil answers
+		tx := call(ordersAPI, "shop.test", "GET", fmt.Sprintf("/orders/guess%d", i), 403, 2*time.Second)
+		tx.Blocked, tx.Reason = true, ReasonBlockList
+		inv.Consume(tx)
+	}
+	inv.Consume(call(nil, "elsewhere.test", "GET", "/nothing/here", 404, 3*time.Second)) // no API from a miss either
+	inv.Consume(call(ordersAPI, "shop.test", "POST", "/orders", 201, 4*time.Second))
+	stats := inv.APIs(discovered)
+	o := apiByName(t, stats, "orders")
+	var paths []string
+	for _, e := range o.Endpoints {
+		paths = append(paths, e.Method+" "+e.Path)
+	}
+	if fmt.Sprint(paths) != "[POST /orders GET /orders/{id}]" {
+		t.Fatalf("endpoints %v, want only the real ones", paths)
+	}
+	if o.Misses != 10 || o.Requests != 1002 || o.Blocked != 990 || o.OverflowRequests != 0 {
+		t.Fatalf("orders: misses %d, requests %d, blocked %d, overflow %d", o.Misses, o.Requests, o.Blocked, o.OverflowRequests)
+	}
+	if len(stats) != 1 || inv.Misses() != 11 {
+		t.Fatalf("APIs %v, misses %d; want no API from a miss, 11 misses", names(stats), inv.Misses())
+	}
+	// A miss is visible in the API's JSON, even at zero.
+	b, _ := json.Marshal(APIStats{})
+	if !strings.Contains(string(b), `"misses":0`) {
+		t.Fatalf("JSON %s has no misses", b)
+	}
+	// A path answered 404 once and 200 later is an endpoint from then on,
+	// and its later 404s count on it.
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/new", 404, 5*time.Second))
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/new", 200, 6*time.Second))
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/new", 404, 7*time.Second))
+	for _, e := range apiByName(t, inv.APIs(nil), "orders").Endpoints {
+		if e.Path == "/orders/new" && !reflect.DeepEqual(e.Status, map[string]uint64{"2xx": 1, "4xx": 1}) {
+			t.Fatalf("/orders/new: %+v", e)
+		}
+	}
+}
+
+// TestInventoryLimitGivesUpUnprovenEndpoints: at the endpoint limit, a new
+// endpoint answered 2xx or 3xx takes the place of the least recently called
+// endpoint never answered 2xx or 3xx; a new unproven one is overflow, and so
+// is a proven one when every endpoint is proven. Both are counted.
+func TestInventoryLimitGivesUpUnprovenEndpoints(t *testing.T) {
+	inv := NewInventory([]*API{ordersAPI}, 10, 4)
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/real1", 200, 0))
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/admin", 403, time.Second))
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/unseen", 0, 2*time.Second))
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/broken", 500, 3*time.Second))
+	// Called again: /orders/admin is no longer the least recently called.
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/admin", 401, 4*time.Second))
+	// Full. An unproven newcomer is turned away.
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/config", 401, 5*time.Second))
+	if inv.OverflowEndpoints() != 1 || inv.LastOverflowAPI() != "orders" || inv.EvictedEndpoints() != 0 {
+		t.Fatalf("overflow %d (%q), evicted %d", inv.OverflowEndpoints(), inv.LastOverflowAPI(), inv.EvictedEndpoints())
+	}
+	endpoints := func() string {
+		var paths []string
+		for _, e := range apiByName(t, inv.APIs(nil), "orders").Endpoints {
+			paths = append(paths, e.Path)
+		}
+		return fmt.Sprint(paths)
+	}
+	// Real ones take the places of /orders/unseen, then /orders/broken.
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/real2", 200, 6*time.Second))
+	if got := endpoints(); got != "[/orders/admin /orders/broken /orders/real1 /orders/real2]" {
+		t.Fatalf("after one real newcomer: %s", got)
+	}
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/real3", 302, 7*time.Second))
+	// /orders/admin proves real at last: nothing unproven is left.
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/admin", 200, 8*time.Second))
+	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/real4", 200, 9*time.Second))
+	if got := endpoints(); got != "[/orders/admin /orders/real1 /orders/real2 /orders/real3]" {
+		t.Fatalf("at the end: %s", got)
+	}
+	o := apiByName(t, inv.APIs(nil), "orders")
+	if o.EvictedEndpoints != 2 || o.OverflowRequests != 2 || inv.EvictedEndpoints() != 2 || inv.OverflowEndpoints() != 2 {
+		t.Fatalf("evicted %d/%d, overflow %d/%d; want 2 each", o.EvictedEndpoints, inv.EvictedEndpoints(), o.OverflowRequests, inv.OverflowEndpoints())
+	}
+
+	// After a restart, the restored unproven endpoints are given up first,
+	// least recently called first, and the counters are kept.
+	again := NewInventory([]*API{ordersAPI}, 10, 4)
+	again.Restore([]APIStats{{Name: "orders", Misses: 3, Endpoints: []EndpointStats{
+		{Method: "GET", Path: "/orders/a", Requests: 1, Status: map[string]uint64{"4xx": 1}, LastSeen: t0.Add(2 * time.Second)},
+		{Method: "GET", Path: "/orders/b", Requests: 1, Status: map[string]uint64{"2xx": 1}, LastSeen: t0},
+		{Method: "GET", Path: "/orders/c", Requests: 1, Status: map[string]uint64{"unknown": 1}, LastSeen: t0.Add(time.Second)},
+		{Method: "GET", Path: "/orders/d", Requests: 1, Status: map[string]uint64{"3xx": 1}, LastSeen: t0},
+	}}})
+	again.Consume(call(ordersAPI, "shop.test", "GET", "/orders/e", 200, 10*time.Second))
+	r := apiByName(t, again.APIs(nil), "orders")
+	var paths []string
+	for _, e := range r.Endpoints {
+		paths = append(paths, e.Path)
+	}
+	if fmt.Sprint(paths) != "[/orders/a /orders/b /orders/d /orders/e]" || r.Misses != 3 || r.EvictedEndpoints != 1 {
+		t.Fatalf("after a restart: %v, misses %d, evicted %d", paths, r.Misses, r.EvictedEndpoints)
+	}
+}

@@ -14,10 +14,27 @@ type Sink interface {
 // Pipeline moves transactions from the queue to the sinks, joining first the
 // parts of one call that several Envoy filters report separately.
 type Pipeline struct {
-	queue *Queue
-	join  *Joiner
-	now   func() time.Time
-	tick  time.Duration
+	queue   *Queue
+	join    *Joiner
+	now     func() time.Time
+	tick    time.Duration
+	watches []watch
+}
+
+// Watch is a counter of trouble the pipeline looks at after each poll
+// (never the request path, which only counts): when the count has grown,
+// Warn is called with the growth since the last call and the total, at
+// most once per Every, and once more when the pipeline stops.
+type Watch struct {
+	Count func() uint64
+	Warn  func(n, total uint64)
+	Every time.Duration
+}
+
+type watch struct {
+	Watch
+	last     uint64
+	warnedAt time.Time
 }
 
 // NewPipeline returns a pipeline that joins parts for up to window and hands
@@ -28,6 +45,28 @@ func NewPipeline(q *Queue, window time.Duration, now func() time.Time, sinks ...
 		tick = time.Second
 	}
 	return &Pipeline{queue: q, join: NewJoiner(window, 1<<20, fanOut(sinks)), now: now, tick: tick}
+}
+
+// Watch adds counters to look at; call it before Run. What they counted
+// before is not reported.
+func (p *Pipeline) Watch(ws ...Watch) {
+	for _, w := range ws {
+		p.watches = append(p.watches, watch{Watch: w, last: w.Count()})
+	}
+}
+
+// check calls the warnings due at now; all calls every warning whatever
+// its interval.
+func (p *Pipeline) check(now time.Time, all bool) {
+	for i := range p.watches {
+		w := &p.watches[i]
+		c := w.Count()
+		if c == w.last || !all && !w.warnedAt.IsZero() && now.Sub(w.warnedAt) < w.Every {
+			continue
+		}
+		w.Warn(c-w.last, c)
+		w.last, w.warnedAt = c, now
+	}
 }
 
 // pollInterval is how often the pipeline takes what the request path
@@ -49,6 +88,9 @@ func (p *Pipeline) Run(ctx context.Context) {
 		select {
 		case <-poll.C:
 			p.drain()
+			if len(p.watches) > 0 {
+				p.check(p.now(), false)
+			}
 		case <-flush.C:
 			p.drain()
 			p.join.Flush(p.now(), false)
@@ -56,6 +98,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 			for p.drain() {
 			}
 			p.join.Flush(p.now(), true)
+			p.check(p.now(), true)
 			return
 		}
 	}

@@ -3,7 +3,9 @@ package detect
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -437,5 +439,96 @@ func BenchmarkJoiner(b *testing.B) {
 		j.Add(&q, now)
 		j.Add(&r, now)
 		i++
+	}
+}
+
+// TestPipelineWarnsOfDroppedRecords: records dropped at a full queue are
+// reported by the pipeline goroutine, with the count since the last
+// warning, at most once per interval, and once more when it stops.
+func TestPipelineWarnsOfDroppedRecords(t *testing.T) {
+	q := NewQueue(4)
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	rec := &recorder{ch: make(chan *Transaction)} // the pipeline waits for each receive
+	p := NewPipeline(q, 0, now, rec)
+	type warning struct {
+		n, total uint64
+		at       time.Time
+	}
+	warnings := make(chan warning, 10)
+	p.Watch(Watch{Count: q.Dropped, Every: 10 * time.Second, Warn: func(n, total uint64) { warnings <- warning{n, total, now()} }})
+	next := func() warning {
+		t.Helper()
+		select {
+		case w := <-warnings:
+			return w
+		case <-time.After(5 * time.Second):
+			t.Fatal("no warning within 5s")
+			return warning{}
+		}
+	}
+	// held waits until the pipeline has taken n records, the last one
+	// held in the sink.
+	held := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); rec.count() < n; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the pipeline took %d records in 5s, want %d", rec.count(), n)
+			}
+		}
+	}
+	// fill pushes until the queue is full, then drops more; the pipeline
+	// is held in the sink, so nothing is taken meanwhile.
+	fill := func(drops int) {
+		t.Helper()
+		for q.Len() < q.Cap() {
+			q.Push(&Transaction{HasRequest: true})
+		}
+		for range drops {
+			if q.Push(&Transaction{HasRequest: true}) {
+				t.Fatal("a record was queued in a full queue")
+			}
+		}
+	}
+	fill(10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	for range 4 {
+		<-rec.ch
+	}
+	if w := next(); w.n != 10 || w.total != 10 {
+		t.Fatalf("first warning %+v, want 10 dropped", w)
+	}
+
+	// Hold the pipeline in the sink, drop 5 more, let it go.
+	q.Push(&Transaction{HasRequest: true})
+	held(5)
+	fill(5)
+	for range 5 {
+		<-rec.ch
+	}
+	clock.Add(int64(10 * time.Second)) // the next warning is due only now
+	if w := next(); w.n != 5 || w.total != 15 || w.at.Before(t0.Add(10*time.Second)) {
+		t.Fatalf("second warning %+v, want 5 more (15) no sooner than 10s after the first", w)
+	}
+
+	// Drops just before shutdown are reported at once, interval or not.
+	q.Push(&Transaction{HasRequest: true})
+	held(10)
+	fill(3)
+	cancel()
+	go func() {
+		for range rec.ch {
+		}
+	}()
+	if w := next(); w.n != 3 || w.total != 18 {
+		t.Fatalf("warning at shutdown %+v, want 3 more (18)", w)
+	}
+	<-done
+	close(rec.ch)
+	if len(warnings) != 0 {
+		t.Fatalf("more warnings than drops: %+v", <-warnings)
 	}
 }

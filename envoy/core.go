@@ -137,7 +137,7 @@ func (c *core) logVerdict(service string, req *detect.Request, v *detect.Verdict
 	if !ev.Enabled() {
 		return
 	}
-	ev.Str("service", service).Str("decision_id", v.DecisionID).Str("reason", v.Reason.String()).
+	ev.Str("filter", service).Str("decision_id", v.DecisionID).Str("reason", v.Reason.String()).
 		Bool("blocked", v.Deny).Bool("would_block", v.WouldBlock).Int("status", v.Status).
 		Str("api", apiName(req.API)).Str("method", req.Method).Str("path", req.Path).
 		Str("client_ip", req.Identities[detect.KindIP])

@@ -173,22 +173,40 @@ func BenchmarkExtProcHandler(b *testing.B) {
 
 var benchClients = 10000
 
+// BenchmarkExtAuthzHandler runs ext_authz Checks of 10,000 clients with a
+// block list of single addresses, and again with 1,000 CIDR ranges (IPv4
+// and IPv6, 17 prefix lengths) that hold none of the clients.
 func BenchmarkExtAuthzHandler(b *testing.B) {
-	cfg, block := newTestConfig(b, detect.ModeBlock)
-	for i := range 1000 {
-		block.Put(detect.Entry{Kind: detect.KindIP, Value: fmt.Sprintf("192.0.2.%d", i%250)})
-	}
-	go detect.NewPipeline(cfg.Queue, time.Second, time.Now).Run(b.Context())
-	reqs := make([]*authv3.CheckRequest, benchClients)
-	for i := range reqs {
-		reqs[i] = &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: "GET", Path: fmt.Sprintf("/shop/order/%d", i), Host: "shop.example.com",
-			Headers: map[string]string{"x-forwarded-for": fmt.Sprintf("10.0.%d.%d", i>>8&255, i&255), "authorization": fmt.Sprintf("Bearer tok-%d", i), "x-request-id": fmt.Sprintf("r-%d", i)},
-		}}}}
-	}
-	az := NewExtAuthz(cfg)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		az.Check(context.Background(), reqs[i%len(reqs)])
+	for _, ranges := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("ranges=%d", ranges), func(b *testing.B) {
+			cfg, block := newTestConfig(b, detect.ModeBlock)
+			for i := range 1000 {
+				block.Put(detect.Entry{Kind: detect.KindIP, Value: fmt.Sprintf("192.0.2.%d", i%250)})
+			}
+			for i := range ranges {
+				v := fmt.Sprintf("%d.%d.%d.0/%d", 11+i%200, i%256, i/256, 12+i%9)
+				if i%2 == 1 {
+					v = fmt.Sprintf("2001:db8:%x::/%d", i, 40+i%8)
+				}
+				v, err := detect.NormalizeIP(v)
+				if err != nil {
+					b.Fatal(err)
+				}
+				block.Put(detect.Entry{Kind: detect.KindIP, Value: v})
+			}
+			go detect.NewPipeline(cfg.Queue, time.Second, time.Now).Run(b.Context())
+			reqs := make([]*authv3.CheckRequest, benchClients)
+			for i := range reqs {
+				reqs[i] = &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+					Method: "GET", Path: fmt.Sprintf("/shop/order/%d", i), Host: "shop.example.com",
+					Headers: map[string]string{"x-forwarded-for": fmt.Sprintf("10.0.%d.%d", i>>8&255, i&255), "authorization": fmt.Sprintf("Bearer tok-%d", i), "x-request-id": fmt.Sprintf("r-%d", i)},
+				}}}}
+			}
+			az := NewExtAuthz(cfg)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				az.Check(context.Background(), reqs[i%len(reqs)])
+			}
+		})
 	}
 }

@@ -208,7 +208,7 @@ func TestAdminBadRequests(t *testing.T) {
 		{"negative ttl", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","ttl":"-5m"}`, 400, `ttl: "-5m"`},
 		{"zero ttl", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","ttl":"0s"}`, 400, `ttl: "0s"`},
 		{"bad IP", "POST", "/v1/blocklist", `{"kind":"ip","value":"100.100.1.300"}`, 400, `value: invalid IP address "100.100.1.300"`},
-		{"CIDR is not an IP", "POST", "/v1/allowlist", `{"kind":"ip","value":"10.0.0.0/8"}`, 400, "invalid IP address"},
+		{"bad CIDR", "POST", "/v1/allowlist", `{"kind":"ip","value":"10.0.0.0/33"}`, 400, `value: invalid CIDR range "10.0.0.0/33"`},
 		{"empty value", "POST", "/v1/blocklist", `{"kind":"token","value":"  "}`, 400, "value: empty value"},
 		{"long reason", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","reason":"` + strings.Repeat("x", 513) + `"}`, 400, "reason: longer than 512 bytes"},
 		{"long username", "POST", "/v1/blocklist", `{"kind":"username","value":"` + strings.Repeat("u", 257) + `"}`, 400, "username longer than 256 bytes"},

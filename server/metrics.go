@@ -84,6 +84,26 @@ func newMetrics(q *detect.Queue, allow, block *detect.List) *metrics {
 	return m
 }
 
+// watchInventory exports what the API inventory turned away or gave up.
+func (m *metrics) watchInventory(inv *detect.Inventory) {
+	overflow := func(what string, f func() uint64) prometheus.CounterFunc {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_inventory_overflow_total", Help: "Calls not recorded in the API inventory because it was full, by what was new (api, endpoint).",
+			ConstLabels: prometheus.Labels{"new": what},
+		}, func() float64 { return float64(f()) })
+	}
+	m.reg.MustRegister(
+		overflow("api", inv.OverflowAPIs),
+		overflow("endpoint", inv.OverflowEndpoints),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_inventory_evicted_endpoints_total",
+			Help: "Endpoints never answered 2xx or 3xx given up at the per-API limit for one that was."},
+			func() float64 { return float64(inv.EvictedEndpoints()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_inventory_misses_total",
+			Help: "Calls to paths that are no endpoint answered 400, 404 or 405 (kept out of the inventory)."},
+			func() float64 { return float64(inv.Misses()) }),
+	)
+}
+
 var _ envoy.Metrics = (*metrics)(nil)
 
 // Decision implements envoy.Metrics.

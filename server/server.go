@@ -108,6 +108,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	s.inventory = detect.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
 	s.forensics = detect.NewForensics(cfg.Retention.ForensicsIdentities)
 	s.metrics = newMetrics(s.queue, allow, block)
+	s.metrics.watchInventory(s.inventory)
 	if s.store, err = store.Open(cfg.DataDir); err != nil {
 		s.closeState()
 		return nil, err
@@ -382,6 +383,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.closeState()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.forensics, s.engine, s.trap)
+	pipeline.Watch(s.warnings()...)
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	var engineWG sync.WaitGroup
 	engineWG.Go(func() { s.engine.Run(engineCtx) })

@@ -61,8 +61,8 @@ func startServer(t *testing.T, cfg *Config) *testServer {
 
 func startServerWith(t *testing.T, cfg *Config, opts Options) *testServer {
 	t.Helper()
-	logs := &testlog.Buffer{}
-	s, err := New(cfg, zerolog.New(logs).Level(zerolog.DebugLevel), opts)
+	logs := testlog.New(t) // every line checked when the test ends
+	s, err := New(cfg, NewLogger(logs, cfg).Level(zerolog.DebugLevel), opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -471,7 +471,7 @@ var panicService = grpc.ServiceDesc{
 // TestRecoveryInterceptor registers a panicking service on the server that
 // newGRPCServer builds: a panic must become INTERNAL and be counted.
 func TestRecoveryInterceptor(t *testing.T) {
-	logs := &testlog.Buffer{}
+	logs := testlog.New(t)
 	allow, block := detect.NewLists()
 	q := detect.NewQueue(8)
 	s := &Server{cfg: DefaultConfig(), log: zerolog.New(logs), now: time.Now, queue: q, metrics: newMetrics(q, allow, block)}
@@ -564,7 +564,7 @@ type serving struct {
 // serve runs `vigil serve args...` through Main and waits until it serves.
 func serve(t *testing.T, args ...string) *serving {
 	t.Helper()
-	logs := &testlog.Buffer{}
+	logs := testlog.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	done := make(chan error, 1)

@@ -158,7 +158,7 @@ func TestDecoyAPIThroughExtAuthz(t *testing.T) {
 	}
 }
 
-var liveKey = regexp.MustCompile(`sk_live_[A-Za-z0-9]{32}`)
+var liveKey = regexp.MustCompile(`sk_live_[A-Za-z0-9]{24}\b`)
 
 func TestHoneytokenReuseFromAFreshIPIsADecoyHit(t *testing.T) {
 	v := start(t, decoyConfig)
@@ -266,7 +266,33 @@ func TestScannerWordlistFindsADecoyAndIsBlocked(t *testing.T) {
 		t.Fatalf("decoy attacks: %+v", as)
 	}
 	t.Logf("%d words; the scanner hit a decoy and was blocked from word %d on", words, firstBlocked)
-
+	// The inventory holds what the back end answered, not the scanner's
+	// guesses: its misses are counted, its blocked calls add nothing.
+	eventually(t, 5*time.Second, func() error {
+		var inv struct {
+			APIs []struct {
+				Name      string
+				Misses    int
+				Endpoints []struct{ Method, Path string }
+			}
+		}
+		decodeJSON(t, v.mustDo("GET", "/v1/apis", "", 200), &inv)
+		for _, a := range inv.APIs {
+			if a.Name != "shop-bidding" {
+				continue
+			}
+			for _, e := range a.Endpoints {
+				if !strings.HasPrefix(e.Path, "/shopapi-bid/order") && !strings.HasPrefix(e.Path, "/shopapi-bid/items") {
+					return fmt.Errorf("a scanner's path is an endpoint: %s %s", e.Method, e.Path)
+				}
+			}
+			if a.Misses < firstBlocked/2 {
+				return fmt.Errorf("%d misses counted, the scanner missed on most of %d words", a.Misses, firstBlocked)
+			}
+			return nil
+		}
+		return fmt.Errorf("no shop-bidding API in the inventory")
+	})
 }
 
 // The other two combinations: an in-context decoy through ext_authz (a deny

@@ -105,6 +105,48 @@ func TestExtProcAllowsThenBlocksAnIPAndUnblocks(t *testing.T) {
 	v.mustDo("DELETE", "/v1/blocklist/ip/100.100.1.10", "", 404)
 }
 
+// TestExtProcBlocksACIDRRange: a ranged ip entry, written as a person
+// would (host bits set), refuses the addresses inside it and only those,
+// is listed and removed by its normalised value, and also works on the
+// allow list, for IPv4 and IPv6.
+func TestExtProcBlocksACIDRRange(t *testing.T) {
+	v := start(t, "trusted_hops: 1\n")
+	from := func(ip string) envoysim.HTTPRequest {
+		return get("/shopapi-bid/order/17", "x-forwarded-for", ip)
+	}
+	out := v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.77/24","ttl":"10m"}`, 201)
+	var entry struct{ Kind, Value string }
+	decodeJSON(t, out, &entry)
+	if entry.Kind != "ip" || entry.Value != "203.0.113.0/24" {
+		t.Fatalf("stored entry %s, want the range 203.0.113.0/24", out)
+	}
+	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"2001:db8:77::/48"}`, 201)
+	for _, ip := range []string{"203.0.113.1", "203.0.113.254", "2001:db8:77::5"} {
+		assertBlocked(t, v.send(buffered, from(ip)), 403, "blocklist")
+	}
+	for _, ip := range []string{"203.0.114.1", "203.0.112.255", "2001:db8:78::5"} {
+		if res := v.send(buffered, from(ip)); !res.UpstreamCalled || res.Status != 200 {
+			t.Fatalf("%s, outside the ranges: upstream %v, status %d", ip, res.UpstreamCalled, res.Status)
+		}
+	}
+	var listed struct {
+		Entries []struct{ Kind, Value string }
+	}
+	decodeJSON(t, v.mustDo("GET", "/v1/blocklist", "", 200), &listed)
+	if fmt.Sprint(listed.Entries) != "[{ip 2001:db8:77::/48} {ip 203.0.113.0/24}]" {
+		t.Fatalf("listed %v, want both ranges", listed.Entries)
+	}
+	// An allow-listed address inside the blocked range goes through.
+	v.mustDo("POST", "/v1/allowlist", `{"kind":"ip","value":"203.0.113.9"}`, 201)
+	if res := v.send(buffered, from("203.0.113.9")); res.Status != 200 {
+		t.Fatalf("an allow-listed address inside a blocked range got %d", res.Status)
+	}
+	v.mustDo("DELETE", "/v1/blocklist/ip/203.0.113.0%2F24", "", 204)
+	if res := v.send(buffered, from("203.0.113.1")); res.Status != 200 {
+		t.Fatalf("after removing the range: %d", res.Status)
+	}
+}
+
 func TestExtProcBlocksATokenWithoutKeepingIt(t *testing.T) {
 	v := start(t, "")
 	const secret = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.c2ln"
@@ -459,6 +501,53 @@ func TestExtProcFullQueueNeverDelaysOrRefuses(t *testing.T) {
 	eventually(t, 5*time.Second, func() error {
 		if n := v.metric("vigil_queue_pushed_total") + v.metric("vigil_queue_dropped_total"); n != 200 {
 			return fmt.Errorf("pushed + dropped = %v, want 200", n)
+		}
+		return nil
+	})
+	// The drops are logged as they happen (at most one line per 10s, the
+	// rest when Vigil stops), each line with the count since the last.
+	dropped := v.metric("vigil_queue_dropped_total")
+	if dropped == 0 {
+		t.Skip("no record dropped on this run") // the pipeline kept up with a queue of one
+	}
+	eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(v.logs.String(), "transaction queue full") {
+			return fmt.Errorf("no warning of dropped records in the log")
+		}
+		return nil
+	})
+	v.stop()
+	logged := 0.0
+	for _, line := range strings.Split(v.logs.String(), "\n") {
+		var l struct {
+			Level, Message string
+			Dropped        float64
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && strings.Contains(l.Message, "transaction queue full") {
+			if l.Level != "warn" {
+				t.Fatalf("level %q: %s", l.Level, line)
+			}
+			logged += l.Dropped
+		}
+	}
+	if logged != dropped {
+		t.Fatalf("the log reports %v dropped records, the metric %v", logged, dropped)
+	}
+}
+
+// TestInventoryOverflowIsCountedAndLogged: a call to a new endpoint past
+// discovery.max_endpoints_per_api is counted in a metric and logged.
+func TestInventoryOverflowIsCountedAndLogged(t *testing.T) {
+	v := start(t, "discovery:\n  max_endpoints_per_api: 2\napis:\n  - {name: shop, hosts: [shop.example.com], base_path: /shop}\n")
+	for _, p := range []string{"/shop/items", "/shop/cart", "/shop/orders", "/shop/users"} {
+		v.send(buffered, get(p))
+	}
+	eventually(t, 5*time.Second, func() error {
+		if n := v.metric("vigil_inventory_overflow_total", `new="endpoint"`); n != 2 {
+			return fmt.Errorf("endpoint overflow %v, want 2", n)
+		}
+		if logs := v.logs.String(); !strings.Contains(logs, "API inventory full") || !strings.Contains(logs, `"api":"shop"`) {
+			return fmt.Errorf("no warning of the inventory overflow in the log")
 		}
 		return nil
 	})

@@ -119,6 +119,12 @@ func TestForensicsCLI(t *testing.T) {
 
 func TestAPIActivityOverTime(t *testing.T) {
 	v := start(t, "trusted_hops: 1\napis:\n  - {name: shop-bidding, hosts: [shop.example.com], base_path: /shopapi-bid}\n")
+	// Before its first call, a configured API has a time line of zeros.
+	var empty struct{ Points []struct{ Requests int } }
+	decodeJSON(t, v.mustDo("GET", "/v1/apis/shop-bidding/activity?since=10m", "", 200), &empty)
+	if len(empty.Points) == 0 || empty.Points[0].Requests != 0 {
+		t.Fatalf("activity before the first call: %+v", empty)
+	}
 	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.5"}`, 201)
 	for i := range 12 {
 		v.send(buffered, get(fmt.Sprintf("/shopapi-bid/order/%d", i), "x-forwarded-for", "100.100.1.10"))

@@ -15,7 +15,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -64,8 +63,10 @@ func startIn(t *testing.T, dir, extra string) *vigil {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &testlog.Buffer{}
-	s, err := server.New(cfg, zerolog.New(logs), server.Options{})
+	// The process logger, as vigil serve builds it; every line it writes
+	// is checked when the test ends.
+	logs := testlog.New(t)
+	s, err := server.New(cfg, server.NewLogger(logs, cfg), server.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

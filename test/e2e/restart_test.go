@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ func TestRestartKeepsListsAttacksAndModels(t *testing.T) {
 	v.trainShop()
 	v.mustDo("POST", "/v1/blocklist", `{"kind":"token","value":"leaked-token","ttl":"24h","reason":"manual"}`, 201)
 	v.mustDo("POST", "/v1/allowlist", `{"kind":"ip","value":"10.9.9.9","reason":"monitoring"}`, 201)
+	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"192.0.2.128/25","ttl":"24h"}`, 201)
 	prober := "198.51.100.44"
 	v.probeUntilBlocked(t, prober)
 	var before []attackJSON
@@ -48,6 +50,12 @@ func TestRestartKeepsListsAttacksAndModels(t *testing.T) {
 	}
 	if res := w.visit(prober, "/shop/items/1"); res.Status != 403 {
 		t.Fatalf("the prober is not blocked after the restart: %d", res.Status)
+	}
+	if res := w.visit("192.0.2.200", "/shop/items/1"); res.Status != 403 {
+		t.Fatalf("an address in a blocked range is not blocked after the restart: %d", res.Status)
+	}
+	if res := w.visit("192.0.2.100", "/shop/items/1"); res.Status != 200 {
+		t.Fatalf("an address outside the blocked range after the restart: %d", res.Status)
 	}
 	var m modelDoc
 	decodeJSON(t, w.mustDo("GET", "/v1/models/shop", "", 200), &m)
@@ -105,6 +113,8 @@ func TestInventorySurvivesARestart(t *testing.T) {
 	if !strings.Contains(out, "partners.example.com/api/v2/users") || !strings.Contains(out, "/api/v2/users/{id}/orders") || !strings.Contains(out, `"requests": 3`) {
 		t.Fatalf("inventory after restart:\n%s", out)
 	}
+	// Its time line is answered before any traffic after the restart.
+	w.mustDo("GET", "/v1/apis/"+url.PathEscape("partners.example.com/api/v2/users")+"/activity", "", 200)
 }
 
 // TestDecoyOnAnEndpointTrafficShowedRealIsRefusedAtStart: a decoy added on
