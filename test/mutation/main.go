@@ -62,7 +62,7 @@ var faults = []fault{
 	scaleLearned("double", "every learned threshold (Tn, Tx in compute) and every floor doubled", "2"),
 	{
 		name: "disable-deletes", what: "one variable disabled: deletes_10m (mass_deletion) can never pass its floor",
-		add: map[string]string{"detect/zz_mutant.go": "package detect\n\nimport \"math\"\n\nfunc init() { varDefs[vDeletes].floor = math.Inf(1) }\n"},
+		add: map[string]string{"detect/zz_mutant.go": "package detect\n\nfunc init() { varDefs[vDeletes].floor = 1e15 }\n"},
 	},
 	{
 		name: "sketch-low", what: "the distinct counter (HyperLogLog estimate in detect/sketch.go) 40% low",
@@ -109,7 +109,7 @@ func main() {
 			failed = true
 			summary = append(summary, fmt.Sprintf("%-16s NOT CAUGHT: every test passed (%s)", f.name, took))
 		default:
-			summary = append(summary, fmt.Sprintf("%-16s caught by %d tests (%s): %s", f.name, len(caught), took, strings.Join(first(caught, 6), ", ")))
+			summary = append(summary, fmt.Sprintf("%-16s caught by %d tests (%s): %s", f.name, len(caught), took, strings.ReplaceAll(strings.Join(first(caught, 6), ", "), "github.com/vigil-project/vigil/", "")))
 		}
 		fmt.Println(summary[len(summary)-1])
 	}
@@ -151,7 +151,7 @@ func try(root string, f fault, pkgs []string, keep bool) ([]string, error) {
 		return nil, fmt.Errorf("the mutant does not build:\n%s", out)
 	}
 	cmd := command(dir, "go", append([]string{"test", "-count=1", "-json"}, pkgs...)...)
-	cmd.Env = append(os.Environ(), "GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT=true")
+	cmd.Env = append(cmd.Env, "GRPC_EXPERIMENTAL_XDS_EXT_PROC_ON_CLIENT=true")
 	out, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -170,25 +170,33 @@ func try(root string, f fault, pkgs []string, keep bool) ([]string, error) {
 // only, and packages that failed without a failing test (a build error, a
 // panic outside a test).
 func failures(r io.Reader) []string {
-	type event struct{ Action, Package, Test string }
+	type event struct{ Action, Package, Test, Output string }
 	tests := map[string]bool{}
+	why := map[string][]string{} // test → its first error lines
 	pkgFailed := map[string]bool{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		var e event
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Action != "fail" {
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
 			continue
 		}
-		if e.Test == "" {
+		name := e.Package + " " + strings.SplitN(e.Test, "/", 2)[0]
+		switch {
+		case e.Action == "output" && e.Test != "" && errorLine.MatchString(e.Output) && len(why[name]) < 2:
+			why[name] = append(why[name], strings.TrimSpace(e.Output))
+		case e.Action == "fail" && e.Test == "":
 			pkgFailed[e.Package] = true
-			continue
+		case e.Action == "fail":
+			tests[name] = true
 		}
-		tests[e.Package+" "+strings.SplitN(e.Test, "/", 2)[0]] = true
 	}
 	var out []string
 	for t := range tests {
 		out = append(out, t)
+		for _, w := range why[t] {
+			fmt.Printf("  %s: %.300s\n", strings.TrimPrefix(t, "github.com/vigil-project/vigil/"), w)
+		}
 	}
 	for p := range pkgFailed {
 		found := false
@@ -202,6 +210,9 @@ func failures(r io.Reader) []string {
 	sort.Strings(out)
 	return out
 }
+
+// errorLine is a test's t.Error or t.Fatal output.
+var errorLine = regexp.MustCompile(`^\s+\w+_test\.go:\d+: `)
 
 func apply(dir string, e edit) error {
 	path := filepath.Join(dir, e.file)
@@ -267,6 +278,9 @@ func repoRoot() (string, error) {
 func command(dir, name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	// Without the copy's path in the builds, what no fault touches comes
+	// from the build cache, for every copy.
+	cmd.Env = append(os.Environ(), "GOFLAGS=-trimpath")
 	return cmd
 }
 
