@@ -183,7 +183,7 @@ func failures(r io.Reader) []string {
 		}
 		name := e.Package + " " + strings.SplitN(e.Test, "/", 2)[0]
 		switch {
-		case e.Action == "output" && e.Test != "" && errorLine.MatchString(e.Output) && len(why[name]) < 2:
+		case e.Action == "output" && e.Test != "" && errorLine.MatchString(e.Output) && !strings.HasSuffix(strings.TrimSpace(e.Output), ":") && len(why[name]) < 2:
 			why[name] = append(why[name], strings.TrimSpace(e.Output))
 		case e.Action == "fail" && e.Test == "":
 			pkgFailed[e.Package] = true
