@@ -39,7 +39,9 @@ func FuzzCatalogMatch(f *testing.F) {
 			}
 		}
 		same("in upper case", asciiUpper(host), asciiUpper(path))
-		if !strings.ContainsAny(path, "?#") {
+		// Spellings of a path from the root (origin form, what Envoy
+		// passes on); ";/shop" is no path, and StripParams makes one of it.
+		if strings.HasPrefix(path, "/") && !strings.ContainsAny(path, "?#") {
 			same("with a query", host, path+"?a=1/b")
 			same("with doubled slashes", host, strings.ReplaceAll(path, "/", "//"))
 			same("without ;parameters", host, StripParams(path))
