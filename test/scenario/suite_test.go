@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,10 +20,17 @@ import (
 func runSuite(t *testing.T, cfg Config) Report {
 	t.Helper()
 	s := Generate(cfg)
-	var in bytes.Buffer
-	if err := WriteJSONL(&in, s.Records); err != nil {
-		t.Fatal(err)
-	}
+	// The records are streamed to the replay, not held twice (the full
+	// preset's JSON lines alone are about half a gigabyte), and let go of
+	// once written: the evaluation needs only the labels.
+	records := s.Records
+	s.Records = nil
+	in, w := io.Pipe()
+	go func() {
+		w.CloseWithError(WriteJSONL(w, records))
+		records = nil
+	}()
+	defer in.Close()
 	vc, err := server.LoadConfig("testdata/replay.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +40,7 @@ func runSuite(t *testing.T, cfg Config) Report {
 		t.Fatal(err)
 	}
 	var out, errs bytes.Buffer
-	sum, err := server.Replay(context.Background(), vc, &in, &out, &errs)
+	sum, err := server.Replay(context.Background(), vc, in, &out, &errs)
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, errs.String())
 	}
