@@ -48,6 +48,9 @@ func (a *activity) add(t *Transaction) {
 	}
 }
 
+// noActivity is the activity of an API no call has reached; never written.
+var noActivity activity
+
 // ActivityPoint is an API's activity in one step of time.
 type ActivityPoint struct {
 	Time       time.Time `json:"time"`
@@ -68,9 +71,13 @@ func (inv *Inventory) Activity(api string, since, now time.Time, step time.Durat
 	if !ok {
 		return nil, 0, false
 	}
-	ring, unit := r.activity.minutes[:], int64(60)
+	act := r.activity
+	if act == nil {
+		act = &noActivity // no call yet: every step is empty
+	}
+	ring, unit := act.minutes[:], int64(60)
 	if now.Sub(since) > activityMinutes*time.Minute || step >= time.Hour {
-		ring, unit = r.activity.hours[:], 3600
+		ring, unit = act.hours[:], 3600
 	}
 	perStep := max(int64(step/time.Second)/unit, 1)
 	step = time.Duration(perStep*unit) * time.Second

@@ -34,6 +34,8 @@ var adminFuzzRoutes = []struct {
 	{"GET", "/v1/attacks/%s", true},
 	{"GET", "/v1/blocklist?%s", false},
 	{"GET", "/v1/models/%s", true},
+	{"GET", "/v1/apis/shop/activity?%s", false},
+	{"GET", "/v1/apis/%s/activity?since=10m&step=5m", true},
 }
 
 // FuzzAdminAPI drives the real admin HTTP handler of a Vigil built by New
@@ -56,7 +58,8 @@ func FuzzAdminAPI(f *testing.F) {
 		`{"version":1,"api":"shop","status":{"state":"ready"},"variables":[{"name":"requests_per_min","kind":"ip","mode":"user","tn":0,"tx":0}]}`,
 		`{"allow_for":"2h"}`, `{"allow_for":"soon"}`,
 	}
-	args := []string{"shop", "nosuch", "10.0.0.1", "type=probing&api=shop&since=15m", "since=2026-11-27T10:00:00Z&limit=-1", "%", "a/b", ""}
+	args := []string{"shop", "nosuch", "10.0.0.1", "type=probing&api=shop&since=15m", "since=2026-11-27T10:00:00Z&limit=-1", "%", "a/b", "",
+		"since=10m&step=5m", "since=0001-01-01T00:00:00Z&step=1m", "since=-9999999h&step=1m"}
 	for i := range adminFuzzRoutes {
 		for _, b := range bodies {
 			f.Add(uint8(i), args[i%len(args)], []byte(b))
