@@ -173,8 +173,16 @@ func pathUnder(path, base string) bool {
 		}
 		i++
 		if base[j] == '/' {
-			for i < len(path) && path[i] == '/' {
-				i++
+			// Runs of slashes, and segments that are only ";parameters"
+			// (/;x/shop), are one slash.
+			for i < len(path) && (path[i] == '/' || path[i] == ';') {
+				if path[i] == '/' {
+					i++
+					continue
+				}
+				for i < len(path) && path[i] != '/' {
+					i++
+				}
 			}
 		}
 		if j+1 < len(base) && base[j+1] == '/' || j+1 == len(base) {

@@ -46,6 +46,9 @@ var catalogTests = []struct{ host, path, want string }{
 	{"x.test", "/shop//orders/7", "shop-orders"},
 	{"x.test", "///shop/orders", "shop-orders"},
 	{"x.test", "//shopping", "any-root"},
+	{"x.test", "/;/shop/cart", "shop"}, // a segment of ";parameters" only is empty
+	{"x.test", "/;a;b//;c/shop;d/orders/7", "shop-orders"},
+	{"x.test", "/;shop/cart", "any-root"},
 	{"api.example.com", "/api/v1", "exact-api"},
 	{"API.Example.COM:8443", "/api/v1", "exact-api"}, // case and port ignored
 	{"api2.example.com", "/api", "exact-api"},

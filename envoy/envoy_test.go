@@ -11,7 +11,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/vigil-project/vigil/detect"
@@ -122,20 +124,39 @@ func TestExtProcOneReplyPerMessageAndOneRecord(t *testing.T) {
 // each service, transport excluded: the budget is 10 per request.
 func TestHotPathAllocations(t *testing.T) {
 	cfg, block := newTestConfig(t, detect.ModeBlock)
+	// The first 100 clients of each service are blocked: the budget covers
+	// both verdicts, and each call must get the verdict its client is owed.
 	for i := range 100 {
-		block.Put(detect.Entry{Kind: detect.KindIP, Value: fmt.Sprintf("192.0.2.%d", i)})
+		block.Put(detect.Entry{Kind: detect.KindIP, Value: fmt.Sprintf("10.0.0.%d", i)})
+		block.Put(detect.Entry{Kind: detect.KindIP, Value: fmt.Sprintf("10.1.0.%d", i)})
 	}
+	blocked := func(client int) bool { return client < 100 }
 	// 10,000 distinct clients: most lookups miss the verdict cache, the
 	// usual case rather than the best one.
 	cs := clients(10000)
 	ep := NewExtProc(cfg)
 	m := &memStream{ctx: context.Background(), in: []*extprocv3.ProcessingRequest{nil, responseHeaders}}
-	i := 0
+	i, wrong, denied := 0, 0, 0
 	procAllocs := testing.AllocsPerRun(5000, func() {
-		m.in[0], m.i = cs[i%len(cs)], 0
+		c := i % len(cs)
+		m.in[0], m.i, m.sent = cs[c], 0, 0
 		i++
-		ep.Process(m)
+		err := ep.Process(m)
+		switch {
+		case err != nil:
+			wrong++
+		case blocked(c):
+			denied++
+			if m.sent != 1 || m.last.GetImmediateResponse().GetStatus().GetCode() != typev3.StatusCode_Forbidden {
+				wrong++
+			}
+		case m.sent != 2 || m.last.GetResponseHeaders() == nil:
+			wrong++
+		}
 	})
+	if wrong > 0 || denied != 100 {
+		t.Errorf("ext_proc: %d of %d calls got the wrong verdict, %d denied; want 0 wrong, 100 denied", wrong, i, denied)
+	}
 	az := NewExtAuthz(cfg)
 	reqs := make([]*authv3.CheckRequest, 10000)
 	for j := range reqs {
@@ -144,10 +165,26 @@ func TestHotPathAllocations(t *testing.T) {
 			Headers: map[string]string{"x-forwarded-for": fmt.Sprintf("10.1.%d.%d", j>>8, j&255), "authorization": fmt.Sprintf("Bearer tok-%d", j), "x-request-id": "r-1"},
 		}}}}
 	}
+	i, wrong, denied = 0, 0, 0
 	authzAllocs := testing.AllocsPerRun(5000, func() {
-		az.Check(context.Background(), reqs[i%len(reqs)])
+		c := i % len(reqs)
 		i++
+		resp, err := az.Check(context.Background(), reqs[c])
+		switch {
+		case err != nil:
+			wrong++
+		case blocked(c):
+			denied++
+			if codes.Code(resp.GetStatus().GetCode()) != codes.PermissionDenied || resp.GetDeniedResponse().GetStatus().GetCode() != typev3.StatusCode_Forbidden {
+				wrong++
+			}
+		case codes.Code(resp.GetStatus().GetCode()) != codes.OK || resp.GetOkResponse() == nil:
+			wrong++
+		}
 	})
+	if wrong > 0 || denied != 100 {
+		t.Errorf("ext_authz: %d of %d calls got the wrong verdict, %d denied; want 0 wrong, 100 denied", wrong, i, denied)
+	}
 	t.Logf("allocations per request: ext_proc %.1f, ext_authz %.1f", procAllocs, authzAllocs)
 	if procAllocs > 10 || authzAllocs > 10 {
 		t.Fatalf("allocations per request: ext_proc %.1f, ext_authz %.1f; budget 10", procAllocs, authzAllocs)

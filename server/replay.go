@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -147,7 +148,11 @@ func parseReplayLine(line []byte) (detect.Record, error) {
 		return detect.Record{}, fmt.Errorf("not a JSON object: %v", err)
 	}
 	if _, ok := probe["client"]; !ok {
-		return detect.ParseRecord(line)
+		r, err := detect.ParseRecord(line)
+		if err != nil {
+			return detect.Record{}, err
+		}
+		return r, checkReplayRecord(&r)
 	}
 	var l accessLogLine
 	if err := json.Unmarshal(line, &l); err != nil {
@@ -172,11 +177,31 @@ func parseReplayLine(line []byte) (detect.Record, error) {
 			return detect.Record{}, fmt.Errorf("%s: %v", f.name, err)
 		}
 	}
+	if status < 0 || status > 999 {
+		return detect.Record{}, fmt.Errorf("status %d out of range", status)
+	}
 	r.Status, r.RequestBytes, r.ResponseBytes, r.DurationMS = int(status), in, out, dur
 	if r.Method == "" || r.Path == "" || r.Path[0] != '/' {
 		return detect.Record{}, errors.New("access log line without method or path")
 	}
-	return r, nil
+	return r, checkReplayRecord(&r)
+}
+
+// checkReplayRecord holds both input formats to what a real call can be:
+// status 0 (no response: Envoy's code for a reset) or 100..599, byte
+// counts and duration not negative, a duration that is a number.
+func checkReplayRecord(r *detect.Record) error {
+	switch {
+	case r.Status != 0 && (r.Status < 100 || r.Status > 599):
+		return fmt.Errorf("status %d out of range (0, or 100 to 599)", r.Status)
+	case r.RequestBytes < 0:
+		return fmt.Errorf("request bytes %d are negative", r.RequestBytes)
+	case r.ResponseBytes < 0:
+		return fmt.Errorf("response bytes %d are negative", r.ResponseBytes)
+	case math.IsNaN(r.DurationMS) || math.IsInf(r.DurationMS, 0) || r.DurationMS < 0:
+		return fmt.Errorf("duration %v ms is not a duration", r.DurationMS)
+	}
+	return nil
 }
 
 // number reads a JSON number, or a string holding one ("-" is 0).

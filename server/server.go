@@ -46,6 +46,7 @@ type Server struct {
 	cfg   *Config
 	log   zerolog.Logger
 	now   func() time.Time
+	after func(time.Duration) <-chan time.Time
 	grpcL net.Listener
 	admL  net.Listener
 
@@ -71,6 +72,9 @@ type Server struct {
 // Options are the dependencies of New that tests replace.
 type Options struct {
 	Now func() time.Time // time.Now by default
+	// After is the shutdown's timer (the drain delay, the shutdown
+	// timeout); time.After by default.
+	After func(time.Duration) <-chan time.Time
 }
 
 // New validates cfg, prepares the data directory and binds both listeners.
@@ -81,6 +85,9 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.After == nil {
+		opts.After = time.After
 	}
 	sec, errs := cfg.secrets() // the files again: one may have gone since Validate
 	if len(errs) > 0 {
@@ -94,7 +101,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, now: opts.Now}
+	s := &Server{cfg: cfg, log: log, now: opts.Now, after: opts.After}
 	s.catalog.Store(cfg.Catalog())
 	if s.extractor, err = detect.NewExtractor(fp, cfg.TrustedHops); err != nil {
 		return nil, err
@@ -439,7 +446,7 @@ func (s *Server) shutdown() {
 	s.health.Shutdown() // every service NOT_SERVING: Envoy's health checks move traffic away
 	if d := s.cfg.Shutdown.DrainDelay; d > 0 {
 		s.log.Info().Dur("drain_delay", d).Msg("draining")
-		time.Sleep(d)
+		<-s.after(d)
 	}
 	close(s.stopWatch) // watchers have seen NOT_SERVING for the whole drain delay
 	done := make(chan struct{})
@@ -447,11 +454,9 @@ func (s *Server) shutdown() {
 		s.grpc.GracefulStop()
 		close(done)
 	}()
-	timer := time.NewTimer(s.cfg.Shutdown.Timeout)
 	select {
 	case <-done:
-		timer.Stop()
-	case <-timer.C:
+	case <-s.after(s.cfg.Shutdown.Timeout):
 		s.log.Warn().Dur("timeout", s.cfg.Shutdown.Timeout).Msg("streams still open after the shutdown timeout; closing them")
 		s.grpc.Stop()
 		<-done

@@ -503,8 +503,19 @@ func (v *vigil) train(api string) {
 			v.send(fmt.Sprintf("10.0.0.%d", i+1), fmt.Sprintf("/shop/items/%d", n))
 			n++
 		}
+		// The model exists once the pipeline has handled the API's first
+		// call, after the call returns: until then a 404 is "not ready yet".
+		code, body := v.call("GET", "/v1/models/"+api, "")
+		if code == http.StatusNotFound {
+			return false
+		}
+		if code != http.StatusOK {
+			v.t.Fatalf("GET /v1/models/%s: %d %s", api, code, body)
+		}
 		var m struct{ Status struct{ State string } }
-		v.get("/v1/models/"+api, &m)
+		if err := json.Unmarshal(body, &m); err != nil {
+			v.t.Fatalf("GET /v1/models/%s: %v in %s", api, err, body)
+		}
 		return m.Status.State == "ready"
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/test/envoysim"
 )
 
@@ -184,16 +185,19 @@ func TestExtProcAllowListWinsOverBlockList(t *testing.T) {
 }
 
 func TestExtProcListEntryExpires(t *testing.T) {
-	v := start(t, "trusted_hops: 1\n")
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"10.9.9.9","ttl":"300ms"}`, 201)
+	// The server's clock, not the wall clock: a slow machine can neither
+	// outlive the entry before the first call nor hold it past its TTL.
+	clock := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	v := startWith(t, t.TempDir(), "trusted_hops: 1\n", server.Options{Now: clock.Now})
+	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"10.9.9.9","ttl":"10m"}`, 201)
 	req := get("/v1/things", "x-forwarded-for", "10.9.9.9")
 	assertBlocked(t, v.send(buffered, req), 403, "blocklist")
-	eventually(t, 5*time.Second, func() error {
-		if res := v.send(buffered, req); res.Status != 200 {
-			return fmt.Errorf("still %d", res.Status)
-		}
-		return nil
-	})
+	clock.Advance(10*time.Minute - time.Second)
+	assertBlocked(t, v.send(buffered, req), 403, "blocklist")
+	clock.Advance(time.Second)
+	if res := v.send(buffered, req); res.Status != 200 {
+		t.Fatalf("the entry's TTL of 10m has passed on the server's clock, the call got %d", res.Status)
+	}
 }
 
 const limitsConfig = `

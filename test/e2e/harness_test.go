@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,12 @@ func start(t *testing.T, extra string) *vigil {
 // startIn runs Vigil on the data directory dir.
 func startIn(t *testing.T, dir, extra string) *vigil {
 	t.Helper()
+	return startWith(t, dir, extra, server.Options{})
+}
+
+// startWith runs Vigil on the data directory dir with opts (a test's clock).
+func startWith(t *testing.T, dir, extra string, opts server.Options) *vigil {
+	t.Helper()
 	cfgText := "grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\nlog_level: debug\ndata_dir: " + dir + "\n" +
 		"shutdown:\n  drain_delay: 0s\n  timeout: 2s\n" + extra
 	// Most tests refuse calls to APIs discovered from traffic, which only
@@ -66,7 +73,7 @@ func startIn(t *testing.T, dir, extra string) *vigil {
 	// The process logger, as vigil serve builds it; every line it writes
 	// is checked when the test ends.
 	logs := testlog.New(t)
-	s, err := server.New(cfg, server.NewLogger(logs, cfg), server.Options{})
+	s, err := server.New(cfg, server.NewLogger(logs, cfg), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +181,18 @@ func (v *vigil) metric(name string, labels ...string) float64 {
 	}
 	return sum
 }
+
+// fakeClock is a settable clock for server.Options.Now.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // eventually polls f until it returns nil or the deadline passes.
 func eventually(t *testing.T, d time.Duration, f func() error) {

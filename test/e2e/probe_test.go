@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-project/vigil/test/envoysim"
 )
@@ -37,19 +39,37 @@ func (v *vigil) visit(ip, path string) *envoysim.Result {
 }
 
 // trainShop sends the 200 benign requests from 20 clients that make the
-// trainedShop model ready.
+// trainedShop model ready, and waits until the pipeline, which handles
+// calls after they return, has made it ready.
 func (v *vigil) trainShop() {
 	v.t.Helper()
 	for i := range 200 {
 		v.visit(fmt.Sprintf("10.0.0.%d", i%20), fmt.Sprintf("/shop/items/%d", i%7))
 	}
+	eventually(v.t, 10*time.Second, func() error {
+		code, body := v.do("GET", "/v1/models/shop", "")
+		if code == 404 {
+			return fmt.Errorf("no model yet") // the first call is not handled yet
+		}
+		var m modelDoc
+		if code != 200 || json.Unmarshal([]byte(body), &m) != nil {
+			v.t.Fatalf("GET /v1/models/shop: %d %s", code, body)
+		}
+		if m.Status.State != "ready" {
+			return fmt.Errorf("model %s", m.Status.State)
+		}
+		return nil
+	})
 }
 
 // probeUntilBlocked walks paths that do not exist from ip until the answer
-// is 403, and returns that refusal; the test fails if it never comes.
+// is 403, and returns that refusal; the test fails if it does not come
+// within 10 seconds. Detection runs after the calls, so a fast client gets
+// a few answers more before its block lands: the test counts time, not calls.
 func (v *vigil) probeUntilBlocked(t *testing.T, ip string) *envoysim.Result {
 	t.Helper()
-	for i := range 200 {
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
 		if res := v.visit(ip, fmt.Sprintf("/shop/nope-%d", i)); res.Status == 403 {
 			return res
 		}

@@ -83,12 +83,23 @@ apis:
 	if len(attacks) == 0 {
 		t.Fatalf("no attack reported\n%s", summary)
 	}
+	// 120 distinct 404s in a minute from one client is probing; at 120 calls
+	// a minute against benign clients' 2.4 it is extreme activity too, and
+	// nothing else.
+	types := map[string]bool{}
 	for _, a := range attacks {
+		types[a.Type] = true
+		if a.Type != "probing" && a.Type != "extreme_activity" {
+			t.Errorf("attack of type %q, want probing or extreme_activity: %+v", a.Type, a)
+		}
 		if a.Identity.Value != "203.0.113.9" || a.API != "shop" || a.Action != "would_block" {
 			t.Fatalf("unexpected attack %+v", a)
 		}
 		if a.DetectedAt.Before(t0.Add(50 * time.Minute)) {
 			t.Fatalf("detected at %s, on the records' clock it is later", a.DetectedAt)
 		}
+	}
+	if !types["probing"] {
+		t.Errorf("the prober was not reported as probing; types %v", types)
 	}
 }

@@ -222,3 +222,43 @@ func TestEvaluateOracle(t *testing.T) {
 		t.Errorf("%d types reported", len(rep.Types))
 	}
 }
+
+// TestLimitsExceeded: each limit is checked against the hand-computed
+// report of handScenario, and none is reported when the report is inside.
+func TestLimitsExceeded(t *testing.T) {
+	s := handScenario()
+	s.Attackers[0].Variant, s.Attackers[1].Variant = "scanner", "scanner"
+	s.Attackers[2].Variant, s.Attackers[3].Variant = "replay", "replay"
+	rep := Evaluate(s, handAttacks(), fakeFP)
+	if v := rep.Types[1].Variants; len(v) != 1 || v[0] != (VariantReport{SpeedFast, "replay", 2, 1, 1}) {
+		t.Fatalf("stolen_token variants %+v, want fast replay 2 attackers, 1 detected, 1 of its type", v)
+	}
+	if v := rep.Types[0].Variants; len(v) != 2 || v[1] != (VariantReport{SpeedSlow, "scanner", 1, 1, 0}) {
+		t.Fatalf("probing variants %+v, want fast and slow scanner, the slow one detected as another type", v)
+	}
+	strict := Limits{
+		MaxBenignFlagged: 0.49, MinVariantRecall: 1, MinTypeCorrect: 0.6,
+		MaxMedianTTD:     map[string]time.Duration{TypeProbing: 64 * time.Second},
+		MaxMedianTTDFast: map[string]time.Duration{TypeStolenToken: 19 * time.Second},
+	}
+	got := strings.Join(rep.Exceeded(strict), "\n")
+	for _, want := range []string{
+		"stolen_token (fast replay): 1 of 2 attackers detected, recall 0.500 < 1.000",
+		"probing: right type for 0.500 of the detected < 0.600",
+		"probing: median time to detect 1m5s > 1m4s",
+		"stolen_token: median time to detect fast attackers 20s > 19s",
+		"benign identities flagged: 2 of 4 (50.0000%) > 49.0000%",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("exceeded %q lacks %q", got, want)
+		}
+	}
+	if n := len(rep.Exceeded(strict)); n != 5 {
+		t.Errorf("%d limits exceeded, want 5:\n%s", n, got)
+	}
+	loose := Limits{MaxBenignFlagged: 0.5, MinVariantRecall: 0.5, MinTypeCorrect: 0.5,
+		MaxMedianTTD: map[string]time.Duration{TypeProbing: 65 * time.Second}, MaxMedianTTDFast: map[string]time.Duration{TypeStolenToken: 20 * time.Second}}
+	if out := rep.Exceeded(loose); len(out) != 0 {
+		t.Errorf("limits exactly met reported as exceeded: %q", out)
+	}
+}

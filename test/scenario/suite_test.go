@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/server"
@@ -17,10 +20,17 @@ import (
 func runSuite(t *testing.T, cfg Config) Report {
 	t.Helper()
 	s := Generate(cfg)
-	var in bytes.Buffer
-	if err := WriteJSONL(&in, s.Records); err != nil {
-		t.Fatal(err)
-	}
+	// The records are streamed to the replay, not held twice (the full
+	// preset's JSON lines alone are about half a gigabyte), and let go of
+	// once written: the evaluation needs only the labels.
+	records := s.Records
+	s.Records = nil
+	in, w := io.Pipe()
+	go func() {
+		w.CloseWithError(WriteJSONL(w, records))
+		records = nil
+	}()
+	defer in.Close()
 	vc, err := server.LoadConfig("testdata/replay.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +40,7 @@ func runSuite(t *testing.T, cfg Config) Report {
 		t.Fatal(err)
 	}
 	var out, errs bytes.Buffer
-	sum, err := server.Replay(context.Background(), vc, &in, &out, &errs)
+	sum, err := server.Replay(context.Background(), vc, in, &out, &errs)
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, errs.String())
 	}
@@ -58,28 +68,88 @@ func runSuite(t *testing.T, cfg Config) Report {
 	return rep
 }
 
-// TestScenarioSuiteFast is the CI subset of the labelled scenario suite,
-// held to issue 3's goals: recall ≥ 0.95 for every attack type with the
-// right type for ≥ 90 % of the detected, benign identities flagged ≤ 0.5 %,
-// median time to detect fast attacks ≤ 60 s of traffic time.
+// Seeds. The limits below were set from seeds 1 to 8 (the tuning seeds:
+// seed 1 made the README's table, 2 and 3 were looked at while tuning, 4 to
+// 8 were measured to set the limits); the suite runs only seeds kept out
+// of all that, so that it reports how the engine does on traffic nobody
+// tuned it on.
+var (
+	heldOutFast = []uint64{9, 10}
+	heldOutFull = uint64(11)
+)
+
+// limits hold the suite to what the engine was observed to do on the
+// tuning seeds, with stated headroom (the figures: go test -run
+// TestScenarioSuiteFast -v prints each report):
+//
+//   - Benign identities flagged: 12 of 76,230 over the fast preset of seeds
+//     1-8 (0.016 %; 1 to 3 a seed); the limit, 0.045 %, is 2.9 times that:
+//     4 of a fast run's ~9,500. Halving every threshold flagged 19.
+//   - Every attacker of every type, speed and variant detected, and named
+//     with its own type: observed for all 432 attackers of seeds 1-8.
+//   - Median time to detect, per type, all attackers and fast ones: 1.5
+//     times the largest median of seeds 1-8 (in the comments), so that
+//     attackers getting through for twice as long fail.
+var limits = Limits{
+	MaxBenignFlagged: 0.00045,
+	MinVariantRecall: 1,
+	MinTypeCorrect:   1,
+	MaxMedianTTD: map[string]time.Duration{
+		TypeProbing:            270 * time.Second, // largest 2m59s
+		TypeExcessiveErrors:    90 * time.Second,  // 59s
+		TypeCredentialStuffing: 123 * time.Second, // 1m22s
+		TypeStolenToken:        527 * time.Second, // 5m51s
+		TypeDataExfiltration:   275 * time.Second, // 3m3s
+		TypeExtremeActivity:    18 * time.Second,  // 12s
+		TypeBOLAEnumeration:    146 * time.Second, // 1m37s
+		TypeMassDeletion:       465 * time.Second, // 5m10s
+		TypeOversizedPayload:   6 * time.Second,   // 4s
+	},
+	MaxMedianTTDFast: map[string]time.Duration{
+		TypeProbing:            5100 * time.Millisecond,  // largest 3.4s
+		TypeExcessiveErrors:    10050 * time.Millisecond, // 6.7s
+		TypeCredentialStuffing: 3450 * time.Millisecond,  // 2.3s
+		TypeStolenToken:        22500 * time.Millisecond, // 15s
+		TypeDataExfiltration:   20250 * time.Millisecond, // 13.5s
+		TypeExtremeActivity:    7200 * time.Millisecond,  // 4.8s
+		TypeBOLAEnumeration:    24300 * time.Millisecond, // 16.2s
+		TypeMassDeletion:       25650 * time.Millisecond, // 17.1s
+		TypeOversizedPayload:   6750 * time.Millisecond,  // 4.5s
+	},
+}
+
+// TestScenarioSuiteFast is the CI subset of the labelled scenario suite:
+// the fast preset on the held-out seeds, held to the limits above and to
+// issue 3's goals.
 func TestScenarioSuiteFast(t *testing.T) {
-	rep := runSuite(t, FastConfig(1))
-	if rep.Benign.Identities == 0 || len(rep.Types) != len(AttackTypes()) {
-		t.Fatalf("the scenario is empty: %d benign identities, %d types", rep.Benign.Identities, len(rep.Types))
-	}
-	for _, s := range rep.Shortfalls() {
-		t.Errorf("goal missed: %s", s)
+	for _, seed := range heldOutFast {
+		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			rep := runSuite(t, FastConfig(seed))
+			if rep.Benign.Identities == 0 || len(rep.Types) != len(AttackTypes()) {
+				t.Fatalf("the scenario is empty: %d benign identities, %d types", rep.Benign.Identities, len(rep.Types))
+			}
+			for _, s := range append(rep.Exceeded(limits), rep.Shortfalls()...) {
+				t.Errorf("limit passed: %s", s)
+			}
+		})
 	}
 }
 
-// TestScenarioSuiteFull is the whole suite (1.4M records); it runs when
-// VIGIL_SCENARIO_FULL is set, as the README's table was made.
+// TestScenarioSuiteFull is the whole suite (1.4M records) on a held-out
+// seed; it runs when VIGIL_SCENARIO_FULL is set, as .ci/run does.
 func TestScenarioSuiteFull(t *testing.T) {
 	if os.Getenv("VIGIL_SCENARIO_FULL") == "" {
 		t.Skip("set VIGIL_SCENARIO_FULL=1 to run the full scenario suite")
 	}
-	rep := runSuite(t, FullConfig(1))
-	for _, s := range rep.Shortfalls() {
-		t.Errorf("goal missed: %s", s)
+	rep := runSuite(t, FullConfig(heldOutFull))
+	l := limits
+	l.MaxBenignFlagged = fullMaxBenignFlagged
+	for _, s := range append(rep.Exceeded(l), rep.Shortfalls()...) {
+		t.Errorf("limit passed: %s", s)
 	}
 }
+
+// fullMaxBenignFlagged is the full preset's limit: seed 1 flagged 7 of
+// 93,963 benign identities (0.0075 %; its population has four NAT sites to
+// the fast preset's one); 0.02 % is 2.7 times that, 18 of ~94,000.
+const fullMaxBenignFlagged = 0.0002
