@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // adminFuzzRoutes are the admin API's routes that take untrusted input, in
@@ -73,7 +75,7 @@ func FuzzAdminAPI(f *testing.F) {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		f.Fatal(err)
 	}
-	cfg, err := LoadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 func hasEntry(l *detect.List, k detect.Kind, v string) bool {
@@ -21,7 +22,7 @@ func hasEntry(l *detect.List, k detect.Kind, v string) bool {
 // with a 400 that says why, and stores nothing.
 func TestAdminRefusesMisleadingInput(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.APIs = []APIConfig{{Name: "shop", BasePath: "/shop"}}
+	cfg.APIs = []config.APIConfig{{Name: "shop", BasePath: "/shop"}}
 	ts := startServer(t, cfg)
 	const fp = "fp:0123456789abcdef0123456789abcdef"
 	ts.engine.Store().Add(&detect.Attack{ID: "att-1", Type: detect.AttackProbing, API: "shop",

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // PUT /v1/models/{api} with tx 1e308 once made the model hold +Inf: every
@@ -16,7 +18,7 @@ import (
 func TestAdminModelNumbers(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
 	cfg := testConfig(t)
-	cfg.APIs = []APIConfig{{Name: "shop", BasePath: "/shop"}}
+	cfg.APIs = []config.APIConfig{{Name: "shop", BasePath: "/shop"}}
 	ts := startServer(t, cfg)
 	for _, tc := range []struct{ method, path, body, msg string }{
 		{"PUT", "/v1/models/shop", `{"variables":[{"name":"errors_10m","kind":"ip","mode":"user","tn":1,"tx":1e308}]}`, "variables[0].tx: 1e+308 must be above 0 and at most 1e+12"},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // fakeClock is a settable clock for Options.Now.
@@ -317,7 +318,7 @@ func TestAdminToken(t *testing.T) {
 func TestAdminAPIs(t *testing.T) {
 	cfg := testConfig(t)
 	learn := "learn"
-	cfg.APIs = []APIConfig{
+	cfg.APIs = []config.APIConfig{
 		{Name: "orders", Hosts: []string{"API.example.com"}, BasePath: "/orders/"},
 		{Name: "users", BasePath: "/users", Mode: &learn},
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // Version is the version a build stamps with -ldflags
@@ -199,7 +201,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(*configPath)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
 	}
@@ -234,13 +236,13 @@ func configCmd(args []string, stdout io.Writer) error {
 	}
 	switch args[0] {
 	case "default":
-		_, err := stdout.Write(defaultYAML)
+		_, err := stdout.Write(config.DefaultYAML())
 		return err
 	case "check":
 		if len(args) != 2 {
 			return fmt.Errorf("%w: vigil config check FILE", ErrUsage)
 		}
-		cfg, err := LoadConfig(args[1])
+		cfg, err := config.Load(args[1])
 		if err != nil {
 			return err
 		}
@@ -254,7 +256,7 @@ func configCmd(args []string, stdout io.Writer) error {
 }
 
 // NewLogger builds the process logger from the configuration.
-func NewLogger(w io.Writer, cfg *Config) zerolog.Logger {
+func NewLogger(w io.Writer, cfg *config.Config) zerolog.Logger {
 	if cfg.LogFormat == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
 	}

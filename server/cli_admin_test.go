@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // runCLI runs Main with the admin address of ts (when ts is not nil) and
@@ -305,7 +306,7 @@ func TestCLIStatusAndAPIs(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
 	cfg := testConfig(t)
 	learn := "learn"
-	cfg.APIs = []APIConfig{
+	cfg.APIs = []config.APIConfig{
 		{Name: "shop", Hosts: []string{"shop.example.com"}, BasePath: "/shop", Decoys: []string{"/admin"}},
 		{Name: "users", BasePath: "/users", Mode: &learn},
 	}

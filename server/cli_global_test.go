@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // deadAddr is a loopback address nothing listens on.
@@ -180,7 +181,7 @@ func TestServeHelpDefaults(t *testing.T) {
 	if strings.Contains(errs, "-1") || !strings.Contains(errs, "default: the config's, 5s in the embedded defaults") {
 		t.Errorf("serve --help:\n%s", errs)
 	}
-	if !strings.Contains(string(defaultYAML), "drain_delay: 5s") {
+	if !strings.Contains(string(config.DefaultYAML()), "drain_delay: 5s") {
 		t.Error("the help text's 5s is no longer the embedded default drain_delay")
 	}
 }

@@ -8,12 +8,13 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // newTrap builds the configuration's decoys. A decoy that would trap a real
 // client (a login path, another API's paths, an API's base path) is an
 // error; one that traffic later shows to be real is disabled and logged.
-func newTrap(cfg *Config, catalog *detect.Catalog, fp *detect.Fingerprinter, engine *detect.Engine, block *detect.List, inv *detect.Inventory, log zerolog.Logger, now func() time.Time) (*decoy.Trap, error) {
+func newTrap(cfg *config.Config, catalog *detect.Catalog, fp *detect.Fingerprinter, engine *detect.Engine, block *detect.List, inv *detect.Inventory, log zerolog.Logger, now func() time.Time) (*decoy.Trap, error) {
 	dc := decoy.Config{Builtin: cfg.DecoyBuiltin, TTL: cfg.DecoyTTL,
 		RealEndpoint: func(api *detect.API, path string) bool { return inv.Succeeded(api.Name, path) }}
 	for _, a := range cfg.APIs {
@@ -22,7 +23,7 @@ func newTrap(cfg *Config, catalog *detect.Catalog, fp *detect.Fingerprinter, eng
 		}
 	}
 	for _, d := range cfg.DecoyAPIs {
-		da := decoy.DecoyAPI{Name: d.Name, Hosts: d.Hosts, BasePath: normalizeBasePath(d.BasePath), Delay: d.Delay}
+		da := decoy.DecoyAPI{Name: d.Name, Hosts: d.Hosts, BasePath: config.NormalizeBasePath(d.BasePath), Delay: d.Delay}
 		if r := d.Response; r != nil {
 			ans := &decoy.Answer{Status: r.Status, Body: []byte(r.Body)}
 			for k, v := range r.Headers {

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/server/demo"
 )
 
@@ -74,8 +75,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: --duration must be positive", ErrUsage)
 	}
 
-	cfg := DefaultConfig()
-	if err := decodeStrict(demo.ConfigYAML(), cfg); err != nil {
+	cfg := config.Default()
+	if err := cfg.Decode(demo.ConfigYAML()); err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
 	cfg.GRPCAddr, cfg.AdminAddr, cfg.LogLevel = *grpcAddr, *adminAddr, *logLevel

@@ -7,14 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/server/demo"
 )
 
 // The demo's configuration is a valid Vigil configuration with what the
 // scripted attacks and the front door rely on.
 func TestDemoConfigIsValid(t *testing.T) {
-	cfg := DefaultConfig()
-	if err := decodeStrict(demo.ConfigYAML(), cfg); err != nil {
+	cfg := config.Default()
+	if err := cfg.Decode(demo.ConfigYAML()); err != nil {
 		t.Fatal(err)
 	}
 	cfg.DataDir = t.TempDir()

@@ -2,17 +2,13 @@ package server
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,22 +19,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 )
 
-// Webhook notification defaults and limits. A zero value in NotifyConfig
-// means the default; negative values and values past the limits are
-// configuration errors.
 const (
-	notifyDefaultTimeout    = 5 * time.Second
-	notifyDefaultQueueSize  = 1000
-	notifyDefaultMaxRetries = 5
-	notifyDefaultBackoff    = time.Second
-
-	notifyMaxTimeout   = 5 * time.Minute
-	notifyMaxQueueSize = 1_000_000
-	notifyMaxRetries   = 100
-	// notifyMaxBackoff caps every retry delay, Retry-After included.
-	notifyMaxBackoff = time.Minute
 	// notifyShutdownGrace is how long Run lets in-flight deliveries finish
 	// once its context ends.
 	notifyShutdownGrace = 5 * time.Second
@@ -48,153 +32,6 @@ const (
 
 	webhookUserAgent = "vigil-webhook/1"
 )
-
-// WebhookConfig is one entry of notify.webhooks[] in the config.
-type WebhookConfig struct {
-	URL string `yaml:"url"`
-	// Headers are sent with every delivery, e.g. Authorization for the
-	// receiver. Their values are never logged.
-	Headers map[string]string `yaml:"headers"`
-	// Timeout bounds one attempt; default 5s.
-	Timeout time.Duration `yaml:"timeout"`
-	// Types lists the attack types to send; empty sends all.
-	Types []string `yaml:"types"`
-}
-
-// NotifyConfig configures where attack records are sent.
-type NotifyConfig struct {
-	Webhooks []WebhookConfig `yaml:"webhooks"`
-	// QueueSize bounds the records waiting per webhook; default 1000.
-	QueueSize int `yaml:"queue_size"`
-	// MaxRetries is the number of retries after a failed attempt; default 5.
-	MaxRetries int `yaml:"max_retries"`
-	// Backoff is the first retry delay, doubling on each retry, capped at
-	// one minute, with jitter; default 1s.
-	Backoff time.Duration `yaml:"backoff"`
-}
-
-// webhookReservedHeaders are set by Vigil or by the HTTP client and cannot
-// be configured.
-var webhookReservedHeaders = map[string]bool{
-	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
-	"Content-Type": true, "User-Agent": true,
-}
-
-// Validate checks the notify section and reports every problem at once.
-// Messages name header names but never their values, and show URLs without
-// userinfo or query.
-func (c NotifyConfig) Validate() []error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("notify.%s: %s", field, fmt.Sprintf(format, args...)))
-	}
-	if c.QueueSize < 0 || c.QueueSize > notifyMaxQueueSize {
-		bad("queue_size", "must be between 0 (default %d) and %d, got %d", notifyDefaultQueueSize, notifyMaxQueueSize, c.QueueSize)
-	}
-	if c.MaxRetries < 0 || c.MaxRetries > notifyMaxRetries {
-		bad("max_retries", "must be between 0 (default %d) and %d, got %d", notifyDefaultMaxRetries, notifyMaxRetries, c.MaxRetries)
-	}
-	if c.Backoff < 0 || c.Backoff > notifyMaxBackoff {
-		bad("backoff", "must be between 0 (default %s) and %s, got %s", notifyDefaultBackoff, notifyMaxBackoff, c.Backoff)
-	}
-	for i, w := range c.Webhooks {
-		field := fmt.Sprintf("webhooks[%d]", i)
-		if err := checkWebhookURL(w.URL); err != nil {
-			bad(field+".url", "%v", err)
-		}
-		if w.Timeout < 0 || w.Timeout > notifyMaxTimeout {
-			bad(field+".timeout", "must be between 0 (default %s) and %s, got %s", notifyDefaultTimeout, notifyMaxTimeout, w.Timeout)
-		}
-		seen := map[string]string{}
-		// Sorted, so that the messages come in a stable order.
-		for _, name := range slices.Sorted(maps.Keys(w.Headers)) {
-			hf := fmt.Sprintf("%s.headers[%q]", field, name)
-			switch {
-			case !validHeaderName(name):
-				bad(hf, "not a valid header name")
-				continue
-			case webhookReservedHeaders[http.CanonicalHeaderKey(name)]:
-				bad(hf, "is set by Vigil and cannot be configured")
-			case !validHeaderValue(w.Headers[name]):
-				bad(hf, "value contains control characters")
-			}
-			canon := http.CanonicalHeaderKey(name)
-			if other, dup := seen[canon]; dup {
-				bad(hf, "is also configured as %q", other)
-			}
-			seen[canon] = name
-		}
-		for j, t := range w.Types {
-			if !detect.KnownAttackType(detect.AttackType(t)) {
-				bad(fmt.Sprintf("%s.types[%d]", field, j), "unknown attack type %q", t)
-			}
-		}
-	}
-	return errs
-}
-
-// checkWebhookURL accepts absolute http and https URLs with a host. Its
-// errors never repeat userinfo or query.
-func checkWebhookURL(raw string) error {
-	if raw == "" {
-		return errors.New("must not be empty")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		// url.Error repeats the raw URL, secrets included; keep its cause only.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("not a valid URL: %v", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%s: scheme must be http or https", redactWebhookURL(u))
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("%s: has no host", redactWebhookURL(u))
-	}
-	return nil
-}
-
-// redactWebhookURL shows a webhook URL without userinfo, query or fragment.
-func redactWebhookURL(u *url.URL) string {
-	// Chat webhooks (Slack, Teams, Discord) carry their secret deeper in
-	// the path: only its first segment is shown.
-	path := u.Path
-	if i := strings.IndexByte(strings.TrimPrefix(path, "/"), '/'); i >= 0 {
-		path = path[:i+1] + "/..."
-	}
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: path}
-	return r.String()
-}
-
-// validHeaderName reports whether s is an HTTP token (RFC 9110 5.1).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue rejects control characters other than tab.
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
 
 // Notifier sends attack records to webhooks. Notify only enqueues; Run
 // delivers, with one worker per webhook so that a slow receiver holds up
@@ -260,7 +97,7 @@ type WebhookStats struct {
 
 // NewNotifier builds a notifier for a validated cfg. A nil client gets one
 // that does not follow redirects. No goroutine starts before Run.
-func NewNotifier(cfg NotifyConfig, log zerolog.Logger, client *http.Client) *Notifier {
+func NewNotifier(cfg config.NotifyConfig, log zerolog.Logger, client *http.Client) *Notifier {
 	if client == nil {
 		client = &http.Client{
 			// A redirect would re-send the configured headers to wherever
@@ -268,9 +105,8 @@ func NewNotifier(cfg NotifyConfig, log zerolog.Logger, client *http.Client) *Not
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	queueSize := cmp.Or(cfg.QueueSize, notifyDefaultQueueSize)
-	maxRetries := cmp.Or(cfg.MaxRetries, notifyDefaultMaxRetries)
-	backoff := cmp.Or(cfg.Backoff, notifyDefaultBackoff)
+	cfg = cfg.WithDefaults()
+	queueSize, maxRetries, backoff := cfg.QueueSize, cfg.MaxRetries, cfg.Backoff
 	n := &Notifier{log: log, client: client, grace: notifyShutdownGrace}
 	for i, wc := range cfg.Webhooks {
 		w := &webhook{
@@ -278,13 +114,13 @@ func NewNotifier(cfg NotifyConfig, log zerolog.Logger, client *http.Client) *Not
 			redacted:   wc.URL,
 			label:      strconv.Itoa(i),
 			header:     http.Header{},
-			timeout:    cmp.Or(wc.Timeout, notifyDefaultTimeout),
+			timeout:    wc.Timeout,
 			maxRetries: maxRetries,
 			backoff:    backoff,
 			queue:      make(chan webhookItem, queueSize),
 		}
 		if u, err := url.Parse(wc.URL); err == nil {
-			w.redacted = redactWebhookURL(u)
+			w.redacted = config.RedactWebhookURL(u)
 			w.label = strconv.Itoa(i) + ":" + u.Host
 		} else {
 			w.redacted = "(invalid URL)"
@@ -483,10 +319,10 @@ func (w *webhook) attempt(ctx context.Context, client *http.Client, body []byte)
 // retry times, capped, with equal jitter (between half and all of it).
 func webhookBackoff(base time.Duration, retry int) time.Duration {
 	d := max(base, 0)
-	for i := 0; i < retry && d < notifyMaxBackoff; i++ {
+	for i := 0; i < retry && d < config.NotifyMaxBackoff; i++ {
 		d *= 2
 	}
-	d = min(d, notifyMaxBackoff)
+	d = min(d, config.NotifyMaxBackoff)
 	half := d / 2
 	return half + rand.N(d-half+1)
 }
@@ -502,10 +338,10 @@ func webhookRetryAfter(resp *http.Response, now time.Time) time.Duration {
 		return 0
 	}
 	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return min(time.Duration(secs)*time.Second, notifyMaxBackoff)
+		return min(time.Duration(secs)*time.Second, config.NotifyMaxBackoff)
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), notifyMaxBackoff)
+		return min(max(t.Sub(now), 0), config.NotifyMaxBackoff)
 	}
 	return 0
 }

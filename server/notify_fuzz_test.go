@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // FuzzRetryAfter reads arbitrary Retry-After values, as a webhook receiver
@@ -24,14 +26,14 @@ func FuzzRetryAfter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, status int, value string) {
 		resp := &http.Response{StatusCode: status, Header: http.Header{"Retry-After": {value}}}
 		got := webhookRetryAfter(resp, now)
-		if got < 0 || got > notifyMaxBackoff {
-			t.Fatalf("%d with Retry-After %q: %s, outside [0, %s]", status, value, got, notifyMaxBackoff)
+		if got < 0 || got > config.NotifyMaxBackoff {
+			t.Fatalf("%d with Retry-After %q: %s, outside [0, %s]", status, value, got, config.NotifyMaxBackoff)
 		}
 		if status != 429 && status != 503 && got != 0 {
 			t.Fatalf("%d with Retry-After %q: %s; only 429 and 503 ask to wait", status, value, got)
 		}
 		if secs, err := strconv.ParseUint(strings.TrimSpace(value), 10, 32); err == nil && (status == 429 || status == 503) {
-			if want := min(time.Duration(secs)*time.Second, notifyMaxBackoff); got != want {
+			if want := min(time.Duration(secs)*time.Second, config.NotifyMaxBackoff); got != want {
 				t.Fatalf("%d with Retry-After %q: %s, want %s", status, value, got, want)
 			}
 		}

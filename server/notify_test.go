@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/test/testlog"
 )
 
@@ -134,7 +134,7 @@ func notifRecorderServer(t *testing.T, statuses ...int) (*httptest.Server, *noti
 func TestNotifierDeliversAttack(t *testing.T) {
 	srv, rec := notifRecorderServer(t)
 	log, _ := notifLogger(zerolog.DebugLevel)
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{{
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{
 		URL:     srv.URL + "/hook",
 		Headers: map[string]string{"Authorization": "Bearer receiver-token", "X-Team": "secops"},
 	}}}, log, srv.Client())
@@ -178,7 +178,7 @@ func TestNotifierDeliversAttack(t *testing.T) {
 func TestNotifierRetriesServerErrors(t *testing.T) {
 	srv, rec := notifRecorderServer(t, 500, 502, 200)
 	log, _ := notifLogger(zerolog.DebugLevel)
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond}, log, nil)
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond}, log, nil)
 	notifRun(t, n)
 
 	n.Notify(notifAttack("atk-1", detect.AttackProbing))
@@ -194,7 +194,7 @@ func TestNotifierRetriesServerErrors(t *testing.T) {
 func TestNotifierGivesUpAfterMaxRetries(t *testing.T) {
 	srv, rec := notifRecorderServer(t, 503)
 	log, logs := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond, MaxRetries: 2}, log, nil)
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond, MaxRetries: 2}, log, nil)
 	notifRun(t, n)
 
 	n.Notify(notifAttack("atk-1", detect.AttackProbing))
@@ -214,7 +214,7 @@ func TestNotifierGivesUpAfterMaxRetries(t *testing.T) {
 func TestNotifierDoesNotRetryClientErrors(t *testing.T) {
 	srv, rec := notifRecorderServer(t, 400, 200)
 	log, logs := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{{URL: srv.URL + "/hook"}}, Backoff: time.Millisecond}, log, nil)
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL + "/hook"}}, Backoff: time.Millisecond}, log, nil)
 	notifRun(t, n)
 
 	n.Notify(notifAttack("atk-1", detect.AttackProbing))
@@ -244,7 +244,7 @@ func TestNotifierHonoursRetryAfter(t *testing.T) {
 		}
 	}
 	log, _ := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond}, log, nil)
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond}, log, nil)
 	notifRun(t, n)
 
 	n.Notify(notifAttack("atk-1", detect.AttackProbing))
@@ -269,7 +269,7 @@ func TestNotifierRetryAfterParsing(t *testing.T) {
 	}{
 		{429, "2", 2 * time.Second},
 		{503, "0", 0},
-		{503, "3600", notifyMaxBackoff},
+		{503, "3600", config.NotifyMaxBackoff},
 		{429, "99999999999999", 0},
 		{429, now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
 		{429, now.Add(-time.Hour).Format(http.TimeFormat), 0},
@@ -291,7 +291,7 @@ func TestNotifierRetryAfterParsing(t *testing.T) {
 func TestNotifierBackoffDoublesWithJitterAndCap(t *testing.T) {
 	base := 100 * time.Millisecond
 	for retry := range 15 {
-		full := min(base<<retry, notifyMaxBackoff)
+		full := min(base<<retry, config.NotifyMaxBackoff)
 		for range 50 {
 			if d := webhookBackoff(base, retry); d < full/2 || d > full {
 				t.Fatalf("retry %d: delay %s outside [%s, %s]", retry, d, full/2, full)
@@ -304,7 +304,7 @@ func TestNotifyNeverBlocksOnHangingReceiver(t *testing.T) {
 	hang, inflight := notifHangingServer(t)
 	log, _ := notifLogger(zerolog.InfoLevel)
 	const queue, total = 100, 10_000
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{{URL: hang.URL, Timeout: time.Minute}}, QueueSize: queue}, log, nil)
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: hang.URL, Timeout: time.Minute}}, QueueSize: queue}, log, nil)
 	n.grace = 10 * time.Millisecond
 	notifRun(t, n)
 
@@ -348,7 +348,7 @@ func TestNotifierHangingReceiverDoesNotDelayOthers(t *testing.T) {
 	hang, inflight := notifHangingServer(t)
 	fast, rec := notifRecorderServer(t)
 	log, _ := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{
 		{URL: hang.URL, Timeout: time.Minute},
 		{URL: fast.URL},
 	}}, log, nil)
@@ -383,7 +383,7 @@ func TestNotifierTypesFilter(t *testing.T) {
 	onlyDecoys, decoyRec := notifRecorderServer(t)
 	all, allRec := notifRecorderServer(t)
 	log, _ := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{
 		{URL: onlyDecoys.URL, Types: []string{"decoy", "stolen_token"}},
 		{URL: all.URL},
 	}}, log, nil)
@@ -407,75 +407,10 @@ func TestNotifierTypesFilter(t *testing.T) {
 	}
 }
 
-func TestNotifyConfigValidate(t *testing.T) {
-	good := NotifyConfig{
-		Webhooks: []WebhookConfig{
-			{URL: "https://hooks.example.com/vigil", Headers: map[string]string{"Authorization": "Bearer x"}, Timeout: 2 * time.Second, Types: []string{"probing", "decoy"}},
-			{URL: "http://10.0.0.5:8080/in?team=sec"},
-		},
-		QueueSize: 10, MaxRetries: 3, Backoff: 500 * time.Millisecond,
-	}
-	if errs := good.Validate(); len(errs) != 0 {
-		t.Errorf("good config: %v", errs)
-	}
-	if errs := (NotifyConfig{}).Validate(); len(errs) != 0 {
-		t.Errorf("zero config: %v", errs)
-	}
-
-	bad := NotifyConfig{
-		Webhooks: []WebhookConfig{
-			{URL: "ftp://user:ftp-secret@files.example.com/drop?key=query-secret"},
-			{URL: "not a url at all"},
-			{URL: "http://u:pw-secret@[::1"},
-			{URL: ""},
-			{URL: "https:///path-only"},
-			{URL: "https://ok.example.com", Timeout: -time.Second, Types: []string{"probing", "sql_injection"},
-				Headers: map[string]string{"Bad Name": "v", "X-Ok": "line\r\nInjected: header-secret", "Content-Type": "text/plain", "x-dup": "a", "X-Dup": "b"}},
-		},
-		QueueSize: -1, MaxRetries: -2, Backoff: -time.Second,
-	}
-	errs := bad.Validate()
-	var text []string
-	for _, err := range errs {
-		text = append(text, err.Error())
-	}
-	all := strings.Join(text, "\n")
-	want := []string{
-		"notify.queue_size: must be between 0",
-		"notify.max_retries: must be between 0",
-		"notify.backoff: must be between 0",
-		"notify.webhooks[0].url: ftp://files.example.com/drop: scheme must be http or https",
-		// It parses as a relative path, shown escaped.
-		"notify.webhooks[1].url: not%20a%20url%20at%20all: scheme must be http or https",
-		"notify.webhooks[2].url: not a valid URL",
-		"notify.webhooks[3].url: must not be empty",
-		"notify.webhooks[4].url: https:///path-only: has no host",
-		"notify.webhooks[5].timeout: must be between 0",
-		`notify.webhooks[5].headers["Bad Name"]: not a valid header name`,
-		`notify.webhooks[5].headers["X-Ok"]: value contains control characters`,
-		`notify.webhooks[5].headers["Content-Type"]: is set by Vigil`,
-		`notify.webhooks[5].headers["x-dup"]: is also configured as "X-Dup"`,
-		`notify.webhooks[5].types[1]: unknown attack type "sql_injection"`,
-	}
-	for _, w := range want {
-		if !strings.Contains(all, w) {
-			t.Errorf("missing error %q in:\n%s", w, all)
-		}
-	}
-	if len(errs) != len(want) {
-		t.Errorf("got %d errors, want %d:\n%s", len(errs), len(want), all)
-	}
-	for _, secret := range []string{"ftp-secret", "query-secret", "pw-secret", "header-secret"} {
-		if strings.Contains(all, secret) {
-			t.Errorf("validation errors reveal %q:\n%s", secret, all)
-		}
-	}
-}
-
 func TestNotifierRunReturnsPromptlyAfterCancel(t *testing.T) {
 	hang, inflight := notifHangingServer(t)
 	log, logs := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{{URL: hang.URL, Timeout: time.Minute}}}, log, nil)
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: hang.URL, Timeout: time.Minute}}}, log, nil)
 	n.grace = 50 * time.Millisecond
 	stop := notifRun(t, n)
 
@@ -519,8 +454,8 @@ func TestNotifierKeepsSecretsOutOfLogs(t *testing.T) {
 	withUserinfo := func(raw, path string) string {
 		return strings.Replace(raw, "http://", "http://alice:userinfo-secret@", 1) + path
 	}
-	cfg := NotifyConfig{
-		Webhooks: []WebhookConfig{
+	cfg := config.NotifyConfig{
+		Webhooks: []config.WebhookConfig{
 			{URL: withUserinfo(flaky.URL, "/flaky?token=query-secret")},
 			{URL: denied.URL + "/denied", Headers: map[string]string{"Authorization": "Bearer header-secret", "X-Api-Key": "key-secret"}},
 			{URL: withUserinfo(dead.URL, "/dead?sig=query-secret"), Headers: map[string]string{"X-Api-Key": "key-secret"}},
@@ -572,7 +507,7 @@ func TestNotifierCollectors(t *testing.T) {
 	ok, _ := notifRecorderServer(t)
 	rejecting, _ := notifRecorderServer(t, http.StatusBadRequest)
 	log, _ := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(NotifyConfig{Webhooks: []WebhookConfig{
+	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{
 		{URL: strings.Replace(ok.URL, "http://", "http://bob:pw@", 1) + "/a?k=v"},
 		{URL: rejecting.URL},
 	}}, log, nil)
@@ -631,18 +566,11 @@ func TestNotifierNilAndEmpty(t *testing.T) {
 		t.Error("nil notifier has stats")
 	}
 	log, _ := notifLogger(zerolog.InfoLevel)
-	empty := NewNotifier(NotifyConfig{}, log, nil)
+	empty := NewNotifier(config.NotifyConfig{}, log, nil)
 	empty.Notify(notifAttack("atk-1", detect.AttackProbing))
 	stop := notifRun(t, empty)
 	stop()
 	if s := empty.Stats(); len(s) != 0 {
 		t.Errorf("stats = %+v", s)
-	}
-}
-
-func TestNotifierHidesChatWebhookSecrets(t *testing.T) {
-	u, _ := url.Parse("https://hooks.slack.com/services/T000/B000/XXXXSECRET")
-	if got := redactWebhookURL(u); strings.Contains(got, "XXXXSECRET") || got != "https://hooks.slack.com/services/..." {
-		t.Fatalf("redacted %q", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // ReplaySummary is what a replay saw and raised.
@@ -37,35 +38,32 @@ type ReplaySummary struct {
 // Each input line is a transaction record (see detect.Record) or an Envoy
 // JSON access log line in the format of examples/envoy. A malformed line is
 // reported to errs with its line number and skipped.
-func Replay(ctx context.Context, cfg *Config, in io.Reader, out, errs io.Writer) (*ReplaySummary, error) {
-	sec, problems := cfg.secrets()
-	if len(problems) > 0 {
-		return nil, problems[0]
-	}
-	key, err := fingerprintKey(cfg, sec)
+func Replay(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.Writer) (*ReplaySummary, error) {
+	rt, err := cfg.Runtime()
 	if err != nil {
 		return nil, err
 	}
-	fp, err := detect.NewFingerprinter(key)
-	if err != nil {
-		return nil, err
-	}
-	x, err := detect.NewExtractor(fp, cfg.TrustedHops)
+	x, err := rt.NewExtractor()
 	if err != nil {
 		return nil, err
 	}
 	defer x.Close()
-	catalog := cfg.Catalog()
+	catalog := rt.Catalog
 	sum := &ReplaySummary{Attacks: map[detect.AttackType]int{}, Actions: map[string]int{}}
 	enc := json.NewEncoder(out)
 	var writeErr error
-	engine := newReplayEngine(cfg, catalog.APIs(), func(a *detect.Attack) {
+	// The engine serve runs, from the same settings, but inline and in
+	// record order, blocking nobody: replay only reports.
+	engine, err := rt.NewEngine(config.EngineHooks{Inline: true, OnAttack: func(a *detect.Attack) {
 		sum.Attacks[a.Type]++
 		sum.Actions[a.Action]++
 		if writeErr == nil {
 			writeErr = enc.Encode(a)
 		}
-	})
+	}})
+	if err != nil {
+		return nil, err
+	}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
@@ -101,27 +99,6 @@ func Replay(ctx context.Context, cfg *Config, in io.Reader, out, errs io.Writer)
 	}
 	sum.Models = engine.Models()
 	return sum, nil
-}
-
-// newReplayEngine builds an engine that runs in the caller, in record
-// order, and blocks nobody: replay only reports.
-func newReplayEngine(cfg *Config, apis []*detect.API, onAttack func(*detect.Attack)) *detect.Engine {
-	return detect.NewEngine(detect.EngineConfig{
-		Workers: 0, MaxStates: cfg.Detection.MaxStates, MaxAPIs: cfg.Discovery.MaxAPIs,
-		Training: detect.TrainingConfig{
-			Duration: cfg.Training.Duration, MinRequests: cfg.Training.MinRequests,
-			MinIdentities: cfg.Training.MinIdentities, RelearnInterval: cfg.Training.RelearnInterval,
-		},
-		BlockTTL: cfg.BlockTTL,
-		TypeTTL:  cfg.typeTTLs(),
-
-		BlockAfter:  cfg.Detection.BlockAfter,
-		BlockWindow: cfg.Detection.BlockWindow,
-
-		APIs:     apis,
-		Store:    detect.NewAttackStore(cfg.Detection.MaxAttacks),
-		OnAttack: onAttack,
-	})
 }
 
 // accessLogLine is one line of the Envoy JSON access log shipped in
@@ -272,7 +249,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *input == "" {
 		return fmt.Errorf("%w: vigil replay needs --input FILE", ErrUsage)
 	}
-	cfg, err := LoadConfig(*configPath)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // FuzzReplayLine feeds arbitrary lines to vigil replay's parser and what it
@@ -16,19 +16,23 @@ func FuzzReplayLine(f *testing.F) {
 	for _, tc := range replayLines {
 		f.Add([]byte(tc.line))
 	}
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.Training.Duration, cfg.Training.MinRequests, cfg.Training.MinIdentities = 0, 1, 1
-	catalog := cfg.Catalog()
-	fp, err := detect.NewFingerprinter(detect.NewKey())
+	cfg.DataDir = f.TempDir()
+	rt, err := cfg.Runtime()
 	if err != nil {
 		f.Fatal(err)
 	}
-	x, err := detect.NewExtractor(fp, 1)
+	catalog := rt.Catalog
+	x, err := rt.NewExtractor()
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(x.Close)
-	engine := newReplayEngine(cfg, catalog.APIs(), func(*detect.Attack) {})
+	engine, err := rt.NewEngine(config.EngineHooks{Inline: true})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		r, err := parseReplayLine(line)
 		if err != nil {

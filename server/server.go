@@ -1,23 +1,18 @@
-// Package server is the Vigil process: configuration (embedded defaults,
-// strict YAML, flags, validation), the gRPC server that Envoy talks to, the
-// admin HTTP API and metrics, the wiring between envoy and detect, and an
+// Package server is the Vigil process: the gRPC server that Envoy talks
+// to, the admin HTTP API and metrics, the wiring between envoy and detect
+// from the configuration's runtime settings (server/config), and an
 // ordered graceful shutdown.
 package server
 
 import (
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	stdlog "log"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,12 +33,13 @@ import (
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/envoy"
+	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/server/store"
 )
 
 // Server is a running Vigil: listeners bound, services wired.
 type Server struct {
-	cfg   *Config
+	cfg   *config.Config
 	log   zerolog.Logger
 	now   func() time.Time
 	after func(time.Duration) <-chan time.Time
@@ -79,7 +75,7 @@ type Options struct {
 
 // New validates cfg, prepares the data directory and binds both listeners.
 // It starts nothing: Run does.
-func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
+func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -89,21 +85,14 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	if opts.After == nil {
 		opts.After = time.After
 	}
-	sec, errs := cfg.secrets() // the files again: one may have gone since Validate
-	if len(errs) > 0 {
-		return nil, errs[0]
-	}
-	key, err := fingerprintKey(cfg, sec)
+	rt, err := cfg.Runtime() // the secret files again: one may have gone since Validate
 	if err != nil {
 		return nil, err
 	}
-	fp, err := detect.NewFingerprinter(key)
-	if err != nil {
-		return nil, err
-	}
+	sec, fp := rt.Secrets, rt.Fingerprinter
 	s := &Server{cfg: cfg, log: log, now: opts.Now, after: opts.After}
-	s.catalog.Store(cfg.Catalog())
-	if s.extractor, err = detect.NewExtractor(fp, cfg.TrustedHops); err != nil {
+	s.catalog.Store(rt.Catalog)
+	if s.extractor, err = rt.NewExtractor(); err != nil {
 		return nil, err
 	}
 	allow, block := detect.NewLists()
@@ -123,8 +112,16 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	s.store.AttackMax, s.store.AttackMaxAge = cfg.Retention.AttacksMax, cfg.Retention.AttacksMaxAge
 	s.notifier = NewNotifier(cfg.Notify, log.With().Str("component", "notify").Logger(), nil)
 	s.metrics.reg.MustRegister(s.notifier.Collectors()...)
-	s.engine = newEngine(cfg, log, block, s.metrics, s.catalog.Load().APIs(), s.notifier)
-	if err := s.restore(allow, block); err != nil {
+	models, err := s.store.LoadModels()
+	if err != nil {
+		s.closeState()
+		return nil, err
+	}
+	if s.engine, err = newEngine(rt, log, block, s.metrics, s.notifier, models); err != nil {
+		s.closeState()
+		return nil, err
+	}
+	if err := s.restore(allow, block, len(models)); err != nil {
 		s.closeState()
 		return nil, err
 	}
@@ -147,24 +144,15 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	for _, h := range hits {
 		s.trap.RestoreHits(h)
 	}
-	for _, a := range cfg.APIs {
-		if a.Detection != nil {
-			if err := s.engine.Apply(a.Name, a.Detection); err != nil {
-				s.closeState()
-				return nil, fmt.Errorf("apis %s detection: %w", a.Name, err)
-			}
-		}
-	}
-
 	var grpcTLS, adminTLS *tls.Config
-	if cfg.GRPCTLS.enabled() {
-		if grpcTLS, err = cfg.GRPCTLS.tlsConfig(); err != nil {
+	if cfg.GRPCTLS.Enabled() {
+		if grpcTLS, err = cfg.GRPCTLS.TLSConfig(); err != nil {
 			s.closeState()
 			return nil, fmt.Errorf("grpc_tls: %w", err)
 		}
 	}
-	if cfg.AdminTLS.enabled() {
-		if adminTLS, err = cfg.AdminTLS.tlsConfig(); err != nil {
+	if cfg.AdminTLS.Enabled() {
+		if adminTLS, err = cfg.AdminTLS.TLSConfig(); err != nil {
 			s.closeState()
 			return nil, fmt.Errorf("admin_tls: %w", err)
 		}
@@ -183,7 +171,7 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 	}
 	s.grpc = s.newGRPCServer(grpcTLS)
 	adm := &admin{
-		log: log.With().Str("component", "admin").Logger(), token: []byte(sec.adminToken), readToken: []byte(sec.adminReadToken), fp: fp,
+		log: log.With().Str("component", "admin").Logger(), token: []byte(sec.AdminToken), readToken: []byte(sec.AdminReadToken), fp: fp,
 		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
 		attacks: s.engine.Store(), engine: s.engine, trap: s.trap, forensics: s.forensics,
 	}
@@ -209,9 +197,10 @@ func (s *Server) closeState() {
 	}
 }
 
-// restore reads the durable state back (lists, attack records, models) and
+// restore reads the durable state back (lists, attack records, inventory,
+// forensics; models were restored with the engine, models the number) and
 // makes every later change durable.
-func (s *Server) restore(allow, block *detect.List) error {
+func (s *Server) restore(allow, block *detect.List, models int) error {
 	now := s.now()
 	for name, l := range map[string]*detect.List{"allow": allow, "block": block} {
 		entries, err := s.store.LoadList(name, now)
@@ -245,16 +234,7 @@ func (s *Server) restore(allow, block *detect.List) error {
 	for _, r := range recs { // oldest first: the least recently seen are forgotten first
 		s.forensics.Put(r)
 	}
-	models, err := s.store.LoadModels()
-	if err != nil {
-		return err
-	}
-	for _, d := range models {
-		if err := s.engine.Restore(d); err != nil {
-			s.log.Warn().Err(err).Str("api", d.API).Msg("stored model not restored")
-		}
-	}
-	s.log.Info().Int("attacks", len(attacks)).Int("models", len(models)).Int("blocklist", block.Len()).
+	s.log.Info().Int("attacks", len(attacks)).Int("models", models).Int("blocklist", block.Len()).
 		Int("allowlist", allow.Len()).Msg("durable state restored")
 	return nil
 }
@@ -357,11 +337,11 @@ func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 // GRPCOptions are the options of Vigil's gRPC server for cfg, with
 // onPanic told of every recovered panic. The benchmark gives its null server
 // the same ones, so that the comparison is of the handlers alone.
-func GRPCOptions(cfg *Config, onPanic func(p any)) []grpc.ServerOption {
+func GRPCOptions(cfg *config.Config, onPanic func(p any)) []grpc.ServerOption {
 	return grpcOptions(cfg, onPanic, newStreamLimit(cfg.GRPC.MaxStreams))
 }
 
-func grpcOptions(cfg *Config, onPanic func(p any), streams *streamLimit) []grpc.ServerOption {
+func grpcOptions(cfg *config.Config, onPanic func(p any), streams *streamLimit) []grpc.ServerOption {
 	g := cfg.GRPC
 	recovered := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		onPanic(p)
@@ -415,7 +395,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	s.ready.Store(true)
-	if s.cfg.grpcOpen() {
+	if s.cfg.GRPCOpen() {
 		s.log.Warn().Str("grpc_addr", s.GRPCAddr()).Bool("grpc_insecure", s.cfg.GRPCInsecure).
 			Msg("gRPC serves every caller off loopback without a client certificate (grpc_insecure): " +
 				"anyone who reaches the port can block any client; require Envoy's with grpc_tls.client_ca_file " +
@@ -522,103 +502,18 @@ func (s *Server) sweep(ctx context.Context) {
 	}
 }
 
-// fingerprintKey returns the configured key (sec, from cfg.secrets), or the
-// one kept in the data directory, created on first start.
-func fingerprintKey(cfg *Config, sec secrets) ([]byte, error) {
-	if sec.fingerprintKey != "" {
-		return hex.DecodeString(sec.fingerprintKey)
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	path := filepath.Join(cfg.DataDir, "fingerprint.key")
-	key, err := readKeyFile(path)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return key, err
-	}
-	key = detect.NewKey()
-	switch err := createKeyFile(path, []byte(hex.EncodeToString(key)+"\n")); {
-	case errors.Is(err, fs.ErrExist):
-		return readKeyFile(path) // another process sharing the directory was first
-	case err != nil:
-		return nil, fmt.Errorf("write fingerprint key: %w", err)
-	}
-	return key, nil
-}
-
-func readKeyFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read fingerprint key: %w", err)
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil || len(key) < 32 {
-		return nil, fmt.Errorf("%s: not a hex key of at least 32 bytes", path)
-	}
-	return key, nil
-}
-
-// createKeyFile writes a secret file with mode 0600, whole or not at all,
-// and fails with fs.ErrExist if the file is already there. It writes a fresh
-// temporary file (os.WriteFile on a left-over one would keep that file's
-// mode) and links it into place, which unlike a rename never replaces a key
-// that another process has just created.
-func createKeyFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Link(tmp, path); err == nil || errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	// The file system has no hard links: a rename is the best left.
-	return os.Rename(tmp, path)
-}
-
-// newEngine builds the detection engine: attacks are logged as one JSON
-// line each, counted, and put on the block list by the engine when their
-// API is in block mode.
-func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, apis []*detect.API, n *Notifier) *detect.Engine {
+// newEngine builds the detection engine from the runtime settings (as
+// replay does): attacks are logged as one JSON line each, counted, sent to
+// the webhooks, and put on the block list by the engine when their API is
+// in block mode.
+func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *metrics, n *Notifier, models []*detect.ModelDoc) (*detect.Engine, error) {
 	alog := log.With().Str("component", "detect").Logger()
-	return detect.NewEngine(detect.EngineConfig{
-		Workers:   cfg.Detection.Workers,
-		MaxStates: cfg.Detection.MaxStates,
-		MaxAPIs:   cfg.Discovery.MaxAPIs,
-		Training: detect.TrainingConfig{
-			Duration: cfg.Training.Duration, MinRequests: cfg.Training.MinRequests,
-			MinIdentities: cfg.Training.MinIdentities, RelearnInterval: cfg.Training.RelearnInterval,
-		},
-		BlockTTL: cfg.BlockTTL,
-		TypeTTL:  cfg.typeTTLs(),
-
-		BlockAfter:  cfg.Detection.BlockAfter,
-		BlockWindow: cfg.Detection.BlockWindow,
-
-		APIs: apis,
+	return rt.NewEngine(config.EngineHooks{
 		Block: func(e detect.Entry) {
 			if err := block.Store(e); err != nil {
 				log.Error().Err(err).Str("kind", e.Kind.String()).Msg("block list entry not stored durably")
 			}
 		},
-		Store: detect.NewAttackStore(cfg.Detection.MaxAttacks),
 		OnAttack: func(a *detect.Attack) {
 			m.attack(a)
 			n.Notify(a)
@@ -626,6 +521,10 @@ func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, 
 				Str("identity_kind", a.Identity.Kind).Str("identity", a.Identity.Value).
 				Str("action", a.Action).Interface("variables", a.Variables).Strs("client_ips", a.ClientIPs).
 				Time("detected_at", a.DetectedAt).Msg("attack")
+		},
+		Snapshots: models,
+		OnSnapshotError: func(api string, err error) {
+			log.Warn().Err(err).Str("api", api).Msg("stored model not restored")
 		},
 	})
 }

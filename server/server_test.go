@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,14 +27,15 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/test/testlog"
 )
 
 // testConfig is the embedded defaults on ephemeral loopback ports, a
 // temporary data directory and no drain delay.
-func testConfig(t *testing.T) *Config {
+func testConfig(t *testing.T) *config.Config {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -55,12 +55,12 @@ type testServer struct {
 
 // startServer runs New and Run and waits until /readyz answers 200. The
 // server is stopped when the test ends.
-func startServer(t *testing.T, cfg *Config) *testServer {
+func startServer(t *testing.T, cfg *config.Config) *testServer {
 	t.Helper()
 	return startServerWith(t, cfg, Options{})
 }
 
-func startServerWith(t *testing.T, cfg *Config, opts Options) *testServer {
+func startServerWith(t *testing.T, cfg *config.Config, opts Options) *testServer {
 	t.Helper()
 	logs := testlog.New(t) // every line checked when the test ends
 	s, err := New(cfg, NewLogger(logs, cfg).Level(zerolog.DebugLevel), opts)
@@ -378,35 +378,6 @@ func TestFingerprintKeyKeptInDataDir(t *testing.T) {
 	}
 }
 
-// TestFingerprintKeyCreatedOnce starts several key look-ups on one new data
-// directory at once, as replicas sharing a volume would: they must all end
-// up with the key on disk.
-func TestFingerprintKeyCreatedOnce(t *testing.T) {
-	cfg := testConfig(t)
-	const n = 8
-	keys := make([][]byte, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { keys[i], errs[i] = fingerprintKey(cfg, secrets{}) })
-	}
-	wg.Wait()
-	onDisk, err := readKeyFile(filepath.Join(cfg.DataDir, "fingerprint.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("look-up %d: %v", i, errs[i])
-		} else if !bytes.Equal(keys[i], onDisk) {
-			t.Errorf("look-up %d got a key that is not the one on disk", i)
-		}
-	}
-	if entries, _ := os.ReadDir(cfg.DataDir); len(entries) != 1 {
-		t.Errorf("data dir holds %d files, want only the key", len(entries))
-	}
-}
-
 func TestFingerprintKeyFromConfigWins(t *testing.T) {
 	const token = "config-key-token"
 	key := bytes.Repeat([]byte{0xab}, 32)
@@ -532,7 +503,7 @@ func TestRecoveryInterceptor(t *testing.T) {
 	logs := testlog.New(t)
 	allow, block := detect.NewLists()
 	q := detect.NewQueue(8)
-	s := &Server{cfg: DefaultConfig(), log: zerolog.New(logs), now: time.Now, queue: q, metrics: newMetrics(q, allow, block)}
+	s := &Server{cfg: config.Default(), log: zerolog.New(logs), now: time.Now, queue: q, metrics: newMetrics(q, allow, block)}
 	g := s.newGRPCServer(nil)
 	g.RegisterService(&panicService, struct{}{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -683,7 +654,7 @@ func TestServeOnEmbeddedDefaults(t *testing.T) {
 
 func TestNewLogger(t *testing.T) {
 	var buf bytes.Buffer
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.LogLevel = "warn"
 	log := NewLogger(&buf, cfg)
 	log.Info().Msg("hidden")

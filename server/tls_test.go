@@ -23,6 +23,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // testPKI is a CA with a server and a client certificate, written as PEM.
@@ -78,11 +80,11 @@ func newTestPKI(t *testing.T) *testPKI {
 // a certificate of that CA.
 func TestTLSOnTheAdminAPIAndMutualTLSOnGRPC(t *testing.T) {
 	pki := newTestPKI(t)
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.GRPCAddr, cfg.AdminAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
 	cfg.Shutdown.DrainDelay = 0
-	cfg.AdminTLS = TLSFiles{CertFile: pki.serverCert, KeyFile: pki.serverKey}
-	cfg.GRPCTLS = TLSFiles{CertFile: pki.serverCert, KeyFile: pki.serverKey, ClientCAFile: pki.caFile}
+	cfg.AdminTLS = config.TLSFiles{CertFile: pki.serverCert, KeyFile: pki.serverKey}
+	cfg.GRPCTLS = config.TLSFiles{CertFile: pki.serverCert, KeyFile: pki.serverKey, ClientCAFile: pki.caFile}
 	s, err := New(cfg, zerolog.Nop(), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -122,16 +124,16 @@ func TestTLSOnTheAdminAPIAndMutualTLSOnGRPC(t *testing.T) {
 }
 
 func TestTLSConfigProblems(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.GRPCTLS = TLSFiles{CertFile: "x.pem"}
-	cfg.AdminTLS = TLSFiles{CertFile: "a", KeyFile: "b", ClientCAFile: "c"}
+	cfg := config.Default()
+	cfg.GRPCTLS = config.TLSFiles{CertFile: "x.pem"}
+	cfg.AdminTLS = config.TLSFiles{CertFile: "a", KeyFile: "b", ClientCAFile: "c"}
 	err := cfg.Validate()
 	if err == nil || !strings.Contains(err.Error(), "grpc_tls: needs both cert_file and key_file") || !strings.Contains(err.Error(), "admin_tls.client_ca_file") {
 		t.Fatalf("validation: %v", err)
 	}
-	cfg = DefaultConfig()
+	cfg = config.Default()
 	cfg.GRPCAddr, cfg.AdminAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	cfg.GRPCTLS = TLSFiles{CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem"}
+	cfg.GRPCTLS = config.TLSFiles{CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem"}
 	if _, err := New(cfg, zerolog.Nop(), Options{}); err == nil || !strings.Contains(err.Error(), "grpc_tls") {
 		t.Fatalf("missing files: %v", err)
 	}
@@ -143,10 +145,10 @@ func TestTLSConfigProblems(t *testing.T) {
 // certificate (grpc_tls.client_ca_file) unless grpc_insecure says that
 // something else admits only Envoy.
 func TestGRPCOffLoopbackNeedsClientCA(t *testing.T) {
-	mtls := TLSFiles{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
+	mtls := config.TLSFiles{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
 	for _, tc := range []struct {
 		addr     string
-		tls      TLSFiles
+		tls      config.TLSFiles
 		insecure bool
 		refused  bool
 	}{
@@ -156,7 +158,7 @@ func TestGRPCOffLoopbackNeedsClientCA(t *testing.T) {
 		{addr: "10.1.2.3:9000", refused: true},
 		{addr: "[2001:db8::1]:9000", refused: true},
 		{addr: "vigil.example.internal:9000", refused: true},
-		{addr: "0.0.0.0:9000", tls: TLSFiles{CertFile: "c.pem", KeyFile: "k.pem"}, refused: true}, // TLS without client certificates
+		{addr: "0.0.0.0:9000", tls: config.TLSFiles{CertFile: "c.pem", KeyFile: "k.pem"}, refused: true}, // TLS without client certificates
 		{addr: "127.0.0.1:9000"},
 		{addr: "127.0.0.2:9000"},
 		{addr: "[::1]:9000"},
@@ -166,7 +168,7 @@ func TestGRPCOffLoopbackNeedsClientCA(t *testing.T) {
 		{addr: "0.0.0.0:9000", insecure: true},
 		{addr: "[::]:9000", insecure: true},
 	} {
-		cfg := DefaultConfig()
+		cfg := config.Default()
 		cfg.GRPCAddr, cfg.GRPCTLS, cfg.GRPCInsecure = tc.addr, tc.tls, tc.insecure
 		err := cfg.Validate()
 		named := err != nil && strings.Contains(err.Error(), "grpc_tls.client_ca_file") && strings.Contains(err.Error(), "grpc_insecure")

@@ -40,6 +40,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 const identities = 10000
@@ -190,7 +191,7 @@ func startNull(tb testing.TB) *target {
 	// The same server options as Vigil's (benchConfig sets no gRPC keys:
 	// the defaults), as performance-floor.md asks: null and detector with
 	// the same gRPC options.
-	s := grpc.NewServer(server.GRPCOptions(server.DefaultConfig(), func(any) {})...)
+	s := grpc.NewServer(server.GRPCOptions(config.Default(), func(any) {})...)
 	extprocv3.RegisterExternalProcessorServer(s, nullServer{})
 	authv3.RegisterAuthorizationServer(s, nullServer{})
 	go s.Serve(l)
@@ -223,7 +224,7 @@ func startVigil(tb testing.TB) *target {
 	if err := os.WriteFile(path, []byte(benchConfig+"data_dir: "+dir+"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	cfg, err := server.LoadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		tb.Fatal(err)
 	}

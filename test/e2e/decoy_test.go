@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/test/envoysim"
 )
 
@@ -213,7 +214,7 @@ func TestDecoyOnARealEndpointIsRefused(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "c.yaml")
 		os.WriteFile(path, []byte("grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\ndata_dir: "+dir+"\n"+bad), 0o600)
-		cfg, err := server.LoadConfig(path)
+		cfg, err := config.Load(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/test/testlog"
 )
 
@@ -66,7 +67,7 @@ func startWith(t *testing.T, dir, extra string, opts server.Options) *vigil {
 	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := server.LoadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // TestRestartKeepsListsAttacksAndModels: a Vigil restarted on the same data
@@ -163,7 +164,7 @@ func TestDecoyOnAnEndpointTrafficShowedRealIsRefusedAtStart(t *testing.T) {
 	v.stop()
 	path := filepath.Join(dir, "vigil.yaml")
 	os.WriteFile(path, []byte("grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\ndata_dir: "+dir+"\n"+api+", decoys: [/internal/export]}\n"), 0o600)
-	cfg, err := server.LoadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

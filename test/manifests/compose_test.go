@@ -37,6 +37,7 @@ import (
 
 	"github.com/vigil-project/vigil/envoy/bootstrap"
 	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 const (
@@ -506,7 +507,7 @@ func checkAccessLog(t *testing.T, path string, hcm *hcmv3.HttpConnectionManager)
 		lines.Write(js)
 		lines.WriteByte('\n')
 	}
-	cfg, err := server.LoadConfig(filepath.Join(envoyDir, "vigil.yaml"))
+	cfg, err := config.Load(filepath.Join(envoyDir, "vigil.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,7 +537,7 @@ func protojsonMarshalMap(m map[string]any) ([]byte, error) {
 func TestEnvoyExample(t *testing.T) {
 	v := checkEnvoyShape(t, mainEnvoy)
 	grpcCluster := v.authz.GetGrpcService().GetEnvoyGrpc().GetClusterName()
-	_, grpcPort := addrPort(t, "default grpc_addr", server.DefaultConfig().GRPCAddr)
+	_, grpcPort := addrPort(t, "default grpc_addr", config.Default().GRPCAddr)
 	for _, sa := range endpoints(v.clusters[grpcCluster]) {
 		if sa.GetAddress() != "127.0.0.1" || int(sa.GetPortValue()) != grpcPort {
 			t.Errorf("%s: cluster %s at %s:%d, vigil serve's default gRPC address is 127.0.0.1:%d", mainEnvoy, grpcCluster, sa.GetAddress(), sa.GetPortValue(), grpcPort)
@@ -552,7 +553,7 @@ func TestEnvoyExample(t *testing.T) {
 			t.Errorf("%s: %s goes to cluster %s at %s:%d, want the sample API at 127.0.0.1:%d", mainEnvoy, shopBase, shop, sa.GetAddress(), sa.GetPortValue(), shopPort)
 		}
 	}
-	cfg, err := server.LoadConfig(filepath.Join(envoyDir, "vigil.yaml"))
+	cfg, err := config.Load(filepath.Join(envoyDir, "vigil.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

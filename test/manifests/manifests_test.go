@@ -41,7 +41,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 const (
@@ -433,7 +433,7 @@ func secretData(s *corev1.Secret) map[string]string {
 }
 
 // secretFileKeys are the config keys that name files holding secrets.
-func secretFileKeys(cfg *server.Config) []struct {
+func secretFileKeys(cfg *config.Config) []struct {
 	name string
 	path *string
 } {
@@ -505,7 +505,7 @@ func mountedSecretKey(pod *corev1.PodSpec, c *corev1.Container, path string) (se
 // key names a file the Deployment mounts from a key of a Secret in the manifests; it
 // passes Vigil's own validation once those files hold valid values; and the Secret's
 // committed placeholders do not. It returns the config, validated.
-func checkVigilConfig(t *testing.T, d configMapDoc, dep *appsv1.Deployment, secrets map[string]*corev1.Secret) *server.Config {
+func checkVigilConfig(t *testing.T, d configMapDoc, dep *appsv1.Deployment, secrets map[string]*corev1.Secret) *config.Config {
 	t.Helper()
 	pod := &dep.Spec.Template.Spec
 	if len(pod.Containers) != 1 {
@@ -530,12 +530,12 @@ func checkVigilConfig(t *testing.T, d configMapDoc, dep *appsv1.Deployment, secr
 		t.Errorf("%s: ConfigMap %s is not mounted at /etc/vigil with vigil.yaml", d.where, d.cm.Name)
 	}
 
-	load := func() *server.Config {
+	load := func() *config.Config {
 		path := filepath.Join(t.TempDir(), "vigil.yaml")
 		if err := os.WriteFile(path, []byte(d.text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := server.LoadConfig(path)
+		cfg, err := config.Load(path)
 		if err != nil {
 			t.Fatalf("%s: vigil.yaml: %v", d.where, err)
 		}
@@ -637,13 +637,13 @@ func checkVigilConfig(t *testing.T, d configMapDoc, dep *appsv1.Deployment, secr
 
 // loadVigilConfig writes the embedded vigil.yaml to a file and loads and validates it
 // exactly as `vigil serve --config` would.
-func loadVigilConfig(t *testing.T, where, text string) *server.Config {
+func loadVigilConfig(t *testing.T, where, text string) *config.Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "vigil.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := server.LoadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("%s: vigil.yaml: %v", where, err)
 	}
@@ -833,7 +833,7 @@ func checkIstio(t *testing.T, docs []doc) {
 		t.Errorf("the observer patch (%d) must come after the enforcer's (%d): both insert before the router", observerAt, enforcerAt)
 	}
 	// Envoy opens another connection before Vigil would refuse a stream on one.
-	if max := server.DefaultConfig().GRPC.MaxConcurrentStreams; streamsPerConn <= 0 || uint32(streamsPerConn) > max {
+	if max := config.Default().GRPC.MaxConcurrentStreams; streamsPerConn <= 0 || uint32(streamsPerConn) > max {
 		t.Errorf("DestinationRule for Vigil: connectionPool.http.maxConcurrentStreams %d, want 1..%d (grpc.max_concurrent_streams)", streamsPerConn, max)
 	}
 	// Vigil listens plaintext behind its sidecar: the mesh admits its callers.

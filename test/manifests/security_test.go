@@ -29,6 +29,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // genCertsScript makes the development PKI that docker-compose.yaml mounts from certs/.
@@ -238,7 +239,7 @@ func TestComposeMutualTLS(t *testing.T) {
 
 	cmd := imageCommand(t, f.Services["vigil"], parseDockerfileAt(t, dockerfile))
 	target, _ := flagValue(cmd, "config")
-	cfg, err := server.LoadConfig(bindSource(f.Services["vigil"], target))
+	cfg, err := config.Load(bindSource(f.Services["vigil"], target))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func TestComposeMutualTLS(t *testing.T) {
 	if g.CertFile == "" || g.KeyFile == "" || g.ClientCAFile == "" {
 		t.Fatalf("vigil.yaml: grpc_tls %+v: want cert_file, key_file and client_ca_file", g)
 	}
-	cfg.GRPCTLS = server.TLSFiles{CertFile: hostPath("vigil", g.CertFile), KeyFile: hostPath("vigil", g.KeyFile), ClientCAFile: hostPath("vigil", g.ClientCAFile)}
+	cfg.GRPCTLS = config.TLSFiles{CertFile: hostPath("vigil", g.CertFile), KeyFile: hostPath("vigil", g.KeyFile), ClientCAFile: hostPath("vigil", g.ClientCAFile)}
 	vigilCert, err := tls.LoadX509KeyPair(cfg.GRPCTLS.CertFile, cfg.GRPCTLS.KeyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +297,7 @@ func checkStreamsPerConnection(t *testing.T, where string, c *clusterv3.Cluster)
 	}
 	po, _ := m.(*upstreamhttpv3.HttpProtocolOptions)
 	got := po.GetExplicitHttpConfig().GetHttp2ProtocolOptions().GetMaxConcurrentStreams().GetValue()
-	if max := server.DefaultConfig().GRPC.MaxConcurrentStreams; got == 0 || got > max {
+	if max := config.Default().GRPC.MaxConcurrentStreams; got == 0 || got > max {
 		t.Errorf("%s: cluster %s: http2_protocol_options.max_concurrent_streams %d, want 1..%d (Vigil's grpc.max_concurrent_streams)", where, c.GetName(), got, max)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // runSuite generates a scenario, replays it through Vigil's engine exactly
@@ -31,7 +32,7 @@ func runSuite(t *testing.T, cfg Config) Report {
 		records = nil
 	}()
 	defer in.Close()
-	vc, err := server.LoadConfig("testdata/replay.yaml")
+	vc, err := config.Load("testdata/replay.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,10 @@
-package server
+// Package config is Vigil's configuration: the Config and its sections,
+// the embedded defaults (default.yaml), strict YAML decoding (unknown keys
+// with the nearest known one suggested, byte sizes with units), Validate
+// reporting every problem at once with its line, the secrets that may come
+// from files, and Runtime, the one derivation of the runtime settings
+// (catalog, fingerprint key, detection engine) that serve and replay share.
+package config
 
 import (
 	"bytes"
@@ -9,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"math/big"
 	"net"
@@ -30,8 +35,8 @@ import (
 //go:embed default.yaml
 var defaultYAML []byte
 
-// DefaultConfigYAML returns the embedded default configuration.
-func DefaultConfigYAML() []byte { return bytes.Clone(defaultYAML) }
+// DefaultYAML returns the embedded default configuration.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 
 // Config is Vigil's configuration: embedded defaults, then the YAML file,
 // then flags.
@@ -90,32 +95,20 @@ type Config struct {
 	src *configSource
 }
 
-// maxSecretFile bounds a secret file: a token or a key is a line, and a path
-// that names something else by mistake (a device, a log) must not be read whole.
-const maxSecretFile = 64 << 10
-
-// secrets are the values in effect of the keys that may come from a file.
-type secrets struct {
-	adminToken, adminReadToken, fingerprintKey string
-	// names are what problems with each value are reported under: the key,
-	// and the file it came from.
-	names [3]string
-}
-
-// secrets returns the secrets in effect: each set inline, or read from its
+// Secrets returns the secrets in effect: each set inline, or read from its
 // *_file key (read at every call, so nothing read is kept in the Config).
 // The problems name keys and paths, never what a file holds; a value that
 // could not be read is empty.
-func (c *Config) secrets() (secrets, []error) {
-	var out secrets
+func (c *Config) Secrets() (Secrets, []error) {
+	var out Secrets
 	var errs []error
 	for i, s := range []struct {
 		key, fileKey, inline, path string
 		into                       *string
 	}{
-		{"admin_token", "admin_token_file", c.AdminToken, c.AdminTokenFile, &out.adminToken},
-		{"admin_read_token", "admin_read_token_file", c.AdminReadToken, c.AdminReadTokenFile, &out.adminReadToken},
-		{"fingerprint_key", "fingerprint_key_file", c.FingerprintKey, c.FingerprintKeyFile, &out.fingerprintKey},
+		{"admin_token", "admin_token_file", c.AdminToken, c.AdminTokenFile, &out.AdminToken},
+		{"admin_read_token", "admin_read_token_file", c.AdminReadToken, c.AdminReadTokenFile, &out.AdminReadToken},
+		{"fingerprint_key", "fingerprint_key_file", c.FingerprintKey, c.FingerprintKeyFile, &out.FingerprintKey},
 	} {
 		out.names[i] = s.key
 		switch {
@@ -136,32 +129,6 @@ func (c *Config) secrets() (secrets, []error) {
 	return out, errs
 }
 
-// readSecretFile reads one secret, trimmed. Its errors name the path and the
-// reason, never the content.
-func readSecretFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err == nil {
-		defer f.Close()
-		var b []byte
-		b, err = io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-		if err == nil && len(b) > maxSecretFile {
-			return "", fmt.Errorf("%q is larger than %d KiB: not a secret file", path, maxSecretFile>>10)
-		}
-		if err == nil {
-			v := strings.TrimSpace(string(b))
-			if v == "" {
-				return "", fmt.Errorf("%q is empty", path)
-			}
-			return v, nil
-		}
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return "", fmt.Errorf("cannot read %q: %v", path, err)
-}
-
 // TLSFiles names PEM files; all empty means plain TCP.
 type TLSFiles struct {
 	CertFile     string `yaml:"cert_file"`
@@ -169,10 +136,10 @@ type TLSFiles struct {
 	ClientCAFile string `yaml:"client_ca_file"`
 }
 
-func (t TLSFiles) enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != "" }
+func (t TLSFiles) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != "" }
 
-// tlsConfig loads the files into a TLS configuration (TLS 1.2 at least).
-func (t TLSFiles) tlsConfig() (*tls.Config, error) {
+// TLSConfig loads the files into a TLS configuration (TLS 1.2 at least).
+func (t TLSFiles) TLSConfig() (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load %s and %s: %w", t.CertFile, t.KeyFile, err)
@@ -309,9 +276,9 @@ type Discovery struct {
 }
 
 // DefaultConfig returns the embedded defaults.
-func DefaultConfig() *Config {
+func Default() *Config {
 	c := &Config{}
-	if err := decodeStrict(defaultYAML, c); err != nil {
+	if err := c.Decode(defaultYAML); err != nil {
 		panic("embedded default.yaml: " + err.Error())
 	}
 	return c
@@ -322,8 +289,8 @@ func DefaultConfig() *Config {
 // values (unknown keys, wrong types, bad byte sizes) are kept in the Config
 // and reported by Validate together with every other problem, each with
 // its line; New validates, so a Config with problems never runs.
-func LoadConfig(path string) (*Config, error) {
-	c := DefaultConfig()
+func Load(path string) (*Config, error) {
+	c := Default()
 	if path == "" {
 		return c, nil
 	}
@@ -356,10 +323,10 @@ type configProblem struct {
 	msg  string
 }
 
-// decodeStrict decodes one YAML document on top of into; every problem is
-// an error. The embedded files (defaults, the demo's) are read with it.
-func decodeStrict(data []byte, into *Config) error {
-	src, err := decodeConfig(data, into)
+// Decode decodes one YAML document on top of c; every problem is an
+// error. The embedded files (defaults, the demo's) are read with it.
+func (c *Config) Decode(data []byte) error {
+	src, err := decodeConfig(data, c)
 	if err != nil {
 		return err
 	}
@@ -702,7 +669,7 @@ func (c *Config) Validate() error {
 	if grpcOK && adminOK && c.GRPCAddr == c.AdminAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
 		bad("admin_addr", "%q is also grpc_addr", c.AdminAddr)
 	}
-	if grpcOK && c.grpcOpen() && !c.GRPCInsecure {
+	if grpcOK && c.GRPCOpen() && !c.GRPCInsecure {
 		bad("grpc_tls.client_ca_file", "required when grpc_addr (%s) is not a loopback address: "+
 			"without it anyone who reaches the port can put any client on the block list; "+
 			"authenticate Envoy with mTLS (grpc_tls cert_file, key_file, client_ca_file), "+
@@ -711,23 +678,23 @@ func (c *Config) Validate() error {
 	// A secret read from a file is checked like one set inline; its problems
 	// name the file. A file that could not be read is reported once, not
 	// again as a missing value.
-	sec, secErrs := c.secrets()
+	sec, secErrs := c.Secrets()
 	errs = append(errs, secErrs...)
 	hasAdminToken := c.AdminToken != "" || c.AdminTokenFile != ""
 	if adminOK && !hasAdminToken && !isLoopbackAddr(c.AdminAddr) {
 		bad("admin_token", "required when admin_addr (%s) is not a loopback address", c.AdminAddr)
 	}
-	if sec.adminReadToken != "" && (!hasAdminToken || len(sec.adminReadToken) < 16 || sec.adminReadToken == sec.adminToken) {
+	if sec.AdminReadToken != "" && (!hasAdminToken || len(sec.AdminReadToken) < 16 || sec.AdminReadToken == sec.AdminToken) {
 		bad(sec.names[1], "needs admin_token too, at least 16 characters, and must differ from admin_token")
 	}
-	if sec.adminToken != "" && len(sec.adminToken) < 16 {
+	if sec.AdminToken != "" && len(sec.AdminToken) < 16 {
 		bad(sec.names[0], "must be at least 16 characters")
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
-	if sec.fingerprintKey != "" {
-		if k, err := hex.DecodeString(sec.fingerprintKey); err != nil || len(k) < 32 {
+	if sec.FingerprintKey != "" {
+		if k, err := hex.DecodeString(sec.FingerprintKey); err != nil || len(k) < 32 {
 			bad(sec.names[2], "must be at least 64 hex digits (32 bytes)")
 		}
 	}
@@ -775,7 +742,7 @@ func (c *Config) Validate() error {
 			hosts = []string{"*"}
 		}
 		for _, h := range hosts {
-			key := strings.ToLower(h) + " " + normalizeBasePath(a.BasePath)
+			key := strings.ToLower(h) + " " + NormalizeBasePath(a.BasePath)
 			if j, dup := routes[key]; dup {
 				bad(field, "host %q and base_path %q are also those of apis[%d]", h, a.BasePath, j)
 			}
@@ -860,7 +827,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Notify.Validate()...)
 	for name, t := range map[string]TLSFiles{"admin_tls": c.AdminTLS, "grpc_tls": c.GRPCTLS} {
-		if t.enabled() && (t.CertFile == "" || t.KeyFile == "") {
+		if t.Enabled() && (t.CertFile == "" || t.KeyFile == "") {
 			bad(name, "needs both cert_file and key_file")
 		}
 	}
@@ -911,7 +878,7 @@ func (c *Config) Validate() error {
 	}
 	for i, a := range c.APIs {
 		// The engine's own login matcher says which paths are logins.
-		api := &detect.API{BasePath: normalizeBasePath(a.BasePath), LoginPaths: a.LoginPaths}
+		api := &detect.API{BasePath: NormalizeBasePath(a.BasePath), LoginPaths: a.LoginPaths}
 		for j, p := range a.Decoys {
 			switch full := decoy.FullPath(api.BasePath, p); {
 			case p == "" || strings.ContainsAny(p, "?#* "):
@@ -1059,99 +1026,6 @@ func validateAPIOverrides(field string, a APIConfig) []error {
 	return errs
 }
 
-type resolvedAPI struct {
-	mode     string
-	maxBody  int64
-	maxElems int
-	ids      detect.IdentitySources
-}
-
-// Modes of APIs when defaults.mode is empty: a configured API blocks (its
-// operator chose to protect it), an API discovered from traffic only
-// detects (nobody has looked at it yet).
-const (
-	defaultConfiguredMode = "block"
-	defaultDiscoveredMode = "detect"
-)
-
-// modeOf is the mode of discovered APIs, or the default mode of configured
-// ones: defaults.mode when set (it then applies to both, as it always has),
-// else defaultDiscoveredMode or defaultConfiguredMode.
-func (c *Config) modeOf(discovered bool) string {
-	switch {
-	case c.Defaults.Mode != "":
-		return c.Defaults.Mode
-	case discovered:
-		return defaultDiscoveredMode
-	}
-	return defaultConfiguredMode
-}
-
-// resolveAPI applies the defaults to one configured API.
-func (c *Config) resolveAPI(a APIConfig) resolvedAPI {
-	r := resolvedAPI{mode: c.modeOf(false), maxBody: c.Defaults.MaxBodyBytes, maxElems: c.Defaults.MaxJSONElements, ids: c.Defaults.Identities}
-	if a.Mode != nil {
-		r.mode = *a.Mode
-	}
-	if a.MaxBodyBytes != nil {
-		r.maxBody = *a.MaxBodyBytes
-	}
-	if a.MaxJSONElements != nil {
-		r.maxElems = *a.MaxJSONElements
-	}
-	if o := a.Identities; o != nil {
-		set := func(dst *string, src *string) {
-			if src != nil {
-				*dst = *src
-			}
-		}
-		set(&r.ids.TokenHeader, o.TokenHeader)
-		set(&r.ids.APIKeyHeader, o.APIKeyHeader)
-		set(&r.ids.APIKeyQuery, o.APIKeyQuery)
-		set(&r.ids.Cookie, o.Cookie)
-		set(&r.ids.UsernameHeader, o.UsernameHeader)
-		set(&r.ids.UsernameClaim, o.UsernameClaim)
-	}
-	return r
-}
-
-// Catalog builds the API catalog of a validated configuration.
-func (c *Config) Catalog() *detect.Catalog {
-	apis := make([]*detect.API, 0, len(c.APIs))
-	for _, a := range c.APIs {
-		r := c.resolveAPI(a)
-		mode, _ := detect.ParseMode(r.mode)
-		hosts := make([]string, 0, len(a.Hosts))
-		for _, h := range a.Hosts {
-			hosts = append(hosts, strings.ToLower(h))
-		}
-		apis = append(apis, &detect.API{
-			Name: a.Name, Hosts: hosts, BasePath: normalizeBasePath(a.BasePath), Mode: mode,
-			MaxBodyBytes: r.maxBody, MaxJSONElements: r.maxElems, Identities: r.ids.WithDefaults(),
-			LoginPaths: a.LoginPaths,
-		})
-	}
-	mode, _ := detect.ParseMode(c.modeOf(true))
-	fallback := &detect.API{
-		Name: "", BasePath: "/", Mode: mode, MaxBodyBytes: c.Defaults.MaxBodyBytes,
-		MaxJSONElements: c.Defaults.MaxJSONElements, Identities: c.Defaults.Identities.WithDefaults(),
-		// Discovered APIs detect by default, but decoy APIs and honeytokens
-		// are configured traps: they refuse unless the operator chose detect.
-		DecoysBlock: c.Defaults.Mode == "",
-	}
-	return detect.NewCatalog(apis, fallback)
-}
-
-func normalizeBasePath(p string) string {
-	for len(p) > 1 && strings.HasSuffix(p, "/") {
-		p = p[:len(p)-1]
-	}
-	if p == "" {
-		return "/"
-	}
-	return p
-}
-
 var hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$`)
 
 // validHostPattern accepts "*", "*.domain", a host name or an IP address.
@@ -1176,9 +1050,9 @@ func validHostPattern(h string) bool {
 	return true
 }
 
-// grpcOpen reports whether gRPC listens off loopback without requiring a
+// GRPCOpen reports whether gRPC listens off loopback without requiring a
 // client certificate: every caller that reaches the port is served.
-func (c *Config) grpcOpen() bool {
+func (c *Config) GRPCOpen() bool {
 	return !isLoopbackAddr(c.GRPCAddr) && c.GRPCTLS.ClientCAFile == ""
 }
 
@@ -1192,13 +1066,4 @@ func isLoopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// typeTTLs converts block_ttl_by_type for the engine.
-func (c *Config) typeTTLs() map[detect.AttackType]time.Duration {
-	out := make(map[detect.AttackType]time.Duration, len(c.BlockTTLByType))
-	for t, d := range c.BlockTTLByType {
-		out[detect.AttackType(t)] = d
-	}
-	return out
 }

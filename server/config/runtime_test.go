@@ -1,0 +1,105 @@
+package config
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// hookFields are the fields of detect.EngineConfig the caller of NewEngine
+// sets (how the engine runs, where its results go); every other field is
+// derived from the configuration, the same for serve and replay.
+var hookFields = map[string]bool{"Workers": true, "Block": true, "OnAttack": true, "Store": true, "IDs": true}
+
+// TestServeAndReplayDeriveTheSameEngine: `vigil serve` (workers, blocking)
+// and `vigil replay` (inline) get the same engine settings from one
+// configuration, and every setting of detect.EngineConfig comes from it: a
+// field added to EngineConfig and left out of Config.Runtime fails here,
+// instead of making a replay silently differ from serve.
+func TestServeAndReplayDeriveTheSameEngine(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "config", "full.good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	// Every knob away from zero, so that a field left underived shows.
+	cfg.Detection.BlockAfter, cfg.BlockTTLByType = 2, map[string]time.Duration{"probing": time.Hour}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := cfg.Runtime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := rt.engineConfig(EngineHooks{Block: func(detect.Entry) {}, OnAttack: func(*detect.Attack) {}})
+	replay := rt.engineConfig(EngineHooks{Inline: true, OnAttack: func(*detect.Attack) {}})
+	if serve.Workers != cfg.Detection.Workers || replay.Workers != 0 {
+		t.Errorf("workers: serve %d (want detection.workers %d), replay %d (want 0, inline)", serve.Workers, cfg.Detection.Workers, replay.Workers)
+	}
+	sv, rv := reflect.ValueOf(serve), reflect.ValueOf(replay)
+	for i := range sv.NumField() {
+		f := sv.Type().Field(i)
+		if hookFields[f.Name] {
+			continue
+		}
+		if sv.Field(i).IsZero() {
+			t.Errorf("EngineConfig.%s is not derived from the configuration (Config.Runtime)", f.Name)
+		}
+		if !reflect.DeepEqual(sv.Field(i).Interface(), rv.Field(i).Interface()) {
+			t.Errorf("EngineConfig.%s: serve %v, replay %v", f.Name, sv.Field(i).Interface(), rv.Field(i).Interface())
+		}
+	}
+	if serve.Store == nil || replay.Store == nil || serve.Store == replay.Store {
+		t.Error("each engine needs an attack store of its own")
+	}
+}
+
+// TestNewEngineAppliesAPIDetection: apis[].detection is applied by
+// NewEngine, so replay (which used to build its engine without it) judges
+// with the settings serve uses; and on top of a stored model snapshot,
+// since the file wins over what was stored.
+func TestNewEngineAppliesAPIDetection(t *testing.T) {
+	cfg, err := Load(writeFile(t, "vigil.yaml", "apis:\n  - name: shop\n    base_path: /shop\n    detection:\n      types: {probing: {enabled: false}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := cfg.Runtime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	probingEnabled := func(e *detect.Engine) bool {
+		for _, d := range e.ModelDocs() {
+			if d.API == "shop" {
+				return d.Types[detect.AttackProbing].Enabled
+			}
+		}
+		t.Fatal("no model for shop")
+		return false
+	}
+	fresh, err := rt.NewEngine(EngineHooks{Inline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probingEnabled(fresh) {
+		t.Error("replay's engine: apis[].detection (probing disabled) not applied")
+	}
+	// A snapshot stored while probing was enabled.
+	snaps := fresh.ModelDocs()
+	knobs := snaps[0].Types[detect.AttackProbing]
+	knobs.Enabled = true
+	snaps[0].Types[detect.AttackProbing] = knobs
+	restored, err := rt.NewEngine(EngineHooks{Inline: true, Snapshots: snaps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probingEnabled(restored) {
+		t.Error("serve's engine: the stored snapshot won over apis[].detection")
+	}
+}
