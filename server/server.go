@@ -34,6 +34,7 @@ import (
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/envoy"
 	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/server/notify"
 	"github.com/vigil-project/vigil/server/store"
 )
 
@@ -62,7 +63,7 @@ type Server struct {
 	metrics   *metrics
 	streams   *streamLimit // grpc.max_streams
 	store     *store.Store
-	notifier  *Notifier
+	notifier  *notify.Notifier
 }
 
 // Options are the dependencies of New that tests replace.
@@ -110,7 +111,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		return nil, err
 	}
 	s.store.AttackMax, s.store.AttackMaxAge = cfg.Retention.AttacksMax, cfg.Retention.AttacksMaxAge
-	s.notifier = NewNotifier(cfg.Notify, log.With().Str("component", "notify").Logger(), nil)
+	s.notifier = notify.New(cfg.Notify, log.With().Str("component", "notify").Logger(), nil)
 	s.metrics.reg.MustRegister(s.notifier.Collectors()...)
 	models, err := s.store.LoadModels()
 	if err != nil {
@@ -506,7 +507,7 @@ func (s *Server) sweep(ctx context.Context) {
 // replay does): attacks are logged as one JSON line each, counted, sent to
 // the webhooks, and put on the block list by the engine when their API is
 // in block mode.
-func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *metrics, n *Notifier, models []*detect.ModelDoc) (*detect.Engine, error) {
+func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *metrics, n *notify.Notifier, models []*detect.ModelDoc) (*detect.Engine, error) {
 	alog := log.With().Str("component", "detect").Logger()
 	return rt.NewEngine(config.EngineHooks{
 		Block: func(e detect.Entry) {

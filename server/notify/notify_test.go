@@ -1,4 +1,4 @@
-package server
+package notify
 
 import (
 	"bytes"
@@ -134,7 +134,7 @@ func notifRecorderServer(t *testing.T, statuses ...int) (*httptest.Server, *noti
 func TestNotifierDeliversAttack(t *testing.T) {
 	srv, rec := notifRecorderServer(t)
 	log, _ := notifLogger(zerolog.DebugLevel)
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{{
 		URL:     srv.URL + "/hook",
 		Headers: map[string]string{"Authorization": "Bearer receiver-token", "X-Team": "secops"},
 	}}}, log, srv.Client())
@@ -178,7 +178,7 @@ func TestNotifierDeliversAttack(t *testing.T) {
 func TestNotifierRetriesServerErrors(t *testing.T) {
 	srv, rec := notifRecorderServer(t, 500, 502, 200)
 	log, _ := notifLogger(zerolog.DebugLevel)
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond}, log, nil)
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond}, log, nil)
 	notifRun(t, n)
 
 	n.Notify(notifAttack("atk-1", detect.AttackProbing))
@@ -194,7 +194,7 @@ func TestNotifierRetriesServerErrors(t *testing.T) {
 func TestNotifierGivesUpAfterMaxRetries(t *testing.T) {
 	srv, rec := notifRecorderServer(t, 503)
 	log, logs := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond, MaxRetries: 2}, log, nil)
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond, MaxRetries: 2}, log, nil)
 	notifRun(t, n)
 
 	n.Notify(notifAttack("atk-1", detect.AttackProbing))
@@ -214,7 +214,7 @@ func TestNotifierGivesUpAfterMaxRetries(t *testing.T) {
 func TestNotifierDoesNotRetryClientErrors(t *testing.T) {
 	srv, rec := notifRecorderServer(t, 400, 200)
 	log, logs := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL + "/hook"}}, Backoff: time.Millisecond}, log, nil)
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL + "/hook"}}, Backoff: time.Millisecond}, log, nil)
 	notifRun(t, n)
 
 	n.Notify(notifAttack("atk-1", detect.AttackProbing))
@@ -244,7 +244,7 @@ func TestNotifierHonoursRetryAfter(t *testing.T) {
 		}
 	}
 	log, _ := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond}, log, nil)
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: srv.URL}}, Backoff: time.Millisecond}, log, nil)
 	notifRun(t, n)
 
 	n.Notify(notifAttack("atk-1", detect.AttackProbing))
@@ -304,7 +304,7 @@ func TestNotifyNeverBlocksOnHangingReceiver(t *testing.T) {
 	hang, inflight := notifHangingServer(t)
 	log, _ := notifLogger(zerolog.InfoLevel)
 	const queue, total = 100, 10_000
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: hang.URL, Timeout: time.Minute}}, QueueSize: queue}, log, nil)
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: hang.URL, Timeout: time.Minute}}, QueueSize: queue}, log, nil)
 	n.grace = 10 * time.Millisecond
 	notifRun(t, n)
 
@@ -348,7 +348,7 @@ func TestNotifierHangingReceiverDoesNotDelayOthers(t *testing.T) {
 	hang, inflight := notifHangingServer(t)
 	fast, rec := notifRecorderServer(t)
 	log, _ := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{
 		{URL: hang.URL, Timeout: time.Minute},
 		{URL: fast.URL},
 	}}, log, nil)
@@ -383,7 +383,7 @@ func TestNotifierTypesFilter(t *testing.T) {
 	onlyDecoys, decoyRec := notifRecorderServer(t)
 	all, allRec := notifRecorderServer(t)
 	log, _ := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{
 		{URL: onlyDecoys.URL, Types: []string{"decoy", "stolen_token"}},
 		{URL: all.URL},
 	}}, log, nil)
@@ -410,7 +410,7 @@ func TestNotifierTypesFilter(t *testing.T) {
 func TestNotifierRunReturnsPromptlyAfterCancel(t *testing.T) {
 	hang, inflight := notifHangingServer(t)
 	log, logs := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: hang.URL, Timeout: time.Minute}}}, log, nil)
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{{URL: hang.URL, Timeout: time.Minute}}}, log, nil)
 	n.grace = 50 * time.Millisecond
 	stop := notifRun(t, n)
 
@@ -465,7 +465,7 @@ func TestNotifierKeepsSecretsOutOfLogs(t *testing.T) {
 	if errs := cfg.Validate(); len(errs) != 0 {
 		t.Fatal(errs)
 	}
-	n := NewNotifier(cfg, log, nil)
+	n := New(cfg, log, nil)
 	notifRun(t, n)
 	n.Notify(notifAttack("atk-1", detect.AttackProbing))
 	notifEventually(t, 5*time.Second, func() bool {
@@ -507,7 +507,7 @@ func TestNotifierCollectors(t *testing.T) {
 	ok, _ := notifRecorderServer(t)
 	rejecting, _ := notifRecorderServer(t, http.StatusBadRequest)
 	log, _ := notifLogger(zerolog.InfoLevel)
-	n := NewNotifier(config.NotifyConfig{Webhooks: []config.WebhookConfig{
+	n := New(config.NotifyConfig{Webhooks: []config.WebhookConfig{
 		{URL: strings.Replace(ok.URL, "http://", "http://bob:pw@", 1) + "/a?k=v"},
 		{URL: rejecting.URL},
 	}}, log, nil)
@@ -566,7 +566,7 @@ func TestNotifierNilAndEmpty(t *testing.T) {
 		t.Error("nil notifier has stats")
 	}
 	log, _ := notifLogger(zerolog.InfoLevel)
-	empty := NewNotifier(config.NotifyConfig{}, log, nil)
+	empty := New(config.NotifyConfig{}, log, nil)
 	empty.Notify(notifAttack("atk-1", detect.AttackProbing))
 	stop := notifRun(t, empty)
 	stop()

@@ -1,4 +1,7 @@
-package server
+// Package notify sends attack records to webhooks (notify.webhooks in the
+// config): one queue and worker per receiver, retries with backoff and
+// Retry-After, secrets kept out of logs and errors, Prometheus counters.
+package notify
 
 import (
 	"bytes"
@@ -95,9 +98,9 @@ type WebhookStats struct {
 	QueueCapacity int    `json:"queue_capacity"`
 }
 
-// NewNotifier builds a notifier for a validated cfg. A nil client gets one
+// New builds a notifier for a validated cfg. A nil client gets one
 // that does not follow redirects. No goroutine starts before Run.
-func NewNotifier(cfg config.NotifyConfig, log zerolog.Logger, client *http.Client) *Notifier {
+func New(cfg config.NotifyConfig, log zerolog.Logger, client *http.Client) *Notifier {
 	if client == nil {
 		client = &http.Client{
 			// A redirect would re-send the configured headers to wherever
