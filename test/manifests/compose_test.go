@@ -36,8 +36,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/vigil-project/vigil/envoy/bootstrap"
-	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/server/replay"
 )
 
 const (
@@ -513,7 +513,7 @@ func checkAccessLog(t *testing.T, path string, hcm *hcmv3.HttpConnectionManager)
 	}
 	cfg.DataDir = t.TempDir() // replay keeps the fingerprint key there
 	var errs bytes.Buffer
-	sum, err := server.Replay(context.Background(), cfg, &lines, io.Discard, &errs)
+	sum, err := replay.Run(context.Background(), cfg, &lines, io.Discard, &errs)
 	if err != nil {
 		t.Fatalf("%s: replay: %v", path, err)
 	}

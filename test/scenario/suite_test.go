@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
-	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/server/replay"
 )
 
 // runSuite generates a scenario, replays it through Vigil's engine exactly
@@ -41,7 +41,7 @@ func runSuite(t *testing.T, cfg Config) Report {
 		t.Fatal(err)
 	}
 	var out, errs bytes.Buffer
-	sum, err := server.Replay(context.Background(), vc, in, &out, &errs)
+	sum, err := replay.Run(context.Background(), vc, in, &out, &errs)
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, errs.String())
 	}

@@ -1,15 +1,17 @@
-package server
+// Package replay is `vigil replay`'s engine: recorded traffic (transaction
+// records or Envoy JSON access log lines) judged by the detection engine
+// serve runs, built from the same runtime settings (config.Runtime), on the
+// records' clock, with a summary of what it saw and raised.
+package replay
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,8 +22,8 @@ import (
 	"github.com/vigil-project/vigil/server/config"
 )
 
-// ReplaySummary is what a replay saw and raised.
-type ReplaySummary struct {
+// Summary is what a replay saw and raised.
+type Summary struct {
 	Lines        int
 	Transactions int
 	Malformed    int
@@ -33,12 +35,12 @@ type ReplaySummary struct {
 	Models []detect.ModelStatus
 }
 
-// Replay runs the detection engine on recorded traffic, with the clock
+// Run runs the detection engine on recorded traffic, with the clock
 // taken from the records, and writes each attack as one JSON line to out.
 // Each input line is a transaction record (see detect.Record) or an Envoy
 // JSON access log line in the format of examples/envoy. A malformed line is
 // reported to errs with its line number and skipped.
-func Replay(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.Writer) (*ReplaySummary, error) {
+func Run(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.Writer) (*Summary, error) {
 	rt, err := cfg.Runtime()
 	if err != nil {
 		return nil, err
@@ -49,7 +51,7 @@ func Replay(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.
 	}
 	defer x.Close()
 	catalog := rt.Catalog
-	sum := &ReplaySummary{Attacks: map[detect.AttackType]int{}, Actions: map[string]int{}}
+	sum := &Summary{Attacks: map[detect.AttackType]int{}, Actions: map[string]int{}}
 	enc := json.NewEncoder(out)
 	var writeErr error
 	// The engine serve runs, from the same settings, but inline and in
@@ -201,7 +203,7 @@ func number(raw json.RawMessage, dst any) error {
 }
 
 // Table writes the summary as aligned text.
-func (s *ReplaySummary) Table(w io.Writer) {
+func (s *Summary) Table(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "lines\t%d\n", s.Lines)
 	fmt.Fprintf(tw, "transactions\t%d\n", s.Transactions)
@@ -232,55 +234,4 @@ func (s *ReplaySummary) Table(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "total\t%d\n", total)
 	tw.Flush()
-}
-
-func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("vigil replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML configuration file (default: the embedded defaults)")
-	input := fs.String("input", "", "recorded traffic: JSON lines (transaction records or Envoy access log); - for stdin")
-	outPath := fs.String("out", "", "where to write attack records, one JSON line each (default stdout)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if *input == "" {
-		return fmt.Errorf("%w: vigil replay needs --input FILE", ErrUsage)
-	}
-	cfg, err := config.Load(*configPath)
-	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	var in io.Reader = os.Stdin
-	if *input != "-" {
-		f, err := os.Open(*input)
-		if err != nil {
-			return fmt.Errorf("input: %w", err)
-		}
-		defer f.Close()
-		in = f
-	}
-	out := stdout
-	if *outPath != "" {
-		f, err := os.Create(*outPath)
-		if err != nil {
-			return fmt.Errorf("out: %w", err)
-		}
-		defer f.Close()
-		out = f
-	}
-	bw := bufio.NewWriter(out)
-	sum, err := Replay(ctx, cfg, in, bw, stderr)
-	if ferr := bw.Flush(); err == nil && ferr != nil {
-		err = fmt.Errorf("write attacks: %w", ferr)
-	}
-	if sum != nil {
-		sum.Table(stderr)
-	}
-	return err
 }

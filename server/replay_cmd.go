@@ -1,0 +1,65 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/server/replay"
+)
+
+func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file (default: the embedded defaults)")
+	input := fs.String("input", "", "recorded traffic: JSON lines (transaction records or Envoy access log); - for stdin")
+	outPath := fs.String("out", "", "where to write attack records, one JSON line each (default stdout)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if *input == "" {
+		return fmt.Errorf("%w: vigil replay needs --input FILE", ErrUsage)
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var in io.Reader = os.Stdin
+	if *input != "-" {
+		f, err := os.Open(*input)
+		if err != nil {
+			return fmt.Errorf("input: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	out := stdout
+	if *outPath != "" {
+		f, err := os.Create(*outPath)
+		if err != nil {
+			return fmt.Errorf("out: %w", err)
+		}
+		defer f.Close()
+		out = f
+	}
+	bw := bufio.NewWriter(out)
+	sum, err := replay.Run(ctx, cfg, in, bw, stderr)
+	if ferr := bw.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("write attacks: %w", ferr)
+	}
+	if sum != nil {
+		sum.Table(stderr)
+	}
+	return err
+}
