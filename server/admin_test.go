@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
 )
 
@@ -24,9 +25,9 @@ func newFakeClock(t time.Time) *fakeClock {
 
 func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-func decodeEntry(t *testing.T, body string) entryJSON {
+func decodeEntry(t *testing.T, body string) adminapi.Entry {
 	t.Helper()
-	var e entryJSON
+	var e adminapi.Entry
 	if err := json.Unmarshal([]byte(body), &e); err != nil {
 		t.Fatalf("entry %q: %v", body, err)
 	}
@@ -213,7 +214,7 @@ func TestAdminBadRequests(t *testing.T) {
 		{"empty value", "POST", "/v1/blocklist", `{"kind":"token","value":"  "}`, 400, "value: empty value"},
 		{"long reason", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","reason":"` + strings.Repeat("x", 513) + `"}`, 400, "reason: longer than 512 bytes"},
 		{"long username", "POST", "/v1/blocklist", `{"kind":"username","value":"` + strings.Repeat("u", 257) + `"}`, 400, "username longer than 256 bytes"},
-		{"oversized body", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","reason":"` + strings.Repeat("x", maxAdminBody) + `"}`, 400, "body larger than 65536 bytes"},
+		{"oversized body", "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1","reason":"` + strings.Repeat("x", 64<<10) + `"}`, 400, "body larger than 65536 bytes"},
 		{"delete unknown kind", "DELETE", "/v1/blocklist/email/a@b.c", "", 400, `unknown identity kind "email"`},
 		{"delete bad IP", "DELETE", "/v1/allowlist/ip/not-an-ip", "", 400, `invalid IP address "not-an-ip"`},
 		{"unknown route", "GET", "/v1/denylist", "", 404, "no route GET /v1/denylist"},

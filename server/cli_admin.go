@@ -16,8 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/adminapi"
 )
 
 // The commands in this file read and change a running Vigil through its
@@ -71,7 +71,7 @@ type adminCmd struct {
 	output *string
 	usage  string
 	stderr io.Writer
-	client *adminClient
+	client *adminapi.Client
 }
 
 func newAdminCmd(name, usage string, stderr io.Writer) *adminCmd {
@@ -97,7 +97,7 @@ func (c *adminCmd) parse(args []string) ([]string, error) {
 	if *c.output != "table" && *c.output != "json" {
 		return nil, c.usageError("-o %q: want table or json", *c.output)
 	}
-	c.client = newAdminClient(*c.addr)
+	c.client = adminapi.NewClient(*c.addr, os.Getenv("VIGIL_ADMIN_TOKEN"))
 	return pos, nil
 }
 
@@ -126,39 +126,29 @@ func (c *adminCmd) set(name string) bool {
 func (c *adminCmd) json() bool { return *c.output == "json" }
 
 // call calls the admin API. An unreachable server is reported with the
-// address and the flag that sets it; shown replaces path in error messages,
-// so that a raw credential in the path is never echoed back.
-func (c *adminCmd) call(ctx context.Context, method, path, shown string, body []byte, out any) error {
-	err := c.client.do(ctx, method, path, body, out)
-	if err == nil {
-		return nil
-	}
-	var ue *url.Error
+// address and the flag that sets it; messages show the route's Shown, so
+// that a raw credential in the path is never echoed back.
+func (c *adminCmd) call(ctx context.Context, method string, r adminapi.Route, body, out any) error {
+	err := c.client.Do(ctx, method, r, body, out)
+	var ue *adminapi.UnreachableError
 	if errors.As(err, &ue) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// ue.Err, unlike ue itself, does not carry the URL.
-		return fmt.Errorf("cannot reach Vigil's admin API at %s (set --admin-addr): %w", *c.addr, ue.Err)
-	}
-	if shown != path {
-		return errors.New(strings.ReplaceAll(err.Error(), path, shown))
+		return fmt.Errorf("cannot reach Vigil's admin API at %s (set --admin-addr): %w", ue.Addr, ue.Err)
 	}
 	return err
 }
 
-// get calls GET path; with -o json it writes the server's answer as it is
-// and reports true, otherwise it decodes the answer into out.
-func (c *adminCmd) get(ctx context.Context, path string, stdout io.Writer, out any) (bool, error) {
+// get calls GET; with -o json it writes the server's answer as it is and
+// reports true, otherwise it decodes the answer into out.
+func (c *adminCmd) get(ctx context.Context, r adminapi.Route, stdout io.Writer, out any) (bool, error) {
 	var raw json.RawMessage
-	if err := c.call(ctx, "GET", path, path, nil, &raw); err != nil {
+	if err := c.call(ctx, "GET", r, nil, &raw); err != nil {
 		return false, err
 	}
 	if c.json() {
 		return true, writeIndented(stdout, raw)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return false, fmt.Errorf("GET %s: unexpected answer: %w", path, err)
+		return false, fmt.Errorf("GET %s: unexpected answer: %w", r.Shown, err)
 	}
 	return false, nil
 }
@@ -244,8 +234,8 @@ func attacksCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *offset != 0 {
 		q.Set("offset", strconv.Itoa(*offset))
 	}
-	var page attackPage
-	done, err := c.get(ctx, "/v1/attacks?"+q.Encode(), stdout, &page)
+	var page adminapi.Attacks
+	done, err := c.get(ctx, adminapi.Path("/v1/attacks?"+q.Encode()), stdout, &page)
 	if err != nil || done {
 		return err
 	}
@@ -267,15 +257,9 @@ func attacksCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// attackPage is the answer of GET /v1/attacks.
-type attackPage struct {
-	Attacks []detect.Attack `json:"attacks"`
-	Total   int             `json:"total"`
-}
-
 func showAttack(ctx context.Context, c *adminCmd, id string, stdout io.Writer) error {
 	var a detect.Attack
-	done, err := c.get(ctx, "/v1/attacks/"+url.PathEscape(id), stdout, &a)
+	done, err := c.get(ctx, adminapi.Path("/v1/attacks/"+url.PathEscape(id)), stdout, &a)
 	if err != nil || done {
 		return err
 	}
@@ -408,10 +392,8 @@ func listCmd(ctx context.Context, verb, list string, args []string, stdout, stde
 		if len(pos) != 1 {
 			return c.usageError("ls takes no arguments")
 		}
-		var entries struct {
-			Entries []entryJSON `json:"entries"`
-		}
-		done, err := c.get(ctx, "/v1/"+list, stdout, &entries)
+		var entries adminapi.Entries
+		done, err := c.get(ctx, adminapi.Path("/v1/"+list), stdout, &entries)
 		if err != nil || done {
 			return err
 		}
@@ -425,36 +407,34 @@ func listCmd(ctx context.Context, verb, list string, args []string, stdout, stde
 		if len(pos) != 3 {
 			return c.usageError("add takes KIND VALUE")
 		}
-		body, err := json.Marshal(entryRequest{Kind: pos[1], Value: pos[2], TTL: *ttl, Reason: *reason})
+		body, err := json.Marshal(adminapi.EntryRequest{Kind: pos[1], Value: pos[2], TTL: *ttl, Reason: *reason})
 		if err != nil {
 			return err
 		}
 		var raw json.RawMessage
-		if err := c.call(ctx, "POST", "/v1/"+list, "/v1/"+list, body, &raw); err != nil {
+		if err := c.call(ctx, "POST", adminapi.Path("/v1/"+list), body, &raw); err != nil {
 			return err
 		}
 		if c.json() {
 			return writeIndented(stdout, raw)
 		}
-		var e entryJSON
+		var e adminapi.Entry
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return fmt.Errorf("POST /v1/%s: unexpected answer: %w", list, err)
 		}
 		// The value as the server keeps it: a fingerprint for a credential.
-		fmt.Fprintf(stdout, "added to the %s: %s %s, reason %q, expires %s\n", listName, printable(e.Kind), printable(e.Value), e.Reason, fmtExpiry(e.ExpiresAt))
+		fmt.Fprintf(stdout, "added to the %s: %s %s, reason %q, expires %s\n", listName, adminapi.Printable(e.Kind), adminapi.Printable(e.Value), e.Reason, fmtExpiry(e.ExpiresAt))
 		return nil
 	case "rm":
 		if len(pos) != 3 {
 			return c.usageError("rm takes KIND VALUE")
 		}
 		kind, value := pos[1], pos[2]
-		path := "/v1/" + list + "/" + url.PathEscape(kind) + "/" + url.PathEscape(value)
-		shown, display := path, value
-		if !showable(kind, value) {
-			shown = "/v1/" + list + "/" + url.PathEscape(kind) + "/<value>"
+		display := value
+		if !adminapi.Showable(kind, value) {
 			display = ""
 		}
-		if err := c.call(ctx, "DELETE", path, shown, nil, nil); err != nil {
+		if err := c.call(ctx, "DELETE", adminapi.EntryRoute(list, kind, value), nil, nil); err != nil {
 			return err
 		}
 		if c.json() {
@@ -465,21 +445,13 @@ func listCmd(ctx context.Context, verb, list string, args []string, stdout, stde
 			return writeIndented(stdout, out)
 		}
 		if display == "" {
-			fmt.Fprintf(stdout, "removed the %s entry from the %s\n", printable(kind), listName)
+			fmt.Fprintf(stdout, "removed the %s entry from the %s\n", adminapi.Printable(kind), listName)
 			return nil
 		}
-		fmt.Fprintf(stdout, "removed %s %s from the %s\n", printable(kind), printable(display), listName)
+		fmt.Fprintf(stdout, "removed %s %s from the %s\n", adminapi.Printable(kind), adminapi.Printable(display), listName)
 		return nil
 	}
 	return c.usageError("unknown command %q: want add, rm or ls", sub)
-}
-
-// showable reports whether a list value given by a person may be printed:
-// IPs, user names and fingerprints may, a raw credential (or a value of a
-// mistyped kind) may not.
-func showable(kind, value string) bool {
-	k, err := detect.ParseKind(kind)
-	return (err == nil && !k.Secret()) || detect.IsFingerprint(value)
 }
 
 func fmtExpiry(t *time.Time) string {
@@ -495,10 +467,8 @@ func apisCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := c.parseNoArgs(args); err != nil {
 		return helpIsDone(err)
 	}
-	var body struct {
-		APIs []detect.APIStats `json:"apis"`
-	}
-	done, err := c.get(ctx, "/v1/apis", stdout, &body)
+	var body adminapi.APIs
+	done, err := c.get(ctx, adminapi.Path("/v1/apis"), stdout, &body)
 	if err != nil || done {
 		return err
 	}
@@ -557,15 +527,13 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func fetchStatus(ctx context.Context, c *adminCmd) (*statusReport, error) {
 	r := &statusReport{AdminAddr: *c.addr}
 	// healthz tells an unreachable server from one that is not ready.
-	if err := c.call(ctx, "GET", "/healthz", "/healthz", nil, nil); err != nil {
+	if err := c.call(ctx, "GET", adminapi.Path("/healthz"), nil, nil); err != nil {
 		return nil, err
 	}
-	r.Ready = c.call(ctx, "GET", "/readyz", "/readyz", nil, nil) == nil
+	r.Ready = c.call(ctx, "GET", adminapi.Path("/readyz"), nil, nil) == nil
 
-	var apis struct {
-		APIs []detect.APIStats `json:"apis"`
-	}
-	if err := c.call(ctx, "GET", "/v1/apis", "/v1/apis", nil, &apis); err != nil {
+	var apis adminapi.APIs
+	if err := c.call(ctx, "GET", adminapi.Path("/v1/apis"), nil, &apis); err != nil {
 		return nil, err
 	}
 	r.APIs = len(apis.APIs)
@@ -575,10 +543,8 @@ func fetchStatus(ctx context.Context, c *adminCmd) (*statusReport, error) {
 		}
 	}
 
-	var models struct {
-		Models []detect.ModelStatus `json:"models"`
-	}
-	if err := c.call(ctx, "GET", "/v1/models", "/v1/models", nil, &models); err != nil {
+	var models adminapi.Models
+	if err := c.call(ctx, "GET", adminapi.Path("/v1/models"), nil, &models); err != nil {
 		return nil, err
 	}
 	r.Models = models.Models
@@ -590,9 +556,8 @@ func fetchStatus(ctx context.Context, c *adminCmd) (*statusReport, error) {
 	r.AttacksLastHour.ByType = map[string]int{}
 	const pageSize = 1000
 	for offset := 0; ; {
-		path := fmt.Sprintf("/v1/attacks?since=1h&limit=%d&offset=%d", pageSize, offset)
-		var page attackPage
-		if err := c.call(ctx, "GET", path, path, nil, &page); err != nil {
+		var page adminapi.Attacks
+		if err := c.call(ctx, "GET", adminapi.Path(fmt.Sprintf("/v1/attacks?since=1h&limit=%d&offset=%d", pageSize, offset)), nil, &page); err != nil {
 			return nil, err
 		}
 		if offset == 0 {
@@ -607,11 +572,8 @@ func fetchStatus(ctx context.Context, c *adminCmd) (*statusReport, error) {
 		}
 	}
 
-	var decoys struct {
-		Decoys             []decoy.Stats `json:"decoys"`
-		HoneytokensPlanted int64         `json:"honeytokens_planted"`
-	}
-	if err := c.call(ctx, "GET", "/v1/decoys", "/v1/decoys", nil, &decoys); err != nil {
+	var decoys adminapi.Decoys
+	if err := c.call(ctx, "GET", adminapi.Path("/v1/decoys"), nil, &decoys); err != nil {
 		return nil, err
 	}
 	r.Decoys.Decoys = len(decoys.Decoys)

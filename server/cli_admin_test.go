@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
 )
 
@@ -104,7 +105,7 @@ func TestCLILists(t *testing.T) {
 			}
 			mustCLI(t, ts, tc.verb, "--reason", "credential stuffing", "add", "username", "alice")
 			out = mustCLI(t, ts, tc.verb, "add", "-o", "json", "token", raw)
-			var e entryJSON
+			var e adminapi.Entry
 			if err := json.Unmarshal([]byte(out), &e); err != nil || e.Kind != "token" || !detect.IsFingerprint(e.Value) || e.Reason != "manual" || e.ExpiresAt != nil {
 				t.Fatalf("add token -o json: %v %s", err, out)
 			}

@@ -5,43 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"sort"
 	"strconv"
 	"text/tabwriter"
-	"time"
+
+	"github.com/vigil-project/vigil/server/adminapi"
 )
 
 const forensicsUsage = `Usage: vigil forensics KIND VALUE [--admin-addr ADDR] [-o json]
 What one identity did: its IPs, methods, endpoints, APIs and attacks. KIND is ip, token, api_key,
 cookie or username; VALUE the raw value (fingerprinted by the server) or a fingerprint.`
-
-type forensicsAnswer struct {
-	Kind      string     `json:"kind"`
-	Value     string     `json:"value"`
-	FirstSeen *time.Time `json:"first_seen"`
-	LastSeen  *time.Time `json:"last_seen"`
-	Status    string     `json:"status"`
-	Summary   struct {
-		TotalRequests int64 `json:"total_requests"`
-		TotalAttacks  int   `json:"total_attacks"`
-	} `json:"summary"`
-	Details struct {
-		Metrics struct {
-			IPList  []forensicsIP    `json:"ip_list"`
-			Methods map[string]int64 `json:"methods"`
-			URLs    map[string]int64 `json:"urls"`
-			APIs    map[string]int64 `json:"apis"`
-		} `json:"metrics"`
-	} `json:"details"`
-	Attacks []struct {
-		ID         string    `json:"id"`
-		Type       string    `json:"type"`
-		API        string    `json:"api"`
-		Action     string    `json:"action"`
-		DetectedAt time.Time `json:"detected_at"`
-	} `json:"attacks"`
-}
 
 func forensicsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newAdminCmd("vigil forensics", forensicsUsage, stderr)
@@ -52,20 +25,19 @@ func forensicsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(pos) != 2 {
 		return c.usageError("want KIND VALUE")
 	}
-	path := "/v1/forensics/" + url.PathEscape(pos[0]) + "/" + url.PathEscape(pos[1])
-	shown := "/v1/forensics/" + pos[0] + "/<value>"
+	route := adminapi.ForensicsRoute(pos[0], pos[1])
 	var raw json.RawMessage
-	if err := c.call(ctx, "GET", path, shown, nil, &raw); err != nil {
+	if err := c.call(ctx, "GET", route, nil, &raw); err != nil {
 		return err
 	}
 	if c.json() {
 		return writeIndented(stdout, raw)
 	}
-	var f forensicsAnswer
+	var f adminapi.Forensics
 	if err := json.Unmarshal(raw, &f); err != nil {
-		return fmt.Errorf("GET %s: unexpected answer: %w", shown, err)
+		return fmt.Errorf("GET %s: unexpected answer: %w", route.Shown, err)
 	}
-	fmt.Fprintf(stdout, "%s %s: %s, %d requests, %d attacks", printable(f.Kind), printable(shortValue(f.Value)), printable(f.Status), f.Summary.TotalRequests, f.Summary.TotalAttacks)
+	fmt.Fprintf(stdout, "%s %s: %s, %d requests, %d attacks", adminapi.Printable(f.Kind), adminapi.Printable(shortValue(f.Value)), adminapi.Printable(f.Status), f.Summary.TotalRequests, f.Summary.TotalAttacks)
 	if f.FirstSeen != nil {
 		fmt.Fprintf(stdout, ", seen %s to %s", fmtTime(*f.FirstSeen), fmtTime(*f.LastSeen))
 	}
@@ -88,7 +60,7 @@ func forensicsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ATTACK\tDETECTED\tTYPE\tAPI\tACTION")
 		for _, a := range f.Attacks {
-			row(tw, a.ID, fmtTime(a.DetectedAt), a.Type, a.API, a.Action)
+			row(tw, a.ID, fmtTime(a.DetectedAt), string(a.Type), a.API, a.Action)
 		}
 		tw.Flush()
 	}

@@ -1,76 +1,19 @@
 package server
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/adminapi"
 )
-
-// adminClient calls a running Vigil's admin API for the CLI.
-type adminClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-func newAdminClient(addr string) *adminClient {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	return &adminClient{base: strings.TrimRight(addr, "/"), token: os.Getenv("VIGIL_ADMIN_TOKEN"), http: &http.Client{Timeout: 30 * time.Second}}
-}
-
-// do sends a request and decodes a JSON answer into out; an error answer
-// becomes an error carrying the server's message.
-func (c *adminClient) do(ctx context.Context, method, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API at %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct{ Error string }
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s (%d)", method, path, e.Error, resp.StatusCode)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	if out == nil {
-		return nil
-	}
-	if raw, ok := out.(*json.RawMessage); ok {
-		*raw = data
-		return nil
-	}
-	return json.Unmarshal(data, out)
-}
 
 const modelUsage = `Usage:
   vigil model get API                 training state and thresholds
@@ -106,16 +49,17 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "get":
 		var doc detect.ModelDoc
-		done, err := c.get(ctx, "/v1/models/"+url.PathEscape(target), stdout, &doc)
+		done, err := c.get(ctx, adminapi.ModelRoute(target), stdout, &doc)
 		if err != nil || done {
 			return err
 		}
 		printModel(stdout, &doc)
 		return nil
 	case "export":
-		path := "/v1/models/" + url.PathEscape(target)
+		route := adminapi.ModelRoute(target)
+		path := route.Path
 		var raw json.RawMessage
-		if err := c.call(ctx, "GET", path, path, nil, &raw); err != nil {
+		if err := c.call(ctx, "GET", route, nil, &raw); err != nil {
 			return err
 		}
 		// Only a whole model is written: an empty or broken answer is an
@@ -147,12 +91,14 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if doc.API == "" {
 			return c.usageError("the model file names no API; pass --api")
 		}
-		path := "/v1/models/" + url.PathEscape(doc.API) + "/import"
+		route := adminapi.ModelRoute(doc.API)
+		route.Path += "/import"
+		route.Shown = route.Path
 		var out detect.ModelDoc
-		if err := c.call(ctx, "POST", path, path, data, &out); err != nil {
+		if err := c.call(ctx, "POST", route, data, &out); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "imported model of %s (%d variables)\n", printable(out.API), len(out.Variables))
+		fmt.Fprintf(stdout, "imported model of %s (%d variables)\n", adminapi.Printable(out.API), len(out.Variables))
 		return nil
 	case "set":
 		u := detect.ModelUpdate{Types: map[detect.AttackType]detect.TypeKnobsUpdate{}}
@@ -186,9 +132,10 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		path := "/v1/models/" + url.PathEscape(target)
+		route := adminapi.ModelRoute(target)
+		path := route.Path
 		var raw json.RawMessage
-		if err := c.call(ctx, "PUT", path, path, body, &raw); err != nil {
+		if err := c.call(ctx, "PUT", route, body, &raw); err != nil {
 			return err
 		}
 		if c.json() {
@@ -213,7 +160,7 @@ func writeIndented(w io.Writer, v any) error {
 func printModel(w io.Writer, doc *detect.ModelDoc) {
 	if st := doc.Status; st != nil {
 		fmt.Fprintf(w, "API %s: %s, %d requests, %d identities, %d would-be detections while learning\n\n",
-			printable(doc.API), printable(st.State), st.Requests, st.Identities, st.WouldBeDetections)
+			adminapi.Printable(doc.API), adminapi.Printable(st.State), st.Requests, st.Identities, st.WouldBeDetections)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TYPE\tENABLED\tSENSITIVITY")

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/server/demo"
 )
@@ -128,10 +128,10 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer stop()
 
 	out.printf("Vigil %s: gRPC %s, admin %s; sample API shop-bidding on %s\n", Version, s.GRPCAddr(), s.AdminAddr(), shopL.Addr())
-	w := &attackWatcher{admin: "http://" + s.AdminAddr(), out: out, http: &http.Client{Timeout: 5 * time.Second}}
+	w := &attackWatcher{admin: adminapi.NewClient(s.AdminAddr(), ""), out: out}
 	w.prime(ctx) // attacks a reused --data-dir holds from earlier runs are not this run's
 	if *dataDir != "" {
-		w.unblockScripted() // so that the script's attackers are detected again, not refused at once
+		w.unblockScripted(ctx) // so that the script's attackers are detected again, not refused at once
 	}
 	if err := pretrain(ctx, s, shop, out); err != nil {
 		if ctx.Err() != nil {
@@ -295,9 +295,8 @@ func isTerminal(w io.Writer) bool {
 // attackWatcher polls GET /v1/attacks and prints each new attack, named by
 // the scripted attack whose addresses it carries.
 type attackWatcher struct {
-	admin  string
+	admin  *adminapi.Client
 	out    *demoOutput
-	http   *http.Client
 	script []*demo.Attack
 	start  time.Time
 
@@ -311,7 +310,7 @@ func (w *attackWatcher) run(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
-		w.poll()
+		w.poll(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -325,7 +324,7 @@ func (w *attackWatcher) run(ctx context.Context) {
 func (w *attackWatcher) settle(ctx context.Context, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		w.poll()
+		w.poll(ctx)
 		if len(w.found) == len(w.script) {
 			return
 		}
@@ -341,7 +340,7 @@ func (w *attackWatcher) settle(ctx context.Context, d time.Duration) {
 func (w *attackWatcher) prime(ctx context.Context) {
 	deadline := time.Now().Add(10 * time.Second)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		if list, ok := w.fetch(); ok {
+		if list, ok := w.fetch(ctx); ok {
 			for _, a := range list {
 				w.seen[a.ID] = true
 			}
@@ -354,47 +353,38 @@ func (w *attackWatcher) prime(ctx context.Context) {
 	}
 }
 
-func (w *attackWatcher) fetch() ([]*detect.Attack, bool) {
+func (w *attackWatcher) fetch(ctx context.Context) ([]*detect.Attack, bool) {
 	if w.seen == nil {
 		w.seen, w.found = map[string]bool{}, map[*demo.Attack][]demo.Detection{}
 	}
-	resp, err := w.http.Get(w.admin + "/v1/attacks?limit=1000")
+	// Each poll is whole: the end of the live part does not cut one short.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	page, err := w.admin.Attacks(ctx, url.Values{"limit": {"1000"}})
 	if err != nil {
 		return nil, false
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	list, err := demo.AttackList(body)
-	return list, err == nil && resp.StatusCode == http.StatusOK
+	return page.Attacks, true
 }
 
 // unblockScripted removes the block list entries an earlier run left on
 // the script's addresses and accounts.
-func (w *attackWatcher) unblockScripted() {
-	resp, err := w.http.Get(w.admin + "/v1/blocklist")
-	if err != nil {
-		return
-	}
-	var list struct {
-		Entries []struct{ Kind, Value string }
-	}
-	err = json.NewDecoder(resp.Body).Decode(&list)
-	resp.Body.Close()
+func (w *attackWatcher) unblockScripted(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	list, err := w.admin.Entries(ctx, "blocklist")
 	if err != nil {
 		return
 	}
 	for _, e := range list.Entries {
 		if e.Kind == "ip" && demo.IsScriptIP(e.Value) || e.Kind == "username" && demo.IsScriptUser(e.Value) {
-			req, _ := http.NewRequest(http.MethodDelete, w.admin+"/v1/blocklist/"+e.Kind+"/"+url.PathEscape(e.Value), nil)
-			if resp, err := w.http.Do(req); err == nil {
-				resp.Body.Close()
-			}
+			_ = w.admin.RemoveEntry(ctx, "blocklist", e.Kind, e.Value)
 		}
 	}
 }
 
-func (w *attackWatcher) poll() {
-	list, ok := w.fetch()
+func (w *attackWatcher) poll(ctx context.Context) {
+	list, ok := w.fetch(ctx)
 	if !ok {
 		return
 	}

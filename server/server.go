@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/envoy"
+	"github.com/vigil-project/vigil/server/admin"
 	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/server/notify"
 	"github.com/vigil-project/vigil/server/store"
@@ -171,19 +172,20 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		s.admL = tls.NewListener(s.admL, adminTLS)
 	}
 	s.grpc = s.newGRPCServer(grpcTLS)
-	adm := &admin{
-		log: log.With().Str("component", "admin").Logger(), token: []byte(sec.AdminToken), readToken: []byte(sec.AdminReadToken), fp: fp,
-		allow: allow, block: block, inventory: s.inventory, catalog: &s.catalog, metrics: s.metrics, ready: &s.ready, now: s.now,
-		attacks: s.engine.Store(), engine: s.engine, trap: s.trap, forensics: s.forensics,
-	}
+	admLog := log.With().Str("component", "admin").Logger()
+	adm := admin.Handler(admin.Deps{
+		Log: admLog, Token: []byte(sec.AdminToken), ReadToken: []byte(sec.AdminReadToken), Fingerprinter: fp,
+		Allow: allow, Block: block, Inventory: s.inventory, Catalog: &s.catalog, Metrics: s.metrics.reg, Panics: s.metrics.panics,
+		Ready: &s.ready, Now: s.now, Attacks: s.engine.Store(), Engine: s.engine, Trap: s.trap, Forensics: s.forensics,
+	})
 	s.http = &http.Server{
-		Handler:           adm.handler(),
+		Handler:           adm,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          stdlog.New(adm.log, "", 0), // not the standard library's global logger
+		ErrorLog:          stdlog.New(admLog, "", 0), // not the standard library's global logger
 	}
 	return s, nil
 }

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/test/testlog"
 )
@@ -328,7 +329,7 @@ func TestFingerprintKeyKeptInDataDir(t *testing.T) {
 		if code != http.StatusCreated {
 			t.Fatalf("POST: %d %s", code, body)
 		}
-		var e entryJSON
+		var e adminapi.Entry
 		if err := json.Unmarshal([]byte(body), &e); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,9 @@
-package server
+// Package admin serves Vigil's admin HTTP API: the route table (checked
+// against adminapi's OpenAPI document), bearer-token auth with a read-only
+// token, strict JSON request bodies, control characters refused where a
+// person writes a string, and a handler's panic answered with a 500,
+// counted and logged. The answers are adminapi's types.
+package admin
 
 import (
 	"crypto/sha256"
@@ -14,16 +19,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/dashboard"
 )
-
-//go:embed openapi.json
-var openAPI []byte
 
 // maxAdminBody bounds admin request bodies.
 const maxAdminBody = 64 << 10
@@ -33,97 +37,118 @@ const maxAdminBody = 64 << 10
 // any request could see it.
 const minTTL = time.Second
 
+// Deps are what the admin API reads and changes.
+type Deps struct {
+	Log zerolog.Logger
+	// Token opens every route under /v1 (none: the API is open);
+	// ReadToken opens the GET routes only.
+	Token, ReadToken []byte
+	Fingerprinter    *detect.Fingerprinter
+	Allow, Block     *detect.List
+	Inventory        *detect.Inventory
+	Catalog          *atomic.Pointer[detect.Catalog]
+	// Metrics are served at /metrics; Panics counts the handler panics
+	// recovered.
+	Metrics   prometheus.Gatherer
+	Panics    prometheus.Counter
+	Ready     *atomic.Bool
+	Now       func() time.Time
+	Attacks   *detect.AttackStore
+	Engine    *detect.Engine
+	Trap      *decoy.Trap
+	Forensics *detect.Forensics
+}
+
 // admin serves the admin HTTP API.
 type admin struct {
-	log       zerolog.Logger
-	token     []byte
-	readToken []byte
-	fp        *detect.Fingerprinter
-	allow     *detect.List
-	block     *detect.List
-	inventory *detect.Inventory
-	catalog   *atomic.Pointer[detect.Catalog]
-	metrics   *metrics
-	ready     *atomic.Bool
-	now       func() time.Time
-	attacks   *detect.AttackStore
-	engine    *detect.Engine
-	trap      *decoy.Trap
-	forensics *detect.Forensics
+	Deps
 }
 
-// entryJSON is a list entry on the wire. Secret values are fingerprints.
-type entryJSON struct {
-	Kind      string     `json:"kind"`
-	Value     string     `json:"value"`
-	Reason    string     `json:"reason"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt *time.Time `json:"expires_at"`
+// route is one route of the admin API: a ServeMux pattern and its handler.
+type route struct {
+	pattern string
+	handler http.Handler
 }
 
-// entryRequest is the body of POST /v1/blocklist and /v1/allowlist.
-type entryRequest struct {
-	Kind   string `json:"kind"`
-	Value  string `json:"value"`
-	TTL    string `json:"ttl"`
-	Reason string `json:"reason"`
+// Handler returns the admin HTTP API: every route, request bodies bounded,
+// a handler's panic answered with a 500.
+func Handler(d Deps) http.Handler {
+	a := &admin{d}
+	return a.recoverPanics(limitBody(a.mux()))
 }
 
-func (a *admin) handler() http.Handler {
+// mux registers the route table.
+func (a *admin) mux() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !a.ready.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
-	for name, list := range map[string]*detect.List{"blocklist": a.block, "allowlist": a.allow} {
-		mux.Handle("GET /v1/"+name, a.auth(a.listEntries(list)))
-		mux.Handle("POST /v1/"+name, a.auth(a.addEntry(name, list)))
-		mux.Handle("DELETE /v1/"+name+"/{kind}/{value...}", a.auth(a.deleteEntry(name, list)))
+	for _, r := range a.routes() {
+		mux.Handle(r.pattern, r.handler)
 	}
-	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(openAPI)
-	})
-	mux.Handle("GET /v1/apis", a.auth(http.HandlerFunc(a.apis)))
-	mux.Handle("GET /v1/apis/{api}/activity", a.auth(http.HandlerFunc(a.activity)))
-	mux.Handle("GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks)))
-	mux.Handle("GET /v1/attacks/{id}", a.auth(http.HandlerFunc(a.getAttack)))
-	mux.Handle("POST /v1/attacks/{id}/false-positive", a.auth(http.HandlerFunc(a.falsePositive)))
-	mux.Handle("GET /v1/decoys", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"decoys": a.trap.Stats(), "honeytokens_planted": a.trap.Honeytokens()})
-	})))
-	mux.Handle("GET /v1/forensics/{kind}/{value...}", a.auth(http.HandlerFunc(a.getForensics)))
-	mux.Handle("GET /v1/models", a.auth(http.HandlerFunc(a.listModels)))
-	mux.Handle("GET /v1/models/{api}", a.auth(http.HandlerFunc(a.getModel)))
-	mux.Handle("PUT /v1/models/{api}", a.auth(http.HandlerFunc(a.putModel)))
-	mux.Handle("POST /v1/models/{api}/import", a.auth(http.HandlerFunc(a.importModel)))
-	mux.Handle("GET /{$}", dashboard.Handler())
-	mux.Handle("GET /ui/", http.StripPrefix("/ui/", dashboard.Handler()))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
-	})
-	return a.recoverPanics(limitBody(mux))
+	return mux
+}
+
+// routes is the route table, documented in adminapi's OpenAPI document.
+func (a *admin) routes() []route {
+	rs := []route{
+		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, adminapi.Status{Status: "ok"})
+		})},
+		{"GET /readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !a.Ready.Load() {
+				writeJSON(w, http.StatusServiceUnavailable, adminapi.Status{Status: "not ready"})
+				return
+			}
+			writeJSON(w, http.StatusOK, adminapi.Status{Status: "ready"})
+		})},
+		{"GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{})},
+	}
+	for _, l := range []struct {
+		name string
+		list *detect.List
+	}{{"blocklist", a.Block}, {"allowlist", a.Allow}} {
+		rs = append(rs,
+			route{"GET /v1/" + l.name, a.auth(a.listEntries(l.list))},
+			route{"POST /v1/" + l.name, a.auth(a.addEntry(l.name, l.list))},
+			route{"DELETE /v1/" + l.name + "/{kind}/{value...}", a.auth(a.deleteEntry(l.name, l.list))},
+		)
+	}
+	return append(rs,
+		route{"GET /v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(adminapi.OpenAPI())
+		})},
+		route{"GET /v1/apis", a.auth(http.HandlerFunc(a.apis))},
+		route{"GET /v1/apis/{api}/activity", a.auth(http.HandlerFunc(a.activity))},
+		route{"GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks))},
+		route{"GET /v1/attacks/{id}", a.auth(http.HandlerFunc(a.getAttack))},
+		route{"POST /v1/attacks/{id}/false-positive", a.auth(http.HandlerFunc(a.falsePositive))},
+		route{"GET /v1/decoys", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, adminapi.Decoys{Decoys: a.Trap.Stats(), HoneytokensPlanted: a.Trap.Honeytokens()})
+		}))},
+		route{"GET /v1/forensics/{kind}/{value...}", a.auth(http.HandlerFunc(a.getForensics))},
+		route{"GET /v1/models", a.auth(http.HandlerFunc(a.listModels))},
+		route{"GET /v1/models/{api}", a.auth(http.HandlerFunc(a.getModel))},
+		route{"PUT /v1/models/{api}", a.auth(http.HandlerFunc(a.putModel))},
+		route{"POST /v1/models/{api}/import", a.auth(http.HandlerFunc(a.importModel))},
+		route{"GET /{$}", dashboard.Handler()},
+		route{"GET /ui/", http.StripPrefix("/ui/", dashboard.Handler())},
+		route{"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+		})},
+	)
 }
 
 // auth requires the admin bearer token when one is configured.
 func (a *admin) auth(next http.Handler) http.Handler {
-	if len(a.token) == 0 {
+	if len(a.Token) == 0 {
 		return next
 	}
 	// Digests are compared, so that the time taken does not even reveal the
 	// tokens' lengths. The read-only token opens GET and HEAD only.
-	admin := sha256.Sum256(a.token)
+	admin := sha256.Sum256(a.Token)
 	var reader [sha256.Size]byte
-	hasReader := len(a.readToken) > 0
+	hasReader := len(a.ReadToken) > 0
 	if hasReader {
-		reader = sha256.Sum256(a.readToken)
+		reader = sha256.Sum256(a.ReadToken)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -155,17 +180,17 @@ func limitBody(next http.Handler) http.Handler {
 
 func (a *admin) listEntries(list *detect.List) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entries := list.Entries(a.now())
-		out := make([]entryJSON, 0, len(entries))
+		entries := list.Entries(a.Now())
+		out := make([]adminapi.Entry, 0, len(entries))
 		for i := range entries {
 			out = append(out, toEntryJSON(&entries[i]))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+		writeJSON(w, http.StatusOK, adminapi.Entries{Entries: out})
 	})
 }
 
-func toEntryJSON(e *detect.Entry) entryJSON {
-	j := entryJSON{Kind: e.Kind.String(), Value: e.Value, Reason: e.Reason, CreatedAt: e.CreatedAt.UTC()}
+func toEntryJSON(e *detect.Entry) adminapi.Entry {
+	j := adminapi.Entry{Kind: e.Kind.String(), Value: e.Value, Reason: e.Reason, CreatedAt: e.CreatedAt.UTC()}
 	if !e.ExpiresAt.IsZero() {
 		t := e.ExpiresAt.UTC()
 		j.ExpiresAt = &t
@@ -175,7 +200,7 @@ func toEntryJSON(e *detect.Entry) entryJSON {
 
 func (a *admin) addEntry(name string, list *detect.List) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req entryRequest
+		var req adminapi.EntryRequest
 		if err := decodeJSON(r.Body, &req); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -185,12 +210,12 @@ func (a *admin) addEntry(name string, list *detect.List) http.Handler {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		value, err := a.fp.Normalize(kind, req.Value)
+		value, err := a.Fingerprinter.Normalize(kind, req.Value)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "value: "+err.Error())
 			return
 		}
-		now := a.now()
+		now := a.Now()
 		e := detect.Entry{Kind: kind, Value: value, Reason: req.Reason, CreatedAt: now}
 		if req.TTL != "" {
 			ttl, err := time.ParseDuration(req.TTL)
@@ -208,7 +233,7 @@ func (a *admin) addEntry(name string, list *detect.List) http.Handler {
 			writeError(w, http.StatusBadRequest, "reason: longer than 512 bytes")
 			return
 		}
-		if err := checkPrintable(e.Reason); err != nil {
+		if err := adminapi.CheckPrintable(e.Reason); err != nil {
 			writeError(w, http.StatusBadRequest, "reason: "+err.Error())
 			return
 		}
@@ -219,7 +244,7 @@ func (a *admin) addEntry(name string, list *detect.List) http.Handler {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		a.log.Info().Str("list", name).Str("kind", kind.String()).Str("value", value).
+		a.Log.Info().Str("list", name).Str("kind", kind.String()).Str("value", value).
 			Str("reason", e.Reason).Time("expires_at", e.ExpiresAt).Msg("list entry added")
 		writeJSON(w, http.StatusCreated, toEntryJSON(&e))
 	})
@@ -234,7 +259,7 @@ func (a *admin) deleteEntry(name string, list *detect.List) http.Handler {
 		}
 		// PathValue is already unescaped: unescaping it again would turn a
 		// literal "%41" in a value into "A" and refuse a lone "%".
-		value, err := a.fp.Normalize(kind, r.PathValue("value"))
+		value, err := a.Fingerprinter.Normalize(kind, r.PathValue("value"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "value: "+err.Error())
 			return
@@ -248,13 +273,13 @@ func (a *admin) deleteEntry(name string, list *detect.List) http.Handler {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no %s entry for %s %s", name, kind, value))
 			return
 		}
-		a.log.Info().Str("list", name).Str("kind", kind.String()).Str("value", value).Msg("list entry removed")
+		a.Log.Info().Str("list", name).Str("kind", kind.String()).Str("value", value).Msg("list entry removed")
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
 
 func (a *admin) apis(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"apis": a.inventory.APIs(a.catalog.Load().Fallback())})
+	writeJSON(w, http.StatusOK, adminapi.APIs{APIs: a.Inventory.APIs(a.Catalog.Load().Fallback())})
 }
 
 // writeJSON answers v as JSON. The answer is encoded before anything is
@@ -277,7 +302,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	if sw, ok := w.(*statusWriter); ok && status >= 500 {
 		sw.failure = msg
 	}
-	writeJSON(w, status, map[string]string{"error": msg})
+	writeJSON(w, status, adminapi.Error{Error: msg})
 }
 
 // statusWriter remembers the status of an answer, and the message of a 5xx.
@@ -317,7 +342,7 @@ func (a *admin) recoverPanics(next http.Handler) http.Handler {
 			p := recover()
 			if p == nil {
 				if sw.status >= 500 {
-					a.log.Error().Str("method", r.Method).Str("route", r.Pattern).Int("status", sw.status).
+					a.Log.Error().Str("method", r.Method).Str("route", r.Pattern).Int("status", sw.status).
 						Str("error", sw.failure).Msg("admin request failed")
 				}
 				return
@@ -325,8 +350,8 @@ func (a *admin) recoverPanics(next http.Handler) http.Handler {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			a.metrics.panics.Inc()
-			a.log.Error().Str("method", r.Method).Str("route", r.Pattern).Str("panic", fmt.Sprint(p)).
+			a.Panics.Inc()
+			a.Log.Error().Str("method", r.Method).Str("route", r.Pattern).Str("panic", fmt.Sprint(p)).
 				Str("stack", string(debug.Stack())).Msg("recovered from panic in admin HTTP handler")
 			if sw.status != 0 {
 				panic(http.ErrAbortHandler)
@@ -346,7 +371,7 @@ func (a *admin) listAttacks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("type: unknown attack type %q", f.Type))
 		return
 	}
-	since, err := parseSince(q.Get("since"), a.now(), time.Time{})
+	since, err := parseSince(q.Get("since"), a.Now(), time.Time{})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -366,15 +391,15 @@ func (a *admin) listAttacks(w http.ResponseWriter, r *http.Request) {
 			*p.dst = n
 		}
 	}
-	list, total := a.attacks.List(f)
+	list, total := a.Attacks.List(f)
 	if list == nil {
 		list = []*detect.Attack{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"attacks": list, "total": total})
+	writeJSON(w, http.StatusOK, adminapi.Attacks{Attacks: list, Total: total})
 }
 
 func (a *admin) getAttack(w http.ResponseWriter, r *http.Request) {
-	at, ok := a.attacks.Get(r.PathValue("id"))
+	at, ok := a.Attacks.Get(r.PathValue("id"))
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no attack %q", r.PathValue("id")))
 		return
@@ -383,11 +408,11 @@ func (a *admin) getAttack(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) listModels(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"models": a.engine.Models()})
+	writeJSON(w, http.StatusOK, adminapi.Models{Models: a.Engine.Models()})
 }
 
 func (a *admin) getModel(w http.ResponseWriter, r *http.Request) {
-	doc, ok := a.engine.Model(r.PathValue("api"))
+	doc, ok := a.Engine.Model(r.PathValue("api"))
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no model for API %q (it has seen no traffic, or is not configured)", r.PathValue("api")))
 		return
@@ -406,16 +431,16 @@ func (a *admin) putModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api := r.PathValue("api")
-	if err := a.engine.Apply(api, &u); err != nil {
+	if err := a.Engine.Apply(api, &u); err != nil {
 		status := http.StatusBadRequest
-		if _, ok := a.engine.Model(api); !ok {
+		if _, ok := a.Engine.Model(api); !ok {
 			status = http.StatusNotFound
 		}
 		writeError(w, status, err.Error())
 		return
 	}
-	a.log.Info().Str("api", api).Msg("model changed")
-	doc, _ := a.engine.Model(api)
+	a.Log.Info().Str("api", api).Msg("model changed")
+	doc, _ := a.Engine.Model(api)
 	writeJSON(w, http.StatusOK, doc)
 }
 
@@ -427,22 +452,13 @@ func (a *admin) importModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	doc.API = r.PathValue("api")
-	if err := a.engine.Import(&doc); err != nil {
+	if err := a.Engine.Import(&doc); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	a.log.Info().Str("api", doc.API).Msg("model imported")
-	out, _ := a.engine.Model(doc.API)
+	a.Log.Info().Str("api", doc.API).Msg("model imported")
+	out, _ := a.Engine.Model(doc.API)
 	writeJSON(w, http.StatusOK, out)
-}
-
-// forensicsIP is one IP of an identity in the forensics answer.
-type forensicsIP struct {
-	IP      string           `json:"ip"`
-	Total   int64            `json:"total_requests"`
-	Methods map[string]int64 `json:"methods"`
-	URLs    map[string]int64 `json:"urls"`
-	APIs    map[string]int64 `json:"apis"`
 }
 
 // getForensics answers what an identity did: GET /v1/forensics/{kind}/{value},
@@ -453,13 +469,13 @@ func (a *admin) getForensics(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	value, err := a.fp.Normalize(kind, r.PathValue("value"))
+	value, err := a.Fingerprinter.Normalize(kind, r.PathValue("value"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "value: "+err.Error())
 		return
 	}
-	rec, ok := a.forensics.Get(kind, value)
-	attacks := a.attacks.AttacksOf(kind, value)
+	rec, ok := a.Forensics.Get(kind, value)
+	attacks := a.Attacks.AttacksOf(kind, value)
 	if !ok && len(attacks) == 0 {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no activity recorded for %s %s", kind, value))
 		return
@@ -467,16 +483,16 @@ func (a *admin) getForensics(w http.ResponseWriter, r *http.Request) {
 	if rec == nil {
 		rec = &detect.ForensicRecord{Kind: kind.String(), Value: value}
 	}
-	now := a.now()
+	now := a.Now()
 	status := "active"
-	if _, blocked := a.block.Lookup(kind, value, now); blocked {
+	if _, blocked := a.Block.Lookup(kind, value, now); blocked {
 		status = "blocked"
-	} else if _, allowed := a.allow.Lookup(kind, value, now); allowed {
+	} else if _, allowed := a.Allow.Lookup(kind, value, now); allowed {
 		status = "allowed"
 	}
-	ips := make([]forensicsIP, 0, len(rec.IPs))
+	ips := make([]adminapi.ForensicsIP, 0, len(rec.IPs))
 	for ip, p := range rec.IPs {
-		ips = append(ips, forensicsIP{IP: ip, Total: p.Total, Methods: p.Methods, URLs: p.URLs, APIs: p.APIs})
+		ips = append(ips, adminapi.ForensicsIP{IP: ip, Total: p.Total, Methods: p.Methods, URLs: p.URLs, APIs: p.APIs})
 	}
 	sort.Slice(ips, func(i, j int) bool {
 		return ips[i].Total > ips[j].Total || ips[i].Total == ips[j].Total && ips[i].IP < ips[j].IP
@@ -489,14 +505,13 @@ func (a *admin) getForensics(w http.ResponseWriter, r *http.Request) {
 		f, l := rec.FirstSeen.UTC(), rec.LastSeen.UTC()
 		first, last = &f, &l
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"kind": kind.String(), "value": value, "first_seen": first, "last_seen": last, "status": status,
-		"summary": map[string]any{"total_requests": rec.Total, "total_attacks": len(attacks)},
-		"details": map[string]any{"metrics": map[string]any{
-			"ip_list": ips, "methods": nonNil(rec.Methods), "urls": nonNil(rec.URLs), "apis": nonNil(rec.APIs),
-		}, "hourly_requests": rec.Hours},
-		"attacks": attacks,
-	})
+	f := adminapi.Forensics{
+		Attacks: attacks, FirstSeen: first, Kind: kind.String(), LastSeen: last, Status: status, Value: value,
+		Summary: adminapi.ForensicsSummary{TotalAttacks: len(attacks), TotalRequests: rec.Total},
+	}
+	f.Details.HourlyRequests = rec.Hours
+	f.Details.Metrics = adminapi.ForensicsMetrics{APIs: nonNil(rec.APIs), IPList: ips, Methods: nonNil(rec.Methods), URLs: nonNil(rec.URLs)}
+	writeJSON(w, http.StatusOK, f)
 }
 
 func nonNil(m map[string]int64) map[string]int64 {
@@ -512,14 +527,12 @@ func nonNil(m map[string]int64) map[string]int64 {
 // that fired (user-set values on the API's model, reversible with mode
 // system). The attack record keeps what was done.
 func (a *admin) falsePositive(w http.ResponseWriter, r *http.Request) {
-	at, ok := a.attacks.Get(r.PathValue("id"))
+	at, ok := a.Attacks.Get(r.PathValue("id"))
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no attack %q", r.PathValue("id")))
 		return
 	}
-	var req struct {
-		AllowFor string `json:"allow_for"`
-	}
+	var req adminapi.FalsePositiveRequest
 	if r.ContentLength != 0 {
 		if err := decodeJSON(r.Body, &req); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
@@ -539,13 +552,13 @@ func (a *admin) falsePositive(w http.ResponseWriter, r *http.Request) {
 		}
 		allowFor = d
 	}
-	now := a.now()
+	now := a.Now()
 	fp := &detect.FalsePositive{At: now.UTC()}
-	for _, e := range a.block.Entries(now) {
+	for _, e := range a.Block.Entries(now) {
 		if e.AttackID != at.ID {
 			continue
 		}
-		if _, err := a.block.Remove(e.Kind, e.Value); err != nil {
+		if _, err := a.Block.Remove(e.Kind, e.Value); err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
@@ -555,22 +568,22 @@ func (a *admin) falsePositive(w http.ResponseWriter, r *http.Request) {
 	if allowFor > 0 && err == nil && at.Identity.Value != "" {
 		until := now.Add(allowFor)
 		e := detect.Entry{Kind: kind, Value: at.Identity.Value, Reason: "false positive " + at.ID, CreatedAt: now, ExpiresAt: until}
-		if err := a.allow.Store(e); err != nil {
+		if err := a.Allow.Store(e); err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		u := until.UTC()
 		fp.AllowedUntil = &u
 	}
-	relaxed, err := a.engine.Relax(at)
+	relaxed, err := a.Engine.Relax(at)
 	if err != nil {
-		a.log.Warn().Err(err).Str("attack_id", at.ID).Msg("thresholds not relaxed")
+		a.Log.Warn().Err(err).Str("attack_id", at.ID).Msg("thresholds not relaxed")
 	}
 	fp.Relaxed = relaxed
 	updated := *at
 	updated.FalsePositive = fp
-	a.attacks.Update(&updated)
-	a.log.Info().Str("attack_id", at.ID).Int("unblocked", fp.Unblocked).Int("relaxed", len(relaxed)).Msg("attack marked as a false positive")
+	a.Attacks.Update(&updated)
+	a.Log.Info().Str("attack_id", at.ID).Int("unblocked", fp.Unblocked).Int("relaxed", len(relaxed)).Msg("attack marked as a false positive")
 	writeJSON(w, http.StatusOK, &updated)
 }
 
@@ -580,7 +593,7 @@ func (a *admin) falsePositive(w http.ResponseWriter, r *http.Request) {
 // escaped as %2F.
 func (a *admin) activity(w http.ResponseWriter, r *http.Request) {
 	api := r.PathValue("api")
-	now := a.now()
+	now := a.Now()
 	since, err := parseSince(r.URL.Query().Get("since"), now, now.Add(-time.Hour))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -595,14 +608,13 @@ func (a *admin) activity(w http.ResponseWriter, r *http.Request) {
 		}
 		step = d
 	}
-	points, step, ok := a.inventory.Activity(api, since, now, step)
+	points, step, ok := a.Inventory.Activity(api, since, now, step)
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API %q", api))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"api": api, "since": since.UTC(), "step": step.String(), "points": points,
-		"top_identities": a.forensics.Top(api, 10),
+	writeJSON(w, http.StatusOK, adminapi.Activity{
+		API: api, Points: points, Since: since.UTC(), Step: step.String(), TopIdentities: a.Forensics.Top(api, 10),
 	})
 }
 

@@ -1,8 +1,7 @@
-package server
+package adminapi
 
 import (
 	"fmt"
-	"io"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -31,9 +30,9 @@ func unsafeRune(r rune) bool {
 	return false
 }
 
-// checkPrintable refuses a string holding control or bidirectional
+// CheckPrintable refuses a string holding control or bidirectional
 // formatting characters, naming the first one.
-func checkPrintable(s string) error {
+func CheckPrintable(s string) error {
 	for i, r := range s {
 		if r == utf8.RuneError {
 			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
@@ -47,11 +46,11 @@ func checkPrintable(s string) error {
 	return nil
 }
 
-// printable returns s with control and bidirectional formatting characters
+// Printable returns s with control and bidirectional formatting characters
 // and invalid UTF-8 written as Go escapes (\x1b, \n, \u202e), and a
 // backslash doubled when anything was escaped, so that the output cannot
 // be mistaken for the stored string.
-func printable(s string) string {
+func Printable(s string) string {
 	clean := true
 	for i, r := range s {
 		if unsafeRune(r) || r == utf8.RuneError && !validAt(s, i) {
@@ -91,16 +90,4 @@ func printable(s string) string {
 func validAt(s string, i int) bool {
 	_, n := utf8.DecodeRuneInString(s[i:])
 	return n > 1
-}
-
-// row writes one line of a table: the cells, each made printable, separated
-// by tabs (the tabwriter's columns).
-func row(w io.Writer, cells ...string) {
-	for i, c := range cells {
-		if i > 0 {
-			io.WriteString(w, "\t")
-		}
-		io.WriteString(w, printable(c))
-	}
-	io.WriteString(w, "\n")
 }

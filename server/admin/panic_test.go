@@ -1,8 +1,9 @@
-package server
+package admin
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-project/vigil/detect"
@@ -25,13 +27,28 @@ func newBareAdmin(t *testing.T) (*admin, *testlog.Buffer, *httptest.Server) {
 	logs := &testlog.Buffer{}
 	ready := &atomic.Bool{}
 	ready.Store(true)
-	a := &admin{
-		log: zerolog.New(logs), allow: allow, block: block, ready: ready, now: time.Now,
-		metrics: newMetrics(detect.NewQueue(16), allow, block),
-	}
-	srv := httptest.NewServer(a.handler())
+	reg := prometheus.NewRegistry()
+	panics := prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_panics_total", Help: "Panics recovered."})
+	reg.MustRegister(panics)
+	a := &admin{Deps{Log: zerolog.New(logs), Allow: allow, Block: block, Ready: ready, Now: time.Now, Metrics: reg, Panics: panics}}
+	srv := httptest.NewServer(a.recoverPanics(limitBody(a.mux())))
 	t.Cleanup(srv.Close)
 	return a, logs, srv
+}
+
+// get sends GET path to the server at base.
+func get(t *testing.T, base, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
 }
 
 // A handler's panic is answered with a 500 and the JSON error body of every
@@ -40,7 +57,7 @@ func newBareAdmin(t *testing.T) (*admin, *testlog.Buffer, *httptest.Server) {
 func TestAdminHandlerPanic(t *testing.T) {
 	_, logs, srv := newBareAdmin(t)
 	for i, path := range []string{"/v1/models", "/v1/attacks", "/v1/apis/shop/activity"} {
-		code, body := adminDo(t, srv.URL, http.MethodGet, path, "", "")
+		code, body := get(t, srv.URL, path)
 		var e struct {
 			Error string `json:"error"`
 		}
@@ -48,11 +65,11 @@ func TestAdminHandlerPanic(t *testing.T) {
 			t.Errorf("GET %s: %d %q, want 500 with a JSON error", path, code, body)
 		}
 		want := fmt.Sprintf("\nvigil_panics_total %d\n", i+1)
-		if code, body := adminDo(t, srv.URL, http.MethodGet, "/metrics", "", ""); code != http.StatusOK || !strings.Contains(body, want) {
+		if code, body := get(t, srv.URL, "/metrics"); code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("GET /metrics after GET %s: %d, want %q", path, code, want)
 		}
 	}
-	if code, _ := adminDo(t, srv.URL, http.MethodGet, "/healthz", "", ""); code != http.StatusOK {
+	if code, _ := get(t, srv.URL, "/healthz"); code != http.StatusOK {
 		t.Errorf("healthz after the panics: %d", code)
 	}
 	var line struct {
@@ -66,7 +83,7 @@ func TestAdminHandlerPanic(t *testing.T) {
 			break
 		}
 	}
-	if line.Level != "error" || line.Route != "GET /v1/models" || !strings.Contains(line.Panic, "nil pointer") || !strings.Contains(line.Stack, "server.(*admin).listModels") {
+	if line.Level != "error" || line.Route != "GET /v1/models" || !strings.Contains(line.Panic, "nil pointer") || !strings.Contains(line.Stack, "admin.(*admin).listModels") {
 		t.Errorf("panic log line %+v, want level error, the route, the panic and its stack", line)
 	}
 }

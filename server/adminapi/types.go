@@ -1,0 +1,143 @@
+// Package adminapi is the wire contract of Vigil's admin HTTP API: the
+// request and answer bodies as Go types, the OpenAPI document that
+// describes the routes (served at /v1/openapi.json), and the one Go client
+// (bearer token, error answers as errors, credentials kept out of error
+// messages) that the CLI, the demo command and tests call the API with.
+// The handlers (server/admin) encode these types, so a change to an answer
+// is a change here, seen by every caller at compile time.
+package adminapi
+
+import (
+	_ "embed"
+	"time"
+
+	"github.com/vigil-project/vigil/decoy"
+	"github.com/vigil-project/vigil/detect"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI document of the admin API.
+func OpenAPI() []byte { return append([]byte(nil), openAPI...) }
+
+// Fields are declared in the order of their JSON names: the answers were
+// JSON objects built from maps, whose keys encoding/json sorts, and they
+// stay byte for byte what they were.
+
+// Status is the answer of GET /healthz and /readyz.
+type Status struct {
+	Status string `json:"status"`
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Entry is a block or allow list entry. Secret values are fingerprints.
+type Entry struct {
+	Kind      string     `json:"kind"`
+	Value     string     `json:"value"`
+	Reason    string     `json:"reason"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// EntryRequest is the body of POST /v1/blocklist and /v1/allowlist.
+type EntryRequest struct {
+	Kind   string `json:"kind"`
+	Value  string `json:"value"`
+	TTL    string `json:"ttl"`
+	Reason string `json:"reason"`
+}
+
+// Entries is the answer of GET /v1/blocklist and /v1/allowlist.
+type Entries struct {
+	Entries []Entry `json:"entries"`
+}
+
+// APIs is the answer of GET /v1/apis.
+type APIs struct {
+	APIs []detect.APIStats `json:"apis"`
+}
+
+// Attacks is the answer of GET /v1/attacks: a page, newest first, and the
+// number of attacks the filter matches.
+type Attacks struct {
+	Attacks []*detect.Attack `json:"attacks"`
+	Total   int              `json:"total"`
+}
+
+// FalsePositiveRequest is the body of POST /v1/attacks/{id}/false-positive
+// (optional): how long the identity is allowed, "24h" by default, "0s" for
+// not at all.
+type FalsePositiveRequest struct {
+	AllowFor string `json:"allow_for"`
+}
+
+// Decoys is the answer of GET /v1/decoys.
+type Decoys struct {
+	Decoys             []decoy.Stats `json:"decoys"`
+	HoneytokensPlanted int64         `json:"honeytokens_planted"`
+}
+
+// Models is the answer of GET /v1/models. One model is a detect.ModelDoc
+// (GET, PUT and POST …/import), changed with a detect.ModelUpdate.
+type Models struct {
+	Models []detect.ModelStatus `json:"models"`
+}
+
+// Activity is the answer of GET /v1/apis/{api}/activity.
+type Activity struct {
+	API           string                 `json:"api"`
+	Points        []detect.ActivityPoint `json:"points"`
+	Since         time.Time              `json:"since"`
+	Step          string                 `json:"step"`
+	TopIdentities []detect.TopIdentity   `json:"top_identities"`
+}
+
+// Forensics is the answer of GET /v1/forensics/{kind}/{value}: what one
+// identity did.
+type Forensics struct {
+	Attacks   []*detect.Attack `json:"attacks"`
+	Details   ForensicsDetails `json:"details"`
+	FirstSeen *time.Time       `json:"first_seen"`
+	Kind      string           `json:"kind"`
+	LastSeen  *time.Time       `json:"last_seen"`
+	// Status is active, blocked or allowed.
+	Status  string           `json:"status"`
+	Summary ForensicsSummary `json:"summary"`
+	Value   string           `json:"value"`
+}
+
+// ForensicsDetails are an identity's requests per hour and its counts.
+type ForensicsDetails struct {
+	// HourlyRequests counts requests per hour (unix hour → count).
+	HourlyRequests map[int64]int64  `json:"hourly_requests"`
+	Metrics        ForensicsMetrics `json:"metrics"`
+}
+
+// ForensicsMetrics count an identity's requests by API, IP, method and
+// endpoint.
+type ForensicsMetrics struct {
+	APIs    map[string]int64 `json:"apis"`
+	IPList  []ForensicsIP    `json:"ip_list"`
+	Methods map[string]int64 `json:"methods"`
+	URLs    map[string]int64 `json:"urls"`
+}
+
+// ForensicsSummary counts an identity's requests and attacks.
+type ForensicsSummary struct {
+	TotalAttacks  int   `json:"total_attacks"`
+	TotalRequests int64 `json:"total_requests"`
+}
+
+// ForensicsIP is one IP of an identity.
+type ForensicsIP struct {
+	IP      string           `json:"ip"`
+	Total   int64            `json:"total_requests"`
+	Methods map[string]int64 `json:"methods"`
+	URLs    map[string]int64 `json:"urls"`
+	APIs    map[string]int64 `json:"apis"`
+}
