@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/cli"
 )
 
 func main() {
@@ -21,11 +21,11 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	err := server.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	switch {
 	case err == nil:
-	case errors.Is(err, server.ErrUsage):
+	case errors.Is(err, cli.ErrUsage):
 		fmt.Fprintln(os.Stderr, "vigil:", err)
 		os.Exit(2)
 	default:

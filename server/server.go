@@ -1,7 +1,9 @@
-// Package server is the Vigil process: the gRPC server that Envoy talks
-// to, the admin HTTP API and metrics, the wiring between envoy and detect
-// from the configuration's runtime settings (server/config), and an
-// ordered graceful shutdown.
+// Package server is the `vigil serve` process: New wires envoy, detect and
+// decoy from the configuration's runtime settings (server/config), restores
+// the durable state (server/store) and binds the gRPC server Envoy talks to
+// and the admin HTTP API (server/admin); Run serves, snapshots the state
+// and shuts down in order. Health, gRPC options and limits, metrics and
+// warnings are here too; the command line is server/cli.
 package server
 
 import (
@@ -281,6 +283,10 @@ func (s *Server) AdminAddr() string { return s.admL.Addr().String() }
 
 // Enforcer returns the enforcement hot path (tests and benchmarks).
 func (s *Server) Enforcer() *detect.Enforcer { return s.enforcer }
+
+// Engine returns the detection engine (tests: attack records put in its
+// store, transactions consumed).
+func (s *Server) Engine() *detect.Engine { return s.engine }
 
 // Ingest feeds one transaction record to the detection pipeline as if Envoy
 // had sent it, waiting for room in the queue: the demo pre-trains with it on

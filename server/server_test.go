@@ -425,7 +425,10 @@ func TestFingerprintKeyErrors(t *testing.T) {
 
 	t.Run("data dir is a file", func(t *testing.T) {
 		cfg := testConfig(t)
-		cfg.DataDir = writeFile(t, "not-a-dir", "x")
+		cfg.DataDir = filepath.Join(t.TempDir(), "not-a-dir")
+		if err := os.WriteFile(cfg.DataDir, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := New(cfg, zerolog.Nop(), Options{}); err == nil || !strings.Contains(err.Error(), "data dir") {
 			t.Errorf("New with a file as data dir: %v", err)
 		}
@@ -553,104 +556,6 @@ func TestRecoveryInterceptor(t *testing.T) {
 	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Errorf("health after panics: %v", err)
 	}
-}
-
-// TestServeCommand runs `vigil serve` through Main: every flag overrides the
-// file, and the logs go to stderr.
-func TestServeCommand(t *testing.T) {
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	// Alone, the file cannot serve: its gRPC port is taken, its admin
-	// address is off loopback without a token, its drain delay is an hour.
-	path := writeFile(t, "vigil.yaml", "grpc_addr: "+busy.Addr().String()+"\nadmin_addr: 0.0.0.0:9001\nlog_level: error\n"+
-		"data_dir: "+filepath.Join(t.TempDir(), "file-data")+"\nshutdown:\n  drain_delay: 1h\n")
-	dataDir := filepath.Join(t.TempDir(), "flag-data")
-	v := serve(t, "--config", path, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--data-dir", dataDir, "--log-level", "info", "--drain-delay", "0s")
-	line := v.line
-	if addr, _ := line["grpc_addr"].(string); addr == busy.Addr().String() || !strings.HasPrefix(addr, "127.0.0.1:") {
-		t.Errorf("grpc_addr = %q, want the flag's", addr)
-	}
-	addr, _ := line["admin_addr"].(string)
-	if code, body := adminDo(t, "http://"+addr, http.MethodGet, "/readyz", "", ""); code != http.StatusOK {
-		t.Errorf("readyz: %d %s", code, body)
-	}
-	if _, err := os.Stat(filepath.Join(dataDir, "fingerprint.key")); err != nil {
-		t.Errorf("no key in the --data-dir: %v", err)
-	}
-	v.stop() // within 10 s: the flag's drain delay, not the file's hour
-}
-
-// serving is `vigil serve` run through Main in the test.
-type serving struct {
-	line map[string]any // the "vigil serving" log line
-	logs *testlog.Buffer
-	stop func() // cancels it and waits until Main returns, without error
-}
-
-// serve runs `vigil serve args...` through Main and waits until it serves.
-func serve(t *testing.T, args ...string) *serving {
-	t.Helper()
-	logs := testlog.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	done := make(chan error, 1)
-	go func() { done <- Main(ctx, append([]string{"serve"}, args...), io.Discard, logs) }()
-	return &serving{line: waitForLogLine(t, logs, "vigil serving", done), logs: logs, stop: func() {
-		t.Helper()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("serve: %v\n%s", err, logs.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("serve did not return within 10s after cancel")
-		}
-	}}
-}
-
-// waitForLogLine waits for a JSON log line holding msg and decodes it.
-func waitForLogLine(t *testing.T, logs *testlog.Buffer, msg string, done <-chan error) map[string]any {
-	t.Helper()
-	var line map[string]any
-	waitFor(t, 5*time.Second, "the log line "+msg, func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("serve returned early: %v\n%s", err, logs.String())
-		default:
-		}
-		for l := range strings.SplitSeq(logs.String(), "\n") {
-			if strings.Contains(l, msg) {
-				return json.Unmarshal([]byte(l), &line) == nil
-			}
-		}
-		return false
-	})
-	return line
-}
-
-// TestServeOnEmbeddedDefaults runs `vigil serve` with no config file.
-func TestServeOnEmbeddedDefaults(t *testing.T) {
-	v := serve(t, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "0s")
-	line := v.line
-	// Embedded defaults: JSON logs at info, tagged with the service.
-	if line["level"] != "info" || line["service"] != "vigil" || line["apis"] != float64(0) {
-		t.Errorf("serving line = %v", line)
-	}
-	addr, _ := line["admin_addr"].(string)
-	resp, err := http.Get("http://" + addr + "/healthz")
-	if err != nil {
-		t.Fatalf("healthz: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("healthz = %d", resp.StatusCode)
-	}
-	v.stop()
 }
 
 func TestNewLogger(t *testing.T) {

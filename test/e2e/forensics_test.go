@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/cli"
 )
 
 type forensicsJSON struct {
@@ -95,7 +95,7 @@ func TestForensicsCLI(t *testing.T) {
 	var out, errs bytes.Buffer
 	eventually(t, 5*time.Second, func() error {
 		out.Reset()
-		if err := server.Main(context.Background(), []string{"forensics", "token", "tok-cli", "--admin-addr", v.admin}, &out, &errs); err != nil {
+		if err := cli.Main(context.Background(), []string{"forensics", "token", "tok-cli", "--admin-addr", v.admin}, &out, &errs); err != nil {
 			return err
 		}
 		if !strings.Contains(out.String(), "3 requests") {
@@ -111,7 +111,7 @@ func TestForensicsCLI(t *testing.T) {
 	if strings.Contains(out.String()+errs.String(), "tok-cli") {
 		t.Fatal("the raw token is printed")
 	}
-	err := server.Main(context.Background(), []string{"forensics", "token", "never-seen", "--admin-addr", v.admin}, &out, &errs)
+	err := cli.Main(context.Background(), []string{"forensics", "token", "never-seen", "--admin-addr", v.admin}, &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "no activity") || strings.Contains(err.Error(), "never-seen") {
 		t.Fatalf("unknown identity: %v", err)
 	}

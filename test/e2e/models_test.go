@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/cli"
 )
 
 type modelDoc struct {
@@ -82,7 +82,7 @@ apis:
 	// vigil model export from staging, vigil model import into production.
 	file := filepath.Join(t.TempDir(), "shop-model.json")
 	var out, errs bytes.Buffer
-	if err := server.Main(context.Background(), []string{"model", "export", "shop", "--admin-addr", staging.admin, "--out", file}, &out, &errs); err != nil {
+	if err := cli.Main(context.Background(), []string{"model", "export", "shop", "--admin-addr", staging.admin, "--out", file}, &out, &errs); err != nil {
 		t.Fatalf("export: %v %s", err, errs.String())
 	}
 	data, _ := os.ReadFile(file)
@@ -90,7 +90,7 @@ apis:
 		t.Fatalf("export is not versioned: %.200s", data)
 	}
 	production := start(t, cfg)
-	if err := server.Main(context.Background(), []string{"model", "import", file, "--admin-addr", production.admin}, &out, &errs); err != nil {
+	if err := cli.Main(context.Background(), []string{"model", "import", file, "--admin-addr", production.admin}, &out, &errs); err != nil {
 		t.Fatalf("import: %v %s", err, errs.String())
 	}
 	var imported modelDoc
@@ -106,12 +106,12 @@ apis:
 		}
 	}
 	// The CLI reports server errors and exits non-zero.
-	err := server.Main(context.Background(), []string{"model", "set", "shop", "--admin-addr", production.admin, "--var", "nope", "--kind", "ip", "--tn", "1", "--tx", "2"}, &out, &errs)
+	err := cli.Main(context.Background(), []string{"model", "set", "shop", "--admin-addr", production.admin, "--var", "nope", "--kind", "ip", "--tn", "1", "--tx", "2"}, &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "unknown variable") {
 		t.Fatalf("model set with a bad variable: %v", err)
 	}
 	var tbl bytes.Buffer
-	if err := server.Main(context.Background(), []string{"model", "get", "shop", "--admin-addr", production.admin}, &tbl, &errs); err != nil || !strings.Contains(tbl.String(), "distinct_object_ids") {
+	if err := cli.Main(context.Background(), []string{"model", "get", "shop", "--admin-addr", production.admin}, &tbl, &errs); err != nil || !strings.Contains(tbl.String(), "distinct_object_ids") {
 		t.Fatalf("model get: %v\n%s", err, tbl.String())
 	}
 }

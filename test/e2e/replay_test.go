@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/cli"
 )
 
 // TestReplayBacktestsRecordedTraffic replays a recording (transaction records,
@@ -50,7 +50,7 @@ apis:
 	inPath, outPath := filepath.Join(dir, "traffic.jsonl"), filepath.Join(dir, "attacks.jsonl")
 	os.WriteFile(inPath, in.Bytes(), 0o600)
 	var stdout, stderr bytes.Buffer
-	if err := server.Main(context.Background(), []string{"replay", "--config", cfgPath, "--input", inPath, "--out", outPath}, &stdout, &stderr); err != nil {
+	if err := cli.Main(context.Background(), []string{"replay", "--config", cfgPath, "--input", inPath, "--out", outPath}, &stdout, &stderr); err != nil {
 		t.Fatalf("replay: %v\n%s", err, stderr.String())
 	}
 	summary := stderr.String()

@@ -1,4 +1,4 @@
-package server
+package cli
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/server/demo"
@@ -53,12 +54,7 @@ Flags:
 `
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("vigil demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, demoUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlags("vigil demo", demoUsage, stderr)
 	frontAddr := fs.String("front-addr", "127.0.0.1:10000", "front door (Envoy stand-in) listen address")
 	adminAddr := fs.String("admin-addr", "127.0.0.1:9001", "Vigil's admin API and dashboard listen address")
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:9000", "Vigil's gRPC (ext_proc) listen address")
@@ -109,7 +105,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go shopSrv.Serve(shopL)
 	defer shopSrv.Close()
 
-	s, err := New(cfg, NewLogger(stderr, cfg), Options{})
+	s, err := server.New(cfg, server.NewLogger(stderr, cfg), server.Options{})
 	if err != nil {
 		return err
 	}
@@ -127,7 +123,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer stop()
 
-	out.printf("Vigil %s: gRPC %s, admin %s; sample API shop-bidding on %s\n", Version, s.GRPCAddr(), s.AdminAddr(), shopL.Addr())
+	out.printf("Vigil %s: gRPC %s, admin %s; sample API shop-bidding on %s\n", server.Version, s.GRPCAddr(), s.AdminAddr(), shopL.Addr())
 	w := &attackWatcher{admin: adminapi.NewClient(s.AdminAddr(), ""), out: out}
 	w.prime(ctx) // attacks a reused --data-dir holds from earlier runs are not this run's
 	if *dataDir != "" {
@@ -200,7 +196,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // pretrain feeds the generated benign traffic to the pipeline and shows
 // the model's training progress until it is ready.
-func pretrain(ctx context.Context, s *Server, shop *demo.Shop, out *demoOutput) error {
+func pretrain(ctx context.Context, s *server.Server, shop *demo.Shop, out *demoOutput) error {
 	end := time.Now()
 	recs := demo.Pretraining{Shop: shop, Seed: demoSeed, End: end, Window: demoWindow}.Records()
 	out.printf("Pre-training %s on %s of recorded benign traffic: %d calls from %d users…\n", demoAPI, demoWindow, len(recs), demo.NumUsers)
@@ -470,30 +466,4 @@ func (w *attackWatcher) summary(load demo.LoadStats) error {
 	}
 	o.printf("Every scripted attack was detected and no benign user was blocked.\n")
 	return nil
-}
-
-// shopCmd runs the sample API alone (the docker-compose example's back end).
-func shopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("vigil shop", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	if help, err := parseFlags(fs, args); help || err != nil {
-		return err
-	}
-	l, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *addr, err)
-	}
-	srv := &http.Server{Handler: demo.NewShop(demoSeed).Handler(), ReadHeaderTimeout: 5 * time.Second}
-	fmt.Fprintf(stdout, "shop-bidding sample API listening on http://%s%s (users user1…user200, passwords password1…password200)\n", l.Addr(), demo.BasePath)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
 }

@@ -1,4 +1,4 @@
-package server
+package cli
 
 import (
 	"bytes"
@@ -155,7 +155,7 @@ func TestCLITopVariable(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
 	ts := startServer(t, testConfig(t))
 	now := time.Now().UTC()
-	ts.engine.Store().Add(&detect.Attack{
+	ts.Engine().Store().Add(&detect.Attack{
 		ID: "att-probe", Type: detect.AttackProbing, API: "shop", Identity: detect.AttackIdentity{Kind: "ip", Value: "203.0.113.9"},
 		FirstSeen: now, DetectedAt: now, Action: detect.ActionBlocked,
 		Variables: []detect.VariableValue{

@@ -1,4 +1,4 @@
-package server
+package cli
 
 import (
 	"bytes"
@@ -14,12 +14,13 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/config"
 )
 
 func TestConfigCommands(t *testing.T) {
 	ctx := context.Background()
-	good := filepath.Join("config", "testdata", "config", "full.good.yaml")
+	good := filepath.Join("..", "config", "testdata", "config", "full.good.yaml")
 	var stdout, stderr bytes.Buffer
 	if err := Main(ctx, []string{"config", "check", good}, &stdout, &stderr); err != nil {
 		t.Fatalf("config check %s: %v", good, err)
@@ -29,11 +30,11 @@ func TestConfigCommands(t *testing.T) {
 	}
 
 	stdout.Reset()
-	err := Main(ctx, []string{"config", "check", filepath.Join("config", "testdata", "config", "many_problems.bad.yaml")}, &stdout, &stderr)
+	err := Main(ctx, []string{"config", "check", filepath.Join("..", "config", "testdata", "config", "many_problems.bad.yaml")}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "19 problem(s)") {
 		t.Errorf("config check of a bad file: got %v, want the 19 problems", err)
 	}
-	err = Main(ctx, []string{"config", "check", filepath.Join("config", "testdata", "config", "unknown_top_key.bad.yaml")}, &stdout, &stderr)
+	err = Main(ctx, []string{"config", "check", filepath.Join("..", "config", "testdata", "config", "unknown_top_key.bad.yaml")}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), `line 3: unknown key "admin_adr"`) {
 		t.Errorf("config check of a file with an unknown key: got %v", err)
 	}
@@ -58,7 +59,7 @@ func TestConfigCommands(t *testing.T) {
 
 	for _, args := range [][]string{
 		nil, {"frobnicate"}, {"config"}, {"config", "check"}, {"config", "check", "a", "b"}, {"config", "lint"},
-		{"serve", "extra-arg"}, {"serve", "--no-such-flag"},
+		{"serve", "extra-arg"}, {"serve", "--no-such-flag"}, {"replay", "--input", "-", "extra-arg"},
 	} {
 		stderr.Reset()
 		if err := Main(ctx, args, &stdout, &stderr); !errors.Is(err, ErrUsage) {
@@ -67,7 +68,7 @@ func TestConfigCommands(t *testing.T) {
 	}
 
 	stdout.Reset()
-	if err := Main(ctx, []string{"version"}, &stdout, &stderr); err != nil || stdout.String() != "vigil "+Version+"\n" {
+	if err := Main(ctx, []string{"version"}, &stdout, &stderr); err != nil || stdout.String() != "vigil "+server.Version+"\n" {
 		t.Errorf("version: %q, %v", stdout.String(), err)
 	}
 	stdout.Reset()
@@ -152,7 +153,7 @@ func TestServeRefusesDecoyOnLoginPath(t *testing.T) {
 // decode problems (unknown keys, wrong types) and the validation problems
 // together, each with its line.
 func TestConfigCheckReportsEverythingAtOnce(t *testing.T) {
-	path := filepath.Join("config", "testdata", "config", "one_pass.bad.yaml")
+	path := filepath.Join("..", "config", "testdata", "config", "one_pass.bad.yaml")
 	err := Main(context.Background(), []string{"config", "check", path}, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("want problems")
@@ -161,7 +162,7 @@ func TestConfigCheckReportsEverythingAtOnce(t *testing.T) {
 	if rerr != nil {
 		t.Fatal(rerr)
 	}
-	if got := err.Error(); got != "config "+filepath.Join("config", "testdata", "config", strings.TrimSpace(string(want))) {
+	if got := err.Error(); got != "config "+filepath.Join("..", "config", "testdata", "config", strings.TrimSpace(string(want))) {
 		t.Errorf("config check:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -1,4 +1,11 @@
-package server
+// Package cli is the vigil command line: Main dispatches to one file per
+// command (serve, demo, shop, replay, config, version, and the admin API
+// commands status, apis, attacks, forensics, block, allow, model). Every
+// command reads its flags one way (newFlags, parseFlags or
+// parseInterleaved), and the admin API commands call adminapi's client and
+// switch between tables and -o json in one place (adminCmd.printJSON).
+// Only main.go imports it.
+package cli
 
 import (
 	"context"
@@ -9,56 +16,9 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/server"
 )
-
-// Version is the version a build stamps with -ldflags
-// "-X github.com/vigil-project/vigil/server.Version=…" (the Dockerfile's
-// VERSION build argument). Left "dev" (or stamped empty), vigil version
-// reports the module version and VCS revision the Go toolchain recorded
-// in the binary.
-var Version = "dev"
-
-// versionString is what vigil version prints: the stamped version (not
-// "dev"), else
-// the main module's version from the build info (v1.2.0 for go install
-// …@v1.2.0; a pseudo-version for a build in a git checkout), else "dev";
-// then the VCS revision, marked +modified for a build with uncommitted
-// changes, when the build info has one.
-func versionString(stamped string, bi *debug.BuildInfo, ok bool) string {
-	v := stamped
-	if v == "dev" {
-		v = ""
-	}
-	if v == "" && ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	if v == "" {
-		v = "dev"
-	}
-	if !ok {
-		return v
-	}
-	var rev, modified string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				modified = "+modified"
-			}
-		}
-	}
-	if rev == "" {
-		return v
-	}
-	return fmt.Sprintf("%s (revision %s%s)", v, rev[:min(len(rev), 12)], modified)
-}
 
 // ErrUsage marks command-line mistakes; main exits 2 on them.
 var ErrUsage = errors.New("usage error")
@@ -132,7 +92,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return listCmd(ctx, "allow", "allowlist", args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		bi, ok := debug.ReadBuildInfo()
-		fmt.Fprintf(stdout, "vigil %s\n", versionString(Version, bi, ok))
+		fmt.Fprintf(stdout, "vigil %s\n", versionString(server.Version, bi, ok))
 		return nil
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -187,84 +147,23 @@ func globalFlags(args []string) ([]string, error) {
 	return slices.Concat(args[:1], global, args[1:]), nil
 }
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("vigil serve", flag.ContinueOnError)
+// Every command reads its flags the same way: a flag set from newFlags
+// (usage text before the flags' defaults, when it has one), parsed by
+// parseFlags (flags only) or parseInterleaved (flags among arguments, the
+// admin API commands); a mistake is an ErrUsage, -h success.
+
+// newFlags returns a command's flag set, writing to stderr; usage, when not
+// empty, is printed before the flags' defaults.
+func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML configuration file (default: the embedded defaults)")
-	grpcAddr := fs.String("grpc-addr", "", "gRPC listen address for Envoy (overrides grpc_addr)")
-	adminAddr := fs.String("admin-addr", "", "admin HTTP listen address (overrides admin_addr)")
-	dataDir := fs.String("data-dir", "", "directory for durable state (overrides data_dir)")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log_level)")
-	// The default is the config's: the zero value keeps the flag package
-	// from printing a default of its own.
-	drainDelay := fs.Duration("drain-delay", 0, "time between NOT_SERVING and closing the listener (overrides shutdown.drain_delay; default: the config's, 5s in the embedded defaults)")
-	if help, err := parseFlags(fs, args); help || err != nil {
-		return err
-	}
-	cfg, err := config.Load(*configPath)
-	if err != nil {
-		return err
-	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "grpc-addr":
-			cfg.GRPCAddr = *grpcAddr
-		case "admin-addr":
-			cfg.AdminAddr = *adminAddr
-		case "data-dir":
-			cfg.DataDir = *dataDir
-		case "log-level":
-			cfg.LogLevel = *logLevel
-		case "drain-delay":
-			cfg.Shutdown.DrainDelay = *drainDelay
+	if usage != "" {
+		fs.Usage = func() {
+			fmt.Fprint(stderr, usage)
+			fs.PrintDefaults()
 		}
-	})
-	if err := cfg.Validate(); err != nil {
-		return err
 	}
-	log := NewLogger(stderr, cfg)
-	s, err := New(cfg, log, Options{})
-	if err != nil {
-		return err
-	}
-	return s.Run(ctx)
-}
-
-func configCmd(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: vigil config default | vigil config check FILE", ErrUsage)
-	}
-	switch args[0] {
-	case "default":
-		_, err := stdout.Write(config.DefaultYAML())
-		return err
-	case "check":
-		if len(args) != 2 {
-			return fmt.Errorf("%w: vigil config check FILE", ErrUsage)
-		}
-		cfg, err := config.Load(args[1])
-		if err != nil {
-			return err
-		}
-		if err := cfg.Validate(); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: ok (%d APIs)\n", args[1], len(cfg.APIs))
-		return nil
-	}
-	return fmt.Errorf("%w: unknown config command %q", ErrUsage, args[0])
-}
-
-// NewLogger builds the process logger from the configuration.
-func NewLogger(w io.Writer, cfg *config.Config) zerolog.Logger {
-	if cfg.LogFormat == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
-	}
-	level, err := zerolog.ParseLevel(cfg.LogLevel)
-	if err != nil {
-		level = zerolog.InfoLevel
-	}
-	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "vigil").Logger()
+	return fs
 }
 
 // parseFlags parses a command's flags; help is set when the command printed
@@ -281,4 +180,49 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 		return false, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	return false, nil
+}
+
+// helpIsDone turns the -h request into success.
+func helpIsDone(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// parseInterleaved parses the flags of fs found anywhere in args and returns
+// the other arguments in order: the flag package alone stops at the first
+// non-flag. Everything after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		// A flag that takes a value takes the next argument, as fs.Parse will.
+		if f := fs.Lookup(name); f != nil && !isBoolFlag(f) && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	if err := fs.Parse(flags); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }

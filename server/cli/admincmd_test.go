@@ -1,4 +1,4 @@
-package server
+package cli
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
 )
@@ -94,7 +95,7 @@ func TestCLILists(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
 	const raw = "Bearer-raw-SECRET-77c1d0e9a4b2"
 	clock := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	ts := startServerWith(t, testConfig(t), Options{Now: clock.Now})
+	ts := startServerWith(t, testConfig(t), server.Options{Now: clock.Now})
 
 	for _, tc := range []struct{ verb, list, name string }{{"block", "blocklist", "block list"}, {"allow", "allowlist", "allow list"}} {
 		t.Run(tc.verb, func(t *testing.T) {
@@ -185,7 +186,7 @@ func TestCLIAttacks(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	const fp = "fp:0123456789abcdef0123456789abcdef"
 	until := now.Add(time.Hour)
-	store := ts.engine.Store()
+	store := ts.Engine().Store()
 	store.Add(&detect.Attack{
 		ID: "att-old", Type: detect.AttackProbing, API: "shop", Identity: detect.AttackIdentity{Kind: "ip", Value: "203.0.113.9"},
 		FirstSeen: now.Add(-3 * time.Hour), DetectedAt: now.Add(-2 * time.Hour), Action: detect.ActionWouldBlock,
@@ -323,10 +324,10 @@ func TestCLIStatusAndAPIs(t *testing.T) {
 	// Traffic makes a model; attack records feed the counts.
 	now := time.Now()
 	for range 3 {
-		ts.engine.Consume(&detect.Transaction{Host: "shop.example.com", Method: "GET", Path: "/shop/items", HasRequest: true, Start: now})
+		ts.Engine().Consume(&detect.Transaction{Host: "shop.example.com", Method: "GET", Path: "/shop/items", HasRequest: true, Start: now})
 	}
-	waitFor(t, 5*time.Second, "a model of shop", func() bool { return len(ts.engine.Models()) == 1 })
-	store := ts.engine.Store()
+	waitFor(t, 5*time.Second, "a model of shop", func() bool { return len(ts.Engine().Models()) == 1 })
+	store := ts.Engine().Store()
 	for i, typ := range []detect.AttackType{detect.AttackProbing, detect.AttackStolenToken, detect.AttackProbing, detect.AttackMassDeletion} {
 		at := now.Add(-time.Duration(i) * time.Minute)
 		if typ == detect.AttackMassDeletion {

@@ -1,10 +1,8 @@
-package server
+package cli
 
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,16 +12,12 @@ import (
 )
 
 func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("vigil replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("vigil replay", "", stderr)
 	configPath := fs.String("config", "", "YAML configuration file (default: the embedded defaults)")
 	input := fs.String("input", "", "recorded traffic: JSON lines (transaction records or Envoy access log); - for stdin")
 	outPath := fs.String("out", "", "where to write attack records, one JSON line each (default stdout)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *input == "" {
 		return fmt.Errorf("%w: vigil replay needs --input FILE", ErrUsage)

@@ -1,11 +1,10 @@
-package server
+package cli
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"text/tabwriter"
 
@@ -30,8 +29,8 @@ func forensicsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := c.call(ctx, "GET", route, nil, &raw); err != nil {
 		return err
 	}
-	if c.json() {
-		return writeIndented(stdout, raw)
+	if done, err := c.printJSON(stdout, raw); done {
+		return err
 	}
 	var f adminapi.Forensics
 	if err := json.Unmarshal(raw, &f); err != nil {
@@ -65,34 +64,4 @@ func forensicsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		tw.Flush()
 	}
 	return nil
-}
-
-type countKV struct {
-	k string
-	n int64
-}
-
-func sorted(m map[string]int64) []countKV {
-	out := make([]countKV, 0, len(m))
-	for k, n := range m {
-		out = append(out, countKV{k, n})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].n > out[j].n || out[i].n == out[j].n && out[i].k < out[j].k })
-	return out
-}
-
-// counts renders the top n of a count map as "A 27, B 3".
-func counts(m map[string]int64, n int) string {
-	s := ""
-	for i, kv := range sorted(m) {
-		if i == n {
-			s += ", …"
-			break
-		}
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprintf("%s %d", kv.k, kv.n)
-	}
-	return s
 }

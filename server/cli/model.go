@@ -1,4 +1,4 @@
-package server
+package cli
 
 import (
 	"cmp"
@@ -138,8 +138,8 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := c.call(ctx, "PUT", route, body, &raw); err != nil {
 			return err
 		}
-		if c.json() {
-			return writeIndented(stdout, raw)
+		if done, err := c.printJSON(stdout, raw); done {
+			return err
 		}
 		var doc detect.ModelDoc
 		if err := json.Unmarshal(raw, &doc); err != nil {
@@ -149,12 +149,6 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	return c.usageError("unknown model command %q", sub)
-}
-
-func writeIndented(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func printModel(w io.Writer, doc *detect.ModelDoc) {
