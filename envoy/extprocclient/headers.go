@@ -14,6 +14,13 @@ import (
 // Header lists keep Envoy's header-map semantics: ordered, lower-case keys,
 // repeated keys allowed.
 
+// HeaderGet returns the first value of the named header (case
+// insensitive) in a header list.
+func HeaderGet(h [][2]string, name string) (string, bool) { return hdrGet(h, name) }
+
+// HeaderDel returns the header list without the named header.
+func HeaderDel(h [][2]string, name string) [][2]string { return hdrDel(h, name) }
+
 func hdrGet(h [][2]string, name string) (string, bool) {
 	name = strings.ToLower(name)
 	for _, kv := range h {

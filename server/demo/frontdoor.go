@@ -98,7 +98,7 @@ func (d *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, Path: r.URL.RequestURI(), Authority: r.Host, Scheme: "http",
 		Headers: requestHeaders(r, peerIP), Body: body, SourceAddr: peer,
 	}
-	requestID, _ := headerValue(req.Headers, "x-request-id")
+	requestID, _ := extprocclient.HeaderGet(req.Headers, "x-request-id")
 	port, _ := strconv.ParseFloat(peerPort, 64)
 	cfg := extprocclient.Config{
 		RequestBodyMode:  extprocclient.Buffered,
@@ -173,15 +173,6 @@ func requestHeaders(r *http.Request, peerIP string) [][2]string {
 	return h
 }
 
-func headerValue(h [][2]string, name string) (string, bool) {
-	for _, kv := range h {
-		if kv[0] == name {
-			return kv[1], true
-		}
-	}
-	return "", false
-}
-
 // roundTrip calls the back end with the request as Vigil left it, and
 // returns its answer (503 when it cannot be reached, as Envoy's router).
 func (d *FrontDoor) roundTrip(ctx context.Context, in extprocclient.HTTPRequest) extprocclient.HTTPResponse {
@@ -228,7 +219,7 @@ func (d *FrontDoor) roundTrip(ctx context.Context, in extprocclient.HTTPRequest)
 			out.Headers = append(out.Headers, [2]string{name, v})
 		}
 	}
-	if _, ok := headerValue(out.Headers, "content-length"); !ok && res.ContentLength >= 0 {
+	if _, ok := extprocclient.HeaderGet(out.Headers, "content-length"); !ok && res.ContentLength >= 0 {
 		out.Headers = append(out.Headers, [2]string{"content-length", strconv.FormatInt(res.ContentLength, 10)})
 	}
 	if out.Body, err = io.ReadAll(res.Body); err != nil {

@@ -20,7 +20,6 @@ package envoysim
 import (
 	"context"
 	"errors"
-	"strings"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
@@ -111,22 +110,7 @@ var (
 	WithAttributes        = extprocclient.WithAttributes
 )
 
-func hdrGet(h [][2]string, name string) (string, bool) {
-	name = strings.ToLower(name)
-	for _, kv := range h {
-		if strings.ToLower(kv[0]) == name {
-			return kv[1], true
-		}
-	}
-	return "", false
-}
-
-func hdrDel(h [][2]string, name string) [][2]string {
-	out := h[:0:0]
-	for _, kv := range h {
-		if kv[0] != name {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
+var (
+	hdrGet = extprocclient.HeaderGet
+	hdrDel = extprocclient.HeaderDel
+)

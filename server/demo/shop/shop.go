@@ -329,6 +329,16 @@ func (s *Shop) order(w http.ResponseWriter, r *http.Request) (Order, bool) {
 	return c, true
 }
 
+// ownOrder is the order of the path if it is the user's (403 otherwise).
+func (s *Shop) ownOrder(w http.ResponseWriter, r *http.Request, user string) (Order, bool) {
+	o, ok := s.order(w, r)
+	if ok && o.User != user {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "not your order"})
+		return Order{}, false
+	}
+	return o, ok
+}
+
 // getOrder answers any authenticated user: the shop's BOLA weakness.
 func (s *Shop) getOrder(w http.ResponseWriter, r *http.Request, user string) {
 	if o, ok := s.order(w, r); ok {
@@ -372,12 +382,8 @@ type patchOp struct {
 // the fields that can change are amount, quantity, note and the shipping
 // address.
 func (s *Shop) patchOrder(w http.ResponseWriter, r *http.Request, user string) {
-	o, ok := s.order(w, r)
+	o, ok := s.ownOrder(w, r, user)
 	if !ok {
-		return
-	}
-	if o.User != user {
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "not your order"})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxPatchBody)
@@ -535,12 +541,8 @@ func (s *Shop) getItem(w http.ResponseWriter, r *http.Request) {
 
 // deleteOrder withdraws one of the user's own bids.
 func (s *Shop) deleteOrder(w http.ResponseWriter, r *http.Request, user string) {
-	o, ok := s.order(w, r)
+	o, ok := s.ownOrder(w, r, user)
 	if !ok {
-		return
-	}
-	if o.User != user {
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "not your order"})
 		return
 	}
 	s.mu.Lock()
