@@ -121,3 +121,37 @@ func createKeyFile(path string, data []byte) error {
 	// The file system has no hard links: a rename is the best left.
 	return os.Rename(tmp, path)
 }
+
+// Secrets returns the secrets in effect: each set inline, or read from its
+// *_file key (read at every call, so nothing read is kept in the Config).
+// The problems name keys and paths, never what a file holds; a value that
+// could not be read is empty.
+func (c *Config) Secrets() (Secrets, []error) {
+	var out Secrets
+	var errs []error
+	for i, s := range []struct {
+		key, fileKey, inline, path string
+		into                       *string
+	}{
+		{"admin_token", "admin_token_file", c.AdminToken, c.AdminTokenFile, &out.AdminToken},
+		{"admin_read_token", "admin_read_token_file", c.AdminReadToken, c.AdminReadTokenFile, &out.AdminReadToken},
+		{"fingerprint_key", "fingerprint_key_file", c.FingerprintKey, c.FingerprintKeyFile, &out.FingerprintKey},
+	} {
+		out.names[i] = s.key
+		switch {
+		case s.path == "":
+			*s.into = s.inline
+		case s.inline != "":
+			errs = append(errs, fmt.Errorf("%s: set either %s or %s, not both", s.fileKey, s.key, s.fileKey))
+		default:
+			v, err := readSecretFile(s.path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.fileKey, err))
+				continue
+			}
+			*s.into = v
+			out.names[i] = fmt.Sprintf("%s (from %s %q)", s.key, s.fileKey, s.path)
+		}
+	}
+	return out, errs
+}
