@@ -107,45 +107,12 @@ func Showable(kind, value string) bool {
 // sent as JSON: a []byte as it is, anything else encoded. An error answer
 // is a *StatusError, no answer an *UnreachableError (or ctx's error).
 func (c *Client) Do(ctx context.Context, method string, r Route, body, out any) error {
-	var data []byte
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		data = b
-	default:
-		var err error
-		if data, err = json.Marshal(b); err != nil {
-			return err
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+r.Path, bytes.NewReader(data))
+	code, status, answer, err := c.send(ctx, method, r, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %v", method, r.Shown, errors.Unwrap(err))
+		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // ue, unlike its Err, carries the URL
-		}
-		return &UnreachableError{Addr: c.addr, Err: err}
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return fmt.Errorf("%s %s: reading the answer: %v", method, r.Shown, err)
-	}
-	if resp.StatusCode >= 300 {
-		e := &StatusError{Method: method, Path: r.Shown, Code: resp.StatusCode, status: resp.Status}
+	if code >= 300 {
+		e := &StatusError{Method: method, Path: r.Shown, Code: code, status: status}
 		var body Error
 		if json.Unmarshal(answer, &body) == nil {
 			e.Message = body.Error
@@ -163,6 +130,55 @@ func (c *Client) Do(ctx context.Context, method string, r Route, body, out any) 
 		return fmt.Errorf("%s %s: unexpected answer: %w", method, r.Shown, err)
 	}
 	return nil
+}
+
+// Raw sends a request as Do does and returns the answer's status code and
+// body as they came, an error answer's too (tests check both); the error
+// is only for a request that got no answer.
+func (c *Client) Raw(ctx context.Context, method string, r Route, body any) (int, []byte, error) {
+	code, _, answer, err := c.send(ctx, method, r, body)
+	return code, answer, err
+}
+
+// send is one request and its answer.
+func (c *Client) send(ctx context.Context, method string, r Route, body any) (code int, status string, answer []byte, err error) {
+	var data []byte
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		data = b
+	default:
+		if data, err = json.Marshal(b); err != nil {
+			return 0, "", nil, err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+r.Path, bytes.NewReader(data))
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("%s %s: %v", method, r.Shown, errors.Unwrap(err))
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, "", nil, ctx.Err()
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // ue, unlike its Err, carries the URL
+		}
+		return 0, "", nil, &UnreachableError{Addr: c.addr, Err: err}
+	}
+	defer resp.Body.Close()
+	answer, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("%s %s: reading the answer: %v", method, r.Shown, err)
+	}
+	return resp.StatusCode, resp.Status, answer, nil
 }
 
 // get is GET of a route that may be shown, into out.

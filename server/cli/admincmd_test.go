@@ -16,11 +16,12 @@ import (
 	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // runCLI runs Main with the admin address of ts (when ts is not nil) and
 // returns stdout, stderr and the error.
-func runCLI(t *testing.T, ts *testServer, args ...string) (string, string, error) {
+func runCLI(t *testing.T, ts *vigiltest.Server, args ...string) (string, string, error) {
 	t.Helper()
 	if ts != nil {
 		args = append(args, "--admin-addr", ts.AdminAddr())
@@ -31,7 +32,7 @@ func runCLI(t *testing.T, ts *testServer, args ...string) (string, string, error
 }
 
 // mustCLI runs Main and fails the test on an error.
-func mustCLI(t *testing.T, ts *testServer, args ...string) string {
+func mustCLI(t *testing.T, ts *vigiltest.Server, args ...string) string {
 	t.Helper()
 	out, errs, err := runCLI(t, ts, args...)
 	if err != nil {
@@ -94,8 +95,8 @@ func TestParseInterleaved(t *testing.T) {
 func TestCLILists(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
 	const raw = "Bearer-raw-SECRET-77c1d0e9a4b2"
-	clock := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	ts := startServerWith(t, testConfig(t), server.Options{Now: clock.Now})
+	clock := vigiltest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	ts := vigiltest.StartWith(t, "", vigiltest.Options{Server: server.Options{Now: clock.Now}})
 
 	for _, tc := range []struct{ verb, list, name string }{{"block", "blocklist", "block list"}, {"allow", "allowlist", "allow list"}} {
 		t.Run(tc.verb, func(t *testing.T) {
@@ -156,7 +157,7 @@ func TestCLILists(t *testing.T) {
 			if out := mustCLI(t, ts, tc.verb, "rm", "ip", "100.100.1.10"); out != "removed ip 100.100.1.10 from the "+tc.name+"\n" {
 				t.Errorf("rm ip: %q", out)
 			}
-			if got := getList(t, ts.base, tc.list, ""); len(got.Entries) != 0 {
+			if got := getList(t, ts.Client(""), tc.list); len(got.Entries) != 0 {
 				t.Errorf("after rm: %v", got.Entries)
 			}
 
@@ -182,7 +183,7 @@ func TestCLILists(t *testing.T) {
 
 func TestCLIAttacks(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
-	ts := startServer(t, testConfig(t))
+	ts := vigiltest.Start(t, "")
 	now := time.Now().UTC().Truncate(time.Second)
 	const fp = "fp:0123456789abcdef0123456789abcdef"
 	until := now.Add(time.Hour)
@@ -306,13 +307,13 @@ func TestCLIAttacks(t *testing.T) {
 
 func TestCLIStatusAndAPIs(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
-	cfg := testConfig(t)
+	cfg := vigiltest.Config(t)
 	learn := "learn"
 	cfg.APIs = []config.APIConfig{
 		{Name: "shop", Hosts: []string{"shop.example.com"}, BasePath: "/shop", Decoys: []string{"/admin"}},
 		{Name: "users", BasePath: "/users", Mode: &learn},
 	}
-	ts := startServer(t, cfg)
+	ts := vigiltest.Run(t, cfg, vigiltest.Options{})
 
 	out := mustCLI(t, ts, "status")
 	for _, want := range []string{"ready", "APIs:", "2 (0 discovered)", "No models yet", "0 hits on 1 decoys, 0 honeytokens planted"} {
@@ -326,7 +327,7 @@ func TestCLIStatusAndAPIs(t *testing.T) {
 	for range 3 {
 		ts.Engine().Consume(&detect.Transaction{Host: "shop.example.com", Method: "GET", Path: "/shop/items", HasRequest: true, Start: now})
 	}
-	waitFor(t, 5*time.Second, "a model of shop", func() bool { return len(ts.Engine().Models()) == 1 })
+	vigiltest.Until(t, 5*time.Second, "a model of shop", func() bool { return len(ts.Engine().Models()) == 1 })
 	store := ts.Engine().Store()
 	for i, typ := range []detect.AttackType{detect.AttackProbing, detect.AttackStolenToken, detect.AttackProbing, detect.AttackMassDeletion} {
 		at := now.Add(-time.Duration(i) * time.Minute)
@@ -383,9 +384,9 @@ func TestCLIStatusAndAPIs(t *testing.T) {
 
 func TestCLIAdminToken(t *testing.T) {
 	const token = "cli-admin-token-0123456789abcdef"
-	cfg := testConfig(t)
+	cfg := vigiltest.Config(t)
 	cfg.AdminToken = token
-	ts := startServer(t, cfg)
+	ts := vigiltest.Run(t, cfg, vigiltest.Options{})
 
 	for _, bad := range []string{"", "wrong-token"} {
 		t.Setenv("VIGIL_ADMIN_TOKEN", bad)

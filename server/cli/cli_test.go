@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // deadAddr is a loopback address nothing listens on.
@@ -37,9 +38,9 @@ func runMain(args ...string) (string, string, error) {
 func TestCLIGlobalFlagsBeforeTheCommand(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
 	t.Setenv("VIGIL_ADMIN_ADDR", "")
-	ts := startServer(t, testConfig(t))
+	ts := vigiltest.Start(t, "")
 	addr, dead := ts.AdminAddr(), deadAddr(t)
-	if code, b := adminDo(t, ts.base, "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1"}`, ""); code != 201 {
+	if code, b := vigiltest.Call(t, ts.Client(""), "POST", "/v1/blocklist", `{"kind":"ip","value":"10.0.0.1"}`); code != 201 {
 		t.Fatalf("POST: %d %s", code, b)
 	}
 	for _, args := range [][]string{
@@ -86,7 +87,7 @@ func TestCLIGlobalFlagsBeforeTheCommand(t *testing.T) {
 // not given: flag > environment > 127.0.0.1:9001.
 func TestCLIAdminAddrEnv(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
-	ts := startServer(t, testConfig(t))
+	ts := vigiltest.Start(t, "")
 	addr, dead := ts.AdminAddr(), deadAddr(t)
 
 	t.Setenv("VIGIL_ADMIN_ADDR", addr)
@@ -153,7 +154,7 @@ func TestCLITopVariable(t *testing.T) {
 	}
 
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
-	ts := startServer(t, testConfig(t))
+	ts := vigiltest.Start(t, "")
 	now := time.Now().UTC()
 	ts.Engine().Store().Add(&detect.Attack{
 		ID: "att-probe", Type: detect.AttackProbing, API: "shop", Identity: detect.AttackIdentity{Kind: "ip", Value: "203.0.113.9"},

@@ -15,7 +15,10 @@ import (
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/server"
+	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/test/vigiltest"
+	"github.com/vigil-project/vigil/test/vigiltest/testfiles"
 )
 
 func TestConfigCommands(t *testing.T) {
@@ -47,7 +50,7 @@ func TestConfigCommands(t *testing.T) {
 	if err := Main(ctx, []string{"config", "default"}, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	printed := writeFile(t, "default.yaml", stdout.String())
+	printed := testfiles.Write(t, "default.yaml", stdout.String())
 	if cfg, err := config.Load(printed); err != nil {
 		t.Errorf("the printed defaults do not load back: %v", err)
 	} else if err := cfg.Validate(); err != nil {
@@ -78,7 +81,7 @@ func TestConfigCommands(t *testing.T) {
 }
 
 func TestServeRejectsBadConfigBeforeBinding(t *testing.T) {
-	path := writeFile(t, "bad.yaml", "admin_addr: 0.0.0.0:0\nlog_level: loud\n")
+	path := testfiles.Write(t, "bad.yaml", "admin_addr: 0.0.0.0:0\nlog_level: loud\n")
 	var stdout, stderr bytes.Buffer
 	err := Main(context.Background(), []string{"serve", "--config", path, "--data-dir", t.TempDir()}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "admin_token: required") || !strings.Contains(err.Error(), `log_level: unknown level "loud"`) {
@@ -96,7 +99,7 @@ func TestServeRejectsBadConfigBeforeBinding(t *testing.T) {
 // admin API, the key is the file's (none is generated in data_dir), and
 // neither check nor serve prints a secret.
 func TestServeWithSecretFiles(t *testing.T) {
-	path, _ := secretFilesConfig(t, "admin-token-sekrit-1\n", "read-token-sekrit-22\n", testFingerprintKey+"\n")
+	path, _ := testfiles.SecretConfig(t, "admin-token-sekrit-1\n", "read-token-sekrit-22\n", testfiles.FingerprintKey+"\n")
 	var stdout bytes.Buffer
 	if err := Main(context.Background(), []string{"config", "check", path}, &stdout, io.Discard); err != nil {
 		t.Fatalf("config check: %v", err)
@@ -109,21 +112,21 @@ func TestServeWithSecretFiles(t *testing.T) {
 	v := serve(t, "--config", path, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--data-dir", dataDir, "--log-level", "debug", "--drain-delay", "0s")
 	line := v.line
-	base := "http://" + line["admin_addr"].(string)
-	if code, body := adminDo(t, base, http.MethodGet, "/v1/apis", "", "admin-token-sekrit-1"); code != http.StatusOK {
+	addr := line["admin_addr"].(string)
+	if code, body := vigiltest.Call(t, adminapi.NewClient(addr, "admin-token-sekrit-1"), http.MethodGet, "/v1/apis", ""); code != http.StatusOK {
 		t.Errorf("admin token from the file: %d %s", code, body)
 	}
-	if code, body := adminDo(t, base, http.MethodGet, "/v1/apis", "", "read-token-sekrit-22"); code != http.StatusOK {
+	if code, body := vigiltest.Call(t, adminapi.NewClient(addr, "read-token-sekrit-22"), http.MethodGet, "/v1/apis", ""); code != http.StatusOK {
 		t.Errorf("read token from the file: %d %s", code, body)
 	}
-	if code, _ := adminDo(t, base, http.MethodPost, "/v1/blocklist", `{"kind":"ip","value":"192.0.2.1"}`, "read-token-sekrit-22"); code != http.StatusForbidden && code != http.StatusUnauthorized {
+	if code, _ := vigiltest.Call(t, adminapi.NewClient(addr, "read-token-sekrit-22"), http.MethodPost, "/v1/blocklist", `{"kind":"ip","value":"192.0.2.1"}`); code != http.StatusForbidden && code != http.StatusUnauthorized {
 		t.Errorf("the read token from the file changes the block list: %d", code)
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "fingerprint.key")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a fingerprint key was generated in data_dir although fingerprint_key_file is set: %v", err)
 	}
 	v.stop()
-	if logs := v.logs.String(); strings.Contains(logs, "sekrit") || strings.Contains(logs, testFingerprintKey) {
+	if logs := v.logs.String(); strings.Contains(logs, "sekrit") || strings.Contains(logs, testfiles.FingerprintKey) {
 		t.Errorf("the logs show a secret:\n%s", logs)
 	}
 }
@@ -133,7 +136,7 @@ func TestServeWithSecretFiles(t *testing.T) {
 // it binds; config check reports the same (TestConfigFiles,
 // decoy_login_path.bad.yaml). The trap itself refuses it too.
 func TestServeRefusesDecoyOnLoginPath(t *testing.T) {
-	path := writeFile(t, "vigil.yaml", "apis:\n  - {name: shop, base_path: /shop, login_paths: [/login], decoys: [/login]}\n")
+	path := testfiles.Write(t, "vigil.yaml", "apis:\n  - {name: shop, base_path: /shop, login_paths: [/login], decoys: [/login]}\n")
 	// Without the guard serve would run: it stops when ctx ends, and fails.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -172,37 +175,10 @@ func TestConfigCheckReportsEverythingAtOnce(t *testing.T) {
 // shows no secret.
 func TestConfigCheckHidesSecrets(t *testing.T) {
 	const short, notHex = "sekrit-short", "REPLACE-WITH-openssl-rand-hex-32-sekrit"
-	path, _ := secretFilesConfig(t, short+"\n", short, notHex)
+	path, _ := testfiles.SecretConfig(t, short+"\n", short, notHex)
 	var stdout, stderr bytes.Buffer
 	err := Main(context.Background(), []string{"config", "check", path}, &stdout, &stderr)
 	if err == nil || strings.Contains(err.Error()+stdout.String()+stderr.String(), "sekrit") {
 		t.Errorf("config check: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
 }
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// secretFilesConfig writes secret files and a config that names them.
-func secretFilesConfig(t *testing.T, admin, read, key string) (path string, dir string) {
-	t.Helper()
-	dir = t.TempDir()
-	for name, v := range map[string]string{"admin-token": admin, "read-token": read, "fingerprint-key": key} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o400); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path = writeFile(t, "vigil.yaml", "admin_addr: 0.0.0.0:9001\n"+
-		"admin_token_file: "+filepath.Join(dir, "admin-token")+"\n"+
-		"admin_read_token_file: "+filepath.Join(dir, "read-token")+"\n"+
-		"fingerprint_key_file: "+filepath.Join(dir, "fingerprint-key")+"\n")
-	return path, dir
-}
-
-const testFingerprintKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"

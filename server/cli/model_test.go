@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // vigil model export fails, and writes no file, when the server's answer
@@ -57,16 +58,16 @@ func TestCLIModelExportRefusesBadAnswers(t *testing.T) {
 // saved. Such numbers are refused with the field named.
 func TestAdminModelNumbers(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
-	cfg := testConfig(t)
+	cfg := vigiltest.Config(t)
 	cfg.APIs = []config.APIConfig{{Name: "shop", BasePath: "/shop"}}
-	ts := startServer(t, cfg)
+	ts := vigiltest.Run(t, cfg, vigiltest.Options{})
 	for _, tc := range []struct{ method, path, body, msg string }{
 		{"PUT", "/v1/models/shop", `{"variables":[{"name":"errors_10m","kind":"ip","mode":"user","tn":1,"tx":1e308}]}`, "variables[0].tx: 1e+308 must be above 0 and at most 1e+12"},
 		{"PUT", "/v1/models/shop", `{"types":{"probing":{"sensitivity":1e-300}}}`, "types.probing.sensitivity: 1e-300 must be from 0.01 to 100"},
 		{"PUT", "/v1/models/shop", `{"variables":[{"name":"errors_10m","kind":"ip","mode":"user","tn":1,"tx":1e309}]}`, `field "variables.tx": want float64, got JSON number 1e309`},
 		{"POST", "/v1/models/shop/import", `{"version":1,"types":{},"variables":[{"name":"errors_10m","kind":"ip","mode":"system","tn":1,"tx":1e308}]}`, "variables[0].tx: 1e+308"},
 	} {
-		code, body := adminDo(t, ts.base, tc.method, tc.path, tc.body, "")
+		code, body := vigiltest.Call(t, ts.Client(""), tc.method, tc.path, tc.body)
 		var e struct {
 			Error string `json:"error"`
 		}
@@ -74,7 +75,7 @@ func TestAdminModelNumbers(t *testing.T) {
 			t.Errorf("%s %s %s: %d %s, want 400 with %q", tc.method, tc.path, tc.body, code, body, tc.msg)
 		}
 	}
-	code, body := adminDo(t, ts.base, "GET", "/v1/models/shop", "", "")
+	code, body := vigiltest.Call(t, ts.Client(""), "GET", "/v1/models/shop", "")
 	var doc struct {
 		API       string           `json:"api"`
 		Variables []map[string]any `json:"variables"`

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigil-project/vigil/server/adminapi"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // The CLI never writes a stored string's control characters to the
@@ -15,10 +16,10 @@ import (
 // anything.
 func TestCLIEscapesControlCharacters(t *testing.T) {
 	t.Setenv("VIGIL_ADMIN_TOKEN", "")
-	ts := startServer(t, testConfig(t))
+	ts := vigiltest.Start(t, "")
 	const evil = "bob\x1b[2J\x1b]0;pwned\x07\u202e\ttab\nline"
 	body, _ := json.Marshal(map[string]string{"kind": "username", "value": evil, "reason": "stuffing"})
-	if code, b := adminDo(t, ts.base, "POST", "/v1/blocklist", string(body), ""); code != http.StatusCreated {
+	if code, b := vigiltest.Call(t, ts.Client(""), "POST", "/v1/blocklist", string(body)); code != http.StatusCreated {
 		t.Fatalf("POST: %d %s", code, b)
 	}
 	out := mustCLI(t, ts, "block", "ls")

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/test/testlog"
 	"github.com/vigil-project/vigil/test/testpki"
+	"github.com/vigil-project/vigil/test/vigiltest"
+	"github.com/vigil-project/vigil/test/vigiltest/testfiles"
 )
 
 // TestServeCommand runs `vigil serve` through Main: every flag overrides the
@@ -26,7 +29,7 @@ func TestServeCommand(t *testing.T) {
 	defer busy.Close()
 	// Alone, the file cannot serve: its gRPC port is taken, its admin
 	// address is off loopback without a token, its drain delay is an hour.
-	path := writeFile(t, "vigil.yaml", "grpc_addr: "+busy.Addr().String()+"\nadmin_addr: 0.0.0.0:9001\nlog_level: error\n"+
+	path := testfiles.Write(t, "vigil.yaml", "grpc_addr: "+busy.Addr().String()+"\nadmin_addr: 0.0.0.0:9001\nlog_level: error\n"+
 		"data_dir: "+filepath.Join(t.TempDir(), "file-data")+"\nshutdown:\n  drain_delay: 1h\n")
 	dataDir := filepath.Join(t.TempDir(), "flag-data")
 	v := serve(t, "--config", path, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
@@ -36,7 +39,7 @@ func TestServeCommand(t *testing.T) {
 		t.Errorf("grpc_addr = %q, want the flag's", addr)
 	}
 	addr, _ := line["admin_addr"].(string)
-	if code, body := adminDo(t, "http://"+addr, http.MethodGet, "/readyz", "", ""); code != http.StatusOK {
+	if code, body := vigiltest.Call(t, adminapi.NewClient(addr, ""), http.MethodGet, "/readyz", ""); code != http.StatusOK {
 		t.Errorf("readyz: %d %s", code, body)
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "fingerprint.key")); err != nil {
@@ -78,7 +81,7 @@ func serve(t *testing.T, args ...string) *serving {
 func waitForLogLine(t *testing.T, logs *testlog.Buffer, msg string, done <-chan error) map[string]any {
 	t.Helper()
 	var line map[string]any
-	waitFor(t, 5*time.Second, "the log line "+msg, func() bool {
+	vigiltest.Until(t, 5*time.Second, "the log line "+msg, func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("serve returned early: %v\n%s", err, logs.String())
@@ -126,12 +129,12 @@ func TestServeRefusesOpenGRPC(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "grpc_tls.client_ca_file") {
 		t.Fatalf("serve on 0.0.0.0 without a client CA: %v, want an error naming grpc_tls.client_ca_file", err)
 	}
-	open := writeFile(t, "open.yaml", "grpc_addr: 0.0.0.0:9000\n")
+	open := testfiles.Write(t, "open.yaml", "grpc_addr: 0.0.0.0:9000\n")
 	if err := Main(ctx, []string{"config", "check", open}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "grpc_tls.client_ca_file") {
 		t.Fatalf("config check: %v, want an error naming grpc_tls.client_ca_file", err)
 	}
 
-	insecure := writeFile(t, "insecure.yaml", "grpc_insecure: true\n")
+	insecure := testfiles.Write(t, "insecure.yaml", "grpc_insecure: true\n")
 	v := serve(t, append([]string{"--config", insecure, "--grpc-addr", "0.0.0.0:0"}, common...)...)
 	warn := waitForLogLine(t, v.logs, "without a client certificate", nil)
 	if warn["level"] != "warn" || !strings.Contains(warn["message"].(string), "grpc_tls.client_ca_file") {
@@ -140,7 +143,7 @@ func TestServeRefusesOpenGRPC(t *testing.T) {
 	v.stop()
 
 	pki := testpki.New(t)
-	mtls := writeFile(t, "mtls.yaml", "grpc_tls:\n  cert_file: "+pki.ServerCert+"\n  key_file: "+pki.ServerKey+"\n  client_ca_file: "+pki.CAFile+"\n")
+	mtls := testfiles.Write(t, "mtls.yaml", "grpc_tls:\n  cert_file: "+pki.ServerCert+"\n  key_file: "+pki.ServerKey+"\n  client_ca_file: "+pki.CAFile+"\n")
 	v = serve(t, "--config", mtls, "--grpc-addr", "0.0.0.0:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "0s")
 	if strings.Contains(v.logs.String(), "without a client certificate") {
 		t.Errorf("warned with mTLS on:\n%s", v.logs.String())

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/test/vigiltest/testfiles"
 )
 
 // TestConfigFiles loads every testdata/config/*.yaml file. A *.good.yaml file
@@ -123,7 +124,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 }
 
 func TestPartialFileKeepsDefaults(t *testing.T) {
-	path := writeFile(t, "partial.yaml", `
+	path := testfiles.Write(t, "partial.yaml", `
 grpc_addr: 127.0.0.1:9100
 defaults:
   identities:
@@ -217,38 +218,11 @@ func TestValidHostPattern(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// secretFilesConfig writes secret files and a config that names them.
-func secretFilesConfig(t *testing.T, admin, read, key string) (path string, dir string) {
-	t.Helper()
-	dir = t.TempDir()
-	for name, v := range map[string]string{"admin-token": admin, "read-token": read, "fingerprint-key": key} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o400); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path = writeFile(t, "vigil.yaml", "admin_addr: 0.0.0.0:9001\n"+
-		"admin_token_file: "+filepath.Join(dir, "admin-token")+"\n"+
-		"admin_read_token_file: "+filepath.Join(dir, "read-token")+"\n"+
-		"fingerprint_key_file: "+filepath.Join(dir, "fingerprint-key")+"\n")
-	return path, dir
-}
-
-const testFingerprintKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-
 // TestSecretFiles reads the secrets from files, trimmed, every time they are
 // asked for: Validate may run more than once (`vigil serve` runs it in
 // serveCmd, then in New) and never writes what it read into the Config.
 func TestSecretFiles(t *testing.T) {
-	path, dir := secretFilesConfig(t, "admin-token-from-a-file\n", "\tread-token-from-a-file \r\n\n", testFingerprintKey+"\n")
+	path, dir := testfiles.SecretConfig(t, "admin-token-from-a-file\n", "\tread-token-from-a-file \r\n\n", testfiles.FingerprintKey+"\n")
 	cfg, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +232,7 @@ func TestSecretFiles(t *testing.T) {
 			t.Fatalf("Validate #%d: %v", i+1, err)
 		}
 		sec, errs := cfg.Secrets()
-		if len(errs) > 0 || sec.AdminToken != "admin-token-from-a-file" || sec.AdminReadToken != "read-token-from-a-file" || sec.FingerprintKey != testFingerprintKey {
+		if len(errs) > 0 || sec.AdminToken != "admin-token-from-a-file" || sec.AdminReadToken != "read-token-from-a-file" || sec.FingerprintKey != testfiles.FingerprintKey {
 			t.Fatalf("after Validate #%d: %q, %q, %q, %v", i+1, sec.AdminToken, sec.AdminReadToken, sec.FingerprintKey, errs)
 		}
 	}
@@ -286,7 +260,7 @@ func TestSecretFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg2.FingerprintKey = testFingerprintKey
+	cfg2.FingerprintKey = testfiles.FingerprintKey
 	for range 2 {
 		if err := cfg2.Validate(); err == nil || !strings.Contains(err.Error(), "fingerprint_key_file: set either fingerprint_key or fingerprint_key_file, not both") {
 			t.Fatalf("inline and file: %v", err)
@@ -298,7 +272,7 @@ func TestSecretFiles(t *testing.T) {
 // file names the key and the path, never what the file holds.
 func TestSecretFileProblemsHideContent(t *testing.T) {
 	const short, notHex = "sekrit-short", "REPLACE-WITH-openssl-rand-hex-32-sekrit"
-	path, dir := secretFilesConfig(t, short+"\n", short, notHex)
+	path, dir := testfiles.SecretConfig(t, short+"\n", short, notHex)
 	cfg, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +308,7 @@ func TestSecretFileProblemsHideContent(t *testing.T) {
 		t.Errorf("big file: %v", err)
 	}
 	// Whitespace only is empty.
-	blank := writeFile(t, "blank", " \n\t\n")
+	blank := testfiles.Write(t, "blank", " \n\t\n")
 	cfg = Default()
 	cfg.AdminTokenFile = blank
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `admin_token_file: "`+blank+`" is empty`) {
@@ -365,7 +339,7 @@ func TestModeOfDiscoveredAndConfiguredAPIs(t *testing.T) {
 		{"defaults.mode detect", "defaults: {mode: detect}\n", [4]detect.Outcome{detect.OutcomeWouldBlock, detect.OutcomeDeny, detect.OutcomeWouldBlock, detect.OutcomeWouldBlock}, detect.OutcomeWouldBlock},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Load(writeFile(t, "vigil.yaml", tc.defaults+apis))
+			cfg, err := Load(testfiles.Write(t, "vigil.yaml", tc.defaults+apis))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -510,7 +484,7 @@ func TestByteSizesInConfig(t *testing.T) {
 			continue // checked above
 		}
 		section, name, _ := strings.Cut(key, ".")
-		path := writeFile(t, "size.yaml", fmt.Sprintf("%s:\n  %s: 70KiB\n", section, name))
+		path := testfiles.Write(t, "size.yaml", fmt.Sprintf("%s:\n  %s: 70KiB\n", section, name))
 		cfg, err := Load(path)
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/test/vigiltest/testfiles"
 )
 
 // hookFields are the fields of detect.EngineConfig the caller of NewEngine
@@ -62,7 +63,7 @@ func TestServeAndReplayDeriveTheSameEngine(t *testing.T) {
 // with the settings serve uses; and on top of a stored model snapshot,
 // since the file wins over what was stored.
 func TestNewEngineAppliesAPIDetection(t *testing.T) {
-	cfg, err := Load(writeFile(t, "vigil.yaml", "apis:\n  - name: shop\n    base_path: /shop\n    detection:\n      types: {probing: {enabled: false}}\n"))
+	cfg, err := Load(testfiles.Write(t, "vigil.yaml", "apis:\n  - name: shop\n    base_path: /shop\n    detection:\n      types: {probing: {enabled: false}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
