@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/test/envoysim"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 const decoyConfig = `
@@ -82,7 +83,7 @@ type attackJSON struct {
 
 func (v *vigil) attacks(query string) []attackJSON {
 	var out struct{ Attacks []attackJSON }
-	decodeJSON(v.t, v.mustDo("GET", "/v1/attacks"+query, "", 200), &out)
+	decodeJSON(v.t, v.MustDo("GET", "/v1/attacks"+query, "", 200), &out)
 	return out.Attacks
 }
 
@@ -130,7 +131,7 @@ func TestDecoyInContextBlocksEveryIdentityEverywhere(t *testing.T) {
 			LastHit   *time.Time `json:"last_hit"`
 		}
 	}
-	decodeJSON(t, v.mustDo("GET", "/v1/decoys", "", 200), &d)
+	decodeJSON(t, v.MustDo("GET", "/v1/decoys", "", 200), &d)
 	found := false
 	for _, x := range d.Decoys {
 		if x.API == "shop-bidding" && x.Path == "/shopapi-bid/internal/export" {
@@ -269,7 +270,7 @@ func TestScannerWordlistFindsADecoyAndIsBlocked(t *testing.T) {
 	t.Logf("%d words; the scanner hit a decoy and was blocked from word %d on", words, firstBlocked)
 	// The inventory holds what the back end answered, not the scanner's
 	// guesses: its misses are counted, its blocked calls add nothing.
-	eventually(t, 5*time.Second, func() error {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
 		var inv struct {
 			APIs []struct {
 				Name      string
@@ -277,7 +278,7 @@ func TestScannerWordlistFindsADecoyAndIsBlocked(t *testing.T) {
 				Endpoints []struct{ Method, Path string }
 			}
 		}
-		decodeJSON(t, v.mustDo("GET", "/v1/apis", "", 200), &inv)
+		decodeJSON(t, v.MustDo("GET", "/v1/apis", "", 200), &inv)
 		for _, a := range inv.APIs {
 			if a.Name != "shop-bidding" {
 				continue
@@ -342,7 +343,7 @@ func TestAttacksReachWebhooks(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the webhook got nothing within 10s")
 	}
-	if strings.Contains(v.logs.String(), "s3cret") {
+	if strings.Contains(v.Logs.String(), "s3cret") {
 		t.Fatal("the webhook's header value is in the log")
 	}
 }

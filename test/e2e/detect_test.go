@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // TestDetectionBlocksAProberOnItsNextRequest trains a small API on benign
@@ -15,9 +17,9 @@ import (
 func TestDetectionBlocksAProberOnItsNextRequest(t *testing.T) {
 	v := start(t, trainedShop)
 	v.trainShop()
-	eventually(t, 5*time.Second, func() error {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
 		var m struct{ Attacks []json.RawMessage }
-		decodeJSON(t, v.mustDo("GET", "/v1/attacks", "", 200), &m)
+		decodeJSON(t, v.MustDo("GET", "/v1/attacks", "", 200), &m)
 		if len(m.Attacks) != 0 {
 			return fmt.Errorf("benign traffic raised attacks: %s", m.Attacks[0])
 		}
@@ -40,7 +42,7 @@ func TestDetectionBlocksAProberOnItsNextRequest(t *testing.T) {
 			Observed, Tn, Tx float64
 		}
 	}
-	decodeJSON(t, v.mustDo("GET", "/v1/attacks/"+body.AttackID, "", 200), &attack)
+	decodeJSON(t, v.MustDo("GET", "/v1/attacks/"+body.AttackID, "", 200), &attack)
 	if attack.Type != "probing" || attack.API != "shop" || attack.Action != "blocked" || attack.Identity.Value != prober || len(attack.Variables) == 0 {
 		t.Fatalf("attack %+v", attack)
 	}
@@ -48,12 +50,12 @@ func TestDetectionBlocksAProberOnItsNextRequest(t *testing.T) {
 		t.Fatalf("a benign client got %d", res.Status)
 	}
 	var list struct{ Attacks []struct{ ID string } }
-	decodeJSON(t, v.mustDo("GET", "/v1/attacks?type=probing&api=shop", "", 200), &list)
+	decodeJSON(t, v.MustDo("GET", "/v1/attacks?type=probing&api=shop", "", 200), &list)
 	if len(list.Attacks) != 1 || list.Attacks[0].ID != body.AttackID {
 		t.Fatalf("GET /v1/attacks?type=probing: %+v", list)
 	}
-	v.mustDo("GET", "/v1/attacks?type=nonsense", "", 400)
-	if !strings.Contains(v.logs.String(), `"message":"attack"`) {
+	v.MustDo("GET", "/v1/attacks?type=nonsense", "", 400)
+	if !strings.Contains(v.Logs.String(), `"message":"attack"`) {
 		t.Fatal("the attack was not logged")
 	}
 }
@@ -83,7 +85,7 @@ func TestFalsePositiveUnblocksAllowsAndRelaxes(t *testing.T) {
 			}
 		} `json:"false_positive"`
 	}
-	decodeJSON(t, v.mustDo("POST", "/v1/attacks/"+id+"/false-positive", `{"allow_for":"2h"}`, 200), &fp)
+	decodeJSON(t, v.MustDo("POST", "/v1/attacks/"+id+"/false-positive", `{"allow_for":"2h"}`, 200), &fp)
 	if fp.FalsePositive == nil || fp.FalsePositive.Unblocked != 1 || fp.FalsePositive.AllowedUntil == nil || len(fp.FalsePositive.Relaxed) == 0 {
 		t.Fatalf("false positive: %+v", fp.FalsePositive)
 	}
@@ -91,17 +93,17 @@ func TestFalsePositiveUnblocksAllowsAndRelaxes(t *testing.T) {
 		t.Fatalf("still refused after the false positive: %d", res.Status)
 	}
 	var m modelDoc
-	decodeJSON(t, v.mustDo("GET", "/v1/models/shop", "", 200), &m)
+	decodeJSON(t, v.MustDo("GET", "/v1/models/shop", "", 200), &m)
 	name := fp.FalsePositive.Relaxed[0].Name
 	if mode, _, _ := m.variable(name, "ip"); mode != "user" {
 		t.Fatalf("%s/ip is in mode %q after the false positive, want user", name, mode)
 	}
-	if rec := v.mustDo("GET", "/v1/attacks/"+id, "", 200); !strings.Contains(rec, `"false_positive"`) {
+	if rec := v.MustDo("GET", "/v1/attacks/"+id, "", 200); !strings.Contains(rec, `"false_positive"`) {
 		t.Fatalf("the record does not say it was a false positive:\n%s", rec)
 	}
 	if r := fp.FalsePositive.Relaxed[0]; r.NewTx <= r.OldTx {
 		t.Fatalf("threshold not relaxed: %+v", r)
 	}
-	v.mustDo("POST", "/v1/attacks/nosuch/false-positive", "", 404)
-	v.mustDo("POST", "/v1/attacks/"+id+"/false-positive", `{"allow_for":"soon"}`, 400)
+	v.MustDo("POST", "/v1/attacks/nosuch/false-positive", "", 404)
+	v.MustDo("POST", "/v1/attacks/"+id+"/false-positive", `{"allow_for":"soon"}`, 400)
 }

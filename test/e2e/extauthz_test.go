@@ -70,7 +70,7 @@ func TestExtAuthzAllowsWithADecisionHeaderAndDenies(t *testing.T) {
 	if len(id) != 24 {
 		t.Fatalf("decision header %q", id)
 	}
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"api_key","value":"k-123","ttl":"10m","reason":"manual"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"api_key","value":"k-123","ttl":"10m","reason":"manual"}`, 201)
 	assertDenied(t, v.check(req, envoysim.CheckOptions{}), 403, "blocklist")
 	// The same through header_map (encode_raw_headers).
 	assertDenied(t, v.check(req, envoysim.CheckOptions{EncodeRawHeaders: true}), 403, "blocklist")
@@ -93,7 +93,7 @@ func TestExtAuthzRefusesOversizedAndFloodedBodies(t *testing.T) {
 
 func TestExtAuthzSourceAddressIsTheClientWithoutTrustedHops(t *testing.T) {
 	v := start(t, "")
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"192.0.2.44"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"192.0.2.44"}`, 201)
 	// A spoofed X-Forwarded-For is ignored: no hop is trusted.
 	req := envoysim.HTTPRequest{Method: "GET", Path: "/a", Authority: "h", SourceAddr: "192.0.2.44:40000",
 		Headers: envoysim.HeaderPairs("x-forwarded-for", "8.8.8.8")}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/test/envoysim"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // Envoy's usual set-up in front of Vigil: request headers and a BUFFERED
@@ -82,7 +83,7 @@ func TestExtProcAllowsThenBlocksAnIPAndUnblocks(t *testing.T) {
 	if res := v.send(buffered, req); !res.UpstreamCalled || res.Status != 200 {
 		t.Fatalf("before blocking: upstream %v status %d", res.UpstreamCalled, res.Status)
 	}
-	out := v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"100.100.1.10","ttl":"10m","reason":"manual"}`, 201)
+	out := v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"100.100.1.10","ttl":"10m","reason":"manual"}`, 201)
 	var entry struct{ Kind, Value, Reason, ExpiresAt string }
 	decodeJSON(t, out, &entry)
 	if entry.Kind != "ip" || entry.Value != "100.100.1.10" || entry.Reason != "manual" {
@@ -96,14 +97,14 @@ func TestExtProcAllowsThenBlocksAnIPAndUnblocks(t *testing.T) {
 	if res := v.send(buffered, get("/shopapi-bid/order/17", "x-forwarded-for", "100.100.1.11")); res.Status != 200 {
 		t.Fatalf("another client got %d", res.Status)
 	}
-	if !strings.Contains(v.logs.String(), b.DecisionID) {
+	if !strings.Contains(v.Logs.String(), b.DecisionID) {
 		t.Fatalf("the decision %s is not in the log", b.DecisionID)
 	}
-	v.mustDo("DELETE", "/v1/blocklist/ip/100.100.1.10", "", 204)
+	v.MustDo("DELETE", "/v1/blocklist/ip/100.100.1.10", "", 204)
 	if res := v.send(buffered, req); res.Status != 200 {
 		t.Fatalf("after unblocking: %d", res.Status)
 	}
-	v.mustDo("DELETE", "/v1/blocklist/ip/100.100.1.10", "", 404)
+	v.MustDo("DELETE", "/v1/blocklist/ip/100.100.1.10", "", 404)
 }
 
 // TestExtProcBlocksACIDRRange: a ranged ip entry, written as a person
@@ -115,13 +116,13 @@ func TestExtProcBlocksACIDRRange(t *testing.T) {
 	from := func(ip string) envoysim.HTTPRequest {
 		return get("/shopapi-bid/order/17", "x-forwarded-for", ip)
 	}
-	out := v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.77/24","ttl":"10m"}`, 201)
+	out := v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.77/24","ttl":"10m"}`, 201)
 	var entry struct{ Kind, Value string }
 	decodeJSON(t, out, &entry)
 	if entry.Kind != "ip" || entry.Value != "203.0.113.0/24" {
 		t.Fatalf("stored entry %s, want the range 203.0.113.0/24", out)
 	}
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"2001:db8:77::/48"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"2001:db8:77::/48"}`, 201)
 	for _, ip := range []string{"203.0.113.1", "203.0.113.254", "2001:db8:77::5"} {
 		assertBlocked(t, v.send(buffered, from(ip)), 403, "blocklist")
 	}
@@ -133,16 +134,16 @@ func TestExtProcBlocksACIDRRange(t *testing.T) {
 	var listed struct {
 		Entries []struct{ Kind, Value string }
 	}
-	decodeJSON(t, v.mustDo("GET", "/v1/blocklist", "", 200), &listed)
+	decodeJSON(t, v.MustDo("GET", "/v1/blocklist", "", 200), &listed)
 	if fmt.Sprint(listed.Entries) != "[{ip 2001:db8:77::/48} {ip 203.0.113.0/24}]" {
 		t.Fatalf("listed %v, want both ranges", listed.Entries)
 	}
 	// An allow-listed address inside the blocked range goes through.
-	v.mustDo("POST", "/v1/allowlist", `{"kind":"ip","value":"203.0.113.9"}`, 201)
+	v.MustDo("POST", "/v1/allowlist", `{"kind":"ip","value":"203.0.113.9"}`, 201)
 	if res := v.send(buffered, from("203.0.113.9")); res.Status != 200 {
 		t.Fatalf("an allow-listed address inside a blocked range got %d", res.Status)
 	}
-	v.mustDo("DELETE", "/v1/blocklist/ip/203.0.113.0%2F24", "", 204)
+	v.MustDo("DELETE", "/v1/blocklist/ip/203.0.113.0%2F24", "", 204)
 	if res := v.send(buffered, from("203.0.113.1")); res.Status != 200 {
 		t.Fatalf("after removing the range: %d", res.Status)
 	}
@@ -151,7 +152,7 @@ func TestExtProcBlocksACIDRRange(t *testing.T) {
 func TestExtProcBlocksATokenWithoutKeepingIt(t *testing.T) {
 	v := start(t, "")
 	const secret = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.c2ln"
-	out := v.mustDo("POST", "/v1/blocklist", `{"kind":"token","value":"`+secret+`","ttl":"1h","reason":"stolen"}`, 201)
+	out := v.MustDo("POST", "/v1/blocklist", `{"kind":"token","value":"`+secret+`","ttl":"1h","reason":"stolen"}`, 201)
 	var entry struct{ Value string }
 	decodeJSON(t, out, &entry)
 	if !strings.HasPrefix(entry.Value, "fp:") || strings.Contains(out, secret) {
@@ -162,10 +163,10 @@ func TestExtProcBlocksATokenWithoutKeepingIt(t *testing.T) {
 		t.Fatalf("another token got %d", res.Status)
 	}
 	// The user name read from the JWT is an identity too.
-	v.mustDo("DELETE", "/v1/blocklist/token/"+entry.Value, "", 204)
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"username","value":"alice"}`, 201)
+	v.MustDo("DELETE", "/v1/blocklist/token/"+entry.Value, "", 204)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"username","value":"alice"}`, 201)
 	assertBlocked(t, v.send(buffered, get("/api/v1/users/me", "authorization", "Bearer "+secret)), 403, "blocklist")
-	for _, where := range []string{v.logs.String(), v.mustDo("GET", "/v1/blocklist", "", 200)} {
+	for _, where := range []string{v.Logs.String(), v.MustDo("GET", "/v1/blocklist", "", 200)} {
 		if strings.Contains(where, secret) {
 			t.Fatalf("the token appears in clear:\n%s", where)
 		}
@@ -174,22 +175,22 @@ func TestExtProcBlocksATokenWithoutKeepingIt(t *testing.T) {
 
 func TestExtProcAllowListWinsOverBlockList(t *testing.T) {
 	v := start(t, "trusted_hops: 1\n")
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"10.1.1.1"}`, 201)
-	v.mustDo("POST", "/v1/allowlist", `{"kind":"api_key","value":"partner-key","reason":"partner"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"10.1.1.1"}`, 201)
+	v.MustDo("POST", "/v1/allowlist", `{"kind":"api_key","value":"partner-key","reason":"partner"}`, 201)
 	req := get("/v2/orders", "x-forwarded-for", "10.1.1.1", "x-api-key", "partner-key")
 	if res := v.send(buffered, req); res.Status != 200 {
 		t.Fatalf("allow-listed key from a blocked IP got %d", res.Status)
 	}
-	v.mustDo("DELETE", "/v1/allowlist/api_key/partner-key", "", 204)
+	v.MustDo("DELETE", "/v1/allowlist/api_key/partner-key", "", 204)
 	assertBlocked(t, v.send(buffered, req), 403, "blocklist")
 }
 
 func TestExtProcListEntryExpires(t *testing.T) {
 	// The server's clock, not the wall clock: a slow machine can neither
 	// outlive the entry before the first call nor hold it past its TTL.
-	clock := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	clock := vigiltest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	v := startWith(t, t.TempDir(), "trusted_hops: 1\n", server.Options{Now: clock.Now})
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"10.9.9.9","ttl":"10m"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"10.9.9.9","ttl":"10m"}`, 201)
 	req := get("/v1/things", "x-forwarded-for", "10.9.9.9")
 	assertBlocked(t, v.send(buffered, req), 403, "blocklist")
 	clock.Advance(10*time.Minute - time.Second)
@@ -276,12 +277,12 @@ func TestExtProcRefusesOversizedBodies(t *testing.T) {
 		}
 	}
 	// In detect mode the request flows and the would-be refusal is counted.
-	before := v.metric("vigil_verdicts_total", `outcome="would_block"`, `reason="body_too_large"`)
+	before := v.Metric("vigil_verdicts_total", `outcome="would_block"`, `reason="body_too_large"`)
 	res = v.send(buffered, envoysim.HTTPRequest{Method: "POST", Path: "/dry/upload", Authority: "shop.example.com", Body: bytes.Repeat([]byte("a"), 5000)})
 	if res.Status != 200 || !res.UpstreamCalled {
 		t.Fatalf("detect mode refused: %d", res.Status)
 	}
-	if after := v.metric("vigil_verdicts_total", `outcome="would_block"`, `reason="body_too_large"`); after != before+1 {
+	if after := v.Metric("vigil_verdicts_total", `outcome="would_block"`, `reason="body_too_large"`); after != before+1 {
 		t.Fatalf("would_block body_too_large went from %v to %v", before, after)
 	}
 }
@@ -294,14 +295,14 @@ apis:
   - {name: watching, base_path: /watch, mode: detect}
   - {name: guarding, base_path: /guard, mode: block}
 `)
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.9"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.9"}`, 201)
 	for _, p := range []string{"/learn/a", "/watch/a"} {
 		if res := v.send(buffered, get(p, "x-forwarded-for", "203.0.113.9")); res.Status != 200 {
 			t.Fatalf("%s: %d", p, res.Status)
 		}
 	}
 	assertBlocked(t, v.send(buffered, get("/guard/a", "x-forwarded-for", "203.0.113.9")), 403, "blocklist")
-	if n := v.metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="would_block"`, `reason="blocklist"`); n != 2 {
+	if n := v.Metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="would_block"`, `reason="blocklist"`); n != 2 {
 		t.Fatalf("would_block blocklist = %v, want 2", n)
 	}
 }
@@ -327,7 +328,7 @@ func TestExtProcObservabilityModeNeverAnswers(t *testing.T) {
 	}
 	// An observer that sees request headers cannot refuse: a blocked client
 	// is recorded as a would-be refusal, never as a block.
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"127.0.0.1"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"127.0.0.1"}`, 201)
 	watch := observe
 	watch.RequestHeaderMode = envoysim.Send
 	watch.RequestAttributes = map[string]string{"source.address": "127.0.0.1:40000"}
@@ -335,9 +336,9 @@ func TestExtProcObservabilityModeNeverAnswers(t *testing.T) {
 	if err != nil || len(res.Responses) != 0 || res.Status != 200 {
 		t.Fatalf("observer with request headers: %v, %d replies, status %d", err, len(res.Responses), res.Status)
 	}
-	eventually(t, 5*time.Second, func() error {
-		deny := v.metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="deny"`)
-		would := v.metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="would_block"`, `reason="blocklist"`)
+	vigiltest.Eventually(t, 5*time.Second, func() error {
+		deny := v.Metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="deny"`)
+		would := v.Metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="would_block"`, `reason="blocklist"`)
 		if deny != 0 || would != 1 {
 			return fmt.Errorf("deny %v, would_block %v; want 0 and 1", deny, would)
 		}
@@ -364,9 +365,9 @@ func TestExtProcBuildsTheAPIInventory(t *testing.T) {
 		Requests       int
 		Endpoints      []endpoint
 	}
-	eventually(t, 5*time.Second, func() error {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
 		var out struct{ APIs []api }
-		decodeJSON(t, v.mustDo("GET", "/v1/apis", "", 200), &out)
+		decodeJSON(t, v.MustDo("GET", "/v1/apis", "", 200), &out)
 		byName := map[string]api{}
 		for _, a := range out.APIs {
 			byName[a.Name] = a
@@ -455,7 +456,7 @@ func TestExtProcOutOfOrderAndMalformedMessages(t *testing.T) {
 		s.Cancel()
 		s.Close()
 	})
-	if n := v.metric("vigil_protocol_errors_total", `service="ext_proc"`); n != 2 {
+	if n := v.Metric("vigil_protocol_errors_total", `service="ext_proc"`); n != 2 {
 		t.Fatalf("protocol errors %v, want 2", n)
 	}
 	// The server is still healthy.
@@ -502,27 +503,27 @@ func TestExtProcFullQueueNeverDelaysOrRefuses(t *testing.T) {
 		}
 	}
 	// Every record was either queued or dropped and counted, never waited for.
-	eventually(t, 5*time.Second, func() error {
-		if n := v.metric("vigil_queue_pushed_total") + v.metric("vigil_queue_dropped_total"); n != 200 {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
+		if n := v.Metric("vigil_queue_pushed_total") + v.Metric("vigil_queue_dropped_total"); n != 200 {
 			return fmt.Errorf("pushed + dropped = %v, want 200", n)
 		}
 		return nil
 	})
 	// The drops are logged as they happen (at most one line per 10s, the
 	// rest when Vigil stops), each line with the count since the last.
-	dropped := v.metric("vigil_queue_dropped_total")
+	dropped := v.Metric("vigil_queue_dropped_total")
 	if dropped == 0 {
 		t.Skip("no record dropped on this run") // the pipeline kept up with a queue of one
 	}
-	eventually(t, 5*time.Second, func() error {
-		if !strings.Contains(v.logs.String(), "transaction queue full") {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(v.Logs.String(), "transaction queue full") {
 			return fmt.Errorf("no warning of dropped records in the log")
 		}
 		return nil
 	})
-	v.stop()
+	v.Stop()
 	logged := 0.0
-	for _, line := range strings.Split(v.logs.String(), "\n") {
+	for _, line := range strings.Split(v.Logs.String(), "\n") {
 		var l struct {
 			Level, Message string
 			Dropped        float64
@@ -546,11 +547,11 @@ func TestInventoryOverflowIsCountedAndLogged(t *testing.T) {
 	for _, p := range []string{"/shop/items", "/shop/cart", "/shop/orders", "/shop/users"} {
 		v.send(buffered, get(p))
 	}
-	eventually(t, 5*time.Second, func() error {
-		if n := v.metric("vigil_inventory_overflow_total", `new="endpoint"`); n != 2 {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
+		if n := v.Metric("vigil_inventory_overflow_total", `new="endpoint"`); n != 2 {
 			return fmt.Errorf("endpoint overflow %v, want 2", n)
 		}
-		if logs := v.logs.String(); !strings.Contains(logs, "API inventory full") || !strings.Contains(logs, `"api":"shop"`) {
+		if logs := v.Logs.String(); !strings.Contains(logs, "API inventory full") || !strings.Contains(logs, `"api":"shop"`) {
 			return fmt.Errorf("no warning of the inventory overflow in the log")
 		}
 		return nil

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-project/vigil/server/cli"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 type forensicsJSON struct {
@@ -53,8 +53,8 @@ func TestForensicsShowWhatATokenDidAndSurviveARestart(t *testing.T) {
 		}
 	}
 	var f forensicsJSON
-	eventually(t, 5*time.Second, func() error {
-		code, out := v.do("GET", "/v1/forensics/token/tok-forensic", "")
+	vigiltest.Eventually(t, 5*time.Second, func() error {
+		code, out := v.Do("GET", "/v1/forensics/token/tok-forensic", "")
 		if code != 200 {
 			return fmt.Errorf("%d %s", code, out)
 		}
@@ -74,17 +74,17 @@ func TestForensicsShowWhatATokenDidAndSurviveARestart(t *testing.T) {
 	if f.Details.Metrics.URLs["/shopapi-bid/order/{id}"] != 5 || f.Details.Metrics.Methods["GET"] != 5 {
 		t.Fatalf("totals %+v", f.Details.Metrics)
 	}
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"token","value":"tok-forensic"}`, 201)
-	v.stop()
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"token","value":"tok-forensic"}`, 201)
+	v.Stop()
 
 	w := startIn(t, dir, cfg)
 	var g forensicsJSON
-	decodeJSON(t, w.mustDo("GET", "/v1/forensics/token/"+f.Value, "", 200), &g)
+	decodeJSON(t, w.MustDo("GET", "/v1/forensics/token/"+f.Value, "", 200), &g)
 	if g.Summary.TotalRequests != 32 || g.Status != "blocked" || len(g.Details.Metrics.IPList) != 2 {
 		t.Fatalf("after restart, by fingerprint: %+v", g)
 	}
-	w.mustDo("GET", "/v1/forensics/ip/203.0.113.250", "", 404)
-	w.mustDo("GET", "/v1/forensics/email/x", "", 400)
+	w.MustDo("GET", "/v1/forensics/ip/203.0.113.250", "", 404)
+	w.MustDo("GET", "/v1/forensics/email/x", "", 400)
 }
 
 func TestForensicsCLI(t *testing.T) {
@@ -93,9 +93,9 @@ func TestForensicsCLI(t *testing.T) {
 		v.send(buffered, get("/shopapi-bid/order/7", "x-forwarded-for", "100.100.1.10", "authorization", "Bearer tok-cli"))
 	}
 	var out, errs bytes.Buffer
-	eventually(t, 5*time.Second, func() error {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
 		out.Reset()
-		if err := cli.Main(context.Background(), []string{"forensics", "token", "tok-cli", "--admin-addr", v.admin}, &out, &errs); err != nil {
+		if err := cli.Main(context.Background(), []string{"forensics", "token", "tok-cli", "--admin-addr", v.AdminAddr()}, &out, &errs); err != nil {
 			return err
 		}
 		if !strings.Contains(out.String(), "3 requests") {
@@ -111,7 +111,7 @@ func TestForensicsCLI(t *testing.T) {
 	if strings.Contains(out.String()+errs.String(), "tok-cli") {
 		t.Fatal("the raw token is printed")
 	}
-	err := cli.Main(context.Background(), []string{"forensics", "token", "never-seen", "--admin-addr", v.admin}, &out, &errs)
+	err := cli.Main(context.Background(), []string{"forensics", "token", "never-seen", "--admin-addr", v.AdminAddr()}, &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "no activity") || strings.Contains(err.Error(), "never-seen") {
 		t.Fatalf("unknown identity: %v", err)
 	}
@@ -121,11 +121,11 @@ func TestAPIActivityOverTime(t *testing.T) {
 	v := start(t, "trusted_hops: 1\napis:\n  - {name: shop-bidding, hosts: [shop.example.com], base_path: /shopapi-bid}\n")
 	// Before its first call, a configured API has a time line of zeros.
 	var empty struct{ Points []struct{ Requests int } }
-	decodeJSON(t, v.mustDo("GET", "/v1/apis/shop-bidding/activity?since=10m", "", 200), &empty)
+	decodeJSON(t, v.MustDo("GET", "/v1/apis/shop-bidding/activity?since=10m", "", 200), &empty)
 	if len(empty.Points) == 0 || empty.Points[0].Requests != 0 {
 		t.Fatalf("activity before the first call: %+v", empty)
 	}
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.5"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"203.0.113.5"}`, 201)
 	for i := range 12 {
 		v.send(buffered, get(fmt.Sprintf("/shopapi-bid/order/%d", i), "x-forwarded-for", "100.100.1.10"))
 	}
@@ -143,8 +143,8 @@ func TestAPIActivityOverTime(t *testing.T) {
 			Requests    int
 		} `json:"top_identities"`
 	}
-	eventually(t, 5*time.Second, func() error {
-		decodeJSON(t, v.mustDo("GET", "/v1/apis/shop-bidding/activity?since=10m&step=5m", "", 200), &act)
+	vigiltest.Eventually(t, 5*time.Second, func() error {
+		decodeJSON(t, v.MustDo("GET", "/v1/apis/shop-bidding/activity?since=10m&step=5m", "", 200), &act)
 		total, blocked := 0, 0
 		for _, p := range act.Points {
 			total += p.Requests
@@ -158,23 +158,15 @@ func TestAPIActivityOverTime(t *testing.T) {
 	if act.Step != "5m0s" || len(act.TopIdentities) == 0 || act.TopIdentities[0].Value != "100.100.1.10" || act.TopIdentities[0].Requests != 12 {
 		t.Fatalf("activity %+v", act)
 	}
-	v.mustDo("GET", "/v1/apis/nosuch/activity", "", 404)
-	v.mustDo("GET", "/v1/apis/shop-bidding/activity?step=1s", "", 400)
+	v.MustDo("GET", "/v1/apis/nosuch/activity", "", 404)
+	v.MustDo("GET", "/v1/apis/shop-bidding/activity?step=1s", "", 400)
 }
 
 func TestReadOnlyTokenReadsButCannotChange(t *testing.T) {
 	v := start(t, "admin_token: admin-token-0123456789\nadmin_read_token: reader-token-0123456789\n")
 	call := func(method, path, token, body string) int {
-		req, _ := http.NewRequest(method, "http://"+v.admin+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := vigiltest.Call(t, v.Client(token), method, path, body)
+		return code
 	}
 	entry := `{"kind":"ip","value":"192.0.2.1"}`
 	for _, c := range []struct {

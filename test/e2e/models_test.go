@@ -47,7 +47,7 @@ apis:
 `
 	staging := start(t, cfg)
 	var doc modelDoc
-	decodeJSON(t, staging.mustDo("GET", "/v1/models/shop", "", 200), &doc)
+	decodeJSON(t, staging.MustDo("GET", "/v1/models/shop", "", 200), &doc)
 	if doc.Status.State != "learning" || doc.Types["bola_enumeration"].Sensitivity != 2 || !doc.Types["probing"].Enabled {
 		t.Fatalf("configured knobs not applied: %+v", doc)
 	}
@@ -56,11 +56,11 @@ apis:
 	}
 	// PUT: user thresholds and knobs, then back to learning.
 	put := `{"types":{"probing":{"enabled":false}},"variables":[{"name":"requests_per_min","kind":"ip","mode":"user","tn":100,"tx":900}]}`
-	decodeJSON(t, staging.mustDo("PUT", "/v1/models/shop", put, 200), &doc)
+	decodeJSON(t, staging.MustDo("PUT", "/v1/models/shop", put, 200), &doc)
 	if mode, _, tx := doc.variable("requests_per_min", "ip"); mode != "user" || tx != 900 || doc.Types["probing"].Enabled {
 		t.Fatalf("after PUT: %s %v %+v", mode, tx, doc.Types["probing"])
 	}
-	decodeJSON(t, staging.mustDo("PUT", "/v1/models/shop", `{"variables":[{"name":"requests_per_min","kind":"ip","mode":"system"}]}`, 200), &doc)
+	decodeJSON(t, staging.MustDo("PUT", "/v1/models/shop", `{"variables":[{"name":"requests_per_min","kind":"ip","mode":"system"}]}`, 200), &doc)
 	if mode, _, _ := doc.variable("requests_per_min", "ip"); mode != "system" {
 		t.Fatalf("not back to system: %s", mode)
 	}
@@ -73,16 +73,16 @@ apis:
 		`{"variables":[{"name":"deletes_10m","kind":"token","mode":"user","tn":5,"tx":1}]}`,
 		`{"unknown":1}`, `not json`,
 	} {
-		if code, out := staging.do("PUT", "/v1/models/shop", bad); code != 400 || !strings.Contains(out, "error") {
+		if code, out := staging.Do("PUT", "/v1/models/shop", bad); code != 400 || !strings.Contains(out, "error") {
 			t.Errorf("PUT %s: %d %s", bad, code, out)
 		}
 	}
-	staging.mustDo("GET", "/v1/models/nosuch", "", 404)
+	staging.MustDo("GET", "/v1/models/nosuch", "", 404)
 
 	// vigil model export from staging, vigil model import into production.
 	file := filepath.Join(t.TempDir(), "shop-model.json")
 	var out, errs bytes.Buffer
-	if err := cli.Main(context.Background(), []string{"model", "export", "shop", "--admin-addr", staging.admin, "--out", file}, &out, &errs); err != nil {
+	if err := cli.Main(context.Background(), []string{"model", "export", "shop", "--admin-addr", staging.AdminAddr(), "--out", file}, &out, &errs); err != nil {
 		t.Fatalf("export: %v %s", err, errs.String())
 	}
 	data, _ := os.ReadFile(file)
@@ -90,11 +90,11 @@ apis:
 		t.Fatalf("export is not versioned: %.200s", data)
 	}
 	production := start(t, cfg)
-	if err := cli.Main(context.Background(), []string{"model", "import", file, "--admin-addr", production.admin}, &out, &errs); err != nil {
+	if err := cli.Main(context.Background(), []string{"model", "import", file, "--admin-addr", production.AdminAddr()}, &out, &errs); err != nil {
 		t.Fatalf("import: %v %s", err, errs.String())
 	}
 	var imported modelDoc
-	decodeJSON(t, production.mustDo("GET", "/v1/models/shop", "", 200), &imported)
+	decodeJSON(t, production.MustDo("GET", "/v1/models/shop", "", 200), &imported)
 	// The staging model had not finished learning, so neither has the
 	// imported one; its knobs and thresholds came along.
 	if imported.Status.State != doc.Status.State || imported.Types["probing"].Enabled {
@@ -106,12 +106,12 @@ apis:
 		}
 	}
 	// The CLI reports server errors and exits non-zero.
-	err := cli.Main(context.Background(), []string{"model", "set", "shop", "--admin-addr", production.admin, "--var", "nope", "--kind", "ip", "--tn", "1", "--tx", "2"}, &out, &errs)
+	err := cli.Main(context.Background(), []string{"model", "set", "shop", "--admin-addr", production.AdminAddr(), "--var", "nope", "--kind", "ip", "--tn", "1", "--tx", "2"}, &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "unknown variable") {
 		t.Fatalf("model set with a bad variable: %v", err)
 	}
 	var tbl bytes.Buffer
-	if err := cli.Main(context.Background(), []string{"model", "get", "shop", "--admin-addr", production.admin}, &tbl, &errs); err != nil || !strings.Contains(tbl.String(), "distinct_object_ids") {
+	if err := cli.Main(context.Background(), []string{"model", "get", "shop", "--admin-addr", production.AdminAddr()}, &tbl, &errs); err != nil || !strings.Contains(tbl.String(), "distinct_object_ids") {
 		t.Fatalf("model get: %v\n%s", err, tbl.String())
 	}
 }

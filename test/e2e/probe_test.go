@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/test/envoysim"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // trainedShop is an API whose model is ready after 100 requests from 10
@@ -46,8 +47,8 @@ func (v *vigil) trainShop() {
 	for i := range 200 {
 		v.visit(fmt.Sprintf("10.0.0.%d", i%20), fmt.Sprintf("/shop/items/%d", i%7))
 	}
-	eventually(v.t, 10*time.Second, func() error {
-		code, body := v.do("GET", "/v1/models/shop", "")
+	vigiltest.Eventually(v.t, 10*time.Second, func() error {
+		code, body := v.Do("GET", "/v1/models/shop", "")
 		if code == 404 {
 			return fmt.Errorf("no model yet") // the first call is not handled yet
 		}

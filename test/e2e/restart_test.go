@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // TestRestartKeepsListsAttacksAndModels: a Vigil restarted on the same data
@@ -24,24 +25,24 @@ func TestRestartKeepsListsAttacksAndModels(t *testing.T) {
 	cfg := trainedShop
 	v := startIn(t, dir, cfg)
 	v.trainShop()
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"token","value":"leaked-token","ttl":"24h","reason":"manual"}`, 201)
-	v.mustDo("POST", "/v1/allowlist", `{"kind":"ip","value":"10.9.9.9","reason":"monitoring"}`, 201)
-	v.mustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"192.0.2.128/25","ttl":"24h"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"token","value":"leaked-token","ttl":"24h","reason":"manual"}`, 201)
+	v.MustDo("POST", "/v1/allowlist", `{"kind":"ip","value":"10.9.9.9","reason":"monitoring"}`, 201)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"192.0.2.128/25","ttl":"24h"}`, 201)
 	prober := "198.51.100.44"
 	v.probeUntilBlocked(t, prober)
 	var before []attackJSON
-	eventually(t, 5*time.Second, func() error {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
 		if before = v.attacks(""); len(before) == 0 {
 			return fmt.Errorf("no attack yet")
 		}
 		return nil
 	})
-	v.stop()
+	v.Stop()
 	// The pipeline may still have been handling the prober's last calls
 	// when the list was read; the shutdown drains it. Every attack the first
 	// run logged, before or during its shutdown, is kept.
 	var logged []string
-	for _, l := range strings.Split(v.logs.String(), "\n") {
+	for _, l := range strings.Split(v.Logs.String(), "\n") {
 		var line struct {
 			Message  string `json:"message"`
 			AttackID string `json:"attack_id"`
@@ -70,11 +71,11 @@ func TestRestartKeepsListsAttacksAndModels(t *testing.T) {
 	if len(after) != len(logged) {
 		t.Fatalf("attacks after restart %d (%v), logged before %d, listed before %d (%v)", len(after), after, len(logged), len(before), before)
 	}
-	list := w.mustDo("GET", "/v1/blocklist", "", 200)
+	list := w.MustDo("GET", "/v1/blocklist", "", 200)
 	if !strings.Contains(list, prober) || !strings.Contains(list, `"reason": "manual"`) {
 		t.Fatalf("block list after restart:\n%s", list)
 	}
-	if !strings.Contains(w.mustDo("GET", "/v1/allowlist", "", 200), "10.9.9.9") {
+	if !strings.Contains(w.MustDo("GET", "/v1/allowlist", "", 200), "10.9.9.9") {
 		t.Fatal("allow list lost")
 	}
 	if res := w.visit(prober, "/shop/items/1"); res.Status != 403 {
@@ -87,7 +88,7 @@ func TestRestartKeepsListsAttacksAndModels(t *testing.T) {
 		t.Fatalf("an address outside the blocked range after the restart: %d", res.Status)
 	}
 	var m modelDoc
-	decodeJSON(t, w.mustDo("GET", "/v1/models/shop", "", 200), &m)
+	decodeJSON(t, w.MustDo("GET", "/v1/models/shop", "", 200), &m)
 	if m.Status.State != "ready" {
 		t.Fatalf("model after restart: %+v", m.Status)
 	}
@@ -103,7 +104,7 @@ func TestHoneytokensAndDecoyHitsSurviveARestart(t *testing.T) {
 	if key == nil {
 		t.Fatalf("no API key planted:\n%s", res.Body)
 	}
-	v.stop()
+	v.Stop()
 	w := startIn(t, dir, decoyConfig)
 	if r := w.call(from("203.0.113.121", "/shopapi-bid/order/1", "x-api-key", string(key))); r.UpstreamCalled {
 		t.Fatal("a honeytoken planted before the restart went through after it")
@@ -114,7 +115,7 @@ func TestHoneytokensAndDecoyHitsSurviveARestart(t *testing.T) {
 			Hits      int
 		}
 	}
-	decodeJSON(t, w.mustDo("GET", "/v1/decoys", "", 200), &d)
+	decodeJSON(t, w.MustDo("GET", "/v1/decoys", "", 200), &d)
 	for _, x := range d.Decoys {
 		if x.Path == "/shopapi-bid/.env" && x.Hits != 1 {
 			t.Fatalf("hits of /shopapi-bid/.env after the restart: %d", x.Hits)
@@ -130,20 +131,20 @@ func TestInventorySurvivesARestart(t *testing.T) {
 	for range 3 {
 		v.send(buffered, other)
 	}
-	eventually(t, 5*time.Second, func() error {
-		if !strings.Contains(v.mustDo("GET", "/v1/apis", "", 200), "partners.example.com/api/v2/users") {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(v.MustDo("GET", "/v1/apis", "", 200), "partners.example.com/api/v2/users") {
 			return fmt.Errorf("not in the inventory yet")
 		}
 		return nil
 	})
-	v.stop()
+	v.Stop()
 	w := startIn(t, dir, "")
-	out := w.mustDo("GET", "/v1/apis", "", 200)
+	out := w.MustDo("GET", "/v1/apis", "", 200)
 	if !strings.Contains(out, "partners.example.com/api/v2/users") || !strings.Contains(out, "/api/v2/users/{id}/orders") || !strings.Contains(out, `"requests": 3`) {
 		t.Fatalf("inventory after restart:\n%s", out)
 	}
 	// Its time line is answered before any traffic after the restart.
-	w.mustDo("GET", "/v1/apis/"+url.PathEscape("partners.example.com/api/v2/users")+"/activity", "", 200)
+	w.MustDo("GET", "/v1/apis/"+url.PathEscape("partners.example.com/api/v2/users")+"/activity", "", 200)
 }
 
 // TestDecoyOnAnEndpointTrafficShowedRealIsRefusedAtStart: a decoy added on
@@ -155,13 +156,13 @@ func TestDecoyOnAnEndpointTrafficShowedRealIsRefusedAtStart(t *testing.T) {
 	for range 3 {
 		v.send(buffered, get("/shop/internal/export"))
 	}
-	eventually(t, 5*time.Second, func() error {
-		if !strings.Contains(v.mustDo("GET", "/v1/apis", "", 200), "/shop/internal/export") {
+	vigiltest.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(v.MustDo("GET", "/v1/apis", "", 200), "/shop/internal/export") {
 			return fmt.Errorf("not in the inventory yet")
 		}
 		return nil
 	})
-	v.stop()
+	v.Stop()
 	path := filepath.Join(dir, "vigil.yaml")
 	os.WriteFile(path, []byte("grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\ndata_dir: "+dir+"\n"+api+", decoys: [/internal/export]}\n"), 0o600)
 	cfg, err := config.Load(path)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // TestSensitivityScalesTheExtremeThreshold: with a user-set Tx of 40 for
@@ -47,9 +49,9 @@ apis:
 					Observed, Tx float64
 				}
 			}
-			eventually(t, 10*time.Second, func() error {
+			vigiltest.Eventually(t, 10*time.Second, func() error {
 				var out struct{ Attacks []json.RawMessage }
-				decodeJSON(t, v.mustDo("GET", "/v1/attacks?type=probing", "", 200), &out)
+				decodeJSON(t, v.MustDo("GET", "/v1/attacks?type=probing", "", 200), &out)
 				if len(out.Attacks) == 0 {
 					return fmt.Errorf("no probing attack yet")
 				}
