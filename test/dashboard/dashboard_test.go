@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // attackCard is the CSS selector of the feed's card for one attack.
@@ -210,8 +211,8 @@ func TestModelPageShowsThresholdsAndTogglesTypes(t *testing.T) {
 	}
 	// The model starts with the API's first traffic, which the pipeline
 	// handles after the call.
-	poll(t, "the shop model", 10*time.Second, func() bool {
-		code, _ := v.call("GET", "/v1/models/shop", "")
+	vigiltest.Until(t, 10*time.Second, "the shop model", func() bool {
+		code, _ := v.Do("GET", "/v1/models/shop", "")
 		return code == http.StatusOK
 	})
 	v.get("/v1/models/shop", &model)

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,13 +19,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"github.com/rs/zerolog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/vigil-project/vigil/server"
-	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/test/envoysim"
+	"github.com/vigil-project/vigil/test/vigilbin"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 // chromiumPath is Debian's chromium package.
@@ -51,108 +47,28 @@ apis:
     mode: block
 `
 
-// vigil is a real Vigil on loopback.
+// vigil is a real Vigil on loopback (test/vigiltest).
 type vigil struct {
+	*vigiltest.Server
 	t       *testing.T
-	base    string // http://127.0.0.1:port of the admin listener
-	token   string
 	extproc extprocv3.ExternalProcessorClient
 }
 
 // startVigil runs Vigil on baseConfig plus extra YAML until the test ends.
 func startVigil(t *testing.T, extra string) *vigil {
 	t.Helper()
-	dir := t.TempDir()
-	text := "grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\ndata_dir: " + dir + "\n" +
-		"shutdown:\n  drain_delay: 0s\n  timeout: 2s\n" + baseConfig + extra
-	path := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	s, err := server.New(cfg, zerolog.Nop(), server.Options{})
-	if err != nil {
-		t.Fatalf("server: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("vigil Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("vigil did not stop within 10s")
-		}
-	})
-	v := &vigil{t: t, base: "http://" + s.AdminAddr(), token: cfg.AdminToken, extproc: extprocv3.NewExternalProcessorClient(conn)}
-	v.waitReady()
-	return v
-}
-
-func (v *vigil) waitReady() {
-	v.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if code, _ := v.call("GET", "/readyz", ""); code == http.StatusOK {
-			return
-		}
-		if time.Now().After(deadline) {
-			v.t.Fatal("vigil not ready within 10s")
-		}
-		<-tick.C
-	}
-}
-
-// call sends one admin API request and returns the status and body.
-func (v *vigil) call(method, path, body string) (int, []byte) {
-	v.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, v.base+path, strings.NewReader(body))
-	if err != nil {
-		v.t.Fatal(err)
-	}
-	if v.token != "" {
-		req.Header.Set("Authorization", "Bearer "+v.token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		v.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		v.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return resp.StatusCode, b
+	s := vigiltest.Start(t, baseConfig+extra)
+	return &vigil{Server: s, t: t, extproc: extprocv3.NewExternalProcessorClient(s.Dial())}
 }
 
 // get decodes the JSON answer of a GET that must succeed.
 func (v *vigil) get(path string, into any) {
 	v.t.Helper()
-	code, body := v.call("GET", path, "")
+	code, body := v.Do("GET", path, "")
 	if code != http.StatusOK {
 		v.t.Fatalf("GET %s: %d %s", path, code, body)
 	}
-	if err := json.Unmarshal(body, into); err != nil {
+	if err := json.Unmarshal([]byte(body), into); err != nil {
 		v.t.Fatalf("GET %s: %v in %s", path, err, body)
 	}
 }
@@ -244,16 +160,11 @@ type browser struct {
 // is skipped, or fails when CI is set.
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing: CI must install Debian's chromium package (apt-get install -y chromium) for the dashboard tests", chromiumPath)
-		}
-		t.Skipf("%s is not installed (apt-get install -y chromium): skipping the dashboard browser test", chromiumPath)
-	}
+	chromium := vigilbin.Tool(t, chromiumPath, "apt-get install -y chromium")
 	profile := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(chromium),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -283,7 +194,7 @@ func newBrowser(t *testing.T) *browser {
 		cancel()
 	})
 	if err := chromedp.Do(tabCtx); err != nil {
-		t.Fatalf("start %s: %v", chromiumPath, err)
+		t.Fatalf("start %s: %v", chromium, err)
 	}
 	b := &browser{t: t, ctx: tabCtx}
 	messages := chromedp.Console(tabCtx)
@@ -336,7 +247,7 @@ func (b *browser) pageState() string {
 // open loads the dashboard at hash (e.g. "#/lists").
 func (b *browser) open(v *vigil, hash string) {
 	b.t.Helper()
-	b.do("open "+hash, chromedp.Navigate(v.base+"/"+hash))
+	b.do("open "+hash, chromedp.Navigate(v.URL()+"/"+hash))
 }
 
 // js quotes a Go string as a JavaScript string literal.
@@ -480,33 +391,19 @@ func bytesHasPNGMagic(b []byte) bool {
 
 var errNotFound = errors.New("not found")
 
-// poll calls f every 20ms until it reports done, failing after d.
-func poll(t *testing.T, what string, d time.Duration, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		<-tick.C
-	}
-}
-
 // train sends benign traffic from a few clients until api's model is ready
 // (the config must make training short).
 func (v *vigil) train(api string) {
 	v.t.Helper()
 	n := 0
-	poll(v.t, "training "+api, 30*time.Second, func() bool {
+	vigiltest.Until(v.t, 30*time.Second, "training "+api, func() bool {
 		for i := range 4 {
 			v.send(fmt.Sprintf("10.0.0.%d", i+1), fmt.Sprintf("/shop/items/%d", n))
 			n++
 		}
 		// The model exists once the pipeline has handled the API's first
 		// call, after the call returns: until then a 404 is "not ready yet".
-		code, body := v.call("GET", "/v1/models/"+api, "")
+		code, body := v.Do("GET", "/v1/models/"+api, "")
 		if code == http.StatusNotFound {
 			return false
 		}
@@ -514,7 +411,7 @@ func (v *vigil) train(api string) {
 			v.t.Fatalf("GET /v1/models/%s: %d %s", api, code, body)
 		}
 		var m struct{ Status struct{ State string } }
-		if err := json.Unmarshal(body, &m); err != nil {
+		if err := json.Unmarshal([]byte(body), &m); err != nil {
 			v.t.Fatalf("GET /v1/models/%s: %v in %s", api, err, body)
 		}
 		return m.Status.State == "ready"
@@ -525,7 +422,7 @@ func (v *vigil) train(api string) {
 func (v *vigil) waitAttack(typ, value string) string {
 	v.t.Helper()
 	var id string
-	poll(v.t, typ+" attack by "+value, 15*time.Second, func() bool {
+	vigiltest.Until(v.t, 15*time.Second, typ+" attack by "+value, func() bool {
 		var err error
 		id, err = v.findAttack(typ, value)
 		return err == nil
