@@ -8,71 +8,27 @@ package conformance
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigil-project/vigil/server"
-	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/test/vigiltest"
 	"github.com/vigil-project/vigil/test/xdsharness"
 )
 
 func TestMain(m *testing.M) { xdsharness.Main(m) }
 
-// startVigil runs a real Vigil on loopback and returns its gRPC and admin
-// addresses.
-func startVigil(t *testing.T) (grpcAddr, adminAddr string) {
+// startVigil runs a real Vigil on loopback (test/vigiltest). The calls go
+// to an API discovered from traffic, which detects by default: block, so
+// that a blocked client is refused.
+func startVigil(t *testing.T) *vigiltest.Server {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "vigil.yaml")
-	cfg := "grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\ntrusted_hops: 1\ndata_dir: " + dir +
-		"\nshutdown: {drain_delay: 0s, timeout: 2s}\n" +
-		// The calls go to an API discovered from traffic, which detects by
-		// default: block, so that a blocked client is refused.
-		"defaults: {mode: block}\n"
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.New(c, zerolog.Nop(), server.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return s.GRPCAddr(), s.AdminAddr()
-}
-
-func post(t *testing.T, url, body string) {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST %s: %s", url, resp.Status)
-	}
+	return vigiltest.Start(t, "trusted_hops: 1\ndefaults: {mode: block}\n")
 }
 
 func call(ctx context.Context, h *xdsharness.Harness, ip string) error {
@@ -82,7 +38,8 @@ func call(ctx context.Context, h *xdsharness.Harness, ip string) error {
 }
 
 func TestGrpcGoExtProcClientAllowsAndBlocks(t *testing.T) {
-	grpcAddr, admin := startVigil(t)
+	v := startVigil(t)
+	grpcAddr := v.GRPCAddr()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
@@ -104,7 +61,7 @@ func TestGrpcGoExtProcClientAllowsAndBlocks(t *testing.T) {
 			}
 		})
 	}
-	post(t, "http://"+admin+"/v1/blocklist", `{"kind":"ip","value":"198.51.100.66","ttl":"10m","reason":"manual"}`)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"198.51.100.66","ttl":"10m","reason":"manual"}`, http.StatusCreated)
 	for _, tc := range []struct {
 		name string
 		mode *xdsharness.ProcessingMode
@@ -130,10 +87,10 @@ func TestGrpcGoExtProcClientAllowsAndBlocks(t *testing.T) {
 }
 
 func TestGrpcGoExtProcClientObservabilityMode(t *testing.T) {
-	grpcAddr, admin := startVigil(t)
-	post(t, "http://"+admin+"/v1/blocklist", `{"kind":"ip","value":"198.51.100.77"}`)
+	v := startVigil(t)
+	v.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"198.51.100.77"}`, http.StatusCreated)
 	h := xdsharness.Start(context.Background(), t, xdsharness.Options{
-		ExtProcAddr: grpcAddr, ObservabilityMode: true, DeferredCloseTimeout: 100 * time.Millisecond,
+		ExtProcAddr: v.GRPCAddr(), ObservabilityMode: true, DeferredCloseTimeout: 100 * time.Millisecond,
 	})
 	// In observability mode Vigil never answers, so even a blocked client
 	// passes: the filter only watches.
