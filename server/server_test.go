@@ -32,6 +32,12 @@ import (
 	"github.com/vigil-project/vigil/test/testlog"
 )
 
+// The package's own tests keep this small harness instead of
+// test/vigiltest: they are white-box tests (servedServices, the enforcer,
+// the engine, Run's return observed without stopping it), and vigiltest
+// imports server, so importing it here would be a cycle. Everything
+// outside this package starts a server with vigiltest.
+
 // testConfig is the embedded defaults on ephemeral loopback ports, a
 // temporary data directory and no drain delay.
 func testConfig(t *testing.T) *config.Config {

@@ -19,10 +19,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,7 +38,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-project/vigil/server"
-	"github.com/vigil-project/vigil/server/config"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 const identities = 10000
@@ -188,19 +186,20 @@ func startNull(tb testing.TB) *target {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// The same server options as Vigil's (benchConfig sets no gRPC keys:
-	// the defaults), as performance-floor.md asks: null and detector with
-	// the same gRPC options.
-	s := grpc.NewServer(server.GRPCOptions(config.Default(), func(any) {})...)
+	// The same server options as Vigil's, from the same configuration, as
+	// performance-floor.md asks: null and detector with the same gRPC
+	// options.
+	s := grpc.NewServer(server.GRPCOptions(vigiltest.Load(tb, tb.TempDir(), benchConfig), func(any) {})...)
 	extprocv3.RegisterExternalProcessorServer(s, nullServer{})
 	authv3.RegisterAuthorizationServer(s, nullServer{})
 	go s.Serve(l)
 	return &target{addr: l.Addr().String(), stop: s.Stop}
 }
 
+// benchConfig is Vigil's configuration on top of the embedded defaults;
+// test/vigiltest adds the loopback ports, the data directory and the
+// shutdown.
 const benchConfig = `
-grpc_addr: 127.0.0.1:0
-admin_addr: 127.0.0.1:0
 trusted_hops: 1
 log_level: warn
 defaults:
@@ -213,34 +212,13 @@ apis:
     base_path: /shop
     mode: block
     max_body_bytes: 1048576
-shutdown:
-  drain_delay: 0s
-  timeout: 2s
 `
 
 func startVigil(tb testing.TB) *target {
-	dir := tb.TempDir()
-	path := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(path, []byte(benchConfig+"data_dir: "+dir+"\n"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s, err := server.New(cfg, zerolog.Nop(), server.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := s.Run(ctx); err != nil {
-			tb.Error(err)
-		}
-	}()
-	t := &target{addr: s.GRPCAddr(), adminAddr: s.AdminAddr(), stop: func() { cancel(); <-done }}
+	// No log writer, as before the harness: the log is not what is measured.
+	nop := zerolog.Nop()
+	v := vigiltest.StartWith(tb, benchConfig, vigiltest.Options{Logger: &nop})
+	t := &target{addr: v.GRPCAddr(), adminAddr: v.AdminAddr(), stop: v.Stop}
 	// 1,000 block list entries for addresses the load never uses, so every
 	// request goes through the lists and the verdict cache.
 	for i := range 1000 {
@@ -248,14 +226,7 @@ func startVigil(tb testing.TB) *target {
 		if i >= 250 {
 			body = fmt.Sprintf(`{"kind":"token","value":"blocked-%d","ttl":"1h","reason":"bench"}`, i)
 		}
-		resp, err := http.Post("http://"+t.adminAddr+"/v1/blocklist", "application/json", strings.NewReader(body))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			tb.Fatalf("blocklist: %s", resp.Status)
-		}
+		v.MustDo("POST", "/v1/blocklist", body, http.StatusCreated)
 	}
 	return t
 }
