@@ -19,6 +19,8 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/server/dashboard"
 )
 
@@ -41,15 +43,15 @@ type admin struct {
 	fp        *detect.Fingerprinter
 	allow     *detect.List
 	block     *detect.List
-	inventory *detect.Inventory
+	inventory *observe.Inventory
 	catalog   *atomic.Pointer[detect.Catalog]
 	metrics   *metrics
 	ready     *atomic.Bool
 	now       func() time.Time
 	attacks   *detect.AttackStore
-	engine    *detect.Engine
+	engine    *behaviour.Engine
 	trap      *decoy.Trap
-	forensics *detect.Forensics
+	forensics *observe.Forensics
 }
 
 // entryJSON is a list entry on the wire. Secret values are fingerprints.
@@ -400,7 +402,7 @@ func (a *admin) getModel(w http.ResponseWriter, r *http.Request) {
 // "mode":"user","tn":100,"tx":600}]}; mode "system" gives a variable back to
 // learning.
 func (a *admin) putModel(w http.ResponseWriter, r *http.Request) {
-	var u detect.ModelUpdate
+	var u behaviour.ModelUpdate
 	if err := decodeJSON(r.Body, &u); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -421,7 +423,7 @@ func (a *admin) putModel(w http.ResponseWriter, r *http.Request) {
 
 // importModel installs a model exported from another deployment.
 func (a *admin) importModel(w http.ResponseWriter, r *http.Request) {
-	var doc detect.ModelDoc
+	var doc behaviour.ModelDoc
 	if err := decodeJSON(r.Body, &doc); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -465,7 +467,7 @@ func (a *admin) getForensics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rec == nil {
-		rec = &detect.ForensicRecord{Kind: kind.String(), Value: value}
+		rec = &observe.ForensicRecord{Kind: kind.String(), Value: value}
 	}
 	now := a.now()
 	status := "active"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/observe"
 )
 
 // fakeClock is a settable clock for Options.Now.
@@ -327,7 +328,7 @@ func TestAdminAPIs(t *testing.T) {
 		t.Fatalf("GET /v1/apis: %d %s", code, body)
 	}
 	var got struct {
-		APIs []detect.APIStats `json:"apis"`
+		APIs []observe.APIStats `json:"apis"`
 	}
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatal(err)

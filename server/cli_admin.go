@@ -18,6 +18,8 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 )
 
 // The commands in this file read and change a running Vigil through its
@@ -343,7 +345,7 @@ func topVariable(vars []detect.VariableValue) string {
 // bytes) as the nearest whole number, since distinct counts are estimates
 // with decimals; a ratio or score with up to two decimals.
 func fmtObserved(name string, v float64) string {
-	if detect.CountVariable(name) {
+	if behaviour.CountVariable(name) {
 		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
 	}
 	return fmtNum(v)
@@ -353,7 +355,7 @@ func fmtObserved(name string, v float64) string {
 // (a count fires when it is more than Tx, that is more than Tx rounded
 // down); a ratio or score with up to two decimals.
 func fmtLimit(name string, v float64) string {
-	if detect.CountVariable(name) {
+	if behaviour.CountVariable(name) {
 		return strconv.FormatFloat(math.Floor(v), 'f', 0, 64)
 	}
 	return fmtNum(v)
@@ -496,7 +498,7 @@ func apisCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return helpIsDone(err)
 	}
 	var body struct {
-		APIs []detect.APIStats `json:"apis"`
+		APIs []observe.APIStats `json:"apis"`
 	}
 	done, err := c.get(ctx, "/v1/apis", stdout, &body)
 	if err != nil || done {
@@ -520,11 +522,11 @@ func yesNo(b bool) string {
 
 // statusReport is what vigil status shows; -o json writes it as it is.
 type statusReport struct {
-	AdminAddr      string               `json:"admin_addr"`
-	Ready          bool                 `json:"ready"`
-	APIs           int                  `json:"apis"`
-	DiscoveredAPIs int                  `json:"discovered_apis"`
-	Models         []detect.ModelStatus `json:"models"`
+	AdminAddr      string                  `json:"admin_addr"`
+	Ready          bool                    `json:"ready"`
+	APIs           int                     `json:"apis"`
+	DiscoveredAPIs int                     `json:"discovered_apis"`
+	Models         []behaviour.ModelStatus `json:"models"`
 	// AttacksLastHour counts attacks detected in the last hour.
 	AttacksLastHour struct {
 		Total  int            `json:"total"`
@@ -563,7 +565,7 @@ func fetchStatus(ctx context.Context, c *adminCmd) (*statusReport, error) {
 	r.Ready = c.call(ctx, "GET", "/readyz", "/readyz", nil, nil) == nil
 
 	var apis struct {
-		APIs []detect.APIStats `json:"apis"`
+		APIs []observe.APIStats `json:"apis"`
 	}
 	if err := c.call(ctx, "GET", "/v1/apis", "/v1/apis", nil, &apis); err != nil {
 		return nil, err
@@ -576,14 +578,14 @@ func fetchStatus(ctx context.Context, c *adminCmd) (*statusReport, error) {
 	}
 
 	var models struct {
-		Models []detect.ModelStatus `json:"models"`
+		Models []behaviour.ModelStatus `json:"models"`
 	}
 	if err := c.call(ctx, "GET", "/v1/models", "/v1/models", nil, &models); err != nil {
 		return nil, err
 	}
 	r.Models = models.Models
 	if r.Models == nil {
-		r.Models = []detect.ModelStatus{}
+		r.Models = []behaviour.ModelStatus{}
 	}
 
 	// Pages of the largest size the server allows, until the total is read.

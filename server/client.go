@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 )
 
 // adminClient calls a running Vigil's admin API for the CLI.
@@ -105,7 +106,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sub, target := pos[0], pos[1]
 	switch sub {
 	case "get":
-		var doc detect.ModelDoc
+		var doc behaviour.ModelDoc
 		done, err := c.get(ctx, "/v1/models/"+url.PathEscape(target), stdout, &doc)
 		if err != nil || done {
 			return err
@@ -120,7 +121,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		// Only a whole model is written: an empty or broken answer is an
 		// error, not an empty file that import would refuse much later.
-		var doc detect.ModelDoc
+		var doc behaviour.ModelDoc
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			return fmt.Errorf("GET %s: the answer is not a model document (%d bytes): %v", path, len(raw), err)
 		}
@@ -137,7 +138,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("model file: %w", err)
 		}
-		var doc detect.ModelDoc
+		var doc behaviour.ModelDoc
 		if err := json.Unmarshal(data, &doc); err != nil {
 			return fmt.Errorf("model file %s: %w", target, err)
 		}
@@ -148,16 +149,16 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return c.usageError("the model file names no API; pass --api")
 		}
 		path := "/v1/models/" + url.PathEscape(doc.API) + "/import"
-		var out detect.ModelDoc
+		var out behaviour.ModelDoc
 		if err := c.call(ctx, "POST", path, path, data, &out); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "imported model of %s (%d variables)\n", printable(out.API), len(out.Variables))
 		return nil
 	case "set":
-		u := detect.ModelUpdate{Types: map[detect.AttackType]detect.TypeKnobsUpdate{}}
+		u := behaviour.ModelUpdate{Types: map[detect.AttackType]behaviour.TypeKnobsUpdate{}}
 		if *typ != "" {
-			k := detect.TypeKnobsUpdate{}
+			k := behaviour.TypeKnobsUpdate{}
 			if *enable || *disable {
 				e := *enable
 				k.Enabled = &e
@@ -168,7 +169,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			u.Types[detect.AttackType(*typ)] = k
 		}
 		if *varName != "" {
-			vu := detect.VariableUpdate{Name: *varName, Kind: *kind, Mode: "user"}
+			vu := behaviour.VariableUpdate{Name: *varName, Kind: *kind, Mode: "user"}
 			if *system {
 				vu.Mode = "system"
 			} else {
@@ -194,7 +195,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if c.json() {
 			return writeIndented(stdout, raw)
 		}
-		var doc detect.ModelDoc
+		var doc behaviour.ModelDoc
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			return fmt.Errorf("PUT %s: unexpected answer: %w", path, err)
 		}
@@ -210,7 +211,7 @@ func writeIndented(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printModel(w io.Writer, doc *detect.ModelDoc) {
+func printModel(w io.Writer, doc *behaviour.ModelDoc) {
 	if st := doc.Status; st != nil {
 		fmt.Fprintf(w, "API %s: %s, %d requests, %d identities, %d would-be detections while learning\n\n",
 			printable(doc.API), printable(st.State), st.Requests, st.Identities, st.WouldBeDetections)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 )
 
 // ReplaySummary is what a replay saw and raised.
@@ -29,7 +30,7 @@ type ReplaySummary struct {
 	// Actions counts attacks by action (blocked, would_block, detected).
 	Actions map[string]int
 	// Models are the APIs' training states at the end.
-	Models []detect.ModelStatus
+	Models []behaviour.ModelStatus
 }
 
 // Replay runs the detection engine on recorded traffic, with the clock
@@ -105,10 +106,10 @@ func Replay(ctx context.Context, cfg *Config, in io.Reader, out, errs io.Writer)
 
 // newReplayEngine builds an engine that runs in the caller, in record
 // order, and blocks nobody: replay only reports.
-func newReplayEngine(cfg *Config, apis []*detect.API, onAttack func(*detect.Attack)) *detect.Engine {
-	return detect.NewEngine(detect.EngineConfig{
+func newReplayEngine(cfg *Config, apis []*detect.API, onAttack func(*detect.Attack)) *behaviour.Engine {
+	return behaviour.NewEngine(behaviour.EngineConfig{
 		Workers: 0, MaxStates: cfg.Detection.MaxStates, MaxAPIs: cfg.Discovery.MaxAPIs,
-		Training: detect.TrainingConfig{
+		Training: behaviour.TrainingConfig{
 			Duration: cfg.Training.Duration, MinRequests: cfg.Training.MinRequests,
 			MinIdentities: cfg.Training.MinIdentities, RelearnInterval: cfg.Training.RelearnInterval,
 		},

@@ -37,6 +37,8 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/envoy"
 	"github.com/vigil-project/vigil/server/store"
 )
@@ -59,9 +61,9 @@ type Server struct {
 	extractor *detect.Extractor
 	enforcer  *detect.Enforcer
 	queue     *detect.Queue
-	inventory *detect.Inventory
-	forensics *detect.Forensics
-	engine    *detect.Engine
+	inventory *observe.Inventory
+	forensics *observe.Forensics
+	engine    *behaviour.Engine
 	trap      *decoy.Trap
 	metrics   *metrics
 	streams   *streamLimit // grpc.max_streams
@@ -112,8 +114,8 @@ func New(cfg *Config, log zerolog.Logger, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.queue = detect.NewQueue(cfg.Pipeline.QueueSize)
-	s.inventory = detect.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
-	s.forensics = detect.NewForensics(cfg.Retention.ForensicsIdentities)
+	s.inventory = observe.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
+	s.forensics = observe.NewForensics(cfg.Retention.ForensicsIdentities)
 	s.metrics = newMetrics(s.queue, allow, block)
 	s.metrics.watchInventory(s.inventory)
 	if s.store, err = store.Open(cfg.DataDir); err != nil {
@@ -241,7 +243,7 @@ func (s *Server) restore(allow, block *detect.List) error {
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(recs, func(a, b *detect.ForensicRecord) int { return a.LastSeen.Compare(b.LastSeen) })
+	slices.SortFunc(recs, func(a, b *observe.ForensicRecord) int { return a.LastSeen.Compare(b.LastSeen) })
 	for _, r := range recs { // oldest first: the least recently seen are forgotten first
 		s.forensics.Put(r)
 	}
@@ -315,7 +317,7 @@ func (s *Server) IngestRecord(ctx context.Context, r *detect.Record) error {
 }
 
 // Models returns the training state of every API model.
-func (s *Server) Models() []detect.ModelStatus { return s.engine.Models() }
+func (s *Server) Models() []behaviour.ModelStatus { return s.engine.Models() }
 
 // newGRPCServer sets every option on purpose: Envoy multiplexes one stream
 // per HTTP request on few HTTP/2 connections, so concurrent streams are
@@ -596,13 +598,13 @@ func createKeyFile(path string, data []byte) error {
 // newEngine builds the detection engine: attacks are logged as one JSON
 // line each, counted, and put on the block list by the engine when their
 // API is in block mode.
-func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, apis []*detect.API, n *Notifier) *detect.Engine {
+func newEngine(cfg *Config, log zerolog.Logger, block *detect.List, m *metrics, apis []*detect.API, n *Notifier) *behaviour.Engine {
 	alog := log.With().Str("component", "detect").Logger()
-	return detect.NewEngine(detect.EngineConfig{
+	return behaviour.NewEngine(behaviour.EngineConfig{
 		Workers:   cfg.Detection.Workers,
 		MaxStates: cfg.Detection.MaxStates,
 		MaxAPIs:   cfg.Discovery.MaxAPIs,
-		Training: detect.TrainingConfig{
+		Training: behaviour.TrainingConfig{
 			Duration: cfg.Training.Duration, MinRequests: cfg.Training.MinRequests,
 			MinIdentities: cfg.Training.MinIdentities, RelearnInterval: cfg.Training.RelearnInterval,
 		},
