@@ -425,10 +425,10 @@ func TestAwkwardTokens(t *testing.T) {
 	}
 }
 
-func TestAppendJSONString(t *testing.T) {
+func TestJSONString(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"b\s/`, "<a>&amp;", "tab\tnl\n\x01\x1f", "\u2028\u2029", "é日本", "bad\xffutf8"} {
 		var got string
-		b := appendJSONString(nil, s)
+		b := []byte(jsonString(s))
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Errorf("%q: %s: %v", s, b, err)
 			continue
@@ -437,7 +437,7 @@ func TestAppendJSONString(t *testing.T) {
 			t.Errorf("%q: round trip gives %q", s, got)
 		}
 	}
-	if got := string(appendJSONString(nil, "<&>")); got != `"<&>"` {
+	if got := jsonString("<&>"); got != `"<&>"` {
 		t.Errorf("HTML characters escaped: %s", got)
 	}
 }
