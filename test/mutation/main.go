@@ -71,7 +71,7 @@ var faults = []fault{
 	},
 	{
 		name: "no-sensitivity", what: "the per-type sensitivity knob ignored (read as 1 wherever the engine divides by it)",
-		edits: []edit{{file: "detect/behaviour/engine.go", old: `knobs\[[a-zA-Z_.()]+\]\.Sensitivity`, new: "1.0", regexp: true}},
+		edits: []edit{{file: "detect/behaviour/engine.go", old: `knobs\[[a-zA-Z_.()\[\]]+\]\.Sensitivity`, new: "1.0", regexp: true}},
 	},
 }
 
