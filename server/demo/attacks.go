@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+
+	"github.com/vigil-project/vigil/server/demo/shop"
 )
 
 // Attack is one scripted attack of the timeline. Each comes from client
@@ -41,7 +43,7 @@ func IsScriptIP(ip string) bool { return strings.HasPrefix(ip, "45.128.") }
 // user200 (the attackers' own accounts and the stolen token's victim).
 func IsScriptUser(user string) bool {
 	n, err := strconv.Atoi(strings.TrimPrefix(user, "user"))
-	return err == nil && strings.HasPrefix(user, "user") && n >= NumUsers-3 && n <= NumUsers
+	return err == nil && strings.HasPrefix(user, "user") && n >= shop.NumUsers-3 && n <= shop.NumUsers
 }
 
 // Owns says whether ip is one of the attack's addresses.
@@ -67,7 +69,7 @@ type attackRun struct {
 	a    *Attack
 	http *http.Client
 	base string
-	shop *Shop
+	sh   *shop.Shop
 }
 
 func (x *attackRun) client(host int, agent string) *Client {
@@ -111,7 +113,7 @@ func Script() []*Attack {
 
 // PlayScript runs the attacks, each at its offset from now, through the
 // front door at base; it returns when all are done or ctx ends.
-func PlayScript(ctx context.Context, attacks []*Attack, hc *http.Client, base string, shop *Shop) {
+func PlayScript(ctx context.Context, attacks []*Attack, hc *http.Client, base string, sh *shop.Shop) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for _, a := range attacks {
@@ -122,7 +124,7 @@ func PlayScript(ctx context.Context, attacks []*Attack, hc *http.Client, base st
 			a.mu.Lock()
 			a.started = time.Now()
 			a.mu.Unlock()
-			a.run(ctx, &attackRun{a: a, http: hc, base: base, shop: shop})
+			a.run(ctx, &attackRun{a: a, http: hc, base: base, sh: sh})
 			a.mu.Lock()
 			a.done = true
 			a.mu.Unlock()
@@ -157,7 +159,7 @@ var probeWords = []string{"backup", "config", "users", "api-docs", "swagger.json
 func probing(ctx context.Context, x *attackRun) {
 	c := x.client(10, "gobuster/3.6")
 	every(ctx, 100*time.Millisecond, 3*len(probeWords), func(i int) bool {
-		p := BasePath + "/" + probeWords[i%len(probeWords)] + []string{"", ".json", ".bak"}[i/len(probeWords)]
+		p := shop.BasePath + "/" + probeWords[i%len(probeWords)] + []string{"", ".json", ".bak"}[i/len(probeWords)]
 		_, ok := x.do(ctx, c, "GET", p, "", nil)
 		return ok
 	})
@@ -169,11 +171,11 @@ func probing(ctx context.Context, x *attackRun) {
 // (limit 80) pass their limit before the calls per minute (limit 100) do.
 func idWalking(ctx context.Context, x *attackRun) {
 	c := x.client(20, "python-requests/2.32.3")
-	if _, err := c.Login(ctx, UserName(199), UserPassword(199)); err != nil || c.Token == "" {
+	if _, err := c.Login(ctx, shop.UserName(199), shop.UserPassword(199)); err != nil || c.Token == "" {
 		return
 	}
 	every(ctx, 125*time.Millisecond, 300, func(i int) bool {
-		_, ok := x.do(ctx, c, "GET", BasePath+"/order/"+strconv.Itoa(FirstOrderID+i), "", nil)
+		_, ok := x.do(ctx, c, "GET", shop.BasePath+"/order/"+strconv.Itoa(shop.FirstOrderID+i), "", nil)
 		return ok
 	})
 }
@@ -188,9 +190,9 @@ func stuffing(ctx context.Context, x *attackRun) {
 	every(ctx, 200*time.Millisecond, 200, func(i int) bool {
 		name := breachedNames[i%len(breachedNames)] + "@mail.example"
 		if i%4 == 3 {
-			name = UserName(1 + (i*37)%NumUsers) // a real account, a leaked password of another site
+			name = shop.UserName(1 + (i*37)%shop.NumUsers) // a real account, a leaked password of another site
 		}
-		_, ok := x.do(ctx, c, "POST", BasePath+"/login", "application/x-www-form-urlencoded", []byte(LoginForm(name, "Summer2024!")))
+		_, ok := x.do(ctx, c, "POST", shop.BasePath+"/login", "application/x-www-form-urlencoded", []byte(shop.LoginForm(name, "Summer2024!")))
 		return ok
 	})
 }
@@ -200,16 +202,16 @@ func stuffing(ctx context.Context, x *attackRun) {
 // own, reading the victim's orders.
 func stolenToken(ctx context.Context, x *attackRun) {
 	victim := &Client{HTTP: x.http, Base: x.base, IP: BenignIP(200), Agent: userAgents[0]}
-	if _, err := victim.Login(ctx, UserName(200), UserPassword(200)); err != nil || victim.Token == "" {
+	if _, err := victim.Login(ctx, shop.UserName(200), shop.UserPassword(200)); err != nil || victim.Token == "" {
 		return
 	}
-	orders := x.shop.OrdersOf(UserName(200))
+	orders := x.sh.OrdersOf(shop.UserName(200))
 	every(ctx, 250*time.Millisecond, 60, func(i int) bool {
 		c := x.client(1+i/2, fmt.Sprintf("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%d.0.%d.%d Safari/537.36", 110+i/2, 4000+i*37, i))
 		c.Token = victim.Token
-		p := BasePath + "/search?q=camera"
+		p := shop.BasePath + "/search?q=camera"
 		if len(orders) > 0 && i%2 == 0 {
-			p = BasePath + "/order/" + strconv.Itoa(orders[i/2%len(orders)])
+			p = shop.BasePath + "/order/" + strconv.Itoa(orders[i/2%len(orders)])
 		}
 		_, ok := x.do(ctx, c, "GET", p, "", nil)
 		return ok
@@ -220,11 +222,11 @@ func stolenToken(ctx context.Context, x *attackRun) {
 // each), one a second.
 func exfiltration(ctx context.Context, x *attackRun) {
 	c := x.client(50, "curl/8.11.0")
-	if _, err := c.Login(ctx, UserName(198), UserPassword(198)); err != nil || c.Token == "" {
+	if _, err := c.Login(ctx, shop.UserName(198), shop.UserPassword(198)); err != nil || c.Token == "" {
 		return
 	}
 	every(ctx, time.Second, 30, func(i int) bool {
-		_, ok := x.do(ctx, c, "GET", BasePath+"/export?limit=5000&offset="+strconv.Itoa(i*5000), "", nil)
+		_, ok := x.do(ctx, c, "GET", shop.BasePath+"/export?limit=5000&offset="+strconv.Itoa(i*5000), "", nil)
 		return ok
 	})
 }
@@ -234,14 +236,14 @@ func exfiltration(ctx context.Context, x *attackRun) {
 // size limit, over the element limit), then 2 MB bodies.
 func patchFlood(ctx context.Context, x *attackRun) {
 	c := x.client(60, "Go-http-client/1.1")
-	if _, err := c.Login(ctx, UserName(197), UserPassword(197)); err != nil || c.Token == "" {
+	if _, err := c.Login(ctx, shop.UserName(197), shop.UserPassword(197)); err != nil || c.Token == "" {
 		return
 	}
-	orders := x.shop.OrdersOf(UserName(197))
+	orders := x.sh.OrdersOf(shop.UserName(197))
 	if len(orders) == 0 {
 		return
 	}
-	path := BasePath + "/order/" + strconv.Itoa(orders[0])
+	path := shop.BasePath + "/order/" + strconv.Itoa(orders[0])
 	every(ctx, 500*time.Millisecond, 20, func(i int) bool {
 		ops := 4000
 		if i > 0 {
@@ -268,9 +270,9 @@ func jsonPatch(n int) []byte {
 // decoyHit calls a path no real client calls, then tries the real API.
 func decoyHit(ctx context.Context, x *attackRun) {
 	c := x.client(70, "curl/8.11.0")
-	x.do(ctx, c, "GET", BasePath+"/admin", "", nil)
+	x.do(ctx, c, "GET", shop.BasePath+"/admin", "", nil)
 	every(ctx, 500*time.Millisecond, 6, func(i int) bool {
-		_, ok := x.do(ctx, c, "GET", BasePath+"/search?q=watch", "", nil)
+		_, ok := x.do(ctx, c, "GET", shop.BasePath+"/search?q=watch", "", nil)
 		return ok
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+
+	"github.com/vigil-project/vigil/server/demo/shop"
 )
 
 func TestAttributeByClientAddresses(t *testing.T) {
@@ -34,7 +36,7 @@ func TestAttributeByClientAddresses(t *testing.T) {
 		t.Error("script identities")
 	}
 	for i := 1; i <= BackgroundUsers; i++ {
-		if IsScriptUser(UserName(i)) {
+		if IsScriptUser(shop.UserName(i)) {
 			t.Fatalf("background user %d is one of the script's accounts", i)
 		}
 	}

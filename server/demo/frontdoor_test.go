@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -192,6 +193,9 @@ func TestFrontDoorSpeaksExtProcLikeEnvoy(t *testing.T) {
 	if !strings.HasPrefix(attrs["source.address"].GetStringValue(), "127.0.0.1:") || attrs["request.id"].GetStringValue() == "" {
 		t.Errorf("attributes %v", attrs)
 	}
+	if port := attrs["source.port"].GetNumberValue(); port <= 0 || !strings.HasSuffix(attrs["source.address"].GetStringValue(), ":"+strconv.Itoa(int(port))) {
+		t.Errorf("source.port %v: want the peer's port as a number, as Envoy sends it", attrs["source.port"])
+	}
 	hm := first.GetRequestHeaders().GetHeaders()
 	for name, want := range map[string]string{":method": "PUT", ":path": "/shopapi-bid/order?x=1", ":scheme": "http", "content-type": "application/json", "content-length": "13", "x-forwarded-proto": "http"} {
 		if got, _ := headerOf(hm, name); got != want {
@@ -367,5 +371,22 @@ func TestFrontDoorRefusesBodiesOverTheBufferLimit(t *testing.T) {
 	resp, _ := h.send(t, "PATCH", "/shopapi-bid/order/1", strings.Repeat("x", 1<<20+1), "Content-Type", "application/json")
 	if resp.StatusCode != 413 || h.up.calls.Load() != 0 {
 		t.Fatalf("status %d, back end calls %d; want 413 and none", resp.StatusCode, h.up.calls.Load())
+	}
+}
+
+func TestFrontDoorAnswers503WhenTheBackEndIsDown(t *testing.T) {
+	h := newHarness(t, &fakeVigil{}, "")
+	h.up.srv.Close() // nothing answers there any more
+	resp, body := h.send(t, "GET", "/shopapi-bid/search?q=a", "")
+	if resp.StatusCode != 503 || !strings.Contains(body, "upstream connect error") {
+		t.Fatalf("client got %d %q, want 503 from the front door", resp.StatusCode, body)
+	}
+	h.vigil.waitEnded(t, 1)
+	reqs := h.vigil.requests()
+	if len(reqs) != 2 || reqs[1].GetResponseHeaders() == nil {
+		t.Fatalf("Vigil got %d messages, want request_headers and the 503's response_headers (as Envoy's router reply goes through the filter)", len(reqs))
+	}
+	if s, _ := headerOf(reqs[1].GetResponseHeaders().GetHeaders(), ":status"); s != "503" {
+		t.Errorf(":status %q, want 503", s)
 	}
 }

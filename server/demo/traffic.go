@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+
+	"github.com/vigil-project/vigil/server/demo/shop"
 )
 
 // DecisionHeader is the header Vigil puts on its refusals.
@@ -54,10 +56,10 @@ var userAgents = []string{
 
 func profiles(seed uint64) []profile {
 	r := rand.New(rand.NewPCG(seed, 0xbe9))
-	out := make([]profile, NumUsers)
+	out := make([]profile, shop.NumUsers)
 	for i := range out {
 		n := i + 1
-		out[i] = profile{index: n, name: UserName(n), ip: BenignIP(n), agent: pick(r, userAgents), habit: r.IntN(3),
+		out[i] = profile{index: n, name: shop.UserName(n), ip: BenignIP(n), agent: pick(r, userAgents), habit: r.IntN(3),
 			rate: math.Min(10, math.Max(1, math.Exp(math.Log(4)+0.5*r.NormFloat64())))}
 	}
 	return out
@@ -76,13 +78,13 @@ type call struct {
 // password first), then a few to a few dozen calls on the user's own
 // orders, searches, bids, small exports and order edits, with human think
 // times.
-func (p *profile) session(r *rand.Rand, shop *Shop) []call {
+func (p *profile) session(r *rand.Rand, sh *shop.Shop) []call {
 	var out []call
 	if r.Float64() < 0.05 {
-		out = append(out, call{method: "POST", path: BasePath + "/login", body: []byte(LoginForm(p.name, "Password"+strconv.Itoa(p.index))), contentType: "application/x-www-form-urlencoded"})
+		out = append(out, call{method: "POST", path: shop.BasePath + "/login", body: []byte(shop.LoginForm(p.name, "Password"+strconv.Itoa(p.index))), contentType: "application/x-www-form-urlencoded"})
 	}
-	out = append(out, call{method: "POST", path: BasePath + "/login", body: []byte(LoginForm(p.name, UserPassword(p.index))), contentType: "application/x-www-form-urlencoded", think: thinkTime(r, 4)})
-	orders := shop.OrdersOf(p.name)
+	out = append(out, call{method: "POST", path: shop.BasePath + "/login", body: []byte(shop.LoginForm(p.name, shop.UserPassword(p.index))), contentType: "application/x-www-form-urlencoded", think: thinkTime(r, 4)})
+	orders := sh.OrdersOf(p.name)
 	n := 3 + int(r.ExpFloat64()*8)
 	n = min(n, 40)
 	weights := [...][6]float64{ // own order, search, bid, export, patch, typo
@@ -90,36 +92,36 @@ func (p *profile) session(r *rand.Rand, shop *Shop) []call {
 		{2, 2, 4, 0.3, 1, 0.05},
 		{6, 1, 1, 1, 1, 0.05},
 	}[p.habit]
-	terms := SearchTerms()
+	terms := shop.SearchTerms()
 	for range n {
 		c := call{auth: true, think: thinkTime(r, 8), method: "GET"}
 		switch weighted(r, weights[:]) {
 		case 0:
 			if len(orders) == 0 {
-				c.path = BasePath + "/search?q=" + pick(r, terms)
+				c.path = shop.BasePath + "/search?q=" + pick(r, terms)
 				break
 			}
-			c.path = BasePath + "/order/" + strconv.Itoa(pick(r, orders))
+			c.path = shop.BasePath + "/order/" + strconv.Itoa(pick(r, orders))
 		case 1:
-			c.path = BasePath + "/search?q=" + strings.ReplaceAll(pick(r, terms), " ", "+")
+			c.path = shop.BasePath + "/search?q=" + strings.ReplaceAll(pick(r, terms), " ", "+")
 		case 2:
-			c.method, c.path, c.contentType = "PUT", BasePath+"/order", "application/json"
-			c.body, _ = json.Marshal(map[string]any{"item_id": 1 + r.IntN(shop.ItemCount()), "amount": float64(10+r.IntN(500)) + 0.5, "quantity": 1 + r.IntN(2)})
+			c.method, c.path, c.contentType = "PUT", shop.BasePath+"/order", "application/json"
+			c.body, _ = json.Marshal(map[string]any{"item_id": 1 + r.IntN(sh.ItemCount()), "amount": float64(10+r.IntN(500)) + 0.5, "quantity": 1 + r.IntN(2)})
 		case 3:
-			c.path = BasePath + "/export?limit=" + strconv.Itoa(pick(r, []int{10, 20, 25, 50}))
+			c.path = shop.BasePath + "/export?limit=" + strconv.Itoa(pick(r, []int{10, 20, 25, 50}))
 		case 4:
 			if len(orders) == 0 {
-				c.path = BasePath + "/search?q=" + pick(r, terms)
+				c.path = shop.BasePath + "/search?q=" + pick(r, terms)
 				break
 			}
-			c.method, c.path, c.contentType = "PATCH", BasePath+"/order/"+strconv.Itoa(pick(r, orders)), "application/json-patch+json"
+			c.method, c.path, c.contentType = "PATCH", shop.BasePath+"/order/"+strconv.Itoa(pick(r, orders)), "application/json-patch+json"
 			ops := []map[string]any{{"op": "replace", "path": "/amount", "value": float64(20+r.IntN(600)) + 0.99}}
 			if r.IntN(3) == 0 {
 				ops = append(ops, map[string]any{"op": "replace", "path": "/note", "value": "please ship before the weekend"})
 			}
 			c.body, _ = json.Marshal(ops)
 		default:
-			c.path = BasePath + pick(r, []string{"/orders", "/item/3", "/serach?q=lamp", "/order/"})
+			c.path = shop.BasePath + pick(r, []string{"/orders", "/item/3", "/serach?q=lamp", "/order/"})
 		}
 		out = append(out, c)
 	}
@@ -156,7 +158,7 @@ func diurnal(t time.Time) float64 {
 
 // Pretraining generates benign traffic stamped over a past window.
 type Pretraining struct {
-	Shop   *Shop
+	Shop   *shop.Shop
 	Seed   uint64
 	End    time.Time     // the last record's time (now)
 	Window time.Duration // how far back it starts
@@ -285,7 +287,7 @@ func (c *Client) Do(ctx context.Context, method, path, contentType string, body 
 
 // Login logs in and keeps the token.
 func (c *Client) Login(ctx context.Context, user, password string) (Response, error) {
-	res, err := c.Do(ctx, "POST", BasePath+"/login", "application/x-www-form-urlencoded", []byte(LoginForm(user, password)))
+	res, err := c.Do(ctx, "POST", shop.BasePath+"/login", "application/x-www-form-urlencoded", []byte(shop.LoginForm(user, password)))
 	if err == nil && res.Status == http.StatusOK {
 		var out struct{ Token string }
 		if json.Unmarshal(res.Body, &out) == nil {
@@ -302,7 +304,7 @@ const BackgroundUsers = 150
 // Load is the benign background load: demo users visiting the shop through
 // the front door, session after session, with the habits of pre-training.
 type Load struct {
-	Shop  *Shop
+	Shop  *shop.Shop
 	HTTP  *http.Client
 	Base  string
 	Users int // users 1 … Users take part
@@ -397,3 +399,5 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }

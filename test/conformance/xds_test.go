@@ -34,7 +34,10 @@ func startVigil(t *testing.T) (grpcAddr, adminAddr string) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "vigil.yaml")
 	cfg := "grpc_addr: 127.0.0.1:0\nadmin_addr: 127.0.0.1:0\ntrusted_hops: 1\ndata_dir: " + dir +
-		"\nshutdown: {drain_delay: 0s, timeout: 2s}\n"
+		"\nshutdown: {drain_delay: 0s, timeout: 2s}\n" +
+		// The calls go to an API discovered from traffic, which detects by
+		// default: block, so that a blocked client is refused.
+		"defaults: {mode: block}\n"
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

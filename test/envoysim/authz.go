@@ -2,6 +2,7 @@ package envoysim
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/vigil-project/vigil/envoy/extprocclient"
 )
 
 // Defaults for CheckOptions.
@@ -151,7 +154,7 @@ func NewCheckRequest(req HTTPRequest, opts CheckOptions) (*authv3.CheckRequest, 
 		return nil, fmt.Errorf("envoysim: DestinationAddr: %w", err)
 	}
 	// A client-sent x-envoy-auth-partial-body never reaches the server.
-	headers := hdrDel(requestHeaderMap(req, !opts.ExactHeaders), partialBodyHeader)
+	headers := hdrDel(extprocclient.RequestHeaderMap(req, !opts.ExactHeaders), partialBodyHeader)
 
 	httpReq := &authv3.AttributeContext_HttpRequest{
 		Id:       opts.ID,
@@ -230,4 +233,16 @@ func NewCheckRequest(req HTTPRequest, opts CheckOptions) (*authv3.CheckRequest, 
 		attrs.MetadataContext = proto.Clone(opts.MetadataContext).(*corev3.Metadata)
 	}
 	return &authv3.CheckRequest{Attributes: attrs}, nil
+}
+
+// newStreamID is what Envoy sends as request.http.id: its stream id, a random
+// 64-bit number in decimal.
+func newStreamID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	var v uint64
+	for _, x := range b {
+		v = v<<8 | uint64(x)
+	}
+	return strconv.FormatUint(v, 10)
 }

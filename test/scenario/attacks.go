@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/vigil-project/vigil/server/demo/shop"
 )
 
 // Attackers. Each starts after training, at a recorded start time, and
@@ -264,9 +266,9 @@ func malformedAuthenticated(x *attackRun) {
 			c.send(t, listItems(x.r))
 			return
 		}
-		k := call{"PUT", Base + "/order", errorStatus(x.r), bytesBetween(x.r, 40, 900), errorBody(x.r), latency(x.r, 8)}
+		k := call{shop.PutOrder.Method, Base + shop.PutOrder.Path, errorStatus(x.r), bytesBetween(x.r, 40, 900), errorBody(x.r), latency(x.r, 8)}
 		if chance(x.r, 0.4) {
-			k.method, k.path = "PATCH", orderPath(orderIDMin+x.r.IntN(orderIDMax-orderIDMin))
+			k.method, k.path = shop.PatchOrder.Method, orderPath(orderIDMin+x.r.IntN(orderIDMax-orderIDMin))
 		}
 		c.send(t, k)
 	})
@@ -500,9 +502,9 @@ func oversized(x *attackRun) {
 		}
 		first = false
 		size := int64(float64(bytesBetween(x.r, 1<<20, 4<<20)) * x.k)
-		k := call{"PUT", Base + "/order", 413, size, errorBody(x.r), latency(x.r, 200)}
+		k := call{shop.PutOrder.Method, Base + shop.PutOrder.Path, 413, size, errorBody(x.r), latency(x.r, 200)}
 		if chance(x.r, 0.3) {
-			k.method, k.path = "PATCH", orderPath(orderIDMin+x.r.IntN(orderIDMax-orderIDMin))
+			k.method, k.path = shop.PatchOrder.Method, orderPath(orderIDMin+x.r.IntN(orderIDMax-orderIDMin))
 		}
 		switch y := x.r.Float64(); {
 		case y < 0.3:

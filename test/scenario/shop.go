@@ -3,13 +3,19 @@ package scenario
 import (
 	"math/rand/v2"
 	"strconv"
+	"strings"
+
+	"github.com/vigil-project/vigil/server/demo/shop"
 )
 
-// The modelled API: the talk's bidding shop.
+// The modelled API is the demo's bidding shop, server/demo/shop: its
+// endpoints, statuses, sizes and latencies come from that package's model
+// (the one the demo's handler serves); what is drawn how often, and the
+// errors' latencies, are the scenario's.
 const (
-	Host      = "shop.example.com"
-	Base      = "/shopapi-bid"
-	LoginPath = Base + "/login"
+	Host      = shop.Host
+	Base      = shop.BasePath
+	LoginPath = shop.LoginPath
 )
 
 // Where clients carry their identities. A Vigil config replaying the
@@ -45,87 +51,100 @@ func latency(r *rand.Rand, median float64) float64 {
 	return lognormal(r, median, 0.5, 1, 30_000)
 }
 
-// errorBody is the size of a JSON error response.
-func errorBody(r *rand.Rand) int64 { return bytesBetween(r, 60, 140) }
+// size draws a body size in the model's range.
+func size(r *rand.Rand, rng [2]int64) int64 { return bytesBetween(r, rng[0], rng[1]) }
 
-func login(r *rand.Rand, user string, ok bool) call {
+// errorBody is the size of a JSON error response.
+func errorBody(r *rand.Rand) int64 { return size(r, shop.ErrorBytes) }
+
+// ok is a good call of e at path (under Base) with a request body of req
+// bytes.
+func ok(r *rand.Rand, e *shop.Endpoint, path string, req int64) call {
+	return call{e.Method, Base + path, e.Status, req, size(r, e.RespBytes), latency(r, e.LatencyMS)}
+}
+
+// failed is a call of e at path answered with an error status.
+func failed(r *rand.Rand, e *shop.Endpoint, path string, status int, req int64, ms float64) call {
+	return call{e.Method, Base + path, status, req, errorBody(r), latency(r, ms)}
+}
+
+// withID is e's path with the object ID filled in.
+func withID(e *shop.Endpoint, id int) string { return strings.Replace(e.Path, "{id}", itoa(id), 1) }
+
+func login(r *rand.Rand, user string, good bool) call {
 	req := int64(len("username=&password=")+len(user)) + bytesBetween(r, 8, 16)
-	if ok {
-		return call{"POST", LoginPath, 200, req, bytesBetween(r, 210, 260), latency(r, 90)}
+	if good {
+		return ok(r, shop.Login, shop.Login.Path, req)
 	}
-	return call{"POST", LoginPath, 401, req, errorBody(r), latency(r, 80)}
+	return failed(r, shop.Login, shop.Login.Path, 401, req, 80)
 }
 
 func listItems(r *rand.Rand) call {
-	return call{"GET", Base + "/items?page=" + itoa(1+r.IntN(20)), 200, 0, bytesBetween(r, 4_000, 12_000), latency(r, 35)}
+	return ok(r, shop.ListItems, shop.ListItems.Path+"?page="+itoa(1+r.IntN(20)), 0)
 }
 
 func getItem(r *rand.Rand) call {
-	p := Base + "/items/" + itoa(1+r.IntN(itemIDMax))
+	p := withID(shop.GetItem, 1+r.IntN(itemIDMax))
 	if chance(r, 0.02) { // a stale link
-		return call{"GET", p, 404, 0, errorBody(r), latency(r, 8)}
+		return failed(r, shop.GetItem, p, 404, 0, 8)
 	}
-	return call{"GET", p, 200, 0, bytesBetween(r, 900, 3_000), latency(r, 15)}
+	return ok(r, shop.GetItem, p, 0)
 }
 
-// popularItem reads one of the 20 featured items.
+// popularItem reads one of the 20 featured items, which the shop answers
+// from its cache (median 10 ms).
 func popularItem(r *rand.Rand) call {
-	return call{"GET", Base + "/items/" + itoa(1+r.IntN(20)), 200, 0, bytesBetween(r, 900, 3_000), latency(r, 10)}
+	e := shop.GetItem
+	return call{e.Method, Base + withID(e, 1+r.IntN(20)), e.Status, 0, size(r, e.RespBytes), latency(r, 10)}
 }
 
 var searchTerms = []string{"shoes", "laptop", "vintage+watch", "camera", "lego", "bike", "guitar", "sofa", "headphones", "drone", "coffee+grinder", "tent", "kindle", "monitor", "jacket"}
 
 func search(r *rand.Rand) call {
-	return call{"GET", Base + "/search?q=" + pick(r, searchTerms), 200, 0, bytesBetween(r, 2_000, 15_000), latency(r, 60)}
+	return ok(r, shop.Search, shop.Search.Path+"?q="+pick(r, searchTerms), 0)
 }
 
-func orderPath(id int) string { return Base + "/order/" + itoa(id) }
+func orderPath(id int) string { return Base + withID(shop.GetOrder, id) }
 
-func getOrder(r *rand.Rand, id int) call {
-	return call{"GET", orderPath(id), 200, 0, bytesBetween(r, 600, 1_500), latency(r, 20)}
-}
+func getOrder(r *rand.Rand, id int) call { return ok(r, shop.GetOrder, withID(shop.GetOrder, id), 0) }
 
 // getMissingOrder is a mistyped or stale order ID.
 func getMissingOrder(r *rand.Rand) call {
-	return call{"GET", orderPath(orderIDMin + r.IntN(orderIDMax-orderIDMin)), 404, 0, errorBody(r), latency(r, 10)}
+	return failed(r, shop.GetOrder, withID(shop.GetOrder, orderIDMin+r.IntN(orderIDMax-orderIDMin)), 404, 0, 10)
 }
 
 // putOrder places a bid; size is the request body.
 func putOrder(r *rand.Rand, size int64) call {
 	if chance(r, 0.02) { // rejected by validation
-		return call{"PUT", Base + "/order", 400, size, errorBody(r), latency(r, 15)}
+		return failed(r, shop.PutOrder, shop.PutOrder.Path, 400, size, 15)
 	}
-	return call{"PUT", Base + "/order", 201, size, bytesBetween(r, 250, 400), latency(r, 45)}
+	return ok(r, shop.PutOrder, shop.PutOrder.Path, size)
 }
 
 func patchOrder(r *rand.Rand, id int) call {
-	return call{"PATCH", orderPath(id), 200, bytesBetween(r, 120, 400), bytesBetween(r, 600, 1_500), latency(r, 40)}
+	return ok(r, shop.PatchOrder, withID(shop.PatchOrder, id), size(r, shop.PatchOrder.ReqBytes))
 }
 
 func deleteOrder(r *rand.Rand, id int) call {
-	return call{"DELETE", orderPath(id), 204, 0, 0, latency(r, 30)}
+	return call{shop.DeleteOrder.Method, Base + withID(shop.DeleteOrder, id), shop.DeleteOrder.Status, 0, 0, latency(r, shop.DeleteOrder.LatencyMS)}
 }
 
-func profile(r *rand.Rand) call {
-	return call{"GET", Base + "/profile", 200, 0, bytesBetween(r, 600, 1_000), latency(r, 12)}
-}
+func profile(r *rand.Rand) call { return ok(r, shop.Profile, shop.Profile.Path, 0) }
 
-func cart(r *rand.Rand) call {
-	return call{"GET", Base + "/cart", 200, 0, bytesBetween(r, 300, 3_000), latency(r, 15)}
-}
+func cart(r *rand.Rand) call { return ok(r, shop.Cart, shop.Cart.Path, 0) }
 
 func addToCart(r *rand.Rand) call {
-	return call{"POST", Base + "/cart", 200, bytesBetween(r, 60, 160), bytesBetween(r, 300, 3_000), latency(r, 25)}
+	return ok(r, shop.AddToCart, shop.AddToCart.Path, size(r, shop.AddToCart.ReqBytes))
 }
 
 // export pulls limit records of about 400 bytes each.
 func export(r *rand.Rand, limit, offset int) call {
-	p := Base + "/export?limit=" + itoa(limit)
+	p := shop.Export.Path + "?limit=" + itoa(limit)
 	if offset > 0 {
 		p += "&offset=" + itoa(offset)
 	}
-	resp := int64(limit)*bytesBetween(r, 350, 450) + 200
-	return call{"GET", p, 200, 0, resp, latency(r, 40+0.25*float64(limit))}
+	resp := int64(limit)*size(r, shop.Export.RespBytes) + shop.ExportEnvelope
+	return call{shop.Export.Method, Base + p, shop.Export.Status, 0, resp, latency(r, shop.Export.LatencyMS+0.25*float64(limit))}
 }
 
 // typoPaths are paths benign clients hit by mistake now and then.

@@ -122,6 +122,9 @@ var limits = Limits{
 // the fast preset on the held-out seeds, held to the limits above and to
 // issue 3's goals.
 func TestScenarioSuiteFast(t *testing.T) {
+	if raceDetector {
+		t.Skip("the scenario suite runs without -race (go test ./test/scenario; .ci/run's second pass)")
+	}
 	for _, seed := range heldOutFast {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			rep := runSuite(t, FastConfig(seed))

@@ -136,7 +136,14 @@ func TestBinaryStartsOnEmbeddedDefaultsAndStopsGracefully(t *testing.T) {
 
 func TestGrpcurlDrivesBothServices(t *testing.T) {
 	grpcurl := vigilbin.Tool(t, "grpcurl", "go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4")
-	p := serve(t, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "0s")
+	// shop.example.com is discovered from traffic; discovered APIs detect
+	// by default, so the blocked client is refused only with block as the
+	// defaults' mode.
+	cfg := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte("defaults: {mode: block}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := serve(t, "--config", cfg, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-delay", "0s")
 	out, err := run(t, grpcurl, "-plaintext", p.grpc, "list")
 	if err != nil {
 		t.Fatalf("grpcurl list: %v %s", err, out)

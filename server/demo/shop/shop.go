@@ -1,4 +1,4 @@
-package demo
+package shop
 
 import (
 	"bytes"
@@ -20,12 +20,8 @@ import (
 	"time"
 )
 
-// BasePath is where the sample API lives.
-const BasePath = "/shopapi-bid"
-
-// Sample data sizes.
+// Sample data sizes (NumUsers is in api.go).
 const (
-	NumUsers      = 200
 	ordersPerUser = 3
 	// FirstOrderID is the ID of the first order; orders are numbered on.
 	FirstOrderID = 100001
@@ -108,6 +104,7 @@ type Shop struct {
 	mu     sync.RWMutex
 	orders map[int]*Order
 	byUser map[string][]int
+	carts  map[string][]CartLine
 	nextID int
 }
 
@@ -115,7 +112,7 @@ type Shop struct {
 // users, items and orders. Tokens are signed with a fresh random key.
 func NewShop(seed uint64) *Shop {
 	r := rand.New(rand.NewPCG(seed, 0x5409))
-	s := &Shop{secret: make([]byte, 32), now: time.Now, users: map[string]*User{}, orders: map[int]*Order{}, byUser: map[string][]int{}}
+	s := &Shop{secret: make([]byte, 32), now: time.Now, users: map[string]*User{}, orders: map[int]*Order{}, byUser: map[string][]int{}, carts: map[string][]CartLine{}}
 	crand.Read(s.secret)
 	for i := 1; i <= NumUsers; i++ {
 		name := UserName(i)
@@ -181,16 +178,42 @@ func SearchTerms() []string {
 	return out
 }
 
-// Handler serves the API under BasePath, and GET /healthz.
+// Handler serves the API under BasePath, exactly the routes of Endpoints,
+// and GET /healthz.
 func (s *Shop) Handler() http.Handler {
+	public := map[*Endpoint]http.HandlerFunc{Login: s.login, ListItems: s.listItems, GetItem: s.getItem, Search: s.search}
+	authed := map[*Endpoint]authedHandler{
+		GetOrder: s.getOrder, PutOrder: s.putOrder, PatchOrder: s.patchOrder, DeleteOrder: s.deleteOrder,
+		Profile: s.profile, Cart: s.cart, AddToCart: s.addToCart, Export: s.export,
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.HandleFunc("POST "+BasePath+"/login", s.login)
-	mux.HandleFunc("GET "+BasePath+"/order/{id}", s.auth(s.getOrder))
-	mux.HandleFunc("PATCH "+BasePath+"/order/{id}", s.auth(s.patchOrder))
-	mux.HandleFunc("PUT "+BasePath+"/order", s.auth(s.putOrder))
-	mux.HandleFunc("GET "+BasePath+"/search", s.search)
-	mux.HandleFunc("GET "+BasePath+"/export", s.auth(s.export))
+	for _, e := range Endpoints {
+		h := public[e]
+		if e.Auth && authed[e] != nil {
+			h = s.auth(authed[e])
+		}
+		if h == nil || e.Auth == (public[e] != nil) {
+			panic("shop: the handler of " + e.Pattern() + " does not match the model")
+		}
+		mux.HandleFunc(e.Pattern(), h)
+	}
+	// A route asked with a method it does not serve: 405 with Allow.
+	allow := map[string][]string{}
+	var paths []string
+	for _, e := range Endpoints {
+		if allow[e.Path] == nil {
+			paths = append(paths, e.Path)
+		}
+		allow[e.Path] = append(allow[e.Path], e.Method)
+	}
+	for _, p := range paths {
+		methods := strings.Join(allow[p], ", ")
+		mux.HandleFunc(BasePath+p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", methods)
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed", "allow": methods})
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found", "path": r.URL.Path})
 	})
@@ -306,6 +329,16 @@ func (s *Shop) order(w http.ResponseWriter, r *http.Request) (Order, bool) {
 	return c, true
 }
 
+// ownOrder is the order of the path if it is the user's (403 otherwise).
+func (s *Shop) ownOrder(w http.ResponseWriter, r *http.Request, user string) (Order, bool) {
+	o, ok := s.order(w, r)
+	if ok && o.User != user {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "not your order"})
+		return Order{}, false
+	}
+	return o, ok
+}
+
 // getOrder answers any authenticated user: the shop's BOLA weakness.
 func (s *Shop) getOrder(w http.ResponseWriter, r *http.Request, user string) {
 	if o, ok := s.order(w, r); ok {
@@ -349,12 +382,8 @@ type patchOp struct {
 // the fields that can change are amount, quantity, note and the shipping
 // address.
 func (s *Shop) patchOrder(w http.ResponseWriter, r *http.Request, user string) {
-	o, ok := s.order(w, r)
+	o, ok := s.ownOrder(w, r, user)
 	if !ok {
-		return
-	}
-	if o.User != user {
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "not your order"})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxPatchBody)
@@ -475,6 +504,107 @@ func (s *Shop) export(w http.ResponseWriter, r *http.Request, user string) {
 			Payment:  payment(id, u+"@mail.example")})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "orders": out})
+}
+
+// itemsPerPage is the page size of GET /items.
+const itemsPerPage = 20
+
+// listItems answers one page of the catalogue (?page=N, from 1); a page
+// past the end is empty.
+func (s *Shop) listItems(w http.ResponseWriter, r *http.Request) {
+	page := 1
+	if v := r.URL.Query().Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "page must be a positive integer"})
+			return
+		}
+		page = n
+	}
+	from := min((page-1)*itemsPerPage, len(s.items))
+	items := s.items[from:min(from+itemsPerPage, len(s.items))]
+	writeJSON(w, http.StatusOK, map[string]any{"page": page, "per_page": itemsPerPage, "total": len(s.items), "items": items})
+}
+
+func (s *Shop) getItem(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "item id must be a number"})
+		return
+	}
+	if id < 1 || id > len(s.items) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such item", "id": r.PathValue("id")})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.items[id-1])
+}
+
+// deleteOrder withdraws one of the user's own bids.
+func (s *Shop) deleteOrder(w http.ResponseWriter, r *http.Request, user string) {
+	o, ok := s.ownOrder(w, r, user)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	delete(s.orders, o.ID)
+	ids := s.byUser[user]
+	for i, id := range ids {
+		if id == o.ID {
+			s.byUser[user] = append(ids[:i:i], ids[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// profile answers the user's account and the IDs of their orders.
+func (s *Shop) profile(w http.ResponseWriter, r *http.Request, user string) {
+	u := s.users[user]
+	writeJSON(w, http.StatusOK, map[string]any{"name": u.Name, "email": u.Email, "city": u.City, "orders": s.OrdersOf(user)})
+}
+
+// CartLine is an item in a user's cart.
+type CartLine struct {
+	ItemID   int     `json:"item_id"`
+	Item     string  `json:"item"`
+	Quantity int     `json:"quantity"`
+	Price    float64 `json:"price"`
+}
+
+func (s *Shop) cart(w http.ResponseWriter, r *http.Request, user string) {
+	s.mu.RLock()
+	lines := append([]CartLine{}, s.carts[user]...)
+	s.mu.RUnlock()
+	writeJSON(w, http.StatusOK, map[string]any{"user": user, "items": lines})
+}
+
+// maxCartLines bounds a cart.
+const maxCartLines = 50
+
+// addToCart puts {"item_id", "quantity"} into the user's cart and answers
+// the cart.
+func (s *Shop) addToCart(w http.ResponseWriter, r *http.Request, user string) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	var in struct {
+		ItemID   int `json:"item_id"`
+		Quantity int `json:"quantity"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.ItemID < 1 || in.ItemID > len(s.items) || in.Quantity < 0 || in.Quantity > 100 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid cart line: item_id of an item, quantity 1-100"})
+		return
+	}
+	it := s.items[in.ItemID-1]
+	s.mu.Lock()
+	lines := s.carts[user]
+	if len(lines) >= maxCartLines {
+		lines = lines[1:]
+	}
+	lines = append(lines, CartLine{ItemID: it.ID, Item: it.Title, Quantity: max(in.Quantity, 1), Price: it.Price})
+	s.carts[user] = lines
+	out := append([]CartLine{}, lines...)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"user": user, "items": out})
 }
 
 func payment(id int, email string) Payment {

@@ -1,4 +1,4 @@
-package envoysim
+package extprocclient
 
 import (
 	"crypto/rand"
@@ -13,6 +13,13 @@ import (
 
 // Header lists keep Envoy's header-map semantics: ordered, lower-case keys,
 // repeated keys allowed.
+
+// HeaderGet returns the first value of the named header (case
+// insensitive) in a header list.
+func HeaderGet(h [][2]string, name string) (string, bool) { return hdrGet(h, name) }
+
+// HeaderDel returns the header list without the named header.
+func HeaderDel(h [][2]string, name string) [][2]string { return hdrDel(h, name) }
 
 func hdrGet(h [][2]string, name string) (string, bool) {
 	name = strings.ToLower(name)
@@ -100,7 +107,7 @@ func HeaderMap(headers [][2]string) *corev3.HeaderMap {
 // on an odd number of arguments.
 func HeaderPairs(kv ...string) [][2]string {
 	if len(kv)%2 != 0 {
-		panic("envoysim.HeaderPairs: odd number of arguments")
+		panic("extprocclient.HeaderPairs: odd number of arguments")
 	}
 	out := make([][2]string, 0, len(kv)/2)
 	for i := 0; i < len(kv); i += 2 {
@@ -109,7 +116,9 @@ func HeaderPairs(kv ...string) [][2]string {
 	return out
 }
 
-func newRequestID() string {
+// NewRequestID returns a random UUID v4, as Envoy's connection manager puts
+// in x-request-id.
+func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
@@ -118,22 +127,13 @@ func newRequestID() string {
 	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
 }
 
-func newStreamID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	var v uint64
-	for _, x := range b {
-		v = v<<8 | uint64(x)
-	}
-	return strconv.FormatUint(v, 10)
-}
-
-// requestHeaderMap returns the request header map as Envoy's filters see it:
+// RequestHeaderMap returns the request header map as Envoy's filters see it
+// (ext_proc and ext_authz alike):
 // :method, :path, :authority, :scheme, then the lower-cased headers (the
 // HTTP/1 "host" header folded into :authority), plus, if addDefaults, the
 // client's content-length and the connection manager's x-forwarded-proto
 // and x-request-id when absent.
-func requestHeaderMap(req HTTPRequest, addDefaults bool) [][2]string {
+func RequestHeaderMap(req HTTPRequest, addDefaults bool) [][2]string {
 	headers := lowerAll(req.Headers)
 	authority := req.Authority
 	if host, ok := hdrGet(headers, "host"); ok {
@@ -168,7 +168,7 @@ func requestHeaderMap(req HTTPRequest, addDefaults bool) [][2]string {
 			out = append(out, [2]string{"x-forwarded-proto", scheme})
 		}
 		if _, ok := hdrGet(out, "x-request-id"); !ok {
-			out = append(out, [2]string{"x-request-id", newRequestID()})
+			out = append(out, [2]string{"x-request-id", NewRequestID()})
 		}
 	}
 	return out

@@ -1,4 +1,4 @@
-package envoysim
+package extprocclient
 
 import (
 	"context"
@@ -177,7 +177,7 @@ func modesFrom(c Config) modes {
 
 // override applies a mode_override like Envoy's effectiveModeOverride: DEFAULT
 // header/trailer modes mean "no change", body modes are always replaced.
-// Overrides to body modes the simulator does not model are ignored.
+// Overrides to body modes the client does not model are ignored.
 func (m *modes) override(o *extprocfv3.ProcessingMode) bool {
 	for _, b := range []BodySendMode{o.GetRequestBodyMode(), o.GetResponseBodyMode()} {
 		if b != None && b != Streamed && b != Buffered && b != BufferedPartial {
@@ -206,6 +206,7 @@ type direction struct {
 	body                                   []byte
 	trailers                               [][2]string
 	attrs                                  map[string]string
+	attrValues                             map[string]*structpb.Value
 	sentAttrs                              bool
 }
 
@@ -271,10 +272,11 @@ func (s *session) run(req HTTPRequest, upstream func(HTTPRequest) HTTPResponse) 
 	rq := &direction{
 		request:      true,
 		headersPhase: phaseRequestHeaders, bodyPhase: phaseRequestBody, trailersPhase: phaseRequestTrailers,
-		headers:  requestHeaderMap(req, !s.cfg.ExactHeaders),
-		body:     append([]byte(nil), req.Body...),
-		trailers: lowerAll(req.Trailers),
-		attrs:    s.cfg.RequestAttributes,
+		headers:    RequestHeaderMap(req, !s.cfg.ExactHeaders),
+		body:       append([]byte(nil), req.Body...),
+		trailers:   lowerAll(req.Trailers),
+		attrs:      s.cfg.RequestAttributes,
+		attrValues: s.cfg.RequestAttributeValues,
 	}
 	s.process(rq)
 	if s.ctxErr != nil || s.local {
@@ -310,10 +312,11 @@ func (s *session) run(req HTTPRequest, upstream func(HTTPRequest) HTTPResponse) 
 
 	rs := &direction{
 		headersPhase: phaseResponseHeaders, bodyPhase: phaseResponseBody, trailersPhase: phaseResponseTrailers,
-		headers:  responseHeaderMap(resp),
-		body:     append([]byte(nil), resp.Body...),
-		trailers: lowerAll(resp.Trailers),
-		attrs:    s.cfg.ResponseAttributes,
+		headers:    responseHeaderMap(resp),
+		body:       append([]byte(nil), resp.Body...),
+		trailers:   lowerAll(resp.Trailers),
+		attrs:      s.cfg.ResponseAttributes,
+		attrValues: s.cfg.ResponseAttributeValues,
 	}
 	s.process(rs)
 	if s.ctxErr != nil || s.local {
@@ -637,8 +640,12 @@ func (s *session) send(d *direction, p phase, msg *extprocv3.ProcessingRequest) 
 		msg.ProtocolConfig = &extprocv3.ProtocolConfiguration{RequestBodyMode: s.m.reqBody, ResponseBodyMode: s.m.respBody}
 		s.sentProtocolConfig = true
 	}
-	if len(d.attrs) > 0 && !d.sentAttrs {
-		msg.Attributes = map[string]*structpb.Struct{FilterName: toStruct(d.attrs)}
+	if len(d.attrs)+len(d.attrValues) > 0 && !d.sentAttrs {
+		st := toStruct(d.attrs)
+		for k, v := range d.attrValues {
+			st.Fields[k] = v
+		}
+		msg.Attributes = map[string]*structpb.Struct{FilterName: st}
 		d.sentAttrs = true
 	}
 	if s.cfg.MetadataContext != nil {

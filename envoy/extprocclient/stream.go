@@ -1,4 +1,4 @@
-package envoysim
+package extprocclient
 
 import (
 	"context"
