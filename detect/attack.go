@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -205,7 +206,9 @@ func (s *AttackStore) Len() int {
 }
 
 // KnownAttackType reports whether t is a type the engine raises.
-func KnownAttackType(t AttackType) bool { return t == AttackDecoy || typeIndex(t) >= 0 }
+func KnownAttackType(t AttackType) bool {
+	return t == AttackDecoy || t == AttackAnomalous || slices.Contains(AttackTypes(), t)
+}
 
 // Update replaces a stored record (same ID) in memory and in the journal.
 func (s *AttackStore) Update(a *Attack) {
@@ -224,4 +227,25 @@ func (s *AttackStore) Update(a *Attack) {
 		}
 	}
 	s.byID[a.ID] = a
+}
+
+// AttacksOf returns the attack records naming an identity, newest first.
+func (s *AttackStore) AttacksOf(kind Kind, value string) []*Attack {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Attack
+	for i := len(s.list) - 1; i >= 0; i-- {
+		if a := s.list[i]; a.Identity.Kind == kind.String() && a.Identity.Value == value {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Relaxation is one threshold a false positive relaxed.
+type Relaxation struct {
+	Name  string  `json:"name"`
+	Kind  string  `json:"kind"`
+	OldTx float64 `json:"old_tx"`
+	NewTx float64 `json:"new_tx"`
 }

@@ -80,6 +80,37 @@ func (a *API) MayBeLoginPath(path string) bool {
 	return isLoginPath(lower, strings.ToLower(path))
 }
 
+// DefaultLoginPaths are the login endpoints of APIs that configure none:
+// a path ending in one of them is a login.
+var DefaultLoginPaths = []string{"/login", "/signin", "/sign-in", "/auth", "/authenticate", "/token", "/oauth/token", "/session", "/sessions"}
+
+// IsLoginPath reports whether a call to path is a login to the API as the
+// engine counts logins: path ends in one of its login paths (DefaultLoginPaths
+// when it configures none, or a is nil), at a segment boundary.
+func (a *API) IsLoginPath(path string) bool { return isLoginPath(loginPaths(a), path) }
+
+func loginPaths(a *API) []string {
+	if a != nil && len(a.LoginPaths) > 0 {
+		return a.LoginPaths
+	}
+	return DefaultLoginPaths
+}
+
+// isLoginPath reports whether path is one of the API's login endpoints: it
+// ends in one of paths, at a segment boundary (/login matches
+// /shopapi-bid/login, not /shopapi-bid/relogin).
+func isLoginPath(paths []string, path string) bool {
+	for _, p := range paths {
+		if p == "" || !strings.HasSuffix(path, p) {
+			continue
+		}
+		if len(path) == len(p) || p[0] == '/' || path[len(path)-len(p)-1] == '/' {
+			return true
+		}
+	}
+	return false
+}
+
 // Catalog maps a request's host and path to the API it belongs to.
 type Catalog struct {
 	apis     []*API // sorted by base path length, longest first
@@ -141,7 +172,7 @@ func (c *Catalog) Lookup(name string) (*API, bool) {
 // Match returns the API of a request. host may carry a port; path may carry
 // a query string. It never allocates.
 func (c *Catalog) Match(host, path string) *API {
-	host = hostOnly(host)
+	host = HostOnly(host)
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
 	}
@@ -222,9 +253,9 @@ func hostMatches(hosts []string, host string) bool {
 	return false
 }
 
-// hostOnly strips the port, and the trailing dot of a fully qualified name
+// HostOnly strips the port, and the trailing dot of a fully qualified name
 // (api.example.com. is api.example.com), from a host header value.
-func hostOnly(host string) string {
+func HostOnly(host string) string {
 	if strings.HasPrefix(host, "[") {
 		if i := strings.IndexByte(host, ']'); i > 0 {
 			return host[1:i]

@@ -121,8 +121,8 @@ func TestHostOnly(t *testing.T) {
 		"::1": "::1", "[::1": "[::1", "": "", "1.2.3.4:5": "1.2.3.4",
 		"example.com.": "example.com", "example.com.:443": "example.com",
 	} {
-		if got := hostOnly(in); got != want {
-			t.Errorf("hostOnly(%q) = %q, want %q", in, got, want)
+		if got := HostOnly(in); got != want {
+			t.Errorf("HostOnly(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -167,5 +167,28 @@ func BenchmarkCatalogMatch(b *testing.B) {
 				c.Match(tc.host, tc.path)
 			}
 		})
+	}
+}
+
+func TestIsLoginPath(t *testing.T) {
+	for _, tc := range []struct {
+		paths []string
+		path  string
+		want  bool
+	}{
+		{DefaultLoginPaths, "/login", true},
+		{DefaultLoginPaths, "/shopapi-bid/login", true},
+		{DefaultLoginPaths, "/api/v1/oauth/token", true},
+		{DefaultLoginPaths, "/shopapi-bid/relogin", false},
+		{DefaultLoginPaths, "/shopapi-bid/login/help", false},
+		{DefaultLoginPaths, "/shopapi-bid/order/7", false},
+		{[]string{"signin"}, "/app/signin", true},
+		{[]string{"signin"}, "/app/xsignin", false},
+		{[]string{"/shopapi-bid/login"}, "/shopapi-bid/login", true},
+		{[]string{""}, "/anything", false},
+	} {
+		if got := isLoginPath(tc.paths, tc.path); got != tc.want {
+			t.Errorf("isLoginPath(%v, %q) = %v, want %v", tc.paths, tc.path, got, tc.want)
+		}
 	}
 }

@@ -20,16 +20,17 @@ const (
 	KindAPIKey
 	KindCookie
 	KindUsername
-	numKinds
+	// NumKinds is the number of kinds (not a kind): the length of Identities.
+	NumKinds
 )
 
-var kindNames = [numKinds]string{"ip", "token", "api_key", "cookie", "username"}
+var kindNames = [NumKinds]string{"ip", "token", "api_key", "cookie", "username"}
 
 // Kinds lists every identity kind.
 func Kinds() []Kind { return []Kind{KindIP, KindToken, KindAPIKey, KindCookie, KindUsername} }
 
 func (k Kind) String() string {
-	if k < numKinds {
+	if k < NumKinds {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
@@ -51,7 +52,7 @@ func ParseKind(s string) (Kind, error) {
 
 // Identities are the identities of one request. Secret kinds hold fingerprints,
 // never the credential itself; an empty string means "not present".
-type Identities [numKinds]string
+type Identities [NumKinds]string
 
 // Get returns the identity of kind k.
 func (ids *Identities) Get(k Kind) string { return ids[k] }

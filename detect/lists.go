@@ -39,7 +39,7 @@ type List struct {
 	journal ListJournal
 	seed    maphash.Seed
 	gen     *atomic.Uint64
-	counts  [numKinds]atomic.Int64 // entries of each kind, ranges included
+	counts  [NumKinds]atomic.Int64 // entries of each kind, ranges included
 	shards  [listShards]listShard
 	ranges  ipRanges
 }
@@ -102,12 +102,12 @@ func (l *List) exact(k Kind, value string, now time.Time) (Entry, bool) {
 
 // Match returns the first live entry matching any of ids.
 func (l *List) Match(ids *Identities, now time.Time) (Entry, bool) {
-	return l.matchKinds(ids, now, numKinds)
+	return l.matchKinds(ids, now, NumKinds)
 }
 
-// matchKinds is Match leaving out one kind (numKinds: none).
+// matchKinds is Match leaving out one kind (NumKinds: none).
 func (l *List) matchKinds(ids *Identities, now time.Time, skip Kind) (Entry, bool) {
-	for k := range numKinds {
+	for k := range NumKinds {
 		if k == skip {
 			continue
 		}

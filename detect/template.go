@@ -207,7 +207,7 @@ func isGenericPrefix(seg string) bool {
 
 // DiscoveredName names an API discovered from its host and base path.
 func DiscoveredName(host, base string) string {
-	host = strings.ToLower(hostOnly(host))
+	host = strings.ToLower(HostOnly(host))
 	if host == "" {
 		host = "unknown-host"
 	}

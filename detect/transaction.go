@@ -66,6 +66,10 @@ func (t *Transaction) Prepare() {
 	t.Template, t.objectID = string(b), id
 }
 
+// ObjectID is the path's last ID segment (the object the call reads), set
+// by Prepare; empty when the path has none.
+func (t *Transaction) ObjectID() string { return t.objectID }
+
 // Queue is the bounded hand-off from the hot path to the detection pipeline.
 // Push never blocks: when the queue is full the record is dropped and counted.
 type Queue struct {

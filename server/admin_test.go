@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
 )
@@ -329,7 +330,7 @@ func TestAdminAPIs(t *testing.T) {
 		t.Fatalf("GET /v1/apis: %d %s", code, body)
 	}
 	var got struct {
-		APIs []detect.APIStats `json:"apis"`
+		APIs []observe.APIStats `json:"apis"`
 	}
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatal(err)

@@ -8,13 +8,15 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/server/config"
 )
 
 // newTrap builds the configuration's decoys. A decoy that would trap a real
 // client (a login path, another API's paths, an API's base path) is an
 // error; one that traffic later shows to be real is disabled and logged.
-func newTrap(cfg *config.Config, catalog *detect.Catalog, fp *detect.Fingerprinter, engine *detect.Engine, block *detect.List, inv *detect.Inventory, log zerolog.Logger, now func() time.Time) (*decoy.Trap, error) {
+func newTrap(cfg *config.Config, catalog *detect.Catalog, fp *detect.Fingerprinter, engine *behaviour.Engine, block *detect.List, inv *observe.Inventory, log zerolog.Logger, now func() time.Time) (*decoy.Trap, error) {
 	dc := decoy.Config{Builtin: cfg.DecoyBuiltin, TTL: cfg.DecoyTTL,
 		RealEndpoint: func(api *detect.API, path string) bool { return inv.Succeeded(api.Name, path) }}
 	for _, a := range cfg.APIs {

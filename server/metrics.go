@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/envoy"
 )
 
@@ -85,7 +86,7 @@ func newMetrics(q *detect.Queue, allow, block *detect.List) *metrics {
 }
 
 // watchInventory exports what the API inventory turned away or gave up.
-func (m *metrics) watchInventory(inv *detect.Inventory) {
+func (m *metrics) watchInventory(inv *observe.Inventory) {
 	overflow := func(what string, f func() uint64) prometheus.CounterFunc {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "vigil_inventory_overflow_total", Help: "Calls not recorded in the API inventory because it was full, by what was new (api, endpoint).",

@@ -34,6 +34,8 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/envoy"
 	"github.com/vigil-project/vigil/server/admin"
 	"github.com/vigil-project/vigil/server/config"
@@ -59,9 +61,9 @@ type Server struct {
 	extractor *detect.Extractor
 	enforcer  *detect.Enforcer
 	queue     *detect.Queue
-	inventory *detect.Inventory
-	forensics *detect.Forensics
-	engine    *detect.Engine
+	inventory *observe.Inventory
+	forensics *observe.Forensics
+	engine    *behaviour.Engine
 	trap      *decoy.Trap
 	metrics   *metrics
 	streams   *streamLimit // grpc.max_streams
@@ -105,8 +107,8 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		return nil, err
 	}
 	s.queue = detect.NewQueue(cfg.Pipeline.QueueSize)
-	s.inventory = detect.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
-	s.forensics = detect.NewForensics(cfg.Retention.ForensicsIdentities)
+	s.inventory = observe.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
+	s.forensics = observe.NewForensics(cfg.Retention.ForensicsIdentities)
 	s.metrics = newMetrics(s.queue, allow, block)
 	s.metrics.watchInventory(s.inventory)
 	if s.store, err = store.Open(cfg.DataDir); err != nil {
@@ -235,7 +237,7 @@ func (s *Server) restore(allow, block *detect.List, models int) error {
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(recs, func(a, b *detect.ForensicRecord) int { return a.LastSeen.Compare(b.LastSeen) })
+	slices.SortFunc(recs, func(a, b *observe.ForensicRecord) int { return a.LastSeen.Compare(b.LastSeen) })
 	for _, r := range recs { // oldest first: the least recently seen are forgotten first
 		s.forensics.Put(r)
 	}
@@ -286,7 +288,7 @@ func (s *Server) Enforcer() *detect.Enforcer { return s.enforcer }
 
 // Engine returns the detection engine (tests: attack records put in its
 // store, transactions consumed).
-func (s *Server) Engine() *detect.Engine { return s.engine }
+func (s *Server) Engine() *behaviour.Engine { return s.engine }
 
 // Ingest feeds one transaction record to the detection pipeline as if Envoy
 // had sent it, waiting for room in the queue: the demo pre-trains with it on
@@ -304,7 +306,7 @@ func (s *Server) IngestRecord(ctx context.Context, r *detect.Record) error {
 }
 
 // Models returns the training state of every API model.
-func (s *Server) Models() []detect.ModelStatus { return s.engine.Models() }
+func (s *Server) Models() []behaviour.ModelStatus { return s.engine.Models() }
 
 // newGRPCServer sets every option on purpose: Envoy multiplexes one stream
 // per HTTP request on few HTTP/2 connections, so concurrent streams are
@@ -515,7 +517,7 @@ func (s *Server) sweep(ctx context.Context) {
 // replay does): attacks are logged as one JSON line each, counted, sent to
 // the webhooks, and put on the block list by the engine when their API is
 // in block mode.
-func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *metrics, n *notify.Notifier, models []*detect.ModelDoc) (*detect.Engine, error) {
+func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *metrics, n *notify.Notifier, models []*behaviour.ModelDoc) (*behaviour.Engine, error) {
 	alog := log.With().Str("component", "detect").Logger()
 	return rt.NewEngine(config.EngineHooks{
 		Block: func(e detect.Entry) {

@@ -25,6 +25,8 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/dashboard"
 )
@@ -45,7 +47,7 @@ type Deps struct {
 	Token, ReadToken []byte
 	Fingerprinter    *detect.Fingerprinter
 	Allow, Block     *detect.List
-	Inventory        *detect.Inventory
+	Inventory        *observe.Inventory
 	Catalog          *atomic.Pointer[detect.Catalog]
 	// Metrics are served at /metrics; Panics counts the handler panics
 	// recovered.
@@ -54,9 +56,9 @@ type Deps struct {
 	Ready     *atomic.Bool
 	Now       func() time.Time
 	Attacks   *detect.AttackStore
-	Engine    *detect.Engine
+	Engine    *behaviour.Engine
 	Trap      *decoy.Trap
-	Forensics *detect.Forensics
+	Forensics *observe.Forensics
 }
 
 // admin serves the admin HTTP API.
@@ -425,7 +427,7 @@ func (a *admin) getModel(w http.ResponseWriter, r *http.Request) {
 // "mode":"user","tn":100,"tx":600}]}; mode "system" gives a variable back to
 // learning.
 func (a *admin) putModel(w http.ResponseWriter, r *http.Request) {
-	var u detect.ModelUpdate
+	var u behaviour.ModelUpdate
 	if err := decodeJSON(r.Body, &u); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -446,7 +448,7 @@ func (a *admin) putModel(w http.ResponseWriter, r *http.Request) {
 
 // importModel installs a model exported from another deployment.
 func (a *admin) importModel(w http.ResponseWriter, r *http.Request) {
-	var doc detect.ModelDoc
+	var doc behaviour.ModelDoc
 	if err := decodeJSON(r.Body, &doc); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -481,7 +483,7 @@ func (a *admin) getForensics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rec == nil {
-		rec = &detect.ForensicRecord{Kind: kind.String(), Value: value}
+		rec = &observe.ForensicRecord{Kind: kind.String(), Value: value}
 	}
 	now := a.Now()
 	status := "active"

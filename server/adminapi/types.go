@@ -13,6 +13,8 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 )
 
 //go:embed openapi.json
@@ -59,7 +61,7 @@ type Entries struct {
 
 // APIs is the answer of GET /v1/apis.
 type APIs struct {
-	APIs []detect.APIStats `json:"apis"`
+	APIs []observe.APIStats `json:"apis"`
 }
 
 // Attacks is the answer of GET /v1/attacks: a page, newest first, and the
@@ -82,19 +84,19 @@ type Decoys struct {
 	HoneytokensPlanted int64         `json:"honeytokens_planted"`
 }
 
-// Models is the answer of GET /v1/models. One model is a detect.ModelDoc
-// (GET, PUT and POST …/import), changed with a detect.ModelUpdate.
+// Models is the answer of GET /v1/models. One model is a behaviour.ModelDoc
+// (GET, PUT and POST …/import), changed with a behaviour.ModelUpdate.
 type Models struct {
-	Models []detect.ModelStatus `json:"models"`
+	Models []behaviour.ModelStatus `json:"models"`
 }
 
 // Activity is the answer of GET /v1/apis/{api}/activity.
 type Activity struct {
-	API           string                 `json:"api"`
-	Points        []detect.ActivityPoint `json:"points"`
-	Since         time.Time              `json:"since"`
-	Step          string                 `json:"step"`
-	TopIdentities []detect.TopIdentity   `json:"top_identities"`
+	API           string                  `json:"api"`
+	Points        []observe.ActivityPoint `json:"points"`
+	Since         time.Time               `json:"since"`
+	Step          string                  `json:"step"`
+	TopIdentities []observe.TopIdentity   `json:"top_identities"`
 }
 
 // Forensics is the answer of GET /v1/forensics/{kind}/{value}: what one

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
@@ -375,7 +376,7 @@ func TestCLIStatusAndAPIs(t *testing.T) {
 		t.Errorf("apis row %q in\n%s", got, out)
 	}
 	var apis struct {
-		APIs []detect.APIStats `json:"apis"`
+		APIs []observe.APIStats `json:"apis"`
 	}
 	if err := json.Unmarshal([]byte(mustCLI(t, ts, "apis", "-o", "json")), &apis); err != nil || len(apis.APIs) != 2 || apis.APIs[0].Name != "shop" {
 		t.Errorf("apis -o json: %v %+v", err, apis)

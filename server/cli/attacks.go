@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 	"github.com/vigil-project/vigil/server/adminapi"
 )
 
@@ -151,7 +152,7 @@ func topVariable(vars []detect.VariableValue) string {
 // bytes) as the nearest whole number, since distinct counts are estimates
 // with decimals; a ratio or score with up to two decimals.
 func fmtObserved(name string, v float64) string {
-	if detect.CountVariable(name) {
+	if behaviour.CountVariable(name) {
 		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
 	}
 	return fmtNum(v)
@@ -161,7 +162,7 @@ func fmtObserved(name string, v float64) string {
 // (a count fires when it is more than Tx, that is more than Tx rounded
 // down); a ratio or score with up to two decimals.
 func fmtLimit(name string, v float64) string {
-	if detect.CountVariable(name) {
+	if behaviour.CountVariable(name) {
 		return strconv.FormatFloat(math.Floor(v), 'f', 0, 64)
 	}
 	return fmtNum(v)

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
@@ -201,16 +202,16 @@ func pretrain(ctx context.Context, s *server.Server, shop *demo.Shop, out *demoO
 	recs := demo.Pretraining{Shop: shop, Seed: demoSeed, End: end, Window: demoWindow}.Records()
 	out.printf("Pre-training %s on %s of recorded benign traffic: %d calls from %d users…\n", demoAPI, demoWindow, len(recs), demo.NumUsers)
 	started := time.Now()
-	status := func() detect.ModelStatus {
+	status := func() behaviour.ModelStatus {
 		for _, m := range s.Models() {
 			if m.API == demoAPI {
 				return m
 			}
 		}
-		return detect.ModelStatus{API: demoAPI, State: "learning"}
+		return behaviour.ModelStatus{API: demoAPI, State: "learning"}
 	}
 	lastQuarter := -1
-	show := func(fed int, m detect.ModelStatus) {
+	show := func(fed int, m behaviour.ModelStatus) {
 		pct := 100 * fed / max(len(recs), 1)
 		if m.State != "ready" {
 			pct = min(pct, 99)

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 	"github.com/vigil-project/vigil/server/adminapi"
 )
 
@@ -48,7 +49,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sub, target := pos[0], pos[1]
 	switch sub {
 	case "get":
-		var doc detect.ModelDoc
+		var doc behaviour.ModelDoc
 		done, err := c.get(ctx, adminapi.ModelRoute(target), stdout, &doc)
 		if err != nil || done {
 			return err
@@ -64,7 +65,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		// Only a whole model is written: an empty or broken answer is an
 		// error, not an empty file that import would refuse much later.
-		var doc detect.ModelDoc
+		var doc behaviour.ModelDoc
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			return fmt.Errorf("GET %s: the answer is not a model document (%d bytes): %v", path, len(raw), err)
 		}
@@ -81,7 +82,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("model file: %w", err)
 		}
-		var doc detect.ModelDoc
+		var doc behaviour.ModelDoc
 		if err := json.Unmarshal(data, &doc); err != nil {
 			return fmt.Errorf("model file %s: %w", target, err)
 		}
@@ -94,16 +95,16 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		route := adminapi.ModelRoute(doc.API)
 		route.Path += "/import"
 		route.Shown = route.Path
-		var out detect.ModelDoc
+		var out behaviour.ModelDoc
 		if err := c.call(ctx, "POST", route, data, &out); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "imported model of %s (%d variables)\n", adminapi.Printable(out.API), len(out.Variables))
 		return nil
 	case "set":
-		u := detect.ModelUpdate{Types: map[detect.AttackType]detect.TypeKnobsUpdate{}}
+		u := behaviour.ModelUpdate{Types: map[detect.AttackType]behaviour.TypeKnobsUpdate{}}
 		if *typ != "" {
-			k := detect.TypeKnobsUpdate{}
+			k := behaviour.TypeKnobsUpdate{}
 			if *enable || *disable {
 				e := *enable
 				k.Enabled = &e
@@ -114,7 +115,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			u.Types[detect.AttackType(*typ)] = k
 		}
 		if *varName != "" {
-			vu := detect.VariableUpdate{Name: *varName, Kind: *kind, Mode: "user"}
+			vu := behaviour.VariableUpdate{Name: *varName, Kind: *kind, Mode: "user"}
 			if *system {
 				vu.Mode = "system"
 			} else {
@@ -141,7 +142,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if done, err := c.printJSON(stdout, raw); done {
 			return err
 		}
-		var doc detect.ModelDoc
+		var doc behaviour.ModelDoc
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			return fmt.Errorf("PUT %s: unexpected answer: %w", path, err)
 		}
@@ -151,7 +152,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return c.usageError("unknown model command %q", sub)
 }
 
-func printModel(w io.Writer, doc *detect.ModelDoc) {
+func printModel(w io.Writer, doc *behaviour.ModelDoc) {
 	if st := doc.Status; st != nil {
 		fmt.Fprintf(w, "API %s: %s, %d requests, %d identities, %d would-be detections while learning\n\n",
 			adminapi.Printable(doc.API), adminapi.Printable(st.State), st.Requests, st.Identities, st.WouldBeDetections)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 	"github.com/vigil-project/vigil/server/adminapi"
 )
 
@@ -21,11 +21,11 @@ const statusUsage = `Usage:
 
 // statusReport is what vigil status shows; -o json writes it as it is.
 type statusReport struct {
-	AdminAddr      string               `json:"admin_addr"`
-	Ready          bool                 `json:"ready"`
-	APIs           int                  `json:"apis"`
-	DiscoveredAPIs int                  `json:"discovered_apis"`
-	Models         []detect.ModelStatus `json:"models"`
+	AdminAddr      string                  `json:"admin_addr"`
+	Ready          bool                    `json:"ready"`
+	APIs           int                     `json:"apis"`
+	DiscoveredAPIs int                     `json:"discovered_apis"`
+	Models         []behaviour.ModelStatus `json:"models"`
 	// AttacksLastHour counts attacks detected in the last hour.
 	AttacksLastHour struct {
 		Total  int            `json:"total"`
@@ -80,7 +80,7 @@ func fetchStatus(ctx context.Context, c *adminCmd) (*statusReport, error) {
 	}
 	r.Models = models.Models
 	if r.Models == nil {
-		r.Models = []detect.ModelStatus{}
+		r.Models = []behaviour.ModelStatus{}
 	}
 
 	// Pages of the largest size the server allows, until the total is read.

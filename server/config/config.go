@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 )
 
 //go:embed default.yaml
@@ -180,7 +181,7 @@ type APIConfig struct {
 	LoginPaths      []string         `yaml:"login_paths"`
 	// Detection sets the API's model knobs and user thresholds, as
 	// PUT /v1/models/{api} does.
-	Detection *detect.ModelUpdate `yaml:"detection"`
+	Detection *behaviour.ModelUpdate `yaml:"detection"`
 	// Decoys are paths, relative to the base path, that no real client
 	// calls.
 	Decoys []string `yaml:"decoys"`

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 )
 
 // Runtime is the runtime form of a validated Config: the settings that
@@ -25,7 +26,7 @@ type Runtime struct {
 
 	trustedHops int
 	maxAttacks  int
-	engine      detect.EngineConfig
+	engine      behaviour.EngineConfig
 	// models are the apis[].detection settings, applied to the engine
 	// once it is built.
 	models []apiModel
@@ -34,7 +35,7 @@ type Runtime struct {
 // apiModel is one API's detection settings from the file.
 type apiModel struct {
 	api    string
-	update *detect.ModelUpdate
+	update *behaviour.ModelUpdate
 }
 
 // EngineHooks are what the caller of Runtime.NewEngine adds to the
@@ -51,7 +52,7 @@ type EngineHooks struct {
 	// Snapshots are models learned earlier (serve's data directory),
 	// restored before apis[].detection is applied on top of them: the
 	// file's settings win over what was stored.
-	Snapshots []*detect.ModelDoc
+	Snapshots []*behaviour.ModelDoc
 	// OnSnapshotError is told of a snapshot that could not be restored;
 	// the engine starts without it.
 	OnSnapshotError func(api string, err error)
@@ -74,11 +75,11 @@ func (c *Config) Runtime() (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{Secrets: sec, Fingerprinter: fp, Catalog: c.Catalog(), trustedHops: c.TrustedHops, maxAttacks: c.Detection.MaxAttacks}
-	r.engine = detect.EngineConfig{
+	r.engine = behaviour.EngineConfig{
 		Workers:   c.Detection.Workers,
 		MaxStates: c.Detection.MaxStates,
 		MaxAPIs:   c.Discovery.MaxAPIs,
-		Training: detect.TrainingConfig{
+		Training: behaviour.TrainingConfig{
 			Duration: c.Training.Duration, MinRequests: c.Training.MinRequests,
 			MinIdentities: c.Training.MinIdentities, RelearnInterval: c.Training.RelearnInterval,
 		},
@@ -105,8 +106,8 @@ func (r *Runtime) NewExtractor() (*detect.Extractor, error) {
 // NewEngine builds the detection engine from the derived settings and the
 // caller's hooks: the snapshots restored, then each API's detection
 // settings (apis[].detection) applied.
-func (r *Runtime) NewEngine(h EngineHooks) (*detect.Engine, error) {
-	e := detect.NewEngine(r.engineConfig(h))
+func (r *Runtime) NewEngine(h EngineHooks) (*behaviour.Engine, error) {
+	e := behaviour.NewEngine(r.engineConfig(h))
 	for _, d := range h.Snapshots {
 		if err := e.Restore(d); err != nil && h.OnSnapshotError != nil {
 			h.OnSnapshotError(d.API, err)
@@ -122,7 +123,7 @@ func (r *Runtime) NewEngine(h EngineHooks) (*detect.Engine, error) {
 
 // engineConfig is the engine's configuration: the derived settings, the
 // hooks, and a fresh attack store (detection.max_attacks).
-func (r *Runtime) engineConfig(h EngineHooks) detect.EngineConfig {
+func (r *Runtime) engineConfig(h EngineHooks) behaviour.EngineConfig {
 	ec := r.engine
 	if h.Inline {
 		ec.Workers = 0

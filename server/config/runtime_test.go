@@ -7,17 +7,18 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 	"github.com/vigil-project/vigil/test/vigiltest/testfiles"
 )
 
-// hookFields are the fields of detect.EngineConfig the caller of NewEngine
+// hookFields are the fields of behaviour.EngineConfig the caller of NewEngine
 // sets (how the engine runs, where its results go); every other field is
 // derived from the configuration, the same for serve and replay.
 var hookFields = map[string]bool{"Workers": true, "Block": true, "OnAttack": true, "Store": true, "IDs": true}
 
 // TestServeAndReplayDeriveTheSameEngine: `vigil serve` (workers, blocking)
 // and `vigil replay` (inline) get the same engine settings from one
-// configuration, and every setting of detect.EngineConfig comes from it: a
+// configuration, and every setting of behaviour.EngineConfig comes from it: a
 // field added to EngineConfig and left out of Config.Runtime fails here,
 // instead of making a replay silently differ from serve.
 func TestServeAndReplayDeriveTheSameEngine(t *testing.T) {
@@ -75,7 +76,7 @@ func TestNewEngineAppliesAPIDetection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probingEnabled := func(e *detect.Engine) bool {
+	probingEnabled := func(e *behaviour.Engine) bool {
 		for _, d := range e.ModelDocs() {
 			if d.API == "shop" {
 				return d.Types[detect.AttackProbing].Enabled

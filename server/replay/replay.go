@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 	"github.com/vigil-project/vigil/server/config"
 )
 
@@ -32,7 +33,7 @@ type Summary struct {
 	// Actions counts attacks by action (blocked, would_block, detected).
 	Actions map[string]int
 	// Models are the APIs' training states at the end.
-	Models []detect.ModelStatus
+	Models []behaviour.ModelStatus
 }
 
 // Run runs the detection engine on recorded traffic, with the clock

@@ -20,6 +20,8 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 )
 
 // FileName is the database file in the data directory.
@@ -214,7 +216,7 @@ func (s *Store) LoadAttacks(max int) ([]*detect.Attack, error) {
 }
 
 // PutModels stores model documents (one per API), replacing older ones.
-func (s *Store) PutModels(docs []*detect.ModelDoc) error {
+func (s *Store) PutModels(docs []*behaviour.ModelDoc) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketModels)
 		for _, d := range docs {
@@ -231,11 +233,11 @@ func (s *Store) PutModels(docs []*detect.ModelDoc) error {
 }
 
 // LoadModels returns the stored model documents.
-func (s *Store) LoadModels() ([]*detect.ModelDoc, error) {
-	var out []*detect.ModelDoc
+func (s *Store) LoadModels() ([]*behaviour.ModelDoc, error) {
+	var out []*behaviour.ModelDoc
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketModels).ForEach(func(k, v []byte) error {
-			d := new(detect.ModelDoc)
+			d := new(behaviour.ModelDoc)
 			if err := json.Unmarshal(v, d); err != nil {
 				return fmt.Errorf("model %s: %w", k, err)
 			}
@@ -249,7 +251,7 @@ func (s *Store) LoadModels() ([]*detect.ModelDoc, error) {
 var bucketForensics = []byte("forensics")
 
 // PutForensics stores identities' forensic records, replacing older ones.
-func (s *Store) PutForensics(recs []*detect.ForensicRecord) error {
+func (s *Store) PutForensics(recs []*observe.ForensicRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -272,15 +274,15 @@ func (s *Store) PutForensics(recs []*detect.ForensicRecord) error {
 }
 
 // LoadForensics returns the stored forensic records.
-func (s *Store) LoadForensics() ([]*detect.ForensicRecord, error) {
-	var out []*detect.ForensicRecord
+func (s *Store) LoadForensics() ([]*observe.ForensicRecord, error) {
+	var out []*observe.ForensicRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketForensics)
 		if b == nil {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			r := new(detect.ForensicRecord)
+			r := new(observe.ForensicRecord)
 			if err := json.Unmarshal(v, r); err != nil {
 				return fmt.Errorf("forensics %q: %w", k, err)
 			}
@@ -375,7 +377,7 @@ func (s *Store) LoadDecoyHits() ([]decoy.Stats, error) {
 var keyInventory = []byte("inventory")
 
 // PutInventory stores the API inventory (one document).
-func (s *Store) PutInventory(apis []detect.APIStats) error {
+func (s *Store) PutInventory(apis []observe.APIStats) error {
 	data, err := json.Marshal(apis)
 	if err != nil {
 		return err
@@ -390,8 +392,8 @@ func (s *Store) PutInventory(apis []detect.APIStats) error {
 }
 
 // LoadInventory returns the stored API inventory.
-func (s *Store) LoadInventory() ([]detect.APIStats, error) {
-	var out []detect.APIStats
+func (s *Store) LoadInventory() ([]observe.APIStats, error) {
+	var out []observe.APIStats
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("meta"))
 		if b == nil {

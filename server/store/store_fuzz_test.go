@@ -9,6 +9,8 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 )
 
 // storedBuckets are the buckets whose values the store decodes, each with
@@ -42,12 +44,12 @@ func FuzzStoredValues(f *testing.F) {
 	seed(1, entryJSON{Kind: "token", Value: "fp:00", Reason: "b", CreatedAt: t0, AttackID: "x1"})
 	seed(2, &detect.Attack{ID: "a1", Type: detect.AttackProbing, API: "shop", DetectedAt: t0, BlockedUntil: &until,
 		Variables: []detect.VariableValue{{Name: "not_found_10m", Observed: 80, Tn: 5, Tx: 20, DeviationPct: 300}}})
-	seed(3, &detect.ModelDoc{API: "shop"})
-	seed(4, &detect.ForensicRecord{Kind: "ip", Value: "192.0.2.1", FirstSeen: t0, LastSeen: t0, Total: 3,
+	seed(3, &behaviour.ModelDoc{API: "shop"})
+	seed(4, &observe.ForensicRecord{Kind: "ip", Value: "192.0.2.1", FirstSeen: t0, LastSeen: t0, Total: 3,
 		Methods: map[string]int64{"GET": 3}, Hours: map[int64]int64{t0.Unix() / 3600: 3}})
 	seed(5, &decoy.Honeytoken{Kind: "api_key", API: "shop", Path: "/.env", MintedAt: t0, HitID: "a2"})
 	seed(6, decoy.Stats{API: "shop", Path: "/.env", Hits: 2})
-	seed(7, []detect.APIStats{{Name: "shop", BasePath: "/shop", Hosts: []string{"*"}, Mode: "block", Requests: 9}})
+	seed(7, []observe.APIStats{{Name: "shop", BasePath: "/shop", Hosts: []string{"*"}, Mode: "block", Requests: 9}})
 	f.Add(uint8(3), []byte(`{"api":"shop","variables":[{"name":"requests_per_min","kind":"ip","tn":-1,"tx":1e308}]}`))
 	f.Add(uint8(4), []byte(`{"kind":"ip","value":"x","hours":{"-9223372036854775808":-1}}`))
 	f.Add(uint8(0), []byte(`{"kind":"nonsense"}`))
@@ -85,17 +87,17 @@ func FuzzStoredValues(f *testing.F) {
 			as.Load(a)
 		}
 		as.List(detect.AttackFilter{})
-		inv := detect.NewInventory(nil, 10, 10)
+		inv := observe.NewInventory(nil, 10, 10)
 		stats, _ := s.LoadInventory()
 		inv.Restore(stats)
-		fo := detect.NewForensics(10)
+		fo := observe.NewForensics(10)
 		recs, _ := s.LoadForensics()
 		for _, r := range recs {
 			fo.Put(r)
 		}
 		s.LoadHoneytokens(func(string, *decoy.Honeytoken) {})
 		s.LoadDecoyHits()
-		e := detect.NewEngine(detect.EngineConfig{APIs: []*detect.API{{Name: "shop", BasePath: "/shop"}}, Store: as})
+		e := behaviour.NewEngine(behaviour.EngineConfig{APIs: []*detect.API{{Name: "shop", BasePath: "/shop"}}, Store: as})
 		models, _ := s.LoadModels()
 		for _, d := range models {
 			if e.Restore(d) == nil {

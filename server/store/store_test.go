@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 )
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -99,7 +100,7 @@ func TestOneProcessAtATime(t *testing.T) {
 
 func TestModelsRoundTrip(t *testing.T) {
 	s := open(t, t.TempDir())
-	docs := []*detect.ModelDoc{{Version: 1, API: "shop", Types: map[detect.AttackType]detect.TypeKnobs{detect.AttackProbing: {Enabled: false, Sensitivity: 2}}}}
+	docs := []*behaviour.ModelDoc{{Version: 1, API: "shop", Types: map[detect.AttackType]behaviour.TypeKnobs{detect.AttackProbing: {Enabled: false, Sensitivity: 2}}}}
 	if err := s.PutModels(docs); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@
 //	go run ./test/mutation -fault halve    # one fault
 //	go run ./test/mutation -pkgs ./...     # the whole suite (as the issue asks; slower)
 //
-// A fault is a small patch to detect/*.go. Each patch names the exact code it
+// A fault is a small patch to detect/behaviour/*.go. Each patch names the exact code it
 // replaces; when that code has changed, the program stops with an error
 // saying which anchor is gone, rather than test an unchanged engine.
 // It exits non-zero when a fault goes uncaught or cannot be planted.
@@ -49,11 +49,11 @@ func scaleLearned(name, what, f string) fault {
 	return fault{
 		name: name, what: what,
 		edits: []edit{
-			{file: "detect/model.go", old: "t.Tn = q99\n", new: "t.Tn = " + f + " * q99\n", want: 1},
-			{file: "detect/model.go", old: "t.Tx = max(d.floor, 2*r.max)", new: "t.Tx = max(d.floor, " + f + "*2*r.max)", want: 1},
-			{file: "detect/model.go", old: "t.Tx = max(d.floor, 3*q99, 1.5*q999)", new: "t.Tx = max(d.floor, " + f + "*3*q99, " + f + "*1.5*q999)", want: 1},
+			{file: "detect/behaviour/model.go", old: "t.Tn = q99\n", new: "t.Tn = " + f + " * q99\n", want: 1},
+			{file: "detect/behaviour/model.go", old: "t.Tx = max(d.floor, 2*r.max)", new: "t.Tx = max(d.floor, " + f + "*2*r.max)", want: 1},
+			{file: "detect/behaviour/model.go", old: "t.Tx = max(d.floor, 3*q99, 1.5*q999)", new: "t.Tx = max(d.floor, " + f + "*3*q99, " + f + "*1.5*q999)", want: 1},
 		},
-		add: map[string]string{"detect/zz_mutant.go": "package detect\n\nfunc init() {\n\tfor i := range varDefs {\n\t\tvarDefs[i].floor *= " + f + "\n\t}\n}\n"},
+		add: map[string]string{"detect/behaviour/zz_mutant.go": "package behaviour\n\nfunc init() {\n\tfor i := range varDefs {\n\t\tvarDefs[i].floor *= " + f + "\n\t}\n}\n"},
 	}
 }
 
@@ -62,16 +62,16 @@ var faults = []fault{
 	scaleLearned("double", "every learned threshold (Tn, Tx in compute) and every floor doubled", "2"),
 	{
 		name: "disable-deletes", what: "one variable disabled: deletes_10m (mass_deletion) can never pass its floor",
-		add: map[string]string{"detect/zz_mutant.go": "package detect\n\nfunc init() { varDefs[vDeletes].floor = 1e15 }\n"},
+		add: map[string]string{"detect/behaviour/zz_mutant.go": "package behaviour\n\nfunc init() { varDefs[vDeletes].floor = 1e15 }\n"},
 	},
 	{
-		name: "sketch-low", what: "the distinct counter (HyperLogLog estimate in detect/sketch.go) 40% low",
-		edits: []edit{{file: "detect/sketch.go", old: "func (h *hll) estimate() float64 {",
+		name: "sketch-low", what: "the distinct counter (HyperLogLog estimate in detect/behaviour/sketch.go) 40% low",
+		edits: []edit{{file: "detect/behaviour/sketch.go", old: "func (h *hll) estimate() float64 {",
 			new: "func (h *hll) estimate() float64 { return 0.6 * h.estimateTrue() }\n\nfunc (h *hll) estimateTrue() float64 {", want: 1}},
 	},
 	{
 		name: "no-sensitivity", what: "the per-type sensitivity knob ignored (read as 1 wherever the engine divides by it)",
-		edits: []edit{{file: "detect/engine.go", old: `knobs\[[a-zA-Z_.()]+\]\.Sensitivity`, new: "1.0", regexp: true}},
+		edits: []edit{{file: "detect/behaviour/engine.go", old: `knobs\[[a-zA-Z_.()\[\]]+\]\.Sensitivity`, new: "1.0", regexp: true}},
 	},
 }
 

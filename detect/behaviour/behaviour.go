@@ -1,6 +1,7 @@
-package detect
+package behaviour
 
 import (
+	"github.com/vigil-project/vigil/detect"
 	"strings"
 	"time"
 
@@ -114,7 +115,7 @@ func estimate(p *sketchPair) float64 {
 // hundred bytes whatever its traffic.
 type identityState struct {
 	model *apiModel
-	kind  Kind
+	kind  detect.Kind
 	id    string
 
 	first, last int64 // unix nanoseconds
@@ -190,7 +191,7 @@ func (s *identityState) shortSum() float64 {
 }
 
 // observe adds one transaction to the state.
-func (s *identityState) observe(t *Transaction, now int64, call *callFacts) {
+func (s *identityState) observe(t *detect.Transaction, now int64, call *callFacts) {
 	s.advance(now)
 	if s.first == 0 {
 		s.first = now
@@ -204,8 +205,8 @@ func (s *identityState) observe(t *Transaction, now int64, call *callFacts) {
 	switch {
 	case failedLogin:
 		b.c[cLoginFail]++
-		if s.kind == KindIP || s.kind == KindCookie {
-			if u := t.Identities[KindUsername]; u != "" {
+		if s.kind == detect.KindIP || s.kind == detect.KindCookie {
+			if u := t.Identities[detect.KindUsername]; u != "" {
 				pair(&s.sk.loginUsers).add(hashString(u))
 			}
 		}
@@ -219,8 +220,8 @@ func (s *identityState) observe(t *Transaction, now int64, call *callFacts) {
 	if t.Method == "DELETE" {
 		b.c[cDeletes]++
 	}
-	if s.kind != KindIP {
-		if ip := t.Identities[KindIP]; ip != "" {
+	if s.kind != detect.KindIP {
+		if ip := t.Identities[detect.KindIP]; ip != "" {
 			pair(&s.sk.ips).add(hashString(ip))
 			s.noteIP(ip)
 		}
@@ -246,31 +247,16 @@ func (s *identityState) noteIP(ip string) {
 
 // objectKey hashes the endpoint template and the last ID segment of a
 // prepared call's path: the object the call reads.
-func objectKey(t *Transaction) (uint64, bool) {
-	if t.objectID == "" {
+func objectKey(t *detect.Transaction) (uint64, bool) {
+	if t.ObjectID() == "" {
 		return 0, false
 	}
 	var d xxhash.Digest
 	d.Reset()
 	d.WriteString(t.Template)
 	d.WriteString("#")
-	d.WriteString(t.objectID)
+	d.WriteString(t.ObjectID())
 	return d.Sum64(), true
-}
-
-// isLoginPath reports whether path is one of the API's login endpoints: it
-// ends in one of paths, at a segment boundary (/login matches
-// /shopapi-bid/login, not /shopapi-bid/relogin).
-func isLoginPath(paths []string, path string) bool {
-	for _, p := range paths {
-		if p == "" || !strings.HasSuffix(path, p) {
-			continue
-		}
-		if len(path) == len(p) || p[0] == '/' || path[len(path)-len(p)-1] == '/' {
-			return true
-		}
-	}
-	return false
 }
 
 // beyond reports whether x, the value of v for this identity, passes the

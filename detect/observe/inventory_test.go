@@ -1,8 +1,9 @@
-package detect
+package observe
 
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/vigil-project/vigil/detect"
 	"reflect"
 	"strings"
 	"sync"
@@ -11,16 +12,16 @@ import (
 	"unsafe"
 )
 
-var _ Sink = (*Inventory)(nil)
+var _ detect.Sink = (*Inventory)(nil)
 
 var (
-	ordersAPI   = &API{Name: "orders", BasePath: "/orders", Hosts: []string{"shop.test"}, Mode: ModeBlock}
-	paymentsAPI = &API{Name: "payments", BasePath: "/pay", Mode: ModeDetect}
-	discovered  = &API{Name: "", BasePath: "/", Mode: ModeLearn, Discovered: true}
+	ordersAPI   = &detect.API{Name: "orders", BasePath: "/orders", Hosts: []string{"shop.test"}, Mode: detect.ModeBlock}
+	paymentsAPI = &detect.API{Name: "payments", BasePath: "/pay", Mode: detect.ModeDetect}
+	discovered  = &detect.API{Name: "", BasePath: "/", Mode: detect.ModeLearn, Discovered: true}
 )
 
-func call(api *API, host, method, path string, status int, at time.Duration) *Transaction {
-	return &Transaction{API: api, Host: host, Method: method, Path: path, Status: status, Start: t0.Add(at), HasRequest: true, Complete: status != 0}
+func call(api *detect.API, host, method, path string, status int, at time.Duration) *detect.Transaction {
+	return &detect.Transaction{API: api, Host: host, Method: method, Path: path, Status: status, Start: t0.Add(at), HasRequest: true, Complete: status != 0}
 }
 
 func apiByName(t *testing.T, stats []APIStats, name string) APIStats {
@@ -43,8 +44,8 @@ func names(stats []APIStats) []string {
 }
 
 func TestInventoryConfiguredAndDiscovered(t *testing.T) {
-	inv := NewInventory([]*API{ordersAPI, paymentsAPI}, 10, 10)
-	for _, tx := range []*Transaction{
+	inv := NewInventory([]*detect.API{ordersAPI, paymentsAPI}, 10, 10)
+	for _, tx := range []*detect.Transaction{
 		call(ordersAPI, "shop.test", "GET", "/orders/42", 200, 2*time.Second),
 		call(ordersAPI, "Shop.TEST:443", "GET", "/orders/43?x=1", 404, time.Second), // earlier: arrives late
 		call(ordersAPI, "shop.test", "GET", "/orders/44", 0, 3*time.Second),
@@ -121,7 +122,7 @@ func TestInventoryStatusClasses(t *testing.T) {
 // discovered APIs whatever the number of configured ones, and the per-API
 // endpoint limit counts what it turns away.
 func TestInventoryBounds(t *testing.T) {
-	inv := NewInventory([]*API{ordersAPI, paymentsAPI}, 2, 3)
+	inv := NewInventory([]*detect.API{ordersAPI, paymentsAPI}, 2, 3)
 	for i := 0; i < 5; i++ {
 		inv.Consume(call(discovered, fmt.Sprintf("h%d.test", i), "GET", "/", 200, 0))
 	}
@@ -153,7 +154,7 @@ func TestInventoryBounds(t *testing.T) {
 
 func TestInventoryLateConfiguredAPI(t *testing.T) {
 	inv := NewInventory(nil, 0, 10) // no room for discovered APIs at all
-	late := &API{Name: "late", BasePath: "/late", Hosts: []string{"late.test"}, Mode: ModeDetect}
+	late := &detect.API{Name: "late", BasePath: "/late", Hosts: []string{"late.test"}, Mode: detect.ModeDetect}
 	inv.Consume(call(late, "late.test", "GET", "/late/1", 200, 0))
 	stats := inv.APIs(discovered)
 	if len(stats) != 1 || stats[0].Name != "late" || stats[0].Discovered || stats[0].Mode != "detect" || inv.OverflowAPIs() != 0 {
@@ -163,7 +164,7 @@ func TestInventoryLateConfiguredAPI(t *testing.T) {
 
 func TestInventoryHostsBounded(t *testing.T) {
 	inv := NewInventory(nil, 10, 10)
-	api := &API{Name: "many-hosts", BasePath: "/"}
+	api := &detect.API{Name: "many-hosts", BasePath: "/"}
 	for i := 0; i < 40; i++ {
 		inv.Consume(call(api, fmt.Sprintf("H%02d.test:80", i), "GET", "/", 200, 0))
 	}
@@ -181,7 +182,7 @@ func TestInventoryKeepsCopies(t *testing.T) {
 	str := unsafe.String(&buf[0], len(buf))
 	host, rest, _ := strings.Cut(str, "|")
 	method, path, _ := strings.Cut(rest, "|")
-	inv.Consume(&Transaction{API: discovered, Host: host, Method: method, Path: path, HasRequest: true})
+	inv.Consume(&detect.Transaction{API: discovered, Host: host, Method: method, Path: path, HasRequest: true})
 	for i := range buf {
 		buf[i] = 'Z'
 	}
@@ -193,7 +194,7 @@ func TestInventoryKeepsCopies(t *testing.T) {
 }
 
 func TestInventoryConcurrent(t *testing.T) {
-	inv := NewInventory([]*API{ordersAPI}, 50, 50)
+	inv := NewInventory([]*detect.API{ordersAPI}, 50, 50)
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
@@ -218,8 +219,8 @@ func TestInventoryConcurrent(t *testing.T) {
 }
 
 func BenchmarkInventoryConsume(b *testing.B) {
-	inv := NewInventory([]*API{ordersAPI}, 1000, 1000)
-	txs := make([]*Transaction, 256)
+	inv := NewInventory([]*detect.API{ordersAPI}, 1000, 1000)
+	txs := make([]*detect.Transaction, 256)
 	for i := range txs {
 		txs[i] = call(ordersAPI, "shop.test", "GET", fmt.Sprintf("/orders/%d/items/%d", i, i*7), 200, 0)
 	}
@@ -235,7 +236,7 @@ func BenchmarkInventoryConsume(b *testing.B) {
 // first call, and an API restored after a restart before traffic, have a
 // time line of zeros (it once was a nil pointer dereference).
 func TestInventoryActivityBeforeTheFirstCall(t *testing.T) {
-	inv := NewInventory([]*API{ordersAPI}, 10, 10)
+	inv := NewInventory([]*detect.API{ordersAPI}, 10, 10)
 	inv.Restore([]APIStats{{Name: "api.example.com/v1", BasePath: "/v1", Discovered: true, Requests: 7}})
 	for _, api := range []string{"orders", "api.example.com/v1"} {
 		points, step, ok := inv.Activity(api, t0.Add(-10*time.Minute), t0, 5*time.Minute)
@@ -263,7 +264,7 @@ func TestInventoryActivityBeforeTheFirstCall(t *testing.T) {
 // misses are counted on the API, and a real endpoint called afterwards is
 // recorded.
 func TestInventoryScannerLeavesNoEndpoints(t *testing.T) {
-	inv := NewInventory([]*API{ordersAPI}, 10, 20)
+	inv := NewInventory([]*detect.API{ordersAPI}, 10, 20)
 	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/42", 200, 0))
 	for i := range 10 {
 		status := 404
@@ -274,7 +275,7 @@ func TestInventoryScannerLeavesNoEndpoints(t *testing.T) {
 	}
 	for i := range 990 { // the scanner is blocked: Vigil answers
 		tx := call(ordersAPI, "shop.test", "GET", fmt.Sprintf("/orders/guess%d", i), 403, 2*time.Second)
-		tx.Blocked, tx.Reason = true, ReasonBlockList
+		tx.Blocked, tx.Reason = true, detect.ReasonBlockList
 		inv.Consume(tx)
 	}
 	inv.Consume(call(nil, "elsewhere.test", "GET", "/nothing/here", 404, 3*time.Second)) // no API from a miss either
@@ -316,7 +317,7 @@ func TestInventoryScannerLeavesNoEndpoints(t *testing.T) {
 // endpoint never answered 2xx or 3xx; a new unproven one is overflow, and so
 // is a proven one when every endpoint is proven. Both are counted.
 func TestInventoryLimitGivesUpUnprovenEndpoints(t *testing.T) {
-	inv := NewInventory([]*API{ordersAPI}, 10, 4)
+	inv := NewInventory([]*detect.API{ordersAPI}, 10, 4)
 	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/real1", 200, 0))
 	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/admin", 403, time.Second))
 	inv.Consume(call(ordersAPI, "shop.test", "GET", "/orders/unseen", 0, 2*time.Second))
@@ -354,7 +355,7 @@ func TestInventoryLimitGivesUpUnprovenEndpoints(t *testing.T) {
 
 	// After a restart, the restored unproven endpoints are given up first,
 	// least recently called first, and the counters are kept.
-	again := NewInventory([]*API{ordersAPI}, 10, 4)
+	again := NewInventory([]*detect.API{ordersAPI}, 10, 4)
 	again.Restore([]APIStats{{Name: "orders", Misses: 3, Endpoints: []EndpointStats{
 		{Method: "GET", Path: "/orders/a", Requests: 1, Status: map[string]uint64{"4xx": 1}, LastSeen: t0.Add(2 * time.Second)},
 		{Method: "GET", Path: "/orders/b", Requests: 1, Status: map[string]uint64{"2xx": 1}, LastSeen: t0},

@@ -1,17 +1,18 @@
-package detect
+package observe
 
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/vigil-project/vigil/detect"
 	"reflect"
 	"testing"
 	"time"
 )
 
-func forensicCall(ip, token, method, path string, at time.Time) *Transaction {
-	t := &Transaction{API: &API{Name: "shop"}, Host: "shop.test", Method: method, Path: path, HasRequest: true, Start: at}
-	t.Identities[KindIP] = ip
-	t.Identities[KindToken] = token
+func forensicCall(ip, token, method, path string, at time.Time) *detect.Transaction {
+	t := &detect.Transaction{API: &detect.API{Name: "shop"}, Host: "shop.test", Method: method, Path: path, HasRequest: true, Start: at}
+	t.Identities[detect.KindIP] = ip
+	t.Identities[detect.KindToken] = token
 	return t
 }
 
@@ -25,7 +26,7 @@ func TestForensicsCountsPerIdentityAndIP(t *testing.T) {
 		f.Consume(forensicCall("10.0.0.1", "fp:a", "GET", fmt.Sprintf("/shop/order/%d", 100+i), at.Add(time.Duration(i)*time.Second)))
 	}
 	f.Consume(forensicCall("10.0.0.2", "fp:a", "PUT", "/shop/order", at.Add(time.Hour)))
-	r, ok := f.Get(KindToken, "fp:a")
+	r, ok := f.Get(detect.KindToken, "fp:a")
 	if !ok {
 		t.Fatal("token not tracked")
 	}
@@ -43,7 +44,7 @@ func TestForensicsCountsPerIdentityAndIP(t *testing.T) {
 		w, _ := json.Marshal(want)
 		t.Fatalf("record\n got %s\nwant %s", g, w)
 	}
-	ip, _ := f.Get(KindIP, "10.0.0.1")
+	ip, _ := f.Get(detect.KindIP, "10.0.0.1")
 	if ip.Total != 3 || len(ip.IPs) != 1 || ip.IPs["10.0.0.1"].Total != 3 || ip.IPs["10.0.0.1"].URLs["/shop/order/{id}"] != 3 {
 		t.Fatalf("IP record %+v", ip)
 	}
@@ -61,7 +62,7 @@ func TestForensicsBounds(t *testing.T) {
 	for i := range forensicMaxURLs + 30 {
 		f.Consume(forensicCall(fmt.Sprintf("10.1.%d.%d", i/256, i%256), "fp:busy", "GET", fmt.Sprintf("/shop/p%d", i), at.Add(time.Duration(i)*time.Hour)))
 	}
-	r, _ := f.Get(KindToken, "fp:busy")
+	r, _ := f.Get(detect.KindToken, "fp:busy")
 	if len(r.URLs) != forensicMaxURLs+1 || r.URLs[forensicOther] != 30 {
 		t.Fatalf("%d URLs, %d under (other)", len(r.URLs), r.URLs[forensicOther])
 	}
@@ -87,19 +88,19 @@ func TestForensicsBounds(t *testing.T) {
 		return fmt.Sprintf("10.1.%d.%d", i/256, i%256)
 	}
 	f.Consume(forensicCall("10.9.9.1", "", "GET", "/shop/x", at.Add(1000*time.Hour)))
-	_, older := f.Get(KindIP, lastIP(2))
-	_, newer := f.Get(KindIP, lastIP(1))
-	_, busy := f.Get(KindToken, "fp:busy")
+	_, older := f.Get(detect.KindIP, lastIP(2))
+	_, newer := f.Get(detect.KindIP, lastIP(1))
+	_, busy := f.Get(detect.KindToken, "fp:busy")
 	if older || !newer || !busy {
 		t.Fatalf("after one new identity: older IP kept %v, newer IP kept %v, token kept %v", older, newer, busy)
 	}
 	f.Consume(forensicCall("10.9.9.2", "", "GET", "/shop/x", at.Add(1001*time.Hour)))
 	f.Consume(forensicCall("10.9.9.3", "", "GET", "/shop/x", at.Add(1002*time.Hour)))
-	if _, ok := f.Get(KindToken, "fp:busy"); ok {
+	if _, ok := f.Get(detect.KindToken, "fp:busy"); ok {
 		t.Fatal("the least recently seen identity was kept")
 	}
 	for _, ip := range []string{"10.9.9.1", "10.9.9.2", "10.9.9.3"} {
-		if _, ok := f.Get(KindIP, ip); !ok {
+		if _, ok := f.Get(detect.KindIP, ip); !ok {
 			t.Fatalf("%s not tracked", ip)
 		}
 	}
@@ -123,7 +124,7 @@ func TestForensicsDirtyAndRestore(t *testing.T) {
 		g.Put(r)
 	}
 	g.Consume(forensicCall("10.0.0.2", "fp:a", "GET", "/shop/order/2", at.Add(time.Minute)))
-	r, _ := g.Get(KindToken, "fp:a")
+	r, _ := g.Get(detect.KindToken, "fp:a")
 	if r.Total != 2 || r.URLs["/shop/order/{id}"] != 2 || len(r.IPs) != 2 || !r.FirstSeen.Equal(at) {
 		t.Fatalf("restored record %+v", r)
 	}

@@ -1,10 +1,11 @@
-package detect
+package behaviour
 
 import (
+	"github.com/vigil-project/vigil/detect"
 	"math"
 	"math/rand/v2"
 
-	"github.com/vigil-project/vigil/detect/anomaly"
+	"github.com/vigil-project/vigil/detect/behaviour/anomaly"
 )
 
 // The multivariate model: per API and identity kind, an Isolation Forest
@@ -34,8 +35,8 @@ type mvFitted struct {
 }
 
 // kindVars lists, per kind, the window variables that apply to it.
-var kindVars = func() (out [numKinds][]varID) {
-	for k := range numKinds {
+var kindVars = func() (out [detect.NumKinds][]varID) {
+	for k := range detect.NumKinds {
 		for v := range numVars {
 			if varDefs[v].kinds&(1<<k) != 0 && !varDefs[v].perRequest {
 				out[k] = append(out[k], varID(v))
@@ -45,10 +46,10 @@ var kindVars = func() (out [numKinds][]varID) {
 	return out
 }()
 
-func windowVars(kind Kind) []varID { return kindVars[kind] }
+func windowVars(kind detect.Kind) []varID { return kindVars[kind] }
 
 // sampleVector records an identity's window vector. Call with m.mu held.
-func (m *apiModel) sampleVector(kind Kind, vec []float64) {
+func (m *apiModel) sampleVector(kind detect.Kind, vec []float64) {
 	mv := m.mv[kind]
 	if mv == nil {
 		mv = &mvModel{features: windowVars(kind)}
@@ -71,7 +72,7 @@ func (m *apiModel) sampleVector(kind Kind, vec []float64) {
 // fixed by the API's name so that replay is repeatable. The threshold is
 // the highest score of a training vector. Call with m.mu held.
 func (m *apiModel) fitForests() {
-	for k := range numKinds {
+	for k := range detect.NumKinds {
 		mv := m.mv[k]
 		if mv == nil || len(mv.vecs) < mvMinVectors {
 			continue
@@ -91,8 +92,8 @@ func (m *apiModel) fitForests() {
 		}
 		mv.fitted = &mvFitted{forest: f, threshold: thr}
 	}
-	fitted := [numKinds]*mvFitted{}
-	for k := range numKinds {
+	fitted := [detect.NumKinds]*mvFitted{}
+	for k := range detect.NumKinds {
 		if m.mv[k] != nil {
 			fitted[k] = m.mv[k].fitted
 		}
@@ -101,11 +102,11 @@ func (m *apiModel) fitForests() {
 }
 
 // anomalousType is anomalous_behaviour's index among the knobs.
-var anomalousType = typeIndex(AttackAnomalous)
+var anomalousType = typeIndex(detect.AttackAnomalous)
 
 // anomalous scores an identity's window vector and explains it when it is
 // an anomaly; nil otherwise.
-func (m *apiModel) anomalous(kind Kind, vec []float64, ts *thresholdSet) []VariableValue {
+func (m *apiModel) anomalous(kind detect.Kind, vec []float64, ts *thresholdSet) []detect.VariableValue {
 	fs := m.forests.Load()
 	if fs == nil || fs[kind] == nil {
 		return nil
@@ -131,7 +132,7 @@ func (m *apiModel) anomalous(kind Kind, vec []float64, ts *thresholdSet) []Varia
 	if score <= thr {
 		return nil
 	}
-	var out []VariableValue
+	var out []detect.VariableValue
 	for _, c := range fit.forest.Explain(vec, 3) {
 		v := feats[c.Feature]
 		th := ts[kind][v]
@@ -139,9 +140,9 @@ func (m *apiModel) anomalous(kind Kind, vec []float64, ts *thresholdSet) []Varia
 		if th.Tn > 0 {
 			dev = math.Round((vec[c.Feature]-th.Tn)/th.Tn*1000) / 10
 		}
-		out = append(out, VariableValue{Name: varDefs[v].name, Observed: round(vec[c.Feature]), Tn: round(th.Tn), Tx: round(th.Tx), DeviationPct: dev})
+		out = append(out, detect.VariableValue{Name: varDefs[v].name, Observed: round(vec[c.Feature]), Tn: round(th.Tn), Tx: round(th.Tx), DeviationPct: dev})
 	}
-	out = append(out, VariableValue{Name: "isolation_score", Observed: round(score*1000) / 1000, Tn: 0.5, Tx: round(thr*1000) / 1000,
+	out = append(out, detect.VariableValue{Name: "isolation_score", Observed: round(score*1000) / 1000, Tn: 0.5, Tx: round(thr*1000) / 1000,
 		DeviationPct: math.Round((score-thr)/thr*1000) / 10})
 	return out
 }

@@ -1,7 +1,8 @@
-package detect
+package behaviour
 
 import (
 	"fmt"
+	"github.com/vigil-project/vigil/detect"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -13,32 +14,32 @@ import (
 type engineFixture struct {
 	t       *testing.T
 	e       *Engine
-	api     *API
+	api     *detect.API
 	now     time.Time
-	blocked []Entry
-	attacks []*Attack
-	fp      *Fingerprinter
+	blocked []detect.Entry
+	attacks []*detect.Attack
+	fp      *detect.Fingerprinter
 }
 
-func newEngineFixture(t *testing.T, mode Mode) *engineFixture {
-	fp, _ := NewFingerprinter(make([]byte, 32))
+func newEngineFixture(t *testing.T, mode detect.Mode) *engineFixture {
+	fp, _ := detect.NewFingerprinter(make([]byte, 32))
 	f := &engineFixture{t: t, fp: fp, now: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC),
-		api: &API{Name: "shop", BasePath: "/shop", Mode: mode}}
+		api: &detect.API{Name: "shop", BasePath: "/shop", Mode: mode}}
 	f.e = NewEngine(EngineConfig{
 		Training: TrainingConfig{Duration: 30 * time.Minute, MinRequests: 1000, MinIdentities: 20, RelearnInterval: 10 * time.Minute},
 		BlockTTL: time.Hour,
-		Block:    func(e Entry) { f.blocked = append(f.blocked, e) },
-		OnAttack: func(a *Attack) { f.attacks = append(f.attacks, a) },
+		Block:    func(e detect.Entry) { f.blocked = append(f.blocked, e) },
+		OnAttack: func(a *detect.Attack) { f.attacks = append(f.attacks, a) },
 	})
 	return f
 }
 
 func (f *engineFixture) tx(ip, token, method, path string, status int, respBytes int64) {
-	t := &Transaction{API: f.api, Host: "shop.example.com", Method: method, Path: path, Status: status,
+	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: method, Path: path, Status: status,
 		ResponseBytes: respBytes, Start: f.now, HasRequest: true, Complete: true, UserAgent: "app/1.0"}
-	t.Identities[KindIP] = ip
+	t.Identities[detect.KindIP] = ip
 	if token != "" {
-		t.Identities[KindToken] = f.fp.Fingerprint(token)
+		t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
 	}
 	f.e.Consume(t)
 }
@@ -72,7 +73,7 @@ func (f *engineFixture) benign(d time.Duration, rng *rand.Rand) {
 }
 
 func TestEngineLearnsThenCatchesProbingAndBlocks(t *testing.T) {
-	f := newEngineFixture(t, ModeBlock)
+	f := newEngineFixture(t, detect.ModeBlock)
 	rng := rand.New(rand.NewPCG(1, 2))
 	f.benign(45*time.Minute, rng)
 	if len(f.attacks) != 0 {
@@ -90,9 +91,9 @@ func TestEngineLearnsThenCatchesProbingAndBlocks(t *testing.T) {
 		}
 		f.tx("203.0.113.66", "", "GET", fmt.Sprintf("/shop/%s-%d", []string{"admin", "backup", ".env", "debug", "old"}[i%5], i), 404, 100)
 	}
-	var probing *Attack
+	var probing *detect.Attack
 	for _, a := range f.attacks {
-		if a.Type == AttackProbing && a.Identity.Value == "203.0.113.66" {
+		if a.Type == detect.AttackProbing && a.Identity.Value == "203.0.113.66" {
 			probing = a
 		}
 	}
@@ -108,9 +109,9 @@ func TestEngineLearnsThenCatchesProbingAndBlocks(t *testing.T) {
 	}
 	blocked := false
 	for _, b := range f.blocked {
-		blocked = blocked || b.AttackID == probing.ID && b.Kind == KindIP && b.Value == "203.0.113.66"
+		blocked = blocked || b.AttackID == probing.ID && b.Kind == detect.KindIP && b.Value == "203.0.113.66"
 	}
-	if probing.Action != ActionBlocked || !blocked {
+	if probing.Action != detect.ActionBlocked || !blocked {
 		t.Fatalf("not blocked: %+v %+v", probing, f.blocked)
 	}
 	explained := false
@@ -128,7 +129,7 @@ func TestEngineLearnsThenCatchesProbingAndBlocks(t *testing.T) {
 	// One record per attack, not per request.
 	n := 0
 	for _, a := range f.attacks {
-		if a.Type == AttackProbing {
+		if a.Type == detect.AttackProbing {
 			n++
 		}
 	}
@@ -138,7 +139,7 @@ func TestEngineLearnsThenCatchesProbingAndBlocks(t *testing.T) {
 }
 
 func TestEngineRaisesNothingWhileLearning(t *testing.T) {
-	f := newEngineFixture(t, ModeBlock)
+	f := newEngineFixture(t, detect.ModeBlock)
 	for i := range 500 {
 		f.now = f.now.Add(100 * time.Millisecond)
 		f.tx("203.0.113.7", "", "GET", fmt.Sprintf("/shop/nope-%d", i), 404, 10)
@@ -155,13 +156,13 @@ func TestEngineRaisesNothingWhileLearning(t *testing.T) {
 // seen longest ago goes, not the oldest created nor a random one.
 func TestEngineForgetsLeastRecentlySeenPastTheCap(t *testing.T) {
 	e := NewEngine(EngineConfig{MaxStates: 1000})
-	api := &API{Name: "a", BasePath: "/"}
+	api := &detect.API{Name: "a", BasePath: "/"}
 	now := time.Unix(1_800_000_000, 0)
 	ip := func(i int) string { return fmt.Sprintf("10.0.%d.%d", i>>8, i&255) }
 	see := func(i int) {
 		now = now.Add(time.Second)
-		t := &Transaction{API: api, Method: "GET", Path: "/x", Status: 200, Start: now, HasRequest: true}
-		t.Identities[KindIP] = ip(i)
+		t := &detect.Transaction{API: api, Method: "GET", Path: "/x", Status: 200, Start: now, HasRequest: true}
+		t.Identities[detect.KindIP] = ip(i)
 		e.Consume(t)
 	}
 	for i := range 1000 {
@@ -179,7 +180,7 @@ func TestEngineForgetsLeastRecentlySeenPastTheCap(t *testing.T) {
 	}
 	m := e.models["a"]
 	for i := range 1200 {
-		_, kept := states[stateKey{m, KindIP, ip(i)}]
+		_, kept := states[stateKey{m, detect.KindIP, ip(i)}]
 		if forgotten := i >= 100 && i < 300; kept == forgotten {
 			t.Fatalf("%s (seen at step %d) kept %v", ip(i), i, kept)
 		}
@@ -212,15 +213,15 @@ func TestEngineForgetsLeastRecentlySeenPastTheCap(t *testing.T) {
 // inline, with 100,000 identities (the goal is 50,000 transactions a
 // second on one core: 20 µs each).
 func BenchmarkEngine(b *testing.B) {
-	fp, _ := NewFingerprinter(make([]byte, 32))
+	fp, _ := detect.NewFingerprinter(make([]byte, 32))
 	e := NewEngine(EngineConfig{Training: TrainingConfig{Duration: time.Minute, MinRequests: 1000, MinIdentities: 10}})
-	api := &API{Name: "shop", BasePath: "/shop", Mode: ModeBlock}
-	txs := make([]*Transaction, 100000)
+	api := &detect.API{Name: "shop", BasePath: "/shop", Mode: detect.ModeBlock}
+	txs := make([]*detect.Transaction, 100000)
 	for i := range txs {
-		t := &Transaction{API: api, Host: "shop.example.com", Method: "GET", Path: fmt.Sprintf("/shop/order/%d", i%5000),
+		t := &detect.Transaction{API: api, Host: "shop.example.com", Method: "GET", Path: fmt.Sprintf("/shop/order/%d", i%5000),
 			Status: 200, ResponseBytes: 700, HasRequest: true, Complete: true, UserAgent: "app"}
-		t.Identities[KindIP] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
-		t.Identities[KindToken] = fp.Fingerprint(fmt.Sprintf("tok-%d", i))
+		t.Identities[detect.KindIP] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		t.Identities[detect.KindToken] = fp.Fingerprint(fmt.Sprintf("tok-%d", i))
 		txs[i] = t
 	}
 	now := time.Unix(1_800_000_000, 0)
@@ -237,7 +238,7 @@ func BenchmarkEngine(b *testing.B) {
 // most 1 KiB on average).
 func BenchmarkEngineMemory(b *testing.B) {
 	for range b.N {
-		api := &API{Name: "shop", BasePath: "/shop", Mode: ModeBlock}
+		api := &detect.API{Name: "shop", BasePath: "/shop", Mode: detect.ModeBlock}
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -246,9 +247,9 @@ func BenchmarkEngineMemory(b *testing.B) {
 		const n = 200000
 		for i := range n {
 			for j := range 3 {
-				t := &Transaction{API: api, Method: "GET", Path: fmt.Sprintf("/shop/order/%d", i+j), Status: 200, ResponseBytes: 500,
+				t := &detect.Transaction{API: api, Method: "GET", Path: fmt.Sprintf("/shop/order/%d", i+j), Status: 200, ResponseBytes: 500,
 					HasRequest: true, Start: now.Add(time.Duration(i) * time.Millisecond)}
-				t.Identities[KindIP] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+				t.Identities[detect.KindIP] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
 				e.Consume(t)
 			}
 		}
@@ -263,8 +264,8 @@ func BenchmarkEngineMemory(b *testing.B) {
 // TTL (probing 24h here, the others block_ttl, 1h), doubled for each
 // earlier attack the identity was blocked for, at most 24h.
 func TestEngineBlockTTLPerTypeAndRepeatOffenders(t *testing.T) {
-	f := newEngineFixture(t, ModeBlock)
-	f.e.cfg.TypeTTL = map[AttackType]time.Duration{AttackProbing: 24 * time.Hour}
+	f := newEngineFixture(t, detect.ModeBlock)
+	f.e.cfg.TypeTTL = map[detect.AttackType]time.Duration{detect.AttackProbing: 24 * time.Hour}
 	f.benign(45*time.Minute, rand.New(rand.NewPCG(5, 6)))
 	scan := func() {
 		for i := range 300 {
@@ -278,14 +279,14 @@ func TestEngineBlockTTLPerTypeAndRepeatOffenders(t *testing.T) {
 	f.now = f.now.Add(25 * time.Hour)
 	scan() // the same again once every block has expired
 	want := []struct {
-		typ    AttackType
+		typ    detect.AttackType
 		repeat int
 		ttl    time.Duration
 	}{
-		{AttackProbing, 0, 24 * time.Hour},
-		{AttackExtremeActivity, 1, 2 * time.Hour}, // 1h × 2
-		{AttackProbing, 2, 24 * time.Hour},        // 24h × 4, at most 24h
-		{AttackExtremeActivity, 3, 8 * time.Hour}, // 1h × 8
+		{detect.AttackProbing, 0, 24 * time.Hour},
+		{detect.AttackExtremeActivity, 1, 2 * time.Hour}, // 1h × 2
+		{detect.AttackProbing, 2, 24 * time.Hour},        // 24h × 4, at most 24h
+		{detect.AttackExtremeActivity, 3, 8 * time.Hour}, // 1h × 8
 	}
 	if len(f.blocked) != len(want) {
 		t.Fatalf("%d blocks, want %d: %+v", len(f.blocked), len(want), f.blocked)
@@ -306,7 +307,7 @@ func TestEngineBlockTTLPerTypeAndRepeatOffenders(t *testing.T) {
 // training traffic: the learned thresholds stay near the benign ones, so a
 // scanner after training is still caught.
 func TestEngineTrainingIsRobustToHiddenAttackers(t *testing.T) {
-	f := newEngineFixture(t, ModeBlock)
+	f := newEngineFixture(t, detect.ModeBlock)
 	rng := rand.New(rand.NewPCG(7, 8))
 	// Benign traffic with two scanners mixed in during training.
 	for round := range 3 {
@@ -337,7 +338,7 @@ func TestEngineTrainingIsRobustToHiddenAttackers(t *testing.T) {
 	}
 	caught := false
 	for _, a := range f.attacks[before:] {
-		caught = caught || a.Type == AttackProbing && a.Identity.Value == "203.0.113.99"
+		caught = caught || a.Type == detect.AttackProbing && a.Identity.Value == "203.0.113.99"
 	}
 	if !caught {
 		t.Fatal("a scanner after training was not caught")
@@ -349,18 +350,18 @@ func TestEngineTrainingIsRobustToHiddenAttackers(t *testing.T) {
 // (the same flood, let through, does) and train nothing; a refused oversized
 // payload is still judged.
 func TestEngineIgnoresCallsVigilRefused(t *testing.T) {
-	f := newEngineFixture(t, ModeBlock)
+	f := newEngineFixture(t, detect.ModeBlock)
 	f.benign(45*time.Minute, rand.New(rand.NewPCG(1, 2)))
 	flood := func(ip string, blocked bool) {
 		for i := range 3000 {
 			if i%50 == 0 {
 				f.now = f.now.Add(time.Second)
 			}
-			tx := &Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: fmt.Sprintf("/shop/x%d", i),
+			tx := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: fmt.Sprintf("/shop/x%d", i),
 				Status: 403, ResponseBytes: 80, Start: f.now, HasRequest: true, Complete: true, UserAgent: "scan/1.0"}
-			tx.Identities[KindIP] = ip
+			tx.Identities[detect.KindIP] = ip
 			if blocked {
-				tx.Blocked, tx.Reason = true, ReasonBlockList
+				tx.Blocked, tx.Reason = true, detect.ReasonBlockList
 			}
 			f.e.Consume(tx)
 		}
@@ -374,38 +375,15 @@ func TestEngineIgnoresCallsVigilRefused(t *testing.T) {
 		t.Fatal("the same flood let through raised nothing: the test proves nothing")
 	}
 	n := len(f.attacks)
-	big := &Transaction{API: f.api, Host: "shop.example.com", Method: "PATCH", Path: "/shop/order/1", Status: 413,
-		RequestBytes: 5 << 20, JSONElements: 10000, Start: f.now, HasRequest: true, Complete: true, Blocked: true, Reason: ReasonTooManyElements}
-	big.Identities[KindIP] = "203.0.113.9"
-	big.Identities[KindToken] = f.fp.Fingerprint("tok-patcher")
+	big := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "PATCH", Path: "/shop/order/1", Status: 413,
+		RequestBytes: 5 << 20, JSONElements: 10000, Start: f.now, HasRequest: true, Complete: true, Blocked: true, Reason: detect.ReasonTooManyElements}
+	big.Identities[detect.KindIP] = "203.0.113.9"
+	big.Identities[detect.KindToken] = f.fp.Fingerprint("tok-patcher")
 	f.e.Consume(big)
-	if len(f.attacks) != n+1 || f.attacks[n].Type != AttackOversizedPayload {
+	if len(f.attacks) != n+1 || f.attacks[n].Type != detect.AttackOversizedPayload {
 		t.Fatalf("refused oversized payload: attacks %v", f.attacks[n:])
 	}
 	if a := f.attacks[n]; a.Identity.Kind != "token" || len(a.ClientIPs) != 1 || a.ClientIPs[0] != "203.0.113.9" || !a.FirstSeen.Equal(f.now) {
 		t.Fatalf("oversized payload by %+v from %v, first seen %s", a.Identity, a.ClientIPs, a.FirstSeen)
-	}
-}
-
-func TestIsLoginPath(t *testing.T) {
-	for _, tc := range []struct {
-		paths []string
-		path  string
-		want  bool
-	}{
-		{DefaultLoginPaths, "/login", true},
-		{DefaultLoginPaths, "/shopapi-bid/login", true},
-		{DefaultLoginPaths, "/api/v1/oauth/token", true},
-		{DefaultLoginPaths, "/shopapi-bid/relogin", false},
-		{DefaultLoginPaths, "/shopapi-bid/login/help", false},
-		{DefaultLoginPaths, "/shopapi-bid/order/7", false},
-		{[]string{"signin"}, "/app/signin", true},
-		{[]string{"signin"}, "/app/xsignin", false},
-		{[]string{"/shopapi-bid/login"}, "/shopapi-bid/login", true},
-		{[]string{""}, "/anything", false},
-	} {
-		if got := isLoginPath(tc.paths, tc.path); got != tc.want {
-			t.Errorf("isLoginPath(%v, %q) = %v, want %v", tc.paths, tc.path, got, tc.want)
-		}
 	}
 }

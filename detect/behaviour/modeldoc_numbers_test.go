@@ -1,7 +1,8 @@
-package detect
+package behaviour
 
 import (
 	"encoding/json"
+	"github.com/vigil-project/vigil/detect"
 	"math"
 	"strings"
 	"testing"
@@ -12,7 +13,7 @@ import (
 // as it was: a Tx of 1e308 once made the model hold +Inf, which no model
 // document (GET /v1/models, export, the periodic save) could encode.
 func TestModelNumbersInRange(t *testing.T) {
-	e := NewEngine(EngineConfig{APIs: []*API{{Name: "shop", BasePath: "/shop"}}})
+	e := NewEngine(EngineConfig{APIs: []*detect.API{{Name: "shop", BasePath: "/shop"}}})
 	f := func(v float64) *float64 { return &v }
 	before, _ := json.Marshal(mustModel(t, e))
 
@@ -26,10 +27,10 @@ func TestModelNumbersInRange(t *testing.T) {
 		{"NaN tn", ModelUpdate{Variables: []VariableUpdate{{Name: "errors_10m", Kind: "ip", Mode: "user", Tn: f(math.NaN()), Tx: f(10)}}}, "variables[0].tn: NaN must be from 0"},
 		{"huge tn", ModelUpdate{Variables: []VariableUpdate{{Name: "errors_10m", Kind: "ip", Mode: "user", Tn: f(2e12), Tx: f(1e12)}}}, "variables[0].tn: 2e+12"},
 		{"tx below tn", ModelUpdate{Variables: []VariableUpdate{{Name: "errors_10m", Kind: "ip", Mode: "user", Tn: f(10), Tx: f(5)}}}, "variables[0].tx: 5 is below tn 10"},
-		{"NaN sensitivity", ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{AttackProbing: {Sensitivity: f(math.NaN())}}}, "types.probing.sensitivity: NaN must be from 0.01 to 100"},
+		{"NaN sensitivity", ModelUpdate{Types: map[detect.AttackType]TypeKnobsUpdate{detect.AttackProbing: {Sensitivity: f(math.NaN())}}}, "types.probing.sensitivity: NaN must be from 0.01 to 100"},
 		// Tx divided by a tiny sensitivity would overflow into +Inf.
-		{"tiny sensitivity", ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{AttackProbing: {Sensitivity: f(1e-300)}}}, "types.probing.sensitivity: 1e-300 must be from 0.01 to 100"},
-		{"infinite sensitivity", ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{AttackProbing: {Sensitivity: f(math.Inf(1))}}}, "types.probing.sensitivity: +Inf"},
+		{"tiny sensitivity", ModelUpdate{Types: map[detect.AttackType]TypeKnobsUpdate{detect.AttackProbing: {Sensitivity: f(1e-300)}}}, "types.probing.sensitivity: 1e-300 must be from 0.01 to 100"},
+		{"infinite sensitivity", ModelUpdate{Types: map[detect.AttackType]TypeKnobsUpdate{detect.AttackProbing: {Sensitivity: f(math.Inf(1))}}}, "types.probing.sensitivity: +Inf"},
 	} {
 		if err := e.Apply("shop", &tc.u); err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: Apply = %v, want an error with %q", tc.name, err, tc.msg)
@@ -50,7 +51,7 @@ func TestModelNumbersInRange(t *testing.T) {
 		{"NaN tn", func(d *ModelDoc) { d.Variables[2].Tn = math.NaN() }, "variables[2].tn: NaN"},
 		{"negative samples", func(d *ModelDoc) { d.Variables[0].Samples = -1 }, "variables[0].samples: -1 is negative"},
 		{"bad mode", func(d *ModelDoc) { d.Variables[0].Mode = "auto" }, `variables[0].mode: "auto"`},
-		{"tiny sensitivity", func(d *ModelDoc) { d.Types[AttackProbing] = TypeKnobs{Enabled: true, Sensitivity: 1e-9} }, "types.probing.sensitivity: 1e-09"},
+		{"tiny sensitivity", func(d *ModelDoc) { d.Types[detect.AttackProbing] = TypeKnobs{Enabled: true, Sensitivity: 1e-9} }, "types.probing.sensitivity: 1e-09"},
 		{"progress past 1", func(d *ModelDoc) { d.Status.Progress.Requests = 2 }, "status.progress.requests: 2 must be from 0 to 1"},
 		{"negative requests", func(d *ModelDoc) { d.Status.Requests = -5 }, "status.requests: -5 is negative"},
 		{"every problem at once", func(d *ModelDoc) { d.Variables[0].Tx = -1; d.Variables[3].Tn = -1 }, "variables[0].tx: -1 must be above 0 and at most 1e+12; variables[3].tn: -1"},
@@ -68,7 +69,7 @@ func TestModelNumbersInRange(t *testing.T) {
 
 	// The bounds themselves are accepted, and the model stays encodable.
 	if err := e.Apply("shop", &ModelUpdate{
-		Types:     map[AttackType]TypeKnobsUpdate{AttackProbing: {Sensitivity: f(MinSensitivity)}},
+		Types:     map[detect.AttackType]TypeKnobsUpdate{detect.AttackProbing: {Sensitivity: f(MinSensitivity)}},
 		Variables: []VariableUpdate{{Name: "response_bytes_10m", Kind: "ip", Mode: "user", Tn: f(0), Tx: f(MaxThreshold)}},
 	}); err != nil {
 		t.Fatalf("Apply at the bounds: %v", err)

@@ -1,6 +1,7 @@
-package detect
+package behaviour
 
 import (
+	"github.com/vigil-project/vigil/detect"
 	"math"
 	"slices"
 	"sync"
@@ -33,15 +34,15 @@ const (
 )
 
 const (
-	allKinds     = 1<<KindIP | 1<<KindToken | 1<<KindAPIKey | 1<<KindCookie | 1<<KindUsername
-	secretKinds  = 1<<KindToken | 1<<KindAPIKey | 1<<KindCookie
-	loginKinds   = 1<<KindIP | 1<<KindUsername | 1<<KindCookie
-	sprayerKinds = 1<<KindIP | 1<<KindCookie
+	allKinds     = 1<<detect.KindIP | 1<<detect.KindToken | 1<<detect.KindAPIKey | 1<<detect.KindCookie | 1<<detect.KindUsername
+	secretKinds  = 1<<detect.KindToken | 1<<detect.KindAPIKey | 1<<detect.KindCookie
+	loginKinds   = 1<<detect.KindIP | 1<<detect.KindUsername | 1<<detect.KindCookie
+	sprayerKinds = 1<<detect.KindIP | 1<<detect.KindCookie
 )
 
 type varDef struct {
 	name   string
-	attack AttackType
+	attack detect.AttackType
 	kinds  uint8
 	// floor is the least observed value that can raise an attack, whatever
 	// was learned: a handful of 404s is never probing.
@@ -51,20 +52,20 @@ type varDef struct {
 }
 
 var varDefs = [numVars]varDef{
-	vRequestsPerMin:      {"requests_per_min", AttackExtremeActivity, allKinds, 100, false},
-	vErrors:              {"errors_10m", AttackExcessiveErrors, allKinds, 60, false},
-	vErrorRatio:          {"error_ratio_10m", AttackExcessiveErrors, allKinds, 0.8, false},
-	vFailedRequests:      {"not_found_10m", AttackProbing, allKinds, 25, false},
-	vDistinctFailedPaths: {"distinct_failed_paths", AttackProbing, allKinds, 15, false},
-	vLoginFailures:       {"login_failures_10m", AttackCredentialStuffing, loginKinds, 12, false},
-	vDistinctLoginUsers:  {"distinct_login_usernames", AttackCredentialStuffing, sprayerKinds, 6, false},
-	vDistinctIPs:         {"distinct_ips", AttackStolenToken, secretKinds, 6, false},
-	vDistinctAgents:      {"distinct_user_agents", AttackStolenToken, secretKinds, 5, false},
-	vResponseBytes:       {"response_bytes_10m", AttackDataExfiltration, allKinds, 2 << 20, false},
-	vDistinctObjects:     {"distinct_object_ids", AttackBOLAEnumeration, allKinds, 80, false},
-	vDeletes:             {"deletes_10m", AttackMassDeletion, allKinds, 25, false},
-	vRequestBytes:        {"request_bytes", AttackOversizedPayload, allKinds, 64 << 10, true},
-	vJSONElements:        {"json_elements", AttackOversizedPayload, allKinds, 200, true},
+	vRequestsPerMin:      {"requests_per_min", detect.AttackExtremeActivity, allKinds, 100, false},
+	vErrors:              {"errors_10m", detect.AttackExcessiveErrors, allKinds, 60, false},
+	vErrorRatio:          {"error_ratio_10m", detect.AttackExcessiveErrors, allKinds, 0.8, false},
+	vFailedRequests:      {"not_found_10m", detect.AttackProbing, allKinds, 25, false},
+	vDistinctFailedPaths: {"distinct_failed_paths", detect.AttackProbing, allKinds, 15, false},
+	vLoginFailures:       {"login_failures_10m", detect.AttackCredentialStuffing, loginKinds, 12, false},
+	vDistinctLoginUsers:  {"distinct_login_usernames", detect.AttackCredentialStuffing, sprayerKinds, 6, false},
+	vDistinctIPs:         {"distinct_ips", detect.AttackStolenToken, secretKinds, 6, false},
+	vDistinctAgents:      {"distinct_user_agents", detect.AttackStolenToken, secretKinds, 5, false},
+	vResponseBytes:       {"response_bytes_10m", detect.AttackDataExfiltration, allKinds, 2 << 20, false},
+	vDistinctObjects:     {"distinct_object_ids", detect.AttackBOLAEnumeration, allKinds, 80, false},
+	vDeletes:             {"deletes_10m", detect.AttackMassDeletion, allKinds, 25, false},
+	vRequestBytes:        {"request_bytes", detect.AttackOversizedPayload, allKinds, 64 << 10, true},
+	vJSONElements:        {"json_elements", detect.AttackOversizedPayload, allKinds, 200, true},
 }
 
 // numTypes is the number of attack types: the threshold ones and
@@ -72,7 +73,7 @@ var varDefs = [numVars]varDef{
 const numTypes = 10
 
 // allTypes lists every type the engine raises, in knob order.
-func allTypes() []AttackType { return append(AttackTypes(), AttackAnomalous) }
+func allTypes() []detect.AttackType { return append(detect.AttackTypes(), detect.AttackAnomalous) }
 
 // varType is the knob index (typeIndex) of each variable's attack type.
 var varType = func() (out [numVars]int) {
@@ -82,7 +83,7 @@ var varType = func() (out [numVars]int) {
 	return out
 }()
 
-func typeIndex(t AttackType) int {
+func typeIndex(t detect.AttackType) int {
 	for i, x := range allTypes() {
 		if x == t {
 			return i
@@ -141,7 +142,7 @@ type threshold struct {
 	User   bool
 }
 
-type thresholdSet [numKinds][numVars]threshold
+type thresholdSet [detect.NumKinds][numVars]threshold
 
 // reservoir keeps a uniform sample of a variable's per-identity values.
 type reservoir struct {
@@ -195,7 +196,7 @@ type UserThreshold struct {
 // thresholds and knobs.
 type apiModel struct {
 	name string
-	api  *API
+	api  *detect.API
 	cfg  TrainingConfig
 
 	requests   atomic.Int64
@@ -210,7 +211,7 @@ type apiModel struct {
 	lastSeen    time.Time
 	readyAt     time.Time
 	nextRelearn time.Time
-	samples     [numKinds][numVars]*reservoir
+	samples     [detect.NumKinds][numVars]*reservoir
 	rng         uint64
 	knobs       [numTypes]TypeKnobs
 	user        map[userKey]UserThreshold
@@ -219,16 +220,16 @@ type apiModel struct {
 	base map[userKey]UserThreshold
 	// mv holds the multivariate model's vectors; forests its fitted
 	// forests, read by the workers without the lock.
-	mv      [numKinds]*mvModel
-	forests atomic.Pointer[[numKinds]*mvFitted]
+	mv      [detect.NumKinds]*mvModel
+	forests atomic.Pointer[[detect.NumKinds]*mvFitted]
 }
 
 type userKey struct {
-	kind Kind
+	kind detect.Kind
 	v    varID
 }
 
-func newAPIModel(name string, api *API, cfg TrainingConfig) *apiModel {
+func newAPIModel(name string, api *detect.API, cfg TrainingConfig) *apiModel {
 	m := &apiModel{name: name, api: api, cfg: cfg, rng: hashString(name) | 1, user: map[userKey]UserThreshold{}}
 	for i := range m.knobs {
 		m.knobs[i] = TypeKnobs{Enabled: true, Sensitivity: 1}
@@ -240,7 +241,7 @@ func newAPIModel(name string, api *API, cfg TrainingConfig) *apiModel {
 }
 
 // sample records a training value (from an identity not flagged).
-func (m *apiModel) sample(kind Kind, v varID, x float64) {
+func (m *apiModel) sample(kind detect.Kind, v varID, x float64) {
 	m.mu.Lock()
 	r := m.samples[kind][v]
 	if r == nil {
@@ -295,14 +296,14 @@ func (m *apiModel) relearnEvery() time.Duration {
 // user-set values win. Call with m.mu held (or before m is shared).
 func (m *apiModel) compute() *thresholdSet {
 	ts := new(thresholdSet)
-	for k := range numKinds {
+	for k := range detect.NumKinds {
 		for v := range numVars {
 			d := varDefs[v]
 			if d.kinds&(1<<k) == 0 {
 				continue
 			}
 			t := threshold{Tn: d.floor / 2, Tx: d.floor * 2}
-			if b, ok := m.base[userKey{Kind(k), varID(v)}]; ok {
+			if b, ok := m.base[userKey{detect.Kind(k), varID(v)}]; ok {
 				t = threshold{Tn: b.Tn, Tx: b.Tx}
 			}
 			if r := m.samples[k][v]; r != nil && r.seen >= minSamples(m.base != nil) {
@@ -314,7 +315,7 @@ func (m *apiModel) compute() *thresholdSet {
 					t.Tx = max(d.floor, 3*q99, 1.5*q999)
 				}
 			}
-			if u, ok := m.user[userKey{Kind(k), varID(v)}]; ok {
+			if u, ok := m.user[userKey{detect.Kind(k), varID(v)}]; ok {
 				t = threshold{Tn: u.Tn, Tx: u.Tx, User: true}
 			}
 			ts[k][v] = t

@@ -1,7 +1,8 @@
-package detect
+package behaviour
 
 import (
 	"fmt"
+	"github.com/vigil-project/vigil/detect"
 	"testing"
 	"time"
 )
@@ -58,20 +59,20 @@ func TestComputeThresholds(t *testing.T) {
 			m := newAPIModel("shop", nil, TrainingConfig{})
 			v, _ := varByName(tc.v)
 			for _, x := range tc.samples {
-				m.sample(KindIP, v, x)
+				m.sample(detect.KindIP, v, x)
 			}
 			if tc.base != nil {
-				m.base = map[userKey]UserThreshold{{KindIP, v}: *tc.base}
+				m.base = map[userKey]UserThreshold{{detect.KindIP, v}: *tc.base}
 			}
 			if tc.user != nil {
-				m.user[userKey{KindIP, v}] = *tc.user
+				m.user[userKey{detect.KindIP, v}] = *tc.user
 			}
 			ts := m.compute()
-			if got := ts[KindIP][v]; got.Tn != tc.tn || got.Tx != tc.tx || got.User != (tc.user != nil) {
+			if got := ts[detect.KindIP][v]; got.Tn != tc.tn || got.Tx != tc.tx || got.User != (tc.user != nil) {
 				t.Fatalf("ip %s: %+v, want tn %v tx %v", tc.v, got, tc.tn, tc.tx)
 			}
 			// Each kind learns on its own: tokens keep the defaults.
-			if got := ts[KindToken][v]; got.Tn != varDefs[v].floor/2 || got.Tx != 2*varDefs[v].floor {
+			if got := ts[detect.KindToken][v]; got.Tn != varDefs[v].floor/2 || got.Tx != 2*varDefs[v].floor {
 				t.Fatalf("token %s learned from ip samples: %+v", tc.v, got)
 			}
 		})
@@ -84,9 +85,9 @@ func TestComputeFromAFullReservoir(t *testing.T) {
 	m := newAPIModel("shop", nil, TrainingConfig{})
 	const n = 20000
 	for i := range n {
-		m.sample(KindIP, vFailedRequests, float64(1+(i*7919)%n))
+		m.sample(detect.KindIP, vFailedRequests, float64(1+(i*7919)%n))
 	}
-	got := m.compute()[KindIP][vFailedRequests]
+	got := m.compute()[detect.KindIP][vFailedRequests]
 	// A 1,024-value sample's 99th percentile has a standard error of
 	// √(0.99 × 0.01 / 1024) × 20,000 ≈ 62: within 250 of 19,800.
 	if got.Tn < 19800-250 || got.Tn > 19800+250 || got.Tx < 3*got.Tn {
@@ -102,10 +103,12 @@ func TestOwnBaseline(t *testing.T) {
 	f := newBoundaryFixture(t, EngineConfig{})
 	f.e.cfg.Training = TrainingConfig{Duration: 15 * time.Minute, RelearnInterval: 24 * time.Hour}
 	f.m.cfg = f.e.cfg.Training
-	f.userTx(KindIP, "deletes_10m", 5, 30)
+	f.userTx(detect.KindIP, "deletes_10m", 5, 30)
 	del := func(ip string, n int) {
 		for i := range n {
-			f.call(ip, func(t *Transaction) { t.Method, t.Path, t.Status = "DELETE", fmt.Sprintf("/shop/order/%d", i), 204 })
+			f.call(ip, func(t *detect.Transaction) {
+				t.Method, t.Path, t.Status = "DELETE", fmt.Sprintf("/shop/order/%d", i), 204
+			})
 		}
 	}
 	const batch, fresh = "10.0.0.5", "10.0.0.6"
@@ -122,7 +125,7 @@ func TestOwnBaseline(t *testing.T) {
 	if !f.m.ready.Load() {
 		t.Fatal("not ready after training")
 	}
-	if st, ok := f.e.shards[0].states[stateKey{f.m, KindIP, batch}]; !ok || st.ownMax == nil || st.ownMax[vDeletes] != 40 {
+	if st, ok := f.e.shards[0].states[stateKey{f.m, detect.KindIP, batch}]; !ok || st.ownMax == nil || st.ownMax[vDeletes] != 40 {
 		t.Fatalf("batch job's own maximum not kept: %+v", st)
 	}
 	del(batch, 60)
@@ -130,7 +133,7 @@ func TestOwnBaseline(t *testing.T) {
 		t.Fatalf("the batch job flagged at its own 1.5 × baseline: %+v", f.attacks[0])
 	}
 	del(batch, 1)
-	if len(f.attacks) != 1 || f.attacks[0].Identity.Value != batch || f.attacks[0].Type != AttackMassDeletion {
+	if len(f.attacks) != 1 || f.attacks[0].Identity.Value != batch || f.attacks[0].Type != detect.AttackMassDeletion {
 		t.Fatalf("61 deletes by the batch job: %+v", f.attacks)
 	}
 	del(fresh, 31)

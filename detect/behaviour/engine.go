@@ -1,7 +1,8 @@
-package detect
+package behaviour
 
 import (
 	"context"
+	"github.com/vigil-project/vigil/detect"
 	"hash/maphash"
 	"math"
 	"sort"
@@ -9,10 +10,6 @@ import (
 	"sync"
 	"time"
 )
-
-// DefaultLoginPaths are the login endpoints of APIs that configure none:
-// a path ending in one of them is a login.
-var DefaultLoginPaths = []string{"/login", "/signin", "/sign-in", "/auth", "/authenticate", "/token", "/oauth/token", "/session", "/sessions"}
 
 // EngineConfig configures the detection engine.
 type EngineConfig struct {
@@ -31,7 +28,7 @@ type EngineConfig struct {
 	// repeat offence, up to 24 hours.
 	BlockTTL time.Duration
 	// TypeTTL overrides BlockTTL per attack type.
-	TypeTTL map[AttackType]time.Duration
+	TypeTTL map[detect.AttackType]time.Duration
 	// BlockAfter is how many detections of a single-call type
 	// (oversized_payload: one call's size or JSON element count past Tx)
 	// an identity needs within BlockWindow before it is acted on (blocked,
@@ -45,14 +42,14 @@ type EngineConfig struct {
 	// BlockWindow is the window of BlockAfter (0: 10 minutes).
 	BlockWindow time.Duration
 	// Block puts an entry on the block list (nil: no blocking).
-	Block func(Entry)
+	Block func(detect.Entry)
 	// OnAttack is called for every attack raised, from a worker.
-	OnAttack func(*Attack)
-	Store    *AttackStore
-	IDs      *IDGenerator
+	OnAttack func(*detect.Attack)
+	Store    *detect.AttackStore
+	IDs      *detect.IDGenerator
 	// APIs are the configured APIs, whose models can be set before they
 	// see traffic.
-	APIs []*API
+	APIs []*detect.API
 }
 
 // Engine is the behavioural detection pipeline sink: per-identity windows,
@@ -77,14 +74,14 @@ type shard struct {
 
 type stateKey struct {
 	model *apiModel
-	kind  Kind
+	kind  detect.Kind
 	id    string
 }
 
 type work struct {
-	t     *Transaction
+	t     *detect.Transaction
 	model *apiModel
-	kind  Kind
+	kind  detect.Kind
 	// primary marks the call's most specific identity, which answers for
 	// the per-request variables.
 	primary bool
@@ -116,10 +113,10 @@ func NewEngine(cfg EngineConfig) *Engine {
 		cfg.BlockWindow = 10 * time.Minute
 	}
 	if cfg.Store == nil {
-		cfg.Store = NewAttackStore(10000)
+		cfg.Store = detect.NewAttackStore(10000)
 	}
 	if cfg.IDs == nil {
-		cfg.IDs = NewIDGenerator()
+		cfg.IDs = detect.NewIDGenerator()
 	}
 	e := &Engine{cfg: cfg, seed: maphash.MakeSeed(), models: map[string]*apiModel{}}
 	n := max(cfg.Workers, 1)
@@ -130,7 +127,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 }
 
 // Store returns the attack records.
-func (e *Engine) Store() *AttackStore { return e.cfg.Store }
+func (e *Engine) Store() *detect.AttackStore { return e.cfg.Store }
 
 // Run runs the workers until ctx ends and their queues are drained. With
 // Workers = 0 it returns at once.
@@ -161,8 +158,11 @@ func (e *Engine) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// The engine is one of the pipeline's sinks.
+var _ detect.Sink = (*Engine)(nil)
+
 // Consume takes one transaction from the pipeline.
-func (e *Engine) Consume(t *Transaction) {
+func (e *Engine) Consume(t *detect.Transaction) {
 	if !t.HasRequest || t.Start.IsZero() {
 		return
 	}
@@ -174,9 +174,9 @@ func (e *Engine) Consume(t *Transaction) {
 	m.tick(t.Start)
 	primary, _ := primaryIdentity(t)
 	t.Prepare()
-	call := callFacts{login: isLoginPath(loginPaths(m.api), t.Path)}
+	call := callFacts{login: m.api.IsLoginPath(t.Path)}
 	call.object, call.hasObject = objectKey(t)
-	for k := range numKinds {
+	for k := range detect.NumKinds {
 		id := t.Identities[k]
 		if id == "" {
 			continue
@@ -192,7 +192,7 @@ func (e *Engine) Consume(t *Transaction) {
 }
 
 // model returns the model of a transaction's API, created on first sight.
-func (e *Engine) model(t *Transaction) *apiModel {
+func (e *Engine) model(t *detect.Transaction) *apiModel {
 	// Traffic outside the configured APIs is modelled per host: a scanner
 	// trying /admin, /.env, /backup.sql … is one client probing one host,
 	// not a client of a thousand APIs (and cannot exhaust the models).
@@ -207,7 +207,7 @@ func (e *Engine) model(t *Transaction) *apiModel {
 		if a := e.hostAPI(t.Host); a != nil {
 			name, api = a.Name, a
 		} else {
-			name = DiscoveredName(t.Host, "/")
+			name = detect.DiscoveredName(t.Host, "/")
 		}
 	}
 	e.mu.RLock()
@@ -232,7 +232,7 @@ func (e *Engine) model(t *Transaction) *apiModel {
 
 // perRequest checks the per-request variables (oversized payloads) on the
 // call's most specific identity.
-func (s *shard) perRequest(st *identityState, t *Transaction) {
+func (s *shard) perRequest(st *identityState, t *detect.Transaction) {
 	m := st.model
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	obs := []float64{float64(t.RequestBytes), float64(t.JSONElements)}
@@ -247,12 +247,12 @@ func (s *shard) perRequest(st *identityState, t *Transaction) {
 		}
 	}
 	if fired {
-		s.e.raise(st, AttackOversizedPayload, t, obs)
+		s.e.raise(st, detect.AttackOversizedPayload, t, obs)
 	}
 }
 
-func primaryIdentity(t *Transaction) (Kind, string) {
-	for _, k := range []Kind{KindToken, KindAPIKey, KindCookie, KindUsername, KindIP} {
+func primaryIdentity(t *detect.Transaction) (detect.Kind, string) {
+	for _, k := range []detect.Kind{detect.KindToken, detect.KindAPIKey, detect.KindCookie, detect.KindUsername, detect.KindIP} {
 		if id := t.Identities[k]; id != "" {
 			return k, id
 		}
@@ -278,8 +278,8 @@ func (s *shard) process(w work) {
 			st.first = now
 		}
 		st.last = max(st.last, now)
-		if w.kind != KindIP && t.Identities[KindIP] != "" {
-			st.noteIP(t.Identities[KindIP])
+		if w.kind != detect.KindIP && t.Identities[detect.KindIP] != "" {
+			st.noteIP(t.Identities[detect.KindIP])
 		}
 		if w.primary {
 			s.perRequest(st, t)
@@ -309,7 +309,7 @@ func (s *shard) process(w work) {
 			m.mu.Unlock()
 			if !learning {
 				if vars := m.anomalous(w.kind, vec, m.thresholds.Load()); vars != nil {
-					s.e.raiseExplained(st, AttackAnomalous, t, vars)
+					s.e.raiseExplained(st, detect.AttackAnomalous, t, vars)
 				}
 			}
 		}
@@ -338,23 +338,16 @@ func (s *shard) process(w work) {
 	if !any {
 		return
 	}
-	for i, typ := range AttackTypes() {
+	for i, typ := range detect.AttackTypes() {
 		if fired[i] {
 			s.e.raise(st, typ, t, nil)
 		}
 	}
 }
 
-func loginPaths(a *API) []string {
-	if a != nil && len(a.LoginPaths) > 0 {
-		return a.LoginPaths
-	}
-	return DefaultLoginPaths
-}
-
 // state returns the identity's state, created (and the least recently seen
 // forgotten past the cap) when new.
-func (s *shard) state(m *apiModel, kind Kind, id string) *identityState {
+func (s *shard) state(m *apiModel, kind detect.Kind, id string) *identityState {
 	key := stateKey{m, kind, id}
 	if st, ok := s.states[key]; ok {
 		s.touch(st)
@@ -408,13 +401,13 @@ func (s *shard) unlink(st *identityState) {
 // raise records an attack of type typ by the state's identity, unless one
 // was raised lately, and acts on it by the API's mode. While the API
 // learns, it is only counted. perReq carries the per-request observations.
-func (e *Engine) raise(st *identityState, typ AttackType, t *Transaction, perReq []float64) {
+func (e *Engine) raise(st *identityState, typ detect.AttackType, t *detect.Transaction, perReq []float64) {
 	e.raiseExplained(st, typ, t, nil, perReq...)
 }
 
 // raiseExplained is raise with the explaining variables given (the
 // multivariate model's), or measured here when vars is nil.
-func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transaction, given []VariableValue, perReq ...float64) {
+func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *detect.Transaction, given []detect.VariableValue, perReq ...float64) {
 	m := st.model
 	knobs := m.knobsSnap.Load()
 	ti := typeIndex(typ)
@@ -422,7 +415,7 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 		return
 	}
 	ts := m.thresholds.Load()
-	var vars []VariableValue
+	var vars []detect.VariableValue
 	fires := false
 	if given != nil {
 		vars, fires = given, true
@@ -447,7 +440,7 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 		if th.Tn > 0 {
 			dev = math.Round((x-th.Tn)/th.Tn*1000) / 10
 		}
-		vars = append(vars, VariableValue{Name: d.name, Observed: round(x), Tn: round(th.Tn), Tx: round(tx), DeviationPct: dev})
+		vars = append(vars, detect.VariableValue{Name: d.name, Observed: round(x), Tn: round(th.Tn), Tx: round(tx), DeviationPct: dev})
 	}
 	if !fires {
 		return
@@ -463,14 +456,14 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 	if singleCall[ti] && !st.repeated(ti, now.UnixNano(), e.cfg.BlockAfter, e.cfg.BlockWindow) {
 		// Recorded, not acted on: the identity is not flagged, so its next
 		// detections count towards BlockAfter.
-		a := &Attack{
+		a := &detect.Attack{
 			ID: e.cfg.IDs.Next(), Type: typ, API: m.name,
-			Identity:   AttackIdentity{Kind: st.kind.String(), Value: st.id},
+			Identity:   detect.AttackIdentity{Kind: st.kind.String(), Value: st.id},
 			FirstSeen:  time.Unix(0, st.first).UTC(),
 			DetectedAt: now.UTC(),
 			Variables:  vars,
 			ClientIPs:  st.attackIPs(),
-			Action:     ActionDetected,
+			Action:     detect.ActionDetected,
 			Repeat:     st.attacks,
 		}
 		e.cfg.Store.Add(a)
@@ -489,9 +482,9 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 		st.flagged = new([numTypes]int64)
 	}
 	st.flagged[ti] = now.Add(ttl).UnixNano()
-	a := &Attack{
+	a := &detect.Attack{
 		ID: e.cfg.IDs.Next(), Type: typ, API: m.name,
-		Identity:   AttackIdentity{Kind: st.kind.String(), Value: st.id},
+		Identity:   detect.AttackIdentity{Kind: st.kind.String(), Value: st.id},
 		FirstSeen:  time.Unix(0, st.first).UTC(),
 		DetectedAt: now.UTC(),
 		Variables:  vars,
@@ -499,21 +492,21 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 		Repeat:     st.attacks,
 	}
 	st.attacks++
-	mode := ModeBlock
+	mode := detect.ModeBlock
 	if m.api != nil {
 		mode = m.api.Mode
 	}
-	var entry *Entry
+	var entry *detect.Entry
 	switch mode {
-	case ModeBlock:
-		a.Action = ActionBlocked
+	case detect.ModeBlock:
+		a.Action = detect.ActionBlocked
 		until := now.Add(ttl).UTC()
 		a.BlockedUntil = &until
-		entry = &Entry{Kind: st.kind, Value: st.id, Reason: "attack " + string(typ) + " " + a.ID, AttackID: a.ID, CreatedAt: now, ExpiresAt: until}
-	case ModeDetect:
-		a.Action = ActionWouldBlock
+		entry = &detect.Entry{Kind: st.kind, Value: st.id, Reason: "attack " + string(typ) + " " + a.ID, AttackID: a.ID, CreatedAt: now, ExpiresAt: until}
+	case detect.ModeDetect:
+		a.Action = detect.ActionWouldBlock
 	default:
-		a.Action = ActionDetected
+		a.Action = detect.ActionDetected
 	}
 	// The record exists before the block it explains takes effect.
 	e.cfg.Store.Add(a)
@@ -530,7 +523,7 @@ func (e *Engine) raiseExplained(st *identityState, typ AttackType, t *Transactio
 // divided by the sensitivity of v's attack type, so a sensitivity above 1
 // detects more and one below 1 less. Every check and every explanation
 // takes Tx from here.
-func extreme(ts *thresholdSet, knobs *[numTypes]TypeKnobs, k Kind, v varID) float64 {
+func extreme(ts *thresholdSet, knobs *[numTypes]TypeKnobs, k detect.Kind, v varID) float64 {
 	sens := knobs[varType[v]].Sensitivity
 	if sens <= 0 {
 		sens = 1
@@ -577,7 +570,7 @@ func (s *identityState) repeated(ti int, now int64, n int, window time.Duration)
 
 // attackIPs returns the client IPs an attack record names.
 func (s *identityState) attackIPs() []string {
-	if s.kind == KindIP {
+	if s.kind == detect.KindIP {
 		return []string{s.id}
 	}
 	return append([]string(nil), s.clientIPs...)
@@ -645,11 +638,11 @@ func (m *apiModel) status() ModelStatus {
 
 // hostAPI returns the configured API that names host among its exact
 // hosts, if any.
-func (e *Engine) hostAPI(host string) *API {
+func (e *Engine) hostAPI(host string) *detect.API {
 	if host == "" {
 		return nil
 	}
-	h := hostOnly(host)
+	h := detect.HostOnly(host)
 	for _, a := range e.cfg.APIs {
 		for _, x := range a.Hosts {
 			if x != "*" && !strings.HasPrefix(x, "*.") && strings.EqualFold(x, h) {
@@ -662,7 +655,7 @@ func (e *Engine) hostAPI(host string) *API {
 
 // Report records an attack raised outside the engine (a decoy hit): it is
 // stored and handed to OnAttack like the engine's own.
-func (e *Engine) Report(a *Attack) {
+func (e *Engine) Report(a *detect.Attack) {
 	e.cfg.Store.Add(a)
 	if e.cfg.OnAttack != nil {
 		e.cfg.OnAttack(a)

@@ -1,7 +1,8 @@
-package detect
+package behaviour
 
 import (
 	"fmt"
+	"github.com/vigil-project/vigil/detect"
 	"math"
 	"testing"
 	"time"
@@ -13,11 +14,11 @@ import (
 type boundaryFixture struct {
 	t       *testing.T
 	e       *Engine
-	api     *API
+	api     *detect.API
 	m       *apiModel
 	now     time.Time
-	attacks []*Attack
-	blocked []Entry
+	attacks []*detect.Attack
+	blocked []detect.Entry
 }
 
 const (
@@ -27,11 +28,11 @@ const (
 
 func newBoundaryFixture(t *testing.T, cfg EngineConfig) *boundaryFixture {
 	t.Helper()
-	f := &boundaryFixture{t: t, now: t0, api: &API{Name: "shop", BasePath: "/shop", Mode: ModeBlock}}
+	f := &boundaryFixture{t: t, now: t0, api: &detect.API{Name: "shop", BasePath: "/shop", Mode: detect.ModeBlock}}
 	cfg.Training = TrainingConfig{RelearnInterval: 24 * time.Hour}
-	cfg.APIs = []*API{f.api}
-	cfg.Block = func(e Entry) { f.blocked = append(f.blocked, e) }
-	cfg.OnAttack = func(a *Attack) { f.attacks = append(f.attacks, a) }
+	cfg.APIs = []*detect.API{f.api}
+	cfg.Block = func(e detect.Entry) { f.blocked = append(f.blocked, e) }
+	cfg.OnAttack = func(a *detect.Attack) { f.attacks = append(f.attacks, a) }
 	f.e = NewEngine(cfg)
 	f.m = f.e.modelByName("shop")
 	return f
@@ -40,7 +41,7 @@ func newBoundaryFixture(t *testing.T, cfg EngineConfig) *boundaryFixture {
 // learn feeds a variable's training samples: 99 identities showed a, one
 // showed b. Tn is then a (the 99th percentile of 100 values is the 99th
 // smallest) and the 99.9th percentile is b.
-func (f *boundaryFixture) learn(kind Kind, name string, a, b float64) {
+func (f *boundaryFixture) learn(kind detect.Kind, name string, a, b float64) {
 	v, ok := varByName(name)
 	if !ok {
 		f.t.Fatalf("no variable %q", name)
@@ -69,13 +70,13 @@ func (f *boundaryFixture) apply(u *ModelUpdate) {
 }
 
 // userTx sets a person's Tn and Tx for a variable and kind.
-func (f *boundaryFixture) userTx(kind Kind, name string, tn, tx float64) {
+func (f *boundaryFixture) userTx(kind detect.Kind, name string, tn, tx float64) {
 	f.apply(&ModelUpdate{Variables: []VariableUpdate{{Name: name, Kind: kind.String(), Mode: "user", Tn: &tn, Tx: &tx}}})
 }
 
 // only disables every attack type but typ.
-func (f *boundaryFixture) only(typ AttackType) {
-	u := &ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{}}
+func (f *boundaryFixture) only(typ detect.AttackType) {
+	u := &ModelUpdate{Types: map[detect.AttackType]TypeKnobsUpdate{}}
 	off := false
 	for _, x := range allTypes() {
 		if x != typ {
@@ -86,11 +87,11 @@ func (f *boundaryFixture) only(typ AttackType) {
 }
 
 // call sends one call from ip, 100 ms after the previous one.
-func (f *boundaryFixture) call(ip string, edit func(*Transaction)) {
+func (f *boundaryFixture) call(ip string, edit func(*detect.Transaction)) {
 	f.now = f.now.Add(100 * time.Millisecond)
-	t := &Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: "/shop/orders", Status: 200,
+	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: "/shop/orders", Status: 200,
 		Start: f.now, HasRequest: true, Complete: true, UserAgent: "app/1.0"}
-	t.Identities[KindIP] = ip
+	t.Identities[detect.KindIP] = ip
 	if edit != nil {
 		edit(t)
 	}
@@ -100,19 +101,19 @@ func (f *boundaryFixture) call(ip string, edit func(*Transaction)) {
 // Traffic that gives a variable of the attacker exactly the value n.
 func notFound(f *boundaryFixture, n int) {
 	for range n {
-		f.call(attackerIP, func(t *Transaction) { t.Path, t.Status = "/shop/missing", 404 })
+		f.call(attackerIP, func(t *detect.Transaction) { t.Path, t.Status = "/shop/missing", 404 })
 	}
 }
 
 func distinctNotFound(f *boundaryFixture, n int) {
 	for i := range n {
-		f.call(attackerIP, func(t *Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/missing-%d", i), 404 })
+		f.call(attackerIP, func(t *detect.Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/missing-%d", i), 404 })
 	}
 }
 
 func serverErrors(f *boundaryFixture, n int) {
 	for range n {
-		f.call(attackerIP, func(t *Transaction) { t.Status = 500 })
+		f.call(attackerIP, func(t *detect.Transaction) { t.Status = 500 })
 	}
 }
 
@@ -121,7 +122,7 @@ func serverErrors(f *boundaryFixture, n int) {
 func errorRatio(total int) func(*boundaryFixture, int) {
 	return func(f *boundaryFixture, n int) {
 		for i := range total {
-			f.call(attackerIP, func(t *Transaction) {
+			f.call(attackerIP, func(t *detect.Transaction) {
 				if i >= total-n {
 					t.Status = 500
 				}
@@ -132,29 +133,29 @@ func errorRatio(total int) func(*boundaryFixture, int) {
 
 func loginFailures(f *boundaryFixture, n int) {
 	for range n {
-		f.call(attackerIP, func(t *Transaction) { t.Method, t.Path, t.Status = "POST", "/shop/login", 401 })
+		f.call(attackerIP, func(t *detect.Transaction) { t.Method, t.Path, t.Status = "POST", "/shop/login", 401 })
 	}
 }
 
 func loginUsers(f *boundaryFixture, n int) {
 	for i := range n {
-		f.call(attackerIP, func(t *Transaction) {
+		f.call(attackerIP, func(t *detect.Transaction) {
 			t.Method, t.Path, t.Status = "POST", "/shop/login", 401
-			t.Identities[KindUsername] = fmt.Sprintf("name%d", i)
+			t.Identities[detect.KindUsername] = fmt.Sprintf("name%d", i)
 		})
 	}
 }
 
 func tokenIPs(f *boundaryFixture, n int) {
 	for i := range n {
-		f.call(fmt.Sprintf("198.51.100.%d", i), func(t *Transaction) { t.Identities[KindToken] = attackerToken })
+		f.call(fmt.Sprintf("198.51.100.%d", i), func(t *detect.Transaction) { t.Identities[detect.KindToken] = attackerToken })
 	}
 }
 
 func tokenAgents(f *boundaryFixture, n int) {
 	for i := range n {
-		f.call(attackerIP, func(t *Transaction) {
-			t.Identities[KindToken] = attackerToken
+		f.call(attackerIP, func(t *detect.Transaction) {
+			t.Identities[detect.KindToken] = attackerToken
 			t.UserAgent = fmt.Sprintf("agent/%d", i)
 		})
 	}
@@ -163,7 +164,7 @@ func tokenAgents(f *boundaryFixture, n int) {
 // responseBytes reads n bytes in ten calls.
 func responseBytes(f *boundaryFixture, n int) {
 	for range 10 {
-		f.call(attackerIP, func(t *Transaction) { t.ResponseBytes = int64(n / 10) })
+		f.call(attackerIP, func(t *detect.Transaction) { t.ResponseBytes = int64(n / 10) })
 	}
 }
 
@@ -175,24 +176,24 @@ func requests(f *boundaryFixture, n int) {
 
 func objects(f *boundaryFixture, n int) {
 	for i := range n {
-		f.call(attackerIP, func(t *Transaction) { t.Path = fmt.Sprintf("/shop/order/%d", 1000+i) })
+		f.call(attackerIP, func(t *detect.Transaction) { t.Path = fmt.Sprintf("/shop/order/%d", 1000+i) })
 	}
 }
 
 func deletes(f *boundaryFixture, n int) {
 	for i := range n {
-		f.call(attackerIP, func(t *Transaction) {
+		f.call(attackerIP, func(t *detect.Transaction) {
 			t.Method, t.Path, t.Status = "DELETE", fmt.Sprintf("/shop/order/%d", 1000+i), 204
 		})
 	}
 }
 
 func requestBytes(f *boundaryFixture, n int) {
-	f.call(attackerIP, func(t *Transaction) { t.Method, t.RequestBytes = "POST", int64(n) })
+	f.call(attackerIP, func(t *detect.Transaction) { t.Method, t.RequestBytes = "POST", int64(n) })
 }
 
 func jsonElements(f *boundaryFixture, n int) {
-	f.call(attackerIP, func(t *Transaction) { t.Method, t.JSONElements = "PATCH", n })
+	f.call(attackerIP, func(t *detect.Transaction) { t.Method, t.JSONElements = "PATCH", n })
 }
 
 // TestBoundaryOfEveryVariable drives each variable of each behaviour attack
@@ -212,9 +213,9 @@ func jsonElements(f *boundaryFixture, n int) {
 func TestBoundaryOfEveryVariable(t *testing.T) {
 	type want struct{ observed, tn, tx, dev float64 }
 	for _, tc := range []struct {
-		typ     AttackType
+		typ     detect.AttackType
 		name    string
-		kind    Kind
+		kind    detect.Kind
 		learned []float64 // a, b; nil: user-set tn, tx
 		tn, tx  float64   // user-set
 		drive   func(*boundaryFixture, int)
@@ -226,60 +227,60 @@ func TestBoundaryOfEveryVariable(t *testing.T) {
 		distinct bool
 	}{
 		// A count passes Tx on the call that takes it to Tx + 1.
-		{AttackExtremeActivity, "requests_per_min", KindIP, nil, 50, 150, requests, 135, 165, want{151, 50, 150, 202}, false},
+		{detect.AttackExtremeActivity, "requests_per_min", detect.KindIP, nil, 50, 150, requests, 135, 165, want{151, 50, 150, 202}, false},
 		// max(100, 3 × 60, 1.5 × 80) = 180; (181 − 60) / 60 = 201.7 %
-		{AttackExtremeActivity, "requests_per_min", KindIP, []float64{60, 80}, 0, 0, requests, 162, 198, want{181, 60, 180, 201.7}, false},
+		{detect.AttackExtremeActivity, "requests_per_min", detect.KindIP, []float64{60, 80}, 0, 0, requests, 162, 198, want{181, 60, 180, 201.7}, false},
 
-		{AttackExcessiveErrors, "errors_10m", KindIP, nil, 20, 100, serverErrors, 90, 110, want{101, 20, 100, 405}, false},
+		{detect.AttackExcessiveErrors, "errors_10m", detect.KindIP, nil, 20, 100, serverErrors, 90, 110, want{101, 20, 100, 405}, false},
 		// max(60, 3 × 30, 1.5 × 80) = 120: the 99.9th percentile decides
-		{AttackExcessiveErrors, "errors_10m", KindIP, []float64{30, 80}, 0, 0, serverErrors, 108, 132, want{121, 30, 120, 303.3}, false},
+		{detect.AttackExcessiveErrors, "errors_10m", detect.KindIP, []float64{30, 80}, 0, 0, serverErrors, 108, 132, want{121, 30, 120, 303.3}, false},
 		// 162 and 198 errors of 200 calls (0.81, 0.99), after 38 and 2
 		// successes: the ratio passes 0.9 at 19 errors of 21 calls (the
 		// first window of 20 calls holds 18): 0.90476, 80.95 % over 0.5.
-		{AttackExcessiveErrors, "error_ratio_10m", KindIP, nil, 0.5, 0.9, errorRatio(200), 162, 198, want{0.9, 0.5, 0.9, 81}, false},
+		{detect.AttackExcessiveErrors, "error_ratio_10m", detect.KindIP, nil, 0.5, 0.9, errorRatio(200), 162, 198, want{0.9, 0.5, 0.9, 81}, false},
 		// max(0.8, 3 × 19/64, 1.5 × 0.3) = 57/64 = 0.890625; 513 and 627 errors
 		// of 640 calls (0.8016, 0.9797), after 127 and 13 successes: the
 		// ratio passes it at 106 errors of 119 calls, 0.890756, which is
 		// (0.890756 − 0.296875) / 0.296875 = 200.04 % over Tn.
-		{AttackExcessiveErrors, "error_ratio_10m", KindIP, []float64{0.296875, 0.3}, 0, 0, errorRatio(640), 513, 627, want{0.89, 0.3, 0.89, 200}, false},
+		{detect.AttackExcessiveErrors, "error_ratio_10m", detect.KindIP, []float64{0.296875, 0.3}, 0, 0, errorRatio(640), 513, 627, want{0.89, 0.3, 0.89, 200}, false},
 
-		{AttackProbing, "not_found_10m", KindIP, nil, 10, 50, notFound, 45, 55, want{51, 10, 50, 410}, false},
+		{detect.AttackProbing, "not_found_10m", detect.KindIP, nil, 10, 50, notFound, 45, 55, want{51, 10, 50, 410}, false},
 		// max(25, 3 × 10, 1.5 × 12) = 30
-		{AttackProbing, "not_found_10m", KindIP, []float64{10, 12}, 0, 0, notFound, 27, 33, want{31, 10, 30, 210}, false},
-		{AttackProbing, "distinct_failed_paths", KindIP, nil, 10, 100, distinctNotFound, 90, 110, want{0, 10, 100, 0}, true},
+		{detect.AttackProbing, "not_found_10m", detect.KindIP, []float64{10, 12}, 0, 0, notFound, 27, 33, want{31, 10, 30, 210}, false},
+		{detect.AttackProbing, "distinct_failed_paths", detect.KindIP, nil, 10, 100, distinctNotFound, 90, 110, want{0, 10, 100, 0}, true},
 		// max(15, 3 × 20, 1.5 × 30) = 60
-		{AttackProbing, "distinct_failed_paths", KindIP, []float64{20, 30}, 0, 0, distinctNotFound, 54, 66, want{0, 20, 60, 0}, true},
+		{detect.AttackProbing, "distinct_failed_paths", detect.KindIP, []float64{20, 30}, 0, 0, distinctNotFound, 54, 66, want{0, 20, 60, 0}, true},
 
-		{AttackCredentialStuffing, "login_failures_10m", KindIP, nil, 5, 20, loginFailures, 18, 22, want{21, 5, 20, 320}, false},
+		{detect.AttackCredentialStuffing, "login_failures_10m", detect.KindIP, nil, 5, 20, loginFailures, 18, 22, want{21, 5, 20, 320}, false},
 		// max(12, 3 × 10, 1.5 × 12) = 30
-		{AttackCredentialStuffing, "login_failures_10m", KindIP, []float64{10, 12}, 0, 0, loginFailures, 27, 33, want{31, 10, 30, 210}, false},
-		{AttackCredentialStuffing, "distinct_login_usernames", KindIP, nil, 2, 20, loginUsers, 18, 22, want{0, 2, 20, 0}, true},
-		{AttackCredentialStuffing, "distinct_login_usernames", KindIP, []float64{10, 12}, 0, 0, loginUsers, 27, 33, want{0, 10, 30, 0}, true},
+		{detect.AttackCredentialStuffing, "login_failures_10m", detect.KindIP, []float64{10, 12}, 0, 0, loginFailures, 27, 33, want{31, 10, 30, 210}, false},
+		{detect.AttackCredentialStuffing, "distinct_login_usernames", detect.KindIP, nil, 2, 20, loginUsers, 18, 22, want{0, 2, 20, 0}, true},
+		{detect.AttackCredentialStuffing, "distinct_login_usernames", detect.KindIP, []float64{10, 12}, 0, 0, loginUsers, 27, 33, want{0, 10, 30, 0}, true},
 
-		{AttackStolenToken, "distinct_ips", KindToken, nil, 2, 20, tokenIPs, 18, 22, want{0, 2, 20, 0}, true},
-		{AttackStolenToken, "distinct_ips", KindToken, []float64{10, 12}, 0, 0, tokenIPs, 27, 33, want{0, 10, 30, 0}, true},
-		{AttackStolenToken, "distinct_user_agents", KindToken, nil, 2, 20, tokenAgents, 18, 22, want{0, 2, 20, 0}, true},
-		{AttackStolenToken, "distinct_user_agents", KindToken, []float64{10, 12}, 0, 0, tokenAgents, 27, 33, want{0, 10, 30, 0}, true},
+		{detect.AttackStolenToken, "distinct_ips", detect.KindToken, nil, 2, 20, tokenIPs, 18, 22, want{0, 2, 20, 0}, true},
+		{detect.AttackStolenToken, "distinct_ips", detect.KindToken, []float64{10, 12}, 0, 0, tokenIPs, 27, 33, want{0, 10, 30, 0}, true},
+		{detect.AttackStolenToken, "distinct_user_agents", detect.KindToken, nil, 2, 20, tokenAgents, 18, 22, want{0, 2, 20, 0}, true},
+		{detect.AttackStolenToken, "distinct_user_agents", detect.KindToken, []float64{10, 12}, 0, 0, tokenAgents, 27, 33, want{0, 10, 30, 0}, true},
 
 		// Ten reads of a tenth each: Tx is passed by the tenth.
-		{AttackDataExfiltration, "response_bytes_10m", KindIP, nil, 1e6, 1e7, responseBytes, 9e6, 11e6, want{11e6, 1e6, 1e7, 1000}, false},
+		{detect.AttackDataExfiltration, "response_bytes_10m", detect.KindIP, nil, 1e6, 1e7, responseBytes, 9e6, 11e6, want{11e6, 1e6, 1e7, 1000}, false},
 		// max(2 MiB, 3 × 1e6, 1.5 × 1e6) = 3e6
-		{AttackDataExfiltration, "response_bytes_10m", KindIP, []float64{1e6, 1e6}, 0, 0, responseBytes, 2.7e6, 3.3e6, want{3.3e6, 1e6, 3e6, 230}, false},
+		{detect.AttackDataExfiltration, "response_bytes_10m", detect.KindIP, []float64{1e6, 1e6}, 0, 0, responseBytes, 2.7e6, 3.3e6, want{3.3e6, 1e6, 3e6, 230}, false},
 
-		{AttackBOLAEnumeration, "distinct_object_ids", KindIP, nil, 20, 100, objects, 90, 110, want{0, 20, 100, 0}, true},
+		{detect.AttackBOLAEnumeration, "distinct_object_ids", detect.KindIP, nil, 20, 100, objects, 90, 110, want{0, 20, 100, 0}, true},
 		// max(80, 3 × 40, 1.5 × 50) = 120
-		{AttackBOLAEnumeration, "distinct_object_ids", KindIP, []float64{40, 50}, 0, 0, objects, 108, 132, want{0, 40, 120, 0}, true},
+		{detect.AttackBOLAEnumeration, "distinct_object_ids", detect.KindIP, []float64{40, 50}, 0, 0, objects, 108, 132, want{0, 40, 120, 0}, true},
 
-		{AttackMassDeletion, "deletes_10m", KindIP, nil, 10, 50, deletes, 45, 55, want{51, 10, 50, 410}, false},
-		{AttackMassDeletion, "deletes_10m", KindIP, []float64{10, 12}, 0, 0, deletes, 27, 33, want{31, 10, 30, 210}, false},
+		{detect.AttackMassDeletion, "deletes_10m", detect.KindIP, nil, 10, 50, deletes, 45, 55, want{51, 10, 50, 410}, false},
+		{detect.AttackMassDeletion, "deletes_10m", detect.KindIP, []float64{10, 12}, 0, 0, deletes, 27, 33, want{31, 10, 30, 210}, false},
 
 		// One call each: observed is the call's value.
-		{AttackOversizedPayload, "request_bytes", KindIP, nil, 10000, 100000, requestBytes, 90000, 110000, want{110000, 10000, 100000, 1000}, false},
+		{detect.AttackOversizedPayload, "request_bytes", detect.KindIP, nil, 10000, 100000, requestBytes, 90000, 110000, want{110000, 10000, 100000, 1000}, false},
 		// max(64 KiB, 2 × 50000) = 100000
-		{AttackOversizedPayload, "request_bytes", KindIP, []float64{20000, 50000}, 0, 0, requestBytes, 90000, 110000, want{110000, 20000, 100000, 450}, false},
-		{AttackOversizedPayload, "json_elements", KindIP, nil, 50, 500, jsonElements, 450, 550, want{550, 50, 500, 1000}, false},
+		{detect.AttackOversizedPayload, "request_bytes", detect.KindIP, []float64{20000, 50000}, 0, 0, requestBytes, 90000, 110000, want{110000, 20000, 100000, 450}, false},
+		{detect.AttackOversizedPayload, "json_elements", detect.KindIP, nil, 50, 500, jsonElements, 450, 550, want{550, 50, 500, 1000}, false},
 		// max(200, 2 × 250) = 500
-		{AttackOversizedPayload, "json_elements", KindIP, []float64{100, 250}, 0, 0, jsonElements, 450, 550, want{550, 100, 500, 450}, false},
+		{detect.AttackOversizedPayload, "json_elements", detect.KindIP, []float64{100, 250}, 0, 0, jsonElements, 450, 550, want{550, 100, 500, 450}, false},
 	} {
 		source := "user"
 		if tc.learned != nil {
@@ -324,13 +325,13 @@ func TestBoundaryOfEveryVariable(t *testing.T) {
 				}
 				a := f.attacks[0]
 				id := attackerIP
-				if tc.kind == KindToken {
+				if tc.kind == detect.KindToken {
 					id = attackerToken
 				}
 				if a.Type != tc.typ || a.Identity.Kind != tc.kind.String() || a.Identity.Value != id {
 					t.Fatalf("attack %s by %+v, want %s by %s %s", a.Type, a.Identity, tc.typ, tc.kind, id)
 				}
-				var got *VariableValue
+				var got *detect.VariableValue
 				for i := range a.Variables {
 					if a.Variables[i].Name == tc.name {
 						got = &a.Variables[i]
@@ -382,15 +383,15 @@ func TestSensitivityScalesTxBothWays(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%d misses at sensitivity %v", tc.misses, tc.sens), func(t *testing.T) {
 			f := newBoundaryFixture(t, EngineConfig{})
-			f.userTx(KindIP, "not_found_10m", 10, 100)
-			f.userTx(KindIP, "distinct_failed_paths", 10, 100)
+			f.userTx(detect.KindIP, "not_found_10m", 10, 100)
+			f.userTx(detect.KindIP, "distinct_failed_paths", 10, 100)
 			s := tc.sens
-			f.apply(&ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{AttackProbing: {Sensitivity: &s}}})
+			f.apply(&ModelUpdate{Types: map[detect.AttackType]TypeKnobsUpdate{detect.AttackProbing: {Sensitivity: &s}}})
 			f.ready()
 			for i := range tc.misses {
 				// One a second: no other type comes near its floor.
 				f.now = f.now.Add(900 * time.Millisecond)
-				f.call(attackerIP, func(t *Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/missing-%d", i), 404 })
+				f.call(attackerIP, func(t *detect.Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/missing-%d", i), 404 })
 			}
 			if !tc.attack {
 				if len(f.attacks) != 0 {
@@ -398,7 +399,7 @@ func TestSensitivityScalesTxBothWays(t *testing.T) {
 				}
 				return
 			}
-			if len(f.attacks) != 1 || f.attacks[0].Type != AttackProbing {
+			if len(f.attacks) != 1 || f.attacks[0].Type != detect.AttackProbing {
 				t.Fatalf("attacks %+v, want one probing", f.attacks)
 			}
 			for _, v := range f.attacks[0].Variables {
@@ -417,32 +418,32 @@ func TestSensitivityScalesTxBothWays(t *testing.T) {
 // block_window blocks it; three spread wider than the window never do.
 func TestSingleCallDetectionsNeedRepetitionToBlock(t *testing.T) {
 	patch := func(f *boundaryFixture) {
-		f.call("198.51.100.31", func(t *Transaction) {
+		f.call("198.51.100.31", func(t *detect.Transaction) {
 			t.Method, t.Path, t.JSONElements = "PATCH", "/shop/order/31", 250
-			t.Identities[KindToken] = "fp:user31"
+			t.Identities[detect.KindToken] = "fp:user31"
 		})
 	}
 	for _, tc := range []struct {
 		name    string
 		cfg     EngineConfig
-		mode    Mode
+		mode    detect.Mode
 		gaps    []time.Duration // before each call after the first
 		actions []string
 	}{
-		{"default: 3 within 10m", EngineConfig{}, ModeBlock, []time.Duration{2 * time.Minute, 2 * time.Minute},
-			[]string{ActionDetected, ActionDetected, ActionBlocked}},
-		{"spread wider than the window", EngineConfig{}, ModeBlock, []time.Duration{6 * time.Minute, 6 * time.Minute, 6 * time.Minute},
-			[]string{ActionDetected, ActionDetected, ActionDetected, ActionDetected}},
-		{"detect mode", EngineConfig{}, ModeDetect, []time.Duration{time.Minute, time.Minute},
-			[]string{ActionDetected, ActionDetected, ActionWouldBlock}},
-		{"block_after 2 within 1m", EngineConfig{BlockAfter: 2, BlockWindow: time.Minute}, ModeBlock, []time.Duration{2 * time.Minute, 30 * time.Second},
-			[]string{ActionDetected, ActionDetected, ActionBlocked}},
-		{"block_after 1: every detection", EngineConfig{BlockAfter: 1}, ModeBlock, nil, []string{ActionBlocked}},
+		{"default: 3 within 10m", EngineConfig{}, detect.ModeBlock, []time.Duration{2 * time.Minute, 2 * time.Minute},
+			[]string{detect.ActionDetected, detect.ActionDetected, detect.ActionBlocked}},
+		{"spread wider than the window", EngineConfig{}, detect.ModeBlock, []time.Duration{6 * time.Minute, 6 * time.Minute, 6 * time.Minute},
+			[]string{detect.ActionDetected, detect.ActionDetected, detect.ActionDetected, detect.ActionDetected}},
+		{"detect mode", EngineConfig{}, detect.ModeDetect, []time.Duration{time.Minute, time.Minute},
+			[]string{detect.ActionDetected, detect.ActionDetected, detect.ActionWouldBlock}},
+		{"block_after 2 within 1m", EngineConfig{BlockAfter: 2, BlockWindow: time.Minute}, detect.ModeBlock, []time.Duration{2 * time.Minute, 30 * time.Second},
+			[]string{detect.ActionDetected, detect.ActionDetected, detect.ActionBlocked}},
+		{"block_after 1: every detection", EngineConfig{BlockAfter: 1}, detect.ModeBlock, nil, []string{detect.ActionBlocked}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newBoundaryFixture(t, tc.cfg)
 			f.api.Mode = tc.mode
-			f.learn(KindToken, "json_elements", 0, 0) // normal 0: Tx is the floor, 200
+			f.learn(detect.KindToken, "json_elements", 0, 0) // normal 0: Tx is the floor, 200
 			f.ready()
 			patch(f)
 			for _, gap := range tc.gaps {
@@ -453,7 +454,7 @@ func TestSingleCallDetectionsNeedRepetitionToBlock(t *testing.T) {
 				t.Fatalf("%d attacks for %d oversized calls: %+v", len(f.attacks), len(tc.actions), f.attacks)
 			}
 			for i, a := range f.attacks {
-				if a.Type != AttackOversizedPayload || a.Identity.Value != "fp:user31" || a.Action != tc.actions[i] {
+				if a.Type != detect.AttackOversizedPayload || a.Identity.Value != "fp:user31" || a.Action != tc.actions[i] {
 					t.Fatalf("attack %d: %s by %s, action %s; want oversized_payload by the token, %s", i, a.Type, a.Identity.Value, a.Action, tc.actions[i])
 				}
 				if v := a.Variables[1]; v.Name != "json_elements" || v.Observed != 250 || v.Tn != 0 || v.Tx != 200 {
@@ -462,12 +463,12 @@ func TestSingleCallDetectionsNeedRepetitionToBlock(t *testing.T) {
 				if stored, ok := f.e.Store().Get(a.ID); !ok || stored != a {
 					t.Fatalf("attack %d not recorded", i)
 				}
-				if (a.BlockedUntil != nil) != (a.Action == ActionBlocked) {
+				if (a.BlockedUntil != nil) != (a.Action == detect.ActionBlocked) {
 					t.Fatalf("attack %d: action %s, blocked until %v", i, a.Action, a.BlockedUntil)
 				}
 			}
 			last := f.attacks[len(f.attacks)-1]
-			if wantBlock := last.Action == ActionBlocked; wantBlock {
+			if wantBlock := last.Action == detect.ActionBlocked; wantBlock {
 				if len(f.blocked) != 1 || f.blocked[0].Value != "fp:user31" || f.blocked[0].AttackID != last.ID {
 					t.Fatalf("block list entries %+v", f.blocked)
 				}
@@ -488,19 +489,19 @@ func TestSingleCallDetectionsNeedRepetitionToBlock(t *testing.T) {
 // what was observed and the same behaviour would fire again.
 func TestRelaxHonoursSensitivity(t *testing.T) {
 	f := newBoundaryFixture(t, EngineConfig{})
-	f.userTx(KindIP, "not_found_10m", 10, 100)
-	f.userTx(KindIP, "distinct_failed_paths", 10, 10000) // only the count fires
+	f.userTx(detect.KindIP, "not_found_10m", 10, 100)
+	f.userTx(detect.KindIP, "distinct_failed_paths", 10, 10000) // only the count fires
 	s := 2.0
-	f.apply(&ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{AttackProbing: {Sensitivity: &s}}})
+	f.apply(&ModelUpdate{Types: map[detect.AttackType]TypeKnobsUpdate{detect.AttackProbing: {Sensitivity: &s}}})
 	f.ready()
 	miss := func(ip string, n int) {
 		for i := range n {
 			f.now = f.now.Add(900 * time.Millisecond)
-			f.call(ip, func(t *Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/missing-%d", i), 404 })
+			f.call(ip, func(t *detect.Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/missing-%d", i), 404 })
 		}
 	}
 	miss(attackerIP, 60) // the 51st miss passes the effective Tx of 50
-	if len(f.attacks) != 1 || f.attacks[0].Type != AttackProbing {
+	if len(f.attacks) != 1 || f.attacks[0].Type != detect.AttackProbing {
 		t.Fatalf("attacks %+v, want one probing", f.attacks)
 	}
 	rel, err := f.e.Relax(f.attacks[0])

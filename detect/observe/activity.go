@@ -1,5 +1,6 @@
-package detect
+package observe
 
+import "github.com/vigil-project/vigil/detect"
 import "time"
 
 // Activity is kept per API at two resolutions: minutes for the last two
@@ -19,7 +20,7 @@ type activity struct {
 	hours   [activityHours]activityBucket
 }
 
-func (a *activity) add(t *Transaction) {
+func (a *activity) add(t *detect.Transaction) {
 	sec := t.Start.Unix()
 	if sec <= 0 {
 		return // no time: no place on the time line

@@ -1,6 +1,7 @@
-package detect
+package observe
 
 import (
+	"github.com/vigil-project/vigil/detect"
 	"sort"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ type apiRecord struct {
 	name       string
 	basePath   string
 	hosts      map[string]struct{}
-	configured *API
+	configured *detect.API
 	first      time.Time
 	last       time.Time
 	requests   uint64
@@ -127,7 +128,7 @@ type EndpointStats struct {
 
 // NewInventory returns an inventory that knows the configured APIs and
 // tracks at most maxAPIs discovered APIs and maxEndpoints endpoints per API.
-func NewInventory(configured []*API, maxAPIs, maxEndpoints int) *Inventory {
+func NewInventory(configured []*detect.API, maxAPIs, maxEndpoints int) *Inventory {
 	inv := &Inventory{apis: make(map[string]*apiRecord), maxAPIs: maxAPIs, maxEndpoints: maxEndpoints}
 	for _, a := range configured {
 		inv.addConfigured(a)
@@ -135,7 +136,7 @@ func NewInventory(configured []*API, maxAPIs, maxEndpoints int) *Inventory {
 	return inv
 }
 
-func (inv *Inventory) addConfigured(a *API) *apiRecord {
+func (inv *Inventory) addConfigured(a *detect.API) *apiRecord {
 	r := newAPIRecord(a.Name, a.BasePath, a)
 	for _, h := range a.Hosts {
 		r.hosts[h] = struct{}{}
@@ -144,7 +145,7 @@ func (inv *Inventory) addConfigured(a *API) *apiRecord {
 	return r
 }
 
-func newAPIRecord(name, base string, configured *API) *apiRecord {
+func newAPIRecord(name, base string, configured *detect.API) *apiRecord {
 	// The activity is there from the start: a configured API before its
 	// first call, and every API restored after a restart, has an empty
 	// time line, not none.
@@ -152,8 +153,11 @@ func newAPIRecord(name, base string, configured *API) *apiRecord {
 		endpoints: make(map[string]*endpointRecord), activity: new(activity)}
 }
 
+// The inventory is one of the pipeline's sinks.
+var _ detect.Sink = (*Inventory)(nil)
+
 // Consume records one transaction.
-func (inv *Inventory) Consume(t *Transaction) {
+func (inv *Inventory) Consume(t *detect.Transaction) {
 	if !t.HasRequest {
 		return // a response seen alone (an observer's late part) is no call
 	}
@@ -198,7 +202,7 @@ func (inv *Inventory) Consume(t *Transaction) {
 		inv.apis[name] = r
 		inv.discovered++
 	}
-	if h := strings.ToLower(hostOnly(t.Host)); h != "" && len(r.hosts) < 16 {
+	if h := strings.ToLower(detect.HostOnly(t.Host)); h != "" && len(r.hosts) < 16 {
 		if _, ok := r.hosts[h]; !ok {
 			r.hosts[strings.Clone(h)] = struct{}{}
 		}
@@ -276,12 +280,12 @@ func widen(first, last, when time.Time) (time.Time, time.Time) {
 
 // Name returns the API a transaction belongs to and its base path: the
 // configured API, or one discovered from host and leading path segments.
-func (inv *Inventory) Name(t *Transaction) (name, base string) {
+func (inv *Inventory) Name(t *detect.Transaction) (name, base string) {
 	if t.API != nil && !t.API.Discovered {
 		return t.API.Name, t.API.BasePath
 	}
-	base = DiscoveredBase(t.Path)
-	return DiscoveredName(t.Host, base), base
+	base = detect.DiscoveredBase(t.Path)
+	return detect.DiscoveredName(t.Host, base), base
 }
 
 // OverflowAPIs returns how many requests belonged to discovered APIs past
@@ -312,7 +316,7 @@ var statusClasses = [6]string{"unknown", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // APIs returns every API, sorted by name, with its endpoints sorted by path
 // then method. fallback gives the mode of discovered APIs.
-func (inv *Inventory) APIs(fallback *API) []APIStats {
+func (inv *Inventory) APIs(fallback *detect.API) []APIStats {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	out := make([]APIStats, 0, len(inv.apis))
@@ -420,7 +424,7 @@ func (inv *Inventory) Restore(stats []APIStats) {
 // Succeeded reports whether requests to path (any method) on api were
 // answered with success (2xx).
 func (inv *Inventory) Succeeded(api, path string) bool {
-	tmpl := TemplatePath(path)
+	tmpl := detect.TemplatePath(path)
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	r, ok := inv.apis[api]

@@ -1,8 +1,9 @@
-package detect
+package behaviour
 
 import (
 	"errors"
 	"fmt"
+	"github.com/vigil-project/vigil/detect"
 	"math"
 	"sort"
 	"strings"
@@ -16,29 +17,29 @@ const ModelVersion = 1
 // what GET /v1/models/{api} answers and what `vigil model export` writes;
 // `vigil model import` installs one on another deployment.
 type ModelDoc struct {
-	Version   int                      `json:"version"`
-	API       string                   `json:"api"`
-	Status    *ModelStatus             `json:"status,omitempty"`
-	Types     map[AttackType]TypeKnobs `json:"types"`
-	Variables []VariableDoc            `json:"variables"`
+	Version   int                             `json:"version"`
+	API       string                          `json:"api"`
+	Status    *ModelStatus                    `json:"status,omitempty"`
+	Types     map[detect.AttackType]TypeKnobs `json:"types"`
+	Variables []VariableDoc                   `json:"variables"`
 }
 
 // VariableDoc is one variable's thresholds for one identity kind. Mode is
 // "system" (learned) or "user" (set by a person, kept across relearning).
 type VariableDoc struct {
-	Name    string     `json:"name"`
-	Type    AttackType `json:"type"`
-	Kind    string     `json:"kind"`
-	Mode    string     `json:"mode"`
-	Tn      float64    `json:"tn"`
-	Tx      float64    `json:"tx"`
-	Samples int64      `json:"samples"`
+	Name    string            `json:"name"`
+	Type    detect.AttackType `json:"type"`
+	Kind    string            `json:"kind"`
+	Mode    string            `json:"mode"`
+	Tn      float64           `json:"tn"`
+	Tx      float64           `json:"tx"`
+	Samples int64             `json:"samples"`
 }
 
 // ModelUpdate changes knobs and thresholds; absent fields keep their value.
 type ModelUpdate struct {
-	Types     map[AttackType]TypeKnobsUpdate `json:"types" yaml:"types"`
-	Variables []VariableUpdate               `json:"variables" yaml:"variables"`
+	Types     map[detect.AttackType]TypeKnobsUpdate `json:"types" yaml:"types"`
+	Variables []VariableUpdate                      `json:"variables" yaml:"variables"`
 }
 
 // TypeKnobsUpdate changes one attack type's knobs.
@@ -93,7 +94,7 @@ func (e *Engine) Model(api string) (*ModelDoc, bool) {
 		return nil, false
 	}
 	st := m.status()
-	doc := &ModelDoc{Version: ModelVersion, API: m.name, Status: &st, Types: map[AttackType]TypeKnobs{}}
+	doc := &ModelDoc{Version: ModelVersion, API: m.name, Status: &st, Types: map[detect.AttackType]TypeKnobs{}}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i, t := range allTypes() {
@@ -102,7 +103,7 @@ func (e *Engine) Model(api string) (*ModelDoc, bool) {
 	ts := m.thresholds.Load()
 	for v := range numVars {
 		d := varDefs[v]
-		for k := range numKinds {
+		for k := range detect.NumKinds {
 			if d.kinds&(1<<k) == 0 {
 				continue
 			}
@@ -185,7 +186,7 @@ func (u *ModelUpdate) changes() ([]change, error) {
 			errs = append(errs, fmt.Sprintf("variables[%d].name: unknown variable %q (want one of %s)", i, vu.Name, strings.Join(VariableNames(), ", ")))
 			continue
 		}
-		k, err := ParseKind(vu.Kind)
+		k, err := detect.ParseKind(vu.Kind)
 		if err != nil || varDefs[v].kinds&(1<<k) == 0 {
 			errs = append(errs, fmt.Sprintf("variables[%d].kind: %q does not apply to %s", i, vu.Kind, vu.Name))
 			continue
@@ -266,7 +267,7 @@ func (doc *ModelDoc) Validate() error {
 	}
 	for i, vd := range doc.Variables {
 		v, ok := varByName(vd.Name)
-		k, err := ParseKind(vd.Kind)
+		k, err := detect.ParseKind(vd.Kind)
 		if !ok || err != nil || varDefs[v].kinds&(1<<k) == 0 {
 			errs = append(errs, fmt.Sprintf("variables[%d]: unknown variable %q for kind %q", i, vd.Name, vd.Kind))
 			continue
@@ -308,14 +309,14 @@ func (e *Engine) Import(doc *ModelDoc) error {
 	if err := doc.Validate(); err != nil {
 		return err
 	}
-	u := &ModelUpdate{Types: map[AttackType]TypeKnobsUpdate{}}
+	u := &ModelUpdate{Types: map[detect.AttackType]TypeKnobsUpdate{}}
 	for t, k := range doc.Types {
 		u.Types[t] = TypeKnobsUpdate{Enabled: &k.Enabled, Sensitivity: &k.Sensitivity}
 	}
 	base := map[userKey]UserThreshold{}
 	for _, vd := range doc.Variables {
 		v, _ := varByName(vd.Name)
-		k, _ := ParseKind(vd.Kind)
+		k, _ := detect.ParseKind(vd.Kind)
 		if vd.Mode == "user" {
 			u.Variables = append(u.Variables, VariableUpdate{Name: vd.Name, Kind: vd.Kind, Mode: "user", Tn: &vd.Tn, Tx: &vd.Tx})
 		} else {
@@ -388,20 +389,12 @@ func (e *Engine) ModelDocs() []*ModelDoc {
 	return out
 }
 
-// Relaxation is one threshold a false positive relaxed.
-type Relaxation struct {
-	Name  string  `json:"name"`
-	Kind  string  `json:"kind"`
-	OldTx float64 `json:"old_tx"`
-	NewTx float64 `json:"new_tx"`
-}
-
 // Relax raises, on the attack's API, the Tx of every variable that fired
 // to half again the value observed, as user-set thresholds (mode user), so
 // that the same behaviour no longer raises an attack. Setting a variable
 // back to mode system undoes it.
-func (e *Engine) Relax(a *Attack) ([]Relaxation, error) {
-	if a.Type == AttackDecoy {
+func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
+	if a.Type == detect.AttackDecoy {
 		return nil, nil // a decoy has no threshold
 	}
 	// The explanation's Tx is the effective one (Tx / sensitivity): the user
@@ -412,7 +405,7 @@ func (e *Engine) Relax(a *Attack) ([]Relaxation, error) {
 		knobs = m.knobsSnap.Load()
 	}
 	u := &ModelUpdate{}
-	var out []Relaxation
+	var out []detect.Relaxation
 	for _, v := range a.Variables {
 		id, ok := varByName(v.Name)
 		if !ok || v.Observed <= v.Tx {
@@ -427,7 +420,7 @@ func (e *Engine) Relax(a *Attack) ([]Relaxation, error) {
 			tn = tx
 		}
 		u.Variables = append(u.Variables, VariableUpdate{Name: v.Name, Kind: a.Identity.Kind, Mode: "user", Tn: &tn, Tx: &tx})
-		out = append(out, Relaxation{Name: v.Name, Kind: a.Identity.Kind, OldTx: v.Tx, NewTx: tx})
+		out = append(out, detect.Relaxation{Name: v.Name, Kind: a.Identity.Kind, OldTx: v.Tx, NewTx: tx})
 	}
 	if len(u.Variables) == 0 {
 		return nil, nil

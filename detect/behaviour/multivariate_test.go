@@ -1,6 +1,7 @@
-package detect
+package behaviour
 
 import (
+	"github.com/vigil-project/vigil/detect"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -11,9 +12,9 @@ import (
 // variables above normal, is explained as anomalous_behaviour, while benign
 // vectors and a vector with a single raised variable are not.
 func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
-	m := newAPIModel("shop", &API{Name: "shop"}, TrainingConfig{})
+	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
 	rng := rand.New(rand.NewPCG(3, 4))
-	feats := windowVars(KindIP)
+	feats := windowVars(detect.KindIP)
 	benign := func() []float64 {
 		v := make([]float64, len(feats))
 		for i, f := range feats {
@@ -34,9 +35,9 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 	for range 3000 {
 		vec := benign()
 		vecs = append(vecs, vec)
-		m.sampleVector(KindIP, vec)
+		m.sampleVector(detect.KindIP, vec)
 		for i, f := range feats {
-			m.sample(KindIP, f, vec[i])
+			m.sample(detect.KindIP, f, vec[i])
 		}
 	}
 	m.mu.Lock()
@@ -46,7 +47,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 	ts := m.thresholds.Load()
 	flagged := 0
 	for _, v := range vecs[:1000] {
-		if m.anomalous(KindIP, v, ts) != nil {
+		if m.anomalous(detect.KindIP, v, ts) != nil {
 			flagged++
 		}
 	}
@@ -66,7 +67,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 			odd[i] = 150_000
 		}
 	}
-	vars := m.anomalous(KindIP, odd, ts)
+	vars := m.anomalous(detect.KindIP, odd, ts)
 	if vars == nil {
 		t.Fatal("an unusual combination was not flagged")
 	}
@@ -87,7 +88,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 			single[i] = 95
 		}
 	}
-	if m.anomalous(KindIP, single, ts) != nil {
+	if m.anomalous(detect.KindIP, single, ts) != nil {
 		t.Fatal("one raised variable alone is the thresholds' job, not an anomaly")
 	}
 }
@@ -97,9 +98,9 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 // when its score is below twice the threshold, and the explanation carries
 // the effective threshold.
 func TestMultivariateSensitivity(t *testing.T) {
-	m := newAPIModel("shop", &API{Name: "shop"}, TrainingConfig{})
+	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
 	rng := rand.New(rand.NewPCG(5, 6))
-	feats := windowVars(KindIP)
+	feats := windowVars(detect.KindIP)
 	for range 2000 {
 		vec := make([]float64, len(feats))
 		for i, f := range feats {
@@ -110,9 +111,9 @@ func TestMultivariateSensitivity(t *testing.T) {
 				vec[i] = float64(rng.IntN(3))
 			}
 		}
-		m.sampleVector(KindIP, vec)
+		m.sampleVector(detect.KindIP, vec)
 		for i, f := range feats {
-			m.sample(KindIP, f, vec[i])
+			m.sample(detect.KindIP, f, vec[i])
 		}
 	}
 	m.mu.Lock()
@@ -136,7 +137,7 @@ func TestMultivariateSensitivity(t *testing.T) {
 		k[anomalousType].Sensitivity = s
 		m.knobsSnap.Store(&k)
 	}
-	vars := m.anomalous(KindIP, odd, ts)
+	vars := m.anomalous(detect.KindIP, odd, ts)
 	if vars == nil {
 		t.Fatal("not flagged at sensitivity 1")
 	}
@@ -145,11 +146,11 @@ func TestMultivariateSensitivity(t *testing.T) {
 		t.Fatalf("score %v is past twice the threshold %v: the test needs a milder vector", score, thr)
 	}
 	setSens(0.5)
-	if v := m.anomalous(KindIP, odd, ts); v != nil {
+	if v := m.anomalous(detect.KindIP, odd, ts); v != nil {
 		t.Fatalf("flagged at sensitivity 0.5 (threshold %v×2, score %v): %+v", thr, score, v)
 	}
 	setSens(2)
-	v := m.anomalous(KindIP, odd, ts)
+	v := m.anomalous(detect.KindIP, odd, ts)
 	if v == nil {
 		t.Fatal("not flagged at sensitivity 2")
 	}

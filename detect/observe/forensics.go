@@ -1,7 +1,8 @@
-package detect
+package observe
 
 import (
 	"cmp"
+	"github.com/vigil-project/vigil/detect"
 	"slices"
 	"sort"
 	"strings"
@@ -35,7 +36,7 @@ type Forensics struct {
 }
 
 type forensicKey struct {
-	kind  Kind
+	kind  detect.Kind
 	value string
 }
 
@@ -187,8 +188,11 @@ func NewForensics(max int) *Forensics {
 	return f
 }
 
+// Forensics is one of the pipeline's sinks.
+var _ detect.Sink = (*Forensics)(nil)
+
 // Consume records one transaction under each of its identities.
-func (f *Forensics) Consume(t *Transaction) {
+func (f *Forensics) Consume(t *detect.Transaction) {
 	if !t.HasRequest {
 		return
 	}
@@ -196,16 +200,16 @@ func (f *Forensics) Consume(t *Transaction) {
 	if t.API != nil && !t.API.Discovered {
 		api = t.API.Name
 	} else {
-		api = DiscoveredName(t.Host, DiscoveredBase(t.Path))
+		api = detect.DiscoveredName(t.Host, detect.DiscoveredBase(t.Path))
 	}
 	t.Prepare()
 	url := t.Template
 	method := t.Method
-	ip := t.Identities[KindIP]
+	ip := t.Identities[detect.KindIP]
 	hour := t.Start.Unix() / 3600
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for k := range numKinds {
+	for k := range detect.NumKinds {
 		v := t.Identities[k]
 		if v == "" {
 			continue
@@ -236,7 +240,7 @@ func (f *Forensics) Consume(t *Transaction) {
 		st.urls.add(url, nil, forensicMaxURLs)
 		st.apis.add(api, nil, forensicMaxAPIs)
 		st.countHour(hour)
-		if ip != "" && k != KindIP {
+		if ip != "" && k != detect.KindIP {
 			pi := st.ipTally(ip)
 			pi.total++
 			pi.methods.add(method, nil, 16)
@@ -316,7 +320,7 @@ func (f *Forensics) evict() {
 }
 
 // Get returns an identity's record.
-func (f *Forensics) Get(k Kind, value string) (*ForensicRecord, bool) {
+func (f *Forensics) Get(k detect.Kind, value string) (*ForensicRecord, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.recs[forensicKey{k, value}]
@@ -329,7 +333,7 @@ func (f *Forensics) Get(k Kind, value string) (*ForensicRecord, bool) {
 // Put installs a record read back from storage as the most recently seen:
 // put records oldest first.
 func (f *Forensics) Put(r *ForensicRecord) {
-	k, err := ParseKind(r.Kind)
+	k, err := detect.ParseKind(r.Kind)
 	if err != nil {
 		return
 	}
@@ -339,7 +343,7 @@ func (f *Forensics) Put(r *ForensicRecord) {
 		s.hours = append(s.hours, hourCount{h, n})
 	}
 	slices.SortFunc(s.hours, func(a, b hourCount) int { return cmp.Compare(a.hour, b.hour) })
-	if k != KindIP {
+	if k != detect.KindIP {
 		ips := make([]string, 0, len(r.IPs))
 		for ip := range r.IPs {
 			ips = append(ips, ip)
@@ -387,7 +391,7 @@ func (s *forensicState) record() *ForensicRecord {
 	for _, h := range s.hours {
 		r.Hours[h.hour] = h.n
 	}
-	if s.key.kind == KindIP {
+	if s.key.kind == detect.KindIP {
 		r.IPs[s.key.value] = &ForensicsIP{Total: s.total, Methods: s.methods.toMap(), URLs: s.urls.toMap(), APIs: s.apis.toMap()}
 	}
 	for _, p := range s.ips {
@@ -401,19 +405,6 @@ func (f *Forensics) Len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.recs)
-}
-
-// AttacksOf returns the attack records naming an identity, newest first.
-func (s *AttackStore) AttacksOf(kind Kind, value string) []*Attack {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []*Attack
-	for i := len(s.list) - 1; i >= 0; i-- {
-		if a := s.list[i]; a.Identity.Kind == kind.String() && a.Identity.Value == value {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // TopIdentity is one of an API's busiest identities.
