@@ -463,9 +463,30 @@ func FuzzPlausibleAnswer(f *testing.F) {
 		if a.Status == 0 || len(a.Headers) == 0 || a.Headers[0][0] != "content-type" {
 			t.Fatalf("%q: answer %d %q", p, a.Status, a.Headers)
 		}
-		if limit := 16<<10 + 32*(len(p)+len(base)); len(a.Body) > limit {
+		// A page may reflect the path twenty times (the actuator's
+		// links), and JSON writes an invalid byte as \ufffd: six bytes a
+		// byte. Paths past maxPath get a fixed 414 page, so an answer
+		// stays bounded whatever is sent.
+		if limit := 16<<10 + 128*(min(len(p), maxPath)+len(base)); len(a.Body) > limit {
 			t.Errorf("%q: body %d bytes", p, len(a.Body))
 		}
 		checkSyntax(t, a)
 	})
+}
+
+// TestLongPathGets414: a path longer than maxPath is answered as nginx
+// answers one past its header buffers, whatever decoy it names, so that no
+// page reflects it.
+func TestLongPathGets414(t *testing.T) {
+	long := "/" + strings.Repeat("\xda", maxPath) + "/actuator"
+	a := PlausibleAnswer(long, apiName, basePath, (&minter{tag: "l"}).mint)
+	if a.Status != 414 || !strings.Contains(string(a.Body), "414 Request-URI Too Large") || len(a.Body) > 512 {
+		t.Fatalf("answer %d, %d bytes: %.200s", a.Status, len(a.Body), a.Body)
+	}
+	if got, _ := header(a, "server"); !strings.HasPrefix(got, "nginx") {
+		t.Fatalf("server %q, want nginx's", got)
+	}
+	if a := PlausibleAnswer("/shop/actuator", apiName, basePath, nil); a.Status != 200 {
+		t.Fatalf("a short path got %d", a.Status)
+	}
 }

@@ -56,6 +56,10 @@ func PlausibleAnswer(path, apiName, basePath string, mint Minter) Answer {
 	return AnswerAt(path, apiName, basePath, time.Time{}, mint)
 }
 
+// maxPath is the longest path a decoy answers; a longer one gets nginx's
+// 414, as from a front server with 2 KiB header buffers.
+const maxPath = 2048
+
 // referenceTime stands for a zero now: the dates of an answer built by
 // PlausibleAnswer sit before it.
 var referenceTime = time.Date(2025, time.March, 11, 9, 41, 27, 0, time.UTC)
@@ -71,6 +75,11 @@ var referenceTime = time.Date(2025, time.March, 11, 9, 41, 27, 0, time.UTC)
 // wins, and a path that matches none gets an empty JSON page. A nil mint plants
 // generated values that nobody registers.
 func AnswerAt(path, apiName, basePath string, now time.Time, mint Minter) Answer {
+	if len(path) > maxPath {
+		// Pages reflect the path (the actuator's links twenty times): a
+		// long one would make a large answer. nginx refuses it first.
+		return respond(nginx, 414, "text/html", render("uri-too-large.html.tmpl", nil))
+	}
 	segs := splitPath(path)
 	r, n := match(segs)
 	return r.build(newHit(segs, n, apiName, basePath, now, mint))

@@ -12,18 +12,36 @@ import "strings"
 // spelling of a path (//.env, /x/../.env, /%2e%65nv, /a%2F..%2F.env), as a
 // lenient back end would read them. Other escapes are kept as they are.
 // Decoding can make new escapes ("%2%65" → "%2e"), so it cleans until nothing
-// changes (a few rounds at most), as a back end that decodes twice would read
-// it. It returns path itself, without allocating, when there is nothing to
+// changes, as a back end that decodes twice would read it, for at most
+// maxCleanRounds rounds; escapes still nested deeper are kept as text. It returns path itself, without allocating, when there is nothing to
 // clean.
 func CleanPath(path string) string {
-	for range 8 {
+	for range maxCleanRounds {
 		if !needsCleaning(path) {
 			return path
 		}
-		path = cleanOnce(path)
+		next := cleanOnce(path)
+		if next == path {
+			return path // escapes that stay escaped ("%20")
+		}
+		path = next
 	}
-	return path
+	if !needsCleaning(path) {
+		return path
+	}
+	next := cleanOnce(path)
+	if next == path {
+		return path
+	}
+	// Escapes nested deeper than any back end decodes: what is left of
+	// them is kept as text ('%' → "%25"), so that cleaning the result
+	// again changes nothing.
+	return strings.ReplaceAll(next, "%", "%25")
 }
+
+// maxCleanRounds bounds the decoding rounds, so a path of nested escapes
+// costs a few passes over it, not one per layer.
+const maxCleanRounds = 8
 
 func cleanOnce(path string) string {
 	// Decode what Envoy decodes; '\' and escaped separators become '/'.
