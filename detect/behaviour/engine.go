@@ -456,16 +456,8 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	if singleCall[ti] && !st.repeated(ti, now.UnixNano(), e.cfg.BlockAfter, e.cfg.BlockWindow) {
 		// Recorded, not acted on: the identity is not flagged, so its next
 		// detections count towards BlockAfter.
-		a := &detect.Attack{
-			ID: e.cfg.IDs.Next(), Type: typ, API: m.name,
-			Identity:   detect.AttackIdentity{Kind: st.kind.String(), Value: st.id},
-			FirstSeen:  time.Unix(0, st.first).UTC(),
-			DetectedAt: now.UTC(),
-			Variables:  vars,
-			ClientIPs:  st.attackIPs(),
-			Action:     detect.ActionDetected,
-			Repeat:     st.attacks,
-		}
+		a := e.newAttack(st, typ, m.name, now, vars)
+		a.Action = detect.ActionDetected
 		e.cfg.Store.Add(a)
 		if e.cfg.OnAttack != nil {
 			e.cfg.OnAttack(a)
@@ -482,15 +474,7 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 		st.flagged = new([numTypes]int64)
 	}
 	st.flagged[ti] = now.Add(ttl).UnixNano()
-	a := &detect.Attack{
-		ID: e.cfg.IDs.Next(), Type: typ, API: m.name,
-		Identity:   detect.AttackIdentity{Kind: st.kind.String(), Value: st.id},
-		FirstSeen:  time.Unix(0, st.first).UTC(),
-		DetectedAt: now.UTC(),
-		Variables:  vars,
-		ClientIPs:  st.attackIPs(),
-		Repeat:     st.attacks,
-	}
+	a := e.newAttack(st, typ, m.name, now, vars)
 	st.attacks++
 	mode := detect.ModeBlock
 	if m.api != nil {
@@ -664,3 +648,16 @@ func (e *Engine) Report(a *detect.Attack) {
 
 // NewAttackID returns a fresh attack ID.
 func (e *Engine) NewAttackID() string { return e.cfg.IDs.Next() }
+
+// newAttack is the record of an attack st raised on api at now.
+func (e *Engine) newAttack(st *identityState, typ detect.AttackType, api string, now time.Time, vars []detect.VariableValue) *detect.Attack {
+	return &detect.Attack{
+		ID: e.cfg.IDs.Next(), Type: typ, API: api,
+		Identity:   detect.AttackIdentity{Kind: st.kind.String(), Value: st.id},
+		FirstSeen:  time.Unix(0, st.first).UTC(),
+		DetectedAt: now.UTC(),
+		Variables:  vars,
+		ClientIPs:  st.attackIPs(),
+		Repeat:     st.attacks,
+	}
+}
