@@ -12,109 +12,42 @@
 package attacktools
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vigil-project/vigil/test/vigilbin"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 func TestMain(m *testing.M) { vigilbin.Main(m) }
 
 // demo is a running `vigil demo --no-traffic`.
 type demo struct {
+	*vigiltest.Process
 	front, admin string
-	mu           sync.Mutex
-	lines        []string
 }
 
-func (d *demo) output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return strings.Join(d.lines, "\n")
-}
-
-var readyRE = regexp.MustCompile(`front=(\S+) admin=(\S+) grpc=(\S+)`)
+var readyRE = regexp.MustCompile(`ready front=(\S+) admin=(\S+) grpc=(\S+)`)
 
 // startDemo runs the trained stack alone on free loopback ports and waits
 // for its ready line; the test's cleanup stops it with SIGTERM.
 func startDemo(t *testing.T) *demo {
 	t.Helper()
-	cmd := exec.Command(vigilbin.Path(t), "demo", "--no-traffic",
-		"--front-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &demo{}
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.lines = append(d.lines, sc.Text())
-			d.mu.Unlock()
-			if strings.Contains(sc.Text(), "ready") && readyRE.MatchString(sc.Text()) {
-				select {
-				case ready <- sc.Text():
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		err := cmd.Wait()
-		d.mu.Lock()
-		if stderr.Len() > 0 {
-			d.lines = append(d.lines, "stderr: "+stderr.String())
-		}
-		d.mu.Unlock()
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("vigil demo after SIGTERM: %v\n%s", err, d.output())
-			}
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Errorf("vigil demo did not stop within 15s of SIGTERM\n%s", d.output())
-		}
-	})
-	select {
-	case line := <-ready:
-		m := readyRE.FindStringSubmatch(line)
-		d.front, d.admin = m[1], m[2]
-	case err := <-done:
-		done <- err // for the cleanup
-		t.Fatalf("vigil demo exited before ready: %v\n%s", err, d.output())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("vigil demo not ready within 60s\n%s", d.output())
-	}
-	return d
+	p := vigiltest.Binary{Args: []string{"demo", "--no-traffic",
+		"--front-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"},
+		Env: []string{"TMPDIR=" + t.TempDir()}, Ready: readyRE}.Start(t)
+	return &demo{Process: p, front: p.Ready[1], admin: p.Ready[2]}
 }
 
 // The admin API's view.
@@ -239,7 +172,7 @@ func (d *demo) detected(t *testing.T, ip, typ string) []attack {
 		on = d.attacksOn(t, ip)
 		return slices.ContainsFunc(on, func(a attack) bool { return a.Type == typ })
 	}) {
-		t.Fatalf("no %s attack on %s within 30s; attacks on it: %+v\n%s", typ, ip, on, d.output())
+		t.Fatalf("no %s attack on %s within 30s; attacks on it: %+v\n%s", typ, ip, on, d.Output())
 	}
 	first := on[0]
 	if first.Type != typ || first.Action != "blocked" {

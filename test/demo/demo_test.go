@@ -5,104 +5,30 @@
 package demo
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vigil-project/vigil/test/vigilbin"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 func TestMain(m *testing.M) { vigilbin.Main(m) }
 
-// demoProcess is a running `vigil demo`.
-type demoProcess struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
-	ready chan string // the ready line
-	done  chan error
-}
+var readyRE = regexp.MustCompile(`ready front=(\S+) admin=(\S+) grpc=(\S+)`)
 
-func (p *demoProcess) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
-
-// startDemo runs `vigil demo` on ephemeral ports with TMPDIR set to tmp.
-func startDemo(t *testing.T, tmp string, args ...string) *demoProcess {
+// startDemo runs `vigil demo` on ephemeral ports with TMPDIR set to tmp
+// and waits for its ready line.
+func startDemo(t *testing.T, tmp string, args ...string) *vigiltest.Process {
 	t.Helper()
 	args = append([]string{"demo", "--front-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...)
-	cmd := exec.Command(vigilbin.Path(t), args...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &demoProcess{cmd: cmd, ready: make(chan string, 1), done: make(chan error, 1)}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.mu.Unlock()
-			if strings.Contains(sc.Text(), "ready") {
-				select {
-				case p.ready <- sc.Text(): // the first line that says ready
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		err := cmd.Wait()
-		if stderr.Len() > 0 {
-			p.mu.Lock()
-			p.lines = append(p.lines, "stderr: "+stderr.String())
-			p.mu.Unlock()
-		}
-		p.done <- err
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-var readyRE = regexp.MustCompile(`front=(\S+) admin=(\S+) grpc=(\S+)`)
-
-func (p *demoProcess) waitReady(t *testing.T) (front, admin string) {
-	t.Helper()
-	select {
-	case line := <-p.ready:
-		m := readyRE.FindStringSubmatch(line)
-		if m == nil {
-			t.Fatalf("ready line %q names no addresses", line)
-		}
-		return m[1], m[2]
-	case err := <-p.done:
-		t.Fatalf("vigil demo exited before ready: %v\n%s", err, p.output())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("vigil demo not ready within 60s\n%s", p.output())
-	}
-	return "", ""
+	return vigiltest.Binary{Args: args, Env: []string{"TMPDIR=" + tmp}, Ready: readyRE}.Start(t)
 }
 
 // TestDemoDetectsEveryScriptedAttack plays the whole timeline: each
@@ -112,19 +38,14 @@ func TestDemoDetectsEveryScriptedAttack(t *testing.T) {
 	t.Parallel()
 	started := time.Now()
 	p := startDemo(t, t.TempDir(), "--duration", "35s")
-	_, admin := p.waitReady(t)
+	admin := p.Ready[2]
 	if resp, err := http.Get("http://" + admin + "/"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("dashboard at http://%s/: %v %v", admin, resp, err)
 	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("vigil demo: %v\n%s", err, p.output())
-		}
-	case <-time.After(100 * time.Second):
-		t.Fatalf("vigil demo did not end within 100s\n%s", p.output())
+	if err := p.Wait(100 * time.Second); err != nil {
+		t.Fatalf("vigil demo: %v\n%s", err, p.Output())
 	}
-	out := p.output()
+	out := p.Output()
 	t.Logf("vigil demo ran %s:\n%s", time.Since(started).Round(100*time.Millisecond), out)
 	for attack, typ := range map[string]string{
 		"probing":             "probing",
@@ -165,7 +86,7 @@ func TestDemoNoTraffic(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
 	p := startDemo(t, tmp, "--no-traffic")
-	front, admin := p.waitReady(t)
+	front, admin := p.Ready[1], p.Ready[2]
 
 	resp, err := http.Post("http://"+front+"/shopapi-bid/login", "application/x-www-form-urlencoded",
 		strings.NewReader(url.Values{"username": {"user1"}, "password": {"password1"}}.Encode()))
@@ -195,16 +116,11 @@ func TestDemoNoTraffic(t *testing.T) {
 		t.Fatalf("models after ready: %+v", models.Models)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.output())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("vigil demo did not exit within 20s of SIGTERM\n%s", p.output())
+	if err := p.Wait(20 * time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.Output())
 	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("the demo left %v in its temporary directory", left)

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 func blocklist(t *testing.T, admin string) map[string]bool {
@@ -78,8 +80,8 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 		for n.Load() < 100 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond) // polling the writers' progress
 		}
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
+		p.Signal(syscall.SIGKILL)
+		p.Wait(vigiltest.StopWithin) // killed: its exit error is expected
 		stop.Store(true)
 		wg.Wait()
 		if n.Load() == 0 {

@@ -5,88 +5,39 @@
 package smoke
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vigil-project/vigil/test/vigilbin"
+	"github.com/vigil-project/vigil/test/vigiltest"
 )
 
 func TestMain(m *testing.M) { vigilbin.Main(m) }
 
+// servingRE is `vigil serve`'s "vigil serving" log line, with its addresses.
+var servingRE = regexp.MustCompile(`"grpc_addr":"([^"]+)","admin_addr":"([^"]+)".*"message":"vigil serving"`)
+
 // process is a running `vigil serve`.
 type process struct {
-	cmd   *exec.Cmd
-	grpc  string
-	admin string
-	logs  *lines
-	done  chan error
-}
-
-type lines struct {
-	mu sync.Mutex
-	l  []string
-}
-
-func (l *lines) add(s string) { l.mu.Lock(); l.l = append(l.l, s); l.mu.Unlock() }
-func (l *lines) all() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.l, "\n")
+	*vigiltest.Process
+	grpc, admin string
 }
 
 // serve starts the binary with args and waits for its "vigil serving" line.
 func serve(t *testing.T, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(vigilbin.Path(t), append([]string{"serve"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, logs: &lines{}, done: make(chan error, 1)}
-	ready := make(chan map[string]any, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.logs.add(sc.Text())
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["message"] == "vigil serving" {
-				ready <- m
-			}
-		}
-		p.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	select {
-	case m := <-ready:
-		p.grpc, _ = m["grpc_addr"].(string)
-		p.admin, _ = m["admin_addr"].(string)
-	case err := <-p.done:
-		t.Fatalf("vigil exited before serving: %v\n%s", err, p.logs.all())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("vigil did not start within 30s\n%s", p.logs.all())
-	}
-	return p
+	p := vigiltest.Binary{Args: append([]string{"serve"}, args...), Ready: servingRE, ReadyWithin: 30 * time.Second}.Start(t)
+	return &process{Process: p, grpc: p.Ready[1], admin: p.Ready[2]}
 }
 
 func run(t *testing.T, name string, args ...string) (string, error) {
@@ -109,7 +60,7 @@ func TestBinaryStartsOnEmbeddedDefaultsAndStopsGracefully(t *testing.T) {
 		}
 	}
 	// SIGTERM: NOT_SERVING during the drain delay, then a clean exit.
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -121,15 +72,10 @@ func TestBinaryStartsOnEmbeddedDefaultsAndStopsGracefully(t *testing.T) {
 	if !sawNotServing {
 		t.Errorf("health never reported NOT_SERVING while draining")
 	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, p.logs.all())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("vigil did not exit within 20s of SIGTERM")
+	if err := p.Wait(20 * time.Second); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.Stderr())
 	}
-	if logs := p.logs.all(); !strings.Contains(logs, "draining") || !strings.Contains(logs, "vigil stopped") {
+	if logs := p.Stderr(); !strings.Contains(logs, "draining") || !strings.Contains(logs, "vigil stopped") {
 		t.Fatalf("shutdown log:\n%s", logs)
 	}
 }

@@ -3,8 +3,9 @@
 // embedded defaults, a temporary data directory and the process logger
 // writing into a checked test/testlog buffer. It gives the server's
 // addresses, an admin client (server/adminapi's), its log, and polling
-// with a deadline. The built binary and the third-party tools a test
-// drives are test/vigilbin's (Path, Tool).
+// with a deadline. StartBinary runs the built binary (test/vigilbin's
+// Path) as a process instead; the third-party tools a test drives are
+// vigilbin.Tool's.
 //
 // The server package's own (white-box) tests cannot import it, since it
 // imports server; they keep a small harness of their own.
