@@ -35,16 +35,8 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 	for range 3000 {
 		vec := benign()
 		vecs = append(vecs, vec)
-		m.sampleVector(detect.KindIP, vec)
-		for i, f := range feats {
-			m.sample(detect.KindIP, f, vec[i])
-		}
 	}
-	m.mu.Lock()
-	m.thresholds.Store(m.compute())
-	m.fitForests()
-	m.mu.Unlock()
-	ts := m.thresholds.Load()
+	ts := train(m, vecs)
 	flagged := 0
 	for _, v := range vecs[:1000] {
 		if m.anomalous(detect.KindIP, v, ts) != nil {
@@ -101,6 +93,7 @@ func TestMultivariateSensitivity(t *testing.T) {
 	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
 	rng := rand.New(rand.NewPCG(5, 6))
 	feats := windowVars(detect.KindIP)
+	var vecs [][]float64
 	for range 2000 {
 		vec := make([]float64, len(feats))
 		for i, f := range feats {
@@ -111,16 +104,9 @@ func TestMultivariateSensitivity(t *testing.T) {
 				vec[i] = float64(rng.IntN(3))
 			}
 		}
-		m.sampleVector(detect.KindIP, vec)
-		for i, f := range feats {
-			m.sample(detect.KindIP, f, vec[i])
-		}
+		vecs = append(vecs, vec)
 	}
-	m.mu.Lock()
-	m.thresholds.Store(m.compute())
-	m.fitForests()
-	m.mu.Unlock()
-	ts := m.thresholds.Load()
+	ts := train(m, vecs)
 	odd := make([]float64, len(feats))
 	for i, f := range feats {
 		switch f {
@@ -157,4 +143,21 @@ func TestMultivariateSensitivity(t *testing.T) {
 	if got, want := v[len(v)-1].Tx, math.Round(thr/2*1000)/1000; math.Abs(got-want) > 0.001 {
 		t.Fatalf("explained threshold %v at sensitivity 2, want %v", got, want)
 	}
+}
+
+// train samples the IP vectors into m as training does, then computes its
+// thresholds and fits its forests.
+func train(m *apiModel, vecs [][]float64) *thresholdSet {
+	feats := windowVars(detect.KindIP)
+	for _, vec := range vecs {
+		m.sampleVector(detect.KindIP, vec)
+		for i, f := range feats {
+			m.sample(detect.KindIP, f, vec[i])
+		}
+	}
+	m.mu.Lock()
+	m.thresholds.Store(m.compute())
+	m.fitForests()
+	m.mu.Unlock()
+	return m.thresholds.Load()
 }
