@@ -308,8 +308,8 @@ func (s *shard) process(w work) {
 			m.sampleVector(w.kind, vec)
 			m.mu.Unlock()
 			if !learning {
-				if vars := m.anomalous(w.kind, vec, m.thresholds.Load()); vars != nil {
-					s.e.raiseExplained(st, detect.AttackAnomalous, t, vars)
+				if typ, vars := m.anomalous(w.kind, vec, m.thresholds.Load()); vars != nil {
+					s.e.raiseExplained(st, typ, t, vars)
 				}
 			}
 		}

@@ -14,12 +14,18 @@ import (
 // It raises anomalous_behaviour for a combination no single threshold
 // catches: a vector more isolated than any seen in training, with at least
 // two variables above their normal (Tn). The variables that contributed
-// most explain it.
+// most explain it, and the one furthest on its way to its own limit names
+// it when it is past half way: an ID walker the forest isolates at 68
+// distinct objects (limit 80) is bola_enumeration seen early, not an
+// unnamed anomaly.
 
 const (
 	mvReservoir  = 4096 // vectors kept per kind
 	mvMinVectors = 512  // vectors needed before a forest is fitted
 	mvMinAbove   = 2    // variables above Tn an anomaly needs
+	// mvNameAt is how far from its normal (Tn) to its limit a variable of
+	// the explanation must be for its attack type to name the anomaly.
+	mvNameAt = 0.5
 )
 
 type mvModel struct {
@@ -104,12 +110,13 @@ func (m *apiModel) fitForests() {
 // anomalousType is anomalous_behaviour's index among the knobs.
 var anomalousType = typeIndex(detect.AttackAnomalous)
 
-// anomalous scores an identity's window vector and explains it when it is
-// an anomaly; nil otherwise.
-func (m *apiModel) anomalous(kind detect.Kind, vec []float64, ts *thresholdSet) []detect.VariableValue {
+// anomalous scores an identity's window vector. For an anomaly it returns
+// the attack type that names it and the variables that explain it; nil
+// variables otherwise.
+func (m *apiModel) anomalous(kind detect.Kind, vec []float64, ts *thresholdSet) (detect.AttackType, []detect.VariableValue) {
 	fs := m.forests.Load()
 	if fs == nil || fs[kind] == nil {
-		return nil
+		return "", nil
 	}
 	fit := fs[kind]
 	feats := windowVars(kind)
@@ -120,29 +127,39 @@ func (m *apiModel) anomalous(kind detect.Kind, vec []float64, ts *thresholdSet) 
 		}
 	}
 	if above < mvMinAbove {
-		return nil
+		return "", nil
 	}
 	// The type's sensitivity scales the score threshold as it scales every
 	// other Tx: threshold / sensitivity (> 1 detects more).
+	knobs := m.knobsSnap.Load()
 	thr := fit.threshold
-	if k := m.knobsSnap.Load(); k != nil && k[anomalousType].Sensitivity > 0 {
-		thr /= k[anomalousType].Sensitivity
+	if knobs != nil && knobs[anomalousType].Sensitivity > 0 {
+		thr /= knobs[anomalousType].Sensitivity
 	}
 	score := fit.forest.Score(vec)
 	if score <= thr {
-		return nil
+		return "", nil
 	}
+	typ, best := detect.AttackAnomalous, mvNameAt
 	var out []detect.VariableValue
 	for _, c := range fit.forest.Explain(vec, 3) {
-		v := feats[c.Feature]
+		v, x := feats[c.Feature], vec[c.Feature]
 		th := ts[kind][v]
 		dev := 0.0
 		if th.Tn > 0 {
-			dev = math.Round((vec[c.Feature]-th.Tn)/th.Tn*1000) / 10
+			dev = math.Round((x-th.Tn)/th.Tn*1000) / 10
 		}
-		out = append(out, detect.VariableValue{Name: varDefs[v].name, Observed: round(vec[c.Feature]), Tn: round(th.Tn), Tx: round(th.Tx), DeviationPct: dev})
+		limit := th.Tx
+		if knobs != nil {
+			limit = extreme(ts, knobs, kind, v)
+		}
+		limit = max(limit, varDefs[v].floor)
+		if way := (x - th.Tn) / (limit - th.Tn); limit > th.Tn && way >= best && (knobs == nil || knobs[varType[v]].Enabled) {
+			typ, best = varDefs[v].attack, way
+		}
+		out = append(out, detect.VariableValue{Name: varDefs[v].name, Observed: round(x), Tn: round(th.Tn), Tx: round(limit), DeviationPct: dev})
 	}
 	out = append(out, detect.VariableValue{Name: "isolation_score", Observed: round(score*1000) / 1000, Tn: 0.5, Tx: round(thr*1000) / 1000,
 		DeviationPct: math.Round((score-thr)/thr*1000) / 10})
-	return out
+	return typ, out
 }

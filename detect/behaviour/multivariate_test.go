@@ -39,7 +39,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 	ts := train(m, vecs)
 	flagged := 0
 	for _, v := range vecs[:1000] {
-		if m.anomalous(detect.KindIP, v, ts) != nil {
+		if _, vars := m.anomalous(detect.KindIP, v, ts); vars != nil {
 			flagged++
 		}
 	}
@@ -59,7 +59,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 			odd[i] = 150_000
 		}
 	}
-	vars := m.anomalous(detect.KindIP, odd, ts)
+	_, vars := m.anomalous(detect.KindIP, odd, ts)
 	if vars == nil {
 		t.Fatal("an unusual combination was not flagged")
 	}
@@ -80,7 +80,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 			single[i] = 95
 		}
 	}
-	if m.anomalous(detect.KindIP, single, ts) != nil {
+	if _, vars := m.anomalous(detect.KindIP, single, ts); vars != nil {
 		t.Fatal("one raised variable alone is the thresholds' job, not an anomaly")
 	}
 }
@@ -123,7 +123,7 @@ func TestMultivariateSensitivity(t *testing.T) {
 		k[anomalousType].Sensitivity = s
 		m.knobsSnap.Store(&k)
 	}
-	vars := m.anomalous(detect.KindIP, odd, ts)
+	_, vars := m.anomalous(detect.KindIP, odd, ts)
 	if vars == nil {
 		t.Fatal("not flagged at sensitivity 1")
 	}
@@ -132,16 +132,75 @@ func TestMultivariateSensitivity(t *testing.T) {
 		t.Fatalf("score %v is past twice the threshold %v: the test needs a milder vector", score, thr)
 	}
 	setSens(0.5)
-	if v := m.anomalous(detect.KindIP, odd, ts); v != nil {
+	if _, v := m.anomalous(detect.KindIP, odd, ts); v != nil {
 		t.Fatalf("flagged at sensitivity 0.5 (threshold %v×2, score %v): %+v", thr, score, v)
 	}
 	setSens(2)
-	v := m.anomalous(detect.KindIP, odd, ts)
+	_, v := m.anomalous(detect.KindIP, odd, ts)
 	if v == nil {
 		t.Fatal("not flagged at sensitivity 2")
 	}
 	if got, want := v[len(v)-1].Tx, math.Round(thr/2*1000)/1000; math.Abs(got-want) > 0.001 {
 		t.Fatalf("explained threshold %v at sensitivity 2, want %v", got, want)
+	}
+}
+
+// TestMultivariateNamesTheDominantVariable: an anomaly is named after the
+// variable of its explanation that is furthest on its way from normal to
+// its own limit, once that is past half way (an ID walker isolated at 68
+// distinct objects of 80 is bola_enumeration); with no variable that far,
+// or with that variable's type disabled, it stays anomalous_behaviour.
+func TestMultivariateNamesTheDominantVariable(t *testing.T) {
+	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
+	rng := rand.New(rand.NewPCG(7, 8))
+	feats := windowVars(detect.KindIP)
+	var vecs [][]float64
+	for range 3000 {
+		vec := make([]float64, len(feats))
+		for i, f := range feats {
+			switch f {
+			case vRequestsPerMin:
+				vec[i] = float64(1 + rng.IntN(20))
+			case vResponseBytes:
+				vec[i] = float64(10_000 + rng.IntN(200_000))
+			case vDistinctObjects:
+				vec[i] = float64(rng.IntN(10))
+			case vErrors:
+				vec[i] = float64(rng.IntN(3))
+			}
+		}
+		vecs = append(vecs, vec)
+	}
+	ts := train(m, vecs)
+	vector := func(set map[varID]float64) []float64 {
+		vec := append([]float64(nil), vecs[0]...)
+		for i, f := range feats {
+			if x, ok := set[f]; ok {
+				vec[i] = x
+			}
+		}
+		return vec
+	}
+	walker := vector(map[varID]float64{vRequestsPerMin: 66, vDistinctObjects: 68})
+	typ, vars := m.anomalous(detect.KindIP, walker, ts)
+	if vars == nil || typ != detect.AttackBOLAEnumeration {
+		t.Fatalf("an ID walker at 68 of 80 distinct objects: %q %+v, want bola_enumeration", typ, vars)
+	}
+	for _, v := range vars {
+		if v.Name == "distinct_object_ids" && v.Tx != 80 {
+			t.Fatalf("distinct_object_ids explained with limit %v, want its floor 80: %+v", v.Tx, vars)
+		}
+	}
+	mild := vector(map[varID]float64{vRequestsPerMin: 52, vDistinctObjects: 41, vErrors: 30})
+	typ, vars = m.anomalous(detect.KindIP, mild, ts)
+	if vars == nil || typ != detect.AttackAnomalous {
+		t.Fatalf("a combination with no variable half way to its limit: %q %+v, want anomalous_behaviour (Tn %v)", typ, vars, ts[detect.KindIP])
+	}
+	k := *m.knobsSnap.Load()
+	k[typeIndex(detect.AttackBOLAEnumeration)].Enabled = false
+	m.knobsSnap.Store(&k)
+	if typ, vars = m.anomalous(detect.KindIP, walker, ts); vars == nil || typ == detect.AttackBOLAEnumeration {
+		t.Fatalf("bola_enumeration disabled, the walker is still named after it: %q %+v", typ, vars)
 	}
 }
 
