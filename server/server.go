@@ -130,6 +130,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		s.closeState()
 		return nil, err
 	}
+	s.metrics.reg.MustRegister(newMemoryCollector(memorySources{budget: rt.Budget}))
 	if err := s.restore(allow, block, len(models)); err != nil {
 		s.closeState()
 		return nil, err
