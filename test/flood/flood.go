@@ -52,8 +52,11 @@ func Identity(i int) (ip, token string) {
 // Client makes calls to one Vigil.
 type Client struct {
 	Host, Path string // :authority and :path of every call; Path gets the call's number appended
-	az         authv3.AuthorizationClient
-	ep         extprocv3.ExternalProcessorClient
+	// Repeat is how many calls each identity makes in a row in Drive (0: one):
+	// a client that returns is tracked as a state, not only sighted.
+	Repeat int
+	az     authv3.AuthorizationClient
+	ep     extprocv3.ExternalProcessorClient
 }
 
 // NewClient makes calls over cc to host and path (e.g. "/shop/item/").
@@ -139,8 +142,8 @@ func (c *Client) exchange(ctx context.Context, path, id, ip, token string) (bool
 }
 
 // Drive makes calls from up to to (exclusive), each from its own fresh
-// identity (Identity), with conc calls in flight, and returns the first
-// error. A refused call is no error: a flood may trip detection.
+// identity (Identity; Repeat calls each), with conc calls in flight, and
+// returns the first error. A refused call is no error: a flood may trip detection.
 func (c *Client) Drive(ctx context.Context, svc Service, from, to, conc int) error {
 	var (
 		next    atomic.Int64
@@ -159,10 +162,12 @@ func (c *Client) Drive(ctx context.Context, svc Service, from, to, conc int) err
 					return
 				}
 				ip, token := Identity(i)
-				if _, err := c.Call(ctx, svc, i, ip, token); err != nil {
-					errOnce.Do(func() { first = fmt.Errorf("%s call %d: %w", svc, i, err) })
-					cancel()
-					return
+				for range max(c.Repeat, 1) {
+					if _, err := c.Call(ctx, svc, i, ip, token); err != nil {
+						errOnce.Do(func() { first = fmt.Errorf("%s call %d: %w", svc, i, err) })
+						cancel()
+						return
+					}
 				}
 			}
 		})
