@@ -141,6 +141,9 @@ type identityState struct {
 
 	// least-recently-seen list of the shard
 	prev, next *identityState
+	// size is the estimate of the bytes the state holds (bytes) as the
+	// shard last accounted for it.
+	size uint32
 }
 
 const maxClientIPs = 20

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,11 @@ type EngineConfig struct {
 	// recently seen are forgotten, so a botnet of fresh IPs cannot exhaust
 	// memory.
 	MaxStates int
+	// MaxBytes is the budget for the estimated bytes of the identity
+	// states and their indexes (0: no byte budget, MaxStates alone bounds
+	// them). Like MaxStates it is split over the shards, and past it the
+	// least recently seen states are forgotten.
+	MaxBytes int64
 	// MaxAPIs caps the models (one per API, discovered ones included).
 	MaxAPIs  int
 	Training TrainingConfig
@@ -64,12 +70,49 @@ type Engine struct {
 }
 
 type shard struct {
-	e      *Engine
-	ch     chan work
-	states map[stateKey]*identityState
-	max    int
-	head   *identityState // most recently seen
-	tail   *identityState
+	e        *Engine
+	ch       chan work
+	states   map[stateKey]*identityState
+	max      int
+	maxBytes int64          // 0: none
+	bytes    int64          // estimated bytes of the states (stateBytes)
+	head     *identityState // most recently seen
+	tail     *identityState
+
+	// Read by Stats, written only by the shard's worker.
+	nStates   [detect.NumKinds]atomic.Int64
+	evictions atomic.Uint64
+	nBytes    atomic.Int64
+	sightings atomic.Int64
+}
+
+// Stats are the engine's gauges and counters for metrics.
+type Stats struct {
+	// States is the number of tracked states per identity kind.
+	States [detect.NumKinds]int64
+	// Sightings is the number of identities held only as a cheap first
+	// sighting, not yet as a state.
+	Sightings int64
+	// Evictions counts the states forgotten to stay within MaxStates and
+	// MaxBytes.
+	Evictions uint64
+	// Bytes is the estimated bytes of the states and their indexes.
+	Bytes int64
+}
+
+// Stats returns the engine's current figures. It is safe to call at any
+// time, concurrently with the workers.
+func (e *Engine) Stats() Stats {
+	var st Stats
+	for _, s := range e.shards {
+		for k := range st.States {
+			st.States[k] += s.nStates[k].Load()
+		}
+		st.Sightings += s.sightings.Load()
+		st.Evictions += s.evictions.Load()
+		st.Bytes += s.nBytes.Load()
+	}
+	return st
 }
 
 type stateKey struct {
@@ -121,7 +164,11 @@ func NewEngine(cfg EngineConfig) *Engine {
 	e := &Engine{cfg: cfg, seed: maphash.MakeSeed(), models: map[string]*apiModel{}}
 	n := max(cfg.Workers, 1)
 	for range n {
-		e.shards = append(e.shards, &shard{e: e, states: map[stateKey]*identityState{}, max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)})
+		s := &shard{e: e, states: map[stateKey]*identityState{}, max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)}
+		if cfg.MaxBytes > 0 {
+			s.maxBytes = max(cfg.MaxBytes/int64(n), 1)
+		}
+		e.shards = append(e.shards, s)
 	}
 	return e
 }
@@ -261,11 +308,17 @@ func primaryIdentity(t *detect.Transaction) (detect.Kind, string) {
 }
 
 // process updates one identity's state with a transaction and checks its
-// variables.
+// variables, then keeps the shard within its bounds.
 func (s *shard) process(w work) {
+	st := s.state(w.model, w.kind, w.t.Identities[w.kind])
+	s.update(st, w)
+	s.settle(st)
+}
+
+// update adds a call to the state and raises what it shows.
+func (s *shard) update(st *identityState, w work) {
 	t, m := w.t, w.model
 	now := t.Start.UnixNano()
-	st := s.state(m, w.kind, t.Identities[w.kind])
 	if t.Blocked {
 		// Vigil answered this call itself (block list, decoy, hard limit):
 		// it never reached the API, and its status is Vigil's, so it is no
@@ -345,24 +398,46 @@ func (s *shard) process(w work) {
 	}
 }
 
-// state returns the identity's state, created (and the least recently seen
-// forgotten past the cap) when new.
+// state returns the identity's state, created when new (settle then
+// keeps the shard within its bounds).
 func (s *shard) state(m *apiModel, kind detect.Kind, id string) *identityState {
 	key := stateKey{m, kind, id}
 	if st, ok := s.states[key]; ok {
 		s.touch(st)
 		return st
 	}
-	if len(s.states) >= s.max && s.tail != nil {
-		old := s.tail
-		s.unlink(old)
-		delete(s.states, stateKey{old.model, old.kind, old.id})
-	}
 	st := &identityState{model: m, kind: kind, id: strings.Clone(id)}
 	s.states[stateKey{m, kind, st.id}] = st
 	s.pushFront(st)
+	s.nStates[kind].Add(1)
 	m.identities.Add(1)
 	return st
+}
+
+// settle accounts for what st grew by, then forgets the least recently
+// seen states (never st, the one just seen) while the shard is past
+// MaxStates or its share of MaxBytes.
+func (s *shard) settle(st *identityState) {
+	size := int64(st.bytes())
+	delta := size - int64(st.size)
+	st.size = uint32(size)
+	s.bytes += delta
+	for (len(s.states) > s.max || s.maxBytes > 0 && s.bytes > s.maxBytes) && s.tail != nil && s.tail != st {
+		s.evict(s.tail)
+		delta = 1 // changed
+	}
+	if delta != 0 {
+		s.nBytes.Store(s.bytes)
+	}
+}
+
+// evict forgets a state.
+func (s *shard) evict(old *identityState) {
+	s.unlink(old)
+	delete(s.states, stateKey{old.model, old.kind, old.id})
+	s.bytes -= int64(old.size)
+	s.nStates[old.kind].Add(-1)
+	s.evictions.Add(1)
 }
 
 func (s *shard) touch(st *identityState) {

@@ -1,0 +1,63 @@
+package behaviour
+
+import "unsafe"
+
+// Estimating the memory of the identity states: what a state holds on
+// the heap, rounded as Go's allocator rounds it, plus its share of the
+// shard's index. The estimate is checked against the live heap by
+// TestStateBytesEstimateTracksTheHeap.
+
+// sizeClasses are the object sizes of Go's allocator up to 2 KiB
+// (runtime/sizeclasses.go); an allocation takes the smallest that fits.
+var sizeClasses = [...]uintptr{8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+	288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048}
+
+// allocSize is the heap an allocation of n bytes takes.
+func allocSize(n uintptr) uintptr {
+	if n == 0 {
+		return 0
+	}
+	for _, c := range sizeClasses {
+		if n <= c {
+			return c
+		}
+	}
+	return (n + 8191) &^ 8191
+}
+
+// mapEntryBytes is a state's share of its shard's index: a Swiss-table
+// slot (the key and the pointer, 40 bytes, plus a control byte) at the
+// table's average load of about two thirds.
+const mapEntryBytes = 64
+
+var stateStructBytes = allocSize(unsafe.Sizeof(identityState{}))
+
+// bytes estimates the heap the state holds, its share of the index
+// included.
+func (s *identityState) bytes() uintptr {
+	n := stateStructBytes + allocSize(uintptr(len(s.id))) + mapEntryBytes
+	for _, p := range []*sketchPair{s.sk.failedPaths, s.sk.loginUsers, s.sk.ips, s.sk.agents, s.sk.objects} {
+		if p != nil {
+			n += allocSize(unsafe.Sizeof(*p))
+		}
+	}
+	if s.ownMax != nil {
+		n += allocSize(unsafe.Sizeof(*s.ownMax))
+	}
+	if s.flagged != nil {
+		n += allocSize(unsafe.Sizeof(*s.flagged))
+	}
+	if s.strikes != nil {
+		n += allocSize(unsafe.Sizeof(*s.strikes))
+		for _, t := range s.strikes {
+			n += allocSize(uintptr(cap(t)) * 8)
+		}
+	}
+	if cap(s.clientIPs) > 0 {
+		n += allocSize(uintptr(cap(s.clientIPs)) * unsafe.Sizeof(""))
+		for _, ip := range s.clientIPs {
+			n += allocSize(uintptr(len(ip)))
+		}
+	}
+	return n
+}
