@@ -2,8 +2,10 @@ package behaviour
 
 import (
 	"github.com/vigil-project/vigil/detect"
+	"math"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -34,153 +36,250 @@ const (
 	numCounters
 )
 
-type bucket struct {
-	c         [numCounters]uint32
-	respBytes uint64
-}
-
 // sketchPair is the current and the previous epoch's sketch of one
 // variable, with the estimate of their union cached: it is read on every
-// request and changes only when a register does.
+// request and changes only when a register does. est < 0: not cached.
+// Pointer-free, so the garbage collector never scans it.
 type sketchPair struct {
 	cur, prev hll
 	est       float64
-	fresh     bool // est is the estimate of cur ∪ prev
 }
 
 func (p *sketchPair) add(x uint64) {
 	if p.cur.add(x) {
-		p.fresh = false
+		p.est = -1
 	}
 }
 
 func (p *sketchPair) estimate() float64 {
-	if !p.fresh {
+	if p.est < 0 {
 		u := p.cur
 		u.merge(&p.prev)
-		p.est, p.fresh = u.estimate(), true
+		p.est = u.estimate()
 	}
 	return p.est
 }
 
-// sketches are allocated the first time an identity needs one.
-type sketches struct {
-	epoch       int64
-	wide        int64 // epoch of ips and agents
-	failedPaths *sketchPair
-	loginUsers  *sketchPair
-	ips         *sketchPair
-	agents      *sketchPair
-	objects     *sketchPair
+// The sketched variables: the slots of identityState.skSlots.
+const (
+	skFailedPaths = iota
+	skLoginUsers
+	skIPs
+	skAgents
+	skObjects
+	numSketches
+)
+
+// wideSketch marks the sketches over wideEpoch.
+func wideSketch(i int) bool { return i == skIPs || i == skAgents }
+
+// identityState is what Vigil remembers of one identity on one API: 240
+// bytes (one size class) whatever its traffic, plus the sketches it needed
+// (136 bytes each, in one allocation) and, rarely, stateExtra.
+//
+// Counters saturate rather than wrap: at most 65,535 calls (and as many
+// errors, misses, failed logins and deletes) per identity per minute, and
+// per 10-second bucket of the rate window; at most 4 GiB - 1 of response
+// bytes per identity per minute. Every threshold is far below.
+// Bucket indexes are int32: 10-second buckets since 1970 fit until 2650.
+type identityState struct {
+	model *apiModel
+	id    string
+	first int64 // unix nanoseconds
+	// sk points to the first of the allocated sketch pairs, one
+	// allocation; skSlots says which variable each holds (3 bits per
+	// sketch: 0 none, else 1 + its index).
+	sk    *sketchPair
+	extra *stateExtra // nil for most identities
+
+	// least-recently-seen list of the shard
+	prev, next *identityState
+
+	shortHead  int32 // index of the newest short bucket (time / shortBucket)
+	longHead   int32
+	lastSample int32 // long bucket index of the last training sample
+	skEpoch    int32 // sketchEpoch of the sketches (time / sketchEpoch)
+	skWide     int32 // wideEpoch of ips and agents
+	short      [shortBuckets]uint16
+	long       [longBuckets][numCounters]uint16
+	longBytes  [longBuckets]uint32 // response bytes
+	skSlots    uint16
+	kind       detect.Kind
 }
 
-func (s *sketches) rotate(now int64) {
-	rotate := func(epoch *int64, e int64, pairs ...*sketchPair) {
-		if e == *epoch {
-			return
-		}
-		for _, p := range pairs {
-			if p == nil {
-				continue
-			}
-			if e == *epoch+1 {
-				p.prev = p.cur
-			} else {
-				p.prev.reset()
-			}
-			p.cur.reset()
-			p.fresh = false
-		}
-		*epoch = e
+// stateExtra holds what few identities need: history while the API
+// learned, flags, strikes, client IPs (non-IP identities only).
+type stateExtra struct {
+	// ownMax is the largest value of each variable this identity showed
+	// while its API learned: what is normal for this very identity (a
+	// nightly batch job, a heavy partner) is not an attack from it.
+	ownMax  *[numVars]float32
+	flagged *[numTypes]int64
+	// strikes holds, per single-call type, the times of its detections
+	// not yet acted on (see EngineConfig.BlockAfter).
+	strikes *[numTypes][]int64
+	// clientIPs are up to maxClientIPs distinct, for non-IP identities.
+	clientIPs []string
+	// attacks counts the attacks acted on (blocked or would-block).
+	attacks int
+}
+
+func (s *identityState) ext() *stateExtra {
+	if s.extra == nil {
+		s.extra = new(stateExtra)
 	}
-	rotate(&s.epoch, now/int64(sketchEpoch), s.failedPaths, s.loginUsers, s.objects)
-	rotate(&s.wide, now/int64(wideEpoch), s.ips, s.agents)
+	return s.extra
 }
 
-func pair(p **sketchPair) *sketchPair {
-	if *p == nil {
-		*p = new(sketchPair)
+// ownMax returns the identity's own maxima while its API learned (nil:
+// none).
+func (s *identityState) ownMax() *[numVars]float32 {
+	if s.extra == nil {
+		return nil
 	}
-	return *p
+	return s.extra.ownMax
 }
 
-func estimate(p *sketchPair) float64 {
+// flagged returns until when each type is flagged (nil: never flagged).
+func (s *identityState) flagged() *[numTypes]int64 {
+	if s.extra == nil {
+		return nil
+	}
+	return s.extra.flagged
+}
+
+func (s *identityState) attacks() int {
+	if s.extra == nil {
+		return 0
+	}
+	return s.extra.attacks
+}
+
+func (s *identityState) clientIPs() []string {
+	if s.extra == nil {
+		return nil
+	}
+	return s.extra.clientIPs
+}
+
+const maxClientIPs = 20
+
+// numPairs is the number of sketch pairs allocated.
+func (s *identityState) numPairs() int {
+	n := 0
+	for x := s.skSlots; x != 0; x >>= 3 {
+		if x&7 != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// pairs returns the allocated sketch pairs.
+func (s *identityState) pairs() []sketchPair {
+	if s.sk == nil {
+		return nil
+	}
+	return unsafe.Slice(s.sk, s.numPairs())
+}
+
+// sketch returns sketch i, nil if not allocated.
+func (s *identityState) sketch(i int) *sketchPair {
+	slot := int(s.skSlots >> (3 * i) & 7)
+	if slot == 0 {
+		return nil
+	}
+	return &unsafe.Slice(s.sk, slot)[slot-1]
+}
+
+// pair returns sketch i, allocated if needed: the pairs are reallocated
+// one larger (an identity needs at most numSketches, each once).
+func (s *identityState) pair(i int) *sketchPair {
+	if p := s.sketch(i); p != nil {
+		return p
+	}
+	old := s.pairs()
+	all := make([]sketchPair, len(old)+1)
+	copy(all, old)
+	s.sk = &all[0]
+	s.skSlots |= uint16(len(all)) << (3 * i)
+	return &all[len(old)]
+}
+
+func (s *identityState) estimate(i int) float64 {
+	p := s.sketch(i)
 	if p == nil {
 		return 0
 	}
 	return p.estimate()
 }
 
-// identityState is what Vigil remembers of one identity on one API: a few
-// hundred bytes whatever its traffic.
-type identityState struct {
-	model *apiModel
-	kind  detect.Kind
-	id    string
-
-	first, last int64 // unix nanoseconds
-
-	shortHead int64 // index of the newest short bucket (time / shortBucket)
-	short     [shortBuckets]uint32
-	longHead  int64
-	long      [longBuckets]bucket
-	sk        sketches
-
-	clientIPs  []string // up to maxClientIPs distinct, for non-IP identities
-	lastSample int64    // long bucket index of the last training sample
-	// ownMax is the largest value of each variable this identity showed
-	// while its API learned: what is normal for this very identity (a
-	// nightly batch job, a heavy partner) is not an attack from it.
-	ownMax  *[numVars]float32
-	flagged *[numTypes]int64
-	// attacks counts the attacks acted on (blocked or would-block).
-	attacks int
-	// strikes holds, per single-call type, the times of its detections
-	// not yet acted on (see EngineConfig.BlockAfter).
-	strikes *[numTypes][]int64
-
-	// least-recently-seen list of the shard
-	prev, next *identityState
-	// size is the estimate of the bytes the state holds (bytes) as the
-	// shard last accounted for it.
-	size uint32
+// rotate moves the sketches to now's epochs.
+func (s *identityState) rotate(now int64) {
+	e, w := int32(now/int64(sketchEpoch)), int32(now/int64(wideEpoch))
+	if e == s.skEpoch && w == s.skWide {
+		return
+	}
+	for i := range numSketches {
+		epoch, to := s.skEpoch, e
+		if wideSketch(i) {
+			epoch, to = s.skWide, w
+		}
+		p := s.sketch(i)
+		if p == nil || to == epoch {
+			continue
+		}
+		if to == epoch+1 {
+			p.prev = p.cur
+		} else {
+			p.prev.reset()
+		}
+		p.cur.reset()
+		p.est = -1
+	}
+	s.skEpoch, s.skWide = e, w
 }
 
-const maxClientIPs = 20
+func inc16(p *uint16) {
+	if *p < math.MaxUint16 {
+		*p++
+	}
+}
 
 // advance moves the windows to now, clearing buckets that went by.
 func (s *identityState) advance(now int64) {
-	if h := now / int64(shortBucket); h != s.shortHead {
-		for i := s.shortHead + 1; i <= h && i <= s.shortHead+shortBuckets; i++ {
+	if h := now / int64(shortBucket); h != int64(s.shortHead) {
+		for i := int64(s.shortHead) + 1; i <= h && i <= int64(s.shortHead)+shortBuckets; i++ {
 			s.short[i%shortBuckets] = 0
 		}
-		if h > s.shortHead {
-			s.shortHead = h
+		if h > int64(s.shortHead) {
+			s.shortHead = int32(h)
 		}
 	}
-	if h := now / int64(longBucket); h != s.longHead {
-		for i := s.longHead + 1; i <= h && i <= s.longHead+longBuckets; i++ {
-			s.long[i%longBuckets] = bucket{}
+	if h := now / int64(longBucket); h != int64(s.longHead) {
+		for i := int64(s.longHead) + 1; i <= h && i <= int64(s.longHead)+longBuckets; i++ {
+			s.long[i%longBuckets] = [numCounters]uint16{}
+			s.longBytes[i%longBuckets] = 0
 		}
-		if h > s.longHead {
-			s.longHead = h
+		if h > int64(s.longHead) {
+			s.longHead = int32(h)
 		}
 	}
-	s.sk.rotate(now)
+	s.rotate(now)
 }
 
 func (s *identityState) longSum(c int) float64 {
 	var n uint64
 	for i := range s.long {
-		n += uint64(s.long[i].c[c])
+		n += uint64(s.long[i][c])
 	}
 	return float64(n)
 }
 
-func (s *identityState) longBytes() float64 {
+func (s *identityState) respBytes() float64 {
 	var n uint64
-	for i := range s.long {
-		n += s.long[i].respBytes
+	for _, b := range s.longBytes {
+		n += uint64(b)
 	}
 	return float64(n)
 }
@@ -199,52 +298,53 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 	if s.first == 0 {
 		s.first = now
 	}
-	s.last = now
-	s.short[s.shortHead%shortBuckets]++
-	b := &s.long[s.longHead%longBuckets]
-	b.c[cRequests]++
-	b.respBytes += uint64(max(t.ResponseBytes, 0))
+	inc16(&s.short[int64(s.shortHead)%shortBuckets])
+	li := int64(s.longHead) % longBuckets
+	b := &s.long[li]
+	inc16(&b[cRequests])
+	rb := &s.longBytes[li]
+	*rb = uint32(min(uint64(*rb)+uint64(max(t.ResponseBytes, 0)), math.MaxUint32))
 	failedLogin := call.login && (t.Status == 401 || t.Status == 403)
 	switch {
 	case failedLogin:
-		b.c[cLoginFail]++
+		inc16(&b[cLoginFail])
 		if s.kind == detect.KindIP || s.kind == detect.KindCookie {
 			if u := t.Identities[detect.KindUsername]; u != "" {
-				pair(&s.sk.loginUsers).add(hashString(u))
+				s.pair(skLoginUsers).add(hashString(u))
 			}
 		}
 	case t.Status == 404 || t.Status == 405:
 		// Paths that do not exist: probing's signal, not an error rate.
-		b.c[cFailed]++
-		pair(&s.sk.failedPaths).add(hashString(t.Path))
+		inc16(&b[cFailed])
+		s.pair(skFailedPaths).add(hashString(t.Path))
 	case t.Status >= 400:
-		b.c[cErrors]++
+		inc16(&b[cErrors])
 	}
 	if t.Method == "DELETE" {
-		b.c[cDeletes]++
+		inc16(&b[cDeletes])
 	}
 	if s.kind != detect.KindIP {
 		if ip := t.Identities[detect.KindIP]; ip != "" {
-			pair(&s.sk.ips).add(hashString(ip))
+			s.pair(skIPs).add(hashString(ip))
 			s.noteIP(ip)
 		}
 		if s.kind.Secret() && t.UserAgent != "" {
-			pair(&s.sk.agents).add(hashString(t.UserAgent))
+			s.pair(skAgents).add(hashString(t.UserAgent))
 		}
 	}
 	if call.hasObject && t.Method != "DELETE" {
-		pair(&s.sk.objects).add(call.object)
+		s.pair(skObjects).add(call.object)
 	}
 }
 
 func (s *identityState) noteIP(ip string) {
-	for _, have := range s.clientIPs {
+	for _, have := range s.clientIPs() {
 		if have == ip {
 			return
 		}
 	}
-	if len(s.clientIPs) < maxClientIPs {
-		s.clientIPs = append(s.clientIPs, strings.Clone(ip))
+	if x := s.ext(); len(x.clientIPs) < maxClientIPs {
+		x.clientIPs = append(x.clientIPs, strings.Clone(ip))
 	}
 }
 
@@ -269,5 +369,6 @@ func (s *identityState) beyond(v varID, x, tx float64) bool {
 	if x <= tx || x < varDefs[v].floor {
 		return false
 	}
-	return s.ownMax == nil || x > 1.5*float64(s.ownMax[v])
+	own := s.ownMax()
+	return own == nil || x > 1.5*float64(own[v])
 }

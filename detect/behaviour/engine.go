@@ -287,7 +287,7 @@ func (s *shard) perRequest(st *identityState, t *detect.Transaction) {
 	for i, v := range []varID{vRequestBytes, vJSONElements} {
 		if st.beyond(v, obs[i], extreme(ts, knobs, st.kind, v)) {
 			fired = true
-		} else if st.flagged == nil && !t.Blocked {
+		} else if st.flagged() == nil && !t.Blocked {
 			// Only values under Tx train the model: one attack must not
 			// raise the bar for the next.
 			m.sample(st.kind, v, obs[i])
@@ -311,8 +311,9 @@ func primaryIdentity(t *detect.Transaction) (detect.Kind, string) {
 // variables, then keeps the shard within its bounds.
 func (s *shard) process(w work) {
 	st := s.state(w.model, w.kind, w.t.Identities[w.kind])
+	before := st.bytes()
 	s.update(st, w)
-	s.settle(st)
+	s.settle(st, int64(st.bytes())-int64(before))
 }
 
 // update adds a call to the state and raises what it shows.
@@ -330,7 +331,6 @@ func (s *shard) update(st *identityState, w work) {
 		if st.first == 0 {
 			st.first = now
 		}
-		st.last = max(st.last, now)
 		if w.kind != detect.KindIP && t.Identities[detect.KindIP] != "" {
 			st.noteIP(t.Identities[detect.KindIP])
 		}
@@ -341,8 +341,8 @@ func (s *shard) update(st *identityState, w work) {
 	}
 	// Once a minute, the identity's windows as of its last call become a
 	// training sample (flagged identities never train the model).
-	if minute := now / int64(longBucket); minute != st.lastSample && st.first != 0 {
-		if st.flagged == nil {
+	if minute := int32(now / int64(longBucket)); minute != st.lastSample && st.first != 0 {
+		if st.flagged() == nil {
 			learning := !m.ready.Load()
 			feats := windowVars(w.kind)
 			vec := make([]float64, len(feats))
@@ -351,10 +351,11 @@ func (s *shard) update(st *identityState, w work) {
 				vec[i] = x
 				m.sample(w.kind, v, x)
 				if learning && x > 0 {
-					if st.ownMax == nil {
-						st.ownMax = new([numVars]float32)
+					x32, ext := float32(x), st.ext()
+					if ext.ownMax == nil {
+						ext.ownMax = new([numVars]float32)
 					}
-					st.ownMax[v] = max(st.ownMax[v], float32(x))
+					ext.ownMax[v] = max(ext.ownMax[v], x32)
 				}
 			}
 			m.mu.Lock()
@@ -370,7 +371,7 @@ func (s *shard) update(st *identityState, w work) {
 	}
 	st.observe(t, now, &w.call)
 	if st.lastSample == 0 {
-		st.lastSample = now / int64(longBucket)
+		st.lastSample = int32(now / int64(longBucket))
 	}
 	if w.primary {
 		s.perRequest(st, t)
@@ -409,24 +410,23 @@ func (s *shard) state(m *apiModel, kind detect.Kind, id string) *identityState {
 	st := &identityState{model: m, kind: kind, id: strings.Clone(id)}
 	s.states[stateKey{m, kind, st.id}] = st
 	s.pushFront(st)
+	s.bytes += int64(st.bytes())
 	s.nStates[kind].Add(1)
 	m.identities.Add(1)
 	return st
 }
 
-// settle accounts for what st grew by, then forgets the least recently
-// seen states (never st, the one just seen) while the shard is past
-// MaxStates or its share of MaxBytes.
-func (s *shard) settle(st *identityState) {
-	size := int64(st.bytes())
-	delta := size - int64(st.size)
-	st.size = uint32(size)
-	s.bytes += delta
+// settle accounts for what st grew by in a call, then forgets the least
+// recently seen states (never st, the one just seen) while the shard is
+// past MaxStates or its share of MaxBytes.
+func (s *shard) settle(st *identityState, grew int64) {
+	s.bytes += grew
+	changed := grew != 0
 	for (len(s.states) > s.max || s.maxBytes > 0 && s.bytes > s.maxBytes) && s.tail != nil && s.tail != st {
 		s.evict(s.tail)
-		delta = 1 // changed
+		changed = true
 	}
-	if delta != 0 {
+	if changed {
 		s.nBytes.Store(s.bytes)
 	}
 }
@@ -435,7 +435,7 @@ func (s *shard) settle(st *identityState) {
 func (s *shard) evict(old *identityState) {
 	s.unlink(old)
 	delete(s.states, stateKey{old.model, old.kind, old.id})
-	s.bytes -= int64(old.size)
+	s.bytes -= int64(old.bytes())
 	s.nStates[old.kind].Add(-1)
 	s.evictions.Add(1)
 }
@@ -521,7 +521,7 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 		return
 	}
 	now := t.Start
-	if st.flagged != nil && now.UnixNano() < st.flagged[ti] {
+	if f := st.flagged(); f != nil && now.UnixNano() < f[ti] {
 		return // raised lately: one record per attack, not per request
 	}
 	if !m.ready.Load() {
@@ -543,14 +543,15 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	if d, ok := e.cfg.TypeTTL[typ]; ok && d > 0 {
 		ttl = d
 	}
-	ttl <<= min(st.attacks, 5)
+	ttl <<= min(st.attacks(), 5)
 	ttl = min(ttl, 24*time.Hour)
-	if st.flagged == nil {
-		st.flagged = new([numTypes]int64)
+	ext := st.ext()
+	if ext.flagged == nil {
+		ext.flagged = new([numTypes]int64)
 	}
-	st.flagged[ti] = now.Add(ttl).UnixNano()
+	ext.flagged[ti] = now.Add(ttl).UnixNano()
 	a := e.newAttack(st, typ, m.name, now, vars)
-	st.attacks++
+	ext.attacks++
 	mode := detect.ModeBlock
 	if m.api != nil {
 		mode = m.api.Mode
@@ -608,11 +609,12 @@ func (s *identityState) repeated(ti int, now int64, n int, window time.Duration)
 	if n <= 1 {
 		return true
 	}
-	if s.strikes == nil {
-		s.strikes = new([numTypes][]int64)
+	ext := s.ext()
+	if ext.strikes == nil {
+		ext.strikes = new([numTypes][]int64)
 	}
-	times := s.strikes[ti][:0]
-	for _, at := range s.strikes[ti] {
+	times := ext.strikes[ti][:0]
+	for _, at := range ext.strikes[ti] {
 		if now-at < int64(window) {
 			times = append(times, at)
 		}
@@ -620,10 +622,10 @@ func (s *identityState) repeated(ti int, now int64, n int, window time.Duration)
 	times = append(times, now)
 	if len(times) >= n {
 		times = times[:0]
-		s.strikes[ti] = times
+		ext.strikes[ti] = times
 		return true
 	}
-	s.strikes[ti] = times
+	ext.strikes[ti] = times
 	return false
 }
 
@@ -632,7 +634,7 @@ func (s *identityState) attackIPs() []string {
 	if s.kind == detect.KindIP {
 		return []string{s.id}
 	}
-	return append([]string(nil), s.clientIPs...)
+	return append([]string(nil), s.clientIPs()...)
 }
 
 func round(x float64) float64 { return math.Round(x*100) / 100 }
@@ -733,6 +735,6 @@ func (e *Engine) newAttack(st *identityState, typ detect.AttackType, api string,
 		DetectedAt: now.UTC(),
 		Variables:  vars,
 		ClientIPs:  st.attackIPs(),
-		Repeat:     st.attacks,
+		Repeat:     st.attacks(),
 	}
 }

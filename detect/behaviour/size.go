@@ -36,26 +36,25 @@ var stateStructBytes = allocSize(unsafe.Sizeof(identityState{}))
 // included.
 func (s *identityState) bytes() uintptr {
 	n := stateStructBytes + allocSize(uintptr(len(s.id))) + mapEntryBytes
-	for _, p := range []*sketchPair{s.sk.failedPaths, s.sk.loginUsers, s.sk.ips, s.sk.agents, s.sk.objects} {
-		if p != nil {
-			n += allocSize(unsafe.Sizeof(*p))
+	if s.skSlots != 0 {
+		n += allocSize(uintptr(s.numPairs()) * unsafe.Sizeof(sketchPair{}))
+	}
+	if x := s.extra; x != nil {
+		n += allocSize(unsafe.Sizeof(*x))
+		if x.ownMax != nil {
+			n += allocSize(unsafe.Sizeof(*x.ownMax))
 		}
-	}
-	if s.ownMax != nil {
-		n += allocSize(unsafe.Sizeof(*s.ownMax))
-	}
-	if s.flagged != nil {
-		n += allocSize(unsafe.Sizeof(*s.flagged))
-	}
-	if s.strikes != nil {
-		n += allocSize(unsafe.Sizeof(*s.strikes))
-		for _, t := range s.strikes {
-			n += allocSize(uintptr(cap(t)) * 8)
+		if x.flagged != nil {
+			n += allocSize(unsafe.Sizeof(*x.flagged))
 		}
-	}
-	if cap(s.clientIPs) > 0 {
-		n += allocSize(uintptr(cap(s.clientIPs)) * unsafe.Sizeof(""))
-		for _, ip := range s.clientIPs {
+		if x.strikes != nil {
+			n += allocSize(unsafe.Sizeof(*x.strikes))
+			for _, t := range x.strikes {
+				n += allocSize(uintptr(cap(t)) * 8)
+			}
+		}
+		n += allocSize(uintptr(cap(x.clientIPs)) * unsafe.Sizeof(""))
+		for _, ip := range x.clientIPs {
 			n += allocSize(uintptr(len(ip)))
 		}
 	}

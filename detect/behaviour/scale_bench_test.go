@@ -1,0 +1,52 @@
+package behaviour
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// BenchmarkEngineScale measures the engine's cost per call (inline, as
+// replay runs it) with 1k, 100k and 1M distinct clients, each an IP and a
+// token reading orders, the calls cycling over the clients after every
+// client has been seen twice. The goal is a cost flat in the number of
+// identities.
+func BenchmarkEngineScale(b *testing.B) {
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			api := &detect.API{Name: "shop", BasePath: "/shop", Mode: detect.ModeBlock}
+			e := NewEngine(EngineConfig{MaxStates: 4 << 20, Training: TrainingConfig{Duration: time.Minute, MinRequests: 1000, MinIdentities: 10}})
+			ips, toks := make([]string, n), make([]string, n)
+			for i := range n {
+				ips[i] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+				toks[i] = "fp:" + strconv.FormatUint(uint64(i)*0x9E3779B97F4A7C15, 36) + "0123456789abcdef"
+			}
+			paths := make([]string, 5000)
+			for i := range paths {
+				paths[i] = "/shop/order/" + strconv.Itoa(i)
+			}
+			now := time.Unix(1_800_000_000, 0)
+			t := &detect.Transaction{API: api, Host: "shop.example.com", Method: "GET", Status: 200, ResponseBytes: 700,
+				HasRequest: true, Complete: true, UserAgent: "app/1.0"}
+			call := func(i int) {
+				c := i % n
+				t.Start = now.Add(time.Duration(i) * 100 * time.Microsecond) // 10,000 calls a second
+				t.Path, t.Template = paths[(c+i/n)%len(paths)], ""
+				t.Identities[detect.KindIP], t.Identities[detect.KindToken] = ips[c], toks[c]
+				e.Consume(t)
+			}
+			i := 0
+			for ; i < 2*n; i++ {
+				call(i)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				call(i)
+				i++
+			}
+		})
+	}
+}
