@@ -164,10 +164,14 @@ func (s *identityState) clientIPs() []string {
 
 const maxClientIPs = 20
 
+// skPrealloc in skSlots marks a scratch state, whose sk points to
+// numSketches pairs.
+const skPrealloc = 1 << 15
+
 // numPairs is the number of sketch pairs allocated.
 func (s *identityState) numPairs() int {
 	n := 0
-	for x := s.skSlots; x != 0; x >>= 3 {
+	for x := s.skSlots &^ skPrealloc; x != 0; x >>= 3 {
 		if x&7 != 0 {
 			n++
 		}
@@ -199,6 +203,10 @@ func (s *identityState) pair(i int) *sketchPair {
 		return p
 	}
 	old := s.pairs()
+	if s.skSlots&skPrealloc != 0 {
+		s.skSlots |= uint16(len(old)+1) << (3 * i)
+		return &unsafe.Slice(s.sk, numSketches)[len(old)]
+	}
 	all := make([]sketchPair, len(old)+1)
 	copy(all, old)
 	s.sk = &all[0]

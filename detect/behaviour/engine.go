@@ -25,7 +25,11 @@ type EngineConfig struct {
 	// MaxBytes is the budget for the estimated bytes of the identity
 	// states and their indexes (0: no byte budget, MaxStates alone bounds
 	// them). Like MaxStates it is split over the shards, and past it the
-	// least recently seen states are forgotten.
+	// least recently seen states are forgotten. An eighth of it (without
+	// it, a quarter of MaxStates × 48 bytes) is the table of first
+	// sightings, allocated up front: an identity's first call is kept
+	// there, 48 bytes, and it becomes a state when it calls again (see
+	// sighting.go).
 	MaxBytes int64
 	// MaxAPIs caps the models (one per API, discovered ones included).
 	MaxAPIs  int
@@ -74,10 +78,15 @@ type shard struct {
 	ch       chan work
 	states   map[stateKey]*identityState
 	max      int
-	maxBytes int64          // 0: none
-	bytes    int64          // estimated bytes of the states (stateBytes)
-	head     *identityState // most recently seen
-	tail     *identityState
+	maxBytes int64 // 0: none
+	bytes    int64 // estimated bytes of the states and the sightings table
+	door     *sightings
+	// scratch is the state a first call runs on (see sighting.go).
+	scratch      identityState
+	scratchPairs [numSketches]sketchPair
+	scratchExtra stateExtra
+	head         *identityState // most recently seen
+	tail         *identityState
 
 	// Read by Stats, written only by the shard's worker.
 	nStates   [detect.NumKinds]atomic.Int64
@@ -96,7 +105,8 @@ type Stats struct {
 	// Evictions counts the states forgotten to stay within MaxStates and
 	// MaxBytes.
 	Evictions uint64
-	// Bytes is the estimated bytes of the states and their indexes.
+	// Bytes is the estimated bytes of the states and their indexes, the
+	// table of first sightings included.
 	Bytes int64
 }
 
@@ -165,9 +175,16 @@ func NewEngine(cfg EngineConfig) *Engine {
 	n := max(cfg.Workers, 1)
 	for range n {
 		s := &shard{e: e, states: map[stateKey]*identityState{}, max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)}
+		// First sightings take an eighth of the byte budget, or a table
+		// of a quarter of MaxStates.
 		if cfg.MaxBytes > 0 {
 			s.maxBytes = max(cfg.MaxBytes/int64(n), 1)
+			s.door = newSightings(s.maxBytes / 8 / sightingBytes)
+		} else {
+			s.door = newSightings(int64(s.max / 4))
 		}
+		s.bytes = s.door.bytes()
+		s.nBytes.Store(s.bytes)
 		e.shards = append(e.shards, s)
 	}
 	return e
@@ -310,10 +327,48 @@ func primaryIdentity(t *detect.Transaction) (detect.Kind, string) {
 // process updates one identity's state with a transaction and checks its
 // variables, then keeps the shard within its bounds.
 func (s *shard) process(w work) {
-	st := s.state(w.model, w.kind, w.t.Identities[w.kind])
+	key := stateKey{w.model, w.kind, w.t.Identities[w.kind]}
+	st, ok := s.states[key]
+	switch {
+	case ok:
+		s.touch(st)
+	case s.door != nil:
+		h := s.door.key(key)
+		e, seen := s.door.take(h)
+		if !seen {
+			s.firstSighting(key, h, w)
+			return
+		}
+		s.sightings.Add(-1)
+		st = s.newState(key, nil)
+		e.replay(st)
+		s.bytes += int64(st.bytes())
+	default:
+		st = s.newState(key, nil)
+		s.bytes += int64(st.bytes())
+		w.model.identities.Add(1)
+	}
 	before := st.bytes()
 	s.update(st, w)
 	s.settle(st, int64(st.bytes())-int64(before))
+}
+
+// firstSighting runs an identity's first call on the scratch state and
+// keeps it as a sighting, or as a state if it showed more.
+func (s *shard) firstSighting(key stateKey, h uint64, w work) {
+	sc := &s.scratch
+	sc.resetScratch(key, &s.scratchPairs, &s.scratchExtra)
+	s.update(sc, w)
+	key.model.identities.Add(1)
+	if e, ok := sc.sighting(h); ok {
+		if s.door.put(e) {
+			s.sightings.Add(1)
+		}
+		return
+	}
+	st := s.newState(key, sc.adopt())
+	s.bytes += int64(st.bytes())
+	s.settle(st, 0)
 }
 
 // update adds a call to the state and raises what it shows.
@@ -399,20 +454,16 @@ func (s *shard) update(st *identityState, w work) {
 	}
 }
 
-// state returns the identity's state, created when new (settle then
-// keeps the shard within its bounds).
-func (s *shard) state(m *apiModel, kind detect.Kind, id string) *identityState {
-	key := stateKey{m, kind, id}
-	if st, ok := s.states[key]; ok {
-		s.touch(st)
-		return st
+// newState adds the state of key (st, or a new one) to the shard, as
+// the most recently seen; the caller accounts for its bytes, and settle
+// then keeps the shard within its bounds.
+func (s *shard) newState(key stateKey, st *identityState) *identityState {
+	if st == nil {
+		st = &identityState{model: key.model, kind: key.kind, id: strings.Clone(key.id)}
 	}
-	st := &identityState{model: m, kind: kind, id: strings.Clone(id)}
-	s.states[stateKey{m, kind, st.id}] = st
+	s.states[stateKey{key.model, key.kind, st.id}] = st
 	s.pushFront(st)
-	s.bytes += int64(st.bytes())
-	s.nStates[kind].Add(1)
-	m.identities.Add(1)
+	s.nStates[key.kind].Add(1)
 	return st
 }
 

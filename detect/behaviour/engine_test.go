@@ -160,10 +160,13 @@ func TestEngineForgetsLeastRecentlySeenPastTheCap(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	ip := func(i int) string { return fmt.Sprintf("10.0.%d.%d", i>>8, i&255) }
 	see := func(i int) {
+		// Two calls: a first call alone is a sighting, not a state.
 		now = now.Add(time.Second)
-		t := &detect.Transaction{API: api, Method: "GET", Path: "/x", Status: 200, Start: now, HasRequest: true}
-		t.Identities[detect.KindIP] = ip(i)
-		e.Consume(t)
+		for range 2 {
+			t := &detect.Transaction{API: api, Method: "GET", Path: "/x", Status: 200, Start: now, HasRequest: true}
+			t.Identities[detect.KindIP] = ip(i)
+			e.Consume(t)
+		}
 	}
 	for i := range 1000 {
 		see(i) // 0 … 999, in that order: full
