@@ -5,7 +5,6 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -75,7 +74,8 @@ func wideSketch(i int) bool { return i == skIPs || i == skAgents }
 
 // identityState is what Vigil remembers of one identity on one API: 240
 // bytes (one size class) whatever its traffic, plus the sketches it needed
-// (136 bytes each, in one allocation) and, rarely, stateExtra.
+// (24 bytes each while they hold few values, 136 past that; in one
+// allocation) and, rarely, stateExtra.
 //
 // Counters saturate rather than wrap: at most 65,535 calls (and as many
 // errors, misses, failed logins and deletes) per identity per minute, and
@@ -86,10 +86,9 @@ type identityState struct {
 	model *apiModel
 	id    string
 	first int64 // unix nanoseconds
-	// sk points to the first of the allocated sketch pairs, one
-	// allocation; skSlots says which variable each holds (3 bits per
-	// sketch: 0 none, else 1 + its index).
-	sk    *sketchPair
+	// sk points to the sketch pairs, one pointer-free allocation;
+	// skSlots says which sketches it holds and in which form (sketches.go).
+	sk    *uint64
 	extra *stateExtra // nil for most identities
 
 	// least-recently-seen list of the shard
@@ -164,90 +163,6 @@ func (s *identityState) clientIPs() []string {
 
 const maxClientIPs = 20
 
-// skPrealloc in skSlots marks a scratch state, whose sk points to
-// numSketches pairs.
-const skPrealloc = 1 << 15
-
-// numPairs is the number of sketch pairs allocated.
-func (s *identityState) numPairs() int {
-	n := 0
-	for x := s.skSlots &^ skPrealloc; x != 0; x >>= 3 {
-		if x&7 != 0 {
-			n++
-		}
-	}
-	return n
-}
-
-// pairs returns the allocated sketch pairs.
-func (s *identityState) pairs() []sketchPair {
-	if s.sk == nil {
-		return nil
-	}
-	return unsafe.Slice(s.sk, s.numPairs())
-}
-
-// sketch returns sketch i, nil if not allocated.
-func (s *identityState) sketch(i int) *sketchPair {
-	slot := int(s.skSlots >> (3 * i) & 7)
-	if slot == 0 {
-		return nil
-	}
-	return &unsafe.Slice(s.sk, slot)[slot-1]
-}
-
-// pair returns sketch i, allocated if needed: the pairs are reallocated
-// one larger (an identity needs at most numSketches, each once).
-func (s *identityState) pair(i int) *sketchPair {
-	if p := s.sketch(i); p != nil {
-		return p
-	}
-	old := s.pairs()
-	if s.skSlots&skPrealloc != 0 {
-		s.skSlots |= uint16(len(old)+1) << (3 * i)
-		return &unsafe.Slice(s.sk, numSketches)[len(old)]
-	}
-	all := make([]sketchPair, len(old)+1)
-	copy(all, old)
-	s.sk = &all[0]
-	s.skSlots |= uint16(len(all)) << (3 * i)
-	return &all[len(old)]
-}
-
-func (s *identityState) estimate(i int) float64 {
-	p := s.sketch(i)
-	if p == nil {
-		return 0
-	}
-	return p.estimate()
-}
-
-// rotate moves the sketches to now's epochs.
-func (s *identityState) rotate(now int64) {
-	e, w := int32(now/int64(sketchEpoch)), int32(now/int64(wideEpoch))
-	if e == s.skEpoch && w == s.skWide {
-		return
-	}
-	for i := range numSketches {
-		epoch, to := s.skEpoch, e
-		if wideSketch(i) {
-			epoch, to = s.skWide, w
-		}
-		p := s.sketch(i)
-		if p == nil || to == epoch {
-			continue
-		}
-		if to == epoch+1 {
-			p.prev = p.cur
-		} else {
-			p.prev.reset()
-		}
-		p.cur.reset()
-		p.est = -1
-	}
-	s.skEpoch, s.skWide = e, w
-}
-
 func inc16(p *uint16) {
 	if *p < math.MaxUint16 {
 		*p++
@@ -318,13 +233,13 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 		inc16(&b[cLoginFail])
 		if s.kind == detect.KindIP || s.kind == detect.KindCookie {
 			if u := t.Identities[detect.KindUsername]; u != "" {
-				s.pair(skLoginUsers).add(hashString(u))
+				s.add(skLoginUsers, hashString(u))
 			}
 		}
 	case t.Status == 404 || t.Status == 405:
 		// Paths that do not exist: probing's signal, not an error rate.
 		inc16(&b[cFailed])
-		s.pair(skFailedPaths).add(hashString(t.Path))
+		s.add(skFailedPaths, hashString(t.Path))
 	case t.Status >= 400:
 		inc16(&b[cErrors])
 	}
@@ -333,15 +248,15 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 	}
 	if s.kind != detect.KindIP {
 		if ip := t.Identities[detect.KindIP]; ip != "" {
-			s.pair(skIPs).add(hashString(ip))
+			s.add(skIPs, hashString(ip))
 			s.noteIP(ip)
 		}
 		if s.kind.Secret() && t.UserAgent != "" {
-			s.pair(skAgents).add(hashString(t.UserAgent))
+			s.add(skAgents, hashString(t.UserAgent))
 		}
 	}
 	if call.hasObject && t.Method != "DELETE" {
-		s.pair(skObjects).add(call.object)
+		s.add(skObjects, call.object)
 	}
 }
 

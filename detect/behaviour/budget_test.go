@@ -75,8 +75,8 @@ func TestEngineStaysWithinMaxBytes(t *testing.T) {
 	}
 	st := f.e.Stats()
 	tracked := st.States[detect.KindIP] + st.States[detect.KindToken]
-	if st.Evictions == 0 || tracked == 0 || int(tracked) != len(f.e.shards[0].states) {
-		t.Fatalf("after the flood: %+v, %d states in the index", st, len(f.e.shards[0].states))
+	if st.Evictions == 0 || tracked == 0 || int(tracked) != f.e.shards[0].numStates() {
+		t.Fatalf("after the flood: %+v, %d states in the index", st, f.e.shards[0].numStates())
 	}
 	if n := uint64(tracked) + st.Evictions; n != 20_000+120 {
 		t.Fatalf("%d tracked + %d evicted, want every state created (20,000 + 120) accounted for", tracked, st.Evictions)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // EngineConfig configures the detection engine.
@@ -74,9 +75,14 @@ type Engine struct {
 }
 
 type shard struct {
-	e        *Engine
-	ch       chan work
-	states   map[stateKey]*identityState
+	e  *Engine
+	ch chan work
+	// states indexes the states by the hash of their key (stateKey), a
+	// 16-byte slot; coll holds the rare state whose hash another state's
+	// already takes.
+	states   map[uint64]*identityState
+	coll     map[stateKey]*identityState
+	seed     maphash.Seed
 	max      int
 	maxBytes int64 // 0: none
 	bytes    int64 // estimated bytes of the states and the sightings table
@@ -174,7 +180,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	e := &Engine{cfg: cfg, seed: maphash.MakeSeed(), models: map[string]*apiModel{}}
 	n := max(cfg.Workers, 1)
 	for range n {
-		s := &shard{e: e, states: map[stateKey]*identityState{}, max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)}
+		s := &shard{e: e, states: map[uint64]*identityState{}, coll: map[stateKey]*identityState{}, seed: maphash.MakeSeed(), max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)}
 		// First sightings take an eighth of the byte budget, or a table
 		// of a quarter of MaxStates.
 		if cfg.MaxBytes > 0 {
@@ -328,23 +334,23 @@ func primaryIdentity(t *detect.Transaction) (detect.Kind, string) {
 // variables, then keeps the shard within its bounds.
 func (s *shard) process(w work) {
 	key := stateKey{w.model, w.kind, w.t.Identities[w.kind]}
-	st, ok := s.states[key]
+	h := s.hash(key)
+	st := s.lookup(key, h)
 	switch {
-	case ok:
+	case st != nil:
 		s.touch(st)
 	case s.door != nil:
-		h := s.door.key(key)
 		e, seen := s.door.take(h)
 		if !seen {
 			s.firstSighting(key, h, w)
 			return
 		}
 		s.sightings.Add(-1)
-		st = s.newState(key, nil)
+		st = s.newState(key, h, nil)
 		e.replay(st)
 		s.bytes += int64(st.bytes())
 	default:
-		st = s.newState(key, nil)
+		st = s.newState(key, h, nil)
 		s.bytes += int64(st.bytes())
 		w.model.identities.Add(1)
 	}
@@ -366,7 +372,7 @@ func (s *shard) firstSighting(key stateKey, h uint64, w work) {
 		}
 		return
 	}
-	st := s.newState(key, sc.adopt())
+	st := s.newState(key, h, sc.adopt())
 	s.bytes += int64(st.bytes())
 	s.settle(st, 0)
 }
@@ -454,14 +460,37 @@ func (s *shard) update(st *identityState, w work) {
 	}
 }
 
+// hash returns the 64-bit hash of a state's key; never 0.
+func (s *shard) hash(k stateKey) uint64 {
+	h := maphash.String(s.seed, k.id)
+	h ^= (uint64(uintptr(unsafe.Pointer(k.model))) + uint64(k.kind)) * 0x9E3779B97F4A7C15
+	h ^= h >> 29
+	return h | 1
+}
+
+// lookup returns the state of key (whose hash is h), nil if none.
+func (s *shard) lookup(key stateKey, h uint64) *identityState {
+	st := s.states[h]
+	if st == nil || st.model == key.model && st.kind == key.kind && st.id == key.id {
+		return st
+	}
+	return s.coll[key]
+}
+
+func (s *shard) numStates() int { return len(s.states) + len(s.coll) }
+
 // newState adds the state of key (st, or a new one) to the shard, as
 // the most recently seen; the caller accounts for its bytes, and settle
 // then keeps the shard within its bounds.
-func (s *shard) newState(key stateKey, st *identityState) *identityState {
+func (s *shard) newState(key stateKey, h uint64, st *identityState) *identityState {
 	if st == nil {
 		st = &identityState{model: key.model, kind: key.kind, id: strings.Clone(key.id)}
 	}
-	s.states[stateKey{key.model, key.kind, st.id}] = st
+	if _, taken := s.states[h]; taken {
+		s.coll[stateKey{key.model, key.kind, st.id}] = st
+	} else {
+		s.states[h] = st
+	}
 	s.pushFront(st)
 	s.nStates[key.kind].Add(1)
 	return st
@@ -473,7 +502,7 @@ func (s *shard) newState(key stateKey, st *identityState) *identityState {
 func (s *shard) settle(st *identityState, grew int64) {
 	s.bytes += grew
 	changed := grew != 0
-	for (len(s.states) > s.max || s.maxBytes > 0 && s.bytes > s.maxBytes) && s.tail != nil && s.tail != st {
+	for (s.numStates() > s.max || s.maxBytes > 0 && s.bytes > s.maxBytes) && s.tail != nil && s.tail != st {
 		s.evict(s.tail)
 		changed = true
 	}
@@ -485,7 +514,12 @@ func (s *shard) settle(st *identityState, grew int64) {
 // evict forgets a state.
 func (s *shard) evict(old *identityState) {
 	s.unlink(old)
-	delete(s.states, stateKey{old.model, old.kind, old.id})
+	key := stateKey{old.model, old.kind, old.id}
+	if h := s.hash(key); s.states[h] == old {
+		delete(s.states, h)
+	} else {
+		delete(s.coll, key)
+	}
 	s.bytes -= int64(old.bytes())
 	s.nStates[old.kind].Add(-1)
 	s.evictions.Add(1)

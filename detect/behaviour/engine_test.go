@@ -177,13 +177,12 @@ func TestEngineForgetsLeastRecentlySeenPastTheCap(t *testing.T) {
 	for i := 1000; i < 1200; i++ {
 		see(i) // 200 new ones push out the 200 seen longest ago: 100 … 299
 	}
-	states := e.shards[0].states
-	if len(states) != 1000 {
-		t.Fatalf("%d states kept, cap 1000", len(states))
+	if n := e.shards[0].numStates(); n != 1000 {
+		t.Fatalf("%d states kept, cap 1000", n)
 	}
 	m := e.models["a"]
 	for i := range 1200 {
-		_, kept := states[stateKey{m, detect.KindIP, ip(i)}]
+		kept := e.shards[0].get(stateKey{m, detect.KindIP, ip(i)}) != nil
 		if forgotten := i >= 100 && i < 300; kept == forgotten {
 			t.Fatalf("%s (seen at step %d) kept %v", ip(i), i, kept)
 		}

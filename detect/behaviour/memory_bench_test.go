@@ -59,7 +59,7 @@ func BenchmarkBytesPerState(b *testing.B) {
 					runtime.ReadMemStats(&after)
 					states := 0
 					for _, s := range e.shards {
-						states += len(s.states)
+						states += s.numStates()
 					}
 					b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(states), "bytes/state")
 					b.ReportMetric(float64(states), "states")

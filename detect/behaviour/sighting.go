@@ -1,7 +1,6 @@
 package behaviour
 
 import (
-	"hash/maphash"
 	"net/netip"
 	"strings"
 	"unsafe"
@@ -22,7 +21,7 @@ import (
 
 // sighting is the first call of an identity, as its state held it.
 type sighting struct {
-	key   uint64 // sightingKey; 0: empty
+	key   uint64 // shard.hash of the state key; 0: empty
 	first int64  // unix nanoseconds
 	resp  uint32 // response bytes
 	// regs holds, per sketch, its one register set (index<<8 | rank),
@@ -48,7 +47,6 @@ const sightingBytes = int64(unsafe.Sizeof(sighting{}))
 type sightings struct {
 	sets [][sightingWays]sighting
 	mask uint64
-	seed maphash.Seed
 }
 
 // newSightings returns a table of about n entries (a power of two sets of
@@ -58,18 +56,10 @@ func newSightings(n int64) *sightings {
 	for sets*2*sightingWays <= n {
 		sets *= 2
 	}
-	return &sightings{sets: make([][sightingWays]sighting, sets), mask: uint64(sets - 1), seed: maphash.MakeSeed()}
+	return &sightings{sets: make([][sightingWays]sighting, sets), mask: uint64(sets - 1)}
 }
 
 func (t *sightings) bytes() int64 { return int64(len(t.sets)) * sightingWays * sightingBytes }
-
-// sightingKey hashes an identity's state key; never 0.
-func (t *sightings) key(k stateKey) uint64 {
-	h := maphash.String(t.seed, k.id)
-	h ^= (uint64(uintptr(unsafe.Pointer(k.model))) + uint64(k.kind)) * 0x9E3779B97F4A7C15
-	h ^= h >> 29
-	return h | 1
-}
 
 // take removes and returns the sighting of key, if held.
 func (t *sightings) take(key uint64) (sighting, bool) {
@@ -107,7 +97,7 @@ func (s *identityState) resetScratch(k stateKey, pairs *[numSketches]sketchPair,
 	*pairs = [numSketches]sketchPair{}
 	ips := extra.clientIPs[:0]
 	*extra = stateExtra{clientIPs: ips}
-	*s = identityState{model: k.model, kind: k.kind, id: k.id, sk: &pairs[0], skSlots: skPrealloc}
+	*s = identityState{model: k.model, kind: k.kind, id: k.id, sk: (*uint64)(unsafe.Pointer(&pairs[0])), skSlots: skPrealloc}
 	s.extra = extra
 }
 
@@ -145,7 +135,7 @@ func (s *identityState) sighting(key uint64) (sighting, bool) {
 		e.resp = s.longBytes[li]
 	}
 	for i := range numSketches {
-		p := s.sketch(i)
+		p := s.densePair(i)
 		if p == nil {
 			continue
 		}
@@ -183,9 +173,7 @@ func (e *sighting) replay(s *identityState) {
 	}
 	for i, r := range e.regs {
 		if r != 0 {
-			p := s.pair(i)
-			p.cur[r>>8] = uint8(r)
-			p.est = -1
+			s.addReg(i, int(r>>8), uint8(r))
 		}
 	}
 	switch e.ipLen {
@@ -204,8 +192,8 @@ func (s *identityState) adopt() *identityState {
 	st.id = strings.Clone(s.id)
 	st.sk, st.skSlots = nil, 0
 	for i := range numSketches {
-		if p := s.sketch(i); p != nil {
-			*st.pair(i) = *p
+		if p := s.densePair(i); p != nil {
+			st.copySketch(i, p)
 		}
 	}
 	st.extra = nil

@@ -92,7 +92,7 @@ func TestSightingsCountedAndPromoted(t *testing.T) {
 		t.Fatalf("after their second calls: %+v", st)
 	}
 	m := e.models["a"]
-	tok := e.shards[0].states[stateKey{m, detect.KindToken, "tok-7"}]
+	tok := e.shards[0].get(stateKey{m, detect.KindToken, "tok-7"})
 	if tok == nil || tok.shortSum() != 2 || tok.longSum(cRequests) != 2 || len(tok.clientIPs()) != 1 || tok.clientIPs()[0] != "10.0.0.7" {
 		t.Fatalf("token state after two calls: %+v", tok)
 	}

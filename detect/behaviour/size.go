@@ -26,9 +26,9 @@ func allocSize(n uintptr) uintptr {
 }
 
 // mapEntryBytes is a state's share of its shard's index: a Swiss-table
-// slot (the key and the pointer, 40 bytes, plus a control byte) at the
-// table's average load of about two thirds.
-const mapEntryBytes = 64
+// slot (the key's 64-bit hash and the pointer, 16 bytes, plus a control
+// byte) at the table's average load of about two thirds.
+const mapEntryBytes = 24
 
 var stateStructBytes = allocSize(unsafe.Sizeof(identityState{}))
 
@@ -37,7 +37,7 @@ var stateStructBytes = allocSize(unsafe.Sizeof(identityState{}))
 func (s *identityState) bytes() uintptr {
 	n := stateStructBytes + allocSize(uintptr(len(s.id))) + mapEntryBytes
 	if s.skSlots != 0 {
-		n += allocSize(uintptr(s.numPairs()) * unsafe.Sizeof(sketchPair{}))
+		n += allocSize(uintptr(s.sketchWords()) * 8)
 	}
 	if x := s.extra; x != nil {
 		n += allocSize(unsafe.Sizeof(*x))
