@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -22,17 +23,30 @@ const (
 
 // Forensics keeps, per identity, what it did: aggregated counts per IP,
 // method, endpoint template and API, never a raw request log. The number of
-// identities is capped; the least recently seen are forgotten first.
+// identities and the bytes they take are capped; the least recently seen
+// are forgotten first.
 //
 // It runs on the pipeline for every call, so it keeps each identity in a
 // compact form (small slices, one map lookup per identity and call) and
 // builds the JSON shape, ForensicRecord, only when asked.
 type Forensics struct {
-	mu    sync.Mutex
-	max   int
-	recs  map[forensicKey]*forensicState
-	lru   forensicState // sentinel of the recency list: lru.next is the most recent
-	dirty []*forensicState
+	mu       sync.Mutex
+	max      int
+	maxBytes int64 // 0: no byte budget
+	recs     map[forensicKey]*forensicState
+	lru      forensicState // sentinel of the recency list: lru.next is the most recent
+	dirty    []*forensicState
+	// bytes is the sum of the records' estimates, kept as they change.
+	bytes     atomic.Int64
+	count     atomic.Int64
+	evictions atomic.Uint64
+}
+
+// ForensicsStats is what a metrics scrape reads of the forensics.
+type ForensicsStats struct {
+	Records   int    // identities tracked
+	Bytes     int64  // estimated heap bytes of their records and index
+	Evictions uint64 // identities forgotten to stay within the bounds
 }
 
 type forensicKey struct {
@@ -77,7 +91,8 @@ type forensicState struct {
 	// identity's record is its own only IP.
 	ips        []*ipTally
 	dirty      bool
-	gone       bool // evicted
+	gone       bool  // evicted
+	bytes      int64 // estimate of the record's heap bytes
 	prev, next *forensicState
 }
 
@@ -105,27 +120,41 @@ type nameCount struct {
 const tallyIndexAt = 16
 
 // add counts one call under name, read from b when name is empty (so that
-// a name built on the stack is copied only when it is new).
-func (t *tally) add(name string, b []byte, limit int) {
+// a name built on the stack is copied only when it is new). It reports
+// whether a name was added.
+func (t *tally) add(name string, b []byte, limit int) bool {
 	if name == "" {
 		name = unsafe.String(unsafe.SliceData(b), len(b))
 	}
 	if i, ok := t.find(name); ok {
 		t.counts[i].n++
-		return
+		return false
 	}
 	if len(t.counts) >= limit {
 		if i, ok := t.find(forensicOther); ok {
 			t.counts[i].n++
-			return
+			return false
 		}
 		t.set(forensicOther, 1)
-		return
+		return true
 	}
 	if b != nil {
 		name = string(b)
 	}
 	t.set(name, 1)
+	return true
+}
+
+// bytes estimates the tally's heap bytes.
+func (t *tally) bytes() int64 {
+	n := detect.AllocSize(cap(t.counts) * int(unsafe.Sizeof(nameCount{})))
+	for _, c := range t.counts {
+		n += detect.StringSize(c.name)
+	}
+	if t.index != nil {
+		n += detect.MapBytes(len(t.index), 16+8)
+	}
+	return n
 }
 
 func (t *tally) find(name string) (int, bool) {
@@ -181,11 +210,60 @@ func tallyOf(m map[string]int64) tally {
 	return t
 }
 
-// NewForensics keeps at most max identities.
-func NewForensics(max int) *Forensics {
-	f := &Forensics{max: max, recs: map[forensicKey]*forensicState{}}
+// NewForensics keeps at most maxIdentities identities, in at most maxBytes
+// bytes (estimated; 0: no byte budget).
+func NewForensics(maxIdentities int, maxBytes int64) *Forensics {
+	f := &Forensics{max: maxIdentities, maxBytes: maxBytes, recs: map[forensicKey]*forensicState{}}
 	f.lru.next, f.lru.prev = &f.lru, &f.lru
 	return f
+}
+
+// Stats returns the number of identities, the estimated bytes they take and
+// the evictions so far. Safe to call at any time.
+func (f *Forensics) Stats() ForensicsStats {
+	n := f.count.Load()
+	return ForensicsStats{Records: int(n), Bytes: f.bytes.Load() + forensicIndexBytes(int(n)), Evictions: f.evictions.Load()}
+}
+
+// forensicIndexBytes estimates the bytes of the index of n records and of
+// the list of dirty ones.
+func forensicIndexBytes(n int) int64 {
+	return detect.MapBytes(n, int(unsafe.Sizeof(forensicKey{}))+8) + int64(n)*8
+}
+
+// size estimates a record's heap bytes.
+func (s *forensicState) size() int64 {
+	n := detect.AllocSize(int(unsafe.Sizeof(*s))) + detect.StringSize(s.key.value)
+	n += s.methods.bytes() + s.urls.bytes() + s.apis.bytes()
+	n += detect.AllocSize(cap(s.hours) * int(unsafe.Sizeof(hourCount{})))
+	n += detect.AllocSize(cap(s.ips) * 8)
+	for _, p := range s.ips {
+		n += detect.AllocSize(int(unsafe.Sizeof(*p))) + p.methods.bytes() + p.urls.bytes() + p.apis.bytes()
+		if p.ip != s.key.value {
+			n += detect.StringSize(p.ip)
+		}
+	}
+	return n
+}
+
+// resize brings the record's estimate and the total up to date.
+func (f *Forensics) resize(s *forensicState) {
+	b := s.size()
+	f.bytes.Add(b - s.bytes)
+	s.bytes = b
+}
+
+// full reports whether the records are past a bound.
+func (f *Forensics) full() bool {
+	return len(f.recs) > f.max || (f.maxBytes > 0 && f.bytes.Load()+forensicIndexBytes(len(f.recs)) > f.maxBytes)
+}
+
+// trim forgets the least recently seen identities until the records are
+// within their bounds, keeping keep, the one just seen.
+func (f *Forensics) trim(keep *forensicState) {
+	for f.full() && f.lru.prev != keep && f.lru.prev != &f.lru {
+		f.evict()
+	}
 }
 
 // Forensics is one of the pipeline's sinks.
@@ -215,12 +293,11 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 			continue
 		}
 		st := f.recs[forensicKey{k, v}]
+		grown := st == nil
 		if st == nil {
-			if len(f.recs) >= f.max {
-				f.evict()
-			}
 			st = &forensicState{key: forensicKey{k, strings.Clone(v)}}
 			f.recs[st.key] = st
+			f.count.Store(int64(len(f.recs)))
 		} else {
 			st.unlink()
 		}
@@ -236,33 +313,40 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 			st.last = t.Start
 		}
 		st.total++
-		st.methods.add(method, nil, 16)
-		st.urls.add(url, nil, forensicMaxURLs)
-		st.apis.add(api, nil, forensicMaxAPIs)
-		st.countHour(hour)
+		grown = st.methods.add(method, nil, 16) || grown
+		grown = st.urls.add(url, nil, forensicMaxURLs) || grown
+		grown = st.apis.add(api, nil, forensicMaxAPIs) || grown
+		grown = st.countHour(hour) || grown
 		if ip != "" && k != detect.KindIP {
+			n := len(st.ips)
 			pi := st.ipTally(ip)
 			pi.total++
-			pi.methods.add(method, nil, 16)
-			pi.urls.add(url, nil, forensicMaxURLs)
-			pi.apis.add(api, nil, forensicMaxAPIs)
+			grown = pi.methods.add(method, nil, 16) || grown
+			grown = pi.urls.add(url, nil, forensicMaxURLs) || grown
+			grown = pi.apis.add(api, nil, forensicMaxAPIs) || grown
+			grown = grown || len(st.ips) != n
+		}
+		if grown {
+			f.resize(st)
+			f.trim(st)
 		}
 	}
 }
 
 // countHour counts a call in its hour and forgets hours older than a week.
-func (s *forensicState) countHour(hour int64) {
+// It reports whether an hour was added.
+func (s *forensicState) countHour(hour int64) bool {
 	if n := len(s.hours); n > 0 && s.hours[n-1].hour == hour {
 		s.hours[n-1].n++
-		return
+		return false
 	}
 	i := sort.Search(len(s.hours), func(i int) bool { return s.hours[i].hour >= hour })
 	switch {
 	case i < len(s.hours) && s.hours[i].hour == hour:
 		s.hours[i].n++
-		return
+		return false
 	case i == 0 && len(s.hours) > 0 && hour < s.hours[len(s.hours)-1].hour-24*7:
-		return // older than the week kept
+		return false // older than the week kept
 	}
 	s.hours = slices.Insert(s.hours, i, hourCount{hour, 1})
 	cut := 0
@@ -272,6 +356,7 @@ func (s *forensicState) countHour(hour int64) {
 	if cut > 0 {
 		s.hours = slices.Delete(s.hours, 0, cut)
 	}
+	return true
 }
 
 // ipTally returns the counts of one client IP, the "(other)" one past
@@ -314,9 +399,18 @@ func (f *Forensics) evict() {
 	if old == &f.lru {
 		return
 	}
-	old.unlink()
-	old.gone = true
+	f.drop(old)
 	delete(f.recs, old.key)
+	f.count.Store(int64(len(f.recs)))
+	f.evictions.Add(1)
+}
+
+// drop takes a record off the recency list and out of the estimate.
+func (f *Forensics) drop(s *forensicState) {
+	s.unlink()
+	s.gone = true
+	f.bytes.Add(-s.bytes)
+	s.bytes = 0
 }
 
 // Get returns an identity's record.
@@ -357,13 +451,13 @@ func (f *Forensics) Put(r *ForensicRecord) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if old := f.recs[s.key]; old != nil {
-		old.unlink()
-		old.gone = true
-	} else if len(f.recs) >= f.max {
-		f.evict()
+		f.drop(old)
 	}
 	f.recs[s.key] = s
+	f.count.Store(int64(len(f.recs)))
 	f.pushFront(s)
+	f.resize(s)
+	f.trim(s)
 }
 
 // Dirty returns the records changed since the last call.

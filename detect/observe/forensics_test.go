@@ -20,7 +20,7 @@ func forensicCall(ip, token, method, path string, at time.Time) *detect.Transact
 // totals, methods, endpoint templates and APIs, overall and per IP; the
 // IP identity's record is its own only IP.
 func TestForensicsCountsPerIdentityAndIP(t *testing.T) {
-	f := NewForensics(10)
+	f := NewForensics(10, 0)
 	at := time.Unix(1_800_000_000, 0)
 	for i := range 3 {
 		f.Consume(forensicCall("10.0.0.1", "fp:a", "GET", fmt.Sprintf("/shop/order/%d", 100+i), at.Add(time.Duration(i)*time.Second)))
@@ -57,7 +57,7 @@ func TestForensicsCountsPerIdentityAndIP(t *testing.T) {
 // "(other)", hours older than a week are forgotten, and the least recently
 // seen identity is the one forgotten.
 func TestForensicsBounds(t *testing.T) {
-	f := NewForensics(3)
+	f := NewForensics(3, 0)
 	at := time.Unix(1_800_000_000, 0)
 	for i := range forensicMaxURLs + 30 {
 		f.Consume(forensicCall(fmt.Sprintf("10.1.%d.%d", i/256, i%256), "fp:busy", "GET", fmt.Sprintf("/shop/p%d", i), at.Add(time.Duration(i)*time.Hour)))
@@ -109,7 +109,7 @@ func TestForensicsBounds(t *testing.T) {
 // TestForensicsDirtyAndRestore: Dirty hands over what changed once, and a
 // record put back from storage continues where it stopped.
 func TestForensicsDirtyAndRestore(t *testing.T) {
-	f := NewForensics(10)
+	f := NewForensics(10, 0)
 	at := time.Unix(1_800_000_000, 0)
 	f.Consume(forensicCall("10.0.0.1", "fp:a", "GET", "/shop/order/1", at))
 	d := f.Dirty()
@@ -119,7 +119,7 @@ func TestForensicsDirtyAndRestore(t *testing.T) {
 	if d := f.Dirty(); len(d) != 0 {
 		t.Fatalf("dirty twice: %+v", d)
 	}
-	g := NewForensics(10)
+	g := NewForensics(10, 0)
 	for _, r := range d {
 		g.Put(r)
 	}
@@ -132,7 +132,7 @@ func TestForensicsDirtyAndRestore(t *testing.T) {
 		t.Fatalf("top %+v", top)
 	}
 	// Evicted identities are not handed over.
-	h := NewForensics(1)
+	h := NewForensics(1, 0)
 	h.Consume(forensicCall("10.0.0.1", "", "GET", "/", at))
 	h.Consume(forensicCall("10.0.0.2", "", "GET", "/", at))
 	if d := h.Dirty(); len(d) != 1 || d[0].Value != "10.0.0.2" {
