@@ -339,16 +339,23 @@ func AllocSize(n int) int64 {
 func StringSize(s string) int64 { return AllocSize(len(s)) }
 
 // MapBytes estimates the heap bytes of a map holding n entries of slot
-// bytes each (key and value): Go's maps keep groups of 8 slots and one
-// control word, filled to between 7/16 and 7/8 as they grow, about 2/3
-// on average.
+// bytes each (key and value, aligned): Go's maps keep groups of 8 slots and
+// a control word, in tables of up to 1024 slots grown by doubling while
+// at most 7/8 full; past one table, tables split and are 7/16 to 7/8
+// full, about 2/3 on average.
 func MapBytes(n int, slot int) int64 {
-	if n == 0 {
-		return 0
-	}
 	group := 8 + 8*slot
-	if n <= 8 {
+	switch {
+	case n == 0:
+		return 0
+	case n <= 8:
 		return AllocSize(group)
+	case n <= 896:
+		slots := 16
+		for slots*7/8 < n {
+			slots *= 2
+		}
+		return AllocSize(slots/8*group) + 64 // the table and its directory
 	}
 	return int64(n) * int64(group) * 3 / (8 * 2)
 }

@@ -140,22 +140,30 @@ func TestForensicsDirtyAndRestore(t *testing.T) {
 	}
 }
 
-// TestTallyIndex: counts stay right when a tally grows past the size where
-// it builds its index.
-func TestTallyIndex(t *testing.T) {
-	var tl tally
+// TestForensicsIndex: counts stay right when a record grows past the size
+// where it keeps an index of its entries, its IPs' counts included.
+func TestForensicsIndex(t *testing.T) {
+	f := NewForensics(10, 0)
+	at := time.Unix(1_800_000_000, 0)
 	for round := range 3 {
-		for i := range 40 {
-			tl.add("", fmt.Appendf(nil, "/p/%d", i), 30)
+		for i := range forensicMaxURLs + 10 {
+			f.Consume(forensicCall(fmt.Sprintf("10.0.0.%d", i%2), "fp:a", "GET", fmt.Sprintf("/p/x%d", i), at))
 		}
-		if got := tl.get("/p/7"); got != int64(round+1) {
-			t.Fatalf("round %d: /p/7 counted %d", round, got)
+		r, _ := f.Get(detect.KindToken, "fp:a")
+		if got := r.URLs["/p/x7"]; got != int64(round+1) {
+			t.Fatalf("round %d: /p/x7 counted %d", round, got)
 		}
-		if got := tl.get(forensicOther); got != int64(10*(round+1)) {
+		if got := r.URLs[forensicOther]; got != int64(10*(round+1)) {
 			t.Fatalf("round %d: (other) %d", round, got)
 		}
+		if got := r.IPs["10.0.0.1"].URLs["/p/x7"]; got != int64(round+1) {
+			t.Fatalf("round %d: /p/x7 from 10.0.0.1 counted %d", round, got)
+		}
+		if r.Total != int64((round+1)*(forensicMaxURLs+10)) || r.IPs["10.0.0.0"].Total+r.IPs["10.0.0.1"].Total != r.Total {
+			t.Fatalf("round %d: total %d, per IP %d + %d", round, r.Total, r.IPs["10.0.0.0"].Total, r.IPs["10.0.0.1"].Total)
+		}
 	}
-	if len(tl.counts) != 31 || len(tl.index) != 31 {
-		t.Fatalf("%d counts, %d indexed", len(tl.counts), len(tl.index))
+	if st := f.recs[detect.KindToken]["fp:a"]; st.more == nil || len(st.more.index) != len(st.ents) {
+		t.Fatalf("record of %d entries not indexed", len(st.ents))
 	}
 }

@@ -102,3 +102,64 @@ func TestInventoryBytesMatchHeap(t *testing.T) {
 	runtime.KeepAlive(calls)
 	runtime.KeepAlive(inv)
 }
+
+// TestForensicsByteBudget floods the forensics with fresh identities past a
+// small byte budget: the estimate stays under it, and so does the live
+// heap, give or take the estimate's error; the least recently seen go, an
+// identity that keeps coming back stays with all its counts, and the
+// evictions are counted, those with calls not yet saved apart.
+func TestForensicsByteBudget(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	const budget, n = 1 << 20, 40_000
+	calls := make([]*detect.Transaction, n)
+	for i := range calls {
+		calls[i] = floodCall(i, at.Add(time.Duration(i)*time.Millisecond))
+		calls[i].Prepare()
+	}
+	before := liveHeap()
+	f := NewForensics(1<<30, budget)
+	regular := 0
+	for i, c := range calls {
+		f.Consume(c)
+		if i%100 == 0 {
+			f.Consume(forensicCall("192.0.2.1", "fp:regular", "POST", "/shop/cart", c.Start))
+			regular++
+		}
+		if s := f.Stats(); s.Bytes > budget {
+			t.Fatalf("after %d calls: %d B estimated, budget %d B", i+1, s.Bytes, budget)
+		}
+		if i == n/2 {
+			f.Dirty() // saved: evicting these loses nothing
+		}
+	}
+	grown := liveHeap() - before
+	s := f.Stats()
+	t.Logf("%d records, %d B estimated, heap grew %d B, %d evictions, %d unsaved", s.Records, s.Bytes, grown, s.Evictions, s.Unsaved)
+	if grown > budget*5/4 {
+		t.Fatalf("heap grew %d B, budget %d B", grown, budget)
+	}
+	if s.Records < 1000 || s.Records+int(s.Evictions) != 2*n+2 {
+		t.Fatalf("%d records and %d evictions for %d identities", s.Records, s.Evictions, 2*n+2)
+	}
+	// The saved half was evicted without loss; the unsaved part was not.
+	if s.Unsaved == 0 || s.Unsaved >= s.Evictions {
+		t.Fatalf("%d of %d evictions unsaved", s.Unsaved, s.Evictions)
+	}
+	for _, c := range calls[n-100:] {
+		for _, k := range []detect.Kind{detect.KindIP, detect.KindToken} {
+			if r, ok := f.Get(k, c.Identities[k]); !ok || r.Total != 1 || r.URLs["/shop/order/{id}"] != 1 {
+				t.Fatalf("recent %s %s: %+v", k, c.Identities[k], r)
+			}
+		}
+	}
+	if _, ok := f.Get(detect.KindToken, calls[0].Identities[detect.KindToken]); ok {
+		t.Fatal("the first identity of the flood is still kept")
+	}
+	if r, ok := f.Get(detect.KindToken, "fp:regular"); !ok || r.Total != int64(regular) || r.IPs["192.0.2.1"].Total != int64(regular) {
+		t.Fatalf("the regular client: %+v", r)
+	}
+	if d := f.Dirty(); len(d) != s.Records {
+		t.Fatalf("%d dirty records of %d kept, all changed since the last save", len(d), s.Records)
+	}
+	runtime.KeepAlive(calls)
+}
