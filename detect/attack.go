@@ -318,6 +318,18 @@ var sizeClasses = [...]uint16{0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 1
 	2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880,
 	12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576, 27264, 28672, 32768}
 
+// sizeClass8 maps (n+7)/8 to n's size class, for n up to 1024.
+var sizeClass8 = func() (t [1024/8 + 1]uint8) {
+	c := 0
+	for i := range t {
+		for int(sizeClasses[c]) < i*8 {
+			c++
+		}
+		t[i] = uint8(c)
+	}
+	return t
+}()
+
 // AllocSize returns the heap bytes one allocation of n bytes takes: n
 // rounded up to its size class, or to whole pages past 32 KiB. Objects of
 // fewer than 16 bytes without pointers (short strings) share 16-byte blocks
@@ -328,6 +340,8 @@ func AllocSize(n int) int64 {
 		return 0
 	case n < 16:
 		return int64(n)
+	case n <= 1024:
+		return int64(sizeClasses[sizeClass8[(n+7)/8]])
 	case n > 32768:
 		return int64((n + 8191) &^ 8191)
 	}

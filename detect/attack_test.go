@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -68,5 +69,21 @@ func TestAttackStoreBytesMatchHeap(t *testing.T) {
 	small.Load(a)
 	if l, _ := small.List(AttackFilter{}); small.Len() != 1 || len(l) != 1 {
 		t.Fatalf("a record loaded twice is kept %d times", small.Len())
+	}
+}
+
+// TestAllocSize: sizes round up to the allocator's size classes.
+func TestAllocSize(t *testing.T) {
+	for _, c := range []struct{ n, want int }{{0, 0}, {5, 5}, {16, 16}, {17, 24}, {97, 112}, {1000, 1024}, {1024, 1024},
+		{1025, 1152}, {9000, 9472}, {32768, 32768}, {32769, 40960}} {
+		if got := AllocSize(c.n); got != int64(c.want) {
+			t.Errorf("AllocSize(%d) = %d, want %d", c.n, got, c.want)
+		}
+	}
+	for n := 16; n <= 32768; n++ {
+		i, _ := slices.BinarySearch(sizeClasses[:], uint16(n))
+		if AllocSize(n) != int64(sizeClasses[i]) {
+			t.Fatalf("AllocSize(%d) = %d, size class %d", n, AllocSize(n), sizeClasses[i])
+		}
 	}
 }
