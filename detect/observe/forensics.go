@@ -33,10 +33,10 @@ const (
 //
 // It runs on the pipeline for every call and may hold a million
 // identities, most of them seen once (a botnet rotating addresses), so an
-// identity is small: one record with its times, and its counts in one
-// slice of 12-byte entries that name methods, templates and APIs by the
-// number of a name shared by all records. It builds the JSON shape,
-// ForensicRecord, only when asked.
+// identity is small: an identity seen once is one 80-byte record naming
+// its call's method, template and API by the numbers of names shared by
+// all records; one that returns gets its counts in one slice of 12-byte
+// entries. It builds the JSON shape, ForensicRecord, only when asked.
 type Forensics struct {
 	mu       sync.Mutex
 	max      int
@@ -91,35 +91,39 @@ type ForensicsIP struct {
 	APIs    map[string]int64 `json:"apis"`
 }
 
-// forensicState is one identity's activity.
+// forensicState is one identity's activity. An identity seen once has no
+// body: ids, first and ip say what its call was.
 type forensicState struct {
 	key   string
-	ents  []fEntry
-	more  *forensicMore // nil until the identity has IPs of its own or many entries
-	first int64         // unix nanoseconds; zeroTime: none
-	last  int64
+	ip    string        // the client IP of a non-IP identity's only call
+	body  *forensicBody // nil until a second call
 	prev  *forensicState
 	next  *forensicState
-	// have counts the names of each tag (method, URL, API) in the
-	// identity's own counts, "(other)" included.
-	have     [3]uint16
-	kind     detect.Kind
-	flags    uint8
+	first int64     // unix nanoseconds; zeroTime: none
+	ids   [3]uint32 // the only call's method, template and API
+	kind  detect.Kind
+	flags uint8
+	// The time zones of first and last.
 	firstLoc uint8
 	lastLoc  uint8
 }
 
 const (
 	stateDirty uint8 = 1 << iota // changed since the last Dirty
-	// stateOneIP: every call of this non-IP identity came from more.ips[0],
+	// stateOneIP: every call of this non-IP identity came from body.ips[0],
 	// whose counts are the identity's own (kept once).
 	stateOneIP
 )
 
-// forensicMore is what only some identities need.
-type forensicMore struct {
+// forensicBody holds the counts of an identity seen more than once.
+type forensicBody struct {
+	ents  []fEntry
 	ips   []forensicIP // the client IPs of a non-IP identity
 	index map[uint64]int32
+	last  int64
+	// have counts the names of each tag (method, URL, API) in the
+	// identity's own counts, "(other)" included.
+	have [3]uint16
 }
 
 type forensicIP struct {
@@ -163,7 +167,7 @@ const forensicIndexAt = 24
 // Sizes for the estimate of the bytes held.
 var (
 	stateBytes = detect.AllocSize(int(unsafe.Sizeof(forensicState{})))
-	moreBytes  = detect.AllocSize(int(unsafe.Sizeof(forensicMore{})))
+	bodyBytes  = detect.AllocSize(int(unsafe.Sizeof(forensicBody{})))
 )
 
 const (
@@ -364,7 +368,7 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ids := [3]uint32{f.names.id(t.Method), f.names.id(t.Template), f.names.id(api)}
-	ipKey := ""
+	ipKey := "" // the IP, the bytes of its record's key once seen
 	for k := range detect.NumKinds {
 		v := t.Identities[k]
 		if v == "" {
@@ -372,30 +376,46 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 		}
 		st := f.recs[k][v]
 		if st == nil {
-			st = &forensicState{key: strings.Clone(v), kind: k, first: at, last: at, firstLoc: loc, lastLoc: loc}
+			// A first sighting: one small record.
+			st = &forensicState{key: strings.Clone(v), kind: k, first: at, ids: ids, firstLoc: loc, lastLoc: loc,
+				flags: stateDirty}
+			if k != detect.KindIP {
+				st.ip = ipKey
+			}
+			for _, id := range ids {
+				f.names.ref(id)
+			}
 			f.recs[k][st.key] = st
 			f.peak[k] = max(f.peak[k], len(f.recs[k]))
 			f.n++
+			f.ndirty++
 			f.recBytes += st.size()
-		} else {
-			st.unlink()
-			// zeroTime is below every time, as the zero time.Time is.
-			if st.first == zeroTime || at < st.first {
-				st.first, st.firstLoc = at, loc
+			f.pushFront(st)
+			if k == detect.KindIP {
+				ipKey = st.key // the token's record shares these bytes
 			}
-			if at > st.last {
-				st.last, st.lastLoc = at, loc
-			}
+			continue
 		}
+		st.unlink()
 		f.pushFront(st)
 		if st.flags&stateDirty == 0 {
 			st.flags |= stateDirty
 			f.ndirty++
 		}
+		before := st.size()
+		if st.body == nil {
+			f.expand(st)
+		}
+		// zeroTime is below every time, as the zero time.Time is.
+		if st.first == zeroTime || at < st.first {
+			st.first, st.firstLoc = at, loc
+		}
+		if at > st.body.last {
+			st.body.last, st.lastLoc = at, loc
+		}
 		if k == detect.KindIP {
 			ipKey = st.key
 		}
-		before := st.size()
 		f.countCall(st, k, ip, ipKey, ids, hour)
 		f.recBytes += st.size() - before
 	}
@@ -414,34 +434,51 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 // record key, whose bytes st shares).
 func (f *Forensics) countCall(st *forensicState, k detect.Kind, ip, ipKey string, ids [3]uint32, hour int32) {
 	perIP := uint8(0)
+	b := st.body
 	if k != detect.KindIP {
 		switch {
-		case ip != "" && len(st.ents) == 0 && st.more == nil:
-			// The first call: its IP's counts are the identity's own.
-			st.more = &forensicMore{ips: []forensicIP{{ip: ipKey}}}
-			st.flags |= stateOneIP
-		case st.flags&stateOneIP != 0 && ip == st.more.ips[0].ip:
+		case st.flags&stateOneIP != 0 && ip == b.ips[0].ip:
 		default:
 			if st.flags&stateOneIP != 0 {
 				f.splitIPs(st)
 			}
 			if ip != "" {
-				perIP = st.ipNumber(ip, ipKey)
+				perIP = b.ipNumber(ip, ipKey)
 			}
 		}
 	}
 	for tag := range uint8(3) {
-		f.countName(st, tag, 0, ids[tag], &st.have[tag])
+		f.countName(b, tag, 0, ids[tag], &b.have[tag])
 		if perIP != 0 {
-			f.countName(st, tag, perIP, ids[tag], &st.more.ips[perIP-1].have[tag])
+			f.countName(b, tag, perIP, ids[tag], &b.ips[perIP-1].have[tag])
 		}
 	}
-	st.countHour(hour)
+	b.countHour(hour)
+}
+
+// expand gives a record seen once the body that counts further calls.
+func (f *Forensics) expand(st *forensicState) {
+	b := &forensicBody{ents: make([]fEntry, 0, 4), last: st.first, have: [3]uint16{1, 1, 1}}
+	for tag, id := range st.ids {
+		b.ents = append(b.ents, newEntry(uint8(tag), 0, id, 1)) // the names' references move to the entries
+	}
+	b.ents = append(b.ents, newEntry(tagHour, 0, uint32(hourOf(st.first)), 1))
+	if st.ip != "" {
+		// Its IP's counts are the identity's own until another shows.
+		b.ips = []forensicIP{{ip: st.ip}}
+		st.flags |= stateOneIP
+	}
+	st.body, st.ip, st.ids = b, "", [3]uint32{}
+}
+
+// hourOf returns the unix hour of a time kept, as Consume counts it.
+func hourOf(ns int64) int32 {
+	return int32(max(min(timeOf(ns, 0).Unix()/3600, math.MaxInt32), math.MinInt32))
 }
 
 // countName counts a call under name id of tag for the identity (ip 0) or
 // one of its IPs; past the tag's limit, new names count under "(other)".
-func (f *Forensics) countName(st *forensicState, tag, ip uint8, id uint32, have *uint16) {
+func (f *Forensics) countName(st *forensicBody, tag, ip uint8, id uint32, have *uint16) {
 	if i := st.find(tag, ip, id); i >= 0 {
 		st.ents[i].add(1)
 		return
@@ -462,23 +499,21 @@ func (f *Forensics) countName(st *forensicState, tag, ip uint8, id uint32, have 
 // copy before a call from elsewhere is counted.
 func (f *Forensics) splitIPs(st *forensicState) {
 	st.flags &^= stateOneIP
-	st.more.ips[0].have = st.have
-	for i, n := 0, len(st.ents); i < n; i++ {
-		e := st.ents[i]
+	b := st.body
+	b.ips[0].have = b.have
+	for i, n := 0, len(b.ents); i < n; i++ {
+		e := b.ents[i]
 		if tag := e.tag(); tag != tagHour {
 			f.names.ref(e[0])
-			st.push(newEntry(tag, 1, e[0], e.n()))
+			b.push(newEntry(tag, 1, e[0], e.n()))
 		}
 	}
 }
 
 // ipNumber returns the number (from 1) of a client IP among st's, the
 // "(other)" one past forensicMaxIPs.
-func (st *forensicState) ipNumber(ip, ipKey string) uint8 {
-	if st.more == nil {
-		st.more = &forensicMore{}
-	}
-	ips := st.more.ips
+func (st *forensicBody) ipNumber(ip, ipKey string) uint8 {
+	ips := st.ips
 	for i := range ips {
 		if ips[i].ip == ip {
 			return uint8(i + 1)
@@ -495,14 +530,14 @@ func (st *forensicState) ipNumber(ip, ipKey string) uint8 {
 	} else if name != ip {
 		name = strings.Clone(ip)
 	}
-	st.more.ips = append(ips, forensicIP{ip: name})
-	return uint8(len(st.more.ips))
+	st.ips = append(ips, forensicIP{ip: name})
+	return uint8(len(st.ips))
 }
 
 // find returns the entry counting name id of tag for ip, or -1.
-func (st *forensicState) find(tag, ip uint8, id uint32) int {
-	if st.more != nil && st.more.index != nil {
-		if i, ok := st.more.index[entryKey(tag, ip, id)]; ok {
+func (st *forensicBody) find(tag, ip uint8, id uint32) int {
+	if st.index != nil {
+		if i, ok := st.index[entryKey(tag, ip, id)]; ok {
 			return int(i)
 		}
 		return -1
@@ -517,39 +552,31 @@ func (st *forensicState) find(tag, ip uint8, id uint32) int {
 }
 
 // push appends an entry, keeping the index once there are many.
-func (st *forensicState) push(e fEntry) {
-	if st.ents == nil {
-		st.ents = make([]fEntry, 0, 4) // a first call: method, template, API, hour
-	}
+func (st *forensicBody) push(e fEntry) {
 	st.ents = append(st.ents, e)
 	switch {
-	case st.more != nil && st.more.index != nil:
-		st.more.index[entryKey(e.tag(), e.ip(), e[0])] = int32(len(st.ents) - 1)
+	case st.index != nil:
+		st.index[entryKey(e.tag(), e.ip(), e[0])] = int32(len(st.ents) - 1)
 	case len(st.ents) > forensicIndexAt:
 		st.reindex()
 	}
 }
 
-func (st *forensicState) reindex() {
+func (st *forensicBody) reindex() {
 	if len(st.ents) <= forensicIndexAt {
-		if st.more != nil {
-			st.more.index = nil
-		}
+		st.index = nil
 		return
 	}
-	if st.more == nil {
-		st.more = &forensicMore{}
-	}
-	st.more.index = make(map[uint64]int32, len(st.ents))
+	st.index = make(map[uint64]int32, len(st.ents))
 	for i := range st.ents {
 		e := &st.ents[i]
-		st.more.index[entryKey(e.tag(), e.ip(), e[0])] = int32(i)
+		st.index[entryKey(e.tag(), e.ip(), e[0])] = int32(i)
 	}
 }
 
 // countHour counts a call in its hour and forgets hours older than a week
 // before the latest.
-func (st *forensicState) countHour(hour int32) {
+func (st *forensicBody) countHour(hour int32) {
 	id := uint32(hour)
 	if i := st.find(tagHour, 0, id); i >= 0 {
 		st.ents[i].add(1)
@@ -584,11 +611,11 @@ func (st *forensicState) countHour(hour int32) {
 // size estimates a record's heap bytes. The bytes of its IPs' strings are
 // the IP identities' keys, counted there.
 func (st *forensicState) size() int64 {
-	n := stateBytes + detect.StringSize(st.key) + detect.AllocSize(cap(st.ents)*entrySize)
-	if m := st.more; m != nil {
-		n += moreBytes + detect.AllocSize(cap(m.ips)*ipSize)
-		if m.index != nil {
-			n += detect.MapBytes(len(m.index), 16)
+	n := stateBytes + detect.StringSize(st.key)
+	if b := st.body; b != nil {
+		n += bodyBytes + detect.AllocSize(cap(b.ents)*entrySize) + detect.AllocSize(cap(b.ips)*ipSize)
+		if b.index != nil {
+			n += detect.MapBytes(len(b.index), 16)
 		}
 	}
 	return n
@@ -640,8 +667,14 @@ func (f *Forensics) remove(s *forensicState) {
 		f.ndirty--
 	}
 	f.recBytes -= s.size()
-	for i := range s.ents {
-		if e := &s.ents[i]; e.tag() != tagHour {
+	if s.body == nil {
+		for _, id := range s.ids {
+			f.names.unref(id)
+		}
+		return
+	}
+	for i := range s.body.ents {
+		if e := &s.body.ents[i]; e.tag() != tagHour {
 			f.names.unref(e[0])
 		}
 	}
@@ -673,27 +706,27 @@ func (f *Forensics) Put(r *ForensicRecord) {
 	if old := f.recs[k][r.Value]; old != nil {
 		f.remove(old)
 	}
-	s := &forensicState{key: r.Value, kind: k, first: stamp(r.FirstSeen), last: stamp(r.LastSeen),
+	b := &forensicBody{last: stamp(r.LastSeen)}
+	s := &forensicState{key: r.Value, kind: k, first: stamp(r.FirstSeen), body: b,
 		firstLoc: locationID(r.FirstSeen), lastLoc: locationID(r.LastSeen)}
 	put := func(tag, ip uint8, m map[string]int64, have *uint16) {
 		for name, n := range m {
 			id := f.names.id(name)
 			f.names.ref(id)
-			s.push(newEntry(tag, ip, id, n))
+			b.push(newEntry(tag, ip, id, n))
 		}
 		*have = uint16(min(len(m), math.MaxUint16))
 	}
-	put(tagMethod, 0, r.Methods, &s.have[0])
-	put(tagURL, 0, r.URLs, &s.have[1])
-	put(tagAPI, 0, r.APIs, &s.have[2])
+	put(tagMethod, 0, r.Methods, &b.have[0])
+	put(tagURL, 0, r.URLs, &b.have[1])
+	put(tagAPI, 0, r.APIs, &b.have[2])
 	for h, n := range r.Hours {
-		s.push(newEntry(tagHour, 0, uint32(int32(max(min(h, math.MaxInt32), math.MinInt32))), n))
+		b.push(newEntry(tagHour, 0, uint32(int32(max(min(h, math.MaxInt32), math.MinInt32))), n))
 	}
 	if k != detect.KindIP && len(r.IPs) > 0 {
-		s.more = &forensicMore{}
 		if ip, p, ok := onlyIP(r); ok && p.Total == r.Total && maps.Equal(p.Methods, r.Methods) &&
 			maps.Equal(p.URLs, r.URLs) && maps.Equal(p.APIs, r.APIs) {
-			s.more.ips = []forensicIP{{ip: ip}}
+			b.ips = []forensicIP{{ip: ip}}
 			s.flags |= stateOneIP
 		} else {
 			ips := make([]string, 0, len(r.IPs))
@@ -703,8 +736,8 @@ func (f *Forensics) Put(r *ForensicRecord) {
 			sort.Strings(ips)
 			for i, ip := range ips[:min(len(ips), math.MaxUint8)] {
 				p := r.IPs[ip]
-				s.more.ips = append(s.more.ips, forensicIP{ip: ip})
-				have := &s.more.ips[i].have
+				b.ips = append(b.ips, forensicIP{ip: ip})
+				have := &b.ips[i].have
 				put(tagMethod, uint8(i+1), p.Methods, &have[0])
 				put(tagURL, uint8(i+1), p.URLs, &have[1])
 				put(tagAPI, uint8(i+1), p.APIs, &have[2])
@@ -749,20 +782,37 @@ func (f *Forensics) Dirty() []*ForensicRecord {
 
 // record builds the JSON shape of an identity's activity.
 func (f *Forensics) record(s *forensicState) *ForensicRecord {
-	r := &ForensicRecord{Kind: s.kind.String(), Value: s.key, FirstSeen: timeOf(s.first, s.firstLoc),
-		LastSeen: timeOf(s.last, s.lastLoc),
-		Methods:  make(map[string]int64, s.have[0]), URLs: make(map[string]int64, s.have[1]),
-		APIs: make(map[string]int64, s.have[2]), Hours: map[int64]int64{}}
+	r := &ForensicRecord{Kind: s.kind.String(), Value: s.key, FirstSeen: timeOf(s.first, s.firstLoc), Hours: map[int64]int64{}}
+	b := s.body
+	if b == nil {
+		// Seen once.
+		r.LastSeen = timeOf(s.first, s.lastLoc)
+		r.Total = 1
+		r.Methods = map[string]int64{f.names.list[s.ids[0]].name: 1}
+		r.URLs = map[string]int64{f.names.list[s.ids[1]].name: 1}
+		r.APIs = map[string]int64{f.names.list[s.ids[2]].name: 1}
+		r.Hours[int64(hourOf(s.first))] = 1
+		r.IPs = make(map[string]*ForensicsIP, 1)
+		if ip := s.ip; s.kind == detect.KindIP || ip != "" {
+			if s.kind == detect.KindIP {
+				ip = s.key
+			}
+			r.IPs[ip] = &ForensicsIP{Total: 1, Methods: maps.Clone(r.Methods), URLs: maps.Clone(r.URLs), APIs: maps.Clone(r.APIs)}
+		}
+		return r
+	}
+	r.LastSeen = timeOf(b.last, s.lastLoc)
+	r.Methods, r.URLs, r.APIs = make(map[string]int64, b.have[0]), make(map[string]int64, b.have[1]), make(map[string]int64, b.have[2])
 	var ips []*ForensicsIP
-	if s.more != nil && s.flags&stateOneIP == 0 {
-		ips = make([]*ForensicsIP, len(s.more.ips))
-		for i, p := range s.more.ips {
+	if s.flags&stateOneIP == 0 {
+		ips = make([]*ForensicsIP, len(b.ips))
+		for i, p := range b.ips {
 			ips[i] = &ForensicsIP{Methods: make(map[string]int64, p.have[0]), URLs: make(map[string]int64, p.have[1]),
 				APIs: make(map[string]int64, p.have[2])}
 		}
 	}
-	for i := range s.ents {
-		e := &s.ents[i]
+	for i := range b.ents {
+		e := &b.ents[i]
 		tag, n := e.tag(), e.n()
 		if tag == tagHour {
 			r.Hours[int64(int32(e[0]))] = n
@@ -778,7 +828,7 @@ func (f *Forensics) record(s *forensicState) *ForensicRecord {
 			p := ips[ip-1]
 			m = [3]map[string]int64{p.Methods, p.URLs, p.APIs}[tag]
 			if tag == tagMethod {
-				p.Total += n // each call counts one method
+				p.Total += n
 			}
 		}
 		m[f.names.list[e[0]].name] = n
@@ -788,10 +838,10 @@ func (f *Forensics) record(s *forensicState) *ForensicRecord {
 	case s.kind == detect.KindIP:
 		r.IPs[s.key] = &ForensicsIP{Total: r.Total, Methods: maps.Clone(r.Methods), URLs: maps.Clone(r.URLs), APIs: maps.Clone(r.APIs)}
 	case s.flags&stateOneIP != 0:
-		r.IPs[s.more.ips[0].ip] = &ForensicsIP{Total: r.Total, Methods: maps.Clone(r.Methods), URLs: maps.Clone(r.URLs), APIs: maps.Clone(r.APIs)}
+		r.IPs[b.ips[0].ip] = &ForensicsIP{Total: r.Total, Methods: maps.Clone(r.Methods), URLs: maps.Clone(r.URLs), APIs: maps.Clone(r.APIs)}
 	}
 	for i, p := range ips {
-		r.IPs[s.more.ips[i].ip] = p
+		r.IPs[b.ips[i].ip] = p
 	}
 	return r
 }
@@ -817,8 +867,12 @@ func (f *Forensics) Top(api string, n int) []TopIdentity {
 	if id, ok := f.names.lookup(api); ok {
 		for k := range f.recs {
 			for v, s := range f.recs[k] {
-				if i := s.find(tagAPI, 0, id); i >= 0 {
-					out = append(out, TopIdentity{Kind: detect.Kind(k).String(), Value: v, Requests: s.ents[i].n()})
+				if s.body == nil {
+					if s.ids[2] == id {
+						out = append(out, TopIdentity{Kind: detect.Kind(k).String(), Value: v, Requests: 1})
+					}
+				} else if i := s.body.find(tagAPI, 0, id); i >= 0 {
+					out = append(out, TopIdentity{Kind: detect.Kind(k).String(), Value: v, Requests: s.body.ents[i].n()})
 				}
 			}
 		}

@@ -163,7 +163,7 @@ func TestForensicsIndex(t *testing.T) {
 			t.Fatalf("round %d: total %d, per IP %d + %d", round, r.Total, r.IPs["10.0.0.0"].Total, r.IPs["10.0.0.1"].Total)
 		}
 	}
-	if st := f.recs[detect.KindToken]["fp:a"]; st.more == nil || len(st.more.index) != len(st.ents) {
-		t.Fatalf("record of %d entries not indexed", len(st.ents))
+	if st := f.recs[detect.KindToken]["fp:a"]; st.body == nil || len(st.body.index) != len(st.body.ents) {
+		t.Fatalf("record not indexed: %+v", st.body)
 	}
 }
