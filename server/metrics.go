@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
 	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/envoy"
 	"github.com/vigil-project/vigil/server/config"
@@ -150,19 +151,12 @@ func (m *metrics) streams(l *streamLimit) {
 	)
 }
 
-// stateStats are the behaviour engine's counts (behaviour.Engine.Stats).
-type stateStats struct {
-	States    [detect.NumKinds]int64 // tracked (API, identity) states by identity kind
-	Evictions uint64                 // states forgotten to stay within the budget or max_states
-	Bytes     int64                  // their estimated size
-}
-
 // memorySources are what the memory metrics read at scrape time; a nil
 // function leaves its series out.
 type memorySources struct {
 	budget    config.Budget
-	states    func() stateStats
-	forensics func() int64 // bytes
+	states    func() behaviour.Stats
+	forensics func() observe.ForensicsStats
 	inventory func() int64
 	attacks   func() int64
 }
@@ -172,8 +166,9 @@ type memorySources struct {
 // per scrape: the engine's counts take a lock per shard, so one read serves
 // every series.
 type memoryCollector struct {
-	src                                      memorySources
-	states, evictions, estimated, budgetDesc *prometheus.Desc
+	src                                       memorySources
+	states, sightings, evictions              *prometheus.Desc
+	forensicsEvictions, estimated, budgetDesc *prometheus.Desc
 }
 
 func newMemoryCollector(src memorySources) *memoryCollector {
@@ -181,6 +176,10 @@ func newMemoryCollector(src memorySources) *memoryCollector {
 		src: src,
 		states: prometheus.NewDesc("vigil_tracked_states",
 			"Tracked (API, identity) behaviour states, by identity kind.", []string{"kind"}, nil),
+		sightings: prometheus.NewDesc("vigil_state_sightings",
+			"Identities seen once, held as a small first sighting until they call again (then a tracked state).", nil, nil),
+		forensicsEvictions: prometheus.NewDesc("vigil_forensics_evictions_total",
+			"Forensic records forgotten, least recently seen first, to stay within their share of detection.max_memory or retention.forensics_identities.", nil, nil),
 		evictions: prometheus.NewDesc("vigil_state_evictions_total",
 			"Behaviour states forgotten, least recently seen first, to stay within detection.max_memory or detection.max_states: an evicted identity starts again.", nil, nil),
 		estimated: prometheus.NewDesc("vigil_memory_estimated_bytes",
@@ -193,7 +192,9 @@ func newMemoryCollector(src memorySources) *memoryCollector {
 // Describe implements prometheus.Collector.
 func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.states
+	ch <- c.sightings
 	ch <- c.evictions
+	ch <- c.forensicsEvictions
 	ch <- c.estimated
 	ch <- c.budgetDesc
 }
@@ -208,13 +209,19 @@ func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, k := range detect.Kinds() {
 			gauge(c.states, float64(st.States[k]), k.String())
 		}
+		ch <- prometheus.MustNewConstMetric(c.sightings, prometheus.GaugeValue, float64(st.Sightings))
 		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(st.Evictions))
 		gauge(c.estimated, float64(st.Bytes), "states")
+	}
+	if f := c.src.forensics; f != nil {
+		st := f()
+		ch <- prometheus.MustNewConstMetric(c.forensicsEvictions, prometheus.CounterValue, float64(st.Evictions))
+		gauge(c.estimated, float64(st.Bytes), "forensics")
 	}
 	for _, s := range []struct {
 		name string
 		f    func() int64
-	}{{"forensics", c.src.forensics}, {"inventory", c.src.inventory}, {"attacks", c.src.attacks}} {
+	}{{"inventory", c.src.inventory}, {"attacks", c.src.attacks}} {
 		if s.f != nil {
 			gauge(c.estimated, float64(s.f()), s.name)
 		}

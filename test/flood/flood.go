@@ -55,6 +55,7 @@ type Client struct {
 	// Repeat is how many calls each identity makes in a row in Drive (0: one):
 	// a client that returns is tracked as a state, not only sighted.
 	Repeat int
+	seq    atomic.Uint64 // request IDs: every call its own
 	az     authv3.AuthorizationClient
 	ep     extprocv3.ExternalProcessorClient
 }
@@ -68,7 +69,7 @@ func NewClient(cc grpc.ClientConnInterface, host, path string) *Client {
 // Vigil allowed it.
 func (c *Client) Call(ctx context.Context, svc Service, i int, ip, token string) (allowed bool, err error) {
 	path := c.Path + strconv.Itoa(i%1000)
-	id := "flood-" + strconv.Itoa(i)
+	id := "flood-" + strconv.FormatUint(c.seq.Add(1), 10)
 	if svc == ExtAuthz {
 		r, err := c.az.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 			Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
@@ -180,6 +181,7 @@ func (c *Client) Drive(ctx context.Context, svc Service, from, to, conc int) err
 type Sample struct {
 	Calls     int
 	RSS, HWM  int64   // VmRSS, VmHWM (peak), bytes
+	RSSFile   int64   // RssFile: pages of files mapped in (the binary, vigil.db), bytes
 	HeapLive  int64   // go_gc_heap_live_bytes: live heap marked by the last GC
 	HeapInuse int64   // go_memstats_heap_inuse_bytes
 	States    int64   // vigil_tracked_states, every kind
@@ -199,15 +201,15 @@ func (s Sample) BytesPerState() float64 {
 
 func (s Sample) String() string {
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-	return fmt.Sprintf("%8d calls: RSS %s (peak %s), live heap %s (in use %s), states %d, estimated %s, %.0f B/state, evictions %d, queue %d, %.0f calls/s",
-		s.Calls, mib(s.RSS), mib(s.HWM), mib(s.HeapLive), mib(s.HeapInuse), s.States, mib(s.Estimated), s.BytesPerState(), s.Evictions, s.Queue, s.Rate)
+	return fmt.Sprintf("%8d calls: RSS %s (peak %s, files %s), live heap %s (in use %s), states %d, estimated %s, %.0f B/state, evictions %d, queue %d, %.0f calls/s",
+		s.Calls, mib(s.RSS), mib(s.HWM), mib(s.RSSFile), mib(s.HeapLive), mib(s.HeapInuse), s.States, mib(s.Estimated), s.BytesPerState(), s.Evictions, s.Queue, s.Rate)
 }
 
 // Measure samples the process pid and its admin listener at adminAddr.
 func Measure(pid int, adminAddr string) (Sample, error) {
 	var s Sample
 	var err error
-	if s.RSS, s.HWM, err = ProcMemory(pid); err != nil {
+	if s.RSS, s.HWM, s.RSSFile, err = ProcMemory(pid); err != nil {
 		return s, err
 	}
 	m, err := Metrics(adminAddr)
@@ -220,33 +222,37 @@ func Measure(pid int, adminAddr string) (Sample, error) {
 	return s, nil
 }
 
-// ProcMemory reads a process's VmRSS and VmHWM from /proc, in bytes.
-func ProcMemory(pid int) (rss, hwm int64, err error) {
+// ProcMemory reads a process's VmRSS, VmHWM and RssFile from /proc, in
+// bytes.
+func ProcMemory(pid int) (rss, hwm, file int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		if !ok || (k != "VmRSS" && k != "VmHWM" && k != "RssFile") {
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s: %q", k, v)
+			return 0, 0, 0, fmt.Errorf("%s: %q", k, v)
 		}
-		if k == "VmRSS" {
+		switch k {
+		case "VmRSS":
 			rss = kb << 10
-		} else {
+		case "VmHWM":
 			hwm = kb << 10
+		default:
+			file = kb << 10
 		}
 	}
 	if rss == 0 {
-		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+		return 0, 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
-	return rss, hwm, sc.Err()
+	return rss, hwm, file, sc.Err()
 }
 
 // Metrics reads /metrics at adminAddr: each metric's series summed, by name.

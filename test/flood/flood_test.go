@@ -97,6 +97,29 @@ func BenchmarkFlood(b *testing.B) {
 				b.Logf("%v", v.sample(0))
 				var s flood.Sample
 				done := 0
+				// The peak between checkpoints, and what it was made of.
+				stopPeak := make(chan struct{})
+				var peak struct {
+					rss, file int64
+					at        time.Duration
+				}
+				peakDone := make(chan struct{})
+				begin := time.Now()
+				go func() {
+					defer close(peakDone)
+					tick := time.NewTicker(100 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						select {
+						case <-stopPeak:
+							return
+						case <-tick.C:
+						}
+						if rss, _, file, err := flood.ProcMemory(v.pid); err == nil && rss > peak.rss {
+							peak.rss, peak.file, peak.at = rss, file, time.Since(begin)
+						}
+					}
+				}()
 				for _, cp := range []int{10000, 100000, 250000, 500000, 1000000, 2000000} {
 					if cp > n {
 						cp = n
@@ -111,6 +134,10 @@ func BenchmarkFlood(b *testing.B) {
 					s = v.sample(done)
 					b.Logf("%v", s)
 				}
+				close(stopPeak)
+				<-peakDone
+				b.Logf("peak RSS sampled every 100 ms: %.1f MiB (files %.1f MiB) at %s of %s", float64(peak.rss)/(1<<20),
+					float64(peak.file)/(1<<20), peak.at.Round(time.Second), time.Since(begin).Round(time.Second))
 				b.ReportMetric(float64(s.HWM)/(1<<20), "MiB-peak-RSS")
 				b.ReportMetric(s.BytesPerState(), "B/state")
 				b.ReportMetric(float64(s.States), "states")
