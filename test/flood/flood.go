@@ -185,6 +185,7 @@ type Sample struct {
 	HeapLive  int64   // go_gc_heap_live_bytes: live heap marked by the last GC
 	HeapInuse int64   // go_memstats_heap_inuse_bytes
 	States    int64   // vigil_tracked_states, every kind
+	Sightings int64   // vigil_state_sightings: identities seen once, not yet states
 	Estimated int64   // vigil_memory_estimated_bytes, every structure
 	Evictions int64   // vigil_state_evictions_total
 	Queue     int64   // vigil_queue_depth
@@ -201,8 +202,8 @@ func (s Sample) BytesPerState() float64 {
 
 func (s Sample) String() string {
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-	return fmt.Sprintf("%8d calls: RSS %s (peak %s, files %s), live heap %s (in use %s), states %d, estimated %s, %.0f B/state, evictions %d, queue %d, %.0f calls/s",
-		s.Calls, mib(s.RSS), mib(s.HWM), mib(s.RSSFile), mib(s.HeapLive), mib(s.HeapInuse), s.States, mib(s.Estimated), s.BytesPerState(), s.Evictions, s.Queue, s.Rate)
+	return fmt.Sprintf("%8d calls: RSS %s (peak %s, files %s), live heap %s (in use %s), states %d (sightings %d), estimated %s, %.0f B/state, evictions %d, queue %d, %.0f calls/s",
+		s.Calls, mib(s.RSS), mib(s.HWM), mib(s.RSSFile), mib(s.HeapLive), mib(s.HeapInuse), s.States, s.Sightings, mib(s.Estimated), s.BytesPerState(), s.Evictions, s.Queue, s.Rate)
 }
 
 // Measure samples the process pid and its admin listener at adminAddr.
@@ -217,7 +218,8 @@ func Measure(pid int, adminAddr string) (Sample, error) {
 		return s, err
 	}
 	s.HeapLive, s.HeapInuse = int64(m["go_gc_heap_live_bytes"]), int64(m["go_memstats_heap_inuse_bytes"])
-	s.States, s.Estimated = int64(m["vigil_tracked_states"]), int64(m["vigil_memory_estimated_bytes"])
+	s.States, s.Sightings = int64(m["vigil_tracked_states"]), int64(m["vigil_state_sightings"])
+	s.Estimated = int64(m["vigil_memory_estimated_bytes"])
 	s.Evictions, s.Queue = int64(m["vigil_state_evictions_total"]), int64(m["vigil_queue_depth"])
 	return s, nil
 }

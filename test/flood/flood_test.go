@@ -84,7 +84,10 @@ func (t *target) sample(calls int) flood.Sample {
 // BenchmarkFlood floods the built binary, with the default configuration
 // (max_memory 384MiB), with fresh identities through each service and
 // prints the process's memory at checkpoints. VIGIL_FLOOD sets how many
-// calls (each a fresh IP and a fresh token): 1M by default, e.g. 100k.
+// identities (each a fresh IP and a fresh token): 1M by default, e.g.
+// 100k. VIGIL_FLOOD_REPEAT sets the calls each makes in a row (1 by
+// default: a botnet rotating on every call, whose identities are only
+// sightings; 2: each becomes a tracked state, for bytes per state).
 //
 //	go test ./test/flood -run '^$' -bench Flood -benchtime 1x -timeout 60m
 func BenchmarkFlood(b *testing.B) {
@@ -93,7 +96,12 @@ func BenchmarkFlood(b *testing.B) {
 		b.Run(svc.String(), func(b *testing.B) {
 			for range b.N {
 				v := start(b, "")
-				b.Logf("%s, %d calls from fresh identities, max_memory %d MiB:", svc, n, v.configMemory>>20)
+				if r := os.Getenv("VIGIL_FLOOD_REPEAT"); r != "" {
+					if v.client.Repeat, _ = strconv.Atoi(r); v.client.Repeat < 1 {
+						b.Fatalf("VIGIL_FLOOD_REPEAT=%q: want a count of calls", r)
+					}
+				}
+				b.Logf("%s, %d fresh identities, %d call(s) each, max_memory %d MiB:", svc, n, max(v.client.Repeat, 1), v.configMemory>>20)
 				b.Logf("%v", v.sample(0))
 				var s flood.Sample
 				done := 0
@@ -131,7 +139,7 @@ func BenchmarkFlood(b *testing.B) {
 						b.Fatal(err)
 					}
 					done = cp
-					s = v.sample(done)
+					s = v.sample(done * max(v.client.Repeat, 1)) // calls
 					b.Logf("%v", s)
 				}
 				close(stopPeak)
@@ -140,6 +148,7 @@ func BenchmarkFlood(b *testing.B) {
 					float64(peak.file)/(1<<20), peak.at.Round(time.Second), time.Since(begin).Round(time.Second))
 				b.ReportMetric(float64(s.HWM)/(1<<20), "MiB-peak-RSS")
 				b.ReportMetric(s.BytesPerState(), "B/state")
+				b.ReportMetric(float64(s.Sightings), "sightings")
 				b.ReportMetric(float64(s.States), "states")
 			}
 		})
