@@ -27,6 +27,9 @@ func TestFloodStaysInBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("floods the built binary for several seconds")
 	}
+	if raceDetector {
+		t.Skip("the client instrumented takes 30 s; the server is the built binary, not instrumented: runs without -race")
+	}
 	// A budget this small sizes the count-bounded structures with it (the
 	// README's sizing section): the queue, the verdict cache, the records.
 	v := start(t, `
