@@ -49,6 +49,8 @@ type Forensics struct {
 	other    uint32 // the name "(other)"
 	ndirty   int    // records changed since the last Dirty, all at the front of the list
 	recBytes int64  // the records' own bytes
+	fixed    int64  // the bytes of the names and index, as of…
+	sized    bool   // …unless names or index grew since
 
 	// Read without the lock (metrics).
 	bytes     atomic.Int64
@@ -179,11 +181,18 @@ const (
 // nameTable numbers the methods, templates and APIs that records count,
 // each kept once; a name no record counts any more is forgotten.
 type nameTable struct {
-	ids   map[string]uint32
-	list  []nameSlot // by id
-	free  []uint32
-	peak  int
-	bytes int64 // the names' own bytes
+	ids     map[string]uint32
+	list    []nameSlot // by id
+	free    []uint32
+	peak    int
+	bytes   int64 // the names' own bytes
+	changed bool  // since size was last asked
+	// recent is the last name looked up, per tag: calls repeat them.
+	recent [3]struct {
+		name string
+		id   uint32
+		ok   bool
+	}
 }
 
 type nameSlot struct {
@@ -210,16 +219,24 @@ func (t *nameTable) add(name string) uint32 {
 	}
 	t.ids[name] = id
 	t.peak = max(t.peak, len(t.ids))
+	t.changed = true
 	t.bytes += detect.StringSize(name)
 	return id
 }
 
-// id returns name's number, numbering it if new.
-func (t *nameTable) id(name string) uint32 {
-	if id, ok := t.ids[name]; ok {
-		return id
+// id returns name's number, numbering it if new; tag picks the recent
+// name compared first.
+func (t *nameTable) id(tag uint8, name string) uint32 {
+	r := &t.recent[tag]
+	if r.ok && r.name == name {
+		return r.id
 	}
-	return t.add(name)
+	id, ok := t.ids[name]
+	if !ok {
+		id = t.add(name)
+	}
+	r.name, r.id, r.ok = t.list[id].name, id, true
+	return id
 }
 
 func (t *nameTable) ref(id uint32) { t.list[id].refs++ }
@@ -233,14 +250,21 @@ func (t *nameTable) unref(id uint32) {
 }
 
 func (t *nameTable) forget(id uint32) {
+	for i := range t.recent {
+		if t.recent[i].id == id {
+			t.recent[i].ok = false
+		}
+	}
 	s := &t.list[id]
 	delete(t.ids, s.name)
 	t.bytes -= detect.StringSize(s.name)
+	t.changed = true
 	*s = nameSlot{}
 	t.free = append(t.free, id)
 }
 
 func (t *nameTable) size() int64 {
+	t.changed = false
 	return t.bytes + detect.AllocSize(cap(t.list)*int(unsafe.Sizeof(nameSlot{}))) + detect.AllocSize(cap(t.free)*4) +
 		detect.MapBytes(t.peak, 16+8)
 }
@@ -268,11 +292,22 @@ func (f *Forensics) Stats() ForensicsStats {
 
 // total estimates the bytes held: records, names and the index.
 func (f *Forensics) total() int64 {
-	b := f.recBytes + f.names.size()
-	for _, p := range f.peak {
-		b += detect.MapBytes(p, recSlotSize)
+	if !f.sized || f.names.changed {
+		f.fixed = f.names.size()
+		for _, p := range f.peak {
+			f.fixed += detect.MapBytes(p, recSlotSize)
+		}
+		f.sized = true
 	}
-	return b
+	return f.recBytes + f.fixed
+}
+
+// added counts a new record in its kind's index.
+func (f *Forensics) added(k detect.Kind) {
+	f.n++
+	if n := len(f.recs[k]); n > f.peak[k] {
+		f.peak[k], f.sized = n, false
+	}
 }
 
 func (f *Forensics) publish() {
@@ -367,7 +402,7 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 	loc := locationID(t.Start)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ids := [3]uint32{f.names.id(t.Method), f.names.id(t.Template), f.names.id(api)}
+	ids := [3]uint32{f.names.id(tagMethod, t.Method), f.names.id(tagURL, t.Template), f.names.id(tagAPI, api)}
 	ipKey := "" // the IP, the bytes of its record's key once seen
 	for k := range detect.NumKinds {
 		v := t.Identities[k]
@@ -386,8 +421,7 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 				f.names.ref(id)
 			}
 			f.recs[k][st.key] = st
-			f.peak[k] = max(f.peak[k], len(f.recs[k]))
-			f.n++
+			f.added(k)
 			f.ndirty++
 			f.recBytes += st.size()
 			f.pushFront(st)
@@ -402,7 +436,7 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 			st.flags |= stateDirty
 			f.ndirty++
 		}
-		before := st.size()
+		shape := st.shape()
 		if st.body == nil {
 			f.expand(st)
 		}
@@ -417,7 +451,9 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 			ipKey = st.key
 		}
 		f.countCall(st, k, ip, ipKey, ids, hour)
-		f.recBytes += st.size() - before
+		if now := st.shape(); now != shape {
+			f.recBytes += now.size() - shape.size()
+		}
 	}
 	// A name this call brought that no record took (all past their limits).
 	for i, id := range ids {
@@ -608,18 +644,35 @@ func (st *forensicBody) countHour(hour int32) {
 	}
 }
 
+// recordShape is what a record's size depends on.
+type recordShape struct {
+	key            int
+	body           bool
+	ents, ips, idx int
+}
+
+func (st *forensicState) shape() recordShape {
+	if b := st.body; b != nil {
+		return recordShape{len(st.key), true, cap(b.ents), cap(b.ips), len(b.index)}
+	}
+	return recordShape{key: len(st.key)}
+}
+
 // size estimates a record's heap bytes. The bytes of its IPs' strings are
 // the IP identities' keys, counted there.
-func (st *forensicState) size() int64 {
-	n := stateBytes + detect.StringSize(st.key)
-	if b := st.body; b != nil {
-		n += bodyBytes + detect.AllocSize(cap(b.ents)*entrySize) + detect.AllocSize(cap(b.ips)*ipSize)
-		if b.index != nil {
-			n += detect.MapBytes(len(b.index), 16)
+func (sh recordShape) size() int64 {
+	n := stateBytes + detect.AllocSize(sh.key)
+	if sh.body {
+		n += bodyBytes + detect.AllocSize(sh.ents*entrySize) + detect.AllocSize(sh.ips*ipSize)
+		if sh.idx > 0 {
+			n += detect.MapBytes(sh.idx, 16)
 		}
 	}
 	return n
 }
+
+// size estimates a record's heap bytes.
+func (st *forensicState) size() int64 { return st.shape().size() }
 
 func (f *Forensics) pushFront(s *forensicState) {
 	s.prev, s.next = &f.lru, f.lru.next
@@ -711,7 +764,7 @@ func (f *Forensics) Put(r *ForensicRecord) {
 		firstLoc: locationID(r.FirstSeen), lastLoc: locationID(r.LastSeen)}
 	put := func(tag, ip uint8, m map[string]int64, have *uint16) {
 		for name, n := range m {
-			id := f.names.id(name)
+			id := f.names.id(tag, name)
 			f.names.ref(id)
 			b.push(newEntry(tag, ip, id, n))
 		}
@@ -745,8 +798,7 @@ func (f *Forensics) Put(r *ForensicRecord) {
 		}
 	}
 	f.recs[k][s.key] = s
-	f.peak[k] = max(f.peak[k], len(f.recs[k]))
-	f.n++
+	f.added(k)
 	f.recBytes += s.size()
 	f.pushFront(s)
 	f.trim()
