@@ -28,6 +28,7 @@ type Inventory struct {
 	discovered   int // records of discovered APIs, bounded by maxAPIs
 	maxAPIs      int
 	maxEndpoints int
+	maxBytes     int64 // 0: no byte budget; under mu
 
 	// Read without the lock (metrics, the pipeline's warnings).
 	overflowAPIs, overflowEndpoints, evicted, misses atomic.Uint64
@@ -199,6 +200,18 @@ func (inv *Inventory) removeEndpoint(r *apiRecord, ep *endpointRecord) {
 // Safe to call at any time.
 func (inv *Inventory) Bytes() int64 { return inv.bytes.Load() }
 
+// SetMaxBytes bounds the bytes of the inventory (estimated; 0: no bound):
+// past it, new discovered APIs and new endpoints are counted as overflow,
+// as past their count limits. Configured APIs are always kept.
+func (inv *Inventory) SetMaxBytes(n int64) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	inv.maxBytes = n
+}
+
+// full reports whether the inventory is at its byte budget.
+func (inv *Inventory) full() bool { return inv.maxBytes > 0 && inv.bytes.Load() >= inv.maxBytes }
+
 func newAPIRecord(name, base string, configured *detect.API) *apiRecord {
 	// The activity is there from the start: a configured API before its
 	// first call, and every API restored after a restart, has an empty
@@ -246,7 +259,7 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 			inv.misses.Add(1)
 		}
 		return
-	case inv.discovered >= inv.maxAPIs:
+	case inv.discovered >= inv.maxAPIs || inv.full():
 		inv.overflowAPIs.Add(1)
 		return
 	default:
@@ -284,7 +297,7 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 			return
 		case !admits:
 			return
-		case len(r.endpoints) >= inv.maxEndpoints:
+		case len(r.endpoints) >= inv.maxEndpoints || inv.full():
 			if (c != 2 && c != 3) || r.weak.head == nil {
 				r.overflow++
 				inv.overflowEndpoints.Add(1)
@@ -426,7 +439,7 @@ func (inv *Inventory) Restore(stats []APIStats) {
 	for _, s := range stats {
 		r, ok := inv.apis[s.Name]
 		if !ok {
-			if !s.Discovered || inv.discovered >= inv.maxAPIs {
+			if !s.Discovered || inv.discovered >= inv.maxAPIs || inv.full() {
 				continue // a configured API no longer configured, or past the bound
 			}
 			r = newAPIRecord(s.Name, s.BasePath, nil)
@@ -453,7 +466,7 @@ func (inv *Inventory) Restore(stats []APIStats) {
 			key := e.Method + " " + e.Path
 			ep := r.endpoints[key]
 			if ep == nil {
-				if len(r.endpoints) >= inv.maxEndpoints {
+				if len(r.endpoints) >= inv.maxEndpoints || inv.full() {
 					continue
 				}
 				// Method and path share the key's bytes.

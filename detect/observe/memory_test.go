@@ -163,3 +163,40 @@ func TestForensicsByteBudget(t *testing.T) {
 	}
 	runtime.KeepAlive(calls)
 }
+
+// TestInventoryByteBudget: past its byte budget the inventory takes no new
+// discovered API and no new endpoint (counted as overflow, as past the
+// count limits), and keeps counting the APIs and endpoints it has.
+func TestInventoryByteBudget(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	const budget = 256 << 10
+	inv := NewInventory([]*detect.API{ordersAPI}, 1000, 1000)
+	inv.SetMaxBytes(budget)
+	call := func(host, path string) {
+		inv.Consume(&detect.Transaction{Host: host, Method: "GET", Path: path, HasRequest: true, Start: at, Status: 200})
+	}
+	for i := range 20_000 {
+		call(fmt.Sprintf("h%d.test", i%500), fmt.Sprintf("/api%d/items%d", i%7, i))
+		// Bounded, give or take the last record added (an API and its activity).
+		if b := inv.Bytes(); b > budget+16<<10 {
+			t.Fatalf("after %d calls: %d B, budget %d B", i+1, b, budget)
+		}
+	}
+	if inv.OverflowAPIs() == 0 || inv.OverflowEndpoints() == 0 {
+		t.Fatalf("overflow: %d APIs, %d endpoints", inv.OverflowAPIs(), inv.OverflowEndpoints())
+	}
+	requests := func() uint64 {
+		for _, a := range inv.APIs(nil) {
+			if a.Name == "h0.test/api0" {
+				return a.Requests
+			}
+		}
+		t.Fatal("h0.test/api0 not in the inventory")
+		return 0
+	}
+	n := requests()
+	call("h0.test", "/api0/items0")
+	if requests() != n+1 {
+		t.Fatal("a known API stopped counting past the budget")
+	}
+}
