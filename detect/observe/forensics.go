@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"hash/maphash"
 	"maps"
 	"math"
 	"slices"
@@ -41,8 +42,13 @@ type Forensics struct {
 	mu       sync.Mutex
 	max      int
 	maxBytes int64 // 0: no byte budget
-	recs     [detect.NumKinds]map[string]*forensicState
-	peak     [detect.NumKinds]int // Go's maps do not shrink: their largest size
+	// recs indexes the records by a 64-bit hash of kind and key (16-byte
+	// slots); a record whose hash another has is in clash.
+	recs     map[uint64]*forensicState
+	clash    map[forensicKey]*forensicState
+	seed     maphash.Seed
+	mask     uint64 // of the hash: all ones (tests clear bits to make clashes)
+	peak     [2]int // Go's maps do not shrink: their largest sizes
 	n        int
 	lru      forensicState // sentinel of the recency list: lru.next is the most recent
 	names    nameTable
@@ -173,9 +179,10 @@ var (
 )
 
 const (
-	entrySize   = int(unsafe.Sizeof(fEntry{}))
-	ipSize      = int(unsafe.Sizeof(forensicIP{}))
-	recSlotSize = 16 + 8 // string key, pointer
+	entrySize     = int(unsafe.Sizeof(fEntry{}))
+	ipSize        = int(unsafe.Sizeof(forensicIP{}))
+	recSlotSize   = 8 + 8      // hash, pointer
+	clashSlotSize = 8 + 16 + 8 // kind, key, pointer
 )
 
 // nameTable numbers the methods, templates and APIs that records count,
@@ -273,9 +280,7 @@ func (t *nameTable) size() int64 {
 // bytes (estimated; 0: no byte budget).
 func NewForensics(maxIdentities int, maxBytes int64) *Forensics {
 	f := &Forensics{max: maxIdentities, maxBytes: maxBytes, names: nameTable{ids: map[string]uint32{}}}
-	for k := range f.recs {
-		f.recs[k] = map[string]*forensicState{}
-	}
+	f.recs, f.clash, f.seed, f.mask = map[uint64]*forensicState{}, map[forensicKey]*forensicState{}, maphash.MakeSeed(), ^uint64(0)
 	f.lru.next, f.lru.prev = &f.lru, &f.lru
 	f.other = f.names.add(forensicOther)
 	f.names.ref(f.other) // kept for good
@@ -294,19 +299,55 @@ func (f *Forensics) Stats() ForensicsStats {
 func (f *Forensics) total() int64 {
 	if !f.sized || f.names.changed {
 		f.fixed = f.names.size()
-		for _, p := range f.peak {
-			f.fixed += detect.MapBytes(p, recSlotSize)
-		}
+		f.fixed += detect.MapBytes(f.peak[0], recSlotSize) + detect.MapBytes(f.peak[1], clashSlotSize)
 		f.sized = true
 	}
 	return f.recBytes + f.fixed
 }
 
-// added counts a new record in its kind's index.
-func (f *Forensics) added(k detect.Kind) {
+type forensicKey struct {
+	kind  detect.Kind
+	value string
+}
+
+func (f *Forensics) hash(k detect.Kind, v string) uint64 {
+	return (maphash.String(f.seed, v) ^ (uint64(k)+1)*0x9e3779b97f4a7c15) & f.mask
+}
+
+// lookup returns the record of an identity, or nil.
+func (f *Forensics) lookup(k detect.Kind, v string) *forensicState {
+	if s := f.recs[f.hash(k, v)]; s != nil && s.kind == k && s.key == v {
+		return s
+	}
+	if len(f.clash) > 0 {
+		return f.clash[forensicKey{k, v}]
+	}
+	return nil
+}
+
+// insert indexes a new record.
+func (f *Forensics) insert(s *forensicState) {
 	f.n++
-	if n := len(f.recs[k]); n > f.peak[k] {
-		f.peak[k], f.sized = n, false
+	if h := f.hash(s.kind, s.key); f.recs[h] == nil {
+		f.recs[h] = s
+	} else {
+		f.clash[forensicKey{s.kind, s.key}] = s
+	}
+	if n := len(f.recs); n > f.peak[0] {
+		f.peak[0], f.sized = n, false
+	}
+	if n := len(f.clash); n > f.peak[1] {
+		f.peak[1], f.sized = n, false
+	}
+}
+
+// unindex takes a record out of the index.
+func (f *Forensics) unindex(s *forensicState) {
+	f.n--
+	if h := f.hash(s.kind, s.key); f.recs[h] == s {
+		delete(f.recs, h)
+	} else {
+		delete(f.clash, forensicKey{s.kind, s.key})
 	}
 }
 
@@ -409,7 +450,7 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 		if v == "" {
 			continue
 		}
-		st := f.recs[k][v]
+		st := f.lookup(k, v)
 		if st == nil {
 			// A first sighting: one small record.
 			st = &forensicState{key: strings.Clone(v), kind: k, first: at, ids: ids, firstLoc: loc, lastLoc: loc,
@@ -420,8 +461,7 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 			for _, id := range ids {
 				f.names.ref(id)
 			}
-			f.recs[k][st.key] = st
-			f.added(k)
+			f.insert(st)
 			f.ndirty++
 			f.recBytes += st.size()
 			f.pushFront(st)
@@ -714,8 +754,7 @@ func (f *Forensics) evict() {
 // remove forgets a record and the names only it counted.
 func (f *Forensics) remove(s *forensicState) {
 	s.unlink()
-	delete(f.recs[s.kind], s.key)
-	f.n--
+	f.unindex(s)
 	if s.flags&stateDirty != 0 {
 		f.ndirty--
 	}
@@ -740,8 +779,8 @@ func (f *Forensics) Get(k detect.Kind, value string) (*ForensicRecord, bool) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, ok := f.recs[k][value]
-	if !ok {
+	s := f.lookup(k, value)
+	if s == nil {
 		return nil, false
 	}
 	return f.record(s), true
@@ -756,7 +795,7 @@ func (f *Forensics) Put(r *ForensicRecord) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if old := f.recs[k][r.Value]; old != nil {
+	if old := f.lookup(k, r.Value); old != nil {
 		f.remove(old)
 	}
 	b := &forensicBody{last: stamp(r.LastSeen)}
@@ -797,8 +836,7 @@ func (f *Forensics) Put(r *ForensicRecord) {
 			}
 		}
 	}
-	f.recs[k][s.key] = s
-	f.added(k)
+	f.insert(s)
 	f.recBytes += s.size()
 	f.pushFront(s)
 	f.trim()
@@ -917,16 +955,25 @@ func (f *Forensics) Top(api string, n int) []TopIdentity {
 	f.mu.Lock()
 	var out []TopIdentity
 	if id, ok := f.names.lookup(api); ok {
-		for k := range f.recs {
-			for v, s := range f.recs[k] {
-				if s.body == nil {
-					if s.ids[2] == id {
-						out = append(out, TopIdentity{Kind: detect.Kind(k).String(), Value: v, Requests: 1})
-					}
-				} else if i := s.body.find(tagAPI, 0, id); i >= 0 {
-					out = append(out, TopIdentity{Kind: detect.Kind(k).String(), Value: v, Requests: s.body.ents[i].n()})
+		top := func(s *forensicState) {
+			n := int64(0)
+			switch {
+			case s.body == nil && s.ids[2] == id:
+				n = 1
+			case s.body != nil:
+				if i := s.body.find(tagAPI, 0, id); i >= 0 {
+					n = s.body.ents[i].n()
 				}
 			}
+			if n > 0 {
+				out = append(out, TopIdentity{Kind: s.kind.String(), Value: s.key, Requests: n})
+			}
+		}
+		for _, s := range f.recs {
+			top(s)
+		}
+		for _, s := range f.clash {
+			top(s)
 		}
 	}
 	f.mu.Unlock()

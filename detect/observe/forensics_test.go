@@ -163,7 +163,41 @@ func TestForensicsIndex(t *testing.T) {
 			t.Fatalf("round %d: total %d, per IP %d + %d", round, r.Total, r.IPs["10.0.0.0"].Total, r.IPs["10.0.0.1"].Total)
 		}
 	}
-	if st := f.recs[detect.KindToken]["fp:a"]; st.body == nil || len(st.body.index) != len(st.body.ents) {
+	if st := f.lookup(detect.KindToken, "fp:a"); st.body == nil || len(st.body.index) != len(st.body.ents) {
 		t.Fatalf("record not indexed: %+v", st.body)
+	}
+}
+
+// TestForensicsHashClash: identities whose hashes clash are kept apart,
+// found, counted, listed and evicted like the others.
+func TestForensicsHashClash(t *testing.T) {
+	f := NewForensics(4, 0)
+	f.mask = 0 // every identity has the same hash
+	at := time.Unix(1_800_000_000, 0)
+	f.Consume(forensicCall("10.0.0.1", "fp:a", "GET", "/shop/order/1", at))
+	f.Consume(forensicCall("10.0.0.1", "fp:a", "GET", "/shop/order/2", at))
+	f.Consume(forensicCall("10.0.0.2", "fp:b", "PUT", "/shop/order/3", at.Add(time.Second)))
+	if len(f.clash) != 3 || f.Len() != 4 {
+		t.Fatalf("%d clashing of %d", len(f.clash), f.Len())
+	}
+	for _, c := range []struct {
+		kind  detect.Kind
+		value string
+		total int64
+	}{{detect.KindIP, "10.0.0.1", 2}, {detect.KindToken, "fp:a", 2}, {detect.KindIP, "10.0.0.2", 1}, {detect.KindToken, "fp:b", 1}} {
+		if r, ok := f.Get(c.kind, c.value); !ok || r.Total != c.total {
+			t.Fatalf("%s %s: %+v", c.kind, c.value, r)
+		}
+	}
+	if top := f.Top("shop", 10); len(top) != 4 || top[0].Requests != 2 {
+		t.Fatalf("top %+v", top)
+	}
+	// The least recently seen go first, from either index.
+	f.Consume(forensicCall("10.0.0.3", "", "GET", "/", at.Add(2*time.Second)))
+	if _, ok := f.Get(detect.KindIP, "10.0.0.1"); ok || f.Len() != 4 {
+		t.Fatalf("10.0.0.1 kept, %d identities", f.Len())
+	}
+	if d := f.Dirty(); len(d) != 4 {
+		t.Fatalf("%d dirty", len(d))
 	}
 }
