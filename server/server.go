@@ -111,7 +111,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 	}
 	s.queue = detect.NewQueue(cfg.Pipeline.QueueSize)
 	s.inventory = observe.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
-	s.forensics = observe.NewForensics(cfg.Retention.ForensicsIdentities, 0)
+	s.forensics = observe.NewForensics(cfg.Retention.ForensicsIdentities, rt.Budget.Forensics)
 	s.metrics = newMetrics(s.queue, allow, block)
 	s.metrics.watchInventory(s.inventory)
 	if s.store, err = store.Open(cfg.DataDir); err != nil {

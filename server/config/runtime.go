@@ -82,6 +82,7 @@ func (c *Config) Runtime() (*Runtime, error) {
 	r.engine = behaviour.EngineConfig{
 		Workers:   c.Detection.Workers,
 		MaxStates: c.Detection.MaxStates,
+		MaxBytes:  r.Budget.States,
 		MaxAPIs:   c.Discovery.MaxAPIs,
 		Training: behaviour.TrainingConfig{
 			Duration: c.Training.Duration, MinRequests: c.Training.MinRequests,
