@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"cmp"
 	"hash/maphash"
 	"maps"
 	"math"
@@ -868,6 +869,59 @@ func (f *Forensics) Dirty() []*ForensicRecord {
 	f.ndirty = 0
 	sort.Slice(out, func(i, j int) bool { return out[i].Value < out[j].Value })
 	return out
+}
+
+// SaveDirty hands the records changed since the last save to put, at most
+// batch at a time, so that saving a million changed identities takes the
+// memory of one batch (Dirty builds them all at once) and the lock is
+// held for one batch at a time. The records of a batch put fails stay
+// changed, to be saved next time; SaveDirty returns the first error.
+func (f *Forensics) SaveDirty(batch int, put func([]*ForensicRecord) error) error {
+	batch = max(batch, 1)
+	f.mu.Lock()
+	pending := make([]*forensicState, 0, f.ndirty)
+	// Changed records moved to the front when they changed.
+	for s := f.lru.next; s != &f.lru && len(pending) < f.ndirty; s = s.next {
+		if s.flags&stateDirty != 0 {
+			pending = append(pending, s)
+		}
+	}
+	f.mu.Unlock()
+	var first error
+	for len(pending) > 0 {
+		part := pending[:min(batch, len(pending))]
+		pending = pending[len(part):]
+		out := make([]*ForensicRecord, 0, len(part))
+		taken := part[:0]
+		f.mu.Lock()
+		for _, s := range part {
+			// Skip the records evicted since, and those saved since.
+			if s.flags&stateDirty != 0 && f.lookup(s.kind, s.key) == s {
+				s.flags &^= stateDirty
+				f.ndirty--
+				out = append(out, f.record(s))
+				taken = append(taken, s)
+			}
+		}
+		f.mu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Value < out[j].Value })
+		if err := put(out); err != nil {
+			first = cmp.Or(first, err)
+			f.mu.Lock()
+			for _, s := range taken {
+				if s.flags&stateDirty == 0 && f.lookup(s.kind, s.key) == s {
+					s.flags |= stateDirty
+					f.ndirty++
+				}
+			}
+			f.mu.Unlock()
+		}
+		clear(part)
+	}
+	return first
 }
 
 // record builds the JSON shape of an identity's activity.

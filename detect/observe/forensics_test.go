@@ -2,9 +2,11 @@ package observe
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/vigil-project/vigil/detect"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -199,5 +201,60 @@ func TestForensicsHashClash(t *testing.T) {
 	}
 	if d := f.Dirty(); len(d) != 4 {
 		t.Fatalf("%d dirty", len(d))
+	}
+}
+
+// TestForensicsSaveDirty: the changed records are handed over a batch at a
+// time, each once; a batch that failed to save is handed over again next
+// time; records evicted meanwhile are not.
+func TestForensicsSaveDirty(t *testing.T) {
+	f := NewForensics(100, 0)
+	at := time.Unix(1_800_000_000, 0)
+	for i := range 25 {
+		f.Consume(forensicCall(fmt.Sprintf("10.0.0.%d", i), "", "GET", "/shop/order/1", at))
+	}
+	var sizes []int
+	saved := map[string]int{}
+	fail := errors.New("disk full")
+	err := f.SaveDirty(10, func(recs []*ForensicRecord) error {
+		sizes = append(sizes, len(recs))
+		if len(sizes) == 2 {
+			return fail
+		}
+		for _, r := range recs {
+			saved[r.Value]++
+		}
+		return nil
+	})
+	if !errors.Is(err, fail) || !slices.Equal(sizes, []int{10, 10, 5}) || len(saved) != 15 {
+		t.Fatalf("error %v, batches %v, %d saved", err, sizes, len(saved))
+	}
+	// The failed batch is saved next time, with what changed since.
+	f.Consume(forensicCall("10.0.0.24", "", "GET", "/shop/order/1", at))
+	sizes = nil
+	if err := f.SaveDirty(10, func(recs []*ForensicRecord) error {
+		sizes = append(sizes, len(recs))
+		for _, r := range recs {
+			saved[r.Value]++
+		}
+		return nil
+	}); err != nil || len(saved) != 25 || saved["10.0.0.24"] != 2 || slices.Max(sizes) > 10 {
+		t.Fatalf("error %v, batches %v, saved %v", err, sizes, saved)
+	}
+	if d := f.Dirty(); len(d) != 0 {
+		t.Fatalf("%d dirty after saving", len(d))
+	}
+	// A record evicted before its batch is not handed over.
+	g := NewForensics(2, 0)
+	g.Consume(forensicCall("10.0.1.1", "", "GET", "/", at))
+	g.Consume(forensicCall("10.0.1.2", "", "GET", "/", at))
+	n := 0
+	if err := g.SaveDirty(1, func(recs []*ForensicRecord) error {
+		if n++; n == 1 {
+			g.Consume(forensicCall("10.0.1.3", "", "GET", "/", at)) // evicts the other
+		}
+		return nil
+	}); err != nil || n != 1 {
+		t.Fatalf("error %v, %d batches", err, n)
 	}
 }

@@ -200,3 +200,43 @@ func TestInventoryByteBudget(t *testing.T) {
 		t.Fatal("a known API stopped counting past the budget")
 	}
 }
+
+// TestForensicsSaveDirtyMemory: saving the records of a flood takes the
+// memory of a batch, where Dirty builds them all at once.
+func TestForensicsSaveDirtyMemory(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	const n, batch = 20_000, 500
+	flood := func() *Forensics {
+		f := NewForensics(1<<30, 0)
+		for i := range n {
+			f.Consume(floodCall(i, at))
+		}
+		return f
+	}
+	f := flood()
+	before := liveHeap()
+	all := f.Dirty()
+	whole := liveHeap() - before
+	runtime.KeepAlive(all)
+	all = nil
+
+	g := flood()
+	before = liveHeap()
+	var peak int64
+	saved, calls := 0, 0
+	if err := g.SaveDirty(batch, func(recs []*ForensicRecord) error {
+		if calls++; calls%10 == 1 {
+			peak = max(peak, liveHeap()-before)
+		}
+		saved += len(recs)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Dirty: %d B for %d records; SaveDirty: %d B at most", whole, len(f.recs)+len(f.clash), peak)
+	if saved != 2*n || peak > whole/10 {
+		t.Fatalf("%d records saved, SaveDirty took %d B, Dirty %d B", saved, peak, whole)
+	}
+	runtime.KeepAlive(f)
+	runtime.KeepAlive(g)
+}
