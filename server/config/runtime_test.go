@@ -118,8 +118,8 @@ func TestMemoryBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := rt.Budget
-	if b.Total != 384<<20 || b != def.Budget() {
-		t.Fatalf("default budget %+v, want 384MiB derived once", b)
+	if b.Total != 256<<20 || b != def.Budget() {
+		t.Fatalf("default budget %+v, want 256MiB derived once", b)
 	}
 	if b.States+b.Forensics+b.Rest != b.Total || b.States <= b.Forensics || b.Rest <= 0 {
 		t.Errorf("shares %+v do not split the budget", b)

@@ -82,7 +82,7 @@ func (t *target) sample(calls int) flood.Sample {
 }
 
 // BenchmarkFlood floods the built binary, with the default configuration
-// (max_memory 384MiB), with fresh identities through each service and
+// (max_memory 256MiB), with fresh identities through each service and
 // prints the process's memory at checkpoints. VIGIL_FLOOD sets how many
 // identities (each a fresh IP and a fresh token): 1M by default, e.g.
 // 100k. VIGIL_FLOOD_REPEAT sets the calls each makes in a row (1 by

@@ -67,8 +67,8 @@ func memoryCovers(limit, maxMemory int64) error {
 	return nil
 }
 
-// TestMemoryCovers checks the check: 512Mi holds the 384MiB default and no
-// more, 1Gi the default but not 1GiB.
+// TestMemoryCovers checks the check: 512Mi holds 384MiB and no more, 1Gi
+// the 256MiB default but not 1GiB.
 func TestMemoryCovers(t *testing.T) {
 	for _, tc := range []struct {
 		limit, maxMemory int64
@@ -77,7 +77,7 @@ func TestMemoryCovers(t *testing.T) {
 		{512 << 20, 384 << 20, true},
 		{512 << 20, 385 << 20, false},
 		{511 << 20, 384 << 20, false},
-		{1 << 30, 384 << 20, true},
+		{1 << 30, 256 << 20, true},
 		{1 << 30, 1 << 30, false},
 	} {
 		if err := memoryCovers(tc.limit, tc.maxMemory); (err == nil) != tc.ok {
