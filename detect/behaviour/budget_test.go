@@ -121,3 +121,12 @@ func TestStatsCountsStatesPerKindWithWorkers(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestAllocSizeIsGoSizeClass: allocSize rounds as Go's allocator does.
+func TestAllocSizeIsGoSizeClass(t *testing.T) {
+	for n, want := range map[uintptr]uintptr{0: 0, 1: 8, 8: 8, 9: 16, 17: 24, 33: 48, 136: 144, 240: 240, 241: 256, 257: 288, 2048: 2048, 2049: 8192} {
+		if got := allocSize(n); got != want {
+			t.Errorf("allocSize(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
