@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vigil-project/vigil/detect"
 )
@@ -128,5 +129,23 @@ func TestAllocSizeIsGoSizeClass(t *testing.T) {
 		if got := allocSize(n); got != want {
 			t.Errorf("allocSize(%d) = %d, want %d", n, got, want)
 		}
+	}
+}
+
+// TestStateIsCompact pins the sizes the memory figures rest on: a state
+// in the 240-byte size class, sketches of 24 (sparse) or 136 (dense)
+// bytes, a first sighting of 48.
+func TestStateIsCompact(t *testing.T) {
+	if n := allocSize(unsafe.Sizeof(identityState{})); n > 240 {
+		t.Errorf("identityState takes %d bytes (%d), want at most 240", n, unsafe.Sizeof(identityState{}))
+	}
+	if n := unsafe.Sizeof(sparsePair{}); n != 24 {
+		t.Errorf("sparsePair is %d bytes, want 24", n)
+	}
+	if n := unsafe.Sizeof(sketchPair{}); n != 136 {
+		t.Errorf("sketchPair is %d bytes, want 136", n)
+	}
+	if sightingBytes != 48 {
+		t.Errorf("a sighting takes %d bytes, want 48", sightingBytes)
 	}
 }
