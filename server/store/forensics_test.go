@@ -1,0 +1,254 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/observe"
+)
+
+func forensicTx(ip, token, path string, at time.Time) *detect.Transaction {
+	t := &detect.Transaction{HasRequest: true, Method: "GET", Host: "shop.example", Path: path, Template: path, Start: at}
+	t.Identities[detect.KindIP] = ip
+	t.Identities[detect.KindToken] = token
+	return t
+}
+
+// storedForensics returns the keys of the records in the forensics
+// bucket, and the number of index entries.
+func storedForensics(t *testing.T, s *Store) (map[string]bool, int) {
+	t.Helper()
+	keys, indexed := map[string]bool{}, 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketForensics); b != nil {
+			b.ForEach(func(k, _ []byte) error { keys[string(k)] = true; return nil })
+		}
+		if b := tx.Bucket(bucketForensicsSeen); b != nil {
+			indexed = b.Stats().KeyN
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, indexed
+}
+
+// heldKeys returns the store keys of the identities f holds.
+func heldKeys(f *observe.Forensics, ids []string) map[string]bool {
+	out := map[string]bool{}
+	for _, v := range ids {
+		if _, ok := f.Get(detect.KindIP, v); ok {
+			out["ip\x00"+v] = true
+		}
+	}
+	return out
+}
+
+// TestForensicsStoreHoldsWhatMemoryHolds: a flood of fresh identities past
+// the in-memory bound, saved every so often as the server does, leaves the
+// store holding exactly the identities memory holds (evicted ones deleted
+// at the next save), and no more than the bound; an evicted identity that
+// returns is stored anew, its history starting again.
+func TestForensicsStoreHoldsWhatMemoryHolds(t *testing.T) {
+	s := open(t, t.TempDir())
+	s.db.NoSync = true
+	const limit = 100
+	f := observe.NewForensics(limit, 0)
+	var ids []string
+	for i := range 1000 {
+		ip := fmt.Sprintf("10.0.%d.%d", i/256, i%256)
+		ids = append(ids, ip)
+		f.Consume(forensicTx(ip, "", "/shop/x", t0.Add(time.Duration(i)*time.Second)))
+		if i%150 == 149 {
+			if err := f.Save(50, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// An identity evicted long ago comes back.
+	f.Consume(forensicTx(ids[0], "", "/shop/back", t0.Add(time.Hour)))
+	if err := f.Save(50, s); err != nil {
+		t.Fatal(err)
+	}
+	keys, indexed := storedForensics(t, s)
+	held := heldKeys(f, ids)
+	if len(keys) > limit || len(keys) != len(held) || indexed != len(keys) {
+		t.Fatalf("the store holds %d records (%d indexed), memory %d, limit %d", len(keys), indexed, len(held), limit)
+	}
+	for k := range held {
+		if !keys[k] {
+			t.Fatalf("%q is held in memory but not stored", k)
+		}
+	}
+	g := observe.NewForensics(limit, 0)
+	if err := s.LoadForensics(g.PutOlder); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := g.Get(detect.KindIP, ids[0])
+	if !ok || r.Total != 1 || r.URLs["/shop/back"] != 1 || !r.FirstSeen.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("the returning identity restored as %+v", r)
+	}
+	if st := f.Stats(); st.Evictions < 900 {
+		t.Fatalf("evictions not counted: %+v", st)
+	}
+}
+
+// TestForensicsStorePrunedPastRememberedEvictions: more stored identities
+// are evicted between two saves than Forensics remembers; the save prunes
+// the store to the newest it holds.
+func TestForensicsStorePrunedPastRememberedEvictions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("40,000 identities")
+	}
+	s := open(t, t.TempDir())
+	s.db.NoSync = true
+	const limit = 20000
+	f := observe.NewForensics(limit, 0)
+	var ids []string
+	for i := range 2 * limit {
+		ip := fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255)
+		ids = append(ids, ip)
+		f.Consume(forensicTx(ip, "", "/shop/x", t0.Add(time.Duration(i)*time.Millisecond)))
+		if i == limit-1 {
+			if err := f.Save(5000, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := f.Save(5000, s); err != nil {
+		t.Fatal(err)
+	}
+	keys, indexed := storedForensics(t, s)
+	if len(keys) != limit || indexed != limit {
+		t.Fatalf("the store holds %d records (%d indexed), limit %d", len(keys), indexed, limit)
+	}
+	for _, ip := range ids[limit:] {
+		if !keys["ip\x00"+ip] {
+			t.Fatalf("%s, held in memory, is not stored", ip)
+		}
+	}
+}
+
+// putOldForensics writes n records as a version without the index did.
+func putOldForensics(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for from := 0; from < n; from += 5000 {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(bucketForensics)
+			if err != nil {
+				return err
+			}
+			for i := from; i < min(from+5000, n); i++ {
+				ip := fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255)
+				r := &observe.ForensicRecord{Kind: "ip", Value: ip, FirstSeen: t0, LastSeen: t0.Add(time.Duration(i) * time.Second),
+					Total: 12, Methods: map[string]int64{"GET": 10, "POST": 2}, APIs: map[string]int64{"shop": 12},
+					URLs: map[string]int64{}, Hours: map[int64]int64{}, IPs: map[string]*observe.ForensicsIP{}}
+				for u := range 12 {
+					r.URLs[fmt.Sprintf("/shop/products/{id}/reviews/%d", u)] = 1
+					r.Hours[t0.Unix()/3600+int64(u)] = 1
+				}
+				r.IPs[ip] = &observe.ForensicsIP{Total: 12, Methods: r.Methods, URLs: r.URLs, APIs: r.APIs}
+				data, err := json.Marshal(r)
+				if err != nil {
+					return err
+				}
+				if err := b.Put(forensicKey(r.Kind, r.Value), data); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// restorePeak restores a store holding n records (written by an older
+// version) into forensics that keep limit, and returns them with the
+// largest heap growth seen while restoring.
+func restorePeak(t *testing.T, n, limit int) (*observe.Forensics, uint64) {
+	s := open(t, t.TempDir())
+	s.db.NoSync = true
+	putOldForensics(t, s, n)
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapAlloc > base.HeapAlloc && m.HeapAlloc-base.HeapAlloc > peak.Load() {
+				peak.Store(m.HeapAlloc - base.HeapAlloc)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	f := observe.NewForensics(limit, 0)
+	err := s.LoadForensics(f.PutOlder)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, peak.Load()
+}
+
+// TestForensicsRestoreIsBounded: a store holding many more records than
+// memory keeps (written by a version that did not prune) restores the
+// newest, reading no more records than are kept: the heap it takes does
+// not grow with the records on disk. FORENSICS_RESTORE_RECORDS sets the
+// larger store (default 40,000).
+func TestForensicsRestoreIsBounded(t *testing.T) {
+	big := 40000
+	if testing.Short() {
+		big = 10000
+	}
+	if v := getenvInt("FORENSICS_RESTORE_RECORDS"); v > 0 {
+		big = v
+	}
+	const limit = 1000
+	_, small := restorePeak(t, 2*limit, limit)
+	f, large := restorePeak(t, big, limit)
+	t.Logf("heap growth while restoring %d of %d records: %d KB; of %d records: %d KB", limit, 2*limit, small>>10, big, large>>10)
+	if f.Len() != limit {
+		t.Fatalf("%d records restored, want %d", f.Len(), limit)
+	}
+	for i := big - limit; i < big; i++ {
+		ip := fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255)
+		if r, ok := f.Get(detect.KindIP, ip); !ok || !r.LastSeen.Equal(t0.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("%s, among the newest, not restored: %+v", ip, r)
+		}
+	}
+	// Decoding every record takes about 3 KB each: 40,000 would be 120 MB.
+	if bound := max(2*small, 8<<20); large > bound {
+		t.Fatalf("restoring %d of %d records grew the heap by %d KB, of %d records by %d KB", limit, big, large>>10, 2*limit, small>>10)
+	}
+}
+
+func getenvInt(name string) int {
+	var n int
+	fmt.Sscan(os.Getenv(name), &n)
+	return n
+}
