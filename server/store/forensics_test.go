@@ -104,39 +104,29 @@ func TestForensicsStoreHoldsWhatMemoryHolds(t *testing.T) {
 	}
 }
 
-// TestForensicsStorePrunedPastRememberedEvictions: more stored identities
-// are evicted between two saves than Forensics remembers; the save prunes
-// the store to the newest it holds.
-func TestForensicsStorePrunedPastRememberedEvictions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("40,000 identities")
-	}
+// TestForensicsStorePrunedByAge: past the evictions Forensics remembers
+// between two saves (a flood), Save prunes the store to the number of
+// records memory holds, the least recently seen first; a store written
+// without the index (an older version) is indexed first.
+func TestForensicsStorePrunedByAge(t *testing.T) {
 	s := open(t, t.TempDir())
 	s.db.NoSync = true
-	const limit = 20000
-	f := observe.NewForensics(limit, 0)
-	var ids []string
-	for i := range 2 * limit {
-		ip := fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255)
-		ids = append(ids, ip)
-		f.Consume(forensicTx(ip, "", "/shop/x", t0.Add(time.Duration(i)*time.Millisecond)))
-		if i == limit-1 {
-			if err := f.Save(5000, s); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := f.Save(5000, s); err != nil {
-		t.Fatal(err)
+	putOldForensics(t, s, 3000)
+	n, err := s.PruneForensics(1000)
+	if err != nil || n != 2000 {
+		t.Fatalf("pruned %d: %v", n, err)
 	}
 	keys, indexed := storedForensics(t, s)
-	if len(keys) != limit || indexed != limit {
-		t.Fatalf("the store holds %d records (%d indexed), limit %d", len(keys), indexed, limit)
+	if len(keys) != 1000 || indexed != 1000 {
+		t.Fatalf("the store holds %d records (%d indexed)", len(keys), indexed)
 	}
-	for _, ip := range ids[limit:] {
-		if !keys["ip\x00"+ip] {
-			t.Fatalf("%s, held in memory, is not stored", ip)
+	for i := 2000; i < 3000; i++ {
+		if ip := fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255); !keys["ip\x00"+ip] {
+			t.Fatalf("%s, among the newest, was pruned", ip)
 		}
+	}
+	if n, err := s.PruneForensics(1000); err != nil || n != 0 {
+		t.Fatalf("pruned %d more: %v", n, err)
 	}
 }
 
@@ -219,12 +209,9 @@ func restorePeak(t *testing.T, n, limit int) (*observe.Forensics, uint64) {
 // memory keeps (written by a version that did not prune) restores the
 // newest, reading no more records than are kept: the heap it takes does
 // not grow with the records on disk. FORENSICS_RESTORE_RECORDS sets the
-// larger store (default 40,000).
+// larger store (default 20,000).
 func TestForensicsRestoreIsBounded(t *testing.T) {
-	big := 40000
-	if testing.Short() {
-		big = 10000
-	}
+	big := 20000
 	if v := getenvInt("FORENSICS_RESTORE_RECORDS"); v > 0 {
 		big = v
 	}
@@ -241,7 +228,7 @@ func TestForensicsRestoreIsBounded(t *testing.T) {
 			t.Fatalf("%s, among the newest, not restored: %+v", ip, r)
 		}
 	}
-	// Decoding every record takes about 3 KB each: 40,000 would be 120 MB.
+	// Decoding every record takes about 3.5 KB each: 20,000 would be 70 MB.
 	if bound := max(2*small, 8<<20); large > bound {
 		t.Fatalf("restoring %d of %d records grew the heap by %d KB, of %d records by %d KB", limit, big, large>>10, 2*limit, small>>10)
 	}
