@@ -70,6 +70,9 @@ type Server struct {
 	streams   *streamLimit // grpc.max_streams
 	store     *store.Store
 	notifier  *notify.Notifier
+
+	// forensicsLost is what the forensics had forgotten at the last save.
+	forensicsLost observe.ForensicsStats
 }
 
 // Options are the dependencies of New that tests replace.
@@ -294,6 +297,14 @@ func (s *Server) saveSnapshots() {
 	// more than memory.
 	if err := s.forensics.Save(forensicsSaveBatch, s.store); err != nil {
 		s.log.Error().Err(err).Msg("forensics not saved")
+	}
+	// Evicted identities' histories are gone from memory and now from
+	// the store: said once per save, with the totals.
+	if st, was := s.forensics.Stats(), s.forensicsLost; st.Evictions > was.Evictions {
+		s.log.Info().Uint64("evicted", st.Evictions-was.Evictions).Uint64("never_saved", st.Unsaved-was.Unsaved).
+			Uint64("evicted_total", st.Evictions).Uint64("never_saved_total", st.Unsaved).
+			Msg("forensic records of the least recently seen identities forgotten (retention.forensics_identities or memory budget)")
+		s.forensicsLost = st
 	}
 	if err := s.store.PutDecoyHits(s.trap.Stats()); err != nil {
 		s.log.Error().Err(err).Msg("decoy hits not saved")
