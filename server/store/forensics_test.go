@@ -239,3 +239,30 @@ func getenvInt(name string) int {
 	fmt.Sscan(os.Getenv(name), &n)
 	return n
 }
+
+// TestForensicsIndexOfOddKeys: an index entry that is not one of the
+// store's (edited by hand, a newer version) is dropped, not a crash.
+func TestForensicsIndexOfOddKeys(t *testing.T) {
+	s := open(t, t.TempDir())
+	r := &observe.ForensicRecord{Kind: "ip", Value: "192.0.2.1", LastSeen: t0}
+	if err := s.PutForensics([]*observe.ForensicRecord{r}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		tx.DeleteBucket(bucketForensicsSeen)
+		b, err := tx.CreateBucket(bucketForensicsSeen)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("odd"), nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PruneForensics(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LoadForensics(func(*observe.ForensicRecord) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -405,6 +405,12 @@ func (s *Store) PruneForensics(keep int) (int, error) {
 					more = true
 					break
 				}
+				if len(k) < 8 { // not one of ours
+					if err := c.Delete(); err != nil {
+						return err
+					}
+					continue
+				}
 				key := k[8:]
 				// An entry left behind by an older version points at a
 				// record that has since moved: only the entry goes.
