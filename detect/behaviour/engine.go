@@ -471,8 +471,11 @@ func (s *shard) hash(k stateKey) uint64 {
 // lookup returns the state of key (whose hash is h), nil if none.
 func (s *shard) lookup(key stateKey, h uint64) *identityState {
 	st := s.states[h]
-	if st == nil || st.model == key.model && st.kind == key.kind && st.id == key.id {
+	if st != nil && st.model == key.model && st.kind == key.kind && st.id == key.id {
 		return st
+	}
+	if len(s.coll) == 0 {
+		return nil
 	}
 	return s.coll[key]
 }
@@ -513,12 +516,16 @@ func (s *shard) settle(st *identityState, grew int64) {
 
 // evict forgets a state.
 func (s *shard) evict(old *identityState) {
+	s.evictKeyed(old, s.hash(stateKey{old.model, old.kind, old.id}))
+}
+
+// evictKeyed forgets a state whose key hashes to h.
+func (s *shard) evictKeyed(old *identityState, h uint64) {
 	s.unlink(old)
-	key := stateKey{old.model, old.kind, old.id}
-	if h := s.hash(key); s.states[h] == old {
+	if s.states[h] == old {
 		delete(s.states, h)
 	} else {
-		delete(s.coll, key)
+		delete(s.coll, stateKey{old.model, old.kind, old.id})
 	}
 	s.bytes -= int64(old.bytes())
 	s.nStates[old.kind].Add(-1)

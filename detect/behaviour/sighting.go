@@ -23,7 +23,12 @@ import (
 type sighting struct {
 	key   uint64 // shard.hash of the state key; 0: empty
 	first int64  // unix nanoseconds
-	resp  uint32 // response bytes
+	sightingFacts
+}
+
+// sightingFacts is what a sighting holds besides its key and time.
+type sightingFacts struct {
+	resp uint32 // response bytes
 	// regs holds, per sketch, its one register set (index<<8 | rank),
 	// 0 when the call added nothing to it.
 	regs [numSketches]uint16
@@ -40,12 +45,21 @@ const sightObserved = 1 << 7
 // replaces the oldest of its set.
 const sightingWays = 4
 
-// sightingBytes is what a sighting takes in the table.
-const sightingBytes = int64(unsafe.Sizeof(sighting{}))
+// sightingSet is one set of the table: keys and times in the first 64
+// bytes (a cache line: a lookup that misses reads only that), then the
+// facts.
+type sightingSet struct {
+	keys   [sightingWays]uint64
+	firsts [sightingWays]int64
+	facts  [sightingWays]sightingFacts
+}
 
-// sightings is a set-associative table of first sightings.
+// sightingBytes is what a sighting takes in the table: 48 bytes.
+const sightingBytes = int64(unsafe.Sizeof(sightingSet{}) / sightingWays)
+
+// sightings is a set-associative table of first sightings, pointer-free.
 type sightings struct {
-	sets [][sightingWays]sighting
+	sets []sightingSet
 	mask uint64
 }
 
@@ -56,18 +70,20 @@ func newSightings(n int64) *sightings {
 	for sets*2*sightingWays <= n {
 		sets *= 2
 	}
-	return &sightings{sets: make([][sightingWays]sighting, sets), mask: uint64(sets - 1)}
+	return &sightings{sets: make([]sightingSet, sets), mask: uint64(sets - 1)}
 }
 
 func (t *sightings) bytes() int64 { return int64(len(t.sets)) * sightingWays * sightingBytes }
 
+func (t *sightings) capacity() int { return len(t.sets) * sightingWays }
+
 // take removes and returns the sighting of key, if held.
 func (t *sightings) take(key uint64) (sighting, bool) {
 	set := &t.sets[key>>3&t.mask]
-	for i := range set {
-		if set[i].key == key {
-			e := set[i]
-			set[i] = sighting{}
+	for i, k := range set.keys {
+		if k == key {
+			e := sighting{key: key, first: set.firsts[i], sightingFacts: set.facts[i]}
+			set.keys[i] = 0
 			return e, true
 		}
 	}
@@ -78,18 +94,18 @@ func (t *sightings) take(key uint64) (sighting, bool) {
 // reports whether the table holds one more.
 func (t *sightings) put(e sighting) bool {
 	set := &t.sets[e.key>>3&t.mask]
-	oldest := 0
-	for i := range set {
-		if set[i].key == 0 {
-			set[i] = e
-			return true
+	slot, added := -1, false
+	for i, k := range set.keys {
+		if k == 0 {
+			slot, added = i, true
+			break
 		}
-		if set[i].first < set[oldest].first {
-			oldest = i
+		if slot < 0 || set.firsts[i] < set.firsts[slot] {
+			slot = i
 		}
 	}
-	set[oldest] = e
-	return false
+	set.keys[slot], set.firsts[slot], set.facts[slot] = e.key, e.first, e.sightingFacts
+	return added
 }
 
 // reset empties the scratch state for a first call of key.

@@ -57,7 +57,7 @@ func TestFloodOfOneCallIdentitiesLeavesTrackedStates(t *testing.T) {
 	if st.Evictions != before.Evictions || st.States != [detect.NumKinds]int64{detect.KindIP: before.States[detect.KindIP] + 1, detect.KindToken: before.States[detect.KindToken]} {
 		t.Fatalf("the flood of one-call IPs changed the states: before %+v, after %+v", before, st)
 	}
-	if capacity := int64(len(f.e.shards[0].door.sets) * sightingWays); st.Sightings != capacity {
+	if capacity := int64(f.e.shards[0].door.capacity()); st.Sightings != capacity {
 		t.Fatalf("%d sightings after a flood of %d, table of %d", st.Sightings, flood, capacity)
 	}
 	if n := probe("203.0.113.2", 12, 300); n != fresh-12 {
@@ -95,5 +95,32 @@ func TestSightingsCountedAndPromoted(t *testing.T) {
 	tok := e.shards[0].get(stateKey{m, detect.KindToken, "tok-7"})
 	if tok == nil || tok.shortSum() != 2 || tok.longSum(cRequests) != 2 || len(tok.clientIPs()) != 1 || tok.clientIPs()[0] != "10.0.0.7" {
 		t.Fatalf("token state after two calls: %+v", tok)
+	}
+}
+
+// TestStateIndexKeepsClashingHashesApart: two identities whose keys hash
+// alike (forced here; 1 in 2^64 otherwise) keep states of their own,
+// found, counted and evicted each as itself.
+func TestStateIndexKeepsClashingHashesApart(t *testing.T) {
+	e := NewEngine(EngineConfig{MaxStates: 2})
+	s := e.shards[0]
+	m := &apiModel{}
+	a, b, c := stateKey{m, detect.KindIP, "10.0.0.1"}, stateKey{m, detect.KindIP, "10.0.0.2"}, stateKey{m, detect.KindIP, "10.0.0.3"}
+	const h = 12345
+	sa, sb := s.newState(a, h, nil), s.newState(b, h, nil)
+	if s.lookup(a, h) != sa || s.lookup(b, h) != sb || sa == sb || s.numStates() != 2 {
+		t.Fatalf("clashing states: %p %p, found %p %p, %d states", sa, sb, s.lookup(a, h), s.lookup(b, h), s.numStates())
+	}
+	if s.lookup(c, h) != nil {
+		t.Fatal("a third key with the same hash found a state")
+	}
+	// Evict both, in each order of the index they sit in.
+	s.evictKeyed(sa, h)
+	if s.lookup(a, h) != nil || s.lookup(b, h) != sb || s.numStates() != 1 {
+		t.Fatalf("after evicting a: %p %p, %d states", s.lookup(a, h), s.lookup(b, h), s.numStates())
+	}
+	s.evictKeyed(sb, h)
+	if s.lookup(b, h) != nil || s.numStates() != 0 {
+		t.Fatalf("after evicting b: %p, %d states", s.lookup(b, h), s.numStates())
 	}
 }

@@ -12,15 +12,22 @@ import "unsafe"
 var sizeClasses = [...]uintptr{8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
 	288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048}
 
+// classOf8 maps (n+7)/8 to the size class of n bytes, n ≤ 2048.
+var classOf8 = func() (t [2048/8 + 1]uint16) {
+	c := 0
+	for i := 1; i < len(t); i++ {
+		for uintptr(i*8) > sizeClasses[c] {
+			c++
+		}
+		t[i] = uint16(sizeClasses[c])
+	}
+	return t
+}()
+
 // allocSize is the heap an allocation of n bytes takes.
 func allocSize(n uintptr) uintptr {
-	if n == 0 {
-		return 0
-	}
-	for _, c := range sizeClasses {
-		if n <= c {
-			return c
-		}
+	if n <= 2048 {
+		return uintptr(classOf8[(n+7)/8])
 	}
 	return (n + 8191) &^ 8191
 }

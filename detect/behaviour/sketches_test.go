@@ -67,3 +67,25 @@ func TestSparseSketchesEstimateAsDense(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeTakesTheLargerRegister: merge keeps, register by register, the
+// larger of the two, for every pair of ranks a register can hold.
+func TestMergeTakesTheLargerRegister(t *testing.T) {
+	for a := range uint8(60) {
+		for b := range uint8(60) {
+			var x, y hll
+			for i := range x {
+				x[i], y[i] = a, b
+				if i%3 == 1 {
+					x[i], y[i] = b, a
+				}
+			}
+			x.merge(&y)
+			for i, r := range x {
+				if r != max(a, b) {
+					t.Fatalf("merge of %d and %d: register %d is %d", a, b, i, r)
+				}
+			}
+		}
+	}
+}
