@@ -21,6 +21,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,26 +44,97 @@ import (
 
 const identities = 10000
 
-// load is one prepared workload: the messages of 10,000 clients, built once
-// so the client's own work is the same for both servers.
+// load is one prepared workload: the messages of n clients, built once so
+// the client's own work is the same for both servers, or, for a generated
+// load (newGeneratedLoad), written per call into the worker's own message,
+// so that a million identities cost the client no memory.
 type load struct {
-	headers  []*extprocv3.ProcessingRequest
+	n        int                            // distinct identities
+	headers  []*extprocv3.ProcessingRequest // prebuilt; nil for a generated load
 	response *extprocv3.ProcessingRequest
 	checks   []*authv3.CheckRequest
 }
 
-func newLoad() *load {
-	l := &load{}
-	for i := range identities {
-		ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
-		token := fmt.Sprintf("tok-%08d-%x", i, i*7919)
-		path := fmt.Sprintf("/shop/order/%d", 1000+i%500)
-		hs := [][2]string{
-			{":method", "GET"}, {":path", path}, {":authority", "api.example.com"}, {":scheme", "https"},
-			{"user-agent", "bench/1.0"}, {"accept", "application/json"},
-			{"authorization", "Bearer " + token}, {"x-forwarded-for", ip},
-			{"x-request-id", fmt.Sprintf("req-%d", i)}, {"x-envoy-external-address", ip},
-		}
+// identityHeaders are the request headers of identity i; the values of
+// the fields numbered in scratch change with i.
+func identityHeaders(i int) [][2]string {
+	ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+	token := fmt.Sprintf("tok-%08d-%x", i, i*7919)
+	path := fmt.Sprintf("/shop/order/%d", 1000+i%500)
+	return [][2]string{
+		{":method", "GET"}, {":path", path}, {":authority", "api.example.com"}, {":scheme", "https"},
+		{"user-agent", "bench/1.0"}, {"accept", "application/json"},
+		{"authorization", "Bearer " + token}, {"x-forwarded-for", ip},
+		{"x-request-id", fmt.Sprintf("req-%d", i)}, {"x-envoy-external-address", ip},
+	}
+}
+
+// newGeneratedLoad is a load of n identities whose ext_proc requests are
+// written per call (worker.request): the client's work is the same
+// whatever n. It has no ext_authz requests.
+func newGeneratedLoad(n int) *load {
+	l := newLoadOf(0)
+	l.n = n
+	return l
+}
+
+// worker is one load goroutine's own request, rewritten for each identity
+// of a generated load.
+type worker struct {
+	req  *extprocv3.ProcessingRequest
+	vals []*corev3.HeaderValue // :path, authorization, x-forwarded-for, x-request-id, x-envoy-external-address
+}
+
+func (l *load) newWorker() *worker {
+	if l.headers != nil {
+		return nil
+	}
+	var hv []*corev3.HeaderValue
+	for _, h := range identityHeaders(0) {
+		hv = append(hv, &corev3.HeaderValue{Key: h[0], RawValue: append(make([]byte, 0, 64), h[1]...)})
+	}
+	return &worker{
+		req: &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+			RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hv}, EndOfStream: true},
+		}},
+		vals: []*corev3.HeaderValue{hv[1], hv[6], hv[7], hv[8], hv[9]},
+	}
+}
+
+// request is identity i's request headers message (i < l.n).
+func (l *load) request(i int, w *worker) *extprocv3.ProcessingRequest {
+	if w == nil {
+		return l.headers[i]
+	}
+	appendIP := func(b []byte) []byte {
+		b = append(b, "10."...)
+		b = strconv.AppendInt(b, int64(i>>16&255), 10)
+		b = append(b, '.')
+		b = strconv.AppendInt(b, int64(i>>8&255), 10)
+		b = append(b, '.')
+		return strconv.AppendInt(b, int64(i&255), 10)
+	}
+	v := w.vals
+	v[0].RawValue = strconv.AppendInt(append(v[0].RawValue[:0], "/shop/order/"...), int64(1000+i%500), 10)
+	tok := append(v[1].RawValue[:0], "Bearer tok-"...)
+	for d := 10_000_000; d > 0; d /= 10 {
+		tok = append(tok, byte('0'+i/d%10))
+	}
+	tok = append(tok, '-')
+	v[1].RawValue = strconv.AppendInt(tok, int64(i*7919), 16)
+	v[2].RawValue = appendIP(v[2].RawValue[:0])
+	v[3].RawValue = strconv.AppendInt(append(v[3].RawValue[:0], "req-"...), int64(i), 10)
+	v[4].RawValue = appendIP(v[4].RawValue[:0])
+	return w.req
+}
+
+func newLoad() *load { return newLoadOf(identities) }
+
+func newLoadOf(n int) *load {
+	l := &load{n: n}
+	for i := range n {
+		hs := identityHeaders(i)
+		path := hs[1][1]
 		var hv []*corev3.HeaderValue
 		m := map[string]string{}
 		for _, h := range hs {
@@ -77,7 +149,7 @@ func newLoad() *load {
 				SocketAddress: &corev3.SocketAddress{Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}},
 			}}},
 			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-				Id: fmt.Sprintf("req-%d", i), Method: "GET", Path: path, Host: "api.example.com", Scheme: "https",
+				Id: hs[8][1], Method: "GET", Path: path, Host: "api.example.com", Scheme: "https",
 				Protocol: "HTTP/1.1", Size: -1, Headers: m,
 			}},
 		}})
@@ -178,6 +250,7 @@ func (nullServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRes
 type target struct {
 	addr      string
 	adminAddr string // vigil only
+	dir       string // vigil's data directory
 	stop      func()
 }
 
@@ -214,11 +287,24 @@ apis:
     max_body_bytes: 1048576
 `
 
-func startVigil(tb testing.TB) *target {
+// startVigil starts Vigil on a new data directory: a fresh one with the
+// bench's list entries added (from ""), or a copy of from, a directory
+// restoredDir prepared, so that the server starts from restored state as
+// in production.
+func startVigil(tb testing.TB, from string) *target {
+	dir := tb.TempDir()
+	if from != "" {
+		if err := os.CopyFS(dir, os.DirFS(from)); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	// No log writer, as before the harness: the log is not what is measured.
 	nop := zerolog.Nop()
-	v := vigiltest.StartWith(tb, benchConfig, vigiltest.Options{Logger: &nop})
-	t := &target{addr: v.GRPCAddr(), adminAddr: v.AdminAddr(), stop: v.Stop}
+	v := vigiltest.StartWith(tb, benchConfig, vigiltest.Options{Dir: dir, Logger: &nop})
+	t := &target{addr: v.GRPCAddr(), adminAddr: v.AdminAddr(), dir: dir, stop: v.Stop}
+	if from != "" {
+		return t // the lists were restored
+	}
 	// 1,000 block list entries for addresses the load never uses, so every
 	// request goes through the lists and the verdict cache.
 	for i := range 1000 {
@@ -229,6 +315,25 @@ func startVigil(tb testing.TB) *target {
 		v.MustDo("POST", "/v1/blocklist", body, http.StatusCreated)
 	}
 	return t
+}
+
+func startFreshVigil(tb testing.TB) *target { return startVigil(tb, "") }
+
+// restoredDir prepares the data directory of a restart: Vigil started on a
+// fresh one, the list entries added, the load's identities sent through
+// ext_proc and ext_authz (every one at least once through each), then a
+// graceful stop, which saves the state. Copies of it start the servers
+// measured (startVigil), unless VIGIL_BENCH_STATE=fresh, where it is "".
+func restoredDir(tb testing.TB, l *load) string {
+	if os.Getenv("VIGIL_BENCH_STATE") == "fresh" {
+		return ""
+	}
+	v := startVigil(tb, "")
+	for _, authz := range []bool{false, true} {
+		run(tb, l, v.addr, authz, 64, time.Second, time.Second)
+	}
+	v.stop()
+	return v.dir
 }
 
 func dial(tb testing.TB, addr string) *grpc.ClientConn {
@@ -257,11 +362,13 @@ func newClient(l *load, cc *grpc.ClientConn, authz bool) *client {
 	return &client{l: l, ep: extprocv3.NewExternalProcessorClient(cc), az: authv3.NewAuthorizationClient(cc), authz: authz}
 }
 
-// do is one HTTP request: a Check for ext_authz, an exchange for ext_proc.
-func (c *client) do(ctx context.Context, i int) error {
-	i %= identities
+// do is one HTTP request of identity i (modulo the load's): a Check for
+// ext_authz, an exchange for ext_proc. w is the calling goroutine's
+// (load.newWorker).
+func (c *client) do(ctx context.Context, i int, w *worker) error {
+	i %= c.l.n
 	if !c.authz {
-		return exchange(ctx, c.ep, c.l.headers[i], c.l.response)
+		return exchange(ctx, c.ep, c.l.request(i, w), c.l.response)
 	}
 	r, err := c.az.Check(ctx, c.l.checks[i])
 	if err == nil && r.GetStatus().GetCode() != 0 {
@@ -271,7 +378,8 @@ func (c *client) do(ctx context.Context, i int) error {
 }
 
 // run drives the service at addr with c concurrent clients for d after a
-// warm-up, and measures requests per second and heap allocations per
+// warm-up (of at least warm and one call per identity of the load), and
+// measures requests per second and heap allocations per
 // request (client and server share the process; the difference between two
 // servers is the servers' own).
 func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Duration) result {
@@ -286,23 +394,27 @@ func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Du
 		errOnce sync.Once
 		runErr  error
 	)
+	var warmed atomic.Int64
 	ctx := context.Background()
 	for w := range c {
 		wg.Go(func() {
+			wk := l.newWorker()
 			for i := w; !stop.Load(); i += c {
-				if err := cl.do(ctx, i); err != nil {
+				if err := cl.do(ctx, i, wk); err != nil {
 					errOnce.Do(func() { runErr = err })
 					stop.Store(true)
 					return
 				}
 				if measure.Load() {
 					count.Add(1)
+				} else {
+					warmed.Add(1)
 				}
 			}
 		})
 	}
 	deadline := time.Now().Add(warm)
-	for time.Now().Before(deadline) && !stop.Load() {
+	for (time.Now().Before(deadline) || warmed.Load() < int64(l.n)) && !stop.Load() {
 		runtime.Gosched()
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -395,6 +507,7 @@ func BenchmarkVersusNull(b *testing.B) {
 	// state. Both servers get the same warm-up.
 	const warm = 6 * time.Second
 	l := newLoad()
+	state := restoredDir(b, l)
 	for _, svc := range []struct {
 		name  string
 		authz bool
@@ -404,7 +517,7 @@ func BenchmarkVersusNull(b *testing.B) {
 			n := startNull(b)
 			rn := run(b, l, n.addr, svc.authz, 64, warm, time.Duration(secs)*time.Second)
 			n.stop()
-			v := startVigil(b)
+			v := startVigil(b, state)
 			rv := run(b, l, v.addr, svc.authz, 64, warm, time.Duration(secs)*time.Second)
 			p99s = append(p99s, float64(decisionQuantile(b, v.adminAddr, svc.name, 0.99))/1e3)
 			p50s = append(p50s, float64(decisionQuantile(b, v.adminAddr, svc.name, 0.50))/1e3)
@@ -442,7 +555,7 @@ func benchService(b *testing.B, authz bool) {
 	for _, s := range []struct {
 		name  string
 		start func(testing.TB) *target
-	}{{"null", startNull}, {"vigil", startVigil}} {
+	}{{"null", startNull}, {"vigil", startFreshVigil}} {
 		b.Run(s.name, func(b *testing.B) {
 			t := s.start(b)
 			defer t.stop()
@@ -454,8 +567,9 @@ func benchService(b *testing.B, authz bool) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
+				w := l.newWorker()
 				for pb.Next() {
-					if err := cl.do(context.Background(), int(next.Add(1))); err != nil {
+					if err := cl.do(context.Background(), int(next.Add(1)), w); err != nil {
 						b.Error(err)
 						return
 					}
@@ -463,4 +577,141 @@ func benchService(b *testing.B, authz bool) {
 			})
 		})
 	}
+}
+
+// BenchmarkIdentities measures ext_proc throughput (one new stream per
+// HTTP request, closed loop) with 1,000, 100,000 and, with
+// VIGIL_BENCH_1M=1, 1,000,000 distinct identities, a fresh Vigil for each
+// size, in one run, and reports each size's throughput as a ratio to the
+// 1,000 run's. Each run's warm-up sends every identity at least once (a
+// million calls for 1M), so the state holds them all when measured. The
+// requests are written per call into each worker's own message, so the
+// client's work is the same at every size. VIGIL_BENCH_ROUNDS (default 3)
+// rounds of the sizes in turn, VIGIL_BENCH_SECONDS (default 3) measured.
+func BenchmarkIdentities(b *testing.B) {
+	rounds, secs := envInt("VIGIL_BENCH_ROUNDS", 3), envInt("VIGIL_BENCH_SECONDS", 3)
+	sizes := []int{1000, 100_000}
+	if os.Getenv("VIGIL_BENCH_1M") != "" {
+		sizes = append(sizes, 1_000_000)
+	}
+	rps := make([][]float64, len(sizes))
+	allocs := make([][]float64, len(sizes))
+	ratios := make([][]float64, len(sizes))
+	for range rounds {
+		for k, n := range sizes {
+			v := startFreshVigil(b)
+			r := run(b, newGeneratedLoad(n), v.addr, false, 64, 6*time.Second, time.Duration(secs)*time.Second)
+			v.stop()
+			rps[k] = append(rps[k], r.rps)
+			allocs[k] = append(allocs[k], r.allocsReq)
+			ratios[k] = append(ratios[k], r.rps/rps[0][len(rps[k])-1])
+		}
+	}
+	for k, n := range sizes {
+		b.Logf("ext_proc with %d identities: %.0f req/s, %.2f× the 1,000 run, %.1f allocs/req (client and server; medians of %d rounds of %ds)",
+			n, median(rps[k]), median(ratios[k]), median(allocs[k]), rounds, secs)
+		b.ReportMetric(median(ratios[k]), fmt.Sprintf("x_1k_at_%d", n))
+	}
+}
+
+// BenchmarkFixedRate sends ext_proc requests (one new stream per HTTP
+// request) at a fixed rate, VIGIL_BENCH_RATE per second (default 2,000),
+// open loop, to the null server and to Vigil started from restored state
+// (as BenchmarkVersusNull), interleaved for VIGIL_BENCH_ROUNDS (default
+// 3) rounds of 2 s warm-up and VIGIL_BENCH_SECONDS (default 5) measured,
+// and reports the p50 and p99 of each, and the median over the rounds of
+// Vigil's p99 minus the null's of the same round. Latency is counted from
+// the scheduled send, so a late client or server is not hidden
+// (coordinated omission); the p99 from the actual send is logged too.
+func BenchmarkFixedRate(b *testing.B) {
+	rounds, secs, rate := envInt("VIGIL_BENCH_ROUNDS", 3), envInt("VIGIL_BENCH_SECONDS", 5), envInt("VIGIL_BENCH_RATE", 2000)
+	l := newLoad()
+	state := restoredDir(b, l)
+	var nullP50, nullP99, vigilP50, vigilP99, diffs, sentDiffs []float64
+	for range rounds {
+		n := startNull(b)
+		rn := openLoop(b, l, n.addr, rate, 2*time.Second, time.Duration(secs)*time.Second)
+		n.stop()
+		v := startVigil(b, state)
+		rv := openLoop(b, l, v.addr, rate, 2*time.Second, time.Duration(secs)*time.Second)
+		v.stop()
+		nullP50, nullP99 = append(nullP50, rn.p50), append(nullP99, rn.p99)
+		vigilP50, vigilP99 = append(vigilP50, rv.p50), append(vigilP99, rv.p99)
+		diffs = append(diffs, rv.p99-rn.p99)
+		sentDiffs = append(sentDiffs, rv.sentP99-rn.sentP99)
+	}
+	b.Logf("ext_proc at %d req/s: null p50 %.0fµs p99 %.0fµs, vigil p50 %.0fµs p99 %.0fµs; vigil−null p99 %+.0fµs (from the actual send %+.0fµs) (medians of %d rounds of %ds)",
+		rate, median(nullP50), median(nullP99), median(vigilP50), median(vigilP99), median(diffs), median(sentDiffs), rounds, secs)
+	b.ReportMetric(median(diffs), "ext_proc_p99_minus_null_µs")
+	b.ReportMetric(median(vigilP99), "ext_proc_p99_µs")
+	b.ReportMetric(median(nullP99), "null_p99_µs")
+}
+
+// latencies are an open-loop run's quantiles, in µs.
+type latencies struct{ p50, p99, sentP99 float64 }
+
+// openLoop sends ext_proc requests to addr at rate per second, each at its
+// scheduled time whatever the previous ones are doing (up to 256 in
+// flight), for warm and then d, and returns the latency quantiles of the
+// requests scheduled after warm.
+func openLoop(tb testing.TB, l *load, addr string, rate int, warm, d time.Duration) latencies {
+	cc := dial(tb, addr)
+	defer cc.Close()
+	cl := newClient(l, cc, false)
+	jobs := make(chan time.Time, 4096)
+	var (
+		mu           sync.Mutex
+		lats, sent   []float64
+		next         atomic.Int64
+		wg           sync.WaitGroup
+		errOnce      sync.Once
+		runErr       error
+		total        = int(float64(rate) * (warm + d).Seconds())
+		ctx          = context.Background()
+		interval     = time.Second / time.Duration(rate)
+		start        = time.Now()
+		measureStart = start.Add(warm)
+	)
+	for range 256 {
+		wg.Go(func() {
+			w := l.newWorker()
+			for at := range jobs {
+				began := time.Now()
+				err := cl.do(ctx, int(next.Add(1)), w)
+				end := time.Now()
+				if err != nil {
+					errOnce.Do(func() { runErr = err })
+					continue
+				}
+				if !at.Before(measureStart) {
+					mu.Lock()
+					lats = append(lats, float64(end.Sub(at))/1e3)
+					sent = append(sent, float64(end.Sub(began))/1e3)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for k := range total {
+		at := start.Add(time.Duration(k) * interval)
+		if dt := time.Until(at); dt > 0 {
+			time.Sleep(dt)
+		}
+		jobs <- at
+	}
+	close(jobs)
+	wg.Wait()
+	if runErr != nil {
+		tb.Fatal(runErr)
+	}
+	return latencies{p50: quantile(lats, 0.50), p99: quantile(lats, 0.99), sentP99: quantile(sent, 0.99)}
+}
+
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[min(len(s)-1, int(q*float64(len(s))))]
 }
