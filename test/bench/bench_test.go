@@ -19,7 +19,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -301,7 +303,9 @@ func startVigil(tb testing.TB, from string) *target {
 	// No log writer, as before the harness: the log is not what is measured.
 	nop := zerolog.Nop()
 	v := vigiltest.StartWith(tb, benchConfig, vigiltest.Options{Dir: dir, Logger: &nop})
-	t := &target{addr: v.GRPCAddr(), adminAddr: v.AdminAddr(), dir: dir, stop: v.Stop}
+	// Stopped, it lets go of the server: the test's cleanup keeps v until
+	// the end, and a stopped server's heap would weigh on the next runs.
+	t := &target{addr: v.GRPCAddr(), adminAddr: v.AdminAddr(), dir: dir, stop: func() { v.Stop(); v.Server = nil }}
 	if from != "" {
 		return t // the lists were restored
 	}
@@ -330,7 +334,7 @@ func restoredDir(tb testing.TB, l *load) string {
 	}
 	v := startVigil(tb, "")
 	for _, authz := range []bool{false, true} {
-		run(tb, l, v.addr, authz, 64, time.Second, time.Second)
+		run(tb, l, v.addr, authz, 64, time.Second, time.Second, "")
 	}
 	v.stop()
 	return v.dir
@@ -381,8 +385,11 @@ func (c *client) do(ctx context.Context, i int, w *worker) error {
 // warm-up (of at least warm and one call per identity of the load), and
 // measures requests per second and heap allocations per
 // request (client and server share the process; the difference between two
-// servers is the servers' own).
-func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Duration) result {
+// servers is the servers' own). With VIGIL_BENCH_PROFILE set to a
+// directory, the measured window's CPU profile and allocations are written
+// there as profile.cpu, and profile.allocs.0 and .1 (before and after: see
+// the allocations with go tool pprof -base profile.allocs.0).
+func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Duration, profile string) result {
 	cc := dial(tb, addr)
 	defer cc.Close()
 	cl := newClient(l, cc, authz)
@@ -419,6 +426,7 @@ func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Du
 		time.Sleep(10 * time.Millisecond)
 	}
 	var before, after runtime.MemStats
+	stopProfile := startProfile(tb, profile)
 	runtime.ReadMemStats(&before)
 	start := time.Now()
 	measure.Store(true)
@@ -427,12 +435,49 @@ func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Du
 	elapsed := time.Since(start)
 	n := count.Load()
 	runtime.ReadMemStats(&after)
+	stopProfile()
 	stop.Store(true)
 	wg.Wait()
 	if runErr != nil {
 		tb.Fatal(runErr)
 	}
 	return result{rps: float64(n) / elapsed.Seconds(), allocsReq: float64(after.Mallocs-before.Mallocs) / float64(n)}
+}
+
+// startProfile starts the CPU profile of a measured window and marks its
+// allocations (see run); the function it returns ends both.
+func startProfile(tb testing.TB, name string) func() {
+	dir := os.Getenv("VIGIL_BENCH_PROFILE")
+	if dir == "" || name == "" {
+		return func() {}
+	}
+	write := func(suffix string) {
+		f, err := os.Create(filepath.Join(dir, name+suffix))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	// The allocation profile shows allocations only after the garbage
+	// collection that follows them: collect before each mark.
+	runtime.GC()
+	write(".allocs.0")
+	cpu, err := os.Create(filepath.Join(dir, name+".cpu"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		tb.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		cpu.Close()
+		runtime.GC()
+		write(".allocs.1")
+	}
 }
 
 // decisionQuantile reads the vigil_decision_seconds histogram of a service
@@ -515,10 +560,10 @@ func BenchmarkVersusNull(b *testing.B) {
 		var ratios, extra, nullRPS, vigilRPS, p99s, p50s []float64
 		for range rounds {
 			n := startNull(b)
-			rn := run(b, l, n.addr, svc.authz, 64, warm, time.Duration(secs)*time.Second)
+			rn := run(b, l, n.addr, svc.authz, 64, warm, time.Duration(secs)*time.Second, "null-"+svc.name)
 			n.stop()
 			v := startVigil(b, state)
-			rv := run(b, l, v.addr, svc.authz, 64, warm, time.Duration(secs)*time.Second)
+			rv := run(b, l, v.addr, svc.authz, 64, warm, time.Duration(secs)*time.Second, "vigil-"+svc.name)
 			p99s = append(p99s, float64(decisionQuantile(b, v.adminAddr, svc.name, 0.99))/1e3)
 			p50s = append(p50s, float64(decisionQuantile(b, v.adminAddr, svc.name, 0.50))/1e3)
 			v.stop()
@@ -544,7 +589,8 @@ func envInt(name string, def int) int {
 }
 
 // BenchmarkExtProc is the ext_proc load in the usual form: one op is one
-// HTTP request (stream, request headers, response headers, close).
+// HTTP request (stream, request headers, response headers, close). Vigil
+// starts from restored state, as in BenchmarkVersusNull.
 func BenchmarkExtProc(b *testing.B) { benchService(b, false) }
 
 // BenchmarkExtAuthz is the ext_authz load in the usual form.
@@ -552,10 +598,11 @@ func BenchmarkExtAuthz(b *testing.B) { benchService(b, true) }
 
 func benchService(b *testing.B, authz bool) {
 	l := newLoad()
+	state := restoredDir(b, l)
 	for _, s := range []struct {
 		name  string
 		start func(testing.TB) *target
-	}{{"null", startNull}, {"vigil", startFreshVigil}} {
+	}{{"null", startNull}, {"vigil", func(tb testing.TB) *target { return startVigil(tb, state) }}} {
 		b.Run(s.name, func(b *testing.B) {
 			t := s.start(b)
 			defer t.stop()
@@ -600,7 +647,7 @@ func BenchmarkIdentities(b *testing.B) {
 	for range rounds {
 		for k, n := range sizes {
 			v := startFreshVigil(b)
-			r := run(b, newGeneratedLoad(n), v.addr, false, 64, 6*time.Second, time.Duration(secs)*time.Second)
+			r := run(b, newGeneratedLoad(n), v.addr, false, 64, 6*time.Second, time.Duration(secs)*time.Second, fmt.Sprintf("vigil-%d", n))
 			v.stop()
 			rps[k] = append(rps[k], r.rps)
 			allocs[k] = append(allocs[k], r.allocsReq)
@@ -714,4 +761,78 @@ func quantile(xs []float64, q float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// BenchmarkIdleStreams opens VIGIL_BENCH_STREAMS (default 5,000) ext_proc
+// streams over 10 connections to the null server and then to Vigil, each
+// stream idle after its request headers' round trip (as while Envoy waits
+// for the upstream's response), and reports the memory each stream holds:
+// the live heap plus goroutine stacks after collection, client and server
+// (one process), divided by the streams; Vigil's extra over the null
+// server's is its own per-stream cost, the rest is gRPC's (both sides).
+func BenchmarkIdleStreams(b *testing.B) {
+	n := envInt("VIGIL_BENCH_STREAMS", 5000)
+	l := newLoad()
+	var per [2]float64
+	for k, start := range []func(testing.TB) *target{startNull, startFreshVigil} {
+		t := start(b)
+		heap := idleStreams(b, l, t.addr, n, 10)
+		t.stop()
+		per[k] = heap
+		b.Logf("%s: %.0f B per idle stream (live heap and stacks)", []string{"null", "vigil"}[k], heap)
+	}
+	b.Logf("vigil's extra per idle ext_proc stream: %.0f B (%d streams)", per[1]-per[0], n)
+	b.ReportMetric(per[0], "null_B/stream")
+	b.ReportMetric(per[1], "vigil_B/stream")
+	b.ReportMetric(per[1]-per[0], "extra_B/stream")
+}
+
+// idleStreams opens n streams over conns connections to addr, each after
+// one request headers round trip, and returns the growth of the live heap
+// and stacks per stream; the streams are closed on return.
+func idleStreams(tb testing.TB, l *load, addr string, n, conns int) float64 {
+	var ccs []*grpc.ClientConn
+	for range conns {
+		cc := dial(tb, addr)
+		defer cc.Close()
+		cc.Connect()
+		ccs = append(ccs, cc)
+	}
+	// One exchange per connection first: connections and their buffers
+	// are not the streams' cost.
+	for _, cc := range ccs {
+		if err := exchange(context.Background(), extprocv3.NewExternalProcessorClient(cc), l.headers[0], l.response); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	heap0 := memInUse()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	streams := make([]extprocv3.ExternalProcessor_ProcessClient, 0, n)
+	for i := range n {
+		st, err := extprocv3.NewExternalProcessorClient(ccs[i%conns]).Process(ctx)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := st.Send(l.headers[i%len(l.headers)]); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := st.Recv(); err != nil {
+			tb.Fatal(err)
+		}
+		streams = append(streams, st)
+	}
+	heap1 := memInUse()
+	runtime.KeepAlive(streams)
+	return (heap1 - heap0) / float64(n)
+}
+
+// memInUse is the live heap and the goroutine stacks after two collections
+// (the second frees what the first's finalizers let go).
+func memInUse() float64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapAlloc + m.StackInuse)
 }
