@@ -4,7 +4,9 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // AttackType names a kind of attack.
@@ -117,6 +119,8 @@ type AttackStore struct {
 	max     int
 	list    []*Attack // oldest first
 	byID    map[string]*Attack
+	// bytes estimates the records' own memory, kept as they come and go.
+	bytes atomic.Int64
 }
 
 // NewAttackStore keeps at most max records.
@@ -145,12 +149,19 @@ func (s *AttackStore) Load(a *Attack) { s.load(a) }
 func (s *AttackStore) load(a *Attack) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old, ok := s.byID[a.ID]; ok {
+		// The same ID loaded twice: the record replaces the one kept.
+		s.replace(old, a)
+		return
+	}
 	s.list = append(s.list, a)
 	s.byID[a.ID] = a
+	s.bytes.Add(attackBytes(a))
 	if len(s.list) > s.max {
 		drop := len(s.list) - s.max
 		for _, old := range s.list[:drop] {
 			delete(s.byID, old.ID)
+			s.bytes.Add(-attackBytes(old))
 		}
 		s.list = append(s.list[:0], s.list[drop:]...)
 	}
@@ -220,13 +231,59 @@ func (s *AttackStore) Update(a *Attack) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.byID[a.ID]; ok {
-		for i, x := range s.list {
-			if x == old {
-				s.list[i] = a
-			}
+		s.replace(old, a)
+		return
+	}
+	s.byID[a.ID] = a
+	s.bytes.Add(attackBytes(a))
+}
+
+// replace puts a in old's place.
+func (s *AttackStore) replace(old, a *Attack) {
+	for i, x := range s.list {
+		if x == old {
+			s.list[i] = a
 		}
 	}
 	s.byID[a.ID] = a
+	s.bytes.Add(attackBytes(a) - attackBytes(old))
+}
+
+// Bytes estimates the heap bytes of the records kept, their list and
+// index included. Safe to call at any time.
+func (s *AttackStore) Bytes() int64 {
+	s.mu.RLock()
+	n, c := len(s.byID), cap(s.list)
+	s.mu.RUnlock()
+	return s.bytes.Load() + AllocSize(c*8) + MapBytes(n, 16+8)
+}
+
+// attackBytes estimates the heap bytes of one record: its struct, the
+// strings it owns and what it points to. Constant strings (type, action,
+// kind, variable names) and the API name are shared, not counted.
+func attackBytes(a *Attack) int64 {
+	n := AllocSize(int(unsafe.Sizeof(*a))) + StringSize(a.ID) + StringSize(a.Identity.Value)
+	n += AllocSize(cap(a.Variables) * int(unsafe.Sizeof(VariableValue{})))
+	n += AllocSize(cap(a.ClientIPs) * int(unsafe.Sizeof("")))
+	for _, ip := range a.ClientIPs {
+		n += StringSize(ip)
+	}
+	if a.BlockedUntil != nil {
+		n += AllocSize(int(unsafe.Sizeof(time.Time{})))
+	}
+	if r := a.Request; r != nil {
+		n += AllocSize(int(unsafe.Sizeof(*r))) + StringSize(r.Host) + StringSize(r.Path) + StringSize(r.UserAgent)
+	}
+	if h := a.Honeytoken; h != nil {
+		n += AllocSize(int(unsafe.Sizeof(*h))) + StringSize(h.MintedOn) + StringSize(h.MintedBy)
+	}
+	if fp := a.FalsePositive; fp != nil {
+		n += AllocSize(int(unsafe.Sizeof(*fp))) + AllocSize(cap(fp.Relaxed)*int(unsafe.Sizeof(Relaxation{})))
+		if fp.AllowedUntil != nil {
+			n += AllocSize(int(unsafe.Sizeof(time.Time{})))
+		}
+	}
+	return n
 }
 
 // AttacksOf returns the attack records naming an identity, newest first.
@@ -248,4 +305,71 @@ type Relaxation struct {
 	Kind  string  `json:"kind"`
 	OldTx float64 `json:"old_tx"`
 	NewTx float64 `json:"new_tx"`
+}
+
+// Memory estimates. The structures that grow with traffic (attack records,
+// forensics, the inventory) report the bytes they hold from what they
+// allocate, so that a memory budget can bound them without walking them.
+
+// sizeClasses are the Go allocator's small object sizes (Go 1.22 and
+// later, internal/runtime/gc.SizeClassToSize).
+var sizeClasses = [...]uint16{0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+	288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048,
+	2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880,
+	12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576, 27264, 28672, 32768}
+
+// sizeClass8 maps (n+7)/8 to n's size class, for n up to 1024.
+var sizeClass8 = func() (t [1024/8 + 1]uint8) {
+	c := 0
+	for i := range t {
+		for int(sizeClasses[c]) < i*8 {
+			c++
+		}
+		t[i] = uint8(c)
+	}
+	return t
+}()
+
+// AllocSize returns the heap bytes one allocation of n bytes takes: n
+// rounded up to its size class, or to whole pages past 32 KiB. Objects of
+// fewer than 16 bytes without pointers (short strings) share 16-byte blocks
+// and take about their own size.
+func AllocSize(n int) int64 {
+	switch {
+	case n <= 0:
+		return 0
+	case n < 16:
+		return int64(n)
+	case n <= 1024:
+		return int64(sizeClasses[sizeClass8[(n+7)/8]])
+	case n > 32768:
+		return int64((n + 8191) &^ 8191)
+	}
+	i, _ := slices.BinarySearch(sizeClasses[:], uint16(n))
+	return int64(sizeClasses[i])
+}
+
+// StringSize returns the heap bytes of a string's own copy of its bytes.
+func StringSize(s string) int64 { return AllocSize(len(s)) }
+
+// MapBytes estimates the heap bytes of a map holding n entries of slot
+// bytes each (key and value, aligned): Go's maps keep groups of 8 slots and
+// a control word, in tables of up to 1024 slots grown by doubling while
+// at most 7/8 full; past one table, tables split and are 7/16 to 7/8
+// full, about 2/3 on average.
+func MapBytes(n int, slot int) int64 {
+	group := 8 + 8*slot
+	switch {
+	case n == 0:
+		return 0
+	case n <= 8:
+		return AllocSize(group)
+	case n <= 896:
+		slots := 16
+		for slots*7/8 < n {
+			slots *= 2
+		}
+		return AllocSize(slots/8*group) + 64 // the table and its directory
+	}
+	return int64(n) * int64(group) * 3 / (8 * 2)
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,6 +10,7 @@ import (
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/envoy"
+	"github.com/vigil-project/vigil/server/config"
 )
 
 // metrics holds Vigil's Prometheus metrics in a registry of its own. Every
@@ -31,7 +33,12 @@ type serviceMetrics struct {
 
 func newMetrics(q *detect.Queue, allow, block *detect.List) *metrics {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The Go collector's defaults, and the live heap the last GC marked
+	// (go_gc_heap_live_bytes): what the memory budget is about, without the
+	// garbage not yet collected that go_memstats_heap_inuse_bytes counts.
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)},
+	)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_calls_total", Help: "Decisions made, by service.",
 	}, []string{"service"})
@@ -141,4 +148,79 @@ func (m *metrics) streams(l *streamLimit) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_grpc_streams_refused_total", Help: "gRPC streams refused with RESOURCE_EXHAUSTED because grpc.max_streams were open."},
 			func() float64 { return float64(l.refused.Load()) }),
 	)
+}
+
+// stateStats are the behaviour engine's counts (behaviour.Engine.Stats).
+type stateStats struct {
+	States    [detect.NumKinds]int64 // tracked (API, identity) states by identity kind
+	Evictions uint64                 // states forgotten to stay within the budget or max_states
+	Bytes     int64                  // their estimated size
+}
+
+// memorySources are what the memory metrics read at scrape time; a nil
+// function leaves its series out.
+type memorySources struct {
+	budget    config.Budget
+	states    func() stateStats
+	forensics func() int64 // bytes
+	inventory func() int64
+	attacks   func() int64
+}
+
+// memoryCollector exports the tracked states, their evictions and the
+// estimated size of each structure under detection.max_memory, read once
+// per scrape: the engine's counts take a lock per shard, so one read serves
+// every series.
+type memoryCollector struct {
+	src                                      memorySources
+	states, evictions, estimated, budgetDesc *prometheus.Desc
+}
+
+func newMemoryCollector(src memorySources) *memoryCollector {
+	return &memoryCollector{
+		src: src,
+		states: prometheus.NewDesc("vigil_tracked_states",
+			"Tracked (API, identity) behaviour states, by identity kind.", []string{"kind"}, nil),
+		evictions: prometheus.NewDesc("vigil_state_evictions_total",
+			"Behaviour states forgotten, least recently seen first, to stay within detection.max_memory or detection.max_states: an evicted identity starts again.", nil, nil),
+		estimated: prometheus.NewDesc("vigil_memory_estimated_bytes",
+			"Estimated memory of the structures that grow with identities and endpoints, by structure (states, forensics, inventory, attacks).", []string{"structure"}, nil),
+		budgetDesc: prometheus.NewDesc("vigil_memory_budget_bytes",
+			"detection.max_memory by share (states, forensics, and the rest for the count-bounded structures); their sum is max_memory.", []string{"structure"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.states
+	ch <- c.evictions
+	ch <- c.estimated
+	ch <- c.budgetDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, label string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, label)
+	}
+	if f := c.src.states; f != nil {
+		st := f()
+		for _, k := range detect.Kinds() {
+			gauge(c.states, float64(st.States[k]), k.String())
+		}
+		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(st.Evictions))
+		gauge(c.estimated, float64(st.Bytes), "states")
+	}
+	for _, s := range []struct {
+		name string
+		f    func() int64
+	}{{"forensics", c.src.forensics}, {"inventory", c.src.inventory}, {"attacks", c.src.attacks}} {
+		if s.f != nil {
+			gauge(c.estimated, float64(s.f()), s.name)
+		}
+	}
+	b := c.src.budget
+	gauge(c.budgetDesc, float64(b.States), "states")
+	gauge(c.budgetDesc, float64(b.Forensics), "forensics")
+	gauge(c.budgetDesc, float64(b.Rest), "rest")
 }

@@ -14,6 +14,8 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -96,6 +98,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		return nil, err
 	}
 	sec, fp := rt.Secrets, rt.Fingerprinter
+	setMemoryLimit(cfg, rt.Budget, log)
 	s := &Server{cfg: cfg, log: log, now: opts.Now, after: opts.After}
 	s.catalog.Store(rt.Catalog)
 	if s.extractor, err = rt.NewExtractor(); err != nil {
@@ -108,7 +111,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 	}
 	s.queue = detect.NewQueue(cfg.Pipeline.QueueSize)
 	s.inventory = observe.NewInventory(s.catalog.Load().APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
-	s.forensics = observe.NewForensics(cfg.Retention.ForensicsIdentities)
+	s.forensics = observe.NewForensics(cfg.Retention.ForensicsIdentities, rt.Budget.Forensics)
 	s.metrics = newMetrics(s.queue, allow, block)
 	s.metrics.watchInventory(s.inventory)
 	if s.store, err = store.Open(cfg.DataDir); err != nil {
@@ -127,6 +130,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		s.closeState()
 		return nil, err
 	}
+	s.metrics.reg.MustRegister(newMemoryCollector(memorySources{budget: rt.Budget}))
 	if err := s.restore(allow, block, len(models)); err != nil {
 		s.closeState()
 		return nil, err
@@ -192,6 +196,23 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		ErrorLog:          stdlog.New(admLog, "", 0), // not the standard library's global logger
 	}
 	return s, nil
+}
+
+// setMemoryLimit gives the Go runtime its soft memory limit from
+// detection.max_memory (config.MemoryLimit: the budget plus a quarter), so
+// that the garbage collector works harder as the process nears it instead of
+// letting the heap double past the live data as GOGC alone would. The
+// GOMEMLIMIT environment variable, read by the runtime at start, wins.
+func setMemoryLimit(cfg *config.Config, b config.Budget, log zerolog.Logger) {
+	ev := log.Info().Int64("max_memory", b.Total).Int64("states_bytes", b.States).
+		Int64("forensics_bytes", b.Forensics).Int64("rest_bytes", b.Rest)
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		ev.Int64("memory_limit", debug.SetMemoryLimit(-1)).Str("source", "GOMEMLIMIT").Msg("memory budget")
+		return
+	}
+	limit := cfg.MemoryLimit()
+	debug.SetMemoryLimit(limit)
+	ev.Int64("memory_limit", limit).Str("source", "detection.max_memory").Msg("memory budget")
 }
 
 func (s *Server) closeState() {

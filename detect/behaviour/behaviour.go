@@ -2,6 +2,7 @@ package behaviour
 
 import (
 	"github.com/vigil-project/vigil/detect"
+	"math"
 	"strings"
 	"time"
 
@@ -34,150 +35,174 @@ const (
 	numCounters
 )
 
-type bucket struct {
-	c         [numCounters]uint32
-	respBytes uint64
-}
-
 // sketchPair is the current and the previous epoch's sketch of one
 // variable, with the estimate of their union cached: it is read on every
-// request and changes only when a register does.
+// request and changes only when a register does. est < 0: not cached.
+// Pointer-free, so the garbage collector never scans it.
 type sketchPair struct {
 	cur, prev hll
 	est       float64
-	fresh     bool // est is the estimate of cur ∪ prev
 }
 
 func (p *sketchPair) add(x uint64) {
 	if p.cur.add(x) {
-		p.fresh = false
+		p.est = -1
 	}
 }
 
 func (p *sketchPair) estimate() float64 {
-	if !p.fresh {
+	if p.est < 0 {
 		u := p.cur
 		u.merge(&p.prev)
-		p.est, p.fresh = u.estimate(), true
+		p.est = u.estimate()
 	}
 	return p.est
 }
 
-// sketches are allocated the first time an identity needs one.
-type sketches struct {
-	epoch       int64
-	wide        int64 // epoch of ips and agents
-	failedPaths *sketchPair
-	loginUsers  *sketchPair
-	ips         *sketchPair
-	agents      *sketchPair
-	objects     *sketchPair
-}
+// The sketched variables: the slots of identityState.skSlots.
+const (
+	skFailedPaths = iota
+	skLoginUsers
+	skIPs
+	skAgents
+	skObjects
+	numSketches
+)
 
-func (s *sketches) rotate(now int64) {
-	rotate := func(epoch *int64, e int64, pairs ...*sketchPair) {
-		if e == *epoch {
-			return
-		}
-		for _, p := range pairs {
-			if p == nil {
-				continue
-			}
-			if e == *epoch+1 {
-				p.prev = p.cur
-			} else {
-				p.prev.reset()
-			}
-			p.cur.reset()
-			p.fresh = false
-		}
-		*epoch = e
-	}
-	rotate(&s.epoch, now/int64(sketchEpoch), s.failedPaths, s.loginUsers, s.objects)
-	rotate(&s.wide, now/int64(wideEpoch), s.ips, s.agents)
-}
+// wideSketch marks the sketches over wideEpoch.
+func wideSketch(i int) bool { return i == skIPs || i == skAgents }
 
-func pair(p **sketchPair) *sketchPair {
-	if *p == nil {
-		*p = new(sketchPair)
-	}
-	return *p
-}
-
-func estimate(p *sketchPair) float64 {
-	if p == nil {
-		return 0
-	}
-	return p.estimate()
-}
-
-// identityState is what Vigil remembers of one identity on one API: a few
-// hundred bytes whatever its traffic.
+// identityState is what Vigil remembers of one identity on one API: 240
+// bytes (one size class) whatever its traffic, plus the sketches it needed
+// (24 bytes each while they hold few values, 136 past that; in one
+// allocation) and, rarely, stateExtra.
+//
+// Counters saturate rather than wrap: at most 65,535 calls (and as many
+// errors, misses, failed logins and deletes) per identity per minute, and
+// per 10-second bucket of the rate window; at most 4 GiB - 1 of response
+// bytes per identity per minute. Every threshold is far below.
+// Bucket indexes are int32: 10-second buckets since 1970 fit until 2650.
 type identityState struct {
 	model *apiModel
-	kind  detect.Kind
 	id    string
+	first int64 // unix nanoseconds
+	// sk points to the sketch pairs, one pointer-free allocation;
+	// skSlots says which sketches it holds and in which form (sketches.go).
+	sk    *uint64
+	extra *stateExtra // nil for most identities
 
-	first, last int64 // unix nanoseconds
+	// least-recently-seen list of the shard
+	prev, next *identityState
 
-	shortHead int64 // index of the newest short bucket (time / shortBucket)
-	short     [shortBuckets]uint32
-	longHead  int64
-	long      [longBuckets]bucket
-	sk        sketches
+	shortHead  int32 // index of the newest short bucket (time / shortBucket)
+	longHead   int32
+	lastSample int32 // long bucket index of the last training sample
+	skEpoch    int32 // sketchEpoch of the sketches (time / sketchEpoch)
+	skWide     int32 // wideEpoch of ips and agents
+	short      [shortBuckets]uint16
+	long       [longBuckets][numCounters]uint16
+	longBytes  [longBuckets]uint32 // response bytes
+	skSlots    uint16
+	kind       detect.Kind
+}
 
-	clientIPs  []string // up to maxClientIPs distinct, for non-IP identities
-	lastSample int64    // long bucket index of the last training sample
+// stateExtra holds what few identities need: history while the API
+// learned, flags, strikes, client IPs (non-IP identities only).
+type stateExtra struct {
 	// ownMax is the largest value of each variable this identity showed
 	// while its API learned: what is normal for this very identity (a
 	// nightly batch job, a heavy partner) is not an attack from it.
 	ownMax  *[numVars]float32
 	flagged *[numTypes]int64
-	// attacks counts the attacks acted on (blocked or would-block).
-	attacks int
 	// strikes holds, per single-call type, the times of its detections
 	// not yet acted on (see EngineConfig.BlockAfter).
 	strikes *[numTypes][]int64
+	// clientIPs are up to maxClientIPs distinct, for non-IP identities.
+	clientIPs []string
+	// attacks counts the attacks acted on (blocked or would-block).
+	attacks int
+}
 
-	// least-recently-seen list of the shard
-	prev, next *identityState
+func (s *identityState) ext() *stateExtra {
+	if s.extra == nil {
+		s.extra = new(stateExtra)
+	}
+	return s.extra
+}
+
+// ownMax returns the identity's own maxima while its API learned (nil:
+// none).
+func (s *identityState) ownMax() *[numVars]float32 {
+	if s.extra == nil {
+		return nil
+	}
+	return s.extra.ownMax
+}
+
+// flagged returns until when each type is flagged (nil: never flagged).
+func (s *identityState) flagged() *[numTypes]int64 {
+	if s.extra == nil {
+		return nil
+	}
+	return s.extra.flagged
+}
+
+func (s *identityState) attacks() int {
+	if s.extra == nil {
+		return 0
+	}
+	return s.extra.attacks
+}
+
+func (s *identityState) clientIPs() []string {
+	if s.extra == nil {
+		return nil
+	}
+	return s.extra.clientIPs
 }
 
 const maxClientIPs = 20
 
+func inc16(p *uint16) {
+	if *p < math.MaxUint16 {
+		*p++
+	}
+}
+
 // advance moves the windows to now, clearing buckets that went by.
 func (s *identityState) advance(now int64) {
-	if h := now / int64(shortBucket); h != s.shortHead {
-		for i := s.shortHead + 1; i <= h && i <= s.shortHead+shortBuckets; i++ {
+	if h := now / int64(shortBucket); h != int64(s.shortHead) {
+		for i := int64(s.shortHead) + 1; i <= h && i <= int64(s.shortHead)+shortBuckets; i++ {
 			s.short[i%shortBuckets] = 0
 		}
-		if h > s.shortHead {
-			s.shortHead = h
+		if h > int64(s.shortHead) {
+			s.shortHead = int32(h)
 		}
 	}
-	if h := now / int64(longBucket); h != s.longHead {
-		for i := s.longHead + 1; i <= h && i <= s.longHead+longBuckets; i++ {
-			s.long[i%longBuckets] = bucket{}
+	if h := now / int64(longBucket); h != int64(s.longHead) {
+		for i := int64(s.longHead) + 1; i <= h && i <= int64(s.longHead)+longBuckets; i++ {
+			s.long[i%longBuckets] = [numCounters]uint16{}
+			s.longBytes[i%longBuckets] = 0
 		}
-		if h > s.longHead {
-			s.longHead = h
+		if h > int64(s.longHead) {
+			s.longHead = int32(h)
 		}
 	}
-	s.sk.rotate(now)
+	s.rotate(now)
 }
 
 func (s *identityState) longSum(c int) float64 {
 	var n uint64
 	for i := range s.long {
-		n += uint64(s.long[i].c[c])
+		n += uint64(s.long[i][c])
 	}
 	return float64(n)
 }
 
-func (s *identityState) longBytes() float64 {
+func (s *identityState) respBytes() float64 {
 	var n uint64
-	for i := range s.long {
-		n += s.long[i].respBytes
+	for _, b := range s.longBytes {
+		n += uint64(b)
 	}
 	return float64(n)
 }
@@ -196,52 +221,53 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 	if s.first == 0 {
 		s.first = now
 	}
-	s.last = now
-	s.short[s.shortHead%shortBuckets]++
-	b := &s.long[s.longHead%longBuckets]
-	b.c[cRequests]++
-	b.respBytes += uint64(max(t.ResponseBytes, 0))
+	inc16(&s.short[int64(s.shortHead)%shortBuckets])
+	li := int64(s.longHead) % longBuckets
+	b := &s.long[li]
+	inc16(&b[cRequests])
+	rb := &s.longBytes[li]
+	*rb = uint32(min(uint64(*rb)+uint64(max(t.ResponseBytes, 0)), math.MaxUint32))
 	failedLogin := call.login && (t.Status == 401 || t.Status == 403)
 	switch {
 	case failedLogin:
-		b.c[cLoginFail]++
+		inc16(&b[cLoginFail])
 		if s.kind == detect.KindIP || s.kind == detect.KindCookie {
 			if u := t.Identities[detect.KindUsername]; u != "" {
-				pair(&s.sk.loginUsers).add(hashString(u))
+				s.add(skLoginUsers, hashString(u))
 			}
 		}
 	case t.Status == 404 || t.Status == 405:
 		// Paths that do not exist: probing's signal, not an error rate.
-		b.c[cFailed]++
-		pair(&s.sk.failedPaths).add(hashString(t.Path))
+		inc16(&b[cFailed])
+		s.add(skFailedPaths, hashString(t.Path))
 	case t.Status >= 400:
-		b.c[cErrors]++
+		inc16(&b[cErrors])
 	}
 	if t.Method == "DELETE" {
-		b.c[cDeletes]++
+		inc16(&b[cDeletes])
 	}
 	if s.kind != detect.KindIP {
 		if ip := t.Identities[detect.KindIP]; ip != "" {
-			pair(&s.sk.ips).add(hashString(ip))
+			s.add(skIPs, hashString(ip))
 			s.noteIP(ip)
 		}
 		if s.kind.Secret() && t.UserAgent != "" {
-			pair(&s.sk.agents).add(hashString(t.UserAgent))
+			s.add(skAgents, hashString(t.UserAgent))
 		}
 	}
 	if call.hasObject && t.Method != "DELETE" {
-		pair(&s.sk.objects).add(call.object)
+		s.add(skObjects, call.object)
 	}
 }
 
 func (s *identityState) noteIP(ip string) {
-	for _, have := range s.clientIPs {
+	for _, have := range s.clientIPs() {
 		if have == ip {
 			return
 		}
 	}
-	if len(s.clientIPs) < maxClientIPs {
-		s.clientIPs = append(s.clientIPs, strings.Clone(ip))
+	if x := s.ext(); len(x.clientIPs) < maxClientIPs {
+		x.clientIPs = append(x.clientIPs, strings.Clone(ip))
 	}
 }
 
@@ -266,5 +292,6 @@ func (s *identityState) beyond(v varID, x, tx float64) bool {
 	if x <= tx || x < varDefs[v].floor {
 		return false
 	}
-	return s.ownMax == nil || x > 1.5*float64(s.ownMax[v])
+	own := s.ownMax()
+	return own == nil || x > 1.5*float64(own[v])
 }

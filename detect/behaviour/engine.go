@@ -8,7 +8,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // EngineConfig configures the detection engine.
@@ -21,6 +23,15 @@ type EngineConfig struct {
 	// recently seen are forgotten, so a botnet of fresh IPs cannot exhaust
 	// memory.
 	MaxStates int
+	// MaxBytes is the budget for the estimated bytes of the identity
+	// states and their indexes (0: no byte budget, MaxStates alone bounds
+	// them). Like MaxStates it is split over the shards, and past it the
+	// least recently seen states are forgotten. An eighth of it (without
+	// it, a quarter of MaxStates × 48 bytes) is the table of first
+	// sightings, allocated up front: an identity's first call is kept
+	// there, 48 bytes, and it becomes a state when it calls again (see
+	// sighting.go).
+	MaxBytes int64
 	// MaxAPIs caps the models (one per API, discovered ones included).
 	MaxAPIs  int
 	Training TrainingConfig
@@ -64,12 +75,60 @@ type Engine struct {
 }
 
 type shard struct {
-	e      *Engine
-	ch     chan work
-	states map[stateKey]*identityState
-	max    int
-	head   *identityState // most recently seen
-	tail   *identityState
+	e  *Engine
+	ch chan work
+	// states indexes the states by the hash of their key (stateKey), a
+	// 16-byte slot; coll holds the rare state whose hash another state's
+	// already takes.
+	states   map[uint64]*identityState
+	coll     map[stateKey]*identityState
+	seed     maphash.Seed
+	max      int
+	maxBytes int64 // 0: none
+	bytes    int64 // estimated bytes of the states and the sightings table
+	door     *sightings
+	// scratch is the state a first call runs on (see sighting.go).
+	scratch      identityState
+	scratchPairs [numSketches]sketchPair
+	scratchExtra stateExtra
+	head         *identityState // most recently seen
+	tail         *identityState
+
+	// Read by Stats, written only by the shard's worker.
+	nStates   [detect.NumKinds]atomic.Int64
+	evictions atomic.Uint64
+	nBytes    atomic.Int64
+	sightings atomic.Int64
+}
+
+// Stats are the engine's gauges and counters for metrics.
+type Stats struct {
+	// States is the number of tracked states per identity kind.
+	States [detect.NumKinds]int64
+	// Sightings is the number of identities held only as a cheap first
+	// sighting, not yet as a state.
+	Sightings int64
+	// Evictions counts the states forgotten to stay within MaxStates and
+	// MaxBytes.
+	Evictions uint64
+	// Bytes is the estimated bytes of the states and their indexes, the
+	// table of first sightings included.
+	Bytes int64
+}
+
+// Stats returns the engine's current figures. It is safe to call at any
+// time, concurrently with the workers.
+func (e *Engine) Stats() Stats {
+	var st Stats
+	for _, s := range e.shards {
+		for k := range st.States {
+			st.States[k] += s.nStates[k].Load()
+		}
+		st.Sightings += s.sightings.Load()
+		st.Evictions += s.evictions.Load()
+		st.Bytes += s.nBytes.Load()
+	}
+	return st
 }
 
 type stateKey struct {
@@ -121,7 +180,18 @@ func NewEngine(cfg EngineConfig) *Engine {
 	e := &Engine{cfg: cfg, seed: maphash.MakeSeed(), models: map[string]*apiModel{}}
 	n := max(cfg.Workers, 1)
 	for range n {
-		e.shards = append(e.shards, &shard{e: e, states: map[stateKey]*identityState{}, max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)})
+		s := &shard{e: e, states: map[uint64]*identityState{}, coll: map[stateKey]*identityState{}, seed: maphash.MakeSeed(), max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)}
+		// First sightings take an eighth of the byte budget, or a table
+		// of a quarter of MaxStates.
+		if cfg.MaxBytes > 0 {
+			s.maxBytes = max(cfg.MaxBytes/int64(n), 1)
+			s.door = newSightings(s.maxBytes / 8 / sightingBytes)
+		} else {
+			s.door = newSightings(int64(s.max / 4))
+		}
+		s.bytes = s.door.bytes()
+		s.nBytes.Store(s.bytes)
+		e.shards = append(e.shards, s)
 	}
 	return e
 }
@@ -240,7 +310,7 @@ func (s *shard) perRequest(st *identityState, t *detect.Transaction) {
 	for i, v := range []varID{vRequestBytes, vJSONElements} {
 		if st.beyond(v, obs[i], extreme(ts, knobs, st.kind, v)) {
 			fired = true
-		} else if st.flagged == nil && !t.Blocked {
+		} else if st.flagged() == nil && !t.Blocked {
 			// Only values under Tx train the model: one attack must not
 			// raise the bar for the next.
 			m.sample(st.kind, v, obs[i])
@@ -261,11 +331,56 @@ func primaryIdentity(t *detect.Transaction) (detect.Kind, string) {
 }
 
 // process updates one identity's state with a transaction and checks its
-// variables.
+// variables, then keeps the shard within its bounds.
 func (s *shard) process(w work) {
+	key := stateKey{w.model, w.kind, w.t.Identities[w.kind]}
+	h := s.hash(key)
+	st := s.lookup(key, h)
+	switch {
+	case st != nil:
+		s.touch(st)
+	case s.door != nil:
+		e, seen := s.door.take(h)
+		if !seen {
+			s.firstSighting(key, h, w)
+			return
+		}
+		s.sightings.Add(-1)
+		st = s.newState(key, h, nil)
+		e.replay(st)
+		s.bytes += int64(st.bytes())
+	default:
+		st = s.newState(key, h, nil)
+		s.bytes += int64(st.bytes())
+		w.model.identities.Add(1)
+	}
+	before := st.bytes()
+	s.update(st, w)
+	s.settle(st, int64(st.bytes())-int64(before))
+}
+
+// firstSighting runs an identity's first call on the scratch state and
+// keeps it as a sighting, or as a state if it showed more.
+func (s *shard) firstSighting(key stateKey, h uint64, w work) {
+	sc := &s.scratch
+	sc.resetScratch(key, &s.scratchPairs, &s.scratchExtra)
+	s.update(sc, w)
+	key.model.identities.Add(1)
+	if e, ok := sc.sighting(h); ok {
+		if s.door.put(e) {
+			s.sightings.Add(1)
+		}
+		return
+	}
+	st := s.newState(key, h, sc.adopt())
+	s.bytes += int64(st.bytes())
+	s.settle(st, 0)
+}
+
+// update adds a call to the state and raises what it shows.
+func (s *shard) update(st *identityState, w work) {
 	t, m := w.t, w.model
 	now := t.Start.UnixNano()
-	st := s.state(m, w.kind, t.Identities[w.kind])
 	if t.Blocked {
 		// Vigil answered this call itself (block list, decoy, hard limit):
 		// it never reached the API, and its status is Vigil's, so it is no
@@ -277,7 +392,6 @@ func (s *shard) process(w work) {
 		if st.first == 0 {
 			st.first = now
 		}
-		st.last = max(st.last, now)
 		if w.kind != detect.KindIP && t.Identities[detect.KindIP] != "" {
 			st.noteIP(t.Identities[detect.KindIP])
 		}
@@ -288,8 +402,8 @@ func (s *shard) process(w work) {
 	}
 	// Once a minute, the identity's windows as of its last call become a
 	// training sample (flagged identities never train the model).
-	if minute := now / int64(longBucket); minute != st.lastSample && st.first != 0 {
-		if st.flagged == nil {
+	if minute := int32(now / int64(longBucket)); minute != st.lastSample && st.first != 0 {
+		if st.flagged() == nil {
 			learning := !m.ready.Load()
 			feats := windowVars(w.kind)
 			vec := make([]float64, len(feats))
@@ -298,10 +412,11 @@ func (s *shard) process(w work) {
 				vec[i] = x
 				m.sample(w.kind, v, x)
 				if learning && x > 0 {
-					if st.ownMax == nil {
-						st.ownMax = new([numVars]float32)
+					x32, ext := float32(x), st.ext()
+					if ext.ownMax == nil {
+						ext.ownMax = new([numVars]float32)
 					}
-					st.ownMax[v] = max(st.ownMax[v], float32(x))
+					ext.ownMax[v] = max(ext.ownMax[v], x32)
 				}
 			}
 			m.mu.Lock()
@@ -317,7 +432,7 @@ func (s *shard) process(w work) {
 	}
 	st.observe(t, now, &w.call)
 	if st.lastSample == 0 {
-		st.lastSample = now / int64(longBucket)
+		st.lastSample = int32(now / int64(longBucket))
 	}
 	if w.primary {
 		s.perRequest(st, t)
@@ -345,24 +460,69 @@ func (s *shard) process(w work) {
 	}
 }
 
-// state returns the identity's state, created (and the least recently seen
-// forgotten past the cap) when new.
-func (s *shard) state(m *apiModel, kind detect.Kind, id string) *identityState {
-	key := stateKey{m, kind, id}
-	if st, ok := s.states[key]; ok {
-		s.touch(st)
+// hash returns the 64-bit hash of a state's key; never 0.
+func (s *shard) hash(k stateKey) uint64 {
+	h := maphash.String(s.seed, k.id)
+	h ^= (uint64(uintptr(unsafe.Pointer(k.model))) + uint64(k.kind)) * 0x9E3779B97F4A7C15
+	h ^= h >> 29
+	return h | 1
+}
+
+// lookup returns the state of key (whose hash is h), nil if none.
+func (s *shard) lookup(key stateKey, h uint64) *identityState {
+	st := s.states[h]
+	if st == nil || st.model == key.model && st.kind == key.kind && st.id == key.id {
 		return st
 	}
-	if len(s.states) >= s.max && s.tail != nil {
-		old := s.tail
-		s.unlink(old)
-		delete(s.states, stateKey{old.model, old.kind, old.id})
+	return s.coll[key]
+}
+
+func (s *shard) numStates() int { return len(s.states) + len(s.coll) }
+
+// newState adds the state of key (st, or a new one) to the shard, as
+// the most recently seen; the caller accounts for its bytes, and settle
+// then keeps the shard within its bounds.
+func (s *shard) newState(key stateKey, h uint64, st *identityState) *identityState {
+	if st == nil {
+		st = &identityState{model: key.model, kind: key.kind, id: strings.Clone(key.id)}
 	}
-	st := &identityState{model: m, kind: kind, id: strings.Clone(id)}
-	s.states[stateKey{m, kind, st.id}] = st
+	if _, taken := s.states[h]; taken {
+		s.coll[stateKey{key.model, key.kind, st.id}] = st
+	} else {
+		s.states[h] = st
+	}
 	s.pushFront(st)
-	m.identities.Add(1)
+	s.nStates[key.kind].Add(1)
 	return st
+}
+
+// settle accounts for what st grew by in a call, then forgets the least
+// recently seen states (never st, the one just seen) while the shard is
+// past MaxStates or its share of MaxBytes.
+func (s *shard) settle(st *identityState, grew int64) {
+	s.bytes += grew
+	changed := grew != 0
+	for (s.numStates() > s.max || s.maxBytes > 0 && s.bytes > s.maxBytes) && s.tail != nil && s.tail != st {
+		s.evict(s.tail)
+		changed = true
+	}
+	if changed {
+		s.nBytes.Store(s.bytes)
+	}
+}
+
+// evict forgets a state.
+func (s *shard) evict(old *identityState) {
+	s.unlink(old)
+	key := stateKey{old.model, old.kind, old.id}
+	if h := s.hash(key); s.states[h] == old {
+		delete(s.states, h)
+	} else {
+		delete(s.coll, key)
+	}
+	s.bytes -= int64(old.bytes())
+	s.nStates[old.kind].Add(-1)
+	s.evictions.Add(1)
 }
 
 func (s *shard) touch(st *identityState) {
@@ -446,7 +606,7 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 		return
 	}
 	now := t.Start
-	if st.flagged != nil && now.UnixNano() < st.flagged[ti] {
+	if f := st.flagged(); f != nil && now.UnixNano() < f[ti] {
 		return // raised lately: one record per attack, not per request
 	}
 	if !m.ready.Load() {
@@ -468,14 +628,15 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	if d, ok := e.cfg.TypeTTL[typ]; ok && d > 0 {
 		ttl = d
 	}
-	ttl <<= min(st.attacks, 5)
+	ttl <<= min(st.attacks(), 5)
 	ttl = min(ttl, 24*time.Hour)
-	if st.flagged == nil {
-		st.flagged = new([numTypes]int64)
+	ext := st.ext()
+	if ext.flagged == nil {
+		ext.flagged = new([numTypes]int64)
 	}
-	st.flagged[ti] = now.Add(ttl).UnixNano()
+	ext.flagged[ti] = now.Add(ttl).UnixNano()
 	a := e.newAttack(st, typ, m.name, now, vars)
-	st.attacks++
+	ext.attacks++
 	mode := detect.ModeBlock
 	if m.api != nil {
 		mode = m.api.Mode
@@ -533,11 +694,12 @@ func (s *identityState) repeated(ti int, now int64, n int, window time.Duration)
 	if n <= 1 {
 		return true
 	}
-	if s.strikes == nil {
-		s.strikes = new([numTypes][]int64)
+	ext := s.ext()
+	if ext.strikes == nil {
+		ext.strikes = new([numTypes][]int64)
 	}
-	times := s.strikes[ti][:0]
-	for _, at := range s.strikes[ti] {
+	times := ext.strikes[ti][:0]
+	for _, at := range ext.strikes[ti] {
 		if now-at < int64(window) {
 			times = append(times, at)
 		}
@@ -545,10 +707,10 @@ func (s *identityState) repeated(ti int, now int64, n int, window time.Duration)
 	times = append(times, now)
 	if len(times) >= n {
 		times = times[:0]
-		s.strikes[ti] = times
+		ext.strikes[ti] = times
 		return true
 	}
-	s.strikes[ti] = times
+	ext.strikes[ti] = times
 	return false
 }
 
@@ -557,7 +719,7 @@ func (s *identityState) attackIPs() []string {
 	if s.kind == detect.KindIP {
 		return []string{s.id}
 	}
-	return append([]string(nil), s.clientIPs...)
+	return append([]string(nil), s.clientIPs()...)
 }
 
 func round(x float64) float64 { return math.Round(x*100) / 100 }
@@ -658,6 +820,6 @@ func (e *Engine) newAttack(st *identityState, typ detect.AttackType, api string,
 		DetectedAt: now.UTC(),
 		Variables:  vars,
 		ClientIPs:  st.attackIPs(),
-		Repeat:     st.attacks,
+		Repeat:     st.attacks(),
 	}
 }

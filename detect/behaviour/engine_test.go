@@ -160,10 +160,13 @@ func TestEngineForgetsLeastRecentlySeenPastTheCap(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	ip := func(i int) string { return fmt.Sprintf("10.0.%d.%d", i>>8, i&255) }
 	see := func(i int) {
+		// Two calls: a first call alone is a sighting, not a state.
 		now = now.Add(time.Second)
-		t := &detect.Transaction{API: api, Method: "GET", Path: "/x", Status: 200, Start: now, HasRequest: true}
-		t.Identities[detect.KindIP] = ip(i)
-		e.Consume(t)
+		for range 2 {
+			t := &detect.Transaction{API: api, Method: "GET", Path: "/x", Status: 200, Start: now, HasRequest: true}
+			t.Identities[detect.KindIP] = ip(i)
+			e.Consume(t)
+		}
 	}
 	for i := range 1000 {
 		see(i) // 0 … 999, in that order: full
@@ -174,13 +177,12 @@ func TestEngineForgetsLeastRecentlySeenPastTheCap(t *testing.T) {
 	for i := 1000; i < 1200; i++ {
 		see(i) // 200 new ones push out the 200 seen longest ago: 100 … 299
 	}
-	states := e.shards[0].states
-	if len(states) != 1000 {
-		t.Fatalf("%d states kept, cap 1000", len(states))
+	if n := e.shards[0].numStates(); n != 1000 {
+		t.Fatalf("%d states kept, cap 1000", n)
 	}
 	m := e.models["a"]
 	for i := range 1200 {
-		_, kept := states[stateKey{m, detect.KindIP, ip(i)}]
+		kept := e.shards[0].get(stateKey{m, detect.KindIP, ip(i)}) != nil
 		if forgotten := i >= 100 && i < 300; kept == forgotten {
 			t.Fatalf("%s (seen at step %d) kept %v", ip(i), i, kept)
 		}

@@ -108,19 +108,19 @@ func (s *identityState) value(v varID) float64 {
 	case vFailedRequests:
 		return s.longSum(cFailed)
 	case vDistinctFailedPaths:
-		return estimate(s.sk.failedPaths)
+		return s.estimate(skFailedPaths)
 	case vLoginFailures:
 		return s.longSum(cLoginFail)
 	case vDistinctLoginUsers:
-		return estimate(s.sk.loginUsers)
+		return s.estimate(skLoginUsers)
 	case vDistinctIPs:
-		return estimate(s.sk.ips)
+		return s.estimate(skIPs)
 	case vDistinctAgents:
-		return estimate(s.sk.agents)
+		return s.estimate(skAgents)
 	case vResponseBytes:
-		return s.longBytes()
+		return s.respBytes()
 	case vDistinctObjects:
-		return estimate(s.sk.objects)
+		return s.estimate(skObjects)
 	case vDeletes:
 		return s.longSum(cDeletes)
 	}

@@ -125,7 +125,7 @@ func TestOwnBaseline(t *testing.T) {
 	if !f.m.ready.Load() {
 		t.Fatal("not ready after training")
 	}
-	if st, ok := f.e.shards[0].states[stateKey{f.m, detect.KindIP, batch}]; !ok || st.ownMax == nil || st.ownMax[vDeletes] != 40 {
+	if st := f.e.shards[0].get(stateKey{f.m, detect.KindIP, batch}); st == nil || st.ownMax() == nil || st.ownMax()[vDeletes] != 40 {
 		t.Fatalf("batch job's own maximum not kept: %+v", st)
 	}
 	del(batch, 60)

@@ -39,10 +39,10 @@ func BenchmarkSinks(b *testing.B) {
 			APIs: []*detect.API{api}})
 	}
 	b.Run("inventory", func(b *testing.B) { run(b, observe.NewInventory([]*detect.API{api}, 1000, 1000)) })
-	b.Run("forensics", func(b *testing.B) { run(b, observe.NewForensics(100000)) })
+	b.Run("forensics", func(b *testing.B) { run(b, observe.NewForensics(100000, 0)) })
 	b.Run("engine", func(b *testing.B) { run(b, engine()) })
 	b.Run("all", func(b *testing.B) {
-		run(b, fanOut{observe.NewInventory([]*detect.API{api}, 1000, 1000), observe.NewForensics(100000), engine()})
+		run(b, fanOut{observe.NewInventory([]*detect.API{api}, 1000, 1000), observe.NewForensics(100000, 0), engine()})
 	})
 }
 

@@ -23,11 +23,16 @@ func hashString(s string) uint64 { return xxhash.Sum64String(s) }
 
 func hashBytes(b []byte) uint64 { return xxhash.Sum64(b) }
 
-// add counts a hashed value and says whether the sketch changed.
-func (h *hll) add(x uint64) bool {
+// split returns the register a hashed value goes to and its rank there.
+func split(x uint64) (int, uint8) {
 	i := x & (hllRegisters - 1)
 	w := x >> 6
-	rank := uint8(bits.LeadingZeros64(w<<6|1<<5)) + 1 // rank within the 58 remaining bits
+	return int(i), uint8(bits.LeadingZeros64(w<<6|1<<5)) + 1 // rank within the 58 remaining bits
+}
+
+// add counts a hashed value and says whether the sketch changed.
+func (h *hll) add(x uint64) bool {
+	i, rank := split(x)
 	if rank > h[i] {
 		h[i] = rank
 		return true

@@ -1,43 +1,70 @@
 package observe
 
 import (
-	"cmp"
-	"github.com/vigil-project/vigil/detect"
+	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/vigil-project/vigil/detect"
 )
 
-// Bounds of one identity's forensic record: beyond them, new IPs, URLs
-// and APIs are counted under "(other)".
+// Bounds of one identity's forensic record: beyond them, new IPs, methods,
+// URLs and APIs are counted under "(other)".
 const (
-	forensicMaxIPs  = 50
-	forensicMaxURLs = 200
-	forensicMaxAPIs = 20
-	forensicOther   = "(other)"
+	forensicMaxIPs     = 50
+	forensicMaxMethods = 16
+	forensicMaxURLs    = 200
+	forensicMaxAPIs    = 20
+	forensicOther      = "(other)"
+	// forensicWeek is how many hours before the latest one are kept.
+	forensicWeek = 24 * 7
 )
 
 // Forensics keeps, per identity, what it did: aggregated counts per IP,
 // method, endpoint template and API, never a raw request log. The number of
-// identities is capped; the least recently seen are forgotten first.
+// identities and the bytes they take are capped; the least recently seen
+// are forgotten first.
 //
-// It runs on the pipeline for every call, so it keeps each identity in a
-// compact form (small slices, one map lookup per identity and call) and
-// builds the JSON shape, ForensicRecord, only when asked.
+// It runs on the pipeline for every call and may hold a million
+// identities, most of them seen once (a botnet rotating addresses), so an
+// identity is small: an identity seen once is one 80-byte record naming
+// its call's method, template and API by the numbers of names shared by
+// all records; one that returns gets its counts in one slice of 12-byte
+// entries. It builds the JSON shape, ForensicRecord, only when asked.
 type Forensics struct {
-	mu    sync.Mutex
-	max   int
-	recs  map[forensicKey]*forensicState
-	lru   forensicState // sentinel of the recency list: lru.next is the most recent
-	dirty []*forensicState
+	mu       sync.Mutex
+	max      int
+	maxBytes int64 // 0: no byte budget
+	recs     [detect.NumKinds]map[string]*forensicState
+	peak     [detect.NumKinds]int // Go's maps do not shrink: their largest size
+	n        int
+	lru      forensicState // sentinel of the recency list: lru.next is the most recent
+	names    nameTable
+	other    uint32 // the name "(other)"
+	ndirty   int    // records changed since the last Dirty, all at the front of the list
+	recBytes int64  // the records' own bytes
+
+	// Read without the lock (metrics).
+	bytes     atomic.Int64
+	count     atomic.Int64
+	evictions atomic.Uint64
+	unsaved   atomic.Uint64
 }
 
-type forensicKey struct {
-	kind  detect.Kind
-	value string
+// ForensicsStats is what a metrics scrape reads of the forensics.
+type ForensicsStats struct {
+	Records   int    // identities tracked
+	Bytes     int64  // estimated heap bytes of their records, names and index
+	Evictions uint64 // identities forgotten to stay within the bounds
+	// Unsaved counts the evicted identities whose latest calls had not
+	// been handed to Dirty (the store keeps their record as last saved).
+	Unsaved uint64
 }
 
 // ForensicRecord is one identity's aggregated activity, as the admin API
@@ -64,132 +91,263 @@ type ForensicsIP struct {
 	APIs    map[string]int64 `json:"apis"`
 }
 
-// forensicState is one identity's activity.
+// forensicState is one identity's activity. An identity seen once has no
+// body: ids, first and ip say what its call was.
 type forensicState struct {
-	key         forensicKey
-	first, last time.Time
-	total       int64
-	methods     tally
-	urls        tally
-	apis        tally
-	hours       []hourCount // ascending, the last 7 days
-	// ips is the activity per client IP of a non-IP identity; an IP
-	// identity's record is its own only IP.
-	ips        []*ipTally
-	dirty      bool
-	gone       bool // evicted
-	prev, next *forensicState
+	key   string
+	ip    string        // the client IP of a non-IP identity's only call
+	body  *forensicBody // nil until a second call
+	prev  *forensicState
+	next  *forensicState
+	first int64     // unix nanoseconds; zeroTime: none
+	ids   [3]uint32 // the only call's method, template and API
+	kind  detect.Kind
+	flags uint8
+	// The time zones of first and last.
+	firstLoc uint8
+	lastLoc  uint8
 }
 
-type ipTally struct {
-	ip                  string
-	total               int64
-	methods, urls, apis tally
+const (
+	stateDirty uint8 = 1 << iota // changed since the last Dirty
+	// stateOneIP: every call of this non-IP identity came from body.ips[0],
+	// whose counts are the identity's own (kept once).
+	stateOneIP
+)
+
+// forensicBody holds the counts of an identity seen more than once.
+type forensicBody struct {
+	ents  []fEntry
+	ips   []forensicIP // the client IPs of a non-IP identity
+	index map[uint64]int32
+	last  int64
+	// have counts the names of each tag (method, URL, API) in the
+	// identity's own counts, "(other)" included.
+	have [3]uint16
 }
 
-type hourCount struct{ hour, n int64 }
-
-// tally counts names, at most limit of them; beyond, new names are counted
-// under "(other)". Identities use few methods, endpoints and APIs, so the
-// counts are a slice searched in order, with an index once it grows.
-type tally struct {
-	counts []nameCount
-	index  map[string]int
+type forensicIP struct {
+	ip   string
+	have [3]uint16
 }
 
-type nameCount struct {
+// An entry counts calls under one name (or hour) of one tag, for the
+// identity itself (ip 0) or for its IP number ip. Three words: the name,
+// and a 48-bit count beside the tag and the IP.
+type fEntry [3]uint32
+
+const (
+	tagMethod uint8 = iota
+	tagURL
+	tagAPI
+	tagHour // the name is the unix hour, as an int32
+)
+
+var tagLimits = [3]int{forensicMaxMethods, forensicMaxURLs, forensicMaxAPIs}
+
+func newEntry(tag, ip uint8, id uint32, n int64) fEntry {
+	return fEntry{id, uint32(n), uint32(n>>32)&0xffff | uint32(tag)<<16 | uint32(ip)<<24}
+}
+
+func (e *fEntry) tag() uint8 { return uint8(e[2] >> 16) }
+func (e *fEntry) ip() uint8  { return uint8(e[2] >> 24) }
+func (e *fEntry) n() int64   { return int64(e[1]) | int64(e[2]&0xffff)<<32 }
+
+func (e *fEntry) add(n int64) {
+	c := min(e.n()+n, 1<<48-1)
+	e[1], e[2] = uint32(c), e[2]&^0xffff|uint32(c>>32)&0xffff
+}
+
+func entryKey(tag, ip uint8, id uint32) uint64 { return uint64(id) | uint64(tag)<<32 | uint64(ip)<<40 }
+
+// forensicIndexAt is how many entries a record searches in order before
+// it keeps an index.
+const forensicIndexAt = 24
+
+// Sizes for the estimate of the bytes held.
+var (
+	stateBytes = detect.AllocSize(int(unsafe.Sizeof(forensicState{})))
+	bodyBytes  = detect.AllocSize(int(unsafe.Sizeof(forensicBody{})))
+)
+
+const (
+	entrySize   = int(unsafe.Sizeof(fEntry{}))
+	ipSize      = int(unsafe.Sizeof(forensicIP{}))
+	recSlotSize = 16 + 8 // string key, pointer
+)
+
+// nameTable numbers the methods, templates and APIs that records count,
+// each kept once; a name no record counts any more is forgotten.
+type nameTable struct {
+	ids   map[string]uint32
+	list  []nameSlot // by id
+	free  []uint32
+	peak  int
+	bytes int64 // the names' own bytes
+}
+
+type nameSlot struct {
 	name string
-	n    int64
+	refs uint32
 }
 
-const tallyIndexAt = 16
-
-// add counts one call under name, read from b when name is empty (so that
-// a name built on the stack is copied only when it is new).
-func (t *tally) add(name string, b []byte, limit int) {
-	if name == "" {
-		name = unsafe.String(unsafe.SliceData(b), len(b))
-	}
-	if i, ok := t.find(name); ok {
-		t.counts[i].n++
-		return
-	}
-	if len(t.counts) >= limit {
-		if i, ok := t.find(forensicOther); ok {
-			t.counts[i].n++
-			return
-		}
-		t.set(forensicOther, 1)
-		return
-	}
-	if b != nil {
-		name = string(b)
-	}
-	t.set(name, 1)
+func (t *nameTable) lookup(name string) (uint32, bool) {
+	id, ok := t.ids[name]
+	return id, ok
 }
 
-func (t *tally) find(name string) (int, bool) {
-	if t.index != nil {
-		i, ok := t.index[name]
-		return i, ok
+// add numbers a new name, counted by no record yet.
+func (t *nameTable) add(name string) uint32 {
+	name = strings.Clone(name) // request strings may alias Envoy's buffers
+	var id uint32
+	if n := len(t.free); n > 0 {
+		id = t.free[n-1]
+		t.free = t.free[:n-1]
+		t.list[id] = nameSlot{name: name}
+	} else {
+		id = uint32(len(t.list))
+		t.list = append(t.list, nameSlot{name: name})
 	}
-	for i := range t.counts {
-		if t.counts[i].name == name {
-			return i, true
-		}
-	}
-	return 0, false
+	t.ids[name] = id
+	t.peak = max(t.peak, len(t.ids))
+	t.bytes += detect.StringSize(name)
+	return id
 }
 
-func (t *tally) set(name string, n int64) {
-	t.counts = append(t.counts, nameCount{name, n})
-	if t.index != nil {
-		t.index[name] = len(t.counts) - 1
-	} else if len(t.counts) > tallyIndexAt {
-		t.index = make(map[string]int, len(t.counts)*2)
-		for i, c := range t.counts {
-			t.index[c.name] = i
-		}
+// id returns name's number, numbering it if new.
+func (t *nameTable) id(name string) uint32 {
+	if id, ok := t.ids[name]; ok {
+		return id
+	}
+	return t.add(name)
+}
+
+func (t *nameTable) ref(id uint32) { t.list[id].refs++ }
+
+// unref forgets a name no record counts any more.
+func (t *nameTable) unref(id uint32) {
+	s := &t.list[id]
+	if s.refs--; s.refs == 0 {
+		t.forget(id)
 	}
 }
 
-func (t *tally) get(name string) int64 {
-	if i, ok := t.find(name); ok {
-		return t.counts[i].n
-	}
-	return 0
+func (t *nameTable) forget(id uint32) {
+	s := &t.list[id]
+	delete(t.ids, s.name)
+	t.bytes -= detect.StringSize(s.name)
+	*s = nameSlot{}
+	t.free = append(t.free, id)
 }
 
-func (t *tally) toMap() map[string]int64 {
-	m := make(map[string]int64, len(t.counts))
-	for _, c := range t.counts {
-		m[c.name] = c.n
-	}
-	return m
+func (t *nameTable) size() int64 {
+	return t.bytes + detect.AllocSize(cap(t.list)*int(unsafe.Sizeof(nameSlot{}))) + detect.AllocSize(cap(t.free)*4) +
+		detect.MapBytes(t.peak, 16+8)
 }
 
-func tallyOf(m map[string]int64) tally {
-	var t tally
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
+// NewForensics keeps at most maxIdentities identities, in at most maxBytes
+// bytes (estimated; 0: no byte budget).
+func NewForensics(maxIdentities int, maxBytes int64) *Forensics {
+	f := &Forensics{max: maxIdentities, maxBytes: maxBytes, names: nameTable{ids: map[string]uint32{}}}
+	for k := range f.recs {
+		f.recs[k] = map[string]*forensicState{}
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		t.set(k, m[k])
-	}
-	return t
-}
-
-// NewForensics keeps at most max identities.
-func NewForensics(max int) *Forensics {
-	f := &Forensics{max: max, recs: map[forensicKey]*forensicState{}}
 	f.lru.next, f.lru.prev = &f.lru, &f.lru
+	f.other = f.names.add(forensicOther)
+	f.names.ref(f.other) // kept for good
+	f.publish()
 	return f
+}
+
+// Stats returns the number of identities, the estimated bytes they take and
+// the evictions so far. Safe to call at any time.
+func (f *Forensics) Stats() ForensicsStats {
+	return ForensicsStats{Records: int(f.count.Load()), Bytes: f.bytes.Load(), Evictions: f.evictions.Load(),
+		Unsaved: f.unsaved.Load()}
+}
+
+// total estimates the bytes held: records, names and the index.
+func (f *Forensics) total() int64 {
+	b := f.recBytes + f.names.size()
+	for _, p := range f.peak {
+		b += detect.MapBytes(p, recSlotSize)
+	}
+	return b
+}
+
+func (f *Forensics) publish() {
+	f.bytes.Store(f.total())
+	f.count.Store(int64(f.n))
 }
 
 // Forensics is one of the pipeline's sinks.
 var _ detect.Sink = (*Forensics)(nil)
+
+// Times outside what unix nanoseconds hold are kept at the nearest end.
+var (
+	minTime = time.Unix(0, math.MinInt64+1)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+const zeroTime = math.MinInt64
+
+func stamp(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return zeroTime
+	case t.Before(minTime):
+		return minTime.UnixNano()
+	case t.After(maxTime):
+		return maxTime.UnixNano()
+	}
+	return t.UnixNano()
+}
+
+// locations numbers the time zones of the times kept, so that a record
+// shows its times as they came; past 256 zones, times show in UTC.
+var locations = struct {
+	sync.RWMutex
+	list []*time.Location
+	ids  map[*time.Location]uint8
+}{list: []*time.Location{time.UTC, time.Local}, ids: map[*time.Location]uint8{time.UTC: 0, time.Local: 1}}
+
+func locationID(t time.Time) uint8 {
+	l := t.Location()
+	switch l {
+	case time.UTC:
+		return 0
+	case time.Local:
+		return 1
+	}
+	locations.RLock()
+	id, ok := locations.ids[l]
+	locations.RUnlock()
+	if ok {
+		return id
+	}
+	locations.Lock()
+	defer locations.Unlock()
+	if id, ok := locations.ids[l]; ok {
+		return id
+	}
+	if len(locations.list) > math.MaxUint8 {
+		return 0
+	}
+	id = uint8(len(locations.list))
+	locations.list = append(locations.list, l)
+	locations.ids[l] = id
+	return id
+}
+
+func timeOf(ns int64, loc uint8) time.Time {
+	if ns == zeroTime {
+		return time.Time{}
+	}
+	locations.RLock()
+	l := locations.list[loc]
+	locations.RUnlock()
+	return time.Unix(0, ns).In(l)
+}
 
 // Consume records one transaction under each of its identities.
 func (f *Forensics) Consume(t *detect.Transaction) {
@@ -203,98 +361,264 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 		api = detect.DiscoveredName(t.Host, detect.DiscoveredBase(t.Path))
 	}
 	t.Prepare()
-	url := t.Template
-	method := t.Method
 	ip := t.Identities[detect.KindIP]
-	hour := t.Start.Unix() / 3600
+	at := stamp(t.Start)
+	hour := int32(max(min(t.Start.Unix()/3600, math.MaxInt32), math.MinInt32))
+	loc := locationID(t.Start)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	ids := [3]uint32{f.names.id(t.Method), f.names.id(t.Template), f.names.id(api)}
+	ipKey := "" // the IP, the bytes of its record's key once seen
 	for k := range detect.NumKinds {
 		v := t.Identities[k]
 		if v == "" {
 			continue
 		}
-		st := f.recs[forensicKey{k, v}]
+		st := f.recs[k][v]
 		if st == nil {
-			if len(f.recs) >= f.max {
-				f.evict()
+			// A first sighting: one small record.
+			st = &forensicState{key: strings.Clone(v), kind: k, first: at, ids: ids, firstLoc: loc, lastLoc: loc,
+				flags: stateDirty}
+			if k != detect.KindIP {
+				st.ip = ipKey
 			}
-			st = &forensicState{key: forensicKey{k, strings.Clone(v)}}
-			f.recs[st.key] = st
-		} else {
-			st.unlink()
+			for _, id := range ids {
+				f.names.ref(id)
+			}
+			f.recs[k][st.key] = st
+			f.peak[k] = max(f.peak[k], len(f.recs[k]))
+			f.n++
+			f.ndirty++
+			f.recBytes += st.size()
+			f.pushFront(st)
+			if k == detect.KindIP {
+				ipKey = st.key // the token's record shares these bytes
+			}
+			continue
 		}
+		st.unlink()
 		f.pushFront(st)
-		if !st.dirty {
-			st.dirty = true
-			f.dirty = append(f.dirty, st)
+		if st.flags&stateDirty == 0 {
+			st.flags |= stateDirty
+			f.ndirty++
 		}
-		if st.first.IsZero() || t.Start.Before(st.first) {
-			st.first = t.Start
+		before := st.size()
+		if st.body == nil {
+			f.expand(st)
 		}
-		if t.Start.After(st.last) {
-			st.last = t.Start
+		// zeroTime is below every time, as the zero time.Time is.
+		if st.first == zeroTime || at < st.first {
+			st.first, st.firstLoc = at, loc
 		}
-		st.total++
-		st.methods.add(method, nil, 16)
-		st.urls.add(url, nil, forensicMaxURLs)
-		st.apis.add(api, nil, forensicMaxAPIs)
-		st.countHour(hour)
-		if ip != "" && k != detect.KindIP {
-			pi := st.ipTally(ip)
-			pi.total++
-			pi.methods.add(method, nil, 16)
-			pi.urls.add(url, nil, forensicMaxURLs)
-			pi.apis.add(api, nil, forensicMaxAPIs)
+		if at > st.body.last {
+			st.body.last, st.lastLoc = at, loc
+		}
+		if k == detect.KindIP {
+			ipKey = st.key
+		}
+		f.countCall(st, k, ip, ipKey, ids, hour)
+		f.recBytes += st.size() - before
+	}
+	// A name this call brought that no record took (all past their limits).
+	for i, id := range ids {
+		if f.names.list[id].refs == 0 && !slices.Contains(ids[:i], id) {
+			f.names.forget(id)
+		}
+	}
+	f.trim()
+	f.publish()
+}
+
+// countCall adds one call to st: its method, template and API (ids), hour and,
+// for a non-IP identity, its client IP's share (ipKey is the IP's own
+// record key, whose bytes st shares).
+func (f *Forensics) countCall(st *forensicState, k detect.Kind, ip, ipKey string, ids [3]uint32, hour int32) {
+	perIP := uint8(0)
+	b := st.body
+	if k != detect.KindIP {
+		switch {
+		case st.flags&stateOneIP != 0 && ip == b.ips[0].ip:
+		default:
+			if st.flags&stateOneIP != 0 {
+				f.splitIPs(st)
+			}
+			if ip != "" {
+				perIP = b.ipNumber(ip, ipKey)
+			}
+		}
+	}
+	for tag := range uint8(3) {
+		f.countName(b, tag, 0, ids[tag], &b.have[tag])
+		if perIP != 0 {
+			f.countName(b, tag, perIP, ids[tag], &b.ips[perIP-1].have[tag])
+		}
+	}
+	b.countHour(hour)
+}
+
+// expand gives a record seen once the body that counts further calls.
+func (f *Forensics) expand(st *forensicState) {
+	b := &forensicBody{ents: make([]fEntry, 0, 4), last: st.first, have: [3]uint16{1, 1, 1}}
+	for tag, id := range st.ids {
+		b.ents = append(b.ents, newEntry(uint8(tag), 0, id, 1)) // the names' references move to the entries
+	}
+	b.ents = append(b.ents, newEntry(tagHour, 0, uint32(hourOf(st.first)), 1))
+	if st.ip != "" {
+		// Its IP's counts are the identity's own until another shows.
+		b.ips = []forensicIP{{ip: st.ip}}
+		st.flags |= stateOneIP
+	}
+	st.body, st.ip, st.ids = b, "", [3]uint32{}
+}
+
+// hourOf returns the unix hour of a time kept, as Consume counts it.
+func hourOf(ns int64) int32 {
+	return int32(max(min(timeOf(ns, 0).Unix()/3600, math.MaxInt32), math.MinInt32))
+}
+
+// countName counts a call under name id of tag for the identity (ip 0) or
+// one of its IPs; past the tag's limit, new names count under "(other)".
+func (f *Forensics) countName(st *forensicBody, tag, ip uint8, id uint32, have *uint16) {
+	if i := st.find(tag, ip, id); i >= 0 {
+		st.ents[i].add(1)
+		return
+	}
+	if int(*have) >= tagLimits[tag] {
+		id = f.other
+		if i := st.find(tag, ip, id); i >= 0 {
+			st.ents[i].add(1)
+			return
+		}
+	}
+	f.names.ref(id)
+	*have++
+	st.push(newEntry(tag, ip, id, 1))
+}
+
+// splitIPs ends a one-IP identity's shared counts: its IP gets its own
+// copy before a call from elsewhere is counted.
+func (f *Forensics) splitIPs(st *forensicState) {
+	st.flags &^= stateOneIP
+	b := st.body
+	b.ips[0].have = b.have
+	for i, n := 0, len(b.ents); i < n; i++ {
+		e := b.ents[i]
+		if tag := e.tag(); tag != tagHour {
+			f.names.ref(e[0])
+			b.push(newEntry(tag, 1, e[0], e.n()))
 		}
 	}
 }
 
-// countHour counts a call in its hour and forgets hours older than a week.
-func (s *forensicState) countHour(hour int64) {
-	if n := len(s.hours); n > 0 && s.hours[n-1].hour == hour {
-		s.hours[n-1].n++
+// ipNumber returns the number (from 1) of a client IP among st's, the
+// "(other)" one past forensicMaxIPs.
+func (st *forensicBody) ipNumber(ip, ipKey string) uint8 {
+	ips := st.ips
+	for i := range ips {
+		if ips[i].ip == ip {
+			return uint8(i + 1)
+		}
+	}
+	name := ipKey
+	if len(ips) >= forensicMaxIPs {
+		for i := range ips {
+			if ips[i].ip == forensicOther {
+				return uint8(i + 1)
+			}
+		}
+		name = forensicOther
+	} else if name != ip {
+		name = strings.Clone(ip)
+	}
+	st.ips = append(ips, forensicIP{ip: name})
+	return uint8(len(st.ips))
+}
+
+// find returns the entry counting name id of tag for ip, or -1.
+func (st *forensicBody) find(tag, ip uint8, id uint32) int {
+	if st.index != nil {
+		if i, ok := st.index[entryKey(tag, ip, id)]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	want := uint32(tag)<<16 | uint32(ip)<<24
+	for i := range st.ents {
+		if e := &st.ents[i]; e[0] == id && e[2]&^0xffff == want {
+			return i
+		}
+	}
+	return -1
+}
+
+// push appends an entry, keeping the index once there are many.
+func (st *forensicBody) push(e fEntry) {
+	st.ents = append(st.ents, e)
+	switch {
+	case st.index != nil:
+		st.index[entryKey(e.tag(), e.ip(), e[0])] = int32(len(st.ents) - 1)
+	case len(st.ents) > forensicIndexAt:
+		st.reindex()
+	}
+}
+
+func (st *forensicBody) reindex() {
+	if len(st.ents) <= forensicIndexAt {
+		st.index = nil
 		return
 	}
-	i := sort.Search(len(s.hours), func(i int) bool { return s.hours[i].hour >= hour })
-	switch {
-	case i < len(s.hours) && s.hours[i].hour == hour:
-		s.hours[i].n++
+	st.index = make(map[uint64]int32, len(st.ents))
+	for i := range st.ents {
+		e := &st.ents[i]
+		st.index[entryKey(e.tag(), e.ip(), e[0])] = int32(i)
+	}
+}
+
+// countHour counts a call in its hour and forgets hours older than a week
+// before the latest.
+func (st *forensicBody) countHour(hour int32) {
+	id := uint32(hour)
+	if i := st.find(tagHour, 0, id); i >= 0 {
+		st.ents[i].add(1)
 		return
-	case i == 0 && len(s.hours) > 0 && hour < s.hours[len(s.hours)-1].hour-24*7:
+	}
+	latest, any := int32(math.MinInt32), false
+	for i := range st.ents {
+		if e := &st.ents[i]; e.tag() == tagHour {
+			latest, any = max(latest, int32(e[0])), true
+		}
+	}
+	if any && int64(hour) < int64(latest)-forensicWeek {
 		return // older than the week kept
 	}
-	s.hours = slices.Insert(s.hours, i, hourCount{hour, 1})
-	cut := 0
-	for cut < len(s.hours) && s.hours[cut].hour < s.hours[len(s.hours)-1].hour-24*7 {
-		cut++
+	st.push(newEntry(tagHour, 0, id, 1))
+	if !any || hour <= latest {
+		return
 	}
-	if cut > 0 {
-		s.hours = slices.Delete(s.hours, 0, cut)
+	kept := st.ents[:0]
+	for _, e := range st.ents {
+		if e.tag() != tagHour || int64(int32(e[0])) >= int64(hour)-forensicWeek {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) < len(st.ents) {
+		clear(st.ents[len(kept):])
+		st.ents = kept
+		st.reindex()
 	}
 }
 
-// ipTally returns the counts of one client IP, the "(other)" one past
-// forensicMaxIPs.
-func (s *forensicState) ipTally(ip string) *ipTally {
-	for _, p := range s.ips {
-		if p.ip == ip {
-			return p
+// size estimates a record's heap bytes. The bytes of its IPs' strings are
+// the IP identities' keys, counted there.
+func (st *forensicState) size() int64 {
+	n := stateBytes + detect.StringSize(st.key)
+	if b := st.body; b != nil {
+		n += bodyBytes + detect.AllocSize(cap(b.ents)*entrySize) + detect.AllocSize(cap(b.ips)*ipSize)
+		if b.index != nil {
+			n += detect.MapBytes(len(b.index), 16)
 		}
 	}
-	name := forensicOther
-	if len(s.ips) < forensicMaxIPs {
-		name = strings.Clone(ip)
-	} else {
-		for _, p := range s.ips {
-			if p.ip == forensicOther {
-				return p
-			}
-		}
-	}
-	p := &ipTally{ip: name}
-	s.ips = append(s.ips, p)
-	return p
+	return n
 }
 
 func (f *Forensics) pushFront(s *forensicState) {
@@ -308,26 +632,66 @@ func (s *forensicState) unlink() {
 	s.prev, s.next = nil, nil
 }
 
+// full reports whether the records are past a bound.
+func (f *Forensics) full() bool {
+	return f.n > f.max || (f.maxBytes > 0 && f.total() > f.maxBytes)
+}
+
+// trim forgets the least recently seen identities until the records are
+// within their bounds, the most recent one kept whatever its size.
+func (f *Forensics) trim() {
+	for f.full() && f.lru.prev != f.lru.next {
+		f.evict()
+	}
+}
+
 // evict forgets the least recently seen identity.
 func (f *Forensics) evict() {
 	old := f.lru.prev
 	if old == &f.lru {
 		return
 	}
-	old.unlink()
-	old.gone = true
-	delete(f.recs, old.key)
+	if old.flags&stateDirty != 0 {
+		f.unsaved.Add(1)
+	}
+	f.remove(old)
+	f.evictions.Add(1)
+}
+
+// remove forgets a record and the names only it counted.
+func (f *Forensics) remove(s *forensicState) {
+	s.unlink()
+	delete(f.recs[s.kind], s.key)
+	f.n--
+	if s.flags&stateDirty != 0 {
+		f.ndirty--
+	}
+	f.recBytes -= s.size()
+	if s.body == nil {
+		for _, id := range s.ids {
+			f.names.unref(id)
+		}
+		return
+	}
+	for i := range s.body.ents {
+		if e := &s.body.ents[i]; e.tag() != tagHour {
+			f.names.unref(e[0])
+		}
+	}
 }
 
 // Get returns an identity's record.
 func (f *Forensics) Get(k detect.Kind, value string) (*ForensicRecord, bool) {
+	if k >= detect.NumKinds {
+		return nil, false
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, ok := f.recs[forensicKey{k, value}]
+	s, ok := f.recs[k][value]
 	if !ok {
 		return nil, false
 	}
-	return s.record(), true
+	return f.record(s), true
 }
 
 // Put installs a record read back from storage as the most recently seen:
@@ -337,65 +701,147 @@ func (f *Forensics) Put(r *ForensicRecord) {
 	if err != nil {
 		return
 	}
-	s := &forensicState{key: forensicKey{k, r.Value}, first: r.FirstSeen, last: r.LastSeen, total: r.Total,
-		methods: tallyOf(r.Methods), urls: tallyOf(r.URLs), apis: tallyOf(r.APIs)}
-	for h, n := range r.Hours {
-		s.hours = append(s.hours, hourCount{h, n})
-	}
-	slices.SortFunc(s.hours, func(a, b hourCount) int { return cmp.Compare(a.hour, b.hour) })
-	if k != detect.KindIP {
-		ips := make([]string, 0, len(r.IPs))
-		for ip := range r.IPs {
-			ips = append(ips, ip)
-		}
-		sort.Strings(ips)
-		for _, ip := range ips {
-			p := r.IPs[ip]
-			s.ips = append(s.ips, &ipTally{ip: ip, total: p.Total, methods: tallyOf(p.Methods), urls: tallyOf(p.URLs), apis: tallyOf(p.APIs)})
-		}
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if old := f.recs[s.key]; old != nil {
-		old.unlink()
-		old.gone = true
-	} else if len(f.recs) >= f.max {
-		f.evict()
+	if old := f.recs[k][r.Value]; old != nil {
+		f.remove(old)
 	}
-	f.recs[s.key] = s
+	b := &forensicBody{last: stamp(r.LastSeen)}
+	s := &forensicState{key: r.Value, kind: k, first: stamp(r.FirstSeen), body: b,
+		firstLoc: locationID(r.FirstSeen), lastLoc: locationID(r.LastSeen)}
+	put := func(tag, ip uint8, m map[string]int64, have *uint16) {
+		for name, n := range m {
+			id := f.names.id(name)
+			f.names.ref(id)
+			b.push(newEntry(tag, ip, id, n))
+		}
+		*have = uint16(min(len(m), math.MaxUint16))
+	}
+	put(tagMethod, 0, r.Methods, &b.have[0])
+	put(tagURL, 0, r.URLs, &b.have[1])
+	put(tagAPI, 0, r.APIs, &b.have[2])
+	for h, n := range r.Hours {
+		b.push(newEntry(tagHour, 0, uint32(int32(max(min(h, math.MaxInt32), math.MinInt32))), n))
+	}
+	if k != detect.KindIP && len(r.IPs) > 0 {
+		if ip, p, ok := onlyIP(r); ok && p.Total == r.Total && maps.Equal(p.Methods, r.Methods) &&
+			maps.Equal(p.URLs, r.URLs) && maps.Equal(p.APIs, r.APIs) {
+			b.ips = []forensicIP{{ip: ip}}
+			s.flags |= stateOneIP
+		} else {
+			ips := make([]string, 0, len(r.IPs))
+			for ip := range r.IPs {
+				ips = append(ips, ip)
+			}
+			sort.Strings(ips)
+			for i, ip := range ips[:min(len(ips), math.MaxUint8)] {
+				p := r.IPs[ip]
+				b.ips = append(b.ips, forensicIP{ip: ip})
+				have := &b.ips[i].have
+				put(tagMethod, uint8(i+1), p.Methods, &have[0])
+				put(tagURL, uint8(i+1), p.URLs, &have[1])
+				put(tagAPI, uint8(i+1), p.APIs, &have[2])
+			}
+		}
+	}
+	f.recs[k][s.key] = s
+	f.peak[k] = max(f.peak[k], len(f.recs[k]))
+	f.n++
+	f.recBytes += s.size()
 	f.pushFront(s)
+	f.trim()
+	f.publish()
+}
+
+func onlyIP(r *ForensicRecord) (string, *ForensicsIP, bool) {
+	if len(r.IPs) != 1 {
+		return "", nil, false
+	}
+	for ip, p := range r.IPs {
+		return ip, p, p != nil
+	}
+	return "", nil, false
 }
 
 // Dirty returns the records changed since the last call.
 func (f *Forensics) Dirty() []*ForensicRecord {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]*ForensicRecord, 0, len(f.dirty))
-	for _, s := range f.dirty {
-		s.dirty = false
-		if !s.gone {
-			out = append(out, s.record())
+	out := make([]*ForensicRecord, 0, f.ndirty)
+	// Changed records moved to the front when they changed.
+	for s := f.lru.next; s != &f.lru && len(out) < f.ndirty; s = s.next {
+		if s.flags&stateDirty != 0 {
+			s.flags &^= stateDirty
+			out = append(out, f.record(s))
 		}
 	}
-	clear(f.dirty)
-	f.dirty = f.dirty[:0]
+	f.ndirty = 0
 	sort.Slice(out, func(i, j int) bool { return out[i].Value < out[j].Value })
 	return out
 }
 
 // record builds the JSON shape of an identity's activity.
-func (s *forensicState) record() *ForensicRecord {
-	r := &ForensicRecord{Kind: s.key.kind.String(), Value: s.key.value, FirstSeen: s.first, LastSeen: s.last, Total: s.total,
-		Methods: s.methods.toMap(), URLs: s.urls.toMap(), APIs: s.apis.toMap(),
-		Hours: make(map[int64]int64, len(s.hours)), IPs: make(map[string]*ForensicsIP, max(len(s.ips), 1))}
-	for _, h := range s.hours {
-		r.Hours[h.hour] = h.n
+func (f *Forensics) record(s *forensicState) *ForensicRecord {
+	r := &ForensicRecord{Kind: s.kind.String(), Value: s.key, FirstSeen: timeOf(s.first, s.firstLoc), Hours: map[int64]int64{}}
+	b := s.body
+	if b == nil {
+		// Seen once.
+		r.LastSeen = timeOf(s.first, s.lastLoc)
+		r.Total = 1
+		r.Methods = map[string]int64{f.names.list[s.ids[0]].name: 1}
+		r.URLs = map[string]int64{f.names.list[s.ids[1]].name: 1}
+		r.APIs = map[string]int64{f.names.list[s.ids[2]].name: 1}
+		r.Hours[int64(hourOf(s.first))] = 1
+		r.IPs = make(map[string]*ForensicsIP, 1)
+		if ip := s.ip; s.kind == detect.KindIP || ip != "" {
+			if s.kind == detect.KindIP {
+				ip = s.key
+			}
+			r.IPs[ip] = &ForensicsIP{Total: 1, Methods: maps.Clone(r.Methods), URLs: maps.Clone(r.URLs), APIs: maps.Clone(r.APIs)}
+		}
+		return r
 	}
-	if s.key.kind == detect.KindIP {
-		r.IPs[s.key.value] = &ForensicsIP{Total: s.total, Methods: s.methods.toMap(), URLs: s.urls.toMap(), APIs: s.apis.toMap()}
+	r.LastSeen = timeOf(b.last, s.lastLoc)
+	r.Methods, r.URLs, r.APIs = make(map[string]int64, b.have[0]), make(map[string]int64, b.have[1]), make(map[string]int64, b.have[2])
+	var ips []*ForensicsIP
+	if s.flags&stateOneIP == 0 {
+		ips = make([]*ForensicsIP, len(b.ips))
+		for i, p := range b.ips {
+			ips[i] = &ForensicsIP{Methods: make(map[string]int64, p.have[0]), URLs: make(map[string]int64, p.have[1]),
+				APIs: make(map[string]int64, p.have[2])}
+		}
 	}
-	for _, p := range s.ips {
-		r.IPs[p.ip] = &ForensicsIP{Total: p.total, Methods: p.methods.toMap(), URLs: p.urls.toMap(), APIs: p.apis.toMap()}
+	for i := range b.ents {
+		e := &b.ents[i]
+		tag, n := e.tag(), e.n()
+		if tag == tagHour {
+			r.Hours[int64(int32(e[0]))] = n
+			continue
+		}
+		var m map[string]int64
+		if ip := e.ip(); ip == 0 {
+			m = [3]map[string]int64{r.Methods, r.URLs, r.APIs}[tag]
+			if tag == tagMethod {
+				r.Total += n // each call counts one method
+			}
+		} else {
+			p := ips[ip-1]
+			m = [3]map[string]int64{p.Methods, p.URLs, p.APIs}[tag]
+			if tag == tagMethod {
+				p.Total += n
+			}
+		}
+		m[f.names.list[e[0]].name] = n
+	}
+	r.IPs = make(map[string]*ForensicsIP, max(len(ips), 1))
+	switch {
+	case s.kind == detect.KindIP:
+		r.IPs[s.key] = &ForensicsIP{Total: r.Total, Methods: maps.Clone(r.Methods), URLs: maps.Clone(r.URLs), APIs: maps.Clone(r.APIs)}
+	case s.flags&stateOneIP != 0:
+		r.IPs[b.ips[0].ip] = &ForensicsIP{Total: r.Total, Methods: maps.Clone(r.Methods), URLs: maps.Clone(r.URLs), APIs: maps.Clone(r.APIs)}
+	}
+	for i, p := range ips {
+		r.IPs[b.ips[i].ip] = p
 	}
 	return r
 }
@@ -404,7 +850,7 @@ func (s *forensicState) record() *ForensicRecord {
 func (f *Forensics) Len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.recs)
+	return f.n
 }
 
 // TopIdentity is one of an API's busiest identities.
@@ -418,9 +864,17 @@ type TopIdentity struct {
 func (f *Forensics) Top(api string, n int) []TopIdentity {
 	f.mu.Lock()
 	var out []TopIdentity
-	for k, s := range f.recs {
-		if c := s.apis.get(api); c > 0 {
-			out = append(out, TopIdentity{Kind: k.kind.String(), Value: k.value, Requests: c})
+	if id, ok := f.names.lookup(api); ok {
+		for k := range f.recs {
+			for v, s := range f.recs[k] {
+				if s.body == nil {
+					if s.ids[2] == id {
+						out = append(out, TopIdentity{Kind: detect.Kind(k).String(), Value: v, Requests: 1})
+					}
+				} else if i := s.body.find(tagAPI, 0, id); i >= 0 {
+					out = append(out, TopIdentity{Kind: detect.Kind(k).String(), Value: v, Requests: s.body.ents[i].n()})
+				}
+			}
 		}
 	}
 	f.mu.Unlock()

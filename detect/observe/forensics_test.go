@@ -20,7 +20,7 @@ func forensicCall(ip, token, method, path string, at time.Time) *detect.Transact
 // totals, methods, endpoint templates and APIs, overall and per IP; the
 // IP identity's record is its own only IP.
 func TestForensicsCountsPerIdentityAndIP(t *testing.T) {
-	f := NewForensics(10)
+	f := NewForensics(10, 0)
 	at := time.Unix(1_800_000_000, 0)
 	for i := range 3 {
 		f.Consume(forensicCall("10.0.0.1", "fp:a", "GET", fmt.Sprintf("/shop/order/%d", 100+i), at.Add(time.Duration(i)*time.Second)))
@@ -57,7 +57,7 @@ func TestForensicsCountsPerIdentityAndIP(t *testing.T) {
 // "(other)", hours older than a week are forgotten, and the least recently
 // seen identity is the one forgotten.
 func TestForensicsBounds(t *testing.T) {
-	f := NewForensics(3)
+	f := NewForensics(3, 0)
 	at := time.Unix(1_800_000_000, 0)
 	for i := range forensicMaxURLs + 30 {
 		f.Consume(forensicCall(fmt.Sprintf("10.1.%d.%d", i/256, i%256), "fp:busy", "GET", fmt.Sprintf("/shop/p%d", i), at.Add(time.Duration(i)*time.Hour)))
@@ -109,7 +109,7 @@ func TestForensicsBounds(t *testing.T) {
 // TestForensicsDirtyAndRestore: Dirty hands over what changed once, and a
 // record put back from storage continues where it stopped.
 func TestForensicsDirtyAndRestore(t *testing.T) {
-	f := NewForensics(10)
+	f := NewForensics(10, 0)
 	at := time.Unix(1_800_000_000, 0)
 	f.Consume(forensicCall("10.0.0.1", "fp:a", "GET", "/shop/order/1", at))
 	d := f.Dirty()
@@ -119,7 +119,7 @@ func TestForensicsDirtyAndRestore(t *testing.T) {
 	if d := f.Dirty(); len(d) != 0 {
 		t.Fatalf("dirty twice: %+v", d)
 	}
-	g := NewForensics(10)
+	g := NewForensics(10, 0)
 	for _, r := range d {
 		g.Put(r)
 	}
@@ -132,7 +132,7 @@ func TestForensicsDirtyAndRestore(t *testing.T) {
 		t.Fatalf("top %+v", top)
 	}
 	// Evicted identities are not handed over.
-	h := NewForensics(1)
+	h := NewForensics(1, 0)
 	h.Consume(forensicCall("10.0.0.1", "", "GET", "/", at))
 	h.Consume(forensicCall("10.0.0.2", "", "GET", "/", at))
 	if d := h.Dirty(); len(d) != 1 || d[0].Value != "10.0.0.2" {
@@ -140,22 +140,30 @@ func TestForensicsDirtyAndRestore(t *testing.T) {
 	}
 }
 
-// TestTallyIndex: counts stay right when a tally grows past the size where
-// it builds its index.
-func TestTallyIndex(t *testing.T) {
-	var tl tally
+// TestForensicsIndex: counts stay right when a record grows past the size
+// where it keeps an index of its entries, its IPs' counts included.
+func TestForensicsIndex(t *testing.T) {
+	f := NewForensics(10, 0)
+	at := time.Unix(1_800_000_000, 0)
 	for round := range 3 {
-		for i := range 40 {
-			tl.add("", fmt.Appendf(nil, "/p/%d", i), 30)
+		for i := range forensicMaxURLs + 10 {
+			f.Consume(forensicCall(fmt.Sprintf("10.0.0.%d", i%2), "fp:a", "GET", fmt.Sprintf("/p/x%d", i), at))
 		}
-		if got := tl.get("/p/7"); got != int64(round+1) {
-			t.Fatalf("round %d: /p/7 counted %d", round, got)
+		r, _ := f.Get(detect.KindToken, "fp:a")
+		if got := r.URLs["/p/x7"]; got != int64(round+1) {
+			t.Fatalf("round %d: /p/x7 counted %d", round, got)
 		}
-		if got := tl.get(forensicOther); got != int64(10*(round+1)) {
+		if got := r.URLs[forensicOther]; got != int64(10*(round+1)) {
 			t.Fatalf("round %d: (other) %d", round, got)
 		}
+		if got := r.IPs["10.0.0.1"].URLs["/p/x7"]; got != int64(round+1) {
+			t.Fatalf("round %d: /p/x7 from 10.0.0.1 counted %d", round, got)
+		}
+		if r.Total != int64((round+1)*(forensicMaxURLs+10)) || r.IPs["10.0.0.0"].Total+r.IPs["10.0.0.1"].Total != r.Total {
+			t.Fatalf("round %d: total %d, per IP %d + %d", round, r.Total, r.IPs["10.0.0.0"].Total, r.IPs["10.0.0.1"].Total)
+		}
 	}
-	if len(tl.counts) != 31 || len(tl.index) != 31 {
-		t.Fatalf("%d counts, %d indexed", len(tl.counts), len(tl.index))
+	if st := f.recs[detect.KindToken]["fp:a"]; st.body == nil || len(st.body.index) != len(st.body.ents) {
+		t.Fatalf("record not indexed: %+v", st.body)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Inventory is the API inventory built from traffic: configured and
@@ -31,6 +32,8 @@ type Inventory struct {
 	// Read without the lock (metrics, the pipeline's warnings).
 	overflowAPIs, overflowEndpoints, evicted, misses atomic.Uint64
 	lastOverflowAPI                                  string // under mu
+	// bytes estimates the heap bytes of the records, kept as they change.
+	bytes atomic.Int64
 }
 
 type apiRecord struct {
@@ -139,11 +142,62 @@ func NewInventory(configured []*detect.API, maxAPIs, maxEndpoints int) *Inventor
 func (inv *Inventory) addConfigured(a *detect.API) *apiRecord {
 	r := newAPIRecord(a.Name, a.BasePath, a)
 	for _, h := range a.Hosts {
-		r.hosts[h] = struct{}{}
+		inv.addHost(r, h, false)
 	}
-	inv.apis[a.Name] = r
+	inv.addAPI(a.Name, r, false)
 	return r
 }
+
+// Sizes of the inventory's records, for its estimate of the bytes it holds.
+var (
+	apiRecordBytes      = detect.AllocSize(int(unsafe.Sizeof(apiRecord{})))
+	activityBytes       = detect.AllocSize(int(unsafe.Sizeof(activity{})))
+	endpointRecordBytes = detect.AllocSize(int(unsafe.Sizeof(endpointRecord{})))
+)
+
+// addAPI keeps r under name; owned says whether its names are its own
+// copies (a discovered API) rather than the configuration's.
+func (inv *Inventory) addAPI(name string, r *apiRecord, owned bool) {
+	n := len(inv.apis)
+	inv.apis[name] = r
+	b := apiRecordBytes + activityBytes + detect.MapBytes(n+1, 16+8) - detect.MapBytes(n, 16+8)
+	if owned {
+		b += detect.StringSize(r.name) + detect.StringSize(r.basePath)
+	}
+	inv.bytes.Add(b)
+}
+
+// addHost adds a host to r's; owned says whether h is a copy of its own.
+func (inv *Inventory) addHost(r *apiRecord, h string, owned bool) {
+	n := len(r.hosts)
+	r.hosts[h] = struct{}{}
+	if len(r.hosts) == n {
+		return
+	}
+	b := detect.MapBytes(n+1, 16) - detect.MapBytes(n, 16)
+	if owned {
+		b += detect.StringSize(h)
+	}
+	inv.bytes.Add(b)
+}
+
+// addEndpoint adds ep to r's endpoints.
+func (inv *Inventory) addEndpoint(r *apiRecord, ep *endpointRecord) {
+	n := len(r.endpoints)
+	r.endpoints[ep.key] = ep
+	inv.bytes.Add(endpointRecordBytes + detect.StringSize(ep.key) + detect.MapBytes(n+1, 16+8) - detect.MapBytes(n, 16+8))
+}
+
+// removeEndpoint forgets ep.
+func (inv *Inventory) removeEndpoint(r *apiRecord, ep *endpointRecord) {
+	// Go's maps do not shrink: the slot stays counted.
+	delete(r.endpoints, ep.key)
+	inv.bytes.Add(-endpointRecordBytes - detect.StringSize(ep.key))
+}
+
+// Bytes estimates the heap bytes of the inventory and the APIs' activity.
+// Safe to call at any time.
+func (inv *Inventory) Bytes() int64 { return inv.bytes.Load() }
 
 func newAPIRecord(name, base string, configured *detect.API) *apiRecord {
 	// The activity is there from the start: a configured API before its
@@ -199,12 +253,12 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 		// Request strings may alias Envoy's message buffers: keep copies.
 		name = strings.Clone(name)
 		r = newAPIRecord(name, strings.Clone(base), nil)
-		inv.apis[name] = r
+		inv.addAPI(name, r, true)
 		inv.discovered++
 	}
 	if h := strings.ToLower(detect.HostOnly(t.Host)); h != "" && len(r.hosts) < 16 {
 		if _, ok := r.hosts[h]; !ok {
-			r.hosts[strings.Clone(h)] = struct{}{}
+			inv.addHost(r, strings.Clone(h), true)
 		}
 	}
 	// Joined calls reach the inventory out of order.
@@ -239,13 +293,13 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 			}
 			victim := r.weak.head
 			r.weak.remove(victim)
-			delete(r.endpoints, victim.key)
+			inv.removeEndpoint(r, victim)
 			r.evicted++
 			inv.evicted.Add(1)
 		}
 		k := string(key)
 		ep = &endpointRecord{key: k, method: k[:pathAt-1], path: k[pathAt:]}
-		r.endpoints[k] = ep
+		inv.addEndpoint(r, ep)
 	}
 	ep.requests++
 	ep.first, ep.last = widen(ep.first, ep.last, when)
@@ -376,7 +430,7 @@ func (inv *Inventory) Restore(stats []APIStats) {
 				continue // a configured API no longer configured, or past the bound
 			}
 			r = newAPIRecord(s.Name, s.BasePath, nil)
-			inv.apis[s.Name] = r
+			inv.addAPI(s.Name, r, true)
 			inv.discovered++
 		}
 		if s.FirstSeen != nil {
@@ -392,7 +446,7 @@ func (inv *Inventory) Restore(stats []APIStats) {
 		var restored []*endpointRecord
 		for _, h := range s.Hosts {
 			if len(r.hosts) < 16 {
-				r.hosts[h] = struct{}{}
+				inv.addHost(r, h, true)
 			}
 		}
 		for _, e := range s.Endpoints {
@@ -402,8 +456,9 @@ func (inv *Inventory) Restore(stats []APIStats) {
 				if len(r.endpoints) >= inv.maxEndpoints {
 					continue
 				}
-				ep = &endpointRecord{key: key, method: e.Method, path: e.Path}
-				r.endpoints[key] = ep
+				// Method and path share the key's bytes.
+				ep = &endpointRecord{key: key, method: key[:len(e.Method)], path: key[len(e.Method)+1:]}
+				inv.addEndpoint(r, ep)
 			}
 			ep.requests += e.Requests
 			ep.first, ep.last = widen(ep.first, ep.last, e.FirstSeen)

@@ -148,9 +148,12 @@ type Training struct {
 
 // Detection sizes the detection engine.
 type Detection struct {
-	Workers    int `yaml:"workers"`
-	MaxStates  int `yaml:"max_states"`
-	MaxAttacks int `yaml:"max_attacks"`
+	Workers   int `yaml:"workers"`
+	MaxStates int `yaml:"max_states"`
+	// MaxMemory is the memory budget of everything that grows with the
+	// number of identities and endpoints (see Budget); a byte size.
+	MaxMemory  int64 `yaml:"max_memory" unit:"bytes"`
+	MaxAttacks int   `yaml:"max_attacks"`
 	// BlockAfter single-call detections (oversized_payload) within
 	// BlockWindow block an identity; fewer are only recorded.
 	BlockAfter  int           `yaml:"block_after"`

@@ -441,7 +441,7 @@ func TestParseByteSize(t *testing.T) {
 }
 
 // TestByteSizesInConfig: every byte count of the configuration (every key
-// ending in _bytes) takes a unit.
+// ending in _bytes, and detection.max_memory) takes a unit.
 func TestByteSizesInConfig(t *testing.T) {
 	cfg, err := Load(filepath.Join("testdata", "config", "byte_sizes.good.yaml"))
 	if err != nil {
@@ -454,10 +454,12 @@ func TestByteSizesInConfig(t *testing.T) {
 	orders, _ := cat.Lookup("orders")
 	users, _ := cat.Lookup("users")
 	if cfg.Defaults.MaxBodyBytes != 4<<20 || cat.Fallback().MaxBodyBytes != 4<<20 || orders.MaxBodyBytes != 512000 ||
-		users.MaxBodyBytes != 3<<19 || cfg.GRPC.MaxRecvMsgBytes != 16<<20 {
-		t.Errorf("sizes: defaults %d, orders %d, users %d, grpc %d", cfg.Defaults.MaxBodyBytes, orders.MaxBodyBytes, users.MaxBodyBytes, cfg.GRPC.MaxRecvMsgBytes)
+		users.MaxBodyBytes != 3<<19 || cfg.GRPC.MaxRecvMsgBytes != 16<<20 || cfg.Detection.MaxMemory != 1<<30 {
+		t.Errorf("sizes: defaults %d, orders %d, users %d, grpc %d, max_memory %d", cfg.Defaults.MaxBodyBytes, orders.MaxBodyBytes,
+			users.MaxBodyBytes, cfg.GRPC.MaxRecvMsgBytes, cfg.Detection.MaxMemory)
 	}
-	// Every key ending in _bytes, wherever it is, goes through ParseByteSize.
+	// Every key ending in _bytes or tagged unit:"bytes", wherever it is,
+	// goes through ParseByteSize.
 	var keys []string
 	var walk func(reflect.Type, string)
 	walk = func(t reflect.Type, path string) {
@@ -468,7 +470,7 @@ func TestByteSizesInConfig(t *testing.T) {
 			return
 		}
 		for name, f := range yamlFields(t) {
-			if strings.HasSuffix(name, "_bytes") {
+			if strings.HasSuffix(name, "_bytes") || f.Tag.Get("unit") == "bytes" {
 				keys = append(keys, path+name)
 			}
 			walk(f.Type, path+name+".")
@@ -476,7 +478,7 @@ func TestByteSizesInConfig(t *testing.T) {
 	}
 	walk(reflect.TypeOf(Config{}), "")
 	slices.Sort(keys)
-	if want := []string{"apis.max_body_bytes", "defaults.max_body_bytes", "grpc.max_recv_msg_bytes"}; !slices.Equal(keys, want) {
+	if want := []string{"apis.max_body_bytes", "defaults.max_body_bytes", "detection.max_memory", "grpc.max_recv_msg_bytes"}; !slices.Equal(keys, want) {
 		t.Logf("byte count keys: %v", keys)
 	}
 	for _, key := range keys {
@@ -484,13 +486,13 @@ func TestByteSizesInConfig(t *testing.T) {
 			continue // checked above
 		}
 		section, name, _ := strings.Cut(key, ".")
-		path := testfiles.Write(t, "size.yaml", fmt.Sprintf("%s:\n  %s: 70KiB\n", section, name))
+		path := testfiles.Write(t, "size.yaml", fmt.Sprintf("%s:\n  %s: 70MiB\n", section, name))
 		cfg, err := Load(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := cfg.Validate(); err != nil {
-			t.Errorf("%s: 70KiB: %v", key, err)
+			t.Errorf("%s: 70MiB: %v", key, err)
 		}
 	}
 }

@@ -105,9 +105,10 @@ func (s *configSource) add(msg string) {
 
 // checkKeys walks a mapping of the document along the Go type it decodes
 // into: a key the type does not have is a problem (with the nearest known
-// key suggested), and a byte count (a key ending in _bytes) may carry a
-// unit, rewritten here into the plain integer the decoder reads. Aliases
-// are not followed (the anchored node is checked where it stands).
+// key suggested), and a byte count (a key ending in _bytes, or a field
+// tagged unit:"bytes" such as detection.max_memory) may carry a unit,
+// rewritten here into the plain integer the decoder reads. Aliases are not
+// followed (the anchored node is checked where it stands).
 func checkKeys(n *yaml.Node, t reflect.Type, path string, src *configSource) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -133,7 +134,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, src *configSource) {
 					msg += fmt.Sprintf(" (did you mean %q?)", near)
 				}
 				src.add(msg)
-			case strings.HasSuffix(k.Value, "_bytes") && isInteger(f.Type) && v.Kind == yaml.ScalarNode && v.ShortTag() != "!!null":
+			case (strings.HasSuffix(k.Value, "_bytes") || f.Tag.Get("unit") == "bytes") && isInteger(f.Type) && v.Kind == yaml.ScalarNode && v.ShortTag() != "!!null":
 				size, err := ParseByteSize(v.Value)
 				if err != nil {
 					src.add(fmt.Sprintf("line %d: %s: %v", v.Line, join(k.Value), err))

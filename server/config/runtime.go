@@ -23,6 +23,9 @@ type Runtime struct {
 	// Catalog is the configured APIs with the defaults applied, and the
 	// settings of discovered ones.
 	Catalog *detect.Catalog
+	// Budget is detection.max_memory split between the structures that
+	// grow with identities and endpoints.
+	Budget Budget
 
 	trustedHops int
 	maxAttacks  int
@@ -74,10 +77,12 @@ func (c *Config) Runtime() (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{Secrets: sec, Fingerprinter: fp, Catalog: c.Catalog(), trustedHops: c.TrustedHops, maxAttacks: c.Detection.MaxAttacks}
+	r := &Runtime{Secrets: sec, Fingerprinter: fp, Catalog: c.Catalog(), Budget: c.Budget(),
+		trustedHops: c.TrustedHops, maxAttacks: c.Detection.MaxAttacks}
 	r.engine = behaviour.EngineConfig{
 		Workers:   c.Detection.Workers,
 		MaxStates: c.Detection.MaxStates,
+		MaxBytes:  r.Budget.States,
 		MaxAPIs:   c.Discovery.MaxAPIs,
 		Training: behaviour.TrainingConfig{
 			Duration: c.Training.Duration, MinRequests: c.Training.MinRequests,
@@ -95,6 +100,53 @@ func (c *Config) Runtime() (*Runtime, error) {
 		}
 	}
 	return r, nil
+}
+
+// Shares of detection.max_memory, in percent (Budget).
+const (
+	statesShare    = 60
+	forensicsShare = 15
+)
+
+// Memory beyond detection.max_memory: Go's soft memory limit is the budget
+// plus a quarter of it (MemoryLimit), room for the garbage collector to work
+// without running all the time, for goroutine stacks and for what the
+// estimates miss; the process needs NonHeapOverhead more (the binary's
+// text and data mapped in, C and kernel memory the Go runtime does not
+// count), measured as the idle binary's RSS (22 MB, 17 MB of it the
+// binary's own pages) with room.
+const (
+	softLimitHeadroomPercent = 25
+	NonHeapOverhead          = 32 << 20
+)
+
+// Budget is detection.max_memory split between the structures that grow
+// with the number of identities and endpoints. Each structure bounded in
+// bytes evicts its least recently seen entries past its share; the rest
+// is what the structures bounded by count (pipeline.queue_size
+// transactions, detection.max_attacks records, the inventory's
+// discovery.max_apis × max_endpoints_per_api, verdict_cache_size, models,
+// gRPC streams) may take.
+type Budget struct {
+	Total     int64 // detection.max_memory
+	States    int64 // behaviour states, their indexes and sketches (60%)
+	Forensics int64 // forensic records (15%)
+	Rest      int64 // the count-bounded structures (25%)
+}
+
+// Budget splits detection.max_memory.
+func (c *Config) Budget() Budget {
+	t := c.Detection.MaxMemory
+	b := Budget{Total: t, States: t * statesShare / 100, Forensics: t * forensicsShare / 100}
+	b.Rest = t - b.States - b.Forensics
+	return b
+}
+
+// MemoryLimit is the soft memory limit `vigil serve` gives the Go runtime
+// (debug.SetMemoryLimit) unless GOMEMLIMIT is set: detection.max_memory
+// plus a quarter. A pod or container needs MemoryLimit + NonHeapOverhead.
+func (c *Config) MemoryLimit() int64 {
+	return c.Detection.MaxMemory + c.Detection.MaxMemory*softLimitHeadroomPercent/100
 }
 
 // NewExtractor returns the extractor of client IPs and identities

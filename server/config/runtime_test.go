@@ -105,3 +105,37 @@ func TestNewEngineAppliesAPIDetection(t *testing.T) {
 		t.Error("serve's engine: the stored snapshot won over apis[].detection")
 	}
 }
+
+// TestMemoryBudget: detection.max_memory is split in Config.Runtime, the
+// one place serve and replay take it from: the shares add up to the budget
+// (nothing outside it), the default deployment's soft limit and overhead fit
+// in 512 MiB, and a smaller budget scales every share down.
+func TestMemoryBudget(t *testing.T) {
+	def := Default()
+	def.DataDir = t.TempDir()
+	rt, err := def.Runtime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rt.Budget
+	if b.Total != 384<<20 || b != def.Budget() {
+		t.Fatalf("default budget %+v, want 384MiB derived once", b)
+	}
+	if b.States+b.Forensics+b.Rest != b.Total || b.States <= b.Forensics || b.Rest <= 0 {
+		t.Errorf("shares %+v do not split the budget", b)
+	}
+	if got := def.MemoryLimit() + NonHeapOverhead; got > 512<<20 {
+		t.Errorf("default soft limit %d + overhead %d = %d: over 512 MiB", def.MemoryLimit(), NonHeapOverhead, got)
+	}
+	small, err := Load(testfiles.Write(t, "vigil.yaml", "detection:\n  max_memory: 32MiB\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := small.Budget()
+	if sb.Total != 32<<20 || sb.States != 32<<20*60/100 || sb.Forensics != 32<<20*15/100 {
+		t.Errorf("32MiB budget %+v, want 60%% states, 15%% forensics", sb)
+	}
+	if small.MemoryLimit() != 40<<20 {
+		t.Errorf("32MiB: soft limit %d, want 40MiB", small.MemoryLimit())
+	}
+}

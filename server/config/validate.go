@@ -12,6 +12,10 @@ import (
 	"github.com/vigil-project/vigil/detect"
 )
 
+// minMaxMemory is the smallest detection.max_memory: below it the shares
+// hold too few states for detection to work.
+const minMaxMemory = 16 << 20
+
 var apiNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -187,6 +191,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Detection.MaxStates < 1000 {
 		bad("detection.max_states", "must be at least 1000")
+	}
+	if c.Detection.MaxMemory < minMaxMemory {
+		bad("detection.max_memory", "must be at least 16MiB (16777216 bytes), got %d bytes", c.Detection.MaxMemory)
 	}
 	if c.Detection.MaxAttacks < 1 {
 		bad("detection.max_attacks", "must be positive")

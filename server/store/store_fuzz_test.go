@@ -90,7 +90,7 @@ func FuzzStoredValues(f *testing.F) {
 		inv := observe.NewInventory(nil, 10, 10)
 		stats, _ := s.LoadInventory()
 		inv.Restore(stats)
-		fo := observe.NewForensics(10)
+		fo := observe.NewForensics(10, 0)
 		recs, _ := s.LoadForensics()
 		for _, r := range recs {
 			fo.Put(r)
