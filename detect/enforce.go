@@ -307,12 +307,21 @@ func NewIDGenerator() *IDGenerator {
 
 // Next returns a new decision ID of 24 lower-case hex digits.
 func (g *IDGenerator) Next() string {
-	var out [24]byte
+	var out [DecisionIDLen]byte
+	g.Fill(&out)
+	return string(out[:])
+}
+
+// DecisionIDLen is the length of a decision ID.
+const DecisionIDLen = 24
+
+// Fill writes a new decision ID into out, for a caller that keeps it in
+// memory of its own (no allocation).
+func (g *IDGenerator) Fill(out *[DecisionIDLen]byte) {
 	copy(out[:], g.prefix[:])
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], g.n.Add(1))
 	hex.Encode(out[8:], n[:])
-	return string(out[:])
 }
 
 // AppendDenyBody appends the JSON body of a refusal:

@@ -7,8 +7,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 	"weak"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/metadata"
 
@@ -105,5 +107,46 @@ func TestExtProcIdleStreamHoldsNoMessage(t *testing.T) {
 		r.RequestID != "r-idle" || r.Identities[detect.KindIP] != "10.9.8.7" || r.Identities[detect.KindToken] == "" ||
 		r.Status != 200 || !r.Complete || !r.HasRequest {
 		t.Errorf("record %+v", r)
+	}
+}
+
+// TestExtAuthzRecordOwnsItsDecisionID: an allowed request's decision ID is
+// written into the reply's memory (no allocation of its own); the record
+// handed on carries the same ID in memory of its own, so a record kept for
+// minutes does not keep the reply alive.
+func TestExtAuthzRecordOwnsItsDecisionID(t *testing.T) {
+	cfg, _ := newTestConfig(t, detect.ModeBlock)
+	var (
+		mu   sync.Mutex
+		recs []*detect.Transaction
+	)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		detect.NewPipeline(cfg.Queue, time.Millisecond, time.Now, sinkFunc(func(tx *detect.Transaction) {
+			mu.Lock()
+			recs = append(recs, tx)
+			mu.Unlock()
+		})).Run(ctx)
+		close(done)
+	}()
+	resp, err := NewExtAuthz(cfg).Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "GET", Path: "/shop/order/1", Host: "shop.example.com",
+			Headers: map[string]string{"x-forwarded-for": "10.1.2.3", "x-request-id": "r-authz"},
+		}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetOkResponse().GetHeaders()[0].GetHeader().GetValue()
+	stop()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(recs) != 1 || len(id) != detect.DecisionIDLen || recs[0].DecisionID != id {
+		t.Fatalf("decision header %q, records %d (first ID %q); want one record with the header's ID", id, len(recs), recs[0].DecisionID)
+	}
+	if unsafe.StringData(recs[0].DecisionID) == unsafe.StringData(id) {
+		t.Error("the record's decision ID shares the reply's memory")
 	}
 }
