@@ -283,11 +283,17 @@ func (s *Server) saveModels(ctx context.Context) {
 	}
 }
 
+// forensicsSaveBatch is how many changed forensic records are built and
+// written in one store transaction.
+const forensicsSaveBatch = 5000
+
 func (s *Server) saveSnapshots() {
 	if err := s.store.PutModels(s.engine.ModelDocs()); err != nil {
 		s.log.Error().Err(err).Msg("models not saved")
 	}
-	if err := s.store.PutForensics(s.forensics.Dirty()); err != nil {
+	// A batch at a time: a flood changes hundreds of thousands of records
+	// a minute, and building them all at once would take gigabytes.
+	if err := s.forensics.SaveDirty(forensicsSaveBatch, s.store.PutForensics); err != nil {
 		s.log.Error().Err(err).Msg("forensics not saved")
 	}
 	if err := s.store.PutDecoyHits(s.trap.Stats()); err != nil {

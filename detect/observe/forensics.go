@@ -1,6 +1,8 @@
 package observe
 
 import (
+	"cmp"
+	"hash/maphash"
 	"maps"
 	"math"
 	"slices"
@@ -41,14 +43,21 @@ type Forensics struct {
 	mu       sync.Mutex
 	max      int
 	maxBytes int64 // 0: no byte budget
-	recs     [detect.NumKinds]map[string]*forensicState
-	peak     [detect.NumKinds]int // Go's maps do not shrink: their largest size
+	// recs indexes the records by a 64-bit hash of kind and key (16-byte
+	// slots); a record whose hash another has is in clash.
+	recs     map[uint64]*forensicState
+	clash    map[forensicKey]*forensicState
+	seed     maphash.Seed
+	mask     uint64 // of the hash: all ones (tests clear bits to make clashes)
+	peak     [2]int // Go's maps do not shrink: their largest sizes
 	n        int
 	lru      forensicState // sentinel of the recency list: lru.next is the most recent
 	names    nameTable
 	other    uint32 // the name "(other)"
 	ndirty   int    // records changed since the last Dirty, all at the front of the list
 	recBytes int64  // the records' own bytes
+	fixed    int64  // the bytes of the names and index, as of…
+	sized    bool   // …unless names or index grew since
 
 	// Read without the lock (metrics).
 	bytes     atomic.Int64
@@ -171,19 +180,27 @@ var (
 )
 
 const (
-	entrySize   = int(unsafe.Sizeof(fEntry{}))
-	ipSize      = int(unsafe.Sizeof(forensicIP{}))
-	recSlotSize = 16 + 8 // string key, pointer
+	entrySize     = int(unsafe.Sizeof(fEntry{}))
+	ipSize        = int(unsafe.Sizeof(forensicIP{}))
+	recSlotSize   = 8 + 8      // hash, pointer
+	clashSlotSize = 8 + 16 + 8 // kind, key, pointer
 )
 
 // nameTable numbers the methods, templates and APIs that records count,
 // each kept once; a name no record counts any more is forgotten.
 type nameTable struct {
-	ids   map[string]uint32
-	list  []nameSlot // by id
-	free  []uint32
-	peak  int
-	bytes int64 // the names' own bytes
+	ids     map[string]uint32
+	list    []nameSlot // by id
+	free    []uint32
+	peak    int
+	bytes   int64 // the names' own bytes
+	changed bool  // since size was last asked
+	// recent is the last name looked up, per tag: calls repeat them.
+	recent [3]struct {
+		name string
+		id   uint32
+		ok   bool
+	}
 }
 
 type nameSlot struct {
@@ -210,16 +227,24 @@ func (t *nameTable) add(name string) uint32 {
 	}
 	t.ids[name] = id
 	t.peak = max(t.peak, len(t.ids))
+	t.changed = true
 	t.bytes += detect.StringSize(name)
 	return id
 }
 
-// id returns name's number, numbering it if new.
-func (t *nameTable) id(name string) uint32 {
-	if id, ok := t.ids[name]; ok {
-		return id
+// id returns name's number, numbering it if new; tag picks the recent
+// name compared first.
+func (t *nameTable) id(tag uint8, name string) uint32 {
+	r := &t.recent[tag]
+	if r.ok && r.name == name {
+		return r.id
 	}
-	return t.add(name)
+	id, ok := t.ids[name]
+	if !ok {
+		id = t.add(name)
+	}
+	r.name, r.id, r.ok = t.list[id].name, id, true
+	return id
 }
 
 func (t *nameTable) ref(id uint32) { t.list[id].refs++ }
@@ -233,14 +258,21 @@ func (t *nameTable) unref(id uint32) {
 }
 
 func (t *nameTable) forget(id uint32) {
+	for i := range t.recent {
+		if t.recent[i].id == id {
+			t.recent[i].ok = false
+		}
+	}
 	s := &t.list[id]
 	delete(t.ids, s.name)
 	t.bytes -= detect.StringSize(s.name)
+	t.changed = true
 	*s = nameSlot{}
 	t.free = append(t.free, id)
 }
 
 func (t *nameTable) size() int64 {
+	t.changed = false
 	return t.bytes + detect.AllocSize(cap(t.list)*int(unsafe.Sizeof(nameSlot{}))) + detect.AllocSize(cap(t.free)*4) +
 		detect.MapBytes(t.peak, 16+8)
 }
@@ -249,9 +281,7 @@ func (t *nameTable) size() int64 {
 // bytes (estimated; 0: no byte budget).
 func NewForensics(maxIdentities int, maxBytes int64) *Forensics {
 	f := &Forensics{max: maxIdentities, maxBytes: maxBytes, names: nameTable{ids: map[string]uint32{}}}
-	for k := range f.recs {
-		f.recs[k] = map[string]*forensicState{}
-	}
+	f.recs, f.clash, f.seed, f.mask = map[uint64]*forensicState{}, map[forensicKey]*forensicState{}, maphash.MakeSeed(), ^uint64(0)
 	f.lru.next, f.lru.prev = &f.lru, &f.lru
 	f.other = f.names.add(forensicOther)
 	f.names.ref(f.other) // kept for good
@@ -268,11 +298,58 @@ func (f *Forensics) Stats() ForensicsStats {
 
 // total estimates the bytes held: records, names and the index.
 func (f *Forensics) total() int64 {
-	b := f.recBytes + f.names.size()
-	for _, p := range f.peak {
-		b += detect.MapBytes(p, recSlotSize)
+	if !f.sized || f.names.changed {
+		f.fixed = f.names.size()
+		f.fixed += detect.MapBytes(f.peak[0], recSlotSize) + detect.MapBytes(f.peak[1], clashSlotSize)
+		f.sized = true
 	}
-	return b
+	return f.recBytes + f.fixed
+}
+
+type forensicKey struct {
+	kind  detect.Kind
+	value string
+}
+
+func (f *Forensics) hash(k detect.Kind, v string) uint64 {
+	return (maphash.String(f.seed, v) ^ (uint64(k)+1)*0x9e3779b97f4a7c15) & f.mask
+}
+
+// lookup returns the record of an identity, or nil.
+func (f *Forensics) lookup(k detect.Kind, v string) *forensicState {
+	if s := f.recs[f.hash(k, v)]; s != nil && s.kind == k && s.key == v {
+		return s
+	}
+	if len(f.clash) > 0 {
+		return f.clash[forensicKey{k, v}]
+	}
+	return nil
+}
+
+// insert indexes a new record.
+func (f *Forensics) insert(s *forensicState) {
+	f.n++
+	if h := f.hash(s.kind, s.key); f.recs[h] == nil {
+		f.recs[h] = s
+	} else {
+		f.clash[forensicKey{s.kind, s.key}] = s
+	}
+	if n := len(f.recs); n > f.peak[0] {
+		f.peak[0], f.sized = n, false
+	}
+	if n := len(f.clash); n > f.peak[1] {
+		f.peak[1], f.sized = n, false
+	}
+}
+
+// unindex takes a record out of the index.
+func (f *Forensics) unindex(s *forensicState) {
+	f.n--
+	if h := f.hash(s.kind, s.key); f.recs[h] == s {
+		delete(f.recs, h)
+	} else {
+		delete(f.clash, forensicKey{s.kind, s.key})
+	}
 }
 
 func (f *Forensics) publish() {
@@ -367,14 +444,14 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 	loc := locationID(t.Start)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ids := [3]uint32{f.names.id(t.Method), f.names.id(t.Template), f.names.id(api)}
+	ids := [3]uint32{f.names.id(tagMethod, t.Method), f.names.id(tagURL, t.Template), f.names.id(tagAPI, api)}
 	ipKey := "" // the IP, the bytes of its record's key once seen
 	for k := range detect.NumKinds {
 		v := t.Identities[k]
 		if v == "" {
 			continue
 		}
-		st := f.recs[k][v]
+		st := f.lookup(k, v)
 		if st == nil {
 			// A first sighting: one small record.
 			st = &forensicState{key: strings.Clone(v), kind: k, first: at, ids: ids, firstLoc: loc, lastLoc: loc,
@@ -385,9 +462,7 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 			for _, id := range ids {
 				f.names.ref(id)
 			}
-			f.recs[k][st.key] = st
-			f.peak[k] = max(f.peak[k], len(f.recs[k]))
-			f.n++
+			f.insert(st)
 			f.ndirty++
 			f.recBytes += st.size()
 			f.pushFront(st)
@@ -402,7 +477,7 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 			st.flags |= stateDirty
 			f.ndirty++
 		}
-		before := st.size()
+		shape := st.shape()
 		if st.body == nil {
 			f.expand(st)
 		}
@@ -417,7 +492,9 @@ func (f *Forensics) Consume(t *detect.Transaction) {
 			ipKey = st.key
 		}
 		f.countCall(st, k, ip, ipKey, ids, hour)
-		f.recBytes += st.size() - before
+		if now := st.shape(); now != shape {
+			f.recBytes += now.size() - shape.size()
+		}
 	}
 	// A name this call brought that no record took (all past their limits).
 	for i, id := range ids {
@@ -608,18 +685,35 @@ func (st *forensicBody) countHour(hour int32) {
 	}
 }
 
+// recordShape is what a record's size depends on.
+type recordShape struct {
+	key            int
+	body           bool
+	ents, ips, idx int
+}
+
+func (st *forensicState) shape() recordShape {
+	if b := st.body; b != nil {
+		return recordShape{len(st.key), true, cap(b.ents), cap(b.ips), len(b.index)}
+	}
+	return recordShape{key: len(st.key)}
+}
+
 // size estimates a record's heap bytes. The bytes of its IPs' strings are
 // the IP identities' keys, counted there.
-func (st *forensicState) size() int64 {
-	n := stateBytes + detect.StringSize(st.key)
-	if b := st.body; b != nil {
-		n += bodyBytes + detect.AllocSize(cap(b.ents)*entrySize) + detect.AllocSize(cap(b.ips)*ipSize)
-		if b.index != nil {
-			n += detect.MapBytes(len(b.index), 16)
+func (sh recordShape) size() int64 {
+	n := stateBytes + detect.AllocSize(sh.key)
+	if sh.body {
+		n += bodyBytes + detect.AllocSize(sh.ents*entrySize) + detect.AllocSize(sh.ips*ipSize)
+		if sh.idx > 0 {
+			n += detect.MapBytes(sh.idx, 16)
 		}
 	}
 	return n
 }
+
+// size estimates a record's heap bytes.
+func (st *forensicState) size() int64 { return st.shape().size() }
 
 func (f *Forensics) pushFront(s *forensicState) {
 	s.prev, s.next = &f.lru, f.lru.next
@@ -661,8 +755,7 @@ func (f *Forensics) evict() {
 // remove forgets a record and the names only it counted.
 func (f *Forensics) remove(s *forensicState) {
 	s.unlink()
-	delete(f.recs[s.kind], s.key)
-	f.n--
+	f.unindex(s)
 	if s.flags&stateDirty != 0 {
 		f.ndirty--
 	}
@@ -687,8 +780,8 @@ func (f *Forensics) Get(k detect.Kind, value string) (*ForensicRecord, bool) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, ok := f.recs[k][value]
-	if !ok {
+	s := f.lookup(k, value)
+	if s == nil {
 		return nil, false
 	}
 	return f.record(s), true
@@ -703,7 +796,7 @@ func (f *Forensics) Put(r *ForensicRecord) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if old := f.recs[k][r.Value]; old != nil {
+	if old := f.lookup(k, r.Value); old != nil {
 		f.remove(old)
 	}
 	b := &forensicBody{last: stamp(r.LastSeen)}
@@ -711,7 +804,7 @@ func (f *Forensics) Put(r *ForensicRecord) {
 		firstLoc: locationID(r.FirstSeen), lastLoc: locationID(r.LastSeen)}
 	put := func(tag, ip uint8, m map[string]int64, have *uint16) {
 		for name, n := range m {
-			id := f.names.id(name)
+			id := f.names.id(tag, name)
 			f.names.ref(id)
 			b.push(newEntry(tag, ip, id, n))
 		}
@@ -744,9 +837,7 @@ func (f *Forensics) Put(r *ForensicRecord) {
 			}
 		}
 	}
-	f.recs[k][s.key] = s
-	f.peak[k] = max(f.peak[k], len(f.recs[k]))
-	f.n++
+	f.insert(s)
 	f.recBytes += s.size()
 	f.pushFront(s)
 	f.trim()
@@ -778,6 +869,59 @@ func (f *Forensics) Dirty() []*ForensicRecord {
 	f.ndirty = 0
 	sort.Slice(out, func(i, j int) bool { return out[i].Value < out[j].Value })
 	return out
+}
+
+// SaveDirty hands the records changed since the last save to put, at most
+// batch at a time, so that saving a million changed identities takes the
+// memory of one batch (Dirty builds them all at once) and the lock is
+// held for one batch at a time. The records of a batch put fails stay
+// changed, to be saved next time; SaveDirty returns the first error.
+func (f *Forensics) SaveDirty(batch int, put func([]*ForensicRecord) error) error {
+	batch = max(batch, 1)
+	f.mu.Lock()
+	pending := make([]*forensicState, 0, f.ndirty)
+	// Changed records moved to the front when they changed.
+	for s := f.lru.next; s != &f.lru && len(pending) < f.ndirty; s = s.next {
+		if s.flags&stateDirty != 0 {
+			pending = append(pending, s)
+		}
+	}
+	f.mu.Unlock()
+	var first error
+	for len(pending) > 0 {
+		part := pending[:min(batch, len(pending))]
+		pending = pending[len(part):]
+		out := make([]*ForensicRecord, 0, len(part))
+		taken := part[:0]
+		f.mu.Lock()
+		for _, s := range part {
+			// Skip the records evicted since, and those saved since.
+			if s.flags&stateDirty != 0 && f.lookup(s.kind, s.key) == s {
+				s.flags &^= stateDirty
+				f.ndirty--
+				out = append(out, f.record(s))
+				taken = append(taken, s)
+			}
+		}
+		f.mu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Value < out[j].Value })
+		if err := put(out); err != nil {
+			first = cmp.Or(first, err)
+			f.mu.Lock()
+			for _, s := range taken {
+				if s.flags&stateDirty == 0 && f.lookup(s.kind, s.key) == s {
+					s.flags |= stateDirty
+					f.ndirty++
+				}
+			}
+			f.mu.Unlock()
+		}
+		clear(part)
+	}
+	return first
 }
 
 // record builds the JSON shape of an identity's activity.
@@ -865,16 +1009,25 @@ func (f *Forensics) Top(api string, n int) []TopIdentity {
 	f.mu.Lock()
 	var out []TopIdentity
 	if id, ok := f.names.lookup(api); ok {
-		for k := range f.recs {
-			for v, s := range f.recs[k] {
-				if s.body == nil {
-					if s.ids[2] == id {
-						out = append(out, TopIdentity{Kind: detect.Kind(k).String(), Value: v, Requests: 1})
-					}
-				} else if i := s.body.find(tagAPI, 0, id); i >= 0 {
-					out = append(out, TopIdentity{Kind: detect.Kind(k).String(), Value: v, Requests: s.body.ents[i].n()})
+		top := func(s *forensicState) {
+			n := int64(0)
+			switch {
+			case s.body == nil && s.ids[2] == id:
+				n = 1
+			case s.body != nil:
+				if i := s.body.find(tagAPI, 0, id); i >= 0 {
+					n = s.body.ents[i].n()
 				}
 			}
+			if n > 0 {
+				out = append(out, TopIdentity{Kind: s.kind.String(), Value: s.key, Requests: n})
+			}
+		}
+		for _, s := range f.recs {
+			top(s)
+		}
+		for _, s := range f.clash {
+			top(s)
 		}
 	}
 	f.mu.Unlock()

@@ -2,9 +2,11 @@ package observe
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/vigil-project/vigil/detect"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -163,7 +165,96 @@ func TestForensicsIndex(t *testing.T) {
 			t.Fatalf("round %d: total %d, per IP %d + %d", round, r.Total, r.IPs["10.0.0.0"].Total, r.IPs["10.0.0.1"].Total)
 		}
 	}
-	if st := f.recs[detect.KindToken]["fp:a"]; st.body == nil || len(st.body.index) != len(st.body.ents) {
+	if st := f.lookup(detect.KindToken, "fp:a"); st.body == nil || len(st.body.index) != len(st.body.ents) {
 		t.Fatalf("record not indexed: %+v", st.body)
+	}
+}
+
+// TestForensicsHashClash: identities whose hashes clash are kept apart,
+// found, counted, listed and evicted like the others.
+func TestForensicsHashClash(t *testing.T) {
+	f := NewForensics(4, 0)
+	f.mask = 0 // every identity has the same hash
+	at := time.Unix(1_800_000_000, 0)
+	f.Consume(forensicCall("10.0.0.1", "fp:a", "GET", "/shop/order/1", at))
+	f.Consume(forensicCall("10.0.0.1", "fp:a", "GET", "/shop/order/2", at))
+	f.Consume(forensicCall("10.0.0.2", "fp:b", "PUT", "/shop/order/3", at.Add(time.Second)))
+	if len(f.clash) != 3 || f.Len() != 4 {
+		t.Fatalf("%d clashing of %d", len(f.clash), f.Len())
+	}
+	for _, c := range []struct {
+		kind  detect.Kind
+		value string
+		total int64
+	}{{detect.KindIP, "10.0.0.1", 2}, {detect.KindToken, "fp:a", 2}, {detect.KindIP, "10.0.0.2", 1}, {detect.KindToken, "fp:b", 1}} {
+		if r, ok := f.Get(c.kind, c.value); !ok || r.Total != c.total {
+			t.Fatalf("%s %s: %+v", c.kind, c.value, r)
+		}
+	}
+	if top := f.Top("shop", 10); len(top) != 4 || top[0].Requests != 2 {
+		t.Fatalf("top %+v", top)
+	}
+	// The least recently seen go first, from either index.
+	f.Consume(forensicCall("10.0.0.3", "", "GET", "/", at.Add(2*time.Second)))
+	if _, ok := f.Get(detect.KindIP, "10.0.0.1"); ok || f.Len() != 4 {
+		t.Fatalf("10.0.0.1 kept, %d identities", f.Len())
+	}
+	if d := f.Dirty(); len(d) != 4 {
+		t.Fatalf("%d dirty", len(d))
+	}
+}
+
+// TestForensicsSaveDirty: the changed records are handed over a batch at a
+// time, each once; a batch that failed to save is handed over again next
+// time; records evicted meanwhile are not.
+func TestForensicsSaveDirty(t *testing.T) {
+	f := NewForensics(100, 0)
+	at := time.Unix(1_800_000_000, 0)
+	for i := range 25 {
+		f.Consume(forensicCall(fmt.Sprintf("10.0.0.%d", i), "", "GET", "/shop/order/1", at))
+	}
+	var sizes []int
+	saved := map[string]int{}
+	fail := errors.New("disk full")
+	err := f.SaveDirty(10, func(recs []*ForensicRecord) error {
+		sizes = append(sizes, len(recs))
+		if len(sizes) == 2 {
+			return fail
+		}
+		for _, r := range recs {
+			saved[r.Value]++
+		}
+		return nil
+	})
+	if !errors.Is(err, fail) || !slices.Equal(sizes, []int{10, 10, 5}) || len(saved) != 15 {
+		t.Fatalf("error %v, batches %v, %d saved", err, sizes, len(saved))
+	}
+	// The failed batch is saved next time, with what changed since.
+	f.Consume(forensicCall("10.0.0.24", "", "GET", "/shop/order/1", at))
+	sizes = nil
+	if err := f.SaveDirty(10, func(recs []*ForensicRecord) error {
+		sizes = append(sizes, len(recs))
+		for _, r := range recs {
+			saved[r.Value]++
+		}
+		return nil
+	}); err != nil || len(saved) != 25 || saved["10.0.0.24"] != 2 || slices.Max(sizes) > 10 {
+		t.Fatalf("error %v, batches %v, saved %v", err, sizes, saved)
+	}
+	if d := f.Dirty(); len(d) != 0 {
+		t.Fatalf("%d dirty after saving", len(d))
+	}
+	// A record evicted before its batch is not handed over.
+	g := NewForensics(2, 0)
+	g.Consume(forensicCall("10.0.1.1", "", "GET", "/", at))
+	g.Consume(forensicCall("10.0.1.2", "", "GET", "/", at))
+	n := 0
+	if err := g.SaveDirty(1, func(recs []*ForensicRecord) error {
+		if n++; n == 1 {
+			g.Consume(forensicCall("10.0.1.3", "", "GET", "/", at)) // evicts the other
+		}
+		return nil
+	}); err != nil || n != 1 {
+		t.Fatalf("error %v, %d batches", err, n)
 	}
 }

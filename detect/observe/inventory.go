@@ -28,6 +28,7 @@ type Inventory struct {
 	discovered   int // records of discovered APIs, bounded by maxAPIs
 	maxAPIs      int
 	maxEndpoints int
+	maxBytes     int64 // 0: no byte budget; under mu
 
 	// Read without the lock (metrics, the pipeline's warnings).
 	overflowAPIs, overflowEndpoints, evicted, misses atomic.Uint64
@@ -57,13 +58,37 @@ type apiRecord struct {
 }
 
 type endpointRecord struct {
-	key          string // "METHOD template"
-	method, path string
-	first, last  time.Time
-	requests     uint64
-	status       [6]uint64 // unknown, 1xx … 5xx
-	prev, next   *endpointRecord
-	listed       bool // on its API's weak list
+	key         string // "METHOD template"
+	first, last int64  // unix nanoseconds (zeroTime: none), as forensics keep them
+	requests    uint64
+	status      [6]uint64 // unknown, 1xx … 5xx
+	prev, next  *endpointRecord
+	methodLen   uint32 // the method is key[:methodLen], the template after the space
+	firstLoc    uint8
+	lastLoc     uint8
+	listed      bool // on its API's weak list
+}
+
+func newEndpoint(key string, methodLen int) *endpointRecord {
+	return &endpointRecord{key: key, methodLen: uint32(methodLen), first: zeroTime, last: zeroTime}
+}
+
+func (ep *endpointRecord) method() string { return ep.key[:ep.methodLen] }
+func (ep *endpointRecord) path() string   { return ep.key[ep.methodLen+1:] }
+
+// widen extends the endpoint's span [first, last] to cover when; zero
+// times are unknown.
+func (ep *endpointRecord) widen(when time.Time) {
+	if when.IsZero() {
+		return
+	}
+	w, loc := stamp(when), locationID(when)
+	if ep.first == zeroTime || w < ep.first {
+		ep.first, ep.firstLoc = w, loc
+	}
+	if w > ep.last {
+		ep.last, ep.lastLoc = w, loc
+	}
 }
 
 // proven reports whether the endpoint was ever answered 2xx or 3xx.
@@ -199,6 +224,18 @@ func (inv *Inventory) removeEndpoint(r *apiRecord, ep *endpointRecord) {
 // Safe to call at any time.
 func (inv *Inventory) Bytes() int64 { return inv.bytes.Load() }
 
+// SetMaxBytes bounds the bytes of the inventory (estimated; 0: no bound):
+// past it, new discovered APIs and new endpoints are counted as overflow,
+// as past their count limits. Configured APIs are always kept.
+func (inv *Inventory) SetMaxBytes(n int64) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	inv.maxBytes = n
+}
+
+// full reports whether the inventory is at its byte budget.
+func (inv *Inventory) full() bool { return inv.maxBytes > 0 && inv.bytes.Load() >= inv.maxBytes }
+
 func newAPIRecord(name, base string, configured *detect.API) *apiRecord {
 	// The activity is there from the start: a configured API before its
 	// first call, and every API restored after a restart, has an empty
@@ -246,7 +283,7 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 			inv.misses.Add(1)
 		}
 		return
-	case inv.discovered >= inv.maxAPIs:
+	case inv.discovered >= inv.maxAPIs || inv.full():
 		inv.overflowAPIs.Add(1)
 		return
 	default:
@@ -284,7 +321,7 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 			return
 		case !admits:
 			return
-		case len(r.endpoints) >= inv.maxEndpoints:
+		case len(r.endpoints) >= inv.maxEndpoints || inv.full():
 			if (c != 2 && c != 3) || r.weak.head == nil {
 				r.overflow++
 				inv.overflowEndpoints.Add(1)
@@ -298,11 +335,11 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 			inv.evicted.Add(1)
 		}
 		k := string(key)
-		ep = &endpointRecord{key: k, method: k[:pathAt-1], path: k[pathAt:]}
+		ep = newEndpoint(k, pathAt-1)
 		inv.addEndpoint(r, ep)
 	}
 	ep.requests++
-	ep.first, ep.last = widen(ep.first, ep.last, when)
+	ep.widen(when)
 	ep.status[c]++
 	r.track(ep)
 }
@@ -397,7 +434,8 @@ func (inv *Inventory) APIs(fallback *detect.API) []APIStats {
 		}
 		sort.Strings(s.Hosts)
 		for _, ep := range r.endpoints {
-			e := EndpointStats{Method: ep.method, Path: ep.path, Requests: ep.requests, FirstSeen: ep.first, LastSeen: ep.last, Status: map[string]uint64{}}
+			e := EndpointStats{Method: ep.method(), Path: ep.path(), Requests: ep.requests, FirstSeen: timeOf(ep.first, ep.firstLoc),
+				LastSeen: timeOf(ep.last, ep.lastLoc), Status: map[string]uint64{}}
 			for i, n := range ep.status {
 				if n > 0 {
 					e.Status[statusClasses[i]] = n
@@ -426,7 +464,7 @@ func (inv *Inventory) Restore(stats []APIStats) {
 	for _, s := range stats {
 		r, ok := inv.apis[s.Name]
 		if !ok {
-			if !s.Discovered || inv.discovered >= inv.maxAPIs {
+			if !s.Discovered || inv.discovered >= inv.maxAPIs || inv.full() {
 				continue // a configured API no longer configured, or past the bound
 			}
 			r = newAPIRecord(s.Name, s.BasePath, nil)
@@ -453,23 +491,22 @@ func (inv *Inventory) Restore(stats []APIStats) {
 			key := e.Method + " " + e.Path
 			ep := r.endpoints[key]
 			if ep == nil {
-				if len(r.endpoints) >= inv.maxEndpoints {
+				if len(r.endpoints) >= inv.maxEndpoints || inv.full() {
 					continue
 				}
-				// Method and path share the key's bytes.
-				ep = &endpointRecord{key: key, method: key[:len(e.Method)], path: key[len(e.Method)+1:]}
+				ep = newEndpoint(key, len(e.Method))
 				inv.addEndpoint(r, ep)
 			}
 			ep.requests += e.Requests
-			ep.first, ep.last = widen(ep.first, ep.last, e.FirstSeen)
-			ep.first, ep.last = widen(ep.first, ep.last, e.LastSeen)
+			ep.widen(e.FirstSeen)
+			ep.widen(e.LastSeen)
 			for i, name := range statusClasses {
 				ep.status[i] += e.Status[name]
 			}
 			restored = append(restored, ep)
 		}
 		// The weak list in the order the endpoints were last called.
-		sort.SliceStable(restored, func(i, j int) bool { return restored[i].last.Before(restored[j].last) })
+		sort.SliceStable(restored, func(i, j int) bool { return restored[i].last < restored[j].last })
 		for _, ep := range restored {
 			r.track(ep)
 		}
@@ -487,7 +524,7 @@ func (inv *Inventory) Succeeded(api, path string) bool {
 		return false
 	}
 	for _, ep := range r.endpoints {
-		if strings.EqualFold(ep.path, tmpl) && ep.status[2] > 0 {
+		if strings.EqualFold(ep.path(), tmpl) && ep.status[2] > 0 {
 			return true
 		}
 	}

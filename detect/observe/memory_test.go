@@ -163,3 +163,80 @@ func TestForensicsByteBudget(t *testing.T) {
 	}
 	runtime.KeepAlive(calls)
 }
+
+// TestInventoryByteBudget: past its byte budget the inventory takes no new
+// discovered API and no new endpoint (counted as overflow, as past the
+// count limits), and keeps counting the APIs and endpoints it has.
+func TestInventoryByteBudget(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	const budget = 256 << 10
+	inv := NewInventory([]*detect.API{ordersAPI}, 1000, 1000)
+	inv.SetMaxBytes(budget)
+	call := func(host, path string) {
+		inv.Consume(&detect.Transaction{Host: host, Method: "GET", Path: path, HasRequest: true, Start: at, Status: 200})
+	}
+	for i := range 20_000 {
+		call(fmt.Sprintf("h%d.test", i%500), fmt.Sprintf("/api%d/items%d", i%7, i))
+		// Bounded, give or take the last record added (an API and its activity).
+		if b := inv.Bytes(); b > budget+16<<10 {
+			t.Fatalf("after %d calls: %d B, budget %d B", i+1, b, budget)
+		}
+	}
+	if inv.OverflowAPIs() == 0 || inv.OverflowEndpoints() == 0 {
+		t.Fatalf("overflow: %d APIs, %d endpoints", inv.OverflowAPIs(), inv.OverflowEndpoints())
+	}
+	requests := func() uint64 {
+		for _, a := range inv.APIs(nil) {
+			if a.Name == "h0.test/api0" {
+				return a.Requests
+			}
+		}
+		t.Fatal("h0.test/api0 not in the inventory")
+		return 0
+	}
+	n := requests()
+	call("h0.test", "/api0/items0")
+	if requests() != n+1 {
+		t.Fatal("a known API stopped counting past the budget")
+	}
+}
+
+// TestForensicsSaveDirtyMemory: saving the records of a flood takes the
+// memory of a batch, where Dirty builds them all at once.
+func TestForensicsSaveDirtyMemory(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	const n, batch = 20_000, 500
+	flood := func() *Forensics {
+		f := NewForensics(1<<30, 0)
+		for i := range n {
+			f.Consume(floodCall(i, at))
+		}
+		return f
+	}
+	f := flood()
+	before := liveHeap()
+	all := f.Dirty()
+	whole := liveHeap() - before
+	runtime.KeepAlive(all)
+	all = nil
+
+	g := flood()
+	before = liveHeap()
+	var peak int64
+	saved, calls := 0, 0
+	if err := g.SaveDirty(batch, func(recs []*ForensicRecord) error {
+		if calls++; calls%10 == 1 {
+			peak = max(peak, liveHeap()-before)
+		}
+		saved += len(recs)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Dirty: %d B for %d records; SaveDirty: %d B at most", whole, len(f.recs)+len(f.clash), peak)
+	if saved != 2*n || peak > whole/10 {
+		t.Fatalf("%d records saved, SaveDirty took %d B, Dirty %d B", saved, peak, whole)
+	}
+	runtime.KeepAlive(f)
+	runtime.KeepAlive(g)
+}
