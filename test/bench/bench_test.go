@@ -13,8 +13,10 @@
 //
 //	go test ./test/bench -run '^$' -bench VersusNull -benchtime 1x
 //
-// throughput ratios vigil/null (closed loop, 64 clients), extra heap
-// allocations per request beyond the null server's (gRPC's own), and the
+// throughput ratios vigil/null (closed loop, 64 clients), the ratio of the
+// process's CPU time per request null/vigil (client and server: steadier
+// than throughput when the machine is shared), extra heap allocations per
+// request beyond the null server's (gRPC's own), and the
 // p50/p99 of the decision time inside the server; VIGIL_BENCH_ROUNDS
 // (default 3) interleaved rounds of VIGIL_BENCH_SECONDS (default 3) after
 // 6 s of warm-up. With VIGIL_BENCH_PROFILE=dir each measured window's CPU
@@ -76,6 +78,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -402,6 +405,16 @@ func dial(tb testing.TB, addr string) *grpc.ClientConn {
 type result struct {
 	rps       float64
 	allocsReq float64
+	cpuReq    float64 // the process's CPU time per request (client and server), µs
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // client makes request i of the load through one of the services.
@@ -478,11 +491,11 @@ func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Du
 	var before, after runtime.MemStats
 	stopProfile := startProfile(tb, profile)
 	runtime.ReadMemStats(&before)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	measure.Store(true)
 	time.Sleep(d)
 	measure.Store(false)
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	n := count.Load()
 	runtime.ReadMemStats(&after)
 	stopProfile()
@@ -491,7 +504,8 @@ func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Du
 	if runErr != nil {
 		tb.Fatal(runErr)
 	}
-	return result{rps: float64(n) / elapsed.Seconds(), allocsReq: float64(after.Mallocs-before.Mallocs) / float64(n)}
+	return result{rps: float64(n) / elapsed.Seconds(), allocsReq: float64(after.Mallocs-before.Mallocs) / float64(n),
+		cpuReq: float64(cpu/time.Microsecond) / float64(n)}
 }
 
 // startProfile starts the CPU profile of a measured window and marks its
@@ -607,7 +621,7 @@ func BenchmarkVersusNull(b *testing.B) {
 		name  string
 		authz bool
 	}{{"ext_proc", false}, {"ext_authz", true}} {
-		var ratios, extra, nullRPS, vigilRPS, p99s, p50s []float64
+		var ratios, extra, nullRPS, vigilRPS, p99s, p50s, cpuRatios, extraCPU []float64
 		for range rounds {
 			n := startNull(b)
 			rn := run(b, l, n.addr, svc.authz, 64, warm, time.Duration(secs)*time.Second, "null-"+svc.name)
@@ -618,12 +632,15 @@ func BenchmarkVersusNull(b *testing.B) {
 			p50s = append(p50s, float64(decisionQuantile(b, v.adminAddr, svc.name, 0.50))/1e3)
 			v.stop()
 			ratios = append(ratios, rv.rps/rn.rps)
+			cpuRatios = append(cpuRatios, rn.cpuReq/rv.cpuReq)
+			extraCPU = append(extraCPU, rv.cpuReq-rn.cpuReq)
 			extra = append(extra, rv.allocsReq-rn.allocsReq)
 			nullRPS = append(nullRPS, rn.rps)
 			vigilRPS = append(vigilRPS, rv.rps)
 		}
-		b.Logf("%s: null %.0f req/s, vigil %.0f req/s, ratio %.3f, extra allocs/req %.1f, decision p50 %.1fµs p99 %.1fµs (medians of %d rounds of %ds)",
-			svc.name, median(nullRPS), median(vigilRPS), median(ratios), median(extra), median(p50s), median(p99s), rounds, secs)
+		b.Logf("%s: null %.0f req/s, vigil %.0f req/s, ratio %.3f; process CPU per request ratio null/vigil %.3f (vigil %+.1fµs); extra allocs/req %.1f, decision p50 %.1fµs p99 %.1fµs (medians of %d rounds of %ds)",
+			svc.name, median(nullRPS), median(vigilRPS), median(ratios), median(cpuRatios), median(extraCPU), median(extra), median(p50s), median(p99s), rounds, secs)
+		b.ReportMetric(median(cpuRatios), svc.name+"_cpu_null/vigil")
 		b.ReportMetric(median(ratios), svc.name+"_x_null")
 		b.ReportMetric(median(extra), svc.name+"_extra_allocs/req")
 		b.ReportMetric(median(p99s), svc.name+"_p99_decision_µs")
