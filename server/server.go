@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +70,9 @@ type Server struct {
 	streams   *streamLimit // grpc.max_streams
 	store     *store.Store
 	notifier  *notify.Notifier
+
+	// forensicsLost is what the forensics had forgotten at the last save.
+	forensicsLost observe.ForensicsStats
 }
 
 // Options are the dependencies of New that tests replace.
@@ -254,13 +256,11 @@ func (s *Server) restore(allow, block *detect.List, models int) error {
 		return err
 	}
 	s.inventory.Restore(inv)
-	recs, err := s.store.LoadForensics()
-	if err != nil {
+	// Newest first, one record at a time, until the forensics are full:
+	// a store holding more (a flood saved by an older version) is read no
+	// further, and pruned at the first save.
+	if err := s.store.LoadForensics(s.forensics.PutOlder); err != nil {
 		return err
-	}
-	slices.SortFunc(recs, func(a, b *observe.ForensicRecord) int { return a.LastSeen.Compare(b.LastSeen) })
-	for _, r := range recs { // oldest first: the least recently seen are forgotten first
-		s.forensics.Put(r)
 	}
 	s.log.Info().Int("attacks", len(attacks)).Int("models", models).Int("blocklist", block.Len()).
 		Int("allowlist", allow.Len()).Msg("durable state restored")
@@ -292,9 +292,19 @@ func (s *Server) saveSnapshots() {
 		s.log.Error().Err(err).Msg("models not saved")
 	}
 	// A batch at a time: a flood changes hundreds of thousands of records
-	// a minute, and building them all at once would take gigabytes.
-	if err := s.forensics.SaveDirty(forensicsSaveBatch, s.store.PutForensics); err != nil {
+	// a minute, and building them all at once would take gigabytes. The
+	// records of identities memory forgot are deleted: the store holds no
+	// more than memory.
+	if err := s.forensics.Save(forensicsSaveBatch, s.store); err != nil {
 		s.log.Error().Err(err).Msg("forensics not saved")
+	}
+	// Evicted identities' histories are gone from memory and now from
+	// the store: said once per save, with the totals.
+	if st, was := s.forensics.Stats(), s.forensicsLost; st.Evictions > was.Evictions {
+		s.log.Info().Uint64("evicted", st.Evictions-was.Evictions).Uint64("never_saved", st.Unsaved-was.Unsaved).
+			Uint64("evicted_total", st.Evictions).Uint64("never_saved_total", st.Unsaved).
+			Msg("forensic records of the least recently seen identities forgotten (retention.forensics_identities or memory budget)")
+		s.forensicsLost = st
 	}
 	if err := s.store.PutDecoyHits(s.trap.Stats()); err != nil {
 		s.log.Error().Err(err).Msg("decoy hits not saved")

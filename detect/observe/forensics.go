@@ -58,6 +58,11 @@ type Forensics struct {
 	recBytes int64  // the records' own bytes
 	fixed    int64  // the bytes of the names and index, as of…
 	sized    bool   // …unless names or index grew since
+	// gone lists the stored identities evicted since the last Save, whose
+	// records the store is to delete (at most forensicMaxGone: past it,
+	// Save prunes the store to the number of records held).
+	gone   []ForensicKey
+	saveMu sync.Mutex // one Save at a time
 
 	// Read without the lock (metrics).
 	bytes     atomic.Int64
@@ -122,7 +127,27 @@ const (
 	// stateOneIP: every call of this non-IP identity came from body.ips[0],
 	// whose counts are the identity's own (kept once).
 	stateOneIP
+	// stateStored: the store holds a record of this identity (read back,
+	// or handed to a save).
+	stateStored
 )
+
+// forensicMaxGone bounds the evicted identities remembered for the store
+// to delete (a flood evicts more: the store is then pruned by age).
+const forensicMaxGone = 16384
+
+// ForensicKey names an identity's forensic record.
+type ForensicKey struct {
+	Kind, Value string
+}
+
+// ForensicsStore is where Save keeps the records: it stores and deletes
+// them, and prunes the least recently seen past a number.
+type ForensicsStore interface {
+	PutForensics([]*ForensicRecord) error
+	DeleteForensics([]ForensicKey) error
+	PruneForensics(keep int) (int, error)
+}
 
 // forensicBody holds the counts of an identity seen more than once.
 type forensicBody struct {
@@ -748,6 +773,9 @@ func (f *Forensics) evict() {
 	if old.flags&stateDirty != 0 {
 		f.unsaved.Add(1)
 	}
+	if old.flags&stateStored != 0 && len(f.gone) < forensicMaxGone {
+		f.gone = append(f.gone, ForensicKey{old.kind.String(), old.key})
+	}
 	f.remove(old)
 	f.evictions.Add(1)
 }
@@ -799,8 +827,49 @@ func (f *Forensics) Put(r *ForensicRecord) {
 	if old := f.lookup(k, r.Value); old != nil {
 		f.remove(old)
 	}
+	s := f.build(k, r)
+	f.insert(s)
+	f.recBytes += s.size()
+	f.pushFront(s)
+	f.trim()
+	f.publish()
+}
+
+// PutOlder installs a record read back from storage as the least recently
+// seen, if it fits: put records newest first, until PutOlder returns false
+// (the records are full: older ones would not be kept). A record of an
+// identity already held is skipped.
+func (f *Forensics) PutOlder(r *ForensicRecord) bool {
+	k, err := detect.ParseKind(r.Kind)
+	if err != nil {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n >= f.max {
+		return false
+	}
+	if f.lookup(k, r.Value) != nil {
+		return true
+	}
+	s := f.build(k, r)
+	f.insert(s)
+	f.recBytes += s.size()
+	s.prev, s.next = f.lru.prev, &f.lru
+	f.lru.prev.next = s
+	f.lru.prev = s
+	fits := !f.full() || f.n == 1
+	if !fits {
+		f.remove(s) // the store keeps it until Save prunes it
+	}
+	f.publish()
+	return fits
+}
+
+// build makes the state of a record read back from storage.
+func (f *Forensics) build(k detect.Kind, r *ForensicRecord) *forensicState {
 	b := &forensicBody{last: stamp(r.LastSeen)}
-	s := &forensicState{key: r.Value, kind: k, first: stamp(r.FirstSeen), body: b,
+	s := &forensicState{key: r.Value, kind: k, first: stamp(r.FirstSeen), body: b, flags: stateStored,
 		firstLoc: locationID(r.FirstSeen), lastLoc: locationID(r.LastSeen)}
 	put := func(tag, ip uint8, m map[string]int64, have *uint16) {
 		for name, n := range m {
@@ -837,11 +906,7 @@ func (f *Forensics) Put(r *ForensicRecord) {
 			}
 		}
 	}
-	f.insert(s)
-	f.recBytes += s.size()
-	f.pushFront(s)
-	f.trim()
-	f.publish()
+	return s
 }
 
 func onlyIP(r *ForensicRecord) (string, *ForensicsIP, bool) {
@@ -897,7 +962,9 @@ func (f *Forensics) SaveDirty(batch int, put func([]*ForensicRecord) error) erro
 		for _, s := range part {
 			// Skip the records evicted since, and those saved since.
 			if s.flags&stateDirty != 0 && f.lookup(s.kind, s.key) == s {
-				s.flags &^= stateDirty
+				// Stored from now on: evicted before put returns, it is
+				// deleted at the next save.
+				s.flags = s.flags&^stateDirty | stateStored
 				f.ndirty--
 				out = append(out, f.record(s))
 				taken = append(taken, s)
@@ -920,6 +987,47 @@ func (f *Forensics) SaveDirty(batch int, put func([]*ForensicRecord) error) erro
 			f.mu.Unlock()
 		}
 		clear(part)
+	}
+	return first
+}
+
+// Save brings st in line with memory: it deletes the records of the
+// identities evicted since the last Save, stores the changed ones a batch
+// at a time (SaveDirty), and prunes the least recently seen records past
+// the number held (those evicted beyond what was remembered, or left by an
+// older version). An evicted identity's history is thus gone from the
+// store too: one that returns starts again, as it does in memory (Stats
+// counts the evictions, and the evicted whose latest calls were never
+// saved). Returns the first error; what failed is tried again next time.
+func (f *Forensics) Save(batch int, st ForensicsStore) error {
+	f.saveMu.Lock()
+	defer f.saveMu.Unlock()
+	f.mu.Lock()
+	// An identity back since it was evicted is stored anew below.
+	gone := slices.DeleteFunc(f.gone, func(k ForensicKey) bool {
+		kind, err := detect.ParseKind(k.Kind)
+		return err == nil && f.lookup(kind, k.Value) != nil
+	})
+	f.gone = nil
+	f.mu.Unlock()
+	// Deleted before the changed are put: an identity back meanwhile is
+	// stored anew.
+	var first error
+	if err := st.DeleteForensics(gone); err != nil {
+		first = err
+		f.mu.Lock()
+		for _, k := range gone {
+			if len(f.gone) < forensicMaxGone {
+				f.gone = append(f.gone, k)
+			}
+		}
+		f.mu.Unlock()
+	}
+	if err := f.SaveDirty(batch, st.PutForensics); err != nil {
+		first = cmp.Or(first, err)
+	}
+	if _, err := st.PruneForensics(f.Len()); err != nil {
+		first = cmp.Or(first, err)
 	}
 	return first
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/vigil-project/vigil/detect"
+	"maps"
 	"reflect"
 	"slices"
 	"testing"
@@ -256,5 +257,118 @@ func TestForensicsSaveDirty(t *testing.T) {
 		return nil
 	}); err != nil || n != 1 {
 		t.Fatalf("error %v, %d batches", err, n)
+	}
+}
+
+// fakeForensicsStore is a map standing for the store.
+type fakeForensicsStore struct {
+	recs    map[ForensicKey]*ForensicRecord
+	failDel error
+	deleted []ForensicKey
+}
+
+func (s *fakeForensicsStore) PutForensics(recs []*ForensicRecord) error {
+	for _, r := range recs {
+		s.recs[ForensicKey{r.Kind, r.Value}] = r
+	}
+	return nil
+}
+
+func (s *fakeForensicsStore) DeleteForensics(keys []ForensicKey) error {
+	if s.failDel != nil {
+		return s.failDel
+	}
+	for _, k := range keys {
+		delete(s.recs, k)
+	}
+	s.deleted = append(s.deleted, keys...)
+	return nil
+}
+
+func (s *fakeForensicsStore) PruneForensics(keep int) (int, error) { return 0, nil }
+
+// TestForensicsSaveDeletesTheEvicted: Save deletes the stored records of
+// the identities evicted since the last save (those never stored are not
+// asked for), and an identity that came back since is stored anew, its
+// history starting again; a delete that failed is retried.
+func TestForensicsSaveDeletesTheEvicted(t *testing.T) {
+	f := NewForensics(3, 0)
+	st := &fakeForensicsStore{recs: map[ForensicKey]*ForensicRecord{}}
+	at := time.Unix(1_800_000_000, 0)
+	call := func(ip, path string) { f.Consume(forensicCall(ip, "", "GET", path, at)); at = at.Add(time.Second) }
+	for _, ip := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
+		call(ip, "/shop/a")
+	}
+	if err := f.Save(10, st); err != nil || len(st.recs) != 3 {
+		t.Fatalf("%v, %d stored", err, len(st.recs))
+	}
+	call("10.0.0.4", "/shop/a") // evicts .1 (stored)
+	call("10.0.0.5", "/shop/a") // evicts .2 (stored)
+	call("10.0.0.6", "/shop/a") // evicts .3 (stored)
+	call("10.0.0.7", "/shop/a") // evicts .4 (never stored)
+	call("10.0.0.1", "/shop/b") // back: evicts .5
+	if err := f.Save(10, st); err != nil {
+		t.Fatal(err)
+	}
+	want := []ForensicKey{{"ip", "10.0.0.2"}, {"ip", "10.0.0.3"}}
+	if !slices.Equal(st.deleted, want) {
+		t.Fatalf("deleted %v, want %v", st.deleted, want)
+	}
+	if got := slices.Collect(maps.Keys(st.recs)); len(got) != 3 || st.recs[ForensicKey{"ip", "10.0.0.1"}].URLs["/shop/a"] != 0 {
+		t.Fatalf("stored %v; 10.0.0.1 %+v", got, st.recs[ForensicKey{"ip", "10.0.0.1"}])
+	}
+	// A failed delete is retried at the next save.
+	call("10.0.0.8", "/shop/a") // evicts .6 (stored)
+	st.failDel = errors.New("disk full")
+	if err := f.Save(10, st); !errors.Is(err, st.failDel) {
+		t.Fatalf("save: %v", err)
+	}
+	st.failDel = nil
+	if err := f.Save(10, st); err != nil || st.recs[ForensicKey{"ip", "10.0.0.6"}] != nil || len(st.recs) != 3 {
+		t.Fatalf("%v, stored %v", err, slices.Collect(maps.Keys(st.recs)))
+	}
+	if s := f.Stats(); s.Evictions != 6 || s.Unsaved != 2 { // .4 and .5 were never saved
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestForensicsPutOlder: records put newest first fill the forensics up to
+// their bounds (count, then bytes) and no further, and the newest is the
+// most recently seen (the first evicted is the oldest).
+func TestForensicsPutOlder(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	rec := func(i int) *ForensicRecord {
+		ip := fmt.Sprintf("10.0.0.%d", i)
+		return &ForensicRecord{Kind: "ip", Value: ip, FirstSeen: at, LastSeen: at.Add(time.Duration(i) * time.Minute), Total: 1,
+			Methods: map[string]int64{"GET": 1}, URLs: map[string]int64{fmt.Sprintf("/shop/%d", i): 1}, APIs: map[string]int64{"shop": 1},
+			Hours: map[int64]int64{at.Unix() / 3600: 1}}
+	}
+	f := NewForensics(3, 0)
+	took := 0
+	for i := 9; i >= 0 && f.PutOlder(rec(i)); i-- {
+		took++
+	}
+	if took != 3 || f.Len() != 3 {
+		t.Fatalf("took %d, holds %d", took, f.Len())
+	}
+	f.Consume(forensicCall("10.0.0.99", "", "GET", "/shop/x", at.Add(time.Hour))) // evicts the oldest kept: .7
+	for i, held := range map[int]bool{9: true, 8: true, 7: false} {
+		if _, ok := f.Get(detect.KindIP, fmt.Sprintf("10.0.0.%d", i)); ok != held {
+			t.Fatalf("10.0.0.%d held: %v", i, ok)
+		}
+	}
+	// By bytes: what one record takes, times 3.5.
+	one := NewForensics(10, 0)
+	one.PutOlder(rec(0))
+	g := NewForensics(100, one.Stats().Bytes*7/2)
+	took = 0
+	for i := 99; i >= 0 && g.PutOlder(rec(i)); i-- {
+		took++
+	}
+	if took < 3 || took >= 100 || g.Len() != took || g.Stats().Bytes > one.Stats().Bytes*7/2 || g.Stats().Evictions != 0 {
+		t.Fatalf("took %d, holds %d, %+v", took, g.Len(), g.Stats())
+	}
+	if _, ok := g.Get(detect.KindIP, fmt.Sprintf("10.0.0.%d", 100-took)); !ok {
+		t.Fatalf("the oldest of the newest %d not held", took)
 	}
 }

@@ -8,10 +8,12 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -248,7 +250,86 @@ func (s *Store) LoadModels() ([]*behaviour.ModelDoc, error) {
 	return out, err
 }
 
-var bucketForensics = []byte("forensics")
+// The forensic records: bucket forensics holds each identity's record
+// (key kind, a zero byte, the value; JSON), and forensics_seen indexes them
+// by last sighting (key: last_seen as 8 ordered bytes, then the record's
+// key; no value), so that a restart reads the newest first and stops when
+// memory is full, and pruning deletes the oldest without reading the rest.
+var (
+	bucketForensics     = []byte("forensics")
+	bucketForensicsSeen = []byte("forensics_seen")
+)
+
+// forensicsBatch is how many records one transaction indexes or prunes.
+const forensicsBatch = 10000
+
+func forensicKey(kind, value string) []byte { return []byte(kind + "\x00" + value) }
+
+// seenStamp orders a last sighting: unix nanoseconds with the sign bit
+// flipped (the zero time first).
+func seenStamp(t time.Time) uint64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(time.Unix(0, math.MinInt64+1)):
+		return 1
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxUint64
+	}
+	return uint64(t.UnixNano()) ^ 1<<63
+}
+
+func seenKey(stamp uint64, key []byte) []byte {
+	k := make([]byte, 8, 8+len(key))
+	binary.BigEndian.PutUint64(k, stamp)
+	return append(k, key...)
+}
+
+var lastSeenField = []byte(`"last_seen":"`)
+
+// storedSeen reads a stored record's last sighting without decoding the
+// rest: encoding/json writes it as the only key "last_seen" with a string
+// value (a quote inside a string is escaped, the maps' values are numbers
+// or objects); anything else is decoded.
+func storedSeen(v []byte) (uint64, error) {
+	if i := bytes.Index(v, lastSeenField); i >= 0 {
+		rest := v[i+len(lastSeenField):]
+		if j := bytes.IndexByte(rest, '"'); j >= 0 {
+			if t, err := time.Parse(time.RFC3339Nano, string(rest[:j])); err == nil {
+				return seenStamp(t), nil
+			}
+		}
+	}
+	var r struct {
+		LastSeen time.Time `json:"last_seen"`
+	}
+	if err := json.Unmarshal(v, &r); err != nil {
+		return 0, err
+	}
+	return seenStamp(r.LastSeen), nil
+}
+
+// forensicBuckets returns the records' and index's buckets, made if new.
+func forensicBuckets(tx *bolt.Tx) (recs, seen *bolt.Bucket, err error) {
+	if recs, err = tx.CreateBucketIfNotExists(bucketForensics); err != nil {
+		return nil, nil, err
+	}
+	seen, err = tx.CreateBucketIfNotExists(bucketForensicsSeen)
+	return recs, seen, err
+}
+
+// unindex removes the index entry of a stored record (an unreadable one
+// has none).
+func unindex(seen *bolt.Bucket, key, old []byte) error {
+	if old == nil {
+		return nil
+	}
+	stamp, err := storedSeen(old)
+	if err != nil {
+		return nil
+	}
+	return seen.Delete(seenKey(stamp, key))
+}
 
 // PutForensics stores identities' forensic records, replacing older ones.
 func (s *Store) PutForensics(recs []*observe.ForensicRecord) error {
@@ -256,7 +337,7 @@ func (s *Store) PutForensics(recs []*observe.ForensicRecord) error {
 		return nil
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketForensics)
+		b, seen, err := forensicBuckets(tx)
 		if err != nil {
 			return err
 		}
@@ -265,7 +346,14 @@ func (s *Store) PutForensics(recs []*observe.ForensicRecord) error {
 			if err != nil {
 				return err
 			}
-			if err := b.Put([]byte(r.Kind+"\x00"+r.Value), data); err != nil {
+			key := forensicKey(r.Kind, r.Value)
+			if err := unindex(seen, key, b.Get(key)); err != nil {
+				return err
+			}
+			if err := b.Put(key, data); err != nil {
+				return err
+			}
+			if err := seen.Put(seenKey(seenStamp(r.LastSeen), key), nil); err != nil {
 				return err
 			}
 		}
@@ -273,24 +361,176 @@ func (s *Store) PutForensics(recs []*observe.ForensicRecord) error {
 	})
 }
 
-// LoadForensics returns the stored forensic records.
-func (s *Store) LoadForensics() ([]*observe.ForensicRecord, error) {
-	var out []*observe.ForensicRecord
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketForensics)
-		if b == nil {
-			return nil
+// DeleteForensics deletes the records of identities memory forgot.
+func (s *Store) DeleteForensics(keys []observe.ForensicKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, seen, err := forensicBuckets(tx)
+		if err != nil {
+			return err
 		}
-		return b.ForEach(func(k, v []byte) error {
-			r := new(observe.ForensicRecord)
-			if err := json.Unmarshal(v, r); err != nil {
-				return fmt.Errorf("forensics %q: %w", k, err)
+		for _, k := range keys {
+			key := forensicKey(k.Kind, k.Value)
+			if err := unindex(seen, key, b.Get(key)); err != nil {
+				return err
 			}
-			out = append(out, r)
+			if err := b.Delete(key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PruneForensics deletes the least recently seen records past keep, and
+// returns how many it deleted.
+func (s *Store) PruneForensics(keep int) (int, error) {
+	if err := s.indexForensics(); err != nil {
+		return 0, err
+	}
+	deleted := 0
+	for {
+		n, ops, more := 0, 0, false
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b, seen, err := forensicBuckets(tx)
+			if err != nil {
+				return err
+			}
+			extra := b.Stats().KeyN - max(keep, 0)
+			c := seen.Cursor()
+			for k, _ := c.First(); k != nil && extra > 0; k, _ = c.First() {
+				if ops++; ops > forensicsBatch {
+					more = true
+					break
+				}
+				if len(k) < 8 { // not one of ours
+					if err := c.Delete(); err != nil {
+						return err
+					}
+					continue
+				}
+				key := k[8:]
+				// An entry left behind by an older version points at a
+				// record that has since moved: only the entry goes.
+				if v := b.Get(key); v != nil {
+					if stamp, err := storedSeen(v); err != nil || stamp == binary.BigEndian.Uint64(k) {
+						if err := b.Delete(key); err != nil {
+							return err
+						}
+						extra--
+						n++
+					}
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
+		deleted += n
+		if err != nil || !more {
+			return deleted, err
+		}
+	}
+}
+
+// indexForensics builds the index of a store written before it existed
+// (or by an older version since: the counts differ), a batch at a time.
+func (s *Store) indexForensics() error {
+	var recs, indexed int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketForensics); b != nil {
+			recs = b.Stats().KeyN
+		}
+		if b := tx.Bucket(bucketForensicsSeen); b != nil {
+			indexed = b.Stats().KeyN
+		}
+		return nil
 	})
-	return out, err
+	if err != nil || recs == indexed {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketForensicsSeen) != nil {
+			if err := tx.DeleteBucket(bucketForensicsSeen); err != nil {
+				return err
+			}
+		}
+		_, err := tx.CreateBucket(bucketForensicsSeen)
+		return err
+	})
+	var from []byte
+	for err == nil {
+		done := true
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			b, seen, err := forensicBuckets(tx)
+			if err != nil {
+				return err
+			}
+			c := b.Cursor()
+			k, v := c.First()
+			if from != nil {
+				k, v = c.Seek(from)
+			}
+			for n := 0; k != nil; k, v = c.Next() {
+				if n == forensicsBatch {
+					from, done = append(from[:0], k...), false
+					return nil
+				}
+				stamp, err := storedSeen(v)
+				if err != nil {
+					return fmt.Errorf("forensics %q: %w", k, err)
+				}
+				if err := seen.Put(seenKey(stamp, k), nil); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if done {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("index forensics: %w", err)
+	}
+	return nil
+}
+
+// LoadForensics hands the stored forensic records to keep, the most
+// recently seen first, one at a time, until keep returns false: a store
+// holding more than memory keeps is read no further than memory is full.
+func (s *Store) LoadForensics(keep func(*observe.ForensicRecord) bool) error {
+	if err := s.indexForensics(); err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		b, seen := tx.Bucket(bucketForensics), tx.Bucket(bucketForensicsSeen)
+		if b == nil || seen == nil {
+			return nil
+		}
+		c := seen.Cursor()
+		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
+			if len(k) < 8 {
+				continue
+			}
+			v := b.Get(k[8:])
+			if v == nil {
+				continue // an entry left behind
+			}
+			r := new(observe.ForensicRecord)
+			if err := json.Unmarshal(v, r); err != nil {
+				return fmt.Errorf("forensics %q: %w", k[8:], err)
+			}
+			if !keep(r) {
+				return nil
+			}
+		}
+		return nil
+	})
 }
 
 var (

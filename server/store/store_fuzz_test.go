@@ -91,10 +91,8 @@ func FuzzStoredValues(f *testing.F) {
 		stats, _ := s.LoadInventory()
 		inv.Restore(stats)
 		fo := observe.NewForensics(10, 0)
-		recs, _ := s.LoadForensics()
-		for _, r := range recs {
-			fo.Put(r)
-		}
+		s.LoadForensics(fo.PutOlder)
+		s.PruneForensics(fo.Len())
 		s.LoadHoneytokens(func(string, *decoy.Honeytoken) {})
 		s.LoadDecoyHits()
 		e := behaviour.NewEngine(behaviour.EngineConfig{APIs: []*detect.API{{Name: "shop", BasePath: "/shop"}}, Store: as})
