@@ -600,3 +600,32 @@ func TestEnforcerForgeableUserNameDoesNotBeatTheBlockList(t *testing.T) {
 		}
 	}
 }
+
+// TestEnforcerCacheKeyTellsKindsApart: the verdict cache's key and check
+// depend on which kind holds a value, so a blocked token's cached verdict
+// is never the answer for the same text as a user name.
+func TestEnforcerCacheKeyTellsKindsApart(t *testing.T) {
+	allow, block := NewLists()
+	enf := newTestEnforcer(t, allow, block, 1000)
+	seen := map[[2]uint64]Kind{}
+	for k := range NumKinds {
+		var ids Identities
+		ids[k] = "same-text"
+		h, c := enf.hash(&ids)
+		if other, dup := seen[[2]uint64{h, c}]; dup {
+			t.Fatalf("kinds %v and %v share a cache key", other, k)
+		}
+		seen[[2]uint64{h, c}] = k
+	}
+	block.Put(Entry{Kind: KindToken, Value: "same-text"})
+	api := &API{Mode: ModeBlock}
+	for range 2 { // the second time from the cache
+		if v := enf.Check(&Request{API: api, ContentLength: -1, Identities: Identities{KindToken: "same-text"}}, t0); !v.Deny {
+			t.Fatalf("blocked token allowed: %+v", v)
+		}
+		if v := enf.Check(&Request{API: api, ContentLength: -1, Identities: Identities{KindUsername: "same-text"}}, t0); v.Refused() {
+			t.Fatalf("user name with the blocked token's text refused: %+v", v)
+		}
+		enf.WaitCache()
+	}
+}

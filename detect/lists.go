@@ -108,7 +108,9 @@ func (l *List) Match(ids *Identities, now time.Time) (Entry, bool) {
 // matchKinds is Match leaving out one kind (NumKinds: none).
 func (l *List) matchKinds(ids *Identities, now time.Time, skip Kind) (Entry, bool) {
 	for k := range NumKinds {
-		if k == skip {
+		// Kinds the list or the request lack cost no call: an Entry is
+		// ~100 bytes to return, even empty.
+		if k == skip || ids[k] == "" || l.counts[k].Load() == 0 {
 			continue
 		}
 		if e, ok := l.Lookup(k, ids[k], now); ok {

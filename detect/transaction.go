@@ -141,7 +141,8 @@ func (t *Transaction) Detach() *Transaction {
 	c.join = joinState{}
 	n := min(len(t.Host), maxRecordHost) + min(len(t.Path), maxRecordPath) + min(len(t.UserAgent), maxRecordAgent) +
 		min(len(t.RequestID), maxRecordRequestID) + min(len(t.Method), maxRecordShort) +
-		min(len(t.Identities[KindIP]), maxRecordShort) + min(len(t.Identities[KindUsername]), maxRecordShort)
+		min(len(t.Identities[KindIP]), maxRecordShort) + min(len(t.Identities[KindUsername]), maxRecordShort) +
+		min(len(t.DecisionID), maxRecordShort)
 	buf := make([]byte, 0, n)
 	pack := func(s string, limit int) string {
 		if len(s) > limit {
@@ -161,5 +162,6 @@ func (t *Transaction) Detach() *Transaction {
 	c.Method = pack(t.Method, maxRecordShort)
 	c.Identities[KindIP] = pack(t.Identities[KindIP], maxRecordShort)
 	c.Identities[KindUsername] = pack(t.Identities[KindUsername], maxRecordShort)
+	c.DecisionID = pack(t.DecisionID, maxRecordShort) // may be in a reply's memory (ext_authz)
 	return c
 }

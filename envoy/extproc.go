@@ -46,8 +46,11 @@ var (
 // extProcStream is the state of one HTTP request: Envoy opens one stream per
 // request, so everything here is per request and needs no lock.
 type extProcStream struct {
-	svc     *ExtProc
-	tx      detect.Transaction
+	svc *ExtProc
+	// tx is the record: own until the request headers are decided, then
+	// a detached copy (detach), so that an idle stream keeps no message.
+	tx      *detect.Transaction
+	own     detect.Transaction
 	req     detect.Request
 	headers headerList
 	verdict detect.Verdict
@@ -66,6 +69,7 @@ type extProcStream struct {
 	delay              time.Duration // a decoy answer is held back this long
 	decided            bool          // a decision was made on this stream
 	decideTime         time.Duration
+	responseID         bool // tx.RequestID was read from a response message
 }
 
 // streams recycles per-stream state: a finished stream hands a detached
@@ -78,6 +82,7 @@ var streams = sync.Pool{New: func() any { return new(extProcStream) }}
 func (s *ExtProc) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	st := streams.Get().(*extProcStream)
 	*st = extProcStream{svc: s, responseLength: -1}
+	st.tx = &st.own
 	ctx := srv.Context()
 	err := st.loop(ctx, srv)
 	st.finish()
@@ -172,16 +177,34 @@ func (st *extProcStream) onRequestHeaders(msg *extprocv3.ProcessingRequest, h *e
 	factsFromHeaders(st.headers, &f)
 	attributesToFacts(msg.GetAttributes(), &f)
 	c := &st.svc.core
-	c.begin(&f, &st.headers, &st.req, &st.tx)
+	c.begin(&f, &st.headers, &st.req, st.tx)
 	st.tx.Start = start
 	if isJSON(f.contentType) && st.req.API.MaxJSONElements > 0 {
 		st.json = new(detect.JSONCounter)
 	}
 	st.verdict = c.enforcer.Check(&st.req, start)
 	resp := st.conclude(&st.verdict, continueRequestHeaders)
+	st.detach()
 	st.decided = true
 	st.decideTime += st.svc.now().Sub(start)
 	return resp
+}
+
+// detach moves the record off Envoy's message once its headers are
+// decided: the strings of the record and of the request are the packed
+// copy's from then on (what later messages read of the request: its API,
+// method, path and identities), so that while the stream waits for the
+// upstream's response, as most streams do, it holds a record of a few
+// hundred bytes instead of the message with every header. The copy is the
+// one finish would have made.
+func (st *extProcStream) detach() {
+	st.tx = st.own.Detach()
+	st.own = detect.Transaction{}
+	st.headers = nil
+	r := &st.req
+	r.Host, r.Method, r.Path, r.UserAgent = st.tx.Host, st.tx.Method, st.tx.Path, st.tx.UserAgent
+	r.Query = ""
+	r.Identities = st.tx.Identities
 }
 
 // conclude records a verdict, logs a refusal and returns the reply: the
@@ -191,7 +214,7 @@ func (st *extProcStream) conclude(v *detect.Verdict, cont *extprocv3.ProcessingR
 	if st.observe && v.Deny {
 		v.Deny, v.WouldBlock = false, true
 	}
-	record(&st.tx, v)
+	record(st.tx, v)
 	st.svc.logVerdict(ServiceExtProc, &st.req, v)
 	if v.Deny {
 		if v.Decoy != nil {
@@ -248,6 +271,7 @@ func (st *extProcStream) onResponseHeaders(msg *extprocv3.ProcessingRequest, h *
 		case "x-request-id":
 			if st.tx.RequestID == "" {
 				st.tx.RequestID = headerValue(hv)
+				st.responseID = true
 			}
 		}
 	}
@@ -259,6 +283,7 @@ func (st *extProcStream) onResponseHeaders(msg *extprocv3.ProcessingRequest, h *
 		}
 		if st.tx.RequestID == "" {
 			st.tx.RequestID = stringAttr(a, "request.id")
+			st.responseID = true
 		}
 	}
 	if !st.tx.Start.IsZero() {
@@ -298,7 +323,10 @@ func (st *extProcStream) finish() {
 	if st.observe {
 		st.tx.Sources = detect.SourceObserver
 	}
-	st.svc.queue.Push(st.tx.Detach())
+	if st.tx == &st.own || st.responseID {
+		st.tx = st.tx.Detach() // a response's strings are the message's
+	}
+	st.svc.queue.Push(st.tx)
 }
 
 // immediate builds the ImmediateResponse for a refusal and marks the stream.
