@@ -47,6 +47,14 @@ func NewPipeline(q *Queue, window time.Duration, now func() time.Time, sinks ...
 	return &Pipeline{queue: q, join: NewJoiner(window, 1<<20, fanOut(sinks)), now: now, tick: tick}
 }
 
+// LimitPending bounds the calls waiting for their other parts (1<<20 by
+// default); past it the oldest is handed on as it is. Call it before Run.
+// With only ext_authz in front of an API, every call waits its whole join
+// window for an ext_proc part that never comes: at 20,000 calls a second
+// and a 5 s window that is 100,000 records, so serve bounds them from its
+// memory budget.
+func (p *Pipeline) LimitPending(n int) { p.join.max = max(n, 1) }
+
 // Watch adds counters to look at; call it before Run. What they counted
 // before is not reported.
 func (p *Pipeline) Watch(ws ...Watch) {

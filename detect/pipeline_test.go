@@ -532,3 +532,38 @@ func TestPipelineWarnsOfDroppedRecords(t *testing.T) {
 		t.Fatalf("more warnings than drops: %+v", <-warnings)
 	}
 }
+
+// TestPipelineLimitPending: with only ext_authz in front of an API, no
+// part ever completes a call, so every call would wait its whole join
+// window; past LimitPending the oldest are handed on at once, and the
+// calls held stay at the limit.
+func TestPipelineLimitPending(t *testing.T) {
+	const calls, limit = 1000, 100
+	q := NewQueue(calls)
+	rec := &recorder{}
+	p := NewPipeline(q, time.Hour, func() time.Time { return t0 }, rec)
+	p.LimitPending(limit)
+	for i := range calls {
+		q.Push(authzPart(fmt.Sprintf("r%d", i), 0))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	for deadline := time.Now().Add(10 * time.Second); rec.count() < calls-limit; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls handed on within the hour-long window, want %d", rec.count(), calls-limit)
+		}
+	}
+	cancel()
+	<-done
+	if rec.count() != calls {
+		t.Fatalf("%d calls handed on after the final flush, want %d", rec.count(), calls)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for i, tx := range rec.got[:calls-limit] {
+		if want := fmt.Sprintf("r%d", i); tx.RequestID != want {
+			t.Fatalf("call %d handed on is %s, want the oldest first (%s)", i, tx.RequestID, want)
+		}
+	}
+}

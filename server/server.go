@@ -421,6 +421,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.closeState()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.forensics, s.engine, s.trap)
+	pipeline.LimitPending(s.cfg.Budget().PendingJoins())
 	pipeline.Watch(s.warnings()...)
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	var engineWG sync.WaitGroup

@@ -142,6 +142,15 @@ func (c *Config) Budget() Budget {
 	return b
 }
 
+// PendingJoins is how many calls may wait for their other parts (ext_authz
+// and ext_proc of one request) at once: a quarter of the rest's share at
+// about 1 KiB a call, between 1,024 and 1<<20. At the 256MiB default that
+// is 16,384, under a second of a flood at full speed, while the parts of
+// one call arrive milliseconds apart.
+func (b Budget) PendingJoins() int {
+	return int(min(max(b.Rest/4/1024, 1024), 1<<20))
+}
+
 // MemoryLimit is the soft memory limit `vigil serve` gives the Go runtime
 // (debug.SetMemoryLimit) unless GOMEMLIMIT is set: detection.max_memory
 // plus a quarter. A pod or container needs MemoryLimit + NonHeapOverhead.

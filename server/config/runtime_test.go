@@ -138,4 +138,15 @@ func TestMemoryBudget(t *testing.T) {
 	if small.MemoryLimit() != 40<<20 {
 		t.Errorf("32MiB: soft limit %d, want 40MiB", small.MemoryLimit())
 	}
+	// Calls waiting for their other parts: a quarter of the rest at 1 KiB
+	// each, at least 1,024.
+	if got := b.PendingJoins(); got != 16384 {
+		t.Errorf("default budget: %d pending joins, want 16384", got)
+	}
+	if got := sb.PendingJoins(); got != 2048 {
+		t.Errorf("32MiB budget: %d pending joins, want 2048", got)
+	}
+	if got := (Budget{Rest: 1 << 20}).PendingJoins(); got != 1024 {
+		t.Errorf("tiny budget: %d pending joins, want the floor 1024", got)
+	}
 }
