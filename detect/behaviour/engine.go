@@ -406,7 +406,10 @@ func (s *shard) update(st *identityState, w work) {
 		if st.flagged() == nil {
 			learning := !m.ready.Load()
 			feats := windowVars(w.kind)
-			vec := make([]float64, len(feats))
+			// On the stack: sampleVector copies it only when its
+			// reservoir keeps it, so most samples allocate nothing.
+			var buf [numVars]float64
+			vec := buf[:len(feats)]
 			for i, v := range feats {
 				x := st.value(v)
 				vec[i] = x

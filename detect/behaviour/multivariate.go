@@ -4,6 +4,7 @@ import (
 	"github.com/vigil-project/vigil/detect"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/vigil-project/vigil/detect/behaviour/anomaly"
 )
@@ -54,7 +55,8 @@ var kindVars = func() (out [detect.NumKinds][]varID) {
 
 func windowVars(kind detect.Kind) []varID { return kindVars[kind] }
 
-// sampleVector records an identity's window vector. Call with m.mu held.
+// sampleVector records an identity's window vector (a copy, when its
+// reservoir keeps it: vec may be the caller's buffer). Call with m.mu held.
 func (m *apiModel) sampleVector(kind detect.Kind, vec []float64) {
 	mv := m.mv[kind]
 	if mv == nil {
@@ -63,14 +65,14 @@ func (m *apiModel) sampleVector(kind detect.Kind, vec []float64) {
 	}
 	mv.seen++
 	if len(mv.vecs) < mvReservoir {
-		mv.vecs = append(mv.vecs, vec)
+		mv.vecs = append(mv.vecs, slices.Clone(vec))
 		return
 	}
 	m.rng ^= m.rng << 13
 	m.rng ^= m.rng >> 7
 	m.rng ^= m.rng << 17
 	if j := m.rng % uint64(mv.seen); j < mvReservoir {
-		mv.vecs[j] = vec
+		mv.vecs[j] = slices.Clone(vec)
 	}
 }
 
