@@ -58,20 +58,7 @@ func (f sinkFunc) Consume(t *detect.Transaction) { f(t) }
 // handed on at the end still has the request's facts.
 func TestExtProcIdleStreamHoldsNoMessage(t *testing.T) {
 	cfg, _ := newTestConfig(t, detect.ModeBlock)
-	var (
-		mu   sync.Mutex
-		recs []*detect.Transaction
-	)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		detect.NewPipeline(cfg.Queue, time.Millisecond, time.Now, sinkFunc(func(tx *detect.Transaction) {
-			mu.Lock()
-			recs = append(recs, tx)
-			mu.Unlock()
-		})).Run(ctx)
-		close(done)
-	}()
+	records := runPipeline(cfg.Queue)
 	msg := headers(":method", "GET", ":path", "/shop/order/7?x=1", ":authority", "shop.example.com",
 		"x-forwarded-for", "10.9.8.7", "authorization", "Bearer tok-7", "x-request-id", "r-idle", "user-agent", "idle-test")
 	// Its header values: the stream's strings were views of their bytes.
@@ -95,10 +82,7 @@ func TestExtProcIdleStreamHoldsNoMessage(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	stop()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
+	recs := records()
 	if len(recs) != 1 {
 		t.Fatalf("%d records, want 1", len(recs))
 	}
@@ -116,20 +100,7 @@ func TestExtProcIdleStreamHoldsNoMessage(t *testing.T) {
 // minutes does not keep the reply alive.
 func TestExtAuthzRecordOwnsItsDecisionID(t *testing.T) {
 	cfg, _ := newTestConfig(t, detect.ModeBlock)
-	var (
-		mu   sync.Mutex
-		recs []*detect.Transaction
-	)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		detect.NewPipeline(cfg.Queue, time.Millisecond, time.Now, sinkFunc(func(tx *detect.Transaction) {
-			mu.Lock()
-			recs = append(recs, tx)
-			mu.Unlock()
-		})).Run(ctx)
-		close(done)
-	}()
+	records := runPipeline(cfg.Queue)
 	resp, err := NewExtAuthz(cfg).Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 			Method: "GET", Path: "/shop/order/1", Host: "shop.example.com",
@@ -139,14 +110,37 @@ func TestExtAuthzRecordOwnsItsDecisionID(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := resp.GetOkResponse().GetHeaders()[0].GetHeader().GetValue()
-	stop()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
+	recs := records()
 	if len(recs) != 1 || len(id) != detect.DecisionIDLen || recs[0].DecisionID != id {
 		t.Fatalf("decision header %q, records %d (first ID %q); want one record with the header's ID", id, len(recs), recs[0].DecisionID)
 	}
 	if unsafe.StringData(recs[0].DecisionID) == unsafe.StringData(id) {
 		t.Error("the record's decision ID shares the reply's memory")
+	}
+}
+
+// runPipeline runs a pipeline over q that keeps what it hands on; the
+// function it returns stops it, drains it and returns the records.
+func runPipeline(q *detect.Queue) func() []*detect.Transaction {
+	var (
+		mu   sync.Mutex
+		recs []*detect.Transaction
+	)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		detect.NewPipeline(q, time.Millisecond, time.Now, sinkFunc(func(tx *detect.Transaction) {
+			mu.Lock()
+			recs = append(recs, tx)
+			mu.Unlock()
+		})).Run(ctx)
+		close(done)
+	}()
+	return func() []*detect.Transaction {
+		stop()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return recs
 	}
 }
