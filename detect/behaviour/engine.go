@@ -78,9 +78,9 @@ type shard struct {
 	e  *Engine
 	ch chan work
 	// states indexes the states by the hash of their key (stateKey), a
-	// 16-byte slot; coll holds the rare state whose hash another state's
+	// 16-byte entry (index.go); coll holds the rare state whose hash another state's
 	// already takes.
-	states   map[uint64]*identityState
+	states   stateIndex
 	coll     map[stateKey]*identityState
 	seed     maphash.Seed
 	max      int
@@ -180,7 +180,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	e := &Engine{cfg: cfg, seed: maphash.MakeSeed(), models: map[string]*apiModel{}}
 	n := max(cfg.Workers, 1)
 	for range n {
-		s := &shard{e: e, states: map[uint64]*identityState{}, coll: map[stateKey]*identityState{}, seed: maphash.MakeSeed(), max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)}
+		s := &shard{e: e, coll: map[stateKey]*identityState{}, seed: maphash.MakeSeed(), max: max(cfg.MaxStates/n, 1), ch: make(chan work, 4096)}
 		// First sightings take an eighth of the byte budget, or a table
 		// of a quarter of MaxStates.
 		if cfg.MaxBytes > 0 {
@@ -473,7 +473,7 @@ func (s *shard) hash(k stateKey) uint64 {
 
 // lookup returns the state of key (whose hash is h), nil if none.
 func (s *shard) lookup(key stateKey, h uint64) *identityState {
-	st := s.states[h]
+	st := s.states.get(h)
 	if st != nil && st.model == key.model && st.kind == key.kind && st.id == key.id {
 		return st
 	}
@@ -483,7 +483,7 @@ func (s *shard) lookup(key stateKey, h uint64) *identityState {
 	return s.coll[key]
 }
 
-func (s *shard) numStates() int { return len(s.states) + len(s.coll) }
+func (s *shard) numStates() int { return s.states.len() + len(s.coll) }
 
 // newState adds the state of key (st, or a new one) to the shard, as
 // the most recently seen; the caller accounts for its bytes, and settle
@@ -492,10 +492,10 @@ func (s *shard) newState(key stateKey, h uint64, st *identityState) *identitySta
 	if st == nil {
 		st = &identityState{model: key.model, kind: key.kind, id: strings.Clone(key.id)}
 	}
-	if _, taken := s.states[h]; taken {
+	if s.states.get(h) != nil {
 		s.coll[stateKey{key.model, key.kind, st.id}] = st
 	} else {
-		s.states[h] = st
+		s.states.put(h, st)
 	}
 	s.pushFront(st)
 	s.nStates[key.kind].Add(1)
@@ -525,8 +525,8 @@ func (s *shard) evict(old *identityState) {
 // evictKeyed forgets a state whose key hashes to h.
 func (s *shard) evictKeyed(old *identityState, h uint64) {
 	s.unlink(old)
-	if s.states[h] == old {
-		delete(s.states, h)
+	if s.states.get(h) == old {
+		s.states.del(h)
 	} else {
 		delete(s.coll, stateKey{old.model, old.kind, old.id})
 	}

@@ -32,9 +32,9 @@ func allocSize(n uintptr) uintptr {
 	return (n + 8191) &^ 8191
 }
 
-// mapEntryBytes is a state's share of its shard's index: a Swiss-table
-// slot (the key's 64-bit hash and the pointer, 16 bytes, plus a control
-// byte) at the table's average load of about two thirds.
+// mapEntryBytes is a state's share of its shard's index (stateIndex): a
+// 16-byte entry (the key's 64-bit hash and the pointer) at the table's
+// load, between 8/15 and 4/5, about two thirds on average.
 const mapEntryBytes = 24
 
 var stateStructBytes = allocSize(unsafe.Sizeof(identityState{}))
