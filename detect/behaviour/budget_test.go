@@ -121,6 +121,15 @@ func TestStatsCountsStatesPerKindWithWorkers(t *testing.T) {
 	}
 	cancel()
 	<-done
+	// What a scrape reads is what the shards hold, new states' bytes
+	// included (they were published only when a state grew or went).
+	var held int64
+	for _, s := range e.shards {
+		held += s.bytes
+	}
+	if got := e.Stats().Bytes; got != held {
+		t.Fatalf("Stats().Bytes %d, the shards hold %d", got, held)
+	}
 }
 
 // TestAllocSizeIsGoSizeClass: allocSize rounds as Go's allocator does.

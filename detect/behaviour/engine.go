@@ -507,12 +507,12 @@ func (s *shard) newState(key stateKey, h uint64, st *identityState) *identitySta
 // past MaxStates or its share of MaxBytes.
 func (s *shard) settle(st *identityState, grew int64) {
 	s.bytes += grew
-	changed := grew != 0
 	for (s.numStates() > s.max || s.maxBytes > 0 && s.bytes > s.maxBytes) && s.tail != nil && s.tail != st {
 		s.evict(s.tail)
-		changed = true
 	}
-	if changed {
+	// A new state's bytes were added before this call: compare with what
+	// was published, not with grew.
+	if s.nBytes.Load() != s.bytes {
 		s.nBytes.Store(s.bytes)
 	}
 }
