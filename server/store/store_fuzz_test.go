@@ -95,7 +95,8 @@ func FuzzStoredValues(f *testing.F) {
 		s.PruneForensics(fo.Len())
 		s.LoadHoneytokens(func(string, *decoy.Honeytoken) {})
 		s.LoadDecoyHits()
-		e := behaviour.NewEngine(behaviour.EngineConfig{APIs: []*detect.API{{Name: "shop", BasePath: "/shop"}}, Store: as})
+		// A small engine: its table of first sightings is sized from MaxStates.
+		e := behaviour.NewEngine(behaviour.EngineConfig{MaxStates: 1000, APIs: []*detect.API{{Name: "shop", BasePath: "/shop"}}, Store: as})
 		models, _ := s.LoadModels()
 		for _, d := range models {
 			if e.Restore(d) == nil {
