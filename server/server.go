@@ -566,6 +566,10 @@ func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *me
 				log.Error().Err(err).Str("kind", e.Kind.String()).Msg("block list entry not stored durably")
 			}
 		},
+		Blocked: func(k detect.Kind, id string, at time.Time) bool {
+			_, ok := block.Lookup(k, id, at)
+			return ok
+		},
 		OnAttack: func(a *detect.Attack) {
 			m.attack(a)
 			n.Notify(a)

@@ -54,6 +54,12 @@ type EngineConfig struct {
 	BlockWindow time.Duration
 	// Block puts an entry on the block list (nil: no blocking).
 	Block func(detect.Entry)
+	// Blocked reports whether an identity has a live block list entry at
+	// a time (nil: never). A call that was let through while its identity
+	// has one was in flight when the block landed (the engine runs behind
+	// the request path): an attack it raises is recorded, and neither
+	// replaces that block nor counts as a repeat offence that doubles it.
+	Blocked func(k detect.Kind, id string, at time.Time) bool
 	// OnAttack is called for every attack raised, from a worker.
 	OnAttack func(*detect.Attack)
 	Store    *detect.AttackStore
@@ -638,6 +644,24 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	if d, ok := e.cfg.TypeTTL[typ]; ok && d > 0 {
 		ttl = d
 	}
+	mode := detect.ModeBlock
+	if m.api != nil {
+		mode = m.api.Mode
+	}
+	if mode == detect.ModeBlock && !t.Blocked && e.cfg.Blocked != nil && e.cfg.Blocked(st.kind, st.id, now) {
+		ext := st.ext()
+		if ext.flagged == nil {
+			ext.flagged = new([numTypes]int64)
+		}
+		ext.flagged[ti] = now.Add(ttl).UnixNano()
+		a := e.newAttack(st, typ, m.name, now, vars)
+		a.Action = detect.ActionDetected
+		e.cfg.Store.Add(a)
+		if e.cfg.OnAttack != nil {
+			e.cfg.OnAttack(a)
+		}
+		return
+	}
 	ttl <<= min(st.attacks(), 5)
 	ttl = min(ttl, 24*time.Hour)
 	ext := st.ext()
@@ -647,10 +671,6 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	ext.flagged[ti] = now.Add(ttl).UnixNano()
 	a := e.newAttack(st, typ, m.name, now, vars)
 	ext.attacks++
-	mode := detect.ModeBlock
-	if m.api != nil {
-		mode = m.api.Mode
-	}
 	var entry *detect.Entry
 	switch mode {
 	case detect.ModeBlock:

@@ -389,3 +389,66 @@ func TestEngineIgnoresCallsVigilRefused(t *testing.T) {
 		t.Fatalf("oversized payload by %+v from %v, first seen %s", a.Identity, a.ClientIPs, a.FirstSeen)
 	}
 }
+
+// TestInFlightCallsDoNotRepeatTheOffence: the engine runs behind the
+// request path, so a fast prober's calls that were let through before its
+// block landed are judged after it. Past 200 a minute they raise
+// extreme_activity: recorded as detected, while the probing block stays
+// the one in force, not replaced and not doubled as a repeat offence.
+// Once an operator lifts the block, a new attack blocks again.
+func TestInFlightCallsDoNotRepeatTheOffence(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	live := map[string]detect.Entry{}
+	f.e.cfg.Block = func(e detect.Entry) {
+		f.blocked = append(f.blocked, e)
+		live[e.Value] = e
+	}
+	f.e.cfg.Blocked = func(k detect.Kind, id string, at time.Time) bool {
+		e, ok := live[id]
+		return ok && e.Kind == k && at.Before(e.ExpiresAt)
+	}
+	f.benign(45*time.Minute, rand.New(rand.NewPCG(1, 2)))
+	const prober = "203.0.113.77"
+	// 300 calls in 30 s, none refused: the engine blocked the prober at
+	// about its 26th, and the rest were already in flight.
+	for i := range 300 {
+		if i%10 == 0 {
+			f.now = f.now.Add(time.Second)
+		}
+		f.tx(prober, "", "GET", fmt.Sprintf("/shop/nope-%d", i), 404, 100)
+	}
+	var probing, extreme *detect.Attack
+	for _, a := range f.attacks {
+		if a.Identity.Value != prober {
+			continue
+		}
+		switch a.Type {
+		case detect.AttackProbing:
+			probing = a
+		case detect.AttackExtremeActivity:
+			extreme = a
+		}
+	}
+	if probing == nil || probing.Action != detect.ActionBlocked {
+		t.Fatalf("probing %+v, want blocked; attacks %v", probing, f.attacks)
+	}
+	if extreme == nil || extreme.Action != detect.ActionDetected || extreme.BlockedUntil != nil {
+		t.Fatalf("extreme_activity of the in-flight calls %+v, want recorded as detected", extreme)
+	}
+	if len(f.blocked) != 1 || live[prober].AttackID != probing.ID || live[prober].ExpiresAt.Sub(probing.DetectedAt) != time.Hour {
+		t.Fatalf("block entries %+v, want probing's alone, for block_ttl (1h)", f.blocked)
+	}
+	// The operator unblocks it; the prober starts again on another API
+	// variable after its flags expire: blocked again, as a repeat offence.
+	delete(live, prober)
+	f.now = f.now.Add(2 * time.Hour)
+	for i := range 300 {
+		if i%10 == 0 {
+			f.now = f.now.Add(time.Second)
+		}
+		f.tx(prober, "", "GET", fmt.Sprintf("/shop/again-%d", i), 404, 100)
+	}
+	if len(f.blocked) < 2 || f.blocked[1].Value != prober || f.blocked[1].ExpiresAt.Sub(f.blocked[1].CreatedAt) != 2*time.Hour {
+		t.Fatalf("after the unblock: block entries %+v, want a second block for 2h", f.blocked)
+	}
+}

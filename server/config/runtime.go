@@ -50,6 +50,9 @@ type EngineHooks struct {
 	Inline bool
 	// Block puts an entry on the block list (nil: nobody is blocked).
 	Block func(detect.Entry)
+	// Blocked reports a live block list entry of an identity (nil: none
+	// known; see behaviour.EngineConfig.Blocked).
+	Blocked func(k detect.Kind, id string, at time.Time) bool
 	// OnAttack is called for every attack raised.
 	OnAttack func(*detect.Attack)
 	// Snapshots are models learned earlier (serve's data directory),
@@ -189,7 +192,7 @@ func (r *Runtime) engineConfig(h EngineHooks) behaviour.EngineConfig {
 	if h.Inline {
 		ec.Workers = 0
 	}
-	ec.Block, ec.OnAttack = h.Block, h.OnAttack
+	ec.Block, ec.Blocked, ec.OnAttack = h.Block, h.Blocked, h.OnAttack
 	ec.Store = detect.NewAttackStore(r.maxAttacks)
 	return ec
 }

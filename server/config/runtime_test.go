@@ -14,7 +14,7 @@ import (
 // hookFields are the fields of behaviour.EngineConfig the caller of NewEngine
 // sets (how the engine runs, where its results go); every other field is
 // derived from the configuration, the same for serve and replay.
-var hookFields = map[string]bool{"Workers": true, "Block": true, "OnAttack": true, "Store": true, "IDs": true}
+var hookFields = map[string]bool{"Workers": true, "Block": true, "Blocked": true, "OnAttack": true, "Store": true, "IDs": true}
 
 // TestServeAndReplayDeriveTheSameEngine: `vigil serve` (workers, blocking)
 // and `vigil replay` (inline) get the same engine settings from one
