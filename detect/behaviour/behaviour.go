@@ -139,6 +139,15 @@ func (s *identityState) ownMax() *[numVars]float32 {
 	return s.extra.ownMax
 }
 
+// flags returns until when each type is flagged, made on first use.
+func (s *identityState) flags() *[numTypes]int64 {
+	ext := s.ext()
+	if ext.flagged == nil {
+		ext.flagged = new([numTypes]int64)
+	}
+	return ext.flagged
+}
+
 // flagged returns until when each type is flagged (nil: never flagged).
 func (s *identityState) flagged() *[numTypes]int64 {
 	if s.extra == nil {

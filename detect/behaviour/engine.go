@@ -632,12 +632,7 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	if singleCall[ti] && !st.repeated(ti, now.UnixNano(), e.cfg.BlockAfter, e.cfg.BlockWindow) {
 		// Recorded, not acted on: the identity is not flagged, so its next
 		// detections count towards BlockAfter.
-		a := e.newAttack(st, typ, m.name, now, vars)
-		a.Action = detect.ActionDetected
-		e.cfg.Store.Add(a)
-		if e.cfg.OnAttack != nil {
-			e.cfg.OnAttack(a)
-		}
+		e.recordOnly(st, typ, m.name, now, vars)
 		return
 	}
 	ttl := e.cfg.BlockTTL
@@ -649,28 +644,15 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 		mode = m.api.Mode
 	}
 	if mode == detect.ModeBlock && !t.Blocked && e.cfg.Blocked != nil && e.cfg.Blocked(st.kind, st.id, now) {
-		ext := st.ext()
-		if ext.flagged == nil {
-			ext.flagged = new([numTypes]int64)
-		}
-		ext.flagged[ti] = now.Add(ttl).UnixNano()
-		a := e.newAttack(st, typ, m.name, now, vars)
-		a.Action = detect.ActionDetected
-		e.cfg.Store.Add(a)
-		if e.cfg.OnAttack != nil {
-			e.cfg.OnAttack(a)
-		}
+		st.flags()[ti] = now.Add(ttl).UnixNano()
+		e.recordOnly(st, typ, m.name, now, vars)
 		return
 	}
 	ttl <<= min(st.attacks(), 5)
 	ttl = min(ttl, 24*time.Hour)
-	ext := st.ext()
-	if ext.flagged == nil {
-		ext.flagged = new([numTypes]int64)
-	}
-	ext.flagged[ti] = now.Add(ttl).UnixNano()
+	st.flags()[ti] = now.Add(ttl).UnixNano()
 	a := e.newAttack(st, typ, m.name, now, vars)
-	ext.attacks++
+	st.extra.attacks++
 	var entry *detect.Entry
 	switch mode {
 	case detect.ModeBlock:
@@ -690,6 +672,16 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	}
 	if entry != nil && e.cfg.Block != nil {
 		e.cfg.Block(*entry)
+	}
+}
+
+// recordOnly records an attack that is not acted on (action detected).
+func (e *Engine) recordOnly(st *identityState, typ detect.AttackType, api string, now time.Time, vars []detect.VariableValue) {
+	a := e.newAttack(st, typ, api, now, vars)
+	a.Action = detect.ActionDetected
+	e.cfg.Store.Add(a)
+	if e.cfg.OnAttack != nil {
+		e.cfg.OnAttack(a)
 	}
 }
 
