@@ -4,6 +4,7 @@ import (
 	"github.com/vigil-project/vigil/detect"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -15,27 +16,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
 	rng := rand.New(rand.NewPCG(3, 4))
 	feats := windowVars(detect.KindIP)
-	benign := func() []float64 {
-		v := make([]float64, len(feats))
-		for i, f := range feats {
-			switch f {
-			case vRequestsPerMin:
-				v[i] = float64(1 + rng.IntN(20))
-			case vResponseBytes:
-				v[i] = float64(10_000 + rng.IntN(200_000))
-			case vDistinctObjects:
-				v[i] = float64(rng.IntN(10))
-			case vErrors:
-				v[i] = float64(rng.IntN(3))
-			}
-		}
-		return v
-	}
-	var vecs [][]float64
-	for range 3000 {
-		vec := benign()
-		vecs = append(vecs, vec)
-	}
+	vecs := benignVectors(rng, 3000, vRequestsPerMin, vResponseBytes, vDistinctObjects, vErrors)
 	ts := train(m, vecs)
 	flagged := 0
 	for _, v := range vecs[:1000] {
@@ -93,19 +74,7 @@ func TestMultivariateSensitivity(t *testing.T) {
 	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
 	rng := rand.New(rand.NewPCG(5, 6))
 	feats := windowVars(detect.KindIP)
-	var vecs [][]float64
-	for range 2000 {
-		vec := make([]float64, len(feats))
-		for i, f := range feats {
-			switch f {
-			case vRequestsPerMin:
-				vec[i] = float64(1 + rng.IntN(20))
-			case vErrors:
-				vec[i] = float64(rng.IntN(3))
-			}
-		}
-		vecs = append(vecs, vec)
-	}
+	vecs := benignVectors(rng, 2000, vRequestsPerMin, vErrors)
 	ts := train(m, vecs)
 	odd := make([]float64, len(feats))
 	for i, f := range feats {
@@ -154,23 +123,7 @@ func TestMultivariateNamesTheDominantVariable(t *testing.T) {
 	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
 	rng := rand.New(rand.NewPCG(7, 8))
 	feats := windowVars(detect.KindIP)
-	var vecs [][]float64
-	for range 3000 {
-		vec := make([]float64, len(feats))
-		for i, f := range feats {
-			switch f {
-			case vRequestsPerMin:
-				vec[i] = float64(1 + rng.IntN(20))
-			case vResponseBytes:
-				vec[i] = float64(10_000 + rng.IntN(200_000))
-			case vDistinctObjects:
-				vec[i] = float64(rng.IntN(10))
-			case vErrors:
-				vec[i] = float64(rng.IntN(3))
-			}
-		}
-		vecs = append(vecs, vec)
-	}
+	vecs := benignVectors(rng, 3000, vRequestsPerMin, vResponseBytes, vDistinctObjects, vErrors)
 	ts := train(m, vecs)
 	vector := func(set map[varID]float64) []float64 {
 		vec := append([]float64(nil), vecs[0]...)
@@ -202,6 +155,34 @@ func TestMultivariateNamesTheDominantVariable(t *testing.T) {
 	if typ, vars = m.anomalous(detect.KindIP, walker, ts); vars == nil || typ == detect.AttackBOLAEnumeration {
 		t.Fatalf("bola_enumeration disabled, the walker is still named after it: %q %+v", typ, vars)
 	}
+}
+
+// benignVectors returns n IP window vectors of benign clients, drawn for
+// the given variables (the others 0): 1–20 calls a minute, 10–210 kB of
+// responses, up to 9 distinct objects, up to 2 errors.
+func benignVectors(rng *rand.Rand, n int, vars ...varID) [][]float64 {
+	feats := windowVars(detect.KindIP)
+	vecs := make([][]float64, n)
+	for j := range vecs {
+		vec := make([]float64, len(feats))
+		for i, f := range feats {
+			if !slices.Contains(vars, f) {
+				continue
+			}
+			switch f {
+			case vRequestsPerMin:
+				vec[i] = float64(1 + rng.IntN(20))
+			case vResponseBytes:
+				vec[i] = float64(10_000 + rng.IntN(200_000))
+			case vDistinctObjects:
+				vec[i] = float64(rng.IntN(10))
+			case vErrors:
+				vec[i] = float64(rng.IntN(3))
+			}
+		}
+		vecs[j] = vec
+	}
+	return vecs
 }
 
 // train samples the IP vectors into m as training does, then computes its
