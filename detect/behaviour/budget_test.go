@@ -132,20 +132,11 @@ func TestStatsCountsStatesPerKindWithWorkers(t *testing.T) {
 	}
 }
 
-// TestAllocSizeIsGoSizeClass: allocSize rounds as Go's allocator does.
-func TestAllocSizeIsGoSizeClass(t *testing.T) {
-	for n, want := range map[uintptr]uintptr{0: 0, 1: 8, 8: 8, 9: 16, 17: 24, 33: 48, 136: 144, 240: 240, 241: 256, 257: 288, 2048: 2048, 2049: 8192} {
-		if got := allocSize(n); got != want {
-			t.Errorf("allocSize(%d) = %d, want %d", n, got, want)
-		}
-	}
-}
-
 // TestStateIsCompact pins the sizes the memory figures rest on: a state
 // in the 240-byte size class, sketches of 24 (sparse) or 136 (dense)
 // bytes, a first sighting of 48.
 func TestStateIsCompact(t *testing.T) {
-	if n := allocSize(unsafe.Sizeof(identityState{})); n > 240 {
+	if n := size(unsafe.Sizeof(identityState{})); n > 240 {
 		t.Errorf("identityState takes %d bytes (%d), want at most 240", n, unsafe.Sizeof(identityState{}))
 	}
 	if n := unsafe.Sizeof(sparsePair{}); n != 24 {

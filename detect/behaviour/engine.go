@@ -354,15 +354,15 @@ func (s *shard) process(w work) {
 		s.sightings.Add(-1)
 		st = s.newState(key, h, nil)
 		e.replay(st)
-		s.bytes += int64(st.bytes())
+		s.bytes += st.bytes()
 	default:
 		st = s.newState(key, h, nil)
-		s.bytes += int64(st.bytes())
+		s.bytes += st.bytes()
 		w.model.identities.Add(1)
 	}
 	before := st.bytes()
 	s.update(st, w)
-	s.settle(st, int64(st.bytes())-int64(before))
+	s.settle(st, st.bytes()-before)
 }
 
 // firstSighting runs an identity's first call on the scratch state and
@@ -379,7 +379,7 @@ func (s *shard) firstSighting(key stateKey, h uint64, w work) {
 		return
 	}
 	st := s.newState(key, h, sc.adopt())
-	s.bytes += int64(st.bytes())
+	s.bytes += st.bytes()
 	s.settle(st, 0)
 }
 
@@ -536,7 +536,7 @@ func (s *shard) evictKeyed(old *identityState, h uint64) {
 	} else {
 		delete(s.coll, stateKey{old.model, old.kind, old.id})
 	}
-	s.bytes -= int64(old.bytes())
+	s.bytes -= old.bytes()
 	s.nStates[old.kind].Add(-1)
 	s.evictions.Add(1)
 }

@@ -62,7 +62,7 @@ func TestSparseSketchesEstimateAsDense(t *testing.T) {
 				}
 			}
 		}
-		if st.sketchWords() > 0 && int(allocSize(uintptr(st.sketchWords())*8)) > numSketches*int(allocSize(uintptr(denseWords)*8)) {
+		if st.sketchWords() > 0 && size(uintptr(st.sketchWords())*8) > numSketches*size(uintptr(denseWords)*8) {
 			t.Fatalf("sketches take %d words", st.sketchWords())
 		}
 	}
