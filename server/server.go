@@ -64,6 +64,7 @@ type Server struct {
 	queue     *detect.Queue
 	inventory *observe.Inventory
 	forensics *observe.Forensics
+	budget    config.Budget // detection.max_memory's split, from config.Runtime
 	engine    *behaviour.Engine
 	trap      *decoy.Trap
 	metrics   *metrics
@@ -101,7 +102,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 	}
 	sec, fp := rt.Secrets, rt.Fingerprinter
 	setMemoryLimit(cfg, rt.Budget, log)
-	s := &Server{cfg: cfg, log: log, now: opts.Now, after: opts.After}
+	s := &Server{cfg: cfg, log: log, now: opts.Now, after: opts.After, budget: rt.Budget}
 	s.catalog.Store(rt.Catalog)
 	if s.extractor, err = rt.NewExtractor(); err != nil {
 		return nil, err
@@ -421,7 +422,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.closeState()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.forensics, s.engine, s.trap)
-	pipeline.LimitPending(s.cfg.Budget().PendingJoins())
+	pipeline.LimitPending(s.budget.PendingJoins())
 	pipeline.Watch(s.warnings()...)
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	var engineWG sync.WaitGroup
