@@ -67,6 +67,31 @@ type EngineConfig struct {
 	// APIs are the configured APIs, whose models can be set before they
 	// see traffic.
 	APIs []*detect.API
+
+	// The fields below run one engine as a replica of several sharing a
+	// store (server/cluster); all optional, their zero values are a single
+	// node, whose behaviour they leave unchanged.
+
+	// ShareFraction > 0 enables shared windows (shared.go): a state is
+	// shared once one of its window variables (the error ratio aside)
+	// passes this fraction of its limit (its effective Tx, and at least
+	// the variable's floor) on this replica, and stays shared until it is
+	// forgotten. Only shared states are collected for the store, so its
+	// traffic follows suspicious identities, not all traffic.
+	ShareFraction float64
+	// Trainer reports whether this replica trains the models (nil: it
+	// always does). While it reports false, a model neither computes
+	// thresholds nor becomes ready by itself: it takes them from Adopt.
+	Trainer func() bool
+	// Replicas is the number of live replicas (nil: 1). Envoy spreads an
+	// identity's calls over them, so a state that is not shared holds
+	// about 1/Replicas of its additive counters: the trainer scales those
+	// variables of such states' training samples by it (see sampleScale).
+	Replicas func() int
+	// OnModelChange is called after Apply, Import and Relax changed a
+	// model locally, with the update that makes the same change on
+	// another replica (ApplyFromPeer); never for ApplyFromPeer or Adopt.
+	OnModelChange func(api string, u *ModelUpdate)
 }
 
 // Engine is the behavioural detection pipeline sink: per-identity windows,
@@ -151,6 +176,9 @@ type work struct {
 	// the per-request variables.
 	primary bool
 	call    callFacts
+	// ctl, when set, is work of the engine's own (CollectShared,
+	// ApplyShared) run in the shard's goroutine instead of a call.
+	ctl func()
 }
 
 // callFacts are derived from a transaction once, for all its identities.
@@ -262,9 +290,13 @@ func (e *Engine) Consume(t *detect.Transaction) {
 			e.shards[0].process(w)
 			continue
 		}
-		s := e.shards[maphash.String(e.seed, id)%uint64(len(e.shards))]
-		s.ch <- w
+		e.shards[e.shardIndex(id)].ch <- w
 	}
+}
+
+// shardIndex is the shard owning the states of identity id.
+func (e *Engine) shardIndex(id string) uint64 {
+	return maphash.String(e.seed, id) % uint64(len(e.shards))
 }
 
 // model returns the model of a transaction's API, created on first sight.
@@ -301,7 +333,7 @@ func (e *Engine) model(t *detect.Transaction) *apiModel {
 		return nil
 	}
 	name = strings.Clone(name)
-	m = newAPIModel(name, api, e.cfg.Training)
+	m = e.newModel(name, api)
 	e.models[name] = m
 	return m
 }
@@ -339,6 +371,10 @@ func primaryIdentity(t *detect.Transaction) (detect.Kind, string) {
 // process updates one identity's state with a transaction and checks its
 // variables, then keeps the shard within its bounds.
 func (s *shard) process(w work) {
+	if w.ctl != nil {
+		w.ctl()
+		return
+	}
 	key := stateKey{w.model, w.kind, w.t.Identities[w.kind]}
 	h := s.hash(key)
 	st := s.lookup(key, h)

@@ -222,11 +222,23 @@ type apiModel struct {
 	// forests, read by the workers without the lock.
 	mv      [detect.NumKinds]*mvModel
 	forests atomic.Pointer[[detect.NumKinds]*mvFitted]
+
+	// trainer and replicas are EngineConfig's (nil: a single node).
+	trainer  func() bool
+	replicas func() int
 }
 
 type userKey struct {
 	kind detect.Kind
 	v    varID
+}
+
+// newModel returns a model of the engine: the replica's role and count
+// with it.
+func (e *Engine) newModel(name string, api *detect.API) *apiModel {
+	m := newAPIModel(name, api, e.cfg.Training)
+	m.trainer, m.replicas = e.cfg.Trainer, e.cfg.Replicas
+	return m
 }
 
 func newAPIModel(name string, api *detect.API, cfg TrainingConfig) *apiModel {

@@ -217,8 +217,27 @@ func (u *ModelUpdate) changes() ([]change, error) {
 
 // Apply validates an update and applies it to the model of api (a
 // configured API's model exists before it sees traffic); nothing changes
-// when there is a problem.
+// when there is a problem. OnModelChange is then told.
 func (e *Engine) Apply(api string, u *ModelUpdate) error {
+	if err := e.apply(api, u); err != nil {
+		return err
+	}
+	e.changed(api, u)
+	return nil
+}
+
+// ApplyFromPeer is Apply of an update another replica made (its
+// OnModelChange): the same change, without calling OnModelChange again.
+func (e *Engine) ApplyFromPeer(api string, u *ModelUpdate) error { return e.apply(api, u) }
+
+// changed tells OnModelChange of a local change.
+func (e *Engine) changed(api string, u *ModelUpdate) {
+	if e.cfg.OnModelChange != nil {
+		e.cfg.OnModelChange(api, u)
+	}
+}
+
+func (e *Engine) apply(api string, u *ModelUpdate) error {
 	m := e.modelByName(api)
 	if m == nil {
 		return fmt.Errorf("no model for API %q", api)
@@ -304,11 +323,46 @@ func (doc *ModelDoc) Validate() error {
 
 // Import installs an exported model: its knobs, its user thresholds, and
 // its learned thresholds as the baseline used until this deployment has
-// learned enough of its own. The model is ready at once.
+// learned enough of its own. The model is ready at once. OnModelChange is
+// then told of its knobs and user thresholds.
 func (e *Engine) Import(doc *ModelDoc) error {
-	if err := doc.Validate(); err != nil {
+	u, err := e.importDoc(doc)
+	if err != nil {
 		return err
 	}
+	e.changed(doc.API, u)
+	return nil
+}
+
+// importDoc is Import without OnModelChange; it returns the update of the
+// doc's knobs and user thresholds.
+func (e *Engine) importDoc(doc *ModelDoc) (*ModelUpdate, error) {
+	if err := doc.Validate(); err != nil {
+		return nil, err
+	}
+	u, base := docUpdate(doc)
+	m := e.modelByName(doc.API)
+	if m == nil {
+		return nil, fmt.Errorf("no model for API %q", doc.API)
+	}
+	if err := e.apply(doc.API, u); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.base = base
+	m.thresholds.Store(m.compute())
+	// A model that had finished learning where it came from is ready here;
+	// one still learning goes on learning.
+	if doc.Status == nil || doc.Status.State == "ready" {
+		m.ready.Store(true)
+	}
+	m.mu.Unlock()
+	return u, nil
+}
+
+// docUpdate splits a valid model document into the update of its knobs
+// and user thresholds and its learned (system) thresholds.
+func docUpdate(doc *ModelDoc) (*ModelUpdate, map[userKey]UserThreshold) {
 	u := &ModelUpdate{Types: map[detect.AttackType]TypeKnobsUpdate{}}
 	for t, k := range doc.Types {
 		u.Types[t] = TypeKnobsUpdate{Enabled: &k.Enabled, Sensitivity: &k.Sensitivity}
@@ -323,22 +377,58 @@ func (e *Engine) Import(doc *ModelDoc) error {
 			base[userKey{k, v}] = UserThreshold{Tn: vd.Tn, Tx: vd.Tx}
 		}
 	}
+	return u, base
+}
+
+// Adopt installs a model the trainer replica published, exactly: its
+// knobs (types it omits get the defaults), its user thresholds (and no
+// others), its learned thresholds as the base, and its readiness (a doc
+// without a status is ready). While this replica is not the trainer
+// (EngineConfig.Trainer), its own samples never replace the base; once it
+// becomes the trainer they do, as for an imported model, past enough
+// samples of its own. It creates the model of a discovered API too, and
+// never calls OnModelChange.
+func (e *Engine) Adopt(doc *ModelDoc) error {
+	if err := doc.Validate(); err != nil {
+		return err
+	}
 	m := e.modelByName(doc.API)
 	if m == nil {
-		return fmt.Errorf("no model for API %q", doc.API)
+		m = e.discoveredModel(doc.API)
 	}
-	if err := e.Apply(doc.API, u); err != nil {
+	if m == nil {
+		return fmt.Errorf("no model for API %q (too many models)", doc.API)
+	}
+	u, base := docUpdate(doc)
+	changes, err := u.changes()
+	if err != nil {
 		return err
 	}
 	m.mu.Lock()
-	m.base = base
-	m.thresholds.Store(m.compute())
-	// A model that had finished learning where it came from is ready here;
-	// one still learning goes on learning.
-	if doc.Status == nil || doc.Status.State == "ready" {
-		m.ready.Store(true)
+	defer m.mu.Unlock()
+	for i, t := range allTypes() {
+		k, ok := doc.Types[t]
+		if !ok {
+			k = TypeKnobs{Enabled: true, Sensitivity: 1}
+		}
+		m.knobs[i] = k
 	}
-	m.mu.Unlock()
+	m.user = map[userKey]UserThreshold{}
+	for _, c := range changes {
+		m.user[c.key] = *c.user
+	}
+	m.base = base
+	knobs := m.knobs
+	m.knobsSnap.Store(&knobs)
+	m.thresholds.Store(m.compute())
+	ready := doc.Status == nil || doc.Status.State == "ready"
+	if ready && !m.ready.Load() {
+		m.readyAt = m.lastSeen
+		if doc.Status != nil && !doc.Status.ReadyAt.IsZero() {
+			m.readyAt = doc.Status.ReadyAt
+		}
+	}
+	m.ready.Store(ready)
 	return nil
 }
 
@@ -356,7 +446,7 @@ func (e *Engine) modelByName(api string) *apiModel {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			if m = e.models[api]; m == nil {
-				m = newAPIModel(a.Name, a, e.cfg.Training)
+				m = e.newModel(a.Name, a)
 				e.models[api] = m
 			}
 			return m
@@ -367,15 +457,29 @@ func (e *Engine) modelByName(api string) *apiModel {
 
 // Restore installs a model document saved by this deployment before a
 // restart, creating the model of a discovered API too.
+// It is no change to tell other replicas of: OnModelChange is not called.
 func (e *Engine) Restore(doc *ModelDoc) error {
 	if e.modelByName(doc.API) == nil {
-		e.mu.Lock()
-		if e.models[doc.API] == nil && len(e.models) < e.cfg.MaxAPIs {
-			e.models[doc.API] = newAPIModel(doc.API, e.hostAPI(doc.API), e.cfg.Training)
-		}
-		e.mu.Unlock()
+		e.discoveredModel(doc.API)
 	}
-	return e.Import(doc)
+	_, err := e.importDoc(doc)
+	return err
+}
+
+// discoveredModel returns the model of api, creating it as a discovered
+// API's (nil past MaxAPIs).
+func (e *Engine) discoveredModel(api string) *apiModel {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if m := e.models[api]; m != nil {
+		return m
+	}
+	if len(e.models) >= e.cfg.MaxAPIs {
+		return nil
+	}
+	m := e.newModel(api, e.hostAPI(api))
+	e.models[api] = m
+	return m
 }
 
 // ModelDocs returns the documents of every model, for saving.
