@@ -26,6 +26,21 @@ const (
 	AttackAnomalous          AttackType = "anomalous_behaviour"
 	// AttackDecoy is a call to a decoy, or the use of a honeytoken.
 	AttackDecoy AttackType = "decoy"
+
+	// Content attacks, found inside one request (detect/inspect): a
+	// signature on a value, or a value its learned profile or the API's
+	// OpenAPI document does not allow.
+	AttackSQLInjection     AttackType = "sql_injection"
+	AttackXSS              AttackType = "xss"
+	AttackCommandInjection AttackType = "command_injection"
+	AttackPathTraversal    AttackType = "path_traversal"
+	AttackSSRF             AttackType = "ssrf"
+	AttackJNDIInjection    AttackType = "jndi_injection"
+	AttackNoSQLInjection   AttackType = "nosql_injection"
+	AttackCRLFInjection    AttackType = "crlf_injection"
+	AttackXXE              AttackType = "xxe"
+	AttackSchemaViolation  AttackType = "schema_violation"
+	AttackMassAssignment   AttackType = "mass_assignment"
 )
 
 // AttackTypes lists the types the threshold models raise.

@@ -76,6 +76,8 @@ type Config struct {
 	AdminTokenFile     string `yaml:"admin_token_file"`
 	AdminReadTokenFile string `yaml:"admin_read_token_file"`
 	FingerprintKeyFile string `yaml:"fingerprint_key_file"`
+	// Redis shares state between replicas; no addresses: a single node.
+	Redis RedisConfig `yaml:"redis"`
 
 	// src is the file the Config was read from, if any: its decode
 	// problems and the lines of its keys, for Validate.

@@ -202,6 +202,7 @@ func (c *Config) Validate() error {
 		bad("detection.block_after", "must be between 1 and 100")
 	}
 	errs = append(errs, c.Notify.Validate()...)
+	errs = append(errs, c.Redis.Validate(c.FingerprintKey != "" || c.FingerprintKeyFile != "")...)
 	for name, t := range map[string]TLSFiles{"admin_tls": c.AdminTLS, "grpc_tls": c.GRPCTLS} {
 		if t.Enabled() && (t.CertFile == "" || t.KeyFile == "") {
 			bad(name, "needs both cert_file and key_file")

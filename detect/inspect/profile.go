@@ -1,0 +1,6 @@
+package inspect
+
+// Profiles are the learned profiles of one endpoint's parameters (by
+// location and key path). A nil *Profiles means no profile: every signature
+// hit is a finding.
+type Profiles struct{}

@@ -1,0 +1,172 @@
+package inspect
+
+import "unsafe"
+
+// state is one request's scratch: the key path being built, the decode
+// buffers and the JSON tokenizer. It is pooled by the Inspector, so its
+// buffers are allocated once and reused.
+type state struct {
+	in   *Inspector
+	cfg  *Config
+	prof *Profiles
+
+	f      Finding
+	done   bool // a finding was made, or the value cap was hit: extract no more
+	values int
+	total  int
+	capped Caps
+
+	path []byte // the current key path, "query.q"
+	a, b []byte // decode buffers, used in turn
+	b64  []byte // a clearly-base64 value, decoded
+	key  []byte // a query or form key being decoded
+	json jsonTokenizer
+}
+
+func newState(in *Inspector) *state {
+	n := in.cfg.MaxValueBytes
+	return &state{
+		in:   in,
+		cfg:  &in.cfg,
+		path: make([]byte, 0, 128),
+		a:    make([]byte, 0, n),
+		b:    make([]byte, 0, n),
+		b64:  make([]byte, 0, n),
+		key:  make([]byte, 0, 128),
+		json: jsonTokenizer{str: make([]byte, 0, n)},
+	}
+}
+
+func (st *state) reset(prof *Profiles) {
+	st.prof = prof
+	st.f = Finding{}
+	st.done = false
+	st.values, st.total, st.capped = 0, 0, 0
+	st.path = st.path[:0]
+}
+
+// bytesOf views s as bytes without copying; the bytes are only read.
+func bytesOf(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// stringOf views b as a string without copying, for calls that only read it
+// during the call (libinjection keeps nothing of its input).
+func stringOf(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// setPath makes the key path loc.key (key taken as it is).
+func (st *state) setPath(loc Location, key string) {
+	st.path = append(st.path[:0], loc.String()...)
+	if key != "" {
+		st.path = append(st.path, '.')
+		st.path = append(st.path, key...)
+	}
+}
+
+// emit inspects one raw value under the current key path: caps, decoding,
+// pre-filter, detectors. It records the first finding and stops the
+// request's extraction then.
+func (st *state) emit(loc Location, raw []byte, mode decodeMode) {
+	if st.done {
+		return
+	}
+	if st.values >= st.cfg.MaxValues {
+		st.capped |= CapValues
+		st.done = true
+		return
+	}
+	if len(raw) > st.cfg.MaxValueBytes {
+		raw = raw[:st.cfg.MaxValueBytes]
+		st.capped |= CapValueBytes
+	}
+	if rest := st.cfg.MaxTotalBytes - st.total; len(raw) > rest {
+		st.capped |= CapTotalBytes
+		if rest <= 0 {
+			st.done = true
+			return
+		}
+		raw = raw[:rest]
+	}
+	st.values++
+	st.total += len(raw)
+	if len(raw) == 0 {
+		return
+	}
+	v, dec := st.normalize(raw, mode)
+	if st.check(loc, v, dec) {
+		return
+	}
+	if b, ok := st.base64(v); ok {
+		st.check(loc, b, dec|DecodedBase64)
+	}
+}
+
+// check runs the pre-filter and the detectors on one decoded value and
+// records a finding; it reports whether there was one.
+func (st *state) check(loc Location, v []byte, dec Decodings) bool {
+	c := classify(v)
+	kind, det := detectValue(st.cfg.Detectors, loc, v, c)
+	if kind == KindNone {
+		return false
+	}
+	st.found(kind, det, loc, v, dec)
+	return true
+}
+
+// found records a finding for the value v at the current key path.
+func (st *state) found(kind Kind, det string, loc Location, v []byte, dec Decodings) {
+	f := &st.f
+	f.Kind, f.Detector, f.Loc, f.Decodings = kind, det, loc, dec
+	f.pathLen = uint8(copy(f.path[:], st.path))
+	f.excerptLen = uint8(excerpt(f.excerpt[:], v))
+	st.done = true
+}
+
+// excerpt copies the start of v into dst for a record: control and
+// non-ASCII bytes as '?', long token-like runs (possible secrets) masked
+// after their first four characters.
+func excerpt(dst, v []byte) int {
+	n := 0
+	for i := 0; i < len(v) && n < len(dst); {
+		j := i
+		for j < len(v) && isTokenByte(v[j]) {
+			j++
+		}
+		if j-i >= 24 {
+			for _, c := range v[i : i+4] {
+				if n < len(dst) {
+					dst[n] = c
+					n++
+				}
+			}
+			for k := 0; k < 3 && n < len(dst); k++ {
+				dst[n] = '*'
+				n++
+			}
+			i = j
+			continue
+		}
+		if j == i {
+			j = i + 1
+		}
+		for _, c := range v[i:j] {
+			if n == len(dst) {
+				break
+			}
+			if c < 0x20 || c >= 0x7f {
+				c = '?'
+			}
+			dst[n] = c
+			n++
+		}
+		i = j
+	}
+	return n
+}
+
+func isTokenByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '+' || c == '/' || c == '=' || c == '_' || c == '-'
+}

@@ -1,0 +1,114 @@
+package inspect
+
+// detectTraversal finds a climb out of a directory (two or more dots and a
+// separator, in any of the spellings decoders leave: overlong UTF-8, 0x2e
+// text, "..;/") or a well-known sensitive file.
+func detectTraversal(v []byte) string {
+	dots := 0
+	for i := 0; i < len(v); {
+		c, n := travByte(v[i:])
+		i += n
+		switch c {
+		case '.':
+			dots++
+			continue
+		case '/', '\\':
+			if dots >= 2 {
+				return DetDotDot
+			}
+		case ';':
+			if dots >= 2 && i < len(v) && (v[i] == '/' || v[i] == '\\') {
+				return DetDotDot
+			}
+		}
+		dots = 0
+	}
+	for _, f := range sensitiveFiles {
+		if containsFold(v, f) {
+			return DetSensitiveFile
+		}
+	}
+	return ""
+}
+
+// travByte reads one path character at the start of s, seeing through the
+// spellings of '.', '/' and '\' that slip past a plain decoder: overlong
+// UTF-8 (C0 AE, C0 AF, C1 9C, E0 80 AE/AF) and "0x2e"-style hex text.
+func travByte(s []byte) (byte, int) {
+	c := s[0]
+	switch {
+	case c == 0xc0 && len(s) > 1:
+		switch s[1] {
+		case 0xae:
+			return '.', 2
+		case 0xaf:
+			return '/', 2
+		}
+	case c == 0xc1 && len(s) > 1 && s[1] == 0x9c:
+		return '\\', 2
+	case c == 0xe0 && len(s) > 2 && s[1] == 0x80:
+		switch s[2] {
+		case 0xae:
+			return '.', 3
+		case 0xaf:
+			return '/', 3
+		}
+	case c == '0' && len(s) > 3 && (s[1] == 'x' || s[1] == 'X'):
+		switch {
+		case s[2] == '2' && (s[3] == 'e' || s[3] == 'E'):
+			return '.', 4
+		case s[2] == '2' && (s[3] == 'f' || s[3] == 'F'):
+			return '/', 4
+		case s[2] == '5' && (s[3] == 'c' || s[3] == 'C'):
+			return '\\', 4
+		}
+	}
+	return c, 1
+}
+
+// sensitiveFiles are files an attacker reads through a traversal or an
+// absolute path, written in lower case with '/' (a '\' in the value
+// matches '/').
+var sensitiveFiles = [...]string{
+	"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/hosts", "/etc/issue", "/proc/self/",
+	"/proc/version", "c:/windows/", "/windows/win.ini", "/winnt/", "boot.ini", "win.ini",
+	"/system32/", "web-inf/web.xml", "/.ssh/", "/.htpasswd", "/.htaccess", "/.git/config",
+	"/.env", "/etc/",
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// foldByte folds case and treats '\' as '/'.
+func foldByte(c byte) byte {
+	if c == '\\' {
+		return '/'
+	}
+	return lower(c)
+}
+
+// containsFold reports whether v contains pat (lower case, '/' for both
+// separators), ignoring case.
+func containsFold(v []byte, pat string) bool {
+	if len(pat) == 0 {
+		return true
+	}
+	p0 := pat[0]
+	for i := 0; i+len(pat) <= len(v); i++ {
+		if foldByte(v[i]) != p0 {
+			continue
+		}
+		j := 1
+		for j < len(pat) && foldByte(v[i+j]) == pat[j] {
+			j++
+		}
+		if j == len(pat) {
+			return true
+		}
+	}
+	return false
+}
