@@ -102,12 +102,14 @@ type Cluster struct {
 	onEvent map[string][]func(Event)
 	upCh    chan struct{} // closed and replaced at every down → up
 
-	outbox   *outbox
-	wakeW    chan struct{} // the writer
-	resync   chan struct{} // the follower: reload every shared set
-	metrics  *metrics
-	startRun sync.Once
-	wg       sync.WaitGroup
+	outbox    *outbox
+	wakeW     chan struct{} // the writer
+	resync    chan struct{} // the follower: reload every shared set
+	metrics   *metrics
+	startRun  sync.Once
+	closeOnce sync.Once
+	closed    atomic.Bool
+	wg        sync.WaitGroup
 }
 
 // Open connects to Redis, checks the fingerprint key against the cluster's
@@ -190,6 +192,9 @@ func randomID() string {
 
 // connect returns the client, making it when Redis first answers.
 func (c *Cluster) connect() (rueidis.Client, error) {
+	if c.closed.Load() {
+		return nil, errors.New("closed")
+	}
 	if p := c.client.Load(); p != nil {
 		return *p, nil
 	}
@@ -197,7 +202,7 @@ func (c *Cluster) connect() (rueidis.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !c.client.CompareAndSwap(nil, &cl) {
+	if !c.client.CompareAndSwap(nil, &cl) || c.closed.Load() {
 		cl.Close()
 	}
 	return *c.client.Load(), nil
@@ -390,15 +395,20 @@ func (c *Cluster) checkFingerprint(ctx context.Context, cl rueidis.Client) error
 }
 
 // Run runs the health checks, the writer of queued changes and the
-// follower of the events stream until ctx ends. Register the shared sets
-// (ShareList, ShareTokens, ShareAttacks, OnEvent, OnReseed) before.
+// follower of the events stream until ctx ends, then closes the client.
+// Register the shared sets (ShareList, ShareTokens, ShareAttacks, OnEvent,
+// OnReseed) before.
 func (c *Cluster) Run(ctx context.Context) {
 	c.startRun.Do(func() {
-		c.wg.Add(3)
+		c.wg.Add(2)
 		go func() { defer c.wg.Done(); c.healthLoop(ctx) }()
 		go func() { defer c.wg.Done(); c.writeLoop(ctx) }()
-		go func() { defer c.wg.Done(); c.followLoop(ctx) }()
+		follower := make(chan struct{})
+		go func() { defer close(follower); c.followLoop(ctx) }()
 		c.wg.Wait()
+		// A blocked XREAD does not heed ctx: closing the client ends it.
+		c.Close()
+		<-follower
 	})
 }
 
@@ -419,11 +429,15 @@ func (c *Cluster) healthLoop(ctx context.Context) {
 	}
 }
 
-// Close closes the client. Call it after Run returned.
+// Close closes the client (Run does when it ends; Close is for a Cluster
+// opened but never run).
 func (c *Cluster) Close() {
-	if cl := c.cli(); cl != nil {
-		cl.Close()
-	}
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		if cl := c.cli(); cl != nil {
+			cl.Close()
+		}
+	})
 }
 
 // Status is what /v1/status says of Redis.
@@ -520,9 +534,9 @@ type shared struct {
 	// locally, never published).
 	apply func(op, field string, value []byte)
 	// load receives the whole set from Redis (the start, a reconcile, after
-	// Redis came back); first is true the first time. It returns the local
-	// entries Redis lacks that must be published (first load only).
-	load func(all map[string]string, first bool)
+	// Redis came back); first is true the first time, since is when the read
+	// began. It returns fields to prune from the hash (expired, unreadable).
+	load func(all map[string]string, first bool, since time.Time) []string
 	// local lists this replica's state, to re-seed a Redis that lost it.
 	local  func() []change
 	loaded bool
@@ -568,9 +582,19 @@ func (c *Cluster) followLoop(ctx context.Context) {
 	reconcile := time.NewTicker(c.opts.ReconcileInterval)
 	defer reconcile.Stop()
 	last := ""
+	var d rueidis.DedicatedClient
+	defer func() {
+		if d != nil {
+			d.Close()
+		}
+	}()
 	for ctx.Err() == nil {
 		cl := c.cli()
 		if cl == nil || !c.Up() {
+			if d != nil {
+				d.Close()
+				d = nil
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -595,14 +619,23 @@ func (c *Cluster) followLoop(ctx context.Context) {
 			}
 			last = id
 		}
+		// XREAD BLOCK runs on a dedicated connection, closed to end it at
+		// shutdown (a blocked read does not heed ctx).
+		if d == nil {
+			d, _ = cl.Dedicate()
+		}
 		rctx, cancel := context.WithTimeout(ctx, followBlock+3*time.Second)
-		res, err := cl.Do(rctx, cl.B().Xread().Count(1000).Block(followBlock.Milliseconds()).
+		stop := context.AfterFunc(ctx, d.Close)
+		res, err := d.Do(rctx, d.B().Xread().Count(1000).Block(followBlock.Milliseconds()).
 			Streams().Key(c.eventsKey()).Id(last).Build()).AsXRead()
 		cancel()
+		if !stop() {
+			d = nil // closed by AfterFunc
+			return
+		}
 		if err != nil && !rueidis.IsRedisNil(err) {
-			if ctx.Err() != nil {
-				return
-			}
+			d.Close()
+			d = nil
 			c.countErr("follow", err)
 			last = ""
 			c.pause(ctx, 200*time.Millisecond)
@@ -666,6 +699,7 @@ func (c *Cluster) loadAll(ctx context.Context, cl rueidis.Client) (string, error
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	since := time.Now()
 	b := cl.B()
 	cmds := rueidis.Commands{b.Xrevrange().Key(c.eventsKey()).End("+").Start("-").Count(1).Build()}
 	for _, s := range sets {
@@ -686,9 +720,15 @@ func (c *Cluster) loadAll(ctx context.Context, cl rueidis.Client) (string, error
 			return "", err
 		}
 	}
+	var prune rueidis.Commands
 	for i, s := range sets {
-		s.load(maps[i], !s.loaded)
+		if fields := s.load(maps[i], !s.loaded, since); len(fields) > 0 {
+			prune = append(prune, b.Hdel().Key(s.hash).Field(fields...).Build())
+		}
 		s.loaded = true
+	}
+	for _, r := range cl.DoMulti(ctx, prune...) {
+		c.countErr("prune", r.Error())
 	}
 	c.metrics.reconciles.Inc()
 	return last, nil

@@ -65,7 +65,9 @@
 //	    Log: log})
 //	// err wrapping ErrFingerprintMismatch: refuse to start. Redis down is no error.
 //	registry.MustRegister(c.Collectors()...)
-//	// after restore(): register the shared state (see ShareList), then
+//	// in restore(), instead of l.SetJournal(s.store.ListJournal(name)) after the
+//	// list was loaded from bbolt:
+//	c.ShareList(name, l, s.store.ListJournal(name)) // "allow" and "block"
 //	go c.Run(ctx) // until shutdown; then c.Close()
 //	// /v1/status: c.Status()
 package cluster
