@@ -92,6 +92,8 @@ type Cluster struct {
 	client    atomic.Pointer[rueidis.Client] // nil until Redis first answered
 	up        atomic.Bool
 	downSince atomic.Int64 // unix nanoseconds; 0 while up
+	replicas  atomic.Int64 // live replicas seen at the last health round
+	lastLag   atomic.Int64 // nanoseconds, the last change applied
 	fatal     atomic.Pointer[error]
 
 	mu      sync.Mutex
@@ -330,9 +332,20 @@ func (c *Cluster) check(ctx context.Context) error {
 	runKey := c.Key("runid")
 	fresh := randomID()
 	b := cl.B()
+	// The live replicas: a sorted set of replica ids scored by their last
+	// health round (one key: one slot on Redis Cluster).
+	now := c.now()
+	live := c.Key("replicas")
 	res := cl.DoMulti(ctx,
 		b.Set().Key(runKey).Value(fresh).Nx().Build(),
-		b.Get().Key(runKey).Build())
+		b.Get().Key(runKey).Build(),
+		b.Zadd().Key(live).ScoreMember().ScoreMember(float64(now.UnixMilli()), c.replica).Build(),
+		b.Zremrangebyscore().Key(live).Min("-inf").Max(strconv.FormatInt(now.Add(-replicaTTL(c.opts.HealthInterval)).UnixMilli(), 10)).Build(),
+		b.Zcard().Key(live).Build(),
+		b.Pexpire().Key(live).Milliseconds(replicaTTL(c.opts.HealthInterval).Milliseconds()*10).Build())
+	if n, err := res[4].AsInt64(); err == nil {
+		c.replicas.Store(n)
+	}
 	if err := res[0].Error(); err != nil && !rueidis.IsRedisNil(err) {
 		c.countErr("health", err)
 		c.markDown(err)
@@ -440,19 +453,39 @@ func (c *Cluster) Close() {
 	})
 }
 
-// Status is what /v1/status says of Redis.
+// replicaTTL is how long a replica counts as live after its last health
+// round.
+func replicaTTL(health time.Duration) time.Duration { return max(3*health, 3*time.Second) }
+
+// Replicas returns the live replicas (this one included) seen at the last
+// health round; at least 1. It suits behaviour.EngineConfig.Replicas.
+func (c *Cluster) Replicas() int { return int(max(c.replicas.Load(), 1)) }
+
+// Status is what /v1/status says of Redis (adminapi.ClusterStatus takes
+// its fields from it).
 type Status struct {
-	Up          bool      `json:"up"`
-	DownSince   time.Time `json:"down_since,omitzero"`
-	ReplicaID   string    `json:"replica_id"`
-	OutboxDepth int       `json:"outbox_depth"`
+	Up        bool      // Redis answered the last health round
+	DownSince time.Time // zero while up
+	// Mode is "standalone" or "cluster" (adminapi.ClusterMode…).
+	Mode        string
+	ReplicaID   string
+	Replicas    int
+	OutboxDepth int
+	// PropagationLag is the time the last change of another replica took
+	// from its write in Redis to its application here; zero before one.
+	PropagationLag time.Duration
 	// Error is set when sharing stopped for good (fingerprint mismatch).
-	Error string `json:"error,omitempty"`
+	Error string
 }
 
 // Status returns the link's state; cheap, safe concurrently.
 func (c *Cluster) Status() Status {
-	st := Status{Up: c.Up(), DownSince: c.DownSince(), ReplicaID: c.replica, OutboxDepth: c.outbox.len()}
+	mode := "standalone"
+	if c.opts.Cluster || len(c.opts.Addrs) > 1 {
+		mode = "cluster"
+	}
+	st := Status{Up: c.Up(), DownSince: c.DownSince(), Mode: mode, ReplicaID: c.replica,
+		Replicas: c.Replicas(), OutboxDepth: c.outbox.len(), PropagationLag: time.Duration(c.lastLag.Load())}
 	if e := c.fatal.Load(); e != nil {
 		st.Error = (*e).Error()
 	}
@@ -670,7 +703,9 @@ func (c *Cluster) applyEntry(e rueidis.XRangeEntry) {
 	ev := Event{ID: e.ID, Kind: fv["k"], Op: fv["o"], Field: fv["f"], Value: []byte(fv["v"]), Replica: fv["r"]}
 	if ms, _, ok := strings.Cut(e.ID, "-"); ok {
 		if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
-			c.metrics.lag.Observe(max(0, c.now().Sub(time.UnixMilli(n)).Seconds()))
+			lag := max(0, c.now().Sub(time.UnixMilli(n)))
+			c.lastLag.Store(int64(lag))
+			c.metrics.lag.Observe(lag.Seconds())
 		}
 	}
 	c.mu.Lock()

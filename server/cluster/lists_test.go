@@ -89,6 +89,7 @@ func TestListChangePropagates(t *testing.T) {
 	a := newReplica(t, withID(testOptions(s.Addr()), "a"))
 	b := newReplica(t, withID(testOptions(s.Addr()), "b"))
 	eventually(t, 5*time.Second, "both up", func() bool { return a.c.Up() && b.c.Up() })
+	eventually(t, 5*time.Second, "two live replicas", func() bool { return a.c.Replicas() == 2 && b.c.Replicas() == 2 })
 
 	e := detect.Entry{Kind: detect.KindIP, Value: "203.0.113.7", Reason: "probing", AttackID: "atk-1",
 		CreatedAt: time.Now().Truncate(time.Second), ExpiresAt: time.Now().Add(time.Hour).Truncate(time.Second)}
@@ -112,6 +113,9 @@ func TestListChangePropagates(t *testing.T) {
 	eventually(t, time.Second, "the removal applied on a", func() bool { return !a.blocked(detect.KindIP, e.Value) })
 	if a.bj.has(detect.KindIP, e.Value) {
 		t.Fatal("the removal applied on a is not journaled there")
+	}
+	if st := a.c.Status(); !st.Up || st.Mode != "standalone" || st.Replicas != 2 || st.PropagationLag <= 0 || st.ReplicaID != "a" {
+		t.Fatalf("a's Status = %+v", st)
 	}
 	if got := s.Do("HLEN", "t:{shared}:list:block"); got != "0" {
 		t.Fatalf("block hash holds %s entries after the removal", got)

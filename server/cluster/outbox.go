@@ -123,7 +123,11 @@ func (o *outbox) changedSince(kind, field string, since time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	k := pendingKey(kind, field)
-	return o.pending[k] > 0 || !o.written[k].Before(since)
+	if o.pending[k] > 0 {
+		return true
+	}
+	t, ok := o.written[k]
+	return ok && !t.Before(since)
 }
 
 // enqueue queues a local change and wakes the writer; it never waits for
