@@ -359,10 +359,16 @@ func (c *Cluster) check(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	prev := c.runID
-	c.runID = id
 	reseeds := append([]func(context.Context){}, c.reseeds...)
 	sets := append([]*shared{}, c.order...)
 	c.mu.Unlock()
+	// The run id is recorded after the re-seed: until then the follower
+	// does not load (an empty Redis would empty the local lists).
+	defer func() {
+		c.mu.Lock()
+		c.runID = id
+		c.mu.Unlock()
+	}()
 	if id != prev && (prev != "" || id == fresh) {
 		// Redis holds none of this replica's state: write it back.
 		c.log.Info().Str("run_id", id).Bool("was_known", prev != "").Msg("redis holds none of this replica's state: re-seeding it")
@@ -378,7 +384,7 @@ func (c *Cluster) check(ctx context.Context) error {
 			f(rctx)
 		}
 		rcancel()
-		c.kick(c.resync)
+		defer c.kick(c.resync)
 	}
 	c.markUp()
 	return nil
@@ -644,6 +650,10 @@ func (c *Cluster) followLoop(ctx context.Context) {
 		}
 		if last == "" {
 			id, err := c.loadAll(ctx, cl)
+			if errors.Is(err, errRunChanged) {
+				c.pause(ctx, 100*time.Millisecond)
+				continue
+			}
 			if err != nil {
 				c.countErr("load", err)
 				c.log.Warn().Err(err).Msg("redis: loading the shared state failed, retrying")
@@ -680,6 +690,10 @@ func (c *Cluster) followLoop(ctx context.Context) {
 		}
 	}
 }
+
+// errRunChanged: Redis' run id is not the one this replica knows (Redis
+// lost its data): loading waits for the health round's re-seed.
+var errRunChanged = errors.New("redis run id changed: waiting for the re-seed")
 
 // followBlock is how long one XREAD waits for events.
 const followBlock = 2 * time.Second
@@ -740,7 +754,18 @@ func (c *Cluster) loadAll(ctx context.Context, cl rueidis.Client) (string, error
 	for _, s := range sets {
 		cmds = append(cmds, b.Hgetall().Key(s.hash).Build())
 	}
+	cmds = append(cmds, b.Get().Key(c.Key("runid")).Build())
 	res := cl.DoMulti(ctx, cmds...)
+	// A Redis that lost its data is not loaded before this replica re-seeded
+	// it (the health round does, then records the run id).
+	run, err := res[len(res)-1].ToString()
+	c.mu.Lock()
+	known := c.runID
+	c.mu.Unlock()
+	if err != nil || run != known {
+		c.kick(c.resync)
+		return "", errRunChanged
+	}
 	last := "0-0"
 	xs, err := res[0].AsXRange()
 	if err != nil {

@@ -197,3 +197,50 @@ func TestListExpiredEntriesNotLoaded(t *testing.T) {
 		return strings.TrimSpace(s.Do("HKEYS", "t:{shared}:list:block")) == "ip:198.51.100.2"
 	})
 }
+
+// TestReseedAfterRedisRestartedEmpty: Redis restarted without its data:
+// the replicas keep their lists (never emptied by the empty Redis), write
+// them back, and a new change propagates again.
+func TestReseedAfterRedisRestartedEmpty(t *testing.T) {
+	s := redistest.Start(t)
+	o := testOptions(s.Addr())
+	// The follower reconnects before the health round notices the new run
+	// id: it must not load the empty Redis meanwhile.
+	o.HealthInterval = 700 * time.Millisecond
+	a := newReplica(t, withID(o, "a"))
+	b := newReplica(t, withID(o, "b"))
+	for i, r := range []*replica{a, b} {
+		v := fmt.Sprintf("before-%d", i)
+		if err := r.block.Store(detect.Entry{Kind: detect.KindUsername, Value: v, Reason: "r", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.allow.Store(detect.Entry{Kind: detect.KindIP, Value: "192.0.2.1", Reason: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "both entries on both", func() bool {
+		return a.blocked(detect.KindUsername, "before-1") && b.blocked(detect.KindUsername, "before-0")
+	})
+	run := s.Do("GET", "t:runid")
+	s.Restart()
+	eventually(t, 10*time.Second, "the lists re-seeded", func() bool {
+		r, _ := redistest.Command(s.Addr(), "HLEN", "t:{shared}:list:block")
+		al, _ := redistest.Command(s.Addr(), "HLEN", "t:{shared}:list:allow")
+		return r == "2" && al == "1"
+	})
+	if got := s.Do("GET", "t:runid"); got == run || got == "" {
+		t.Fatalf("run id %q after the restart, was %q", got, run)
+	}
+	for _, r := range []*replica{a, b} {
+		if !r.blocked(detect.KindUsername, "before-0") || !r.blocked(detect.KindUsername, "before-1") {
+			t.Fatal("a replica lost entries when Redis came back empty")
+		}
+	}
+	if gauge(t, a.c, "vigil_redis_reseeds_total") < 1 {
+		t.Fatal("re-seed not counted")
+	}
+	if err := b.block.Store(detect.Entry{Kind: detect.KindUsername, Value: "after", Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a change after the restart reaches a", func() bool { return a.blocked(detect.KindUsername, "after") })
+}
