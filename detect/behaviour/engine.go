@@ -124,6 +124,8 @@ type shard struct {
 	scratchExtra stateExtra
 	head         *identityState // most recently seen
 	tail         *identityState
+	// shared lists the shard's shared states (shared.go).
+	shared []*identityState
 
 	// Read by Stats, written only by the shard's worker.
 	nStates   [detect.NumKinds]atomic.Int64
@@ -485,12 +487,20 @@ func (s *shard) update(st *identityState, w work) {
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	var fired [numTypes]bool
 	any := false
+	// A state that nears a limit is shared (never the scratch state of a
+	// first call: its next call, as a state, is checked again).
+	share := s.e.cfg.ShareFraction > 0 && st.skSlots&skPrealloc == 0 && st.sharedPart() == nil
 	for v := range numVars {
 		d := varDefs[v]
 		if d.perRequest || d.kinds&(1<<w.kind) == 0 || !knobs[varType[v]].Enabled {
 			continue
 		}
-		if st.beyond(varID(v), st.value(varID(v)), extreme(ts, knobs, w.kind, varID(v))) {
+		x, tx := st.value(varID(v)), extreme(ts, knobs, w.kind, varID(v))
+		if share {
+			s.shareIfNear(st, varID(v), x, tx)
+			share = st.sharedPart() == nil
+		}
+		if st.beyond(varID(v), x, tx) {
 			fired[typeIndex(d.attack)] = true
 			any = true
 		}
@@ -567,6 +577,7 @@ func (s *shard) evict(old *identityState) {
 // evictKeyed forgets a state whose key hashes to h.
 func (s *shard) evictKeyed(old *identityState, h uint64) {
 	s.unlink(old)
+	s.unshare(old)
 	if s.states.get(h) == old {
 		s.states.del(h)
 	} else {
