@@ -3,6 +3,7 @@ package behaviour
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -184,6 +185,14 @@ func TestSharingDetectsAttacksSpreadOverReplicas(t *testing.T) {
 			})
 		}
 	}
+	// A single node that sees every call: when it detects each attack.
+	one := newClusterFixture(t, 1, 0, 0)
+	probe(one)
+	stuff(one)
+	p1, c1 := one.detected(detect.AttackProbing, "203.0.113.7"), one.detected(detect.AttackCredentialStuffing, "198.51.100.9")
+	if len(p1) != 1 || len(c1) != 1 {
+		t.Fatalf("a single node detected probing %d, credential stuffing %d times, want once each", len(p1), len(c1))
+	}
 	for _, workers := range []int{0, 2} {
 		for _, fraction := range []float64{0, 0.1} {
 			f := newClusterFixture(t, 3, workers, fraction)
@@ -206,6 +215,16 @@ func TestSharingDetectsAttacksSpreadOverReplicas(t *testing.T) {
 				if a.Action != detect.ActionBlocked {
 					t.Fatalf("not blocked: %+v", a)
 				}
+			}
+			// At most a flush round (3 calls) and a turn of the round
+			// robin (3 calls) after the single node.
+			lag := 6 * 100 * time.Millisecond
+			t.Logf("workers %d: probing %v, stuffing %v after a single node", workers, p[0].DetectedAt.Sub(p1[0].DetectedAt), c[0].DetectedAt.Sub(c1[0].DetectedAt))
+			if d := p[0].DetectedAt.Sub(p1[0].DetectedAt); d > lag {
+				t.Errorf("workers %d: probing detected %v after a single node", workers, d)
+			}
+			if d := c[0].DetectedAt.Sub(c1[0].DetectedAt); d > lag {
+				t.Errorf("workers %d: credential stuffing detected %v after a single node", workers, d)
 			}
 		}
 	}
@@ -286,5 +305,78 @@ func TestBenignIdentitiesAreNotShared(t *testing.T) {
 	}
 	if d := f.e.CollectShared(context.Background()); len(d) != 0 {
 		t.Fatalf("%d deltas of benign traffic", len(d))
+	}
+}
+
+// A shared state stays shared while it lives: forgotten (past MaxStates)
+// it leaves the shared states, and the store hears of it no more.
+func TestForgottenStatesAreNoLongerShared(t *testing.T) {
+	f := newClusterFixture(t, 1, 0, 0.1)
+	e := f.es[0]
+	e.shards[0].max = 8
+	for ip := range 6 {
+		for i := range 8 {
+			f.call(fmt.Sprintf("203.0.113.%d", ip), func(t *detect.Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/p%d", i), 404 })
+		}
+	}
+	if n := sharedStates(e); n != 6 {
+		t.Fatalf("%d shared states, want 6", n)
+	}
+	// Twenty benign callers push the probers out.
+	for i := range 40 {
+		f.call(fmt.Sprintf("10.0.0.%d", i%20), nil)
+	}
+	if n := sharedStates(e); n != 0 {
+		t.Fatalf("%d shared states after they were forgotten, want 0", n)
+	}
+	if d := e.CollectShared(f.ctx); len(d) != 0 {
+		t.Fatalf("forgotten states collected: %+v", d)
+	}
+}
+
+// Whatever the store answers, ApplyShared never panics and never counts
+// what is not a bucket of the window: unknown APIs and kinds, buckets far
+// in the future or the past, sketches of the wrong length or number,
+// registers out of range.
+func TestApplySharedSurvivesBadWindows(t *testing.T) {
+	f := newClusterFixture(t, 1, 0, 0.1)
+	f.every = 0
+	const ip = "203.0.113.5"
+	for i := range 10 {
+		f.call(ip, func(t *detect.Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/p%d", i), 404 })
+	}
+	e := f.es[0]
+	d := e.CollectShared(f.ctx)
+	if len(d) != 1 {
+		t.Fatalf("%d deltas, want 1", len(d))
+	}
+	k := d[0].Key
+	head := f.now.UnixNano() / int64(time.Minute)
+	regs := make([]byte, SketchRegisters)
+	for i := range regs {
+		regs[i] = 255
+	}
+	e.ApplyShared(f.ctx, []SharedWindow{
+		{Key: SharedKey{API: "nope", Kind: k.Kind, ID: k.ID}, Buckets: []SharedBucket{{Index: head, Counts: [5]uint32{1000, 1000, 1000}}}},
+		{Key: SharedKey{API: k.API, Kind: 200, ID: k.ID}},
+		{Key: k, Buckets: []SharedBucket{
+			{Index: head + 1e9, Counts: [5]uint32{1000, 0, 1000}},
+			{Index: -5, Counts: [5]uint32{1000, 0, 1000}},
+			{Index: head - 100, Counts: [5]uint32{1000, 0, 1000}},
+			{Short: true, Index: 1 << 62, Counts: [5]uint32{1000}},
+		}, Sketches: []SharedSketch{
+			{Sketch: 9, Epoch: 1, Regs: regs},
+			{Sketch: SketchFailedPaths, Epoch: f.now.UnixNano() / int64(5*time.Minute), Regs: regs[:3]},
+			{Sketch: SketchFailedPaths, Epoch: 1 << 40, Regs: regs},
+		}},
+	})
+	st := e.shards[0].get(stateKey{e.modelByName("shop"), detect.KindIP, ip})
+	if x := st.value(vFailedRequests); x != 10 {
+		t.Fatalf("not_found_10m = %v after bad windows, want the 10 calls seen here", x)
+	}
+	// Registers out of range are clamped, not taken as they are.
+	e.ApplyShared(f.ctx, []SharedWindow{{Key: k, Sketches: []SharedSketch{{Sketch: SketchFailedPaths, Epoch: f.now.UnixNano() / int64(5*time.Minute), Regs: regs}}}})
+	if x := st.value(vDistinctFailedPaths); math.IsInf(x, 0) || math.IsNaN(x) || x <= 10 {
+		t.Fatalf("distinct_failed_paths = %v with every register at its largest", x)
 	}
 }
