@@ -75,8 +75,8 @@ type EngineConfig struct {
 	// ShareFraction > 0 enables shared windows (shared.go): a state is
 	// shared once one of its window variables (the error ratio aside)
 	// passes this fraction of its limit (its effective Tx, and at least
-	// the variable's floor) on this replica, and stays shared until it is
-	// forgotten. Only shared states are collected for the store, so its
+	// the variable's floor) and 3 (minShareEvidence) on this replica, and
+	// stays shared until it is forgotten. Only shared states are collected for the store, so its
 	// traffic follows suspicious identities, not all traffic.
 	ShareFraction float64
 	// Trainer reports whether this replica trains the models (nil: it

@@ -12,12 +12,16 @@ import (
 // Envoy spreads an identity's calls over every replica, so each replica's
 // state of it holds about 1/N of its calls. A state becomes shared once
 // one of its window variables passes EngineConfig.ShareFraction of its
-// limit on this replica; from then on, until it is forgotten, the replica
-// hands its increments to the store (CollectShared) and installs the
-// cluster's merged windows read back (ApplyShared), and every decision on
-// it uses the cluster's windows plus what this replica has not flushed
-// yet. The engine knows nothing of the store: server/cluster moves
-// SharedDelta to it and SharedWindow back.
+// limit on this replica (and minShareEvidence); from then on, until it is
+// forgotten, the replica hands its increments to the store
+// (CollectShared) and installs the cluster's merged windows read back
+// (ApplyShared), and every decision on it uses the cluster's windows plus
+// what this replica has not flushed yet: per bucket, local + (cluster −
+// what this replica had sent when it read the cluster's); per sketch, the
+// register-wise max of its own and the cluster's. Only shared states
+// carry that part (sharedState, behind stateExtra.shared, 1,152 bytes);
+// the others keep their size. The engine knows nothing of the store:
+// server/cluster moves SharedDelta to it and SharedWindow back.
 
 // SharedKey names one identity's windows on one API, the same on every
 // replica.
@@ -112,6 +116,22 @@ func (e *Engine) CollectShared(ctx context.Context) []SharedDelta {
 		}
 	}
 	return out
+}
+
+// ResendShared is for a store that lost its data (Redis restarted
+// empty): the next CollectShared sends every shared state's whole windows
+// again, as if none had been sent (its bucket counts and every sketch's
+// registers), so that the store holds this replica's part once more.
+// Called when the store still had them, it would count them twice. Same
+// concurrency as CollectShared.
+func (e *Engine) ResendShared(ctx context.Context) {
+	e.onShards(ctx, func(_ int, s *shard) {
+		for _, st := range s.shared {
+			sh := st.extra.shared
+			sh.sentShort, sh.sentLong, sh.sentBytes = [shortBuckets]uint16{}, [longBuckets][numCounters]uint16{}, [longBuckets]uint32{}
+			sh.dirty, sh.idle = 1<<numSketches-1, 0
+		}
+	})
 }
 
 // ApplyShared installs the cluster's merged windows read back from the

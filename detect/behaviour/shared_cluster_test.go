@@ -380,3 +380,31 @@ func TestApplySharedSurvivesBadWindows(t *testing.T) {
 		t.Fatalf("distinct_failed_paths = %v with every register at its largest", x)
 	}
 }
+
+// After the store lost its data, ResendShared has the replicas send their
+// whole windows again: the cluster's values come back to a single node's.
+func TestResendSharedReseedsAStoreThatLostItsData(t *testing.T) {
+	single := newClusterFixture(t, 1, 0, 0)
+	three := newClusterFixture(t, 3, 0, 0.1)
+	const ip = "203.0.113.4"
+	for i := range 60 {
+		for _, f := range []*clusterFixture{single, three} {
+			f.call(ip, func(t *detect.Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/q%d", i), 404 })
+		}
+	}
+	three.store = newMergeStore() // Redis restarted empty
+	for _, e := range three.es {
+		e.ResendShared(three.ctx)
+	}
+	three.flush()
+	three.flush()
+	want := single.es[0].shards[0].get(stateKey{single.es[0].modelByName("shop"), detect.KindIP, ip})
+	for r, e := range three.es {
+		st := e.shards[0].get(stateKey{e.modelByName("shop"), detect.KindIP, ip})
+		for _, v := range []varID{vFailedRequests, vDistinctFailedPaths, vRequestsPerMin} {
+			if x, w := st.value(v), want.value(v); x != w {
+				t.Errorf("replica %d: %s = %v, a single engine's %v", r, varDefs[v].name, x, w)
+			}
+		}
+	}
+}
