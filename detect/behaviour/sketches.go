@@ -122,7 +122,7 @@ func (s *identityState) add(i int, x uint64) {
 
 // addReg raises register idx of sketch i's current epoch to rank.
 func (s *identityState) addReg(i, idx int, rank uint8) {
-	if sh := s.sharedPart(); sh != nil {
+	if sh := s.sharedPart(); sh != nil && s.localReg(i, idx) < rank {
 		sh.touched(i)
 	}
 	if s.skSlots&skPrealloc != 0 {
@@ -162,6 +162,22 @@ func (s *identityState) addReg(i, idx int, rank uint8) {
 	if rank > p.cur[idx] {
 		p.cur[idx], p.est = rank, -1
 	}
+}
+
+// localReg returns register idx of sketch i's current epoch.
+func (s *identityState) localReg(i, idx int) uint8 {
+	if !s.has(i) {
+		return 0
+	}
+	if d := s.densePair(i); d != nil {
+		return d.cur[idx]
+	}
+	for _, r := range s.sparsePair(i).cur {
+		if r != 0 && int(r>>8) == idx {
+			return uint8(r)
+		}
+	}
+	return 0
 }
 
 // estimate returns the distinct count of sketch i over both epochs (a
