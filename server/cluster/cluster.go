@@ -102,7 +102,8 @@ type Cluster struct {
 	sets    map[string]*shared // by kind
 	order   []*shared
 	onEvent map[string][]func(Event)
-	upCh    chan struct{} // closed and replaced at every down → up
+	tasks   []func(context.Context, rueidis.Client) error // run every HealthInterval while up
+	upCh    chan struct{}                                 // closed and replaced at every down → up
 
 	outbox    *outbox
 	wakeW     chan struct{} // the writer
@@ -419,9 +420,10 @@ func (c *Cluster) checkFingerprint(ctx context.Context, cl rueidis.Client) error
 // OnReseed) before.
 func (c *Cluster) Run(ctx context.Context) {
 	c.startRun.Do(func() {
-		c.wg.Add(2)
+		c.wg.Add(3)
 		go func() { defer c.wg.Done(); c.healthLoop(ctx) }()
 		go func() { defer c.wg.Done(); c.writeLoop(ctx) }()
+		go func() { defer c.wg.Done(); c.taskLoop(ctx) }()
 		follower := make(chan struct{})
 		go func() { defer close(follower); c.followLoop(ctx) }()
 		c.wg.Wait()
@@ -590,6 +592,38 @@ func (c *Cluster) register(s *shared) {
 	}
 	c.sets[s.kind] = s
 	c.order = append(c.order, s)
+}
+
+// every registers a task run every HealthInterval while Redis is up, in one
+// goroutine. Register before Run.
+func (c *Cluster) every(f func(context.Context, rueidis.Client) error) {
+	c.mu.Lock()
+	c.tasks = append(c.tasks, f)
+	c.mu.Unlock()
+}
+
+func (c *Cluster) taskLoop(ctx context.Context) {
+	t := time.NewTicker(c.opts.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cl := c.cli()
+		if cl == nil || !c.Up() {
+			continue
+		}
+		c.mu.Lock()
+		tasks := append([]func(context.Context, rueidis.Client) error{}, c.tasks...)
+		c.mu.Unlock()
+		for _, f := range tasks {
+			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			c.countErr("task", f(tctx, cl))
+			cancel()
+		}
+	}
 }
 
 // OnEvent registers f for the events of kind published by other replicas

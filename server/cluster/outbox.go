@@ -154,10 +154,13 @@ return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
   'k', ARGV[6], 'o', op, 'f', ARGV[2], 'v', ARGV[3], 'r', ARGV[5])
 `
 
-var writeScriptSHA = func() string {
-	h := sha1.Sum([]byte(writeScript))
+var writeScriptSHA = scriptSHA(writeScript)
+
+// scriptSHA is a script's SHA1, its name for EVALSHA.
+func scriptSHA(script string) string {
+	h := sha1.Sum([]byte(script))
 	return hex.EncodeToString(h[:])
-}()
+}
 
 // loadScript loads a script on every node (after NOSCRIPT: Redis restarted
 // or a node joined).
