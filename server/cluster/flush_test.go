@@ -1,0 +1,249 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/behaviour"
+)
+
+// fakeShared hands out prepared deltas and keeps the windows applied.
+type fakeShared struct {
+	next    []behaviour.SharedDelta
+	applied [][]behaviour.SharedWindow
+}
+
+func (f *fakeShared) CollectShared(context.Context) []behaviour.SharedDelta {
+	d := f.next
+	f.next = nil
+	return d
+}
+
+func (f *fakeShared) ApplyShared(_ context.Context, ws []behaviour.SharedWindow) {
+	f.applied = append(f.applied, ws)
+}
+
+func (f *fakeShared) last(t *testing.T) behaviour.SharedWindow {
+	t.Helper()
+	if len(f.applied) == 0 || len(f.applied[len(f.applied)-1]) != 1 {
+		t.Fatalf("applied %v, want one window", f.applied)
+	}
+	return f.applied[len(f.applied)-1][0]
+}
+
+func regs(set map[int]byte) []byte {
+	b := make([]byte, behaviour.SketchRegisters)
+	for i, v := range set {
+		b[i] = v
+	}
+	return b
+}
+
+var keyA = behaviour.SharedKey{API: "shop", Kind: detect.KindIP, ID: "45.128.0.7"}
+
+// Two replicas' deltas of one identity sum per bucket and max-merge per
+// register, and each reads the merged windows back in the same flush.
+func TestFlushMergesReplicasDeltas(t *testing.T) {
+	r := startLocalRedis(t)
+	c := newClient(t, r.Addr)
+	ctx := context.Background()
+	a, b := &fakeShared{}, &fakeShared{}
+	fa := NewFlusher(c, "t:", a, FlushOptions{Log: zerolog.Nop()})
+	fb := NewFlusher(c, "t:", b, FlushOptions{Log: zerolog.Nop()})
+
+	a.next = []behaviour.SharedDelta{{Key: keyA,
+		Buckets: []behaviour.SharedBucket{
+			{Short: true, Index: 100, Counts: [5]uint32{7}},
+			{Index: 20, Counts: [5]uint32{7, 1, 5, 0, 0}, Bytes: 1000},
+		},
+		Sketches: []behaviour.SharedSketch{{Sketch: 0, Epoch: 3, Regs: regs(map[int]byte{0: 3, 5: 1})}},
+	}}
+	if err := fa.FlushOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.next = []behaviour.SharedDelta{{Key: keyA,
+		Buckets: []behaviour.SharedBucket{
+			{Short: true, Index: 100, Counts: [5]uint32{2}},
+			{Short: true, Index: 101, Counts: [5]uint32{4}},
+			{Index: 20, Counts: [5]uint32{6, 0, 6, 1, 2}, Bytes: 24},
+		},
+		Sketches: []behaviour.SharedSketch{{Sketch: 0, Epoch: 3, Regs: regs(map[int]byte{0: 1, 5: 4, 63: 2})}},
+	}}
+	if err := fb.FlushOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := b.last(t)
+	if w.Key != keyA {
+		t.Fatalf("key %+v", w.Key)
+	}
+	want := []behaviour.SharedBucket{
+		{Short: true, Index: 100, Counts: [5]uint32{9}},
+		{Short: true, Index: 101, Counts: [5]uint32{4}},
+		{Index: 20, Counts: [5]uint32{13, 1, 11, 1, 2}, Bytes: 1024},
+	}
+	if len(w.Buckets) != len(want) {
+		t.Fatalf("buckets %+v, want %+v", w.Buckets, want)
+	}
+	for i := range want {
+		if w.Buckets[i] != want[i] {
+			t.Fatalf("bucket %d = %+v, want %+v", i, w.Buckets[i], want[i])
+		}
+	}
+	if len(w.Sketches) != 1 || !bytes.Equal(w.Sketches[0].Regs, regs(map[int]byte{0: 3, 5: 4, 63: 2})) || w.Sketches[0].Epoch != 3 {
+		t.Fatalf("sketches %+v", w.Sketches)
+	}
+	// Nothing of the identity in clear in Redis, and the key expires.
+	keys, err := c.Do(ctx, c.B().Keys().Pattern("*").Build()).AsStrSlice()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %v %v", keys, err)
+	}
+	if bytes.Contains([]byte(keys[0]), []byte("45.128")) || keys[0][:4] != "t:b:" {
+		t.Fatalf("key %q", keys[0])
+	}
+	ttl, _ := c.Do(ctx, c.B().Pttl().Key(keys[0]).Build()).AsInt64()
+	if ttl < int64(time.Hour/time.Millisecond) {
+		t.Fatalf("pttl %d ms, want past the widest window", ttl)
+	}
+}
+
+// Buckets and epochs older than the windows, counted back from the newest
+// the identity has, are pruned from Redis.
+func TestFlushPrunesPastTheWindows(t *testing.T) {
+	r := startLocalRedis(t)
+	c := newClient(t, r.Addr)
+	ctx := context.Background()
+	e := &fakeShared{}
+	f := NewFlusher(c, "t:", e, FlushOptions{Log: zerolog.Nop()})
+	_, _, shortN, longN, _, _ := behaviour.SharedWindows()
+	e.next = []behaviour.SharedDelta{{Key: keyA,
+		Buckets: []behaviour.SharedBucket{
+			{Short: true, Index: 100, Counts: [5]uint32{1}},
+			{Index: 20, Counts: [5]uint32{1}, Bytes: 5},
+		},
+		Sketches: []behaviour.SharedSketch{{Sketch: 2, Epoch: 3, Regs: regs(nil)}, {Sketch: 2, Epoch: 4, Regs: regs(nil)}},
+	}}
+	if err := f.FlushOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.next = []behaviour.SharedDelta{{Key: keyA,
+		Buckets: []behaviour.SharedBucket{
+			{Short: true, Index: 100 + int64(shortN) + 1, Counts: [5]uint32{1}},
+			{Index: 20 + int64(longN) + 1, Counts: [5]uint32{1}},
+			{Index: 20 + int64(longN), Counts: [5]uint32{1}},
+		},
+		Sketches: []behaviour.SharedSketch{{Sketch: 2, Epoch: 5, Regs: regs(nil)}},
+	}}
+	if err := f.FlushOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := e.last(t)
+	for _, b := range w.Buckets {
+		if (b.Short && b.Index == 100) || (!b.Short && b.Index == 20) {
+			t.Fatalf("bucket %+v past the window kept", b)
+		}
+	}
+	if len(w.Buckets) != 3 {
+		t.Fatalf("buckets %+v", w.Buckets)
+	}
+	if len(w.Sketches) != 2 || w.Sketches[0].Epoch != 4 || w.Sketches[1].Epoch != 5 {
+		t.Fatalf("sketches %+v, want epochs 4 and 5", w.Sketches)
+	}
+	n, _ := c.Do(ctx, c.B().Hlen().Key(f.key(keyA)).Build()).AsInt64()
+	if n != 5 { // s, two long buckets' counter 0, two epochs
+		t.Fatalf("hash holds %d fields, want 5", n)
+	}
+}
+
+// A flush against a stopped Redis gives up within its timeout; its sketch
+// registers are resent by the next flush, its bucket increments (which
+// may still land when Redis wakes up) are dropped and counted.
+func TestFlushGivesUpOnAStoppedRedis(t *testing.T) {
+	r := startLocalRedis(t)
+	c := newClient(t, r.Addr)
+	ctx := context.Background()
+	e := &fakeShared{}
+	f := NewFlusher(c, "t:", e, FlushOptions{Timeout: 300 * time.Millisecond, Log: zerolog.Nop()})
+	e.next = []behaviour.SharedDelta{{Key: keyA, Buckets: []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{1}}}}}
+	if err := f.FlushOnce(ctx); err != nil { // the script is loaded
+		t.Fatal(err)
+	}
+	r.Stop()
+	e.next = []behaviour.SharedDelta{{Key: keyA,
+		Buckets:  []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{5}}},
+		Sketches: []behaviour.SharedSketch{{Sketch: 1, Epoch: 9, Regs: regs(map[int]byte{1: 6})}},
+	}}
+	start := time.Now()
+	err := f.FlushOnce(ctx)
+	took := time.Since(start)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("flush against a stopped redis: %v", err)
+	}
+	if took > time.Second {
+		t.Fatalf("flush took %v, timeout 300ms", took)
+	}
+	r.Cont()
+	// The increments written before the timeout run once Redis wakes up:
+	// they arrive exactly once (the flusher does not resend them).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, err := c.Do(ctx, c.B().Hget().Key(f.key(keyA)).Field("s1").Build()).ToString()
+		if err == nil && v == "6" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("short bucket after CONT = %q (%v), want 6", v, err)
+		}
+		runtime.Gosched()
+	}
+	e.next = []behaviour.SharedDelta{{Key: keyA, Buckets: []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{1}}}}}
+	if err := f.FlushOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := e.last(t)
+	if len(w.Sketches) != 1 || w.Sketches[0].Regs[1] != 6 {
+		t.Fatalf("sketch not resent: %+v", w.Sketches)
+	}
+	if len(w.Buckets) != 1 || w.Buckets[0].Counts[0] != 7 {
+		t.Fatalf("buckets %+v, want the short bucket at 1+5+1", w.Buckets)
+	}
+}
+
+// Deltas of a flush that could not reach Redis at all (nothing listens)
+// are carried whole and arrive with the next flush that can.
+func TestFlushCarriesDeltasWhileRedisIsDown(t *testing.T) {
+	t.Skip("carried increments after a broken connection: next commit")
+	r := startLocalRedis(t)
+	c := newClient(t, r.Addr)
+	ctx := context.Background()
+	e := &fakeShared{}
+	f := NewFlusher(c, "t:", e, FlushOptions{Timeout: 500 * time.Millisecond, Log: zerolog.Nop()})
+	e.next = []behaviour.SharedDelta{{Key: keyA, Buckets: []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{1}}}}}
+	if err := f.FlushOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Kill()
+	e.next = []behaviour.SharedDelta{{Key: keyA, Buckets: []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{4}}}}}
+	if err := f.FlushOnce(ctx); err == nil {
+		t.Fatal("flush to a killed redis succeeded")
+	} else {
+		t.Logf("%#v %v", errors.Unwrap(err), err)
+	}
+	r.Restart(t)
+	e.next = []behaviour.SharedDelta{{Key: keyA, Buckets: []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{2}}}}}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.FlushOnce(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("flush does not succeed after redis restarted")
+		}
+	}
+	w := e.last(t)
+	if len(w.Buckets) != 1 || w.Buckets[0].Counts[0] != 6 {
+		t.Fatalf("buckets %+v, want the carried 4 and the new 2 (redis restarted empty)", w.Buckets)
+	}
+}
