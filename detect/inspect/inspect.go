@@ -228,9 +228,9 @@ const (
 // Stats counts, since the Inspector was made, the requests inspected, the
 // findings, and how often each cap was hit.
 type Stats struct {
-	Requests, Findings                                 uint64
+	Requests, Findings                               uint64
 	CappedValues, CappedValueBytes, CappedTotalBytes uint64
-	CappedBodyBytes, CappedDepth                       uint64
+	CappedBodyBytes, CappedDepth                     uint64
 }
 
 // Inspector inspects requests; build it with New.

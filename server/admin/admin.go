@@ -59,6 +59,12 @@ type Deps struct {
 	Engine    *behaviour.Engine
 	Trap      *decoy.Trap
 	Forensics *observe.Forensics
+	// ClusterStatus reports this replica's view of the replicas sharing
+	// Redis, shown by GET /v1/status; nil (or a nil answer) without Redis,
+	// and the answer then has no cluster object. It is called on every
+	// GET /v1/status from the admin API's goroutines: it must be cheap, safe
+	// concurrently, and never wait for Redis.
+	ClusterStatus func() *adminapi.ClusterStatus
 }
 
 // admin serves the admin HTTP API.
@@ -118,6 +124,7 @@ func (a *admin) routes() []route {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(adminapi.OpenAPI())
 		})},
+		route{"GET /v1/status", a.auth(http.HandlerFunc(a.status))},
 		route{"GET /v1/apis", a.auth(http.HandlerFunc(a.apis))},
 		route{"GET /v1/apis/{api}/activity", a.auth(http.HandlerFunc(a.activity))},
 		route{"GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks))},
@@ -137,6 +144,24 @@ func (a *admin) routes() []route {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 		})},
 	)
+}
+
+// status answers GET /v1/status: readiness as /readyz has it, and with
+// Redis the replica's view of the cluster.
+func (a *admin) status(w http.ResponseWriter, r *http.Request) {
+	out := adminapi.ServerStatus{Ready: a.Ready != nil && a.Ready.Load()}
+	if a.ClusterStatus != nil {
+		if c := a.ClusterStatus(); c != nil {
+			c := *c // the source's value stays as it is
+			c.DegradedSince = c.DegradedSince.UTC()
+			if !c.Degraded {
+				c.DegradedSince = time.Time{}
+			}
+			c.LastFlush = c.LastFlush.UTC()
+			out.Cluster = &c
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // auth requires the admin bearer token when one is configured.

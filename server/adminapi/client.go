@@ -200,6 +200,11 @@ func (c *Client) Ready(ctx context.Context) error {
 	return c.Do(ctx, http.MethodGet, Path("/readyz"), nil, nil)
 }
 
+// Status calls GET /v1/status.
+func (c *Client) Status(ctx context.Context) (*ServerStatus, error) {
+	return get[ServerStatus](ctx, c, "/v1/status")
+}
+
 // APIs calls GET /v1/apis.
 func (c *Client) APIs(ctx context.Context) (*APIs, error) { return get[APIs](ctx, c, "/v1/apis") }
 

@@ -32,6 +32,55 @@ type Status struct {
 	Status string `json:"status"`
 }
 
+// ServerStatus is the answer of GET /v1/status: this replica's state.
+type ServerStatus struct {
+	// Cluster is this replica's view of the replicas sharing Redis;
+	// omitted when no Redis is configured (a single node).
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+	// Ready is what /readyz answers: Redis has no part in it.
+	Ready bool `json:"ready"`
+}
+
+// ClusterStatus is one replica's view of the cluster it shares Redis with.
+// Degraded (Redis unreachable, slow or failing): the replica serves and
+// detects on its local state, queues its list writes in the outbox and
+// catches up when Redis is back.
+type ClusterStatus struct {
+	Degraded bool `json:"degraded"`
+	// DegradedSince is when the current degraded spell began; omitted
+	// while not degraded.
+	DegradedSince time.Time `json:"degraded_since,omitzero"`
+	// LastFlush is when this replica's shared behaviour windows were last
+	// flushed to Redis and the merged windows read back; omitted before
+	// the first flush.
+	LastFlush time.Time `json:"last_flush,omitzero"`
+	// Mode is ClusterModeStandalone (one Redis server) or ClusterModeCluster
+	// (a Redis Cluster).
+	Mode string `json:"mode"`
+	// Outbox counts the list writes waiting for Redis.
+	Outbox int `json:"outbox"`
+	// PropagationLagSeconds is the time the last change of another replica
+	// took to be applied here (from its write to Redis to this replica's
+	// local copy); omitted before the first change.
+	PropagationLagSeconds float64 `json:"propagation_lag_seconds,omitzero"`
+	// RedisUp: the last exchange with Redis succeeded.
+	RedisUp bool `json:"redis_up"`
+	// ReplicaID names this replica (redis.replica_id, else the host name
+	// and a random suffix).
+	ReplicaID string `json:"replica_id"`
+	// Replicas counts the live replicas, this one included.
+	Replicas int `json:"replicas"`
+	// Trainer: this replica holds the training lease and publishes the
+	// models the others adopt.
+	Trainer bool `json:"trainer"`
+}
+
+// The values of ClusterStatus.Mode.
+const (
+	ClusterModeStandalone = "standalone"
+	ClusterModeCluster    = "cluster"
+)
+
 // Error is the body of every error answer.
 type Error struct {
 	Error string `json:"error"`

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +39,7 @@ const (
 )
 
 const demoUsage = `Usage: vigil demo [--front-addr ADDR] [--admin-addr ADDR] [--grpc-addr ADDR] [--no-traffic] [--duration D]
+                  [--replicas N --redis ADDR[,ADDR…]]
 
 Runs, in one process and without Docker: Vigil; the sample shop API
 (shop-bidding at /shopapi-bid, users user1…user200, passwords
@@ -47,6 +51,13 @@ then keeps a benign background load and plays a scripted attack timeline
 through the front door, printing each detection as it happens, and a
 summary after --duration. It exits non-zero when a scripted attack was not
 detected or a benign user was blocked.
+
+With --replicas N (and --redis, the shared state they need) it runs N
+Vigil servers sharing one Redis, and the front door spreads calls over
+them in turn, as Envoy's round-robin load balancing does: every attack is
+seen a third (with 3) by each replica, and must still be detected and
+blocked on all of them. --admin-addr and --grpc-addr are the first
+replica's; the others listen on free loopback ports.
 
 The front door trusts one proxy hop: a client's X-Forwarded-For: A makes A
 the client address Vigil sees.
@@ -63,6 +74,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", defaultDemoDuration, "how long the live part (background load and attacks) runs before the summary")
 	dataDir := fs.String("data-dir", "", "Vigil's data directory (default: a fresh temporary directory, removed at exit); one reused from an earlier run keeps its block list")
 	logLevel := fs.String("log-level", "error", "level of Vigil's own JSON log on stderr: debug, info, warn or error")
+	replicas := fs.Int("replicas", 1, "Vigil servers behind the front door, which spreads calls over them round robin (more than 1 needs --redis)")
+	redisAddrs := fs.String("redis", "", "Redis address(es) host:port, comma-separated, that the replicas share state through (a fresh key prefix per run unless --data-dir is given)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -72,22 +85,25 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: --duration must be positive", ErrUsage)
 	}
 
-	cfg := config.Default()
-	if err := cfg.Decode(demo.ConfigYAML()); err != nil {
-		return fmt.Errorf("demo config: %w", err)
+	if *replicas < 1 {
+		return fmt.Errorf("%w: --replicas must be at least 1", ErrUsage)
 	}
-	cfg.GRPCAddr, cfg.AdminAddr, cfg.LogLevel = *grpcAddr, *adminAddr, *logLevel
+	if *replicas > 1 && *redisAddrs == "" {
+		return fmt.Errorf("%w: --replicas %d needs --redis ADDR: without shared state each replica would see only every %s call of an attacker and stay under its thresholds, and a block decided on one would not reach the others", ErrUsage, *replicas, ordinal(*replicas))
+	}
+	var dir string
 	if *dataDir == "" {
-		dir, err := os.MkdirTemp("", "vigil-demo-")
+		d, err := os.MkdirTemp("", "vigil-demo-")
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		cfg.DataDir = dir
+		defer os.RemoveAll(d)
+		dir = d
 	} else {
-		cfg.DataDir = *dataDir
+		dir = *dataDir
 	}
-	if err := cfg.Validate(); err != nil {
+	cfgs, err := demoConfigs(*replicas, dir, *dataDir != "", *redisAddrs, *grpcAddr, *adminAddr, *logLevel)
+	if err != nil {
 		return err
 	}
 	frontL, err := net.Listen("tcp", *frontAddr)
@@ -106,43 +122,43 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go shopSrv.Serve(shopL)
 	defer shopSrv.Close()
 
-	s, err := server.New(cfg, server.NewLogger(stderr, cfg), server.Options{})
+	servers, stop, err := startReplicas(cfgs, stderr)
 	if err != nil {
 		return err
 	}
-	runCtx, stopVigil := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- s.Run(runCtx) }()
-	vigilStopped := false
-	stop := func() error {
-		if vigilStopped {
-			return nil
-		}
-		vigilStopped = true
-		stopVigil()
-		return <-runErr
-	}
 	defer stop()
+	s := servers[0]
 
-	out.printf("Vigil %s: gRPC %s, admin %s; sample API shop-bidding on %s\n", server.Version, s.GRPCAddr(), s.AdminAddr(), shopL.Addr())
+	if len(servers) == 1 {
+		out.printf("Vigil %s: gRPC %s, admin %s; sample API shop-bidding on %s\n", server.Version, s.GRPCAddr(), s.AdminAddr(), shopL.Addr())
+	} else {
+		out.printf("Vigil %s: %d replicas sharing Redis %s; sample API shop-bidding on %s\n", server.Version, len(servers), *redisAddrs, shopL.Addr())
+		for i, r := range servers {
+			out.printf("  replica %d (%s): gRPC %s, admin %s\n", i+1, cfgs[i].Redis.ReplicaID, r.GRPCAddr(), r.AdminAddr())
+		}
+	}
 	w := &attackWatcher{admin: adminapi.NewClient(s.AdminAddr(), ""), out: out}
 	w.prime(ctx) // attacks a reused --data-dir holds from earlier runs are not this run's
 	if *dataDir != "" {
 		w.unblockScripted(ctx) // so that the script's attackers are detected again, not refused at once
 	}
-	if err := pretrain(ctx, s, shop, out); err != nil {
+	if err := pretrain(ctx, servers, shop, out); err != nil {
 		if ctx.Err() != nil {
 			return stop() // interrupted: a clean stop
 		}
 		return err
 	}
 
-	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
+	clients := make([]extprocv3.ExternalProcessorClient, len(servers))
+	for i, r := range servers {
+		conn, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		clients[i] = extprocv3.NewExternalProcessorClient(conn)
 	}
-	defer conn.Close()
-	door := &demo.FrontDoor{Upstream: &url.URL{Scheme: "http", Host: shopL.Addr().String()}, ExtProc: extprocv3.NewExternalProcessorClient(conn)}
+	door := &demo.FrontDoor{Upstream: &url.URL{Scheme: "http", Host: shopL.Addr().String()}, ExtProc: demo.RoundRobin(clients...)}
 	frontSrv := &http.Server{Handler: door, ReadHeaderTimeout: 5 * time.Second}
 	go frontSrv.Serve(frontL)
 	defer frontSrv.Close()
@@ -188,6 +204,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The last calls' records reach detection within the join window.
 	w.settle(ctx, 3*time.Second)
 	err = w.summary(load.Stats())
+	if len(servers) > 1 {
+		err = errors.Join(err, w.blockedEverywhere(ctx, servers))
+	}
 	frontSrv.Shutdown(context.Background())
 	if serr := stop(); err == nil {
 		err = serr
@@ -195,20 +214,195 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
-// pretrain feeds the generated benign traffic to the pipeline and shows
-// the model's training progress until it is ready.
-func pretrain(ctx context.Context, s *server.Server, shop *demo.Shop, out *demoOutput) error {
+// demoConfigs returns the configuration of each of n replicas: the demo's,
+// each with its own data directory and, past the first, free loopback
+// ports; with Redis, one fingerprint key for all (a cluster refuses a
+// replica whose key differs) and a key prefix of this run's own unless the
+// data directory is reused.
+func demoConfigs(n int, dir string, reused bool, redisAddrs, grpcAddr, adminAddr, logLevel string) ([]*config.Config, error) {
+	var key, prefix string
+	if redisAddrs != "" {
+		var err error
+		if key, err = demoFingerprintKey(dir, reused); err != nil {
+			return nil, err
+		}
+		prefix = "vigil-demo:"
+		if !reused {
+			prefix += key[:8] + ":"
+		}
+	}
+	cfgs := make([]*config.Config, n)
+	for i := range cfgs {
+		cfg := config.Default()
+		if err := cfg.Decode(demo.ConfigYAML()); err != nil {
+			return nil, fmt.Errorf("demo config: %w", err)
+		}
+		cfg.GRPCAddr, cfg.AdminAddr, cfg.LogLevel = grpcAddr, adminAddr, logLevel
+		cfg.DataDir = dir
+		if n > 1 {
+			cfg.DataDir = filepath.Join(dir, fmt.Sprintf("replica-%d", i+1))
+			if i > 0 {
+				cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+			}
+		}
+		if redisAddrs != "" {
+			cfg.FingerprintKey = key
+			cfg.Redis.Addrs = strings.Split(redisAddrs, ",")
+			cfg.Redis.KeyPrefix = prefix
+			cfg.Redis.ReplicaID = fmt.Sprintf("demo-%d", i+1)
+		}
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		cfgs[i] = cfg
+	}
+	return cfgs, nil
+}
+
+// demoFingerprintKey is the replicas' shared fingerprint key: a fresh one,
+// or the one a reused data directory keeps.
+func demoFingerprintKey(dir string, reused bool) (string, error) {
+	path := filepath.Join(dir, "demo-fingerprint-key")
+	if reused {
+		if b, err := os.ReadFile(path); err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	key := hex.EncodeToString(b)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return key, os.WriteFile(path, []byte(key+"\n"), 0o600)
+}
+
+// startReplicas builds and runs a server per configuration; stop stops them
+// all (once) and returns the first error.
+func startReplicas(cfgs []*config.Config, stderr io.Writer) (servers []*server.Server, stop func() error, err error) {
+	runCtx, stopAll := context.WithCancel(context.Background())
+	var errs []chan error
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		stopAll()
+		var err error
+		for _, c := range errs {
+			err = errors.Join(err, <-c)
+		}
+		return err
+	}
+	for _, cfg := range cfgs {
+		s, err := server.New(cfg, server.NewLogger(stderr, cfg), server.Options{})
+		if err != nil {
+			stop()
+			if len(cfgs) > 1 {
+				err = fmt.Errorf("replica %s: %w", cfg.Redis.ReplicaID, err)
+			}
+			return nil, nil, err
+		}
+		c := make(chan error, 1)
+		go func() { c <- s.Run(runCtx) }()
+		servers, errs = append(servers, s), append(errs, c)
+	}
+	return servers, stop, nil
+}
+
+// blockedEverywhere checks that every blocked scripted attacker is on every
+// replica's block list (within 2 seconds: the lists follow each other
+// through Redis) and says so.
+func (w *attackWatcher) blockedEverywhere(ctx context.Context, servers []*server.Server) error {
+	want := map[[2]string]string{}
+	for a, ds := range w.found {
+		for _, d := range ds {
+			if d.Attack.Action == "blocked" {
+				want[[2]string{d.Attack.Identity.Kind, d.Attack.Identity.Value}] = a.Name
+			}
+		}
+	}
+	var missing []string
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		missing = missing[:0]
+		for i, s := range servers {
+			list, err := adminapi.NewClient(s.AdminAddr(), "").Entries(ctx, "blocklist")
+			if err != nil {
+				missing = append(missing, fmt.Sprintf("replica %d: %v", i+1, err))
+				continue
+			}
+			have := map[[2]string]bool{}
+			for _, e := range list.Entries {
+				have[[2]string{e.Kind, e.Value}] = true
+			}
+			for k, name := range want {
+				if !have[k] {
+					missing = append(missing, fmt.Sprintf("replica %d lacks the block of %s (%s)", i+1, name, k[0]))
+				}
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return errors.New("demo: not blocked on every replica: " + strings.Join(missing, "; "))
+	}
+	w.out.printf("  blocked on every replica: %d identities on all %d block lists\n", len(want), len(servers))
+	return nil
+}
+
+// ordinal names the n-th (2nd, 3rd, 4th…).
+func ordinal(n int) string {
+	switch {
+	case n%100/10 == 1:
+		return fmt.Sprintf("%dth", n)
+	case n%10 == 1:
+		return fmt.Sprintf("%dst", n)
+	case n%10 == 2:
+		return fmt.Sprintf("%dnd", n)
+	case n%10 == 3:
+		return fmt.Sprintf("%drd", n)
+	}
+	return fmt.Sprintf("%dth", n)
+}
+
+// pretrain feeds the generated benign traffic to the replicas, record i to
+// replica i mod N as a round-robin load balancer would, and shows the
+// model's training progress until it is ready on every replica.
+func pretrain(ctx context.Context, servers []*server.Server, shop *demo.Shop, out *demoOutput) error {
 	end := time.Now()
 	recs := demo.Pretraining{Shop: shop, Seed: demoSeed, End: end, Window: demoWindow}.Records()
 	out.printf("Pre-training %s on %s of recorded benign traffic: %d calls from %d users…\n", demoAPI, demoWindow, len(recs), demo.NumUsers)
 	started := time.Now()
+	// The least advanced replica's model: training is over when every
+	// replica's is ready (one trains, the others adopt its model).
 	status := func() behaviour.ModelStatus {
-		for _, m := range s.Models() {
-			if m.API == demoAPI {
+		var first behaviour.ModelStatus
+		for i, s := range servers {
+			m := behaviour.ModelStatus{API: demoAPI, State: "learning"}
+			for _, sm := range s.Models() {
+				if sm.API == demoAPI {
+					m = sm
+				}
+			}
+			if m.State != "ready" {
 				return m
 			}
+			if i == 0 {
+				first = m
+			}
 		}
-		return behaviour.ModelStatus{API: demoAPI, State: "learning"}
+		return first
 	}
 	lastQuarter := -1
 	show := func(fed int, m behaviour.ModelStatus) {
@@ -232,7 +426,7 @@ func pretrain(ctx context.Context, s *server.Server, shop *demo.Shop, out *demoO
 	}
 	next := time.Now()
 	for i := range recs {
-		if err := s.IngestRecord(ctx, &recs[i]); err != nil {
+		if err := servers[i%len(servers)].IngestRecord(ctx, &recs[i]); err != nil {
 			return fmt.Errorf("pre-training: %w", err)
 		}
 		if now := time.Now(); now.After(next) || !out.terminal && (i+1)*4/len(recs) != i*4/len(recs) {

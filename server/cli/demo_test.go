@@ -42,6 +42,7 @@ func TestDemoAndShopUsage(t *testing.T) {
 		{"demo", "--duration", "0s"},
 		{"demo", "extra"},
 		{"demo", "--no-such-flag"},
+		{"demo", "--replicas", "0"},
 		{"shop", "extra"},
 	} {
 		var out, errOut bytes.Buffer
@@ -49,7 +50,12 @@ func TestDemoAndShopUsage(t *testing.T) {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}
 	}
+	// Several replicas without shared state would each see a part of an
+	// attack: refused, saying why.
 	var out, errOut bytes.Buffer
+	if err := Main(context.Background(), []string{"demo", "--replicas", "3"}, &out, &errOut); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "--redis") {
+		t.Errorf("demo --replicas 3 without --redis: %v, want a usage error naming --redis", err)
+	}
 	if err := Main(context.Background(), []string{"demo", "-h"}, &out, &errOut); err != nil || !strings.Contains(errOut.String(), "--duration") || !strings.Contains(errOut.String(), "1m0s") {
 		t.Fatalf("demo -h: %v\n%s", err, errOut.String())
 	}

@@ -2,13 +2,16 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/vigil-project/vigil/detect/behaviour"
 	"github.com/vigil-project/vigil/server/adminapi"
@@ -16,7 +19,10 @@ import (
 
 const statusUsage = `Usage:
   vigil status        readiness, APIs, models in training, attacks in the
-                      last hour by type, decoy hits
+                      last hour by type, decoy hits; with Redis, the
+                      cluster: live replicas, trainer, Redis up or
+                      degraded since when, list writes waiting, last
+                      flush, propagation lag
 ` + adminFlagsUsage
 
 // statusReport is what vigil status shows; -o json writes it as it is.
@@ -36,6 +42,9 @@ type statusReport struct {
 		Hits               int64 `json:"hits"`
 		HoneytokensPlanted int64 `json:"honeytokens_planted"`
 	} `json:"decoys"`
+	// Cluster is the server's view of the replicas sharing Redis; absent
+	// without Redis.
+	Cluster *adminapi.ClusterStatus `json:"cluster,omitempty"`
 }
 
 // statusCmd is vigil status.
@@ -62,6 +71,16 @@ func fetchStatus(ctx context.Context, c *adminCmd) (*statusReport, error) {
 		return nil, err
 	}
 	r.Ready = c.call(ctx, "GET", adminapi.Path("/readyz"), nil, nil) == nil
+
+	var st adminapi.ServerStatus
+	var se *adminapi.StatusError
+	switch err := c.call(ctx, "GET", adminapi.Path("/v1/status"), nil, &st); {
+	case errors.As(err, &se) && se.Code == http.StatusNotFound: // a server older than the route
+	case err != nil:
+		return nil, err
+	default:
+		r.Cluster = st.Cluster
+	}
 
 	var apis adminapi.APIs
 	if err := c.call(ctx, "GET", adminapi.Path("/v1/apis"), nil, &apis); err != nil {
@@ -125,6 +144,39 @@ func printStatus(w io.Writer, r *statusReport) {
 	fmt.Fprintf(tw, "APIs:\t%d (%d discovered)\n", r.APIs, r.DiscoveredAPIs)
 	fmt.Fprintf(tw, "Attacks in the last hour:\t%d\n", r.AttacksLastHour.Total)
 	fmt.Fprintf(tw, "Decoys:\t%d hits on %d decoys, %d honeytokens planted\n", r.Decoys.Hits, r.Decoys.Decoys, r.Decoys.HoneytokensPlanted)
+	if c := r.Cluster; c != nil {
+		trainer := ""
+		if c.Trainer {
+			trainer = " (the trainer)"
+		}
+		row(tw, "Cluster:", fmt.Sprintf("%d live replicas; this one %s%s", c.Replicas, c.ReplicaID, trainer))
+		redis := "up"
+		if !c.RedisUp {
+			redis = "DOWN"
+		}
+		if c.Mode != "" {
+			redis += " (" + c.Mode + ")"
+		}
+		if c.Degraded {
+			redis += ", DEGRADED"
+			if !c.DegradedSince.IsZero() {
+				redis += fmt.Sprintf(" since %s (%s ago)", c.DegradedSince.UTC().Format(time.RFC3339), ago(c.DegradedSince))
+			}
+			redis += ": serving and detecting on local state"
+		}
+		row(tw, "Redis:", redis)
+		row(tw, "Outbox:", fmt.Sprintf("%d list writes waiting for Redis", c.Outbox))
+		flush := "none yet"
+		if !c.LastFlush.IsZero() {
+			flush = fmt.Sprintf("last at %s (%s ago)", c.LastFlush.UTC().Format(time.RFC3339), ago(c.LastFlush))
+		}
+		row(tw, "Flush:", flush)
+		lag := "no change of another replica yet"
+		if c.PropagationLagSeconds > 0 {
+			lag = fmt.Sprintf("%s for the last change of another replica", time.Duration(c.PropagationLagSeconds*float64(time.Second)).Round(time.Microsecond))
+		}
+		row(tw, "Propagation:", lag)
+	}
 	tw.Flush()
 
 	fmt.Fprintln(w)
@@ -181,4 +233,10 @@ func printStatus(w io.Writer, r *statusReport) {
 // that 100% means done.
 func pct(f float64) string {
 	return strconv.Itoa(int(math.Floor(f*100))) + "%"
+}
+
+// ago is how long ago t was, to the second, never negative (the server's
+// clock may run ahead of this one).
+func ago(t time.Time) time.Duration {
+	return max(0, time.Since(t)).Truncate(time.Second)
 }
