@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	_ "embed"
@@ -9,12 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,14 +65,18 @@ type SharedEngine interface {
 // identity of a flush pipelined in one DoMulti (grouped per slot by the
 // client in a Cluster).
 //
-// A failed flush (Redis down, slow past Timeout, an error reply) does not
-// lose what is safe to resend: sketch registers merge by max, so they are
-// always carried to the next flush; bucket increments are carried only
-// when the flush certainly did not reach Redis (no connection, refused,
-// an error reply), and dropped and counted when it may have (a timeout:
-// the commands may still run when Redis wakes up, and adding them twice
-// could push a benign identity over a threshold). The carry is bounded by
-// MaxPending identities.
+// A failed flush (Redis down, slow past Timeout, an error reply) loses
+// nothing that matters: each identity's bucket increments are carried, as
+// a segment numbered by the flush that collected them, and resent with the
+// next flush (still one EVALSHA per identity); flush.lua applies a segment
+// only when its number is past the last one this flusher applied on that
+// identity, so a flush that timed out and still runs when Redis wakes up
+// and its resent segment count once between them. Sketch registers merge
+// by max, so they are resent as they are. The carry is bounded:
+// MaxPending identities (past it the carry is dropped and counted) and
+// maxSegments segments per identity (past it the two oldest merge under
+// the older number: if that one did land, the newer's increments are lost,
+// an under-count, never a double count).
 type Flusher struct {
 	client rueidis.Client
 	prefix string
@@ -81,9 +84,11 @@ type Flusher struct {
 	o      FlushOptions
 
 	ttl, keepShort, keepLong string
+	seqField                 string // q<random id>: this flusher's last segment applied, per identity
 
 	mu      sync.Mutex // one flush at a time
-	pending map[behaviour.SharedKey]*behaviour.SharedDelta
+	seq     uint64     // the last flush's segment number
+	pending map[behaviour.SharedKey]*carried
 	failing bool
 
 	latency    prometheus.Histogram
@@ -112,7 +117,8 @@ func NewFlusher(client rueidis.Client, prefix string, engine SharedEngine, o Flu
 		ttl:       strconv.FormatInt((widest + 5*time.Minute).Milliseconds(), 10),
 		keepShort: strconv.Itoa(shortN + 1),
 		keepLong:  strconv.Itoa(longN + 1),
-		pending:   map[behaviour.SharedKey]*behaviour.SharedDelta{},
+		seqField:  "q" + randomID(),
+		pending:   map[behaviour.SharedKey]*carried{},
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vigil_redis_flush_seconds",
 			Help:    "Duration of a flush of shared behaviour windows to Redis (failed ones included).",
@@ -130,7 +136,7 @@ func NewFlusher(client rueidis.Client, prefix string, engine SharedEngine, o Flu
 			Name: "vigil_redis_flush_commands_total", Help: "Redis commands sent by flushes of shared behaviour windows.",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vigil_redis_flush_dropped_total", Help: "Identities' bucket increments dropped by failed flushes (not resent, to never count twice).",
+			Name: "vigil_redis_flush_dropped_total", Help: "Identities whose carried deltas were dropped because too many failed flushes piled up.",
 		}),
 	}
 }
@@ -164,26 +170,28 @@ func (f *Flusher) Run(ctx context.Context) {
 	}
 }
 
-// FlushOnce collects the engine's shared deltas, sends them, and applies
-// the merged windows read back, within Timeout. It returns the first
-// error met (the identities that succeeded are applied all the same).
+// FlushOnce collects the engine's shared deltas, sends them with those
+// carried from failed flushes, and applies the merged windows read back,
+// within Timeout. It returns the first error met (the identities that
+// succeeded are applied all the same).
 func (f *Flusher) FlushOnce(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	deltas := f.withPending(f.engine.CollectShared(ctx))
-	if len(deltas) == 0 {
+	f.seq++
+	batch := f.withPending(f.seq, f.engine.CollectShared(ctx))
+	if len(batch) == 0 {
 		return nil
 	}
 	start := time.Now()
 	tctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
 	defer cancel()
 
-	keys := make([]string, len(deltas))
-	cmds := make(rueidis.Commands, len(deltas))
-	args := make([][]string, len(deltas))
-	for i := range deltas {
-		keys[i] = f.key(deltas[i].Key)
-		args[i] = f.args(&deltas[i])
+	keys := make([]string, len(batch))
+	cmds := make(rueidis.Commands, len(batch))
+	args := make([][]string, len(batch))
+	for i, c := range batch {
+		keys[i] = f.key(c.key)
+		args[i] = f.args(c)
 		cmds[i] = f.client.B().Evalsha().Sha1(flushSHA).Numkeys(1).Key(keys[i]).Arg(args[i]...).Build()
 	}
 	res := f.client.DoMulti(tctx, cmds...)
@@ -207,40 +215,85 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 		sent += len(evals)
 	}
 
-	windows := make([]behaviour.SharedWindow, 0, len(deltas))
+	windows := make([]behaviour.SharedWindow, 0, len(batch))
 	var first error
 	failed := 0
 	for i, r := range res {
 		var w behaviour.SharedWindow
 		flat, err := r.AsStrSlice()
 		if err == nil {
-			w, err = parseWindow(deltas[i].Key, flat)
+			w, err = parseWindow(batch[i].key, flat)
 		}
 		if err != nil {
 			if first == nil {
 				first = err
 			}
 			failed++
-			f.carry(&deltas[i], notSent(err))
+			if len(f.pending) < f.o.MaxPending {
+				f.pending[batch[i].key] = batch[i]
+			} else {
+				f.dropped.Inc()
+			}
 			continue
 		}
 		windows = append(windows, w)
-	}
-	if len(f.pending) > f.o.MaxPending {
-		f.dropped.Add(float64(len(f.pending)))
-		clear(f.pending)
 	}
 	if len(windows) > 0 {
 		f.engine.ApplyShared(ctx, windows)
 	}
 	f.latency.Observe(time.Since(start).Seconds())
-	f.identities.Observe(float64(len(deltas)))
+	f.identities.Observe(float64(len(batch)))
 	f.commands.Add(float64(sent))
 	if first != nil {
 		f.errs.Inc()
-		return fmt.Errorf("flush to redis: %d of %d identities failed: %w", failed, len(deltas), first)
+		return fmt.Errorf("flush to redis: %d of %d identities failed: %w", failed, len(batch), first)
 	}
 	return nil
+}
+
+// maxSegments bounds the segments carried per identity.
+const maxSegments = 16
+
+// carried is what one identity's command sends: its bucket increments
+// per flush not yet known applied, and its latest registers.
+type carried struct {
+	key      behaviour.SharedKey
+	segs     []segment
+	sketches []behaviour.SharedSketch
+}
+
+type segment struct {
+	seq     uint64
+	buckets []behaviour.SharedBucket
+}
+
+// withPending makes this flush's commands: the new deltas (segment seq)
+// after the segments carried from failed flushes of the same identity,
+// and the carried identities with nothing new.
+func (f *Flusher) withPending(seq uint64, ds []behaviour.SharedDelta) []*carried {
+	out := make([]*carried, 0, len(ds)+len(f.pending))
+	for i := range ds {
+		d := &ds[i]
+		c, ok := f.pending[d.Key]
+		if !ok {
+			c = &carried{key: d.Key}
+		}
+		delete(f.pending, d.Key)
+		if len(d.Buckets) > 0 {
+			c.segs = append(c.segs, segment{seq: seq, buckets: d.Buckets})
+		}
+		c.sketches = mergeSketches(c.sketches, d.Sketches)
+		for len(c.segs) > maxSegments {
+			c.segs[1] = segment{seq: c.segs[0].seq, buckets: mergeBuckets(c.segs[0].buckets, c.segs[1].buckets)}
+			c.segs = c.segs[1:]
+		}
+		out = append(out, c)
+	}
+	for _, c := range f.pending {
+		out = append(out, c)
+	}
+	clear(f.pending)
+	return out
 }
 
 // key is the hash of one identity's windows. The hash tag is a hash of
@@ -259,33 +312,40 @@ func identityHash(k behaviour.SharedKey) string {
 	return hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
-// args encodes a delta for flush.lua.
-func (f *Flusher) args(d *behaviour.SharedDelta) []string {
-	a := make([]string, 4, 4+2*6*len(d.Buckets)+2*len(d.Sketches))
-	a[0], a[1], a[2] = f.ttl, f.keepShort, f.keepLong
-	n := 0
-	for _, b := range d.Buckets {
-		idx := strconv.FormatInt(b.Index, 10)
-		if b.Short {
-			if b.Counts[0] > 0 {
-				a = append(a, "s"+idx, strconv.FormatUint(uint64(b.Counts[0]), 10))
-				n++
-			}
-			continue
-		}
-		for c, v := range b.Counts {
-			if v > 0 {
-				a = append(a, "l"+idx+"."+strconv.Itoa(c), strconv.FormatUint(uint64(v), 10))
-				n++
-			}
-		}
-		if b.Bytes > 0 {
-			a = append(a, "b"+idx, strconv.FormatUint(min(b.Bytes, math.MaxInt64), 10))
-			n++
-		}
+// args encodes an identity's command for flush.lua.
+func (f *Flusher) args(c *carried) []string {
+	n := 5 + 2*len(c.sketches)
+	for _, sg := range c.segs {
+		n += 2 + 2*6*len(sg.buckets)
 	}
-	a[3] = strconv.Itoa(n)
-	for _, s := range d.Sketches {
+	a := make([]string, 0, n)
+	a = append(a, f.ttl, f.keepShort, f.keepLong, f.seqField, strconv.Itoa(len(c.segs)))
+	for _, sg := range c.segs {
+		a = append(a, strconv.FormatUint(sg.seq, 10), "")
+		at, pairs := len(a)-1, 0
+		for _, b := range sg.buckets {
+			idx := strconv.FormatInt(b.Index, 10)
+			if b.Short {
+				if b.Counts[0] > 0 {
+					a = append(a, "s"+idx, strconv.FormatUint(uint64(b.Counts[0]), 10))
+					pairs++
+				}
+				continue
+			}
+			for c, v := range b.Counts {
+				if v > 0 {
+					a = append(a, "l"+idx+"."+strconv.Itoa(c), strconv.FormatUint(uint64(v), 10))
+					pairs++
+				}
+			}
+			if b.Bytes > 0 {
+				a = append(a, "b"+idx, strconv.FormatUint(min(b.Bytes, math.MaxInt64), 10))
+				pairs++
+			}
+		}
+		a[at] = strconv.Itoa(pairs)
+	}
+	for _, s := range c.sketches {
 		a = append(a, "k"+strconv.Itoa(int(s.Sketch))+"."+strconv.FormatInt(s.Epoch, 10), string(s.Regs))
 	}
 	return a
@@ -365,95 +425,55 @@ func parseWindow(key behaviour.SharedKey, flat []string) (behaviour.SharedWindow
 
 func clamp32(n int64) uint32 { return uint32(min(max(n, 0), math.MaxUint32)) }
 
-// notSent reports whether a failed command certainly did not change Redis:
-// no connection could be made, or Redis answered with an error (a script
-// that raised midway cannot happen here: flush.lua only errs on a wrong
-// key type, before writing).
-func notSent(err error) bool {
-	if _, ok := rueidis.IsRedisErr(err); ok {
-		return true
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return true
-	}
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// carry keeps a failed delta for the next flush: its sketches always
-// (merging by max is idempotent), its bucket increments only when the
-// flush certainly did not reach Redis.
-func (f *Flusher) carry(d *behaviour.SharedDelta, all bool) {
-	if !all && len(d.Buckets) > 0 {
-		f.dropped.Inc()
-	}
-	c := behaviour.SharedDelta{Key: d.Key, Sketches: d.Sketches}
-	if all {
-		c.Buckets = d.Buckets
-	}
-	if len(c.Buckets) == 0 && len(c.Sketches) == 0 {
-		return
-	}
-	f.pending[d.Key] = &c
-}
-
-// withPending merges the deltas carried from a failed flush into new ones.
-func (f *Flusher) withPending(ds []behaviour.SharedDelta) []behaviour.SharedDelta {
-	if len(f.pending) == 0 {
-		return ds
-	}
-	for i := range ds {
-		if p, ok := f.pending[ds[i].Key]; ok {
-			ds[i] = mergeDelta(*p, ds[i])
-			delete(f.pending, ds[i].Key)
-		}
-	}
-	for _, p := range f.pending {
-		ds = append(ds, *p)
-	}
-	clear(f.pending)
-	return ds
-}
-
-// mergeDelta adds b to a: bucket increments summed, registers max-merged.
-func mergeDelta(a, b behaviour.SharedDelta) behaviour.SharedDelta {
-	out := behaviour.SharedDelta{Key: a.Key}
+// mergeBuckets sums two lists of bucket increments.
+func mergeBuckets(a, b []behaviour.SharedBucket) []behaviour.SharedBucket {
 	type bk struct {
 		short bool
 		idx   int64
 	}
+	out := make([]behaviour.SharedBucket, 0, len(a)+len(b))
 	pos := map[bk]int{}
-	for _, src := range [][]behaviour.SharedBucket{a.Buckets, b.Buckets} {
+	for _, src := range [][]behaviour.SharedBucket{a, b} {
 		for _, x := range src {
 			k := bk{x.Short, x.Index}
 			p, ok := pos[k]
 			if !ok {
-				pos[k] = len(out.Buckets)
-				out.Buckets = append(out.Buckets, x)
+				pos[k] = len(out)
+				out = append(out, x)
 				continue
 			}
-			y := &out.Buckets[p]
+			y := &out[p]
 			for c := range y.Counts {
 				y.Counts[c] = uint32(min(uint64(y.Counts[c])+uint64(x.Counts[c]), math.MaxUint32))
 			}
 			y.Bytes += x.Bytes
 		}
 	}
+	return out
+}
+
+// mergeSketches merges two lists of sketch registers by register-wise max
+// (b's registers win when the lengths differ).
+func mergeSketches(a, b []behaviour.SharedSketch) []behaviour.SharedSketch {
+	if len(a) == 0 {
+		return b
+	}
 	type sk struct {
 		s uint8
 		e int64
 	}
-	spos := map[sk]int{}
-	for _, src := range [][]behaviour.SharedSketch{a.Sketches, b.Sketches} {
+	out := make([]behaviour.SharedSketch, 0, len(a)+len(b))
+	pos := map[sk]int{}
+	for _, src := range [][]behaviour.SharedSketch{a, b} {
 		for _, x := range src {
 			k := sk{x.Sketch, x.Epoch}
-			p, ok := spos[k]
+			p, ok := pos[k]
 			if !ok {
-				spos[k] = len(out.Sketches)
-				out.Sketches = append(out.Sketches, behaviour.SharedSketch{Sketch: x.Sketch, Epoch: x.Epoch, Regs: append([]byte(nil), x.Regs...)})
+				pos[k] = len(out)
+				out = append(out, behaviour.SharedSketch{Sketch: x.Sketch, Epoch: x.Epoch, Regs: append([]byte(nil), x.Regs...)})
 				continue
 			}
-			y := &out.Sketches[p]
+			y := &out[p]
 			if len(y.Regs) != len(x.Regs) {
 				y.Regs = append(y.Regs[:0], x.Regs...)
 				continue
@@ -464,4 +484,11 @@ func mergeDelta(a, b behaviour.SharedDelta) behaviour.SharedDelta {
 		}
 	}
 	return out
+}
+
+// randomID is a random hex id.
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -6,21 +6,41 @@
 -- ARGV[2]  short buckets kept, ARGV[3] long buckets kept (counted back
 --          from the newest bucket the hash holds, so pruning follows the
 --          data's own time, not Redis's clock: replays work too)
--- ARGV[4]  n, the number of counter increments that follow
--- then n pairs (field, increment), then pairs (field, registers).
+-- ARGV[4]  this flusher's field of the last segment applied (q<flusher id>)
+-- ARGV[5]  S, the number of segments of counter increments that follow;
+--          each: seq, n, then n pairs (field, increment). A segment whose
+--          seq is not past the flusher's last one is skipped: a flush that
+--          timed out may still run after the flusher resent its segment,
+--          and each increment must count once.
+-- then pairs (field, registers) to the end.
 --
 -- Fields: s<i> a short bucket's requests; l<i>.<c> long bucket i's
 -- counter c (0 requests, 1 errors, 2 failed, 3 login failures, 4 deletes);
 -- b<i> long bucket i's response bytes; k<s>.<e> sketch s's registers of
--- epoch e, one byte per register, merged by register-wise max.
+-- epoch e, one byte per register, merged by register-wise max; q<id> a
+-- flusher's last segment (kept, never returned).
 --
--- Returns the hash after pruning, as HGETALL does.
+-- Returns the hash after pruning, as HGETALL does, without the q fields.
 local key = KEYS[1]
-local n = tonumber(ARGV[4])
-local i = 5
-for _ = 1, n do
-  redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
+local qf = ARGV[4]
+local last = tonumber(redis.call('HGET', key, qf) or '0')
+local seen = last
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  local seq, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   i = i + 2
+  if seq > last then
+    for _ = 1, n do
+      redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
+      i = i + 2
+    end
+    last = seq
+  else
+    i = i + 2 * n
+  end
+end
+if last ~= seen then
+  redis.call('HSET', key, qf, last)
 end
 while i < #ARGV do
   local f, regs = ARGV[i], ARGV[i + 1]
@@ -69,7 +89,9 @@ for j = 1, #all, 2 do
   local f = all[j]
   local t = string.sub(f, 1, 1)
   local stale = false
-  if t == 's' then
+  if t == 'q' then
+    stale = nil
+  elseif t == 's' then
     local x = tonumber(string.sub(f, 2))
     stale = (not x) or x <= maxS - keepS
   elseif t == 'l' or t == 'b' then
@@ -84,7 +106,7 @@ for j = 1, #all, 2 do
   end
   if stale then
     drop[#drop + 1] = f
-  else
+  elseif stale == false then
     out[#out + 1] = f
     out[#out + 1] = all[j + 1]
   end
