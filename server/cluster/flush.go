@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	_ "embed"
@@ -78,7 +77,7 @@ type SharedEngine interface {
 // the older number: if that one did land, the newer's increments are lost,
 // an under-count, never a double count).
 type Flusher struct {
-	client rueidis.Client
+	redis  *Cluster
 	prefix string
 	engine SharedEngine
 	o      FlushOptions
@@ -99,8 +98,8 @@ type Flusher struct {
 }
 
 // NewFlusher returns a flusher of engine's shared windows to the Redis of
-// client, under keys starting with prefix.
-func NewFlusher(client rueidis.Client, prefix string, engine SharedEngine, o FlushOptions) *Flusher {
+// c, under c's key prefix.
+func NewFlusher(c *Cluster, engine SharedEngine, o FlushOptions) *Flusher {
 	if o.Interval <= 0 {
 		o.Interval = 250 * time.Millisecond
 	}
@@ -113,7 +112,7 @@ func NewFlusher(client rueidis.Client, prefix string, engine SharedEngine, o Flu
 	short, long, shortN, longN, epoch, wide := behaviour.SharedWindows()
 	widest := max(short*time.Duration(shortN), long*time.Duration(longN), 2*epoch, 2*wide)
 	return &Flusher{
-		client: client, prefix: prefix, engine: engine, o: o,
+		redis: c, prefix: c.Prefix(), engine: engine, o: o,
 		ttl:       strconv.FormatInt((widest + 5*time.Minute).Milliseconds(), 10),
 		keepShort: strconv.Itoa(shortN + 1),
 		keepLong:  strconv.Itoa(longN + 1),
@@ -183,6 +182,14 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
+	cl := f.redis.Client()
+	if cl == nil { // Redis never answered yet
+		for _, c := range batch {
+			f.keep(c)
+		}
+		f.errs.Inc()
+		return fmt.Errorf("flush to redis: %w", errNotConnected)
+	}
 	tctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
 	defer cancel()
 
@@ -192,9 +199,9 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 	for i, c := range batch {
 		keys[i] = f.key(c.key)
 		args[i] = f.args(c)
-		cmds[i] = f.client.B().Evalsha().Sha1(flushSHA).Numkeys(1).Key(keys[i]).Arg(args[i]...).Build()
+		cmds[i] = cl.B().Evalsha().Sha1(flushSHA).Numkeys(1).Key(keys[i]).Arg(args[i]...).Build()
 	}
-	res := f.client.DoMulti(tctx, cmds...)
+	res := cl.DoMulti(tctx, cmds...)
 	sent := len(cmds)
 	// A server that does not know the script yet: send it whole, once per
 	// identity that met NOSCRIPT (all of them, usually).
@@ -207,9 +214,9 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 	if len(again) > 0 {
 		evals := make(rueidis.Commands, len(again))
 		for j, i := range again {
-			evals[j] = f.client.B().Eval().Script(flushLua).Numkeys(1).Key(keys[i]).Arg(args[i]...).Build()
+			evals[j] = cl.B().Eval().Script(flushLua).Numkeys(1).Key(keys[i]).Arg(args[i]...).Build()
 		}
-		for j, r := range f.client.DoMulti(tctx, evals...) {
+		for j, r := range cl.DoMulti(tctx, evals...) {
 			res[again[j]] = r
 		}
 		sent += len(evals)
@@ -229,11 +236,7 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 				first = err
 			}
 			failed++
-			if len(f.pending) < f.o.MaxPending {
-				f.pending[batch[i].key] = batch[i]
-			} else {
-				f.dropped.Inc()
-			}
+			f.keep(batch[i])
 			continue
 		}
 		windows = append(windows, w)
@@ -249,6 +252,17 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 		return fmt.Errorf("flush to redis: %d of %d identities failed: %w", failed, len(batch), first)
 	}
 	return nil
+}
+
+var errNotConnected = errors.New("not connected (redis never answered)")
+
+// keep carries a command that failed to the next flush, within MaxPending.
+func (f *Flusher) keep(c *carried) {
+	if len(f.pending) < f.o.MaxPending {
+		f.pending[c.key] = c
+	} else {
+		f.dropped.Inc()
+	}
 }
 
 // maxSegments bounds the segments carried per identity.
@@ -484,11 +498,4 @@ func mergeSketches(a, b []behaviour.SharedSketch) []behaviour.SharedSketch {
 		}
 	}
 	return out
-}
-
-// randomID is a random hex id.
-func randomID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

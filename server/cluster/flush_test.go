@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/test/redistest"
 )
 
 // fakeShared hands out prepared deltas and keeps the windows applied.
@@ -50,12 +52,13 @@ var keyA = behaviour.SharedKey{API: "shop", Kind: detect.KindIP, ID: "45.128.0.7
 // Two replicas' deltas of one identity sum per bucket and max-merge per
 // register, and each reads the merged windows back in the same flush.
 func TestFlushMergesReplicasDeltas(t *testing.T) {
-	r := startLocalRedis(t)
-	c := newClient(t, r.Addr)
+	r := redistest.Start(t)
+	rc := newTestCluster(t, r.Addr())
+	c := rc.Client()
 	ctx := context.Background()
 	a, b := &fakeShared{}, &fakeShared{}
-	fa := NewFlusher(c, "t:", a, FlushOptions{Log: zerolog.Nop()})
-	fb := NewFlusher(c, "t:", b, FlushOptions{Log: zerolog.Nop()})
+	fa := NewFlusher(rc, a, FlushOptions{Log: zerolog.Nop()})
+	fb := NewFlusher(rc, b, FlushOptions{Log: zerolog.Nop()})
 
 	a.next = []behaviour.SharedDelta{{Key: keyA,
 		Buckets: []behaviour.SharedBucket{
@@ -99,7 +102,7 @@ func TestFlushMergesReplicasDeltas(t *testing.T) {
 		t.Fatalf("sketches %+v", w.Sketches)
 	}
 	// Nothing of the identity in clear in Redis, and the key expires.
-	keys, err := c.Do(ctx, c.B().Keys().Pattern("*").Build()).AsStrSlice()
+	keys, err := c.Do(ctx, c.B().Keys().Pattern("t:b:*").Build()).AsStrSlice()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("keys %v %v", keys, err)
 	}
@@ -115,11 +118,12 @@ func TestFlushMergesReplicasDeltas(t *testing.T) {
 // Buckets and epochs older than the windows, counted back from the newest
 // the identity has, are pruned from Redis.
 func TestFlushPrunesPastTheWindows(t *testing.T) {
-	r := startLocalRedis(t)
-	c := newClient(t, r.Addr)
+	r := redistest.Start(t)
+	rc := newTestCluster(t, r.Addr())
+	c := rc.Client()
 	ctx := context.Background()
 	e := &fakeShared{}
-	f := NewFlusher(c, "t:", e, FlushOptions{Log: zerolog.Nop()})
+	f := NewFlusher(rc, e, FlushOptions{Log: zerolog.Nop()})
 	_, _, shortN, longN, _, _ := behaviour.SharedWindows()
 	e.next = []behaviour.SharedDelta{{Key: keyA,
 		Buckets: []behaviour.SharedBucket{
@@ -164,11 +168,11 @@ func TestFlushPrunesPastTheWindows(t *testing.T) {
 // wrote runs when Redis wakes up, and the next flush resends it all the
 // same: each increment counts once, the registers are there.
 func TestFlushGivesUpOnAStoppedRedis(t *testing.T) {
-	r := startLocalRedis(t)
-	c := newClient(t, r.Addr)
+	r := redistest.Start(t)
+	rc := newTestCluster(t, r.Addr())
 	ctx := context.Background()
 	e := &fakeShared{}
-	f := NewFlusher(c, "t:", e, FlushOptions{Timeout: 300 * time.Millisecond, Log: zerolog.Nop()})
+	f := NewFlusher(rc, e, FlushOptions{Timeout: 300 * time.Millisecond, Log: zerolog.Nop()})
 	e.next = []behaviour.SharedDelta{{Key: keyA, Buckets: []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{1}}}}}
 	if err := f.FlushOnce(ctx); err != nil { // the script is loaded
 		t.Fatal(err)
@@ -207,11 +211,11 @@ func TestFlushGivesUpOnAStoppedRedis(t *testing.T) {
 // Deltas of a flush that could not reach Redis at all (nothing listens)
 // are carried whole and arrive with the next flush that can.
 func TestFlushCarriesDeltasWhileRedisIsDown(t *testing.T) {
-	r := startLocalRedis(t)
-	c := newClient(t, r.Addr)
+	r := redistest.Start(t)
+	rc := newTestCluster(t, r.Addr())
 	ctx := context.Background()
 	e := &fakeShared{}
-	f := NewFlusher(c, "t:", e, FlushOptions{Timeout: 500 * time.Millisecond, Log: zerolog.Nop()})
+	f := NewFlusher(rc, e, FlushOptions{Timeout: 500 * time.Millisecond, Log: zerolog.Nop()})
 	e.next = []behaviour.SharedDelta{{Key: keyA, Buckets: []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{1}}}}}
 	if err := f.FlushOnce(ctx); err != nil {
 		t.Fatal(err)
@@ -221,7 +225,7 @@ func TestFlushCarriesDeltasWhileRedisIsDown(t *testing.T) {
 	if err := f.FlushOnce(ctx); err == nil {
 		t.Fatal("flush to a killed redis succeeded")
 	}
-	r.Restart(t)
+	r.Restart()
 	e.next = []behaviour.SharedDelta{{Key: keyA, Buckets: []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{2}}}}}
 	deadline := time.Now().Add(10 * time.Second)
 	for f.FlushOnce(ctx) != nil {
@@ -239,10 +243,11 @@ func TestFlushCarriesDeltasWhileRedisIsDown(t *testing.T) {
 // and its resent copy count once, in either order, and an older segment
 // arriving after a newer one is skipped.
 func TestFlushScriptAppliesASegmentOnce(t *testing.T) {
-	r := startLocalRedis(t)
-	c := newClient(t, r.Addr)
+	r := redistest.Start(t)
+	rc := newTestCluster(t, r.Addr())
+	c := rc.Client()
 	ctx := context.Background()
-	f := NewFlusher(c, "t:", &fakeShared{}, FlushOptions{Log: zerolog.Nop()})
+	f := NewFlusher(rc, &fakeShared{}, FlushOptions{Log: zerolog.Nop()})
 	seg := func(seq uint64, n uint32) segment {
 		return segment{seq: seq, buckets: []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{n}}}}
 	}
@@ -271,4 +276,76 @@ func TestFlushScriptAppliesASegmentOnce(t *testing.T) {
 	if got := run(seg(4, 2)); got != "9" {
 		t.Fatalf("next: %s, want 9", got)
 	}
+}
+
+// On a 3-master Redis Cluster, identities spread over every node and two
+// replicas' deltas merge exactly, the script loaded on each node as needed.
+func TestFlushOnRedisCluster(t *testing.T) {
+	rcl := redistest.StartCluster(t, 3)
+	ctx := context.Background()
+	a, b := &fakeShared{}, &fakeShared{}
+	fa := NewFlusher(newTestCluster(t, rcl.Addrs()...), a, FlushOptions{Log: zerolog.Nop()})
+	fb := NewFlusher(newTestCluster(t, rcl.Addrs()...), b, FlushOptions{Log: zerolog.Nop()})
+	const n = 60
+	delta := func(i int, reqs uint32, reg byte) behaviour.SharedDelta {
+		return behaviour.SharedDelta{
+			Key:      behaviour.SharedKey{API: "shop", Kind: detect.KindIP, ID: "10.0.0." + strconv.Itoa(i) + "{x}"},
+			Buckets:  []behaviour.SharedBucket{{Index: 7, Counts: [5]uint32{reqs, 1}}},
+			Sketches: []behaviour.SharedSketch{{Sketch: 0, Epoch: 1, Regs: regs(map[int]byte{i: reg})}},
+		}
+	}
+	for i := range n {
+		a.next = append(a.next, delta(i, 3, 2))
+		b.next = append(b.next, delta(i, 4, 5))
+	}
+	if err := fa.FlushOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.FlushOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ws := b.applied[len(b.applied)-1]
+	if len(ws) != n {
+		t.Fatalf("%d windows, want %d", len(ws), n)
+	}
+	nodes := map[string]bool{}
+	for _, w := range ws {
+		i, _ := strconv.Atoi(w.Key.ID[len("10.0.0.") : len(w.Key.ID)-3])
+		if len(w.Buckets) != 1 || w.Buckets[0].Counts != [5]uint32{7, 2} {
+			t.Fatalf("%s: buckets %+v, want 7 requests, 2 errors", w.Key.ID, w.Buckets)
+		}
+		if len(w.Sketches) != 1 || w.Sketches[0].Regs[i] != 5 {
+			t.Fatalf("%s: sketches %+v", w.Key.ID, w.Sketches)
+		}
+		slot := clusterSlot(fa.key(w.Key))
+		for _, s := range rcl.Nodes {
+			if r, err := redistest.Command(s.Addr(), "CLUSTER", "COUNTKEYSINSLOT", strconv.Itoa(slot)); err == nil && r != "0" {
+				nodes[s.Addr()] = true
+			}
+		}
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("identities on %d nodes, want all 3", len(nodes))
+	}
+}
+
+// clusterSlot is Redis Cluster's slot of a key (CRC16 of its hash tag).
+func clusterSlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for k := 0; k < len(key); k++ {
+		crc ^= uint16(key[k]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % 16384
 }
