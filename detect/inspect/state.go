@@ -12,6 +12,7 @@ type state struct {
 
 	f      Finding
 	done   bool // a finding was made, or the value cap was hit: extract no more
+	write  bool // the request's method writes (POST, PUT, PATCH)
 	values int
 	total  int
 	capped Caps
@@ -19,8 +20,13 @@ type state struct {
 	path []byte // the current key path, "query.q"
 	a, b []byte // decode buffers, used in turn
 	b64  []byte // a clearly-base64 value, decoded
+	scr  []byte // detectors' scratch (Log4j lookups resolved)
 	key  []byte // a query or form key being decoded
 	json jsonTokenizer
+
+	// visit, when set, sees every decoded value with its key path (the
+	// learner's walk); the detectors then do not run.
+	visit func(loc Location, path, v []byte)
 }
 
 func newState(in *Inspector) *state {
@@ -32,6 +38,7 @@ func newState(in *Inspector) *state {
 		a:    make([]byte, 0, n),
 		b:    make([]byte, 0, n),
 		b64:  make([]byte, 0, n),
+		scr:  make([]byte, 0, n),
 		key:  make([]byte, 0, 128),
 		json: jsonTokenizer{str: make([]byte, 0, n)},
 	}
@@ -40,7 +47,7 @@ func newState(in *Inspector) *state {
 func (st *state) reset(prof *Profiles) {
 	st.prof = prof
 	st.f = Finding{}
-	st.done = false
+	st.done, st.write = false, false
 	st.values, st.total, st.capped = 0, 0, 0
 	st.path = st.path[:0]
 }
@@ -95,6 +102,10 @@ func (st *state) emit(loc Location, raw []byte, mode decodeMode) {
 		return
 	}
 	v, dec := st.normalize(raw, mode)
+	if st.visit != nil {
+		st.visit(loc, st.path, v)
+		return
+	}
 	if st.check(loc, v, dec) {
 		return
 	}
@@ -107,7 +118,7 @@ func (st *state) emit(loc Location, raw []byte, mode decodeMode) {
 // records a finding; it reports whether there was one.
 func (st *state) check(loc Location, v []byte, dec Decodings) bool {
 	c := classify(v)
-	kind, det := detectValue(st.cfg.Detectors, loc, v, c)
+	kind, det := st.detectValue(loc, v, c)
 	if kind == KindNone {
 		return false
 	}
