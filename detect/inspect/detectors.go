@@ -8,6 +8,7 @@ import (
 const (
 	DetLibinjectionSQLi = "libinjection-sqli"
 	DetLibinjectionXSS  = "libinjection-xss"
+	DetSQLConstruct     = "sql-construct" // sleep(, waitfor delay, select … from, case when, stacked queries libinjection lets by
 	DetDotDot           = "dot-dot-separator"
 	DetSensitiveFile    = "sensitive-file"
 	DetCommand          = "command-after-separator" // ;id  |cat /etc/passwd  $(whoami)
@@ -51,11 +52,6 @@ func (st *state) detectValue(loc Location, v []byte, c classes) (Kind, string) {
 	if set.Has(CommandInjection) && c.has(clsParen) && c.has(clsBrace) && detectShellshock(v) {
 		return CommandInjection, DetShellshock
 	}
-	if set.Has(PathTraversal) && (c.has(travClasses) || c.has(clsDot) && c.has(clsDigit)) {
-		if d := detectTraversal(v); d != "" {
-			return PathTraversal, d
-		}
-	}
 	if set.Has(SSRF) && (c.has(clsColon) || c.has(clsDot) && c.has(clsDigit)) {
 		if d := detectSSRF(v, c); d != "" {
 			return SSRF, d
@@ -71,14 +67,22 @@ func (st *state) detectValue(loc Location, v []byte, c classes) (Kind, string) {
 			return CRLFInjection, d
 		}
 	}
+	if set.Has(CommandInjection) && c.has(cmdClasses|clsLT) {
+		if d := detectCommand(v, c); d != "" {
+			return CommandInjection, d
+		}
+	}
+	if set.Has(PathTraversal) && (c.has(travClasses) || c.has(clsDot) && c.has(clsDigit)) {
+		if d := detectTraversal(v); d != "" {
+			return PathTraversal, d
+		}
+	}
 	if set.Has(SQLInjection) && (c.has(clsQuote|clsBacktick) || c.has(clsSpace|clsParen|clsComma|clsEq|clsSemi|clsDash|clsHash|clsStar) && hasSQLWord(v)) {
 		if ok, _ := libinjection.IsSQLi(stringOf(v)); ok {
 			return SQLInjection, DetLibinjectionSQLi
 		}
-	}
-	if set.Has(CommandInjection) && c.has(cmdClasses|clsLT) {
-		if d := detectCommand(v, c); d != "" {
-			return CommandInjection, d
+		if c.has(clsQuote|clsParen|clsSemi) && hasSQLConstruct(v) {
+			return SQLInjection, DetSQLConstruct
 		}
 	}
 	if set.Has(XSS) && (c.has(clsLT) || c.has(clsQuote|clsBacktick) && c.has(clsEq) || c.has(clsColon) && c.has(clsParen|clsBacktick|clsAmp)) {
@@ -127,4 +131,38 @@ func hasSQLWord(v []byte) bool {
 
 func isWordByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// sqlConstructs are SQL phrases that, with a quote, paren or semicolon
+// beside them, only an injection carries; they catch the stacked and
+// time-based queries libinjection's fingerprints let by. Each is a
+// sequence of words (or word plus '(') in order, with anything between.
+var sqlConstructs = [...][2]string{
+	{"(select", ""}, {"select *", ""}, {"select(", ""}, {";select", ""}, {"; select", ""}, {"waitfor", "delay"}, {"sleep(", ""}, {"benchmark(", ""}, {"pg_sleep(", ""},
+	{"case", "when"}, {"union", "select"}, {"procedure", "analyse"}, {"extractvalue(", ""},
+	{"updatexml(", ""}, {"iif(", ""}, {"load_file(", ""}, {"into", "outfile"}, {"dbms_", "("},
+	{"information_schema", ""}, {"exp(~", ""}, {"char(", "||"},
+}
+
+// hasSQLConstruct reports whether v holds one of sqlConstructs, the first
+// part at the start of a word.
+func hasSQLConstruct(v []byte) bool {
+	for _, sc := range sqlConstructs {
+		for off := 0; off < len(v); {
+			i := indexFold(v[off:], sc[0])
+			if i < 0 {
+				break
+			}
+			i += off
+			if i > 0 && isWordByte(v[i-1]) && isWordByte(sc[0][0]) {
+				off = i + 1
+				continue
+			}
+			if sc[1] == "" || indexFold(v[i+len(sc[0]):], sc[1]) >= 0 {
+				return true
+			}
+			break
+		}
+	}
+	return false
 }

@@ -26,12 +26,21 @@ func detectCommand(v []byte, c classes) string {
 	}
 	for i := 0; i < len(v); i++ {
 		switch v[i] {
+		case '/':
+			if hasPrefixFold(v[i:], "/bin/") && commandAt(v[i+5:]) || hasPrefixFold(v[i:], "/sbin/") && commandAt(v[i+6:]) {
+				return DetCommand
+			}
 		case ';', '|', '\n':
 			if commandAt(v[i+1:]) {
 				return DetCommand
 			}
 		case '&':
-			if i+1 < len(v) && v[i+1] == '&' && commandAt(v[i+2:]) {
+			if i+1 < len(v) && v[i+1] == '&' {
+				if commandAt(v[i+2:]) {
+					return DetCommand
+				}
+				i++
+			} else if strongCommandAt(v[i+1:]) {
 				return DetCommand
 			}
 		case '`':
@@ -50,10 +59,43 @@ func detectCommand(v []byte, c classes) string {
 	return ""
 }
 
+// strongCommands are the commands of shellCommands that are not also
+// words of prose: after a lone '&' ("Tom & Jerry") only these count.
+var strongCommands = [...]string{
+	"id", "whoami", "uname", "wget", "curl", "nc", "ncat", "netcat", "bash", "sh", "zsh",
+	"powershell", "pwsh", "cmd", "ifconfig", "ipconfig", "nslookup", "ping", "chmod", "chown",
+	"rm", "netstat", "systeminfo", "tasklist", "hostname", "crontab", "nohup", "python",
+	"python3", "perl", "php", "base64", "telnet", "ssh", "sleep", "cat", "ls", "dir", "passwd",
+	"printenv", "xterm", "sudo",
+}
+
+func strongCommandAt(s []byte) bool {
+	name := commandName(s)
+	for _, c := range strongCommands {
+		if len(c) == len(name) && hasPrefixFold(name, c) {
+			return true
+		}
+	}
+	return false
+}
+
 // commandAt reports whether s starts (after blanks, quotes and parens
 // closing the context) with a shell command: a name of shellCommands,
 // possibly with a directory, followed by the end or an argument separator.
 func commandAt(s []byte) bool {
+	name := commandName(s)
+	for _, c := range shellCommands {
+		if len(c) == len(name) && hasPrefixFold(name, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// commandName is the command name at the start of s: leading blanks and
+// context-closing bytes skipped, directory and .exe dropped; nil when it
+// cannot be a command.
+func commandName(s []byte) []byte {
 	i := 0
 	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '+' || s[i] == '|' || s[i] == ';' || s[i] == '&' || s[i] == '(' || s[i] == '{') {
 		i++
@@ -74,15 +116,10 @@ func commandAt(s []byte) bool {
 	if n := len(name); n > 4 && hasSuffixFoldBytes(name, ".exe") {
 		name = name[:n-4]
 	}
-	if len(name) == 0 || len(name) > 12 {
-		return false
+	if len(name) > 12 {
+		return nil
 	}
-	for _, c := range shellCommands {
-		if len(c) == len(name) && hasPrefixFold(name, c) {
-			return true
-		}
-	}
-	return false
+	return name
 }
 
 func isCmdEnd(c byte) bool {
