@@ -33,7 +33,7 @@ func (st *state) pairs(loc Location, s []byte, sep byte) {
 			key, val = part[:i], part[i+1:]
 		}
 		st.setKeyPath(loc, key, true)
-		if st.nosqlKey(loc, st.path) {
+		if st.visit == nil && st.nosqlKey(loc, st.path) {
 			return
 		}
 		st.emit(loc, val, decodeQuery)
@@ -245,6 +245,10 @@ func (st *state) nosqlKey(loc Location, path []byte) bool {
 // against a trusted profile) a key the object never carries: mass
 // assignment.
 func (st *state) onKey(loc Location, objPath, key []byte) {
+	if st.visitKey != nil {
+		st.visitKey(objPath, key)
+		return
+	}
 	if st.done {
 		return
 	}
@@ -254,7 +258,7 @@ func (st *state) onKey(loc Location, objPath, key []byte) {
 			return
 		}
 	}
-	if classify(key)&^plain != 0 && st.check(loc, key, 0) {
+	if classify(key)&^plain != 0 && st.check(loc, key, 0, false) {
 		return
 	}
 	if st.write && st.prof != nil {

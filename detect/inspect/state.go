@@ -26,7 +26,10 @@ type state struct {
 
 	// visit, when set, sees every decoded value with its key path (the
 	// learner's walk); the detectors then do not run.
-	visit func(loc Location, path, v []byte)
+	visit    func(loc Location, path, v []byte)
+	visitKey func(objPath, key []byte)
+
+	tol Finding // the first tolerated signature hit
 }
 
 func newState(in *Inspector) *state {
@@ -47,6 +50,7 @@ func newState(in *Inspector) *state {
 func (st *state) reset(prof *Profiles) {
 	st.prof = prof
 	st.f = Finding{}
+	st.tol.Kind = KindNone
 	st.done, st.write = false, false
 	st.values, st.total, st.capped = 0, 0, 0
 	st.path = st.path[:0]
@@ -106,19 +110,34 @@ func (st *state) emit(loc Location, raw []byte, mode decodeMode) {
 		st.visit(loc, st.path, v)
 		return
 	}
-	if st.check(loc, v, dec) {
+	if st.check(loc, v, dec, true) {
 		return
 	}
 	if b, ok := st.base64(v); ok {
-		st.check(loc, b, dec|DecodedBase64)
+		st.check(loc, b, dec|DecodedBase64, false)
 	}
 }
 
-// check runs the pre-filter and the detectors on one decoded value and
-// records a finding; it reports whether there was one.
-func (st *state) check(loc Location, v []byte, dec Decodings) bool {
+// check runs the pre-filter and the detectors on one decoded value, judges
+// the parameter's value against its profile when judge is set (the value
+// as sent, not a base64 decoding of it, nor a key), and records a finding;
+// it reports whether there was one.
+func (st *state) check(loc Location, v []byte, dec Decodings, judge bool) bool {
 	c := classify(v)
 	kind, det := st.detectValue(loc, v, c)
+	if judge && st.prof != nil && st.prof.Trusted {
+		k, rule, tolerated := st.prof.param(st.path).judge(v, c, kind)
+		if tolerated {
+			if st.tol.Kind == KindNone {
+				fill(&st.tol, kind, det, loc, st.path, v, dec)
+			}
+			return false
+		}
+		if rule != "" {
+			det = rule
+		}
+		kind = k
+	}
 	if kind == KindNone {
 		return false
 	}
@@ -128,11 +147,14 @@ func (st *state) check(loc Location, v []byte, dec Decodings) bool {
 
 // found records a finding for the value v at the current key path.
 func (st *state) found(kind Kind, det string, loc Location, v []byte, dec Decodings) {
-	f := &st.f
-	f.Kind, f.Detector, f.Loc, f.Decodings = kind, det, loc, dec
-	f.pathLen = uint8(copy(f.path[:], st.path))
-	f.excerptLen = uint8(excerpt(f.excerpt[:], v))
+	fill(&st.f, kind, det, loc, st.path, v, dec)
 	st.done = true
+}
+
+func fill(f *Finding, kind Kind, det string, loc Location, path, v []byte, dec Decodings) {
+	f.Kind, f.Detector, f.Loc, f.Decodings = kind, det, loc, dec
+	f.pathLen = uint8(copy(f.path[:], path))
+	f.excerptLen = uint8(excerpt(f.excerpt[:], v))
 }
 
 // excerpt copies the start of v into dst for a record: control and
