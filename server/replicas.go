@@ -69,7 +69,7 @@ func (r *replicas) hooks(h config.EngineHooks) config.EngineHooks {
 	if r == nil {
 		return h
 	}
-	h.Trainer, h.Replicas, h.OnModelChange = r.models.IsTrainer, r.models.Replicas, r.models.Changed
+	h.Trainer, h.Replicas, h.OnModelChange = r.models.IsTrainer, r.cluster.Replicas, r.models.Changed
 	return h
 }
 
