@@ -97,8 +97,16 @@ type Flusher struct {
 	dropped    prometheus.Counter
 }
 
+// Resender is implemented by an engine (*behaviour.Engine) that can send
+// every shared state's whole windows again, for a Redis that lost them.
+type Resender interface {
+	ResendShared(ctx context.Context)
+}
+
 // NewFlusher returns a flusher of engine's shared windows to the Redis of
-// c, under c's key prefix.
+// c, under c's key prefix. When engine is a Resender it is told to send
+// everything again after Redis lost its data (c.OnReseed): call NewFlusher
+// before c.Run.
 func NewFlusher(c *Cluster, engine SharedEngine, o FlushOptions) *Flusher {
 	if o.Interval <= 0 {
 		o.Interval = 250 * time.Millisecond
@@ -108,6 +116,9 @@ func NewFlusher(c *Cluster, engine SharedEngine, o FlushOptions) *Flusher {
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = 100000
+	}
+	if r, ok := engine.(Resender); ok {
+		c.OnReseed(r.ResendShared)
 	}
 	short, long, shortN, longN, epoch, wide := behaviour.SharedWindows()
 	widest := max(short*time.Duration(shortN), long*time.Duration(longN), 2*epoch, 2*wide)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -348,4 +349,25 @@ func clusterSlot(key string) int {
 		}
 	}
 	return int(crc) % 16384
+}
+
+// resending is an engine that counts ResendShared calls.
+type resending struct {
+	fakeShared
+	n atomic.Int32
+}
+
+func (r *resending) ResendShared(context.Context) { r.n.Add(1) }
+
+// Redis restarted empty: the engine is told to send its shared windows
+// whole again.
+func TestFlushResendsAfterRedisLostItsData(t *testing.T) {
+	r := redistest.Start(t)
+	e := &resending{}
+	open(t, testOptions(r.Addr()), func(c *Cluster) { NewFlusher(c, e, FlushOptions{Log: zerolog.Nop()}) })
+	if e.n.Load() != 0 {
+		t.Fatal("resent at start")
+	}
+	r.Restart()
+	eventually(t, 10*time.Second, "ResendShared after redis restarted empty", func() bool { return e.n.Load() > 0 })
 }

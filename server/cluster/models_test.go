@@ -152,3 +152,19 @@ func TestModelUpdateReachesPeers(t *testing.T) {
 	eventually(t, 5*time.Second, "the trainer applies b's update", func() bool { tx, ok := userTx(ea, "errors_10m", "ip"); return ok && tx == 42 })
 	eventually(t, 5*time.Second, "c has b's update", func() bool { tx, ok := userTx(ec, "errors_10m", "ip"); return ok && tx == 42 })
 }
+
+// Redis unreachable for a lease time: the replica trains on its own share
+// (as a single node); once Redis answers and another replica holds the
+// lease, it follows again.
+func TestTrainsAloneWhileRedisIsDown(t *testing.T) {
+	r := redistest.Start(t)
+	r.Kill()
+	a := startReplica(t, r.Addr(), "a", none)
+	if a.m.IsTrainer() {
+		t.Fatal("trainer before a lease time without Redis")
+	}
+	eventually(t, 5*time.Second, "trains alone without Redis", a.m.IsTrainer)
+	r.Restart()
+	r.Do("SET", "t:{models}:trainer", "x", "PX", "60000")
+	eventually(t, 10*time.Second, "follows x once Redis answers", func() bool { return !a.m.IsTrainer() })
+}
