@@ -6,6 +6,7 @@ import "bytes"
 // segments, headers, cookies, body; it stops at the first finding or when
 // the value cap is hit.
 func (st *state) request(r *RequestView) {
+	st.write = isWrite(r.Method)
 	st.pairs(LocQuery, bytesOf(r.Query), '&')
 	st.pathSegments(bytesOf(r.Path))
 	st.header("user-agent", r.UserAgent)
@@ -32,7 +33,7 @@ func (st *state) pairs(loc Location, s []byte, sep byte) {
 			key, val = part[:i], part[i+1:]
 		}
 		st.setKeyPath(loc, key, true)
-		if st.nosqlKey(loc, st.path) {
+		if st.visit == nil && st.nosqlKey(loc, st.path) {
 			return
 		}
 		st.emit(loc, val, decodeQuery)
@@ -131,7 +132,13 @@ func (st *state) body(r *RequestView) {
 		st.pairs(LocBody, b, '&')
 	case mediaJSON:
 		st.jsonBody(b)
+	case mediaXML:
+		st.xmlBody(b)
 	default:
+		if looksXML(b) {
+			st.xmlBody(b)
+			return
+		}
 		st.wholeBody(b)
 	}
 }
@@ -142,6 +149,7 @@ const (
 	mediaOther media = iota
 	mediaForm
 	mediaJSON
+	mediaXML
 )
 
 // mediaType classifies a Content-Type: JSON (application/json, any
@@ -158,6 +166,8 @@ func mediaType(ct string) media {
 		return mediaForm
 	case equalFoldASCII(ct, "application/json"), hasSuffixFold(ct, "+json"):
 		return mediaJSON
+	case equalFoldASCII(ct, "application/xml"), equalFoldASCII(ct, "text/xml"), hasSuffixFold(ct, "+xml"):
+		return mediaXML
 	}
 	return mediaOther
 }
@@ -196,9 +206,68 @@ func (st *state) wholeBody(b []byte) {
 
 // jsonBody inspects a JSON body's strings, numbers and keys.
 func (st *state) jsonBody(b []byte) {
+	st.setPath(LocBody, "")
 	st.json.reset()
 	st.json.write(st, b)
+	st.json.finish(st)
 }
 
-// nosqlKey checks a key path for a NoSQL operator; it records a finding.
-func (st *state) nosqlKey(loc Location, path []byte) bool { return false }
+// appendPath appends s to the key path, cut at maxKeyPath (the request is
+// then marked CapDepth: the key path no longer says where the value is).
+func (st *state) appendPath(s string) { st.appendPathBytes(bytesOf(s)) }
+
+func (st *state) appendPathBytes(b []byte) {
+	if room := maxKeyPath - len(st.path); len(b) > room {
+		st.capped |= CapDepth
+		if room <= 0 {
+			return
+		}
+		b = b[:room]
+	}
+	st.path = append(st.path, b...)
+}
+
+// nosqlKey checks a query or form key path for a NoSQL operator
+// (user[$ne]=, $where=) and records a finding.
+func (st *state) nosqlKey(loc Location, path []byte) bool {
+	if !st.cfg.Detectors.Has(NoSQLInjection) {
+		return false
+	}
+	if d := detectNoSQLKeyPath(path); d != "" {
+		st.found(NoSQLInjection, d, loc, path, 0)
+		return true
+	}
+	return false
+}
+
+// onKey checks one JSON object key found in the object at objPath: a NoSQL
+// operator ({"$ne": …}), a signature in the key itself, or (on a write,
+// against a trusted profile) a key the object never carries: mass
+// assignment.
+func (st *state) onKey(loc Location, objPath, key []byte) {
+	if st.visitKey != nil {
+		st.visitKey(objPath, key)
+		return
+	}
+	if st.done {
+		return
+	}
+	if st.cfg.Detectors.Has(NoSQLInjection) && len(key) > 1 && key[0] == '$' {
+		if d := detectNoSQLOperator(key); d != "" {
+			st.found(NoSQLInjection, d, loc, key, 0)
+			return
+		}
+	}
+	if classify(key)&^plain != 0 && st.check(loc, key, 0, false) {
+		return
+	}
+	if st.write && st.prof != nil {
+		st.prof.checkKey(st, objPath, key)
+	}
+}
+
+// isWrite reports whether a method writes (POST, PUT, PATCH): JSON keys
+// never seen on it are mass assignment.
+func isWrite(m string) bool {
+	return m == "POST" || m == "PUT" || m == "PATCH"
+}

@@ -190,6 +190,10 @@ type Finding struct {
 	Loc      Location
 	// Decodings are the decodings applied to the value that matched.
 	Decodings Decodings
+	// Tolerated is set when the only finding is a signature hit on a
+	// parameter whose learned profile normally carries such text (a rich
+	// text field): count it, do not block.
+	Tolerated bool
 	// Values is how many values were inspected; Capped says which caps
 	// were hit during this request.
 	Values int
@@ -226,9 +230,10 @@ const (
 )
 
 // Stats counts, since the Inspector was made, the requests inspected, the
-// findings, and how often each cap was hit.
+// findings (Tolerated: signature hits on parameters that normally carry
+// such text, not findings), and how often each cap was hit.
 type Stats struct {
-	Requests, Findings                               uint64
+	Requests, Findings, Tolerated                    uint64
 	CappedValues, CappedValueBytes, CappedTotalBytes uint64
 	CappedBodyBytes, CappedDepth                     uint64
 }
@@ -238,7 +243,7 @@ type Inspector struct {
 	cfg  Config
 	pool sync.Pool
 
-	requests, findings                 atomic.Uint64
+	requests, findings, tolerated      atomic.Uint64
 	capValues, capValueBytes, capTotal atomic.Uint64
 	capBody, capDepth                  atomic.Uint64
 }
@@ -256,7 +261,7 @@ func (in *Inspector) Config() Config { return in.cfg }
 // Stats returns the Inspector's counters.
 func (in *Inspector) Stats() Stats {
 	return Stats{
-		Requests: in.requests.Load(), Findings: in.findings.Load(),
+		Requests: in.requests.Load(), Findings: in.findings.Load(), Tolerated: in.tolerated.Load(),
 		CappedValues: in.capValues.Load(), CappedValueBytes: in.capValueBytes.Load(),
 		CappedTotalBytes: in.capTotal.Load(), CappedBodyBytes: in.capBody.Load(),
 		CappedDepth: in.capDepth.Load(),
@@ -271,12 +276,19 @@ func (in *Inspector) Request(r *RequestView, prof *Profiles) Finding {
 	st.reset(prof)
 	st.request(r)
 	f := st.f
+	if f.Kind == KindNone && st.tol.Kind != KindNone {
+		f = st.tol
+		f.Tolerated = true
+	}
 	f.Values = st.values
 	f.Capped = st.capped
 	in.pool.Put(st)
 
 	in.requests.Add(1)
-	if f.Kind != KindNone {
+	switch {
+	case f.Tolerated:
+		in.tolerated.Add(1)
+	case f.Kind != KindNone:
 		in.findings.Add(1)
 	}
 	if f.Capped != 0 {

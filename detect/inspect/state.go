@@ -12,6 +12,7 @@ type state struct {
 
 	f      Finding
 	done   bool // a finding was made, or the value cap was hit: extract no more
+	write  bool // the request's method writes (POST, PUT, PATCH)
 	values int
 	total  int
 	capped Caps
@@ -19,8 +20,16 @@ type state struct {
 	path []byte // the current key path, "query.q"
 	a, b []byte // decode buffers, used in turn
 	b64  []byte // a clearly-base64 value, decoded
+	scr  []byte // detectors' scratch (Log4j lookups resolved)
 	key  []byte // a query or form key being decoded
 	json jsonTokenizer
+
+	// visit, when set, sees every decoded value with its key path (the
+	// learner's walk); the detectors then do not run.
+	visit    func(loc Location, path, v []byte)
+	visitKey func(objPath, key []byte)
+
+	tol Finding // the first tolerated signature hit
 }
 
 func newState(in *Inspector) *state {
@@ -32,6 +41,7 @@ func newState(in *Inspector) *state {
 		a:    make([]byte, 0, n),
 		b:    make([]byte, 0, n),
 		b64:  make([]byte, 0, n),
+		scr:  make([]byte, 0, n),
 		key:  make([]byte, 0, 128),
 		json: jsonTokenizer{str: make([]byte, 0, n)},
 	}
@@ -40,7 +50,8 @@ func newState(in *Inspector) *state {
 func (st *state) reset(prof *Profiles) {
 	st.prof = prof
 	st.f = Finding{}
-	st.done = false
+	st.tol.Kind = KindNone
+	st.done, st.write = false, false
 	st.values, st.total, st.capped = 0, 0, 0
 	st.path = st.path[:0]
 }
@@ -95,19 +106,38 @@ func (st *state) emit(loc Location, raw []byte, mode decodeMode) {
 		return
 	}
 	v, dec := st.normalize(raw, mode)
-	if st.check(loc, v, dec) {
+	if st.visit != nil {
+		st.visit(loc, st.path, v)
+		return
+	}
+	if st.check(loc, v, dec, true) {
 		return
 	}
 	if b, ok := st.base64(v); ok {
-		st.check(loc, b, dec|DecodedBase64)
+		st.check(loc, b, dec|DecodedBase64, false)
 	}
 }
 
-// check runs the pre-filter and the detectors on one decoded value and
-// records a finding; it reports whether there was one.
-func (st *state) check(loc Location, v []byte, dec Decodings) bool {
+// check runs the pre-filter and the detectors on one decoded value, judges
+// the parameter's value against its profile when judge is set (the value
+// as sent, not a base64 decoding of it, nor a key), and records a finding;
+// it reports whether there was one.
+func (st *state) check(loc Location, v []byte, dec Decodings, judge bool) bool {
 	c := classify(v)
-	kind, det := detectValue(st.cfg.Detectors, loc, v, c)
+	kind, det := st.detectValue(loc, v, c)
+	if judge && st.prof != nil && st.prof.Trusted {
+		k, rule, tolerated := st.prof.param(st.path).judge(v, c, kind)
+		if tolerated {
+			if st.tol.Kind == KindNone {
+				fill(&st.tol, kind, det, loc, st.path, v, dec)
+			}
+			return false
+		}
+		if rule != "" {
+			det = rule
+		}
+		kind = k
+	}
 	if kind == KindNone {
 		return false
 	}
@@ -117,11 +147,14 @@ func (st *state) check(loc Location, v []byte, dec Decodings) bool {
 
 // found records a finding for the value v at the current key path.
 func (st *state) found(kind Kind, det string, loc Location, v []byte, dec Decodings) {
-	f := &st.f
-	f.Kind, f.Detector, f.Loc, f.Decodings = kind, det, loc, dec
-	f.pathLen = uint8(copy(f.path[:], st.path))
-	f.excerptLen = uint8(excerpt(f.excerpt[:], v))
+	fill(&st.f, kind, det, loc, st.path, v, dec)
 	st.done = true
+}
+
+func fill(f *Finding, kind Kind, det string, loc Location, path, v []byte, dec Decodings) {
+	f.Kind, f.Detector, f.Loc, f.Decodings = kind, det, loc, dec
+	f.pathLen = uint8(copy(f.path[:], path))
+	f.excerptLen = uint8(excerpt(f.excerpt[:], v))
 }
 
 // excerpt copies the start of v into dst for a record: control and

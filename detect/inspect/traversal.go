@@ -73,7 +73,7 @@ var sensitiveFiles = [...]string{
 	"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/hosts", "/etc/issue", "/proc/self/",
 	"/proc/version", "c:/windows/", "/windows/win.ini", "/winnt/", "boot.ini", "win.ini",
 	"/system32/", "web-inf/web.xml", "/.ssh/", "/.htpasswd", "/.htaccess", "/.git/config",
-	"/.env", "/etc/",
+	"/.env", "/etc/", "web-inf/", "/inetpub/", "global.asa",
 }
 
 func lower(c byte) byte {

@@ -92,6 +92,8 @@ type Cluster struct {
 	client    atomic.Pointer[rueidis.Client] // nil until Redis first answered
 	up        atomic.Bool
 	downSince atomic.Int64 // unix nanoseconds; 0 while up
+	replicas  atomic.Int64 // live replicas seen at the last health round
+	lastLag   atomic.Int64 // nanoseconds, the last change applied
 	fatal     atomic.Pointer[error]
 
 	mu      sync.Mutex
@@ -100,14 +102,17 @@ type Cluster struct {
 	sets    map[string]*shared // by kind
 	order   []*shared
 	onEvent map[string][]func(Event)
-	upCh    chan struct{} // closed and replaced at every down → up
+	tasks   []func(context.Context, rueidis.Client) error // run every HealthInterval while up
+	upCh    chan struct{}                                 // closed and replaced at every down → up
 
-	outbox   *outbox
-	wakeW    chan struct{} // the writer
-	resync   chan struct{} // the follower: reload every shared set
-	metrics  *metrics
-	startRun sync.Once
-	wg       sync.WaitGroup
+	outbox    *outbox
+	wakeW     chan struct{} // the writer
+	resync    chan struct{} // the follower: reload every shared set
+	metrics   *metrics
+	startRun  sync.Once
+	closeOnce sync.Once
+	closed    atomic.Bool
+	wg        sync.WaitGroup
 }
 
 // Open connects to Redis, checks the fingerprint key against the cluster's
@@ -190,6 +195,9 @@ func randomID() string {
 
 // connect returns the client, making it when Redis first answers.
 func (c *Cluster) connect() (rueidis.Client, error) {
+	if c.closed.Load() {
+		return nil, errors.New("closed")
+	}
 	if p := c.client.Load(); p != nil {
 		return *p, nil
 	}
@@ -197,7 +205,7 @@ func (c *Cluster) connect() (rueidis.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !c.client.CompareAndSwap(nil, &cl) {
+	if !c.client.CompareAndSwap(nil, &cl) || c.closed.Load() {
 		cl.Close()
 	}
 	return *c.client.Load(), nil
@@ -325,9 +333,20 @@ func (c *Cluster) check(ctx context.Context) error {
 	runKey := c.Key("runid")
 	fresh := randomID()
 	b := cl.B()
+	// The live replicas: a sorted set of replica ids scored by their last
+	// health round (one key: one slot on Redis Cluster).
+	now := c.now()
+	live := c.Key("replicas")
 	res := cl.DoMulti(ctx,
 		b.Set().Key(runKey).Value(fresh).Nx().Build(),
-		b.Get().Key(runKey).Build())
+		b.Get().Key(runKey).Build(),
+		b.Zadd().Key(live).ScoreMember().ScoreMember(float64(now.UnixMilli()), c.replica).Build(),
+		b.Zremrangebyscore().Key(live).Min("-inf").Max(strconv.FormatInt(now.Add(-replicaTTL(c.opts.HealthInterval)).UnixMilli(), 10)).Build(),
+		b.Zcard().Key(live).Build(),
+		b.Pexpire().Key(live).Milliseconds(replicaTTL(c.opts.HealthInterval).Milliseconds()*10).Build())
+	if n, err := res[4].AsInt64(); err == nil {
+		c.replicas.Store(n)
+	}
 	if err := res[0].Error(); err != nil && !rueidis.IsRedisNil(err) {
 		c.countErr("health", err)
 		c.markDown(err)
@@ -341,10 +360,16 @@ func (c *Cluster) check(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	prev := c.runID
-	c.runID = id
 	reseeds := append([]func(context.Context){}, c.reseeds...)
 	sets := append([]*shared{}, c.order...)
 	c.mu.Unlock()
+	// The run id is recorded after the re-seed: until then the follower
+	// does not load (an empty Redis would empty the local lists).
+	defer func() {
+		c.mu.Lock()
+		c.runID = id
+		c.mu.Unlock()
+	}()
 	if id != prev && (prev != "" || id == fresh) {
 		// Redis holds none of this replica's state: write it back.
 		c.log.Info().Str("run_id", id).Bool("was_known", prev != "").Msg("redis holds none of this replica's state: re-seeding it")
@@ -360,7 +385,7 @@ func (c *Cluster) check(ctx context.Context) error {
 			f(rctx)
 		}
 		rcancel()
-		c.kick(c.resync)
+		defer c.kick(c.resync)
 	}
 	c.markUp()
 	return nil
@@ -390,15 +415,21 @@ func (c *Cluster) checkFingerprint(ctx context.Context, cl rueidis.Client) error
 }
 
 // Run runs the health checks, the writer of queued changes and the
-// follower of the events stream until ctx ends. Register the shared sets
-// (ShareList, ShareTokens, ShareAttacks, OnEvent, OnReseed) before.
+// follower of the events stream until ctx ends, then closes the client.
+// Register the shared sets (ShareList, ShareTokens, ShareAttacks, OnEvent,
+// OnReseed) before.
 func (c *Cluster) Run(ctx context.Context) {
 	c.startRun.Do(func() {
 		c.wg.Add(3)
 		go func() { defer c.wg.Done(); c.healthLoop(ctx) }()
 		go func() { defer c.wg.Done(); c.writeLoop(ctx) }()
-		go func() { defer c.wg.Done(); c.followLoop(ctx) }()
+		go func() { defer c.wg.Done(); c.taskLoop(ctx) }()
+		follower := make(chan struct{})
+		go func() { defer close(follower); c.followLoop(ctx) }()
 		c.wg.Wait()
+		// A blocked XREAD does not heed ctx: closing the client ends it.
+		c.Close()
+		<-follower
 	})
 }
 
@@ -419,26 +450,50 @@ func (c *Cluster) healthLoop(ctx context.Context) {
 	}
 }
 
-// Close closes the client. Call it after Run returned.
+// Close closes the client (Run does when it ends; Close is for a Cluster
+// opened but never run).
 func (c *Cluster) Close() {
-	if cl := c.cli(); cl != nil {
-		cl.Close()
-	}
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		if cl := c.cli(); cl != nil {
+			cl.Close()
+		}
+	})
 }
 
-// Status is what /v1/status says of Redis.
+// replicaTTL is how long a replica counts as live after its last health
+// round.
+func replicaTTL(health time.Duration) time.Duration { return max(3*health, 3*time.Second) }
+
+// Replicas returns the live replicas (this one included) seen at the last
+// health round; at least 1. It suits behaviour.EngineConfig.Replicas.
+func (c *Cluster) Replicas() int { return int(max(c.replicas.Load(), 1)) }
+
+// Status is what /v1/status says of Redis (adminapi.ClusterStatus takes
+// its fields from it).
 type Status struct {
-	Up          bool      `json:"up"`
-	DownSince   time.Time `json:"down_since,omitzero"`
-	ReplicaID   string    `json:"replica_id"`
-	OutboxDepth int       `json:"outbox_depth"`
+	Up        bool      // Redis answered the last health round
+	DownSince time.Time // zero while up
+	// Mode is "standalone" or "cluster" (adminapi.ClusterMode…).
+	Mode        string
+	ReplicaID   string
+	Replicas    int
+	OutboxDepth int
+	// PropagationLag is the time the last change of another replica took
+	// from its write in Redis to its application here; zero before one.
+	PropagationLag time.Duration
 	// Error is set when sharing stopped for good (fingerprint mismatch).
-	Error string `json:"error,omitempty"`
+	Error string
 }
 
 // Status returns the link's state; cheap, safe concurrently.
 func (c *Cluster) Status() Status {
-	st := Status{Up: c.Up(), DownSince: c.DownSince(), ReplicaID: c.replica, OutboxDepth: c.outbox.len()}
+	mode := "standalone"
+	if c.opts.Cluster || len(c.opts.Addrs) > 1 {
+		mode = "cluster"
+	}
+	st := Status{Up: c.Up(), DownSince: c.DownSince(), Mode: mode, ReplicaID: c.replica,
+		Replicas: c.Replicas(), OutboxDepth: c.outbox.len(), PropagationLag: time.Duration(c.lastLag.Load())}
 	if e := c.fatal.Load(); e != nil {
 		st.Error = (*e).Error()
 	}
@@ -520,9 +575,9 @@ type shared struct {
 	// locally, never published).
 	apply func(op, field string, value []byte)
 	// load receives the whole set from Redis (the start, a reconcile, after
-	// Redis came back); first is true the first time. It returns the local
-	// entries Redis lacks that must be published (first load only).
-	load func(all map[string]string, first bool)
+	// Redis came back); first is true the first time, since is when the read
+	// began. It returns fields to prune from the hash (expired, unreadable).
+	load func(all map[string]string, first bool, since time.Time) []string
 	// local lists this replica's state, to re-seed a Redis that lost it.
 	local  func() []change
 	loaded bool
@@ -537,6 +592,38 @@ func (c *Cluster) register(s *shared) {
 	}
 	c.sets[s.kind] = s
 	c.order = append(c.order, s)
+}
+
+// every registers a task run every HealthInterval while Redis is up, in one
+// goroutine. Register before Run.
+func (c *Cluster) every(f func(context.Context, rueidis.Client) error) {
+	c.mu.Lock()
+	c.tasks = append(c.tasks, f)
+	c.mu.Unlock()
+}
+
+func (c *Cluster) taskLoop(ctx context.Context) {
+	t := time.NewTicker(c.opts.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cl := c.cli()
+		if cl == nil || !c.Up() {
+			continue
+		}
+		c.mu.Lock()
+		tasks := append([]func(context.Context, rueidis.Client) error{}, c.tasks...)
+		c.mu.Unlock()
+		for _, f := range tasks {
+			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			c.countErr("task", f(tctx, cl))
+			cancel()
+		}
+	}
 }
 
 // OnEvent registers f for the events of kind published by other replicas
@@ -568,9 +655,19 @@ func (c *Cluster) followLoop(ctx context.Context) {
 	reconcile := time.NewTicker(c.opts.ReconcileInterval)
 	defer reconcile.Stop()
 	last := ""
+	var d rueidis.DedicatedClient
+	defer func() {
+		if d != nil {
+			d.Close()
+		}
+	}()
 	for ctx.Err() == nil {
 		cl := c.cli()
 		if cl == nil || !c.Up() {
+			if d != nil {
+				d.Close()
+				d = nil
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -587,6 +684,10 @@ func (c *Cluster) followLoop(ctx context.Context) {
 		}
 		if last == "" {
 			id, err := c.loadAll(ctx, cl)
+			if errors.Is(err, errRunChanged) {
+				c.pause(ctx, 100*time.Millisecond)
+				continue
+			}
 			if err != nil {
 				c.countErr("load", err)
 				c.log.Warn().Err(err).Msg("redis: loading the shared state failed, retrying")
@@ -595,14 +696,23 @@ func (c *Cluster) followLoop(ctx context.Context) {
 			}
 			last = id
 		}
+		// XREAD BLOCK runs on a dedicated connection, closed to end it at
+		// shutdown (a blocked read does not heed ctx).
+		if d == nil {
+			d, _ = cl.Dedicate()
+		}
 		rctx, cancel := context.WithTimeout(ctx, followBlock+3*time.Second)
-		res, err := cl.Do(rctx, cl.B().Xread().Count(1000).Block(followBlock.Milliseconds()).
+		stop := context.AfterFunc(ctx, d.Close)
+		res, err := d.Do(rctx, d.B().Xread().Count(1000).Block(followBlock.Milliseconds()).
 			Streams().Key(c.eventsKey()).Id(last).Build()).AsXRead()
 		cancel()
+		if !stop() {
+			d = nil // closed by AfterFunc
+			return
+		}
 		if err != nil && !rueidis.IsRedisNil(err) {
-			if ctx.Err() != nil {
-				return
-			}
+			d.Close()
+			d = nil
 			c.countErr("follow", err)
 			last = ""
 			c.pause(ctx, 200*time.Millisecond)
@@ -614,6 +724,10 @@ func (c *Cluster) followLoop(ctx context.Context) {
 		}
 	}
 }
+
+// errRunChanged: Redis' run id is not the one this replica knows (Redis
+// lost its data): loading waits for the health round's re-seed.
+var errRunChanged = errors.New("redis run id changed: waiting for the re-seed")
 
 // followBlock is how long one XREAD waits for events.
 const followBlock = 2 * time.Second
@@ -637,7 +751,9 @@ func (c *Cluster) applyEntry(e rueidis.XRangeEntry) {
 	ev := Event{ID: e.ID, Kind: fv["k"], Op: fv["o"], Field: fv["f"], Value: []byte(fv["v"]), Replica: fv["r"]}
 	if ms, _, ok := strings.Cut(e.ID, "-"); ok {
 		if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
-			c.metrics.lag.Observe(max(0, c.now().Sub(time.UnixMilli(n)).Seconds()))
+			lag := max(0, c.now().Sub(time.UnixMilli(n)))
+			c.lastLag.Store(int64(lag))
+			c.metrics.lag.Observe(lag.Seconds())
 		}
 	}
 	c.mu.Lock()
@@ -666,12 +782,24 @@ func (c *Cluster) loadAll(ctx context.Context, cl rueidis.Client) (string, error
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	since := time.Now()
 	b := cl.B()
 	cmds := rueidis.Commands{b.Xrevrange().Key(c.eventsKey()).End("+").Start("-").Count(1).Build()}
 	for _, s := range sets {
 		cmds = append(cmds, b.Hgetall().Key(s.hash).Build())
 	}
+	cmds = append(cmds, b.Get().Key(c.Key("runid")).Build())
 	res := cl.DoMulti(ctx, cmds...)
+	// A Redis that lost its data is not loaded before this replica re-seeded
+	// it (the health round does, then records the run id).
+	run, err := res[len(res)-1].ToString()
+	c.mu.Lock()
+	known := c.runID
+	c.mu.Unlock()
+	if err != nil || run != known {
+		c.kick(c.resync)
+		return "", errRunChanged
+	}
 	last := "0-0"
 	xs, err := res[0].AsXRange()
 	if err != nil {
@@ -686,9 +814,15 @@ func (c *Cluster) loadAll(ctx context.Context, cl rueidis.Client) (string, error
 			return "", err
 		}
 	}
+	var prune rueidis.Commands
 	for i, s := range sets {
-		s.load(maps[i], !s.loaded)
+		if fields := s.load(maps[i], !s.loaded, since); len(fields) > 0 {
+			prune = append(prune, b.Hdel().Key(s.hash).Field(fields...).Build())
+		}
 		s.loaded = true
+	}
+	for _, r := range cl.DoMulti(ctx, prune...) {
+		c.countErr("prune", r.Error())
 	}
 	c.metrics.reconciles.Inc()
 	return last, nil

@@ -24,6 +24,12 @@
 //	p+"{shared}:list:block"     HASH of the block list: field kind+"\x00"+value,
 //	p+"{shared}:list:allow"     value the entry's JSON (absolute expiry, reason,
 //	                            attack id); the allow list likewise
+//	p+"{shared}:honeytokens"    HASH fingerprint → honeytoken JSON (kind, API, path,
+//	                            minted at, hit id): never the credential
+//	p+"{shared}:decoy:hits"     HASH "api path" → the cluster's hits of a decoy
+//	p+"{shared}:decoy:last"     HASH "api path" → its last hit, unix ms
+//	p+"replicas"                ZSET replica id → last health round (unix ms):
+//	                            Replicas() counts those seen within 3 rounds
 //
 // The shared hashes and the stream share the hash tag {shared}: one change
 // is written to both by one script (EVALSHA), atomically, on Redis Cluster
@@ -65,7 +71,12 @@
 //	    Log: log})
 //	// err wrapping ErrFingerprintMismatch: refuse to start. Redis down is no error.
 //	registry.MustRegister(c.Collectors()...)
-//	// after restore(): register the shared state (see ShareList), then
+//	// in restore(), instead of l.SetJournal(s.store.ListJournal(name)) after the
+//	// list was loaded from bbolt:
+//	c.ShareList(name, l, s.store.ListJournal(name)) // "allow" and "block"
+//	// after the trap's honeytokens and hits were restored, instead of
+//	// s.trap.Journal = s.store:
+//	c.ShareDecoys(s.trap, s.store)
 //	go c.Run(ctx) // until shutdown; then c.Close()
 //	// /v1/status: c.Status()
 package cluster

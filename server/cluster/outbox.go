@@ -35,11 +35,20 @@ type outbox struct {
 	q       []change
 	head    uint64         // sequence number of q[0]
 	pending map[string]int // kind "\x00" field → changes queued
-	dropped atomic.Uint64
+	// written holds when fields were last written (or dropped), for a
+	// reconcile to leave alone what changed since it read Redis; pruned
+	// past recentWindow.
+	written   map[string]time.Time
+	lastPrune time.Time
+	dropped   atomic.Uint64
 }
 
+// recentWindow is how long a written field is remembered: longer than a
+// reconcile's read can take.
+const recentWindow = time.Minute
+
 func newOutbox(max int) *outbox {
-	return &outbox{max: max, pending: make(map[string]int)}
+	return &outbox{max: max, pending: make(map[string]int), written: make(map[string]time.Time)}
 }
 
 func pendingKey(kind, field string) string { return kind + "\x00" + field }
@@ -57,11 +66,21 @@ func (o *outbox) push(ch change) {
 
 // removeFront removes the n oldest changes; o.mu held.
 func (o *outbox) removeFront(n int) {
+	now := time.Now()
+	if now.Sub(o.lastPrune) > recentWindow {
+		for k, t := range o.written {
+			if now.Sub(t) > recentWindow {
+				delete(o.written, k)
+			}
+		}
+		o.lastPrune = now
+	}
 	for i := 0; i < n; i++ {
 		k := pendingKey(o.q[i].kind, o.q[i].field)
 		if o.pending[k]--; o.pending[k] <= 0 {
 			delete(o.pending, k)
 		}
+		o.written[k] = now
 		o.q[i] = change{}
 	}
 	o.q = o.q[n:]
@@ -98,11 +117,17 @@ func (o *outbox) len() int {
 	return len(o.q)
 }
 
-// isPending reports whether a change of a field is queued.
-func (o *outbox) isPending(kind, field string) bool {
+// changedSince reports whether a change of a field is queued, or was
+// written after since.
+func (o *outbox) changedSince(kind, field string, since time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.pending[pendingKey(kind, field)] > 0
+	k := pendingKey(kind, field)
+	if o.pending[k] > 0 {
+		return true
+	}
+	t, ok := o.written[k]
+	return ok && !t.Before(since)
 }
 
 // enqueue queues a local change and wakes the writer; it never waits for
@@ -129,10 +154,13 @@ return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
   'k', ARGV[6], 'o', op, 'f', ARGV[2], 'v', ARGV[3], 'r', ARGV[5])
 `
 
-var writeScriptSHA = func() string {
-	h := sha1.Sum([]byte(writeScript))
+var writeScriptSHA = scriptSHA(writeScript)
+
+// scriptSHA is a script's SHA1, its name for EVALSHA.
+func scriptSHA(script string) string {
+	h := sha1.Sum([]byte(script))
 	return hex.EncodeToString(h[:])
-}()
+}
 
 // loadScript loads a script on every node (after NOSCRIPT: Redis restarted
 // or a node joined).
