@@ -15,14 +15,14 @@ import (
 // fastModels are a short lease and quick rounds, for tests.
 var fastModels = ModelOptions{Lease: 600 * time.Millisecond, Renew: 100 * time.Millisecond, Poll: 50 * time.Millisecond, Log: zerolog.Nop()}
 
-// replica is one replica's Cluster and Models, running until stop.
-type replica struct {
+// modelReplica is one replica's Cluster and Models, running until stop.
+type modelReplica struct {
 	c    *Cluster
 	m    *Models
 	stop func()
 }
 
-func startReplica(t *testing.T, addr, id string, e func(*Models) ModelEngine, mo ...ModelOptions) *replica {
+func startReplica(t *testing.T, addr, id string, e func(*Models) ModelEngine, mo ...ModelOptions) *modelReplica {
 	t.Helper()
 	o := testOptions(addr)
 	o.ReplicaID = id
@@ -39,7 +39,7 @@ func startReplica(t *testing.T, addr, id string, e func(*Models) ModelEngine, mo
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
-	return &replica{c: c, m: m, stop: stop}
+	return &modelReplica{c: c, m: m, stop: stop}
 }
 
 // noModels is an engine without models.
