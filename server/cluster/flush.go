@@ -24,8 +24,8 @@ import (
 //go:embed flush.lua
 var flushLua string
 
-// flushSHA names flush.lua for EVALSHA; FlushOnce sends the script whole
-// (EVAL) to a server that does not know it yet (first use, a restart).
+// flushSHA names flush.lua for EVALSHA; FlushOnce loads the script on a
+// server that does not know it yet (first use, a restart).
 var flushSHA = sha1Hex(flushLua)
 
 func sha1Hex(s string) string {
@@ -214,23 +214,26 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 	}
 	res := cl.DoMulti(tctx, cmds...)
 	sent := len(cmds)
-	// A server that does not know the script yet: send it whole, once per
-	// identity that met NOSCRIPT (all of them, usually).
+	// A server that does not know the script yet (first use, a restart):
+	// load it on every node once and send those identities again, rather
+	// than the script whole with each of them.
 	var again []int
 	for i, r := range res {
-		if e, ok := rueidis.IsRedisErr(r.Error()); ok && e.IsNoScript() {
+		if isNoScript(r.Error()) {
 			again = append(again, i)
 		}
 	}
 	if len(again) > 0 {
-		evals := make(rueidis.Commands, len(again))
-		for j, i := range again {
-			evals[j] = cl.B().Eval().Script(flushLua).Numkeys(1).Key(keys[i]).Arg(args[i]...).Build()
+		if err := loadScript(tctx, cl, flushLua); err == nil {
+			retry := make(rueidis.Commands, len(again))
+			for j, i := range again {
+				retry[j] = cl.B().Evalsha().Sha1(flushSHA).Numkeys(1).Key(keys[i]).Arg(args[i]...).Build()
+			}
+			for j, r := range cl.DoMulti(tctx, retry...) {
+				res[again[j]] = r
+			}
+			sent += len(cl.Nodes()) + len(retry)
 		}
-		for j, r := range cl.DoMulti(tctx, evals...) {
-			res[again[j]] = r
-		}
-		sent += len(evals)
 	}
 
 	windows := make([]behaviour.SharedWindow, 0, len(batch))
