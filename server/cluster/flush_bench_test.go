@@ -146,4 +146,24 @@ func BenchmarkFlushRoundTrip(b *testing.B) {
 	cmds1, bytes1 := redisCounters(b, r.Addr())
 	b.ReportMetric(float64(cmds1-cmds0)/float64(b.N), "cmds/flush")
 	b.ReportMetric(float64(bytes1-bytes0)/float64(b.N), "redisB/flush")
+	b.ReportMetric(redisUsecPerCall(b, r.Addr()), "redis-µs/identity")
+}
+
+// redisUsecPerCall is Redis's own time per EVALSHA, from INFO commandstats.
+func redisUsecPerCall(tb testing.TB, addr string) float64 {
+	info, err := redistest.Command(addr, "INFO", "commandstats")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:"); ok {
+			for _, kv := range strings.Split(v, ",") {
+				if u, ok := strings.CutPrefix(kv, "usec_per_call="); ok {
+					f, _ := strconv.ParseFloat(u, 64)
+					return f
+				}
+			}
+		}
+	}
+	return 0
 }
