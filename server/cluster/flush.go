@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,6 +85,8 @@ type Flusher struct {
 
 	ttl, keepShort, keepLong string
 	seqField                 string // q<random id>: this flusher's last segment applied, per identity
+
+	lastOK atomic.Int64 // unix ns of the last flush that succeeded
 
 	mu      sync.Mutex // one flush at a time
 	seq     uint64     // the last flush's segment number
@@ -190,6 +193,9 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 	f.seq++
 	batch := f.withPending(f.seq, f.engine.CollectShared(ctx))
 	if len(batch) == 0 {
+		if f.redis.Up() { // nothing to send, nothing behind
+			f.lastOK.Store(time.Now().UnixNano())
+		}
 		return nil
 	}
 	start := time.Now()
@@ -265,7 +271,18 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 		f.errs.Inc()
 		return fmt.Errorf("flush to redis: %d of %d identities failed: %w", failed, len(batch), first)
 	}
+	f.lastOK.Store(time.Now().UnixNano())
 	return nil
+}
+
+// LastFlush returns when a flush last succeeded (every identity sent and
+// read back, or nothing to send while Redis is up); zero before the
+// first. For /v1/status.
+func (f *Flusher) LastFlush() time.Time {
+	if n := f.lastOK.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 var errNotConnected = errors.New("not connected (redis never answered)")

@@ -183,9 +183,16 @@ func TestFlushGivesUpOnAStoppedRedis(t *testing.T) {
 		Buckets:  []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{5}}},
 		Sketches: []behaviour.SharedSketch{{Sketch: 1, Epoch: 9, Regs: regs(map[int]byte{1: 6})}},
 	}}
+	ok := f.LastFlush()
+	if ok.IsZero() {
+		t.Fatal("LastFlush zero after a flush")
+	}
 	start := time.Now()
 	err := f.FlushOnce(ctx)
 	took := time.Since(start)
+	if f.LastFlush() != ok {
+		t.Fatal("a failed flush moved LastFlush")
+	}
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("flush against a stopped redis: %v", err)
 	}
