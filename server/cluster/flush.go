@@ -528,5 +528,20 @@ func mergeSketches(a, b []behaviour.SharedSketch) []behaviour.SharedSketch {
 			}
 		}
 	}
-	return out
+	// Only a sketch's newest epoch and the one before are live (as
+	// flush.lua prunes): a carry through a long outage stays small.
+	var newest [256]int64
+	var seen [256]bool
+	for _, x := range out {
+		if !seen[x.Sketch] || x.Epoch > newest[x.Sketch] {
+			newest[x.Sketch], seen[x.Sketch] = x.Epoch, true
+		}
+	}
+	live := out[:0]
+	for _, x := range out {
+		if x.Epoch >= newest[x.Sketch]-1 {
+			live = append(live, x)
+		}
+	}
+	return live
 }

@@ -378,3 +378,27 @@ func TestFlushResendsAfterRedisLostItsData(t *testing.T) {
 	r.Restart()
 	eventually(t, 10*time.Second, "ResendShared after redis restarted empty", func() bool { return e.n.Load() > 0 })
 }
+
+// Deltas carried through a long outage keep only the live sketch epochs
+// (the newest of each sketch and the one before), register-wise max.
+func TestMergeSketchesKeepsLiveEpochs(t *testing.T) {
+	var carried []behaviour.SharedSketch
+	for e := int64(1); e <= 50; e++ {
+		carried = mergeSketches(carried, []behaviour.SharedSketch{
+			{Sketch: 0, Epoch: e, Regs: regs(map[int]byte{int(e): 1})},
+			{Sketch: 2, Epoch: e / 10, Regs: regs(map[int]byte{int(e): 2})},
+		})
+	}
+	if len(carried) != 4 {
+		t.Fatalf("%d sketches carried, want 4: %+v", len(carried), carried)
+	}
+	for _, s := range carried {
+		switch {
+		case s.Sketch == 0 && (s.Epoch == 49 || s.Epoch == 50) && s.Regs[s.Epoch] == 1:
+		case s.Sketch == 2 && s.Epoch == 4 && s.Regs[40] == 2 && s.Regs[49] == 2 && s.Regs[39] == 0:
+		case s.Sketch == 2 && s.Epoch == 5 && s.Regs[50] == 2:
+		default:
+			t.Fatalf("carried %+v", s)
+		}
+	}
+}
