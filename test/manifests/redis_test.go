@@ -271,40 +271,8 @@ func TestRedisStartScript(t *testing.T) {
 	}
 	cfg := budgetConfig(t, text)
 
-	run := func(t *testing.T, password string) (port int, stop func(), out func() string, exited <-chan error) {
-		t.Helper()
-		dir := t.TempDir()
-		for _, sub := range []string{"auth", "run", "data"} {
-			if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, "auth", "password"), []byte(password), 0o400); err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		script := strings.NewReplacer(
-			"/etc/redis-auth/", filepath.Join(dir, "auth")+"/",
-			"/run/redis/", filepath.Join(dir, "run")+"/",
-			"--dir /data", "--dir "+filepath.Join(dir, "data"),
-			"exec redis-server ", fmt.Sprintf("exec %s --port %d --bind 127.0.0.1 ", server, port),
-		).Replace(c.Args[0])
-		ctx, cancel := context.WithCancel(context.Background())
-		cmd := exec.CommandContext(ctx, "sh", "-c", script)
-		var buf lockedBuffer
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		stop = func() { cancel(); <-done }
-		return port, stop, buf.String, done
+	run := func(t *testing.T, password string) (int, func(), func() string, <-chan error) {
+		return runRedisScript(t, server, c.Args[0], "/etc/redis-auth/password", password)
 	}
 
 	for _, pw := range []string{secretData(r.secret)["password"], "with space", "quote'd"} {
@@ -323,6 +291,56 @@ func TestRedisStartScript(t *testing.T) {
 	password := strings.Repeat("5eed", 16)
 	port, stop, out, exited := run(t, password)
 	defer stop()
+	checkRedisACL(t, cli, port, out, exited, cfg, password)
+}
+
+// runRedisScript runs a Redis start script of the examples with a real
+// redis-server: its password file (passwordFile in the script) holds password,
+// /run/redis/ and --dir /data are moved into a temporary directory, and Redis
+// listens on a free loopback port. A script written for compose has $$ for $.
+func runRedisScript(t *testing.T, server, script, passwordFile, password string) (port int, stop func(), out func() string, exited <-chan error) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, sub := range []string{"run", "data"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pwPath := filepath.Join(dir, "password")
+	if err := os.WriteFile(pwPath, []byte(password), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	script = strings.NewReplacer(
+		"$$", "$",
+		passwordFile, pwPath,
+		"/run/redis/", filepath.Join(dir, "run")+"/",
+		"--dir /data", "--dir "+filepath.Join(dir, "data"),
+		"exec redis-server ", fmt.Sprintf("exec %s --port %d --bind 127.0.0.1 ", server, port),
+	).Replace(script)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "sh", "-c", script)
+	var buf lockedBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stop = func() { cancel(); <-done }
+	return port, stop, buf.String, done
+}
+
+// checkRedisACL: the Redis on port admits redis.username with password, on
+// keys under redis.key_prefix only, and refuses a wrong password and the
+// default user.
+func checkRedisACL(t *testing.T, cli string, port int, out func() string, exited <-chan error, cfg *config.Config, password string) {
+	t.Helper()
 	redis := func(user, pass string, args ...string) string {
 		cmd := exec.Command(cli, append([]string{"-p", strconv.Itoa(port), "--no-auth-warning", "--user", user, "--pass", pass}, args...)...)
 		b, _ := cmd.CombinedOutput()
@@ -351,6 +369,31 @@ func TestRedisStartScript(t *testing.T) {
 	if got := redis("default", "", "PING"); got == "PONG" {
 		t.Error("the default user is admitted")
 	}
+}
+
+// TestComposeRedisScript runs the compose example's redis start script with a
+// real redis-server and a password as gen-certs.sh makes it: the replicas'
+// ACL user gets the keys of their prefix only.
+func TestComposeRedisScript(t *testing.T) {
+	server := vigilbin.Tool(t, "redis-server", "Debian package redis-server")
+	cli := vigilbin.Tool(t, "redis-cli", "Debian package redis-tools")
+	f := loadCompose(t)
+	rs := f.Services["redis"]
+	if len(rs.Command) != 3 {
+		t.Fatalf("redis: command %q, want sh -c SCRIPT", rs.Command)
+	}
+	pw := redisPasswordRE.FindStringSubmatch(rs.Command[2])
+	if pw == nil {
+		t.Fatal("redis: the script reads no password file")
+	}
+	cfg, err := config.Load(filepath.Join(envoyDir, "vigil-compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := strings.Repeat("c0de", 16)
+	port, stop, out, exited := runRedisScript(t, server, rs.Command[2], pw[1], password)
+	defer stop()
+	checkRedisACL(t, cli, port, out, exited, cfg, password)
 }
 
 // lockedBuffer is a bytes.Buffer a process writes while the test reads it.
