@@ -103,6 +103,9 @@ func (st *state) emit(loc Location, raw []byte, mode decodeMode) {
 	st.values++
 	st.total += len(raw)
 	if len(raw) == 0 {
+		if st.visit != nil {
+			st.visit(loc, st.path, raw)
+		}
 		return
 	}
 	v, dec := st.normalize(raw, mode)
