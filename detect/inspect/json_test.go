@@ -130,3 +130,11 @@ func TestInspectionDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+func TestSensitiveFilesAreLowerCase(t *testing.T) {
+	for _, f := range sensitiveFiles {
+		if strings.ToLower(f) != f || strings.Contains(f, "\\") {
+			t.Errorf("sensitive file %q: detectTraversal matches lower-case patterns with '/'", f)
+		}
+	}
+}

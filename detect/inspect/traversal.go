@@ -23,12 +23,35 @@ func detectTraversal(v []byte) string {
 		}
 		dots = 0
 	}
-	for _, f := range sensitiveFiles {
-		if containsFold(v, f) {
-			return DetSensitiveFile
+	// One pass: patterns are tried only where their first byte is.
+	for i := 0; i < len(v); i++ {
+		c := foldByte(v[i])
+		for _, f := range sensitiveBy[c] {
+			if len(v)-i >= len(f) && hasPrefixFoldSep(v[i:], f) {
+				return DetSensitiveFile
+			}
 		}
 	}
 	return ""
+}
+
+// sensitiveBy indexes sensitiveFiles by their first byte.
+var sensitiveBy = func() (by [256][]string) {
+	for _, f := range sensitiveFiles {
+		by[f[0]] = append(by[f[0]], f)
+	}
+	return by
+}()
+
+// hasPrefixFoldSep reports whether v starts with pat (lower case, '/' for
+// both separators), ignoring case.
+func hasPrefixFoldSep(v []byte, pat string) bool {
+	for j := 0; j < len(pat); j++ {
+		if foldByte(v[j]) != pat[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // travByte reads one path character at the start of s, seeing through the
