@@ -119,6 +119,35 @@ func (t *Trap) Restore(fingerprint string, h *Honeytoken) {
 	}
 }
 
+// EachHoneytoken calls f for every planted honeytoken (the shared state of
+// several replicas re-seeds and reconciles from it).
+func (t *Trap) EachHoneytoken(f func(fingerprint string, h *Honeytoken)) {
+	t.tokens.Range(func(k, v any) bool {
+		f(k.(string), v.(*Honeytoken))
+		return true
+	})
+}
+
+// AddHits adds hits to a decoy's count and moves its last hit forward to
+// last (hits seen by other replicas); it reports whether the decoy exists.
+func (t *Trap) AddHits(api, path string, n int64, last time.Time) bool {
+	for _, d := range t.all {
+		if d.api == api && d.path == path {
+			d.hits.Add(n)
+			if ln := last.UnixNano(); !last.IsZero() {
+				for {
+					cur := d.last.Load()
+					if cur >= ln || d.last.CompareAndSwap(cur, ln) {
+						break
+					}
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
 // RestoreHits sets a decoy's hit count and last hit, read back from storage.
 func (t *Trap) RestoreHits(s Stats) {
 	for _, d := range t.all {

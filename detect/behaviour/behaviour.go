@@ -121,6 +121,8 @@ type stateExtra struct {
 	clientIPs []string
 	// attacks counts the attacks acted on (blocked or would-block).
 	attacks int
+	// shared holds the cluster's part of a shared state (shared.go).
+	shared *sharedState
 }
 
 func (s *identityState) ext() *stateExtra {
@@ -180,30 +182,58 @@ func inc16(p *uint16) {
 
 // advance moves the windows to now, clearing buckets that went by.
 func (s *identityState) advance(now int64) {
-	if h := now / int64(shortBucket); h != int64(s.shortHead) {
-		for i := int64(s.shortHead) + 1; i <= h && i <= int64(s.shortHead)+shortBuckets; i++ {
-			s.short[i%shortBuckets] = 0
-		}
-		if h > int64(s.shortHead) {
-			s.shortHead = int32(h)
-		}
-	}
-	if h := now / int64(longBucket); h != int64(s.longHead) {
-		for i := int64(s.longHead) + 1; i <= h && i <= int64(s.longHead)+longBuckets; i++ {
-			s.long[i%longBuckets] = [numCounters]uint16{}
-			s.longBytes[i%longBuckets] = 0
-		}
-		if h > int64(s.longHead) {
-			s.longHead = int32(h)
-		}
-	}
+	s.advanceShort(now / int64(shortBucket))
+	s.advanceLong(now / int64(longBucket))
 	s.rotate(now)
 }
 
+// advanceShort moves the rate window's newest bucket to h (never back).
+func (s *identityState) advanceShort(h int64) {
+	if h == int64(s.shortHead) {
+		return
+	}
+	sh := s.sharedPart()
+	for i := int64(s.shortHead) + 1; i <= h && i <= int64(s.shortHead)+shortBuckets; i++ {
+		s.short[i%shortBuckets] = 0
+		if sh != nil {
+			sh.peerShort[i%shortBuckets], sh.sentShort[i%shortBuckets] = 0, 0
+		}
+	}
+	if h > int64(s.shortHead) {
+		s.shortHead = int32(h)
+	}
+}
+
+// advanceLong moves the long window's newest bucket to h (never back).
+func (s *identityState) advanceLong(h int64) {
+	if h == int64(s.longHead) {
+		return
+	}
+	sh := s.sharedPart()
+	for i := int64(s.longHead) + 1; i <= h && i <= int64(s.longHead)+longBuckets; i++ {
+		s.long[i%longBuckets] = [numCounters]uint16{}
+		s.longBytes[i%longBuckets] = 0
+		if sh != nil {
+			sh.peerLong[i%longBuckets], sh.sentLong[i%longBuckets] = [numCounters]uint32{}, [numCounters]uint16{}
+			sh.peerBytes[i%longBuckets], sh.sentBytes[i%longBuckets] = 0, 0
+		}
+	}
+	if h > int64(s.longHead) {
+		s.longHead = int32(h)
+	}
+}
+
+// longSum, respBytes and shortSum sum a window's buckets; a shared
+// state's include the other replicas' part.
 func (s *identityState) longSum(c int) float64 {
 	var n uint64
 	for i := range s.long {
 		n += uint64(s.long[i][c])
+	}
+	if sh := s.sharedPart(); sh != nil {
+		for i := range sh.peerLong {
+			n += uint64(sh.peerLong[i][c])
+		}
 	}
 	return float64(n)
 }
@@ -213,6 +243,11 @@ func (s *identityState) respBytes() float64 {
 	for _, b := range s.longBytes {
 		n += uint64(b)
 	}
+	if sh := s.sharedPart(); sh != nil {
+		for _, b := range sh.peerBytes {
+			n += b
+		}
+	}
 	return float64(n)
 }
 
@@ -220,6 +255,11 @@ func (s *identityState) shortSum() float64 {
 	var n uint64
 	for _, v := range s.short {
 		n += uint64(v)
+	}
+	if sh := s.sharedPart(); sh != nil {
+		for _, v := range sh.peerShort {
+			n += uint64(v)
+		}
 	}
 	return float64(n)
 }

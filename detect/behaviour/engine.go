@@ -75,8 +75,8 @@ type EngineConfig struct {
 	// ShareFraction > 0 enables shared windows (shared.go): a state is
 	// shared once one of its window variables (the error ratio aside)
 	// passes this fraction of its limit (its effective Tx, and at least
-	// the variable's floor) on this replica, and stays shared until it is
-	// forgotten. Only shared states are collected for the store, so its
+	// the variable's floor) and 3 (minShareEvidence) on this replica, and
+	// stays shared until it is forgotten. Only shared states are collected for the store, so its
 	// traffic follows suspicious identities, not all traffic.
 	ShareFraction float64
 	// Trainer reports whether this replica trains the models (nil: it
@@ -88,9 +88,14 @@ type EngineConfig struct {
 	// about 1/Replicas of its additive counters: the trainer scales those
 	// variables of such states' training samples by it (see sampleScale).
 	Replicas func() int
-	// OnModelChange is called after Apply, Import and Relax changed a
-	// model locally, with the update that makes the same change on
-	// another replica (ApplyFromPeer); never for ApplyFromPeer or Adopt.
+	// OnModelChange is told of every change of a model made on this
+	// replica, for the server to pass it on: after Apply, Import and Relax
+	// with the update that makes the same knob and user-threshold change
+	// on another replica (ApplyFromPeer); and with a nil update after the
+	// trainer computed the learned thresholds (training ended, or a
+	// relearn), from the goroutine calling Consume (it must not block):
+	// publish Model(api) for the others to Adopt. Never for ApplyFromPeer,
+	// Adopt or Restore.
 	OnModelChange func(api string, u *ModelUpdate)
 }
 
@@ -124,6 +129,8 @@ type shard struct {
 	scratchExtra stateExtra
 	head         *identityState // most recently seen
 	tail         *identityState
+	// shared lists the shard's shared states (shared.go).
+	shared []*identityState
 
 	// Read by Stats, written only by the shard's worker.
 	nStates   [detect.NumKinds]atomic.Int64
@@ -275,7 +282,9 @@ func (e *Engine) Consume(t *detect.Transaction) {
 		return
 	}
 	m.requests.Add(1)
-	m.tick(t.Start)
+	if m.tick(t.Start) {
+		e.changed(m.name, nil)
+	}
 	primary, _ := primaryIdentity(t)
 	t.Prepare()
 	call := callFacts{login: m.api.IsLoginPath(t.Path)}
@@ -448,12 +457,16 @@ func (s *shard) update(st *identityState, w work) {
 		if st.flagged() == nil {
 			learning := !m.ready.Load()
 			feats := windowVars(w.kind)
+			scale := s.e.sampleScale(st)
 			// On the stack: sampleVector copies it only when its
 			// reservoir keeps it, so most samples allocate nothing.
 			var buf [numVars]float64
 			vec := buf[:len(feats)]
 			for i, v := range feats {
 				x := st.value(v)
+				if additive[v] {
+					x *= scale
+				}
 				vec[i] = x
 				m.sample(w.kind, v, x)
 				if learning && x > 0 {
@@ -485,12 +498,20 @@ func (s *shard) update(st *identityState, w work) {
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	var fired [numTypes]bool
 	any := false
+	// A state that nears a limit is shared (never the scratch state of a
+	// first call: its next call, as a state, is checked again).
+	share := s.e.cfg.ShareFraction > 0 && st.skSlots&skPrealloc == 0 && st.sharedPart() == nil
 	for v := range numVars {
 		d := varDefs[v]
 		if d.perRequest || d.kinds&(1<<w.kind) == 0 || !knobs[varType[v]].Enabled {
 			continue
 		}
-		if st.beyond(varID(v), st.value(varID(v)), extreme(ts, knobs, w.kind, varID(v))) {
+		x, tx := st.value(varID(v)), extreme(ts, knobs, w.kind, varID(v))
+		if share {
+			s.shareIfNear(st, varID(v), x, tx)
+			share = st.sharedPart() == nil
+		}
+		if st.beyond(varID(v), x, tx) {
 			fired[typeIndex(d.attack)] = true
 			any = true
 		}
@@ -503,6 +524,32 @@ func (s *shard) update(st *identityState, w work) {
 			s.e.raise(st, typ, t, nil)
 		}
 	}
+}
+
+// additive marks the variables that add up calls (or bytes) over a
+// window: with several replicas, each holds about its share of them.
+var additive = [numVars]bool{vRequestsPerMin: true, vErrors: true, vFailedRequests: true,
+	vLoginFailures: true, vResponseBytes: true, vDeletes: true}
+
+// sampleScale is what a state's additive variables are multiplied by in
+// its training samples (and the multivariate vector checked with them,
+// and the identity's own maxima): the live replicas (EngineConfig.Replicas)
+// for a state that is not shared, since Envoy spreads an identity's calls
+// over all replicas and such a state holds about 1/N of them; 1 for a
+// shared state, whose windows are already the cluster's, and for a single
+// node. Distinct counts (paths, users, IPs, agents, objects) are not
+// scaled, as no factor is right for them: 1/N of the calls shows from
+// 1/N of the distinct values (every call a new object) to all of them (an
+// identity's one IP and user agent), so they are learned as this replica
+// sees them, which can be below the cluster's value of the same identity
+// by up to N times; Tx's margin (at least 3 × the 99th percentile) covers
+// that for up to three replicas. The error ratio is a ratio, the same on
+// every replica.
+func (e *Engine) sampleScale(st *identityState) float64 {
+	if e.cfg.Replicas == nil || st.sharedPart() != nil {
+		return 1
+	}
+	return float64(max(e.cfg.Replicas(), 1))
 }
 
 // hash returns the 64-bit hash of a state's key; never 0.
@@ -567,6 +614,7 @@ func (s *shard) evict(old *identityState) {
 // evictKeyed forgets a state whose key hashes to h.
 func (s *shard) evictKeyed(old *identityState, h uint64) {
 	s.unlink(old)
+	s.unshare(old)
 	if s.states.get(h) == old {
 		s.states.del(h)
 	} else {

@@ -264,8 +264,12 @@ func (m *apiModel) sample(kind detect.Kind, v varID, x float64) {
 	m.mu.Unlock()
 }
 
-// tick moves training on: readiness, then relearning on the interval.
-func (m *apiModel) tick(now time.Time) {
+// tick moves training on: readiness, then relearning on the interval. It
+// reports whether it computed the learned thresholds (training ended, or
+// a relearn), for OnModelChange. A model of a replica that is not the
+// trainer (EngineConfig.Trainer) does neither: it takes its thresholds
+// and its readiness from Adopt.
+func (m *apiModel) tick(now time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if now.After(m.lastSeen) {
@@ -274,7 +278,10 @@ func (m *apiModel) tick(now time.Time) {
 	if m.start.IsZero() {
 		m.start = now
 		m.nextRelearn = now.Add(m.relearnEvery())
-		return
+		return false
+	}
+	if !m.training() {
+		return false
 	}
 	if !m.ready.Load() && now.Sub(m.start) >= m.cfg.Duration &&
 		m.requests.Load() >= m.cfg.MinRequests && m.identities.Load() >= m.cfg.MinIdentities {
@@ -283,7 +290,7 @@ func (m *apiModel) tick(now time.Time) {
 		m.readyAt = now
 		m.ready.Store(true)
 		m.nextRelearn = now.Add(m.relearnEvery())
-		return
+		return true
 	}
 	if !now.Before(m.nextRelearn) {
 		m.thresholds.Store(m.compute())
@@ -291,8 +298,14 @@ func (m *apiModel) tick(now time.Time) {
 			m.fitForests()
 		}
 		m.nextRelearn = now.Add(m.relearnEvery())
+		return true
 	}
+	return false
 }
+
+// training reports whether this replica trains the model (a single node
+// always does).
+func (m *apiModel) training() bool { return m.trainer == nil || m.trainer() }
 
 func (m *apiModel) relearnEvery() time.Duration {
 	if m.cfg.RelearnInterval > 0 {
@@ -305,9 +318,12 @@ func (m *apiModel) relearnEvery() time.Duration {
 // per-identity values, Tx the largest of the variable's floor, 3 × Tn and
 // 1.5 × the 99.9th percentile (2 × the largest value seen for per-request
 // variables). Percentiles ignore the few attackers hidden in training data;
-// user-set values win. Call with m.mu held (or before m is shared).
+// user-set values win. A replica that is not the trainer ignores its own
+// samples: its learned thresholds are the base the trainer published.
+// Call with m.mu held (or before m is shared).
 func (m *apiModel) compute() *thresholdSet {
 	ts := new(thresholdSet)
+	own := m.training()
 	for k := range detect.NumKinds {
 		for v := range numVars {
 			d := varDefs[v]
@@ -318,7 +334,7 @@ func (m *apiModel) compute() *thresholdSet {
 			if b, ok := m.base[userKey{detect.Kind(k), varID(v)}]; ok {
 				t = threshold{Tn: b.Tn, Tx: b.Tx}
 			}
-			if r := m.samples[k][v]; r != nil && r.seen >= minSamples(m.base != nil) {
+			if r := m.samples[k][v]; own && r != nil && r.seen >= minSamples(m.base != nil) {
 				q99, q999 := r.quantile(0.99), r.quantile(0.999)
 				t.Tn = q99
 				if d.perRequest {

@@ -12,12 +12,16 @@ import (
 // Envoy spreads an identity's calls over every replica, so each replica's
 // state of it holds about 1/N of its calls. A state becomes shared once
 // one of its window variables passes EngineConfig.ShareFraction of its
-// limit on this replica; from then on, until it is forgotten, the replica
-// hands its increments to the store (CollectShared) and installs the
-// cluster's merged windows read back (ApplyShared), and every decision on
-// it uses the cluster's windows plus what this replica has not flushed
-// yet. The engine knows nothing of the store: server/cluster moves
-// SharedDelta to it and SharedWindow back.
+// limit on this replica (and minShareEvidence); from then on, until it is
+// forgotten, the replica hands its increments to the store
+// (CollectShared) and installs the cluster's merged windows read back
+// (ApplyShared), and every decision on it uses the cluster's windows plus
+// what this replica has not flushed yet: per bucket, local + (cluster −
+// what this replica had sent when it read the cluster's); per sketch, the
+// register-wise max of its own and the cluster's. Only shared states
+// carry that part (sharedState, behind stateExtra.shared, 1,152 bytes);
+// the others keep their size. The engine knows nothing of the store:
+// server/cluster moves SharedDelta to it and SharedWindow back.
 
 // SharedKey names one identity's windows on one API, the same on every
 // replica.
@@ -114,28 +118,44 @@ func (e *Engine) CollectShared(ctx context.Context) []SharedDelta {
 	return out
 }
 
-// ApplyShared installs the cluster's merged windows read back from the
-// store. Windows of states that are not shared here (forgotten, or never
-// shared on this replica) are ignored, as are buckets and epochs that left
-// the window. Same concurrency as CollectShared.
-func (e *Engine) ApplyShared(ctx context.Context, ws []SharedWindow) {
-	if len(ws) == 0 {
-		return
-	}
+// ResendShared is for a store that lost its data (Redis restarted
+// empty): the next CollectShared sends every shared state's whole windows
+// again, as if none had been sent (its bucket counts and every sketch's
+// registers), so that the store holds this replica's part once more.
+// Called when the store still had them, it would count them twice. Same
+// concurrency as CollectShared.
+func (e *Engine) ResendShared(ctx context.Context) {
 	e.onShards(ctx, func(_ int, s *shard) {
-		for i := range ws {
-			if e.shardOf(ws[i].Key.ID) == s {
-				s.applyShared(&ws[i])
-			}
+		for _, st := range s.shared {
+			sh := st.extra.shared
+			sh.sentShort, sh.sentLong, sh.sentBytes = [shortBuckets]uint16{}, [longBuckets][numCounters]uint16{}, [longBuckets]uint32{}
+			sh.dirty, sh.idle = 1<<numSketches-1, 0
 		}
 	})
 }
 
-func (e *Engine) shardOf(id string) *shard {
-	if len(e.shards) == 1 {
-		return e.shards[0]
+// ApplyShared installs the cluster's merged windows read back from the
+// store. Windows of states that are not shared here (forgotten, or never
+// shared on this replica) are ignored, as are buckets and epochs that left
+// the window, sketches of the wrong length and buckets more than a bucket
+// past the API's latest call. Same concurrency as CollectShared.
+func (e *Engine) ApplyShared(ctx context.Context, ws []SharedWindow) {
+	if len(ws) == 0 {
+		return
 	}
-	return e.shards[e.shardIndex(id)]
+	parts := make([][]int, len(e.shards))
+	for i := range ws {
+		j := 0
+		if len(e.shards) > 1 {
+			j = int(e.shardIndex(ws[i].Key.ID))
+		}
+		parts[j] = append(parts[j], i)
+	}
+	e.onShards(ctx, func(j int, s *shard) {
+		for _, i := range parts[j] {
+			s.applyShared(&ws[i])
+		}
+	})
 }
 
 // onShards runs f on every shard, in the shard's goroutine when there
@@ -172,9 +192,318 @@ func (e *Engine) onShards(ctx context.Context, f func(int, *shard)) []bool {
 	return finished
 }
 
-// collectShared returns the deltas of the shard's shared states.
-func (s *shard) collectShared() []SharedDelta { return nil }
+// sharedState is the cluster's part of a shared state, behind
+// stateExtra.shared: an unshared state carries none of it.
+type sharedState struct {
+	// peer* hold, per bucket of the state's rings (same slots), the other
+	// replicas' part: the cluster's total when last read, minus what this
+	// replica had sent of that bucket then (never below 0).
+	peerShort [shortBuckets]uint32
+	peerLong  [longBuckets][numCounters]uint32
+	peerBytes [longBuckets]uint64
+	// sent* hold what this replica has collected of each of its buckets.
+	sentShort [shortBuckets]uint16
+	sentLong  [longBuckets][numCounters]uint16
+	sentBytes [longBuckets]uint32
+	// peerSk holds the cluster's registers of each sketch's current [0]
+	// and previous [1] epoch (the state's epochs).
+	peerSk [numSketches][2]hll
+	// est caches each sketch's estimate of local ∪ cluster (< 0: none).
+	est [numSketches]float64
+	// dirty marks the sketches that gained a register locally since the
+	// last collect.
+	dirty uint8
+	// idle counts the collects in a row that had nothing new to send.
+	idle int32
+	// pos is the state's index in shard.shared.
+	pos int
+}
+
+// sharedIdleCollects is how many collects in a row a shared state with
+// nothing new is still sent (empty, so that its window is read back): a
+// minute at the default 250 ms. Past it the replica stops asking for it
+// until it gets a call again, and the decision on that call uses the
+// window last read, older by the time it was idle (the flush that follows
+// brings it up to date).
+const sharedIdleCollects = 240
+
+func newSharedState(pos int) *sharedState {
+	sh := &sharedState{pos: pos, dirty: 1<<numSketches - 1}
+	for i := range sh.est {
+		sh.est[i] = -1
+	}
+	return sh
+}
+
+// sharedPart returns the cluster's part of a shared state, nil if the
+// state is not shared.
+func (s *identityState) sharedPart() *sharedState {
+	if s.extra == nil {
+		return nil
+	}
+	return s.extra.shared
+}
+
+// touched notes that sketch i gained a register locally.
+func (sh *sharedState) touched(i int) {
+	sh.dirty |= 1 << i
+	sh.est[i] = -1
+}
+
+// rotate moves the cluster's sketches from epochs (e0, w0) to (e1, w1),
+// as the state's own (never back).
+func (sh *sharedState) rotate(e0, e1, w0, w1 int32) {
+	for i := range numSketches {
+		from, to := e0, e1
+		if wideSketch(i) {
+			from, to = w0, w1
+		}
+		if to == from {
+			continue
+		}
+		p := &sh.peerSk[i]
+		if to == from+1 {
+			p[1] = p[0]
+		} else {
+			p[1] = hll{}
+		}
+		p[0] = hll{}
+		sh.est[i] = -1
+	}
+}
+
+// localRegs returns sketch i's registers of the current and the previous
+// epoch, whatever its form (zero when not allocated).
+func (s *identityState) localRegs(i int) (cur, prev hll) {
+	if !s.has(i) {
+		return
+	}
+	if d := s.densePair(i); d != nil {
+		return d.cur, d.prev
+	}
+	p := s.sparsePair(i)
+	for _, r := range p.cur {
+		if r != 0 {
+			cur[r>>8] = max(cur[r>>8], uint8(r))
+		}
+	}
+	for _, r := range p.prev {
+		if r != 0 {
+			prev[r>>8] = max(prev[r>>8], uint8(r))
+		}
+	}
+	return
+}
+
+// sharedEstimate is the distinct count of sketch i of a shared state over
+// both epochs: the register-wise max of this replica's sketches and the
+// cluster's, which is the sketch of every replica's values.
+func (s *identityState) sharedEstimate(sh *sharedState, i int) float64 {
+	if sh.est[i] < 0 {
+		u := sh.peerSk[i][0]
+		u.merge(&sh.peerSk[i][1])
+		cur, prev := s.localRegs(i)
+		u.merge(&cur)
+		u.merge(&prev)
+		sh.est[i] = u.estimate()
+	}
+	return sh.est[i]
+}
+
+// minShareEvidence is the value a variable must pass, whatever the
+// fraction, for a state to become shared: every identity shows an IP and
+// a user agent, and two or three 404s or failed logins in ten minutes are
+// everyday noise (at 0.1 of the default limits, one user agent, two
+// distinct missed paths or three misses would share most benign users).
+const minShareEvidence = 3
+
+// shareIfNear makes st shared when variable v's value x passes the
+// engine's ShareFraction of its limit tx (at least the variable's floor)
+// and minShareEvidence.
+func (s *shard) shareIfNear(st *identityState, v varID, x, tx float64) {
+	if v == vErrorRatio || x <= minShareEvidence || x <= s.e.cfg.ShareFraction*max(tx, varDefs[v].floor) {
+		return
+	}
+	st.ext().shared = newSharedState(len(s.shared))
+	s.shared = append(s.shared, st)
+}
+
+// unshare drops a state being forgotten from the shard's shared states.
+func (s *shard) unshare(st *identityState) {
+	sh := st.sharedPart()
+	if sh == nil {
+		return
+	}
+	last := s.shared[len(s.shared)-1]
+	s.shared[sh.pos] = last
+	last.extra.shared.pos = sh.pos
+	s.shared[len(s.shared)-1] = nil
+	s.shared = s.shared[:len(s.shared)-1]
+}
+
+// collectShared returns the deltas of the shard's shared states: the
+// buckets' increments since the last collect, the registers of the
+// sketches that changed; a state with nothing new goes empty, to have its
+// window read back, for sharedIdleCollects collects.
+func (s *shard) collectShared() []SharedDelta {
+	var out []SharedDelta
+	for _, st := range s.shared {
+		sh := st.extra.shared
+		d := SharedDelta{Key: SharedKey{API: st.model.name, Kind: st.kind, ID: st.id}}
+		for k := range int64(shortBuckets) {
+			idx := int64(st.shortHead) - k
+			if idx < 0 {
+				break
+			}
+			j := idx % shortBuckets
+			if l := st.short[j]; l > sh.sentShort[j] {
+				d.Buckets = append(d.Buckets, SharedBucket{Short: true, Index: idx, Counts: [5]uint32{uint32(l - sh.sentShort[j])}})
+				sh.sentShort[j] = l
+			}
+		}
+		for k := range int64(longBuckets) {
+			idx := int64(st.longHead) - k
+			if idx < 0 {
+				break
+			}
+			j := idx % longBuckets
+			var b SharedBucket
+			any := false
+			for c := range numCounters {
+				if l := st.long[j][c]; l > sh.sentLong[j][c] {
+					b.Counts[c] = uint32(l - sh.sentLong[j][c])
+					sh.sentLong[j][c] = l
+					any = true
+				}
+			}
+			if l := st.longBytes[j]; l > sh.sentBytes[j] {
+				b.Bytes = uint64(l - sh.sentBytes[j])
+				sh.sentBytes[j] = l
+				any = true
+			}
+			if any {
+				b.Index = idx
+				d.Buckets = append(d.Buckets, b)
+			}
+		}
+		for i := range numSketches {
+			if sh.dirty&(1<<i) == 0 || !st.has(i) {
+				continue
+			}
+			epoch := int64(st.skEpoch)
+			if wideSketch(i) {
+				epoch = int64(st.skWide)
+			}
+			cur, prev := st.localRegs(i)
+			if cur != (hll{}) {
+				d.Sketches = append(d.Sketches, SharedSketch{Sketch: uint8(i), Epoch: epoch, Regs: append([]byte(nil), cur[:]...)})
+			}
+			if prev != (hll{}) {
+				d.Sketches = append(d.Sketches, SharedSketch{Sketch: uint8(i), Epoch: epoch - 1, Regs: append([]byte(nil), prev[:]...)})
+			}
+		}
+		sh.dirty = 0
+		if len(d.Buckets) > 0 || len(d.Sketches) > 0 {
+			sh.idle = 0
+		} else if sh.idle++; sh.idle > sharedIdleCollects {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// maxRegister is the largest rank a register holds (split): a store's
+// larger value is clamped, as the merge needs a byte's high bit free.
+const maxRegister = 59
 
 // applyShared installs one identity's merged windows on its state, if
 // shared here.
-func (s *shard) applyShared(w *SharedWindow) {}
+func (s *shard) applyShared(w *SharedWindow) {
+	if int(w.Key.Kind) >= int(detect.NumKinds) {
+		return
+	}
+	s.e.mu.RLock()
+	m := s.e.models[w.Key.API]
+	s.e.mu.RUnlock()
+	if m == nil {
+		return
+	}
+	key := stateKey{m, w.Key.Kind, w.Key.ID}
+	st := s.lookup(key, s.hash(key))
+	if st == nil {
+		return
+	}
+	sh := st.sharedPart()
+	if sh == nil {
+		return
+	}
+	// The cluster's newest buckets and epochs may be past this state's
+	// (its last call here was a while ago): move it there first, but not
+	// past the API's latest call (a bucket's skew allowed).
+	m.mu.Lock()
+	last := m.lastSeen.UnixNano()
+	m.mu.Unlock()
+	hs, hl := int64(st.shortHead), int64(st.longHead)
+	e, wd := int64(st.skEpoch), int64(st.skWide)
+	for _, b := range w.Buckets {
+		if b.Short && b.Index <= last/int64(shortBucket)+1 {
+			hs = max(hs, b.Index)
+		} else if !b.Short && b.Index <= last/int64(longBucket)+1 {
+			hl = max(hl, b.Index)
+		}
+	}
+	for _, k := range w.Sketches {
+		switch {
+		case int(k.Sketch) >= numSketches:
+		case wideSketch(int(k.Sketch)) && k.Epoch <= last/int64(wideEpoch)+1:
+			wd = max(wd, k.Epoch)
+		case !wideSketch(int(k.Sketch)) && k.Epoch <= last/int64(sketchEpoch)+1:
+			e = max(e, k.Epoch)
+		}
+	}
+	st.advanceShort(hs)
+	st.advanceLong(hl)
+	st.rotateTo(int32(e), int32(wd))
+
+	sh.peerShort, sh.peerLong, sh.peerBytes = [shortBuckets]uint32{}, [longBuckets][numCounters]uint32{}, [longBuckets]uint64{}
+	for _, b := range w.Buckets {
+		if b.Short {
+			if b.Index > hs-shortBuckets && b.Index <= hs {
+				j := b.Index % shortBuckets
+				sh.peerShort[j] = b.Counts[0] - min(b.Counts[0], uint32(sh.sentShort[j]))
+			}
+			continue
+		}
+		if b.Index > hl-longBuckets && b.Index <= hl {
+			j := b.Index % longBuckets
+			for c := range numCounters {
+				sh.peerLong[j][c] = b.Counts[c] - min(b.Counts[c], uint32(sh.sentLong[j][c]))
+			}
+			sh.peerBytes[j] = b.Bytes - min(b.Bytes, uint64(sh.sentBytes[j]))
+		}
+	}
+	for _, k := range w.Sketches {
+		i := int(k.Sketch)
+		if i >= numSketches || len(k.Regs) != SketchRegisters {
+			continue
+		}
+		epoch := int64(st.skEpoch)
+		if wideSketch(i) {
+			epoch = int64(st.skWide)
+		}
+		var p *hll
+		switch k.Epoch {
+		case epoch:
+			p = &sh.peerSk[i][0]
+		case epoch - 1:
+			p = &sh.peerSk[i][1]
+		default:
+			continue
+		}
+		for r, v := range k.Regs {
+			p[r] = max(p[r], min(v, maxRegister))
+		}
+		sh.est[i] = -1
+	}
+}

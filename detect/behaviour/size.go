@@ -42,6 +42,9 @@ func (s *identityState) bytes() int64 {
 				n += size(uintptr(cap(t)) * 8)
 			}
 		}
+		if x.shared != nil {
+			n += size(unsafe.Sizeof(*x.shared))
+		}
 		n += size(uintptr(cap(x.clientIPs)) * unsafe.Sizeof(""))
 		for _, ip := range x.clientIPs {
 			n += size(uintptr(len(ip)))

@@ -122,6 +122,9 @@ func (s *identityState) add(i int, x uint64) {
 
 // addReg raises register idx of sketch i's current epoch to rank.
 func (s *identityState) addReg(i, idx int, rank uint8) {
+	if sh := s.sharedPart(); sh != nil && s.localReg(i, idx) < rank {
+		sh.touched(i)
+	}
 	if s.skSlots&skPrealloc != 0 {
 		s.skSlots |= 1<<i | 1<<(skDense+i)
 		p := s.densePair(i)
@@ -161,8 +164,28 @@ func (s *identityState) addReg(i, idx int, rank uint8) {
 	}
 }
 
-// estimate returns the distinct count of sketch i over both epochs.
+// localReg returns register idx of sketch i's current epoch.
+func (s *identityState) localReg(i, idx int) uint8 {
+	if !s.has(i) {
+		return 0
+	}
+	if d := s.densePair(i); d != nil {
+		return d.cur[idx]
+	}
+	for _, r := range s.sparsePair(i).cur {
+		if r != 0 && int(r>>8) == idx {
+			return uint8(r)
+		}
+	}
+	return 0
+}
+
+// estimate returns the distinct count of sketch i over both epochs (a
+// shared state's with the cluster's registers).
 func (s *identityState) estimate(i int) float64 {
+	if sh := s.sharedPart(); sh != nil {
+		return s.sharedEstimate(sh, i)
+	}
 	if !s.has(i) {
 		return 0
 	}
@@ -189,9 +212,22 @@ func (s *identityState) estimate(i int) float64 {
 
 // rotate moves the sketches to now's epochs.
 func (s *identityState) rotate(now int64) {
-	e, w := int32(now/int64(sketchEpoch)), int32(now/int64(wideEpoch))
+	s.rotateTo(int32(now/int64(sketchEpoch)), int32(now/int64(wideEpoch)))
+}
+
+// rotateTo moves the sketches to epochs e and (wide) w.
+func (s *identityState) rotateTo(e, w int32) {
 	if e == s.skEpoch && w == s.skWide {
 		return
+	}
+	if sh := s.sharedPart(); sh != nil {
+		// The cluster's windows may have moved a shared state's epochs
+		// ahead of a call that arrives late: never back.
+		e, w = max(e, s.skEpoch), max(w, s.skWide)
+		if e == s.skEpoch && w == s.skWide {
+			return
+		}
+		sh.rotate(s.skEpoch, e, s.skWide, w)
 	}
 	for i := range numSketches {
 		epoch, to := s.skEpoch, e

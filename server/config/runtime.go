@@ -20,6 +20,9 @@ type Runtime struct {
 	// Fingerprinter keys identity fingerprints (fingerprint_key, or the
 	// key kept in data_dir, created on first start).
 	Fingerprinter *detect.Fingerprinter
+	// FingerprintCheck is FingerprintCheck of the fingerprint key: what
+	// replicas sharing Redis compare (the key itself never leaves).
+	FingerprintCheck []byte
 	// Catalog is the configured APIs with the defaults applied, and the
 	// settings of discovered ones.
 	Catalog *detect.Catalog
@@ -62,6 +65,13 @@ type EngineHooks struct {
 	// OnSnapshotError is told of a snapshot that could not be restored;
 	// the engine starts without it.
 	OnSnapshotError func(api string, err error)
+	// Trainer, Replicas and OnModelChange tie the engine to the replicas
+	// sharing Redis (server/cluster: the training lease, the live replicas,
+	// model changes published to the others); nil without Redis and in a
+	// replay, a single node (see behaviour.EngineConfig).
+	Trainer       func() bool
+	Replicas      func() int
+	OnModelChange func(api string, u *behaviour.ModelUpdate)
 }
 
 // Runtime derives the runtime settings of a validated configuration. It
@@ -80,7 +90,7 @@ func (c *Config) Runtime() (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{Secrets: sec, Fingerprinter: fp, Catalog: c.Catalog(), Budget: c.Budget(),
+	r := &Runtime{Secrets: sec, Fingerprinter: fp, FingerprintCheck: FingerprintCheck(key), Catalog: c.Catalog(), Budget: c.Budget(),
 		trustedHops: c.TrustedHops, maxAttacks: c.Detection.MaxAttacks}
 	r.engine = behaviour.EngineConfig{
 		Workers:   c.Detection.Workers,
@@ -96,6 +106,11 @@ func (c *Config) Runtime() (*Runtime, error) {
 		BlockAfter:  c.Detection.BlockAfter,
 		BlockWindow: c.Detection.BlockWindow,
 		APIs:        r.Catalog.APIs(),
+	}
+	if c.Redis.Enabled() {
+		// Shared windows only where there is a cluster to share them
+		// with: the same for serve and for a replay of this file.
+		r.engine.ShareFraction = c.Redis.ShareFraction
 	}
 	for _, a := range c.APIs {
 		if a.Detection != nil {
@@ -193,6 +208,7 @@ func (r *Runtime) engineConfig(h EngineHooks) behaviour.EngineConfig {
 		ec.Workers = 0
 	}
 	ec.Block, ec.Blocked, ec.OnAttack = h.Block, h.Blocked, h.OnAttack
+	ec.Trainer, ec.Replicas, ec.OnModelChange = h.Trainer, h.Replicas, h.OnModelChange
 	ec.Store = detect.NewAttackStore(r.maxAttacks)
 	return ec
 }

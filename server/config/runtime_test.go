@@ -14,7 +14,8 @@ import (
 // hookFields are the fields of behaviour.EngineConfig the caller of NewEngine
 // sets (how the engine runs, where its results go); every other field is
 // derived from the configuration, the same for serve and replay.
-var hookFields = map[string]bool{"Workers": true, "Block": true, "Blocked": true, "OnAttack": true, "Store": true, "IDs": true}
+var hookFields = map[string]bool{"Workers": true, "Block": true, "Blocked": true, "OnAttack": true, "Store": true, "IDs": true,
+	"Trainer": true, "Replicas": true, "OnModelChange": true}
 
 // TestServeAndReplayDeriveTheSameEngine: `vigil serve` (workers, blocking)
 // and `vigil replay` (inline) get the same engine settings from one
@@ -56,6 +57,63 @@ func TestServeAndReplayDeriveTheSameEngine(t *testing.T) {
 	}
 	if serve.Store == nil || replay.Store == nil || serve.Store == replay.Store {
 		t.Error("each engine needs an attack store of its own")
+	}
+	if serve.ShareFraction != 0.25 {
+		t.Errorf("ShareFraction = %g, want redis.share_fraction 0.25", serve.ShareFraction)
+	}
+}
+
+// TestShareFractionNeedsRedis: windows are shared only with Redis
+// configured; without redis.addrs the engine is a single node's
+// (ShareFraction 0), whatever redis.share_fraction says.
+func TestShareFractionNeedsRedis(t *testing.T) {
+	cfg, err := Load(testfiles.Write(t, "vigil.yaml", "redis:\n  share_fraction: 0.5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := cfg.Runtime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ec := rt.engineConfig(EngineHooks{}); ec.ShareFraction != 0 {
+		t.Errorf("ShareFraction without redis.addrs = %g, want 0", ec.ShareFraction)
+	}
+}
+
+// TestEngineHooksReachTheEngine: the cluster's hooks (training lease, live
+// replicas, model changes) are passed to the engine as given.
+func TestEngineHooksReachTheEngine(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "config", "full.good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := cfg.Runtime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changed string
+	ec := rt.engineConfig(EngineHooks{
+		Trainer:       func() bool { return false },
+		Replicas:      func() int { return 3 },
+		OnModelChange: func(api string, _ *behaviour.ModelUpdate) { changed = api },
+	})
+	if ec.Trainer == nil || ec.Trainer() || ec.Replicas == nil || ec.Replicas() != 3 || ec.OnModelChange == nil {
+		t.Fatalf("hooks not passed: %+v", ec)
+	}
+	ec.OnModelChange("orders", nil)
+	if changed != "orders" {
+		t.Errorf("OnModelChange reached %q", changed)
+	}
+	if ec := rt.engineConfig(EngineHooks{}); ec.Trainer != nil || ec.Replicas != nil || ec.OnModelChange != nil {
+		t.Error("hooks set without being given")
 	}
 }
 

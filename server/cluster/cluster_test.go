@@ -1,0 +1,140 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-project/vigil/test/redistest"
+)
+
+// testOptions are fast health checks against addrs.
+func testOptions(addrs ...string) Options {
+	return Options{
+		Addrs:            addrs,
+		KeyPrefix:        "t:",
+		FingerprintCheck: FingerprintCheck([]byte("the shared fingerprint key")),
+		HealthInterval:   50 * time.Millisecond,
+		Log:              zerolog.Nop(),
+	}
+}
+
+// open opens a Cluster and runs it until the test ends.
+func open(t *testing.T, o Options, register ...func(*Cluster)) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Open(ctx, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	for _, r := range register {
+		r(c)
+	}
+	run, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(run); close(done) }()
+	t.Cleanup(func() { stop(); <-done; c.Close() })
+	return c
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func gauge(t *testing.T, c *Cluster, name string) float64 {
+	t.Helper()
+	for _, col := range c.Collectors() {
+		ch := make(chan *prometheus.Desc, 4)
+		col.Describe(ch)
+		close(ch)
+		for d := range ch {
+			if strings.Contains(d.String(), `"`+name+`"`) {
+				return testutil.ToFloat64(col)
+			}
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestOpenRegistersRunIDAndFingerprintCheck: Open against a live Redis is
+// up at once, stores the run id and the keyed check value (never the key).
+func TestOpenRegistersRunIDAndFingerprintCheck(t *testing.T) {
+	r := redistest.Start(t)
+	c := open(t, testOptions(r.Addr()))
+	if !c.Up() || !c.DownSince().IsZero() {
+		t.Fatalf("Up=%v DownSince=%v after Open against a live Redis", c.Up(), c.DownSince())
+	}
+	if gauge(t, c, "vigil_redis_up") != 1 {
+		t.Fatal("vigil_redis_up != 1")
+	}
+	if r.Do("GET", "t:runid") == "" {
+		t.Fatal("no run id stored")
+	}
+	fp := r.Do("GET", "t:fpcheck")
+	if len(fp) != 64 || strings.Contains(fp, "fingerprint key") {
+		t.Fatalf("fpcheck = %q, want the hex HMAC only", fp)
+	}
+}
+
+// TestOpenRefusesAnotherFingerprintKey: a replica whose fingerprint key
+// differs from the cluster's refuses to start with a clear error.
+func TestOpenRefusesAnotherFingerprintKey(t *testing.T) {
+	r := redistest.Start(t)
+	open(t, testOptions(r.Addr()))
+	o := testOptions(r.Addr())
+	o.FingerprintCheck = FingerprintCheck([]byte("another key"))
+	_, err := Open(context.Background(), o)
+	if !errors.Is(err, ErrFingerprintMismatch) || !strings.Contains(err.Error(), "fingerprint_key_file") {
+		t.Fatalf("Open with another key: %v, want ErrFingerprintMismatch naming fingerprint_key_file", err)
+	}
+	// Another prefix is another cluster: its own check value.
+	o.KeyPrefix = "other:"
+	open(t, o)
+}
+
+// TestOpenWithRedisDownConnectsLater: Redis not answering at start is not
+// an error; the Cluster is down, then up once Redis answers, without a
+// restart.
+func TestOpenWithRedisDownConnectsLater(t *testing.T) {
+	r := redistest.Start(t)
+	r.Kill()
+	c := open(t, testOptions(r.Addr()))
+	if c.Up() || c.DownSince().IsZero() || gauge(t, c, "vigil_redis_up") != 0 {
+		t.Fatalf("Up=%v DownSince=%v with Redis dead", c.Up(), c.DownSince())
+	}
+	if st := c.Status(); st.Up || st.DownSince.IsZero() {
+		t.Fatalf("Status = %+v, want down with a since", st)
+	}
+	r.Restart()
+	eventually(t, 10*time.Second, "up after Redis started", c.Up)
+	if gauge(t, c, "vigil_redis_up") != 1 {
+		t.Fatal("vigil_redis_up != 1 once Redis answers")
+	}
+}
+
+// TestDownAndBackUp: a frozen Redis (SIGSTOP) makes the Cluster down
+// within a few health rounds, and up again after SIGCONT.
+func TestDownAndBackUp(t *testing.T) {
+	r := redistest.Start(t)
+	c := open(t, testOptions(r.Addr()))
+	r.Stop()
+	eventually(t, 10*time.Second, "down while Redis is frozen", func() bool { return !c.Up() })
+	r.Cont()
+	eventually(t, 10*time.Second, "up after SIGCONT", c.Up)
+}

@@ -1,0 +1,82 @@
+// Package cluster shares Vigil's state between replicas through Redis
+// (standalone or Redis Cluster). It starts only when redis.addrs is set;
+// without it Vigil is a single node and nothing here runs.
+//
+// # Principles
+//
+// The request path never calls Redis. Every replica keeps a full local copy
+// of what it enforces (lists, honeytokens); local changes are queued in a
+// bounded outbox and written by a goroutine; changes of other replicas are
+// read by another goroutine from a Redis Stream and applied locally. Redis
+// down, slow or restarted empty changes nothing on the request path.
+//
+// # Keys (prefix p = redis.key_prefix, default "vigil:")
+//
+//	p+"runid"                   random id set (SET NX) at first use; a replica
+//	                            that finds it changed or missing knows Redis lost
+//	                            its data and re-seeds it from its local state
+//	p+"fpcheck"                 hex HMAC-SHA256(fingerprint key, "vigil fingerprint
+//	                            check v1"), SET NX; a replica whose value differs
+//	                            refuses to start (ErrFingerprintMismatch)
+//	p+"{shared}:events"         STREAM of changes, XADD MAXLEN ~ 100000, fields
+//	                            k (set or event kind), o (put, del, ev), f (field),
+//	                            v (value), r (replica id)
+//	p+"{shared}:list:block"     HASH of the block list: field kind+"\x00"+value,
+//	p+"{shared}:list:allow"     value the entry's JSON (absolute expiry, reason,
+//	                            attack id); the allow list likewise
+//	p+"{shared}:honeytokens"    HASH fingerprint → honeytoken JSON (kind, API, path,
+//	                            minted at, hit id): never the credential
+//	p+"{shared}:decoy:hits"     HASH "api path" → the cluster's hits of a decoy
+//	p+"{shared}:decoy:last"     HASH "api path" → its last hit, unix ms
+//	p+"replicas"                ZSET replica id → last health round (unix ms):
+//	                            Replicas() counts those seen within 3 rounds
+//
+// The shared hashes and the stream share the hash tag {shared}: one change
+// is written to both by one script (EVALSHA), atomically, on Redis Cluster
+// too. Expired entries are ignored when read and pruned by reconciles.
+//
+// # Following changes
+//
+// At start, at every reconcile_interval and after Redis came back, a replica
+// reads every shared hash (HGETALL) and the stream's last id in one
+// pipeline, then follows the stream with XREAD BLOCK from that id (rueidis
+// runs blocking commands on dedicated connections). Changes made by this
+// replica (field r) are skipped; the others are applied to the local copy
+// and journaled locally (bbolt), never published again.
+//
+// # Redis failing
+//
+// A health round every second (SET NX + GET of the run id, and of the
+// fingerprint check) sets vigil_redis_up and Status. While Redis is down,
+// local changes wait in the outbox (redis.outbox_size, oldest dropped and
+// counted); changes whose entry expired meanwhile are not replayed; the
+// others are replayed in order when Redis answers again.
+//
+// # Metrics
+//
+// vigil_redis_up, vigil_redis_errors_total{op}, vigil_redis_outbox_depth,
+// vigil_redis_outbox_dropped_total, vigil_redis_outbox_expired_total,
+// vigil_redis_propagation_seconds (stream entry time to local application),
+// vigil_redis_events_applied_total{kind}, vigil_redis_reconciles_total,
+// vigil_redis_reseeds_total.
+//
+// # Wiring (server/server.go)
+//
+//	c, err := cluster.Open(ctx, cluster.Options{Addrs: cfg.Redis.Addrs,
+//	    Cluster: cfg.Redis.IsCluster(), Username: cfg.Redis.Username,
+//	    Password: pw /* cfg.Redis.Password() */, TLS: tlsCfg /* cfg.Redis.TLSConfig() */,
+//	    KeyPrefix: cfg.Redis.KeyPrefix, ReplicaID: cfg.Redis.EffectiveReplicaID(),
+//	    FingerprintCheck: config.FingerprintCheck(fingerprintKey),
+//	    ReconcileInterval: cfg.Redis.ReconcileInterval, OutboxSize: cfg.Redis.OutboxSize,
+//	    Log: log})
+//	// err wrapping ErrFingerprintMismatch: refuse to start. Redis down is no error.
+//	registry.MustRegister(c.Collectors()...)
+//	// in restore(), instead of l.SetJournal(s.store.ListJournal(name)) after the
+//	// list was loaded from bbolt:
+//	c.ShareList(name, l, s.store.ListJournal(name)) // "allow" and "block"
+//	// after the trap's honeytokens and hits were restored, instead of
+//	// s.trap.Journal = s.store:
+//	c.ShareDecoys(s.trap, s.store)
+//	go c.Run(ctx) // until shutdown; then c.Close()
+//	// /v1/status: c.Status()
+package cluster

@@ -1,0 +1,246 @@
+package cluster
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/test/redistest"
+)
+
+// memJournal records a list's journal like the bbolt store would.
+type memJournal struct {
+	mu      sync.Mutex
+	entries map[string]detect.Entry
+	puts    int
+	deletes int
+}
+
+func newMemJournal() *memJournal { return &memJournal{entries: make(map[string]detect.Entry)} }
+
+func (j *memJournal) PutEntry(e detect.Entry) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.entries[entryField(e.Kind, e.Value)] = e
+	j.puts++
+	return nil
+}
+
+func (j *memJournal) DeleteEntry(k detect.Kind, v string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.entries, entryField(k, v))
+	j.deletes++
+	return nil
+}
+
+func (j *memJournal) has(k detect.Kind, v string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, ok := j.entries[entryField(k, v)]
+	return ok
+}
+
+// replica is one Vigil's lists shared through a Cluster.
+type replica struct {
+	c            *Cluster
+	allow, block *detect.List
+	aj, bj       *memJournal
+}
+
+func newReplica(t *testing.T, o Options, before ...func(r *replica)) *replica {
+	t.Helper()
+	r := &replica{aj: newMemJournal(), bj: newMemJournal()}
+	r.allow, r.block = detect.NewLists()
+	for _, f := range before {
+		f(r)
+	}
+	r.c = open(t, o, func(c *Cluster) {
+		c.ShareList("allow", r.allow, r.aj)
+		c.ShareList("block", r.block, r.bj)
+	})
+	return r
+}
+
+func (r *replica) blocked(k detect.Kind, v string) bool {
+	_, ok := r.block.Lookup(k, v, time.Now())
+	return ok
+}
+
+func streamLen(t *testing.T, s *redistest.Server) int {
+	n, err := strconv.Atoi(s.Do("XLEN", "t:{shared}:events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestListChangePropagates: a block put on one replica is enforced on the
+// other within a few milliseconds, journaled there, not published again;
+// its removal propagates likewise. The propagation median and p99 are
+// logged (go test -run TestListChangePropagates -v ./server/cluster/).
+func TestListChangePropagates(t *testing.T) {
+	s := redistest.Start(t)
+	a := newReplica(t, withID(testOptions(s.Addr()), "a"))
+	b := newReplica(t, withID(testOptions(s.Addr()), "b"))
+	eventually(t, 5*time.Second, "both up", func() bool { return a.c.Up() && b.c.Up() })
+	eventually(t, 5*time.Second, "two live replicas", func() bool { return a.c.Replicas() == 2 && b.c.Replicas() == 2 })
+
+	e := detect.Entry{Kind: detect.KindIP, Value: "203.0.113.7", Reason: "probing", AttackID: "atk-1",
+		CreatedAt: time.Now().Truncate(time.Second), ExpiresAt: time.Now().Add(time.Hour).Truncate(time.Second)}
+	if err := a.block.Store(e); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "the block enforced on b", func() bool { return b.blocked(detect.KindIP, e.Value) })
+	got, _ := b.block.Lookup(detect.KindIP, e.Value, time.Now())
+	if got.Reason != "probing" || got.AttackID != "atk-1" || !got.ExpiresAt.Equal(e.ExpiresAt) {
+		t.Fatalf("b holds %+v, want reason, attack id and absolute expiry of %+v", got, e)
+	}
+	if !b.bj.has(detect.KindIP, e.Value) {
+		t.Fatal("the change applied on b is not journaled there")
+	}
+	if n := streamLen(t, s); n != 1 {
+		t.Fatalf("events stream holds %d entries after one change, want 1 (b must not re-publish)", n)
+	}
+	if _, err := b.block.Remove(detect.KindIP, e.Value); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "the removal applied on a", func() bool { return !a.blocked(detect.KindIP, e.Value) })
+	if a.bj.has(detect.KindIP, e.Value) {
+		t.Fatal("the removal applied on a is not journaled there")
+	}
+	if st := a.c.Status(); !st.Up || st.Mode != "standalone" || st.Replicas != 2 || st.PropagationLag <= 0 || st.ReplicaID != "a" {
+		t.Fatalf("a's Status = %+v", st)
+	}
+	if got := s.Do("HLEN", "t:{shared}:list:block"); got != "0" {
+		t.Fatalf("block hash holds %s entries after the removal", got)
+	}
+
+	// Propagation figures: one change at a time, a → b.
+	const n = 200
+	lat := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		v := fmt.Sprintf("user-%d", i)
+		start := time.Now()
+		if err := a.block.Store(detect.Entry{Kind: detect.KindUsername, Value: v, Reason: "r"}); err != nil {
+			t.Fatal(err)
+		}
+		for !b.blocked(detect.KindUsername, v) {
+			if time.Since(start) > time.Second {
+				t.Fatalf("user %s not blocked on b within 1s", v)
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("block propagation a → b over one redis-server, %d changes: median %v, p99 %v, max %v",
+		n, lat[n/2], lat[n*99/100], lat[n-1])
+	if lat[n/2] > 100*time.Millisecond {
+		t.Errorf("median propagation %v, want a few milliseconds", lat[n/2])
+	}
+}
+
+func withID(o Options, id string) Options {
+	o.ReplicaID = id
+	return o
+}
+
+// TestListFirstLoadMergesAndReconcileFollowsRedis: a replica starting with
+// local entries publishes those Redis lacks and loads the others'; a
+// removal it missed (the hash changed behind its back) is applied at the
+// next reconcile.
+func TestListFirstLoadMergesAndReconcileFollowsRedis(t *testing.T) {
+	s := redistest.Start(t)
+	o := testOptions(s.Addr())
+	o.ReconcileInterval = 100 * time.Millisecond
+	a := newReplica(t, withID(o, "a"))
+	if err := a.allow.Store(detect.Entry{Kind: detect.KindIP, Value: "10.0.0.0/8", Reason: "office"}); err != nil {
+		t.Fatal(err)
+	}
+	b := newReplica(t, withID(o, "b"), func(r *replica) {
+		r.block.Put(detect.Entry{Kind: detect.KindUsername, Value: "mallory", Reason: "restored from bbolt"})
+	})
+	eventually(t, 5*time.Second, "b's local entry on a", func() bool { return a.blocked(detect.KindUsername, "mallory") })
+	eventually(t, 5*time.Second, "a's allow range on b", func() bool {
+		_, ok := b.allow.Lookup(detect.KindIP, "10.1.2.3", time.Now())
+		return ok
+	})
+	// A removal whose event was lost: only the hash says it.
+	s.Do("HDEL", "t:{shared}:list:block", "username:mallory")
+	eventually(t, 5*time.Second, "the removal reconciled on a and b", func() bool {
+		return !a.blocked(detect.KindUsername, "mallory") && !b.blocked(detect.KindUsername, "mallory")
+	})
+	if b.bj.has(detect.KindUsername, "mallory") {
+		t.Fatal("the reconciled removal is not journaled")
+	}
+}
+
+// TestListExpiredEntriesNotLoaded: an entry already expired in Redis is
+// neither loaded nor kept in the hash.
+func TestListExpiredEntriesNotLoaded(t *testing.T) {
+	s := redistest.Start(t)
+	old := encodeEntry(detect.Entry{Kind: detect.KindIP, Value: "198.51.100.1", ExpiresAt: time.Now().Add(-time.Minute)})
+	live := encodeEntry(detect.Entry{Kind: detect.KindIP, Value: "198.51.100.2", ExpiresAt: time.Now().Add(time.Hour)})
+	s.Do("HSET", "t:{shared}:list:block", "ip:198.51.100.1", old, "ip:198.51.100.2", live, "ip:junk", "{not json")
+	a := newReplica(t, testOptions(s.Addr()))
+	eventually(t, 5*time.Second, "the live entry loaded", func() bool { return a.blocked(detect.KindIP, "198.51.100.2") })
+	if a.block.Len() != 1 {
+		t.Fatalf("block list holds %d entries, want the live one only", a.block.Len())
+	}
+	eventually(t, 5*time.Second, "expired and unreadable fields pruned", func() bool {
+		return strings.TrimSpace(s.Do("HKEYS", "t:{shared}:list:block")) == "ip:198.51.100.2"
+	})
+}
+
+// TestReseedAfterRedisRestartedEmpty: Redis restarted without its data:
+// the replicas keep their lists (never emptied by the empty Redis), write
+// them back, and a new change propagates again.
+func TestReseedAfterRedisRestartedEmpty(t *testing.T) {
+	s := redistest.Start(t)
+	o := testOptions(s.Addr())
+	// The follower reconnects before the health round notices the new run
+	// id: it must not load the empty Redis meanwhile.
+	o.HealthInterval = 700 * time.Millisecond
+	a := newReplica(t, withID(o, "a"))
+	b := newReplica(t, withID(o, "b"))
+	for i, r := range []*replica{a, b} {
+		v := fmt.Sprintf("before-%d", i)
+		if err := r.block.Store(detect.Entry{Kind: detect.KindUsername, Value: v, Reason: "r", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.allow.Store(detect.Entry{Kind: detect.KindIP, Value: "192.0.2.1", Reason: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "both entries on both", func() bool {
+		return a.blocked(detect.KindUsername, "before-1") && b.blocked(detect.KindUsername, "before-0")
+	})
+	run := s.Do("GET", "t:runid")
+	s.Restart()
+	eventually(t, 10*time.Second, "the lists re-seeded", func() bool {
+		r, _ := redistest.Command(s.Addr(), "HLEN", "t:{shared}:list:block")
+		al, _ := redistest.Command(s.Addr(), "HLEN", "t:{shared}:list:allow")
+		return r == "2" && al == "1"
+	})
+	if got := s.Do("GET", "t:runid"); got == run || got == "" {
+		t.Fatalf("run id %q after the restart, was %q", got, run)
+	}
+	for _, r := range []*replica{a, b} {
+		if !r.blocked(detect.KindUsername, "before-0") || !r.blocked(detect.KindUsername, "before-1") {
+			t.Fatal("a replica lost entries when Redis came back empty")
+		}
+	}
+	if gauge(t, a.c, "vigil_redis_reseeds_total") < 1 {
+		t.Fatal("re-seed not counted")
+	}
+	if err := b.block.Store(detect.Entry{Kind: detect.KindUsername, Value: "after", Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a change after the restart reaches a", func() bool { return a.blocked(detect.KindUsername, "after") })
+}
