@@ -47,7 +47,6 @@ func benchRequest(b *testing.B, r *RequestView, prof *Profiles, extractOnly bool
 			st.visit = nil
 			in.pool.Put(st)
 		}
-		extractVisit = true
 	}
 	call()
 	times := make([]time.Duration, 0, 1<<16)
@@ -68,11 +67,6 @@ func benchRequest(b *testing.B, r *RequestView, prof *Profiles, extractOnly bool
 	}
 }
 
-// extractVisit only marks that the extraction baseline ran (its visit
-// closure is made once per call; the baseline's allocation count is
-// that closure's).
-var extractVisit bool
-
 func BenchmarkRequest(b *testing.B) {
 	for _, c := range []struct {
 		name string
@@ -80,5 +74,21 @@ func BenchmarkRequest(b *testing.B) {
 	}{{"GET5", benchGET}, {"POSTJSON20", benchPOST}, {"AttackSQLi", benchAttack}} {
 		b.Run(c.name+"/extract", func(b *testing.B) { benchRequest(b, c.r, nil, true) })
 		b.Run(c.name+"/inspect", func(b *testing.B) { benchRequest(b, c.r, nil, false) })
+		b.Run(c.name+"/inspect+profile", func(b *testing.B) { benchRequest(b, c.r, benchProfiles(c.r), false) })
 	}
+}
+
+// benchProfiles learns a trusted profile from r itself (20 identities over
+// two hours), so every value is judged against its parameter's profile.
+func benchProfiles(r *RequestView) *Profiles {
+	l := NewLearner(New(Config{}), LearnConfig{})
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	for i := range 100 {
+		l.Observe("/e", r, fmt.Sprintf("user-%d", i%20), t0.Add(time.Duration(i)*2*time.Minute))
+	}
+	p := l.Model().Profiles("/e", r.Method)
+	if !p.Trusted {
+		panic("benchmark profile not trusted")
+	}
+	return p
 }

@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"bytes"
+
 	libinjection "github.com/corazawaf/libinjection-go"
 )
 
@@ -77,7 +79,7 @@ func (st *state) detectValue(loc Location, v []byte, c classes) (Kind, string) {
 			return PathTraversal, d
 		}
 	}
-	if set.Has(SQLInjection) && (c.has(clsQuote|clsBacktick) || c.has(clsSpace|clsParen|clsComma|clsEq|clsSemi|clsDash|clsHash|clsStar) && hasSQLWord(v)) {
+	if set.Has(SQLInjection) && sqlGate(v, c) {
 		if ok, _ := libinjection.IsSQLi(stringOf(v)); ok {
 			return SQLInjection, DetLibinjectionSQLi
 		}
@@ -102,7 +104,8 @@ var sqlWords = [...]string{
 	"or", "and", "xor", "div", "union", "select", "having", "order", "group", "rlike", "regexp",
 	"sleep", "waitfor", "benchmark", "procedure", "exec", "execute", "declare", "drop", "insert",
 	"update", "delete", "limit", "pg_sleep", "extractvalue", "updatexml", "load_file", "outfile",
-	"dbms_pipe", "utl_inaddr", "make_set", "elt", "shutdown",
+	"dbms_pipe", "utl_inaddr", "make_set", "elt", "shutdown", "where", "case", "when", "iif", "call",
+	"char", "null", "regexp_substring",
 }
 
 // sqlWordsBy indexes sqlWords by their first letter.
@@ -176,3 +179,17 @@ func hasSQLConstruct(v []byte) bool {
 	}
 	return false
 }
+
+// sqlGate is the SQL injection pre-filter: a quote with SQL punctuation
+// beside it (' or 1=1, admin'--, 1')), or SQL words. A name with an
+// apostrophe (Ann O'Neil) or a browser's User-Agent does not reach
+// libinjection.
+func sqlGate(v []byte, c classes) bool {
+	if c.has(clsQuote|clsBacktick) && (c.has(clsParen|clsSemi|clsEq|clsHash|clsStar|clsComma|clsPipe|clsAmp|clsCRLF|clsCtrl|clsLT|clsGT|clsPercent|clsBackslash) ||
+		bytes.Contains(v, sqlDashes)) {
+		return true
+	}
+	return c.has(clsSpace|clsParen|clsComma|clsEq|clsSemi|clsDash|clsHash|clsStar|clsQuote|clsBacktick) && hasSQLWord(v)
+}
+
+var sqlDashes = []byte("--")

@@ -1,9 +1,33 @@
 package inspect
 
+import "bytes"
+
 // detectTraversal finds a climb out of a directory (two or more dots and a
 // separator, in any of the spellings decoders leave: overlong UTF-8, 0x2e
 // text, "..;/") or a well-known sensitive file.
 func detectTraversal(v []byte) string {
+	if bytes.Contains(v, dotDot) || hasOddDots(v) {
+		if d := detectDotDot(v); d != "" {
+			return d
+		}
+	}
+	return detectSensitiveFile(v)
+}
+
+var dotDot = []byte("..")
+
+// hasOddDots reports whether v may spell a dot some other way: overlong
+// UTF-8 (C0/C1/E0 lead bytes) or "0x2e"-style text.
+func hasOddDots(v []byte) bool {
+	for i, c := range v {
+		if c == 0xc0 || c == 0xc1 || c == 0xe0 || c == '0' && i+1 < len(v) && (v[i+1] == 'x' || v[i+1] == 'X') {
+			return true
+		}
+	}
+	return false
+}
+
+func detectDotDot(v []byte) string {
 	dots := 0
 	for i := 0; i < len(v); {
 		c, n := travByte(v[i:])
@@ -23,6 +47,10 @@ func detectTraversal(v []byte) string {
 		}
 		dots = 0
 	}
+	return ""
+}
+
+func detectSensitiveFile(v []byte) string {
 	// One pass: patterns are tried only where their first byte is.
 	for i := 0; i < len(v); i++ {
 		c := foldByte(v[i])
