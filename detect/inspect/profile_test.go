@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,5 +223,35 @@ func TestJudgeWithProfileDoesNotAllocate(t *testing.T) {
 	r := searchReq("page=7&sort=new&q=blue+shoes&comment=nice")
 	if n := testing.AllocsPerRun(100, func() { in.Request(r, m.Profiles("/search", "GET")) }); n != 0 {
 		t.Errorf("%v allocations per judged request", n)
+	}
+}
+
+// The learner is fed from a sink while the hot path judges against the
+// last published model: no lock shared with the hot path, no race.
+func TestLearnerAndHotPathConcurrently(t *testing.T) {
+	in, m := shopModel(20, 2*time.Hour)
+	l := inspect.NewLearner(in, inspect.LearnConfig{})
+	l.Restore(m)
+	var published atomic.Pointer[inspect.Model] // how the hot path would hold it
+	published.Store(m)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			l.Observe("/search", searchReq(fmt.Sprintf("page=%d&q=x%d", i, i)), fmt.Sprintf("u%d", i%30), t0.Add(3*time.Hour+time.Duration(i)*time.Second))
+			if i%50 == 0 {
+				published.Store(l.Model())
+			}
+		}
+	}()
+	for range 300 {
+		prof := published.Load().Profiles("/search", "GET")
+		if f := in.Request(searchReq("page=abc"), prof); f.Kind != inspect.SchemaViolation {
+			t.Fatalf("page=abc: %v", f.Kind)
+		}
+	}
+	<-done
+	if p := l.Model().Profiles("/search", "GET"); p.Requests != 700 {
+		t.Errorf("requests %d after 400 restored and 300 observed, want 700", p.Requests)
 	}
 }
