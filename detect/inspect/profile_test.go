@@ -255,3 +255,25 @@ func TestLearnerAndHotPathConcurrently(t *testing.T) {
 		t.Errorf("requests %d after 400 restored and 300 observed, want 700", p.Requests)
 	}
 }
+
+// Headers and cookies are not the API's parameters: a User-Agent never
+// seen before breaks no schema, though a signature in it still counts.
+func TestHeadersAreJudgedForSignaturesOnly(t *testing.T) {
+	in := inspect.New(inspect.Config{})
+	l := inspect.NewLearner(in, inspect.LearnConfig{})
+	train(l, "/search", 400, 20, 2*time.Hour, func(i int) *inspect.RequestView {
+		r := searchReq(fmt.Sprintf("page=%d", i%40+1))
+		r.UserAgent, r.Cookie = "Mozilla/5.0 (X11; Linux x86_64)", fmt.Sprintf("sid=%08x", i)
+		return r
+	})
+	prof := l.Model().Profiles("/search", "GET")
+	r := searchReq("page=3")
+	r.UserAgent, r.Cookie = "curl/8.5.0 [bot] {x}", "sid=~~~"
+	if f := in.Request(r, prof); f.Kind != inspect.KindNone {
+		t.Errorf("a new User-Agent and cookie: %v (%s) at %q", f.Kind, f.Detector, f.KeyPath())
+	}
+	r.UserAgent = "${jndi:ldap://x/a}"
+	if f := in.Request(r, prof); f.Kind != inspect.JNDIInjection {
+		t.Errorf("jndi in the User-Agent: %v", f.Kind)
+	}
+}
