@@ -103,7 +103,8 @@ type Cluster struct {
 	order   []*shared
 	onEvent map[string][]func(Event)
 	tasks   []func(context.Context, rueidis.Client) error // run every HealthInterval while up
-	upCh    chan struct{}                                 // closed and replaced at every down → up
+	attacks *sharedAttacks
+	upCh    chan struct{} // closed and replaced at every down → up
 
 	outbox    *outbox
 	wakeW     chan struct{} // the writer
@@ -510,7 +511,7 @@ func (c *Cluster) Collectors() []prometheus.Collector {
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_redis_outbox_dropped_total", Help: "Queued changes dropped because the outbox was full (oldest first).",
 	}, func() float64 { return float64(c.outbox.dropped.Load()) })
-	return []prometheus.Collector{m.up, m.errors, m.lag, m.reseeds, m.applied, m.reconciles, m.expired, depth, dropped}
+	return []prometheus.Collector{m.up, m.errors, m.lag, m.reseeds, m.applied, m.reconciles, m.expired, m.claims, depth, dropped}
 }
 
 type metrics struct {
@@ -521,6 +522,7 @@ type metrics struct {
 	applied    *prometheus.CounterVec
 	reconciles prometheus.Counter
 	expired    prometheus.Counter
+	claims     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -544,6 +546,9 @@ func newMetrics() *metrics {
 		reconciles: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_redis_reconciles_total", Help: "Full reloads of the shared sets from Redis (start, reconcile interval, reconnection).",
 		}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_redis_attack_claims_total", Help: "Attack records claimed in Redis, by outcome (won: published; lost: merged into another replica's).",
+		}, []string{"outcome"}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_redis_outbox_expired_total", Help: "Queued changes not sent because their entry expired while Redis was down.",
 		}),

@@ -138,3 +138,19 @@ func TestDownAndBackUp(t *testing.T) {
 	r.Cont()
 	eventually(t, 10*time.Second, "up after SIGCONT", c.Up)
 }
+
+// testutilCounter reads one labelled counter of a CounterVec collector.
+func testutilCounter(t *testing.T, c *Cluster, name, label string) float64 {
+	t.Helper()
+	for _, col := range c.Collectors() {
+		if v, ok := col.(*prometheus.CounterVec); ok {
+			ch := make(chan *prometheus.Desc, 1)
+			v.Describe(ch)
+			if d := <-ch; strings.Contains(d.String(), `"`+name+`"`) {
+				return testutil.ToFloat64(v.WithLabelValues(label))
+			}
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}

@@ -28,6 +28,11 @@
 //	                            minted at, hit id): never the credential
 //	p+"{shared}:decoy:hits"     HASH "api path" → the cluster's hits of a decoy
 //	p+"{shared}:decoy:last"     HASH "api path" → its last hit, unix ms
+//	p+"{shared}:attacks"        HASH attack id → the record's JSON (as GET
+//	                            /v1/attacks/{id}); the newest MaxAttacks kept
+//	p+"claim:{h}:<type>"        the attack id that claimed an attack: h is 16 hex
+//	                            of SHA-256(api, identity kind, identity value);
+//	                            SET NX GET PX (the block's duration, else 10 min)
 //	p+"replicas"                ZSET replica id → last health round (unix ms):
 //	                            Replicas() counts those seen within 3 rounds
 //
@@ -43,6 +48,18 @@
 // runs blocking commands on dedicated connections). Changes made by this
 // replica (field r) are skipped; the others are applied to the local copy
 // and journaled locally (bbolt), never published again.
+//
+// # Attack records
+//
+// A record made here is claimed before it is published (SET NX GET on its
+// claim key): when several replicas cross a threshold for one identity at
+// once, the first claim wins and is published; the others drop their record
+// and point their list entries to the winner's id (List.SetRewrite), so a
+// false positive marked on any replica finds every entry. Decoy records are
+// one request each and published unclaimed. An update (false positive) is
+// published again. Each replica journals the cluster's records locally.
+// Left per replica: the engine's OnAttack hooks (log line, webhook,
+// metric) run on the replica that detected, the losers included.
 //
 // # Redis failing
 //
@@ -77,6 +94,9 @@
 //	// after the trap's honeytokens and hits were restored, instead of
 //	// s.trap.Journal = s.store:
 //	c.ShareDecoys(s.trap, s.store)
+//	// after the attacks were loaded into the engine's store, instead of
+//	// as.SetJournal(s.store, onErr):
+//	c.ShareAttacks(as, s.store, onErr, allow, block)
 //	go c.Run(ctx) // until shutdown; then c.Close()
 //	// /v1/status: c.Status()
 package cluster

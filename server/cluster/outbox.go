@@ -20,6 +20,9 @@ type change struct {
 	// expires is the entry's absolute expiry; zero: never. A change whose
 	// entry expired while Redis was down is not replayed.
 	expires time.Time
+	// claim and ttl: the claim key of a new attack record (op opClaim).
+	claim string
+	ttl   time.Duration
 }
 
 func (ch *change) expired(now time.Time) bool {
@@ -178,6 +181,8 @@ func isNoScript(err error) bool {
 	return ok && re.IsNoScript()
 }
 
+func (c *Cluster) maxlen() string { return strconv.FormatInt(c.opts.StreamMaxLen, 10) }
+
 // writeBatch is how many changes one pipeline carries.
 const writeBatch = 256
 
@@ -210,8 +215,22 @@ func (c *Cluster) writeSome(ctx context.Context, cl rueidis.Client) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	// A claim goes alone: what follows it may depend on its outcome.
+	if batch[0].op == opClaim {
+		if err := c.writeClaim(ctx, cl, &batch[0]); err != nil {
+			return err
+		}
+		c.outbox.ack(seq, 1)
+		return nil
+	}
+	for i := range batch {
+		if batch[i].op == opClaim {
+			batch = batch[:i]
+			break
+		}
+	}
 	now := c.now()
-	maxlen := strconv.FormatInt(c.opts.StreamMaxLen, 10)
+	maxlen := c.maxlen()
 	cmds := make(rueidis.Commands, 0, len(batch))
 	idx := make([]int, 0, len(batch)) // batch index of each command
 	for i := range batch {

@@ -48,7 +48,12 @@ func newTrapReplica(t *testing.T, o Options) *trapReplica {
 	}
 	r := &trapReplica{j: &tokenJournal{m: map[string]*decoy.Honeytoken{}}}
 	r.trap, err = decoy.New(decoy.Config{Builtin: true, TTL: time.Hour, APIs: []decoy.APIDecoys{{API: shop}}}, fp, decoy.Actions{
-		AttackID: func() string { r.mu.Lock(); defer r.mu.Unlock(); r.n++; return strings.Repeat("b", 23) + string(rune('0'+r.n%10)) },
+		AttackID: func() string {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.n++
+			return strings.Repeat("b", 23) + string(rune('0'+r.n%10))
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
