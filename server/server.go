@@ -71,6 +71,7 @@ type Server struct {
 	streams   *streamLimit // grpc.max_streams
 	store     *store.Store
 	notifier  *notify.Notifier
+	replicas  *replicas // nil without redis.addrs
 
 	// forensicsLost is what the forensics had forgotten at the last save.
 	forensicsLost observe.ForensicsStats
@@ -129,7 +130,11 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		s.closeState()
 		return nil, err
 	}
-	if s.engine, err = newEngine(rt, log, block, s.metrics, s.notifier, models); err != nil {
+	if s.replicas, err = openReplicas(cfg, rt, log); err != nil {
+		s.closeState()
+		return nil, err
+	}
+	if s.engine, err = newEngine(rt, log, block, s.metrics, s.notifier, models, s.replicas); err != nil {
 		s.closeState()
 		return nil, err
 	}
@@ -160,6 +165,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 	for _, h := range hits {
 		s.trap.RestoreHits(h)
 	}
+	s.replicas.start(s)
 	var grpcTLS, adminTLS *tls.Config
 	if cfg.GRPCTLS.Enabled() {
 		if grpcTLS, err = cfg.GRPCTLS.TLSConfig(); err != nil {
@@ -191,6 +197,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		Log: admLog, Token: []byte(sec.AdminToken), ReadToken: []byte(sec.AdminReadToken), Fingerprinter: fp,
 		Allow: allow, Block: block, Inventory: s.inventory, Catalog: &s.catalog, Metrics: s.metrics.reg, Panics: s.metrics.panics,
 		Ready: &s.ready, Now: s.now, Attacks: s.engine.Store(), Engine: s.engine, Trap: s.trap, Forensics: s.forensics,
+		ClusterStatus: s.replicas.status,
 	})
 	s.http = &http.Server{
 		Handler:           adm,
@@ -229,6 +236,7 @@ func (s *Server) closeState() {
 	if s.store != nil {
 		s.store.Close()
 	}
+	s.replicas.close()
 }
 
 // restore reads the durable state back (lists, attack records, inventory,
@@ -244,8 +252,8 @@ func (s *Server) restore(allow, block *detect.List, models int) error {
 		for _, e := range entries {
 			l.Put(e)
 		}
-		l.SetJournal(s.store.ListJournal(name))
 	}
+	s.replicas.shareLists(s, map[string]*detect.List{"allow": allow, "block": block})
 	attacks, err := s.store.LoadAttacks(s.cfg.Detection.MaxAttacks)
 	if err != nil {
 		return err
@@ -432,6 +440,8 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.sweep(pipeCtx) })
 	wg.Go(func() { s.saveModels(pipeCtx) })
 	wg.Go(func() { s.notifier.Run(pipeCtx) })
+	replCtx, stopReplicas := context.WithCancel(context.Background())
+	waitReplicas := s.replicas.run(replCtx, s)
 
 	errc := make(chan error, 2)
 	go func() {
@@ -467,6 +477,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.shutdown()
 	stopPipe()
 	wg.Wait()
+	stopReplicas() // before the engine: a flush asks the engine's shards for their deltas
+	waitReplicas()
 	stopEngine()
 	engineWG.Wait()
 	s.saveSnapshots() // what the drained pipeline and engine added
@@ -559,9 +571,9 @@ func (s *Server) sweep(ctx context.Context) {
 // replay does): attacks are logged as one JSON line each, counted, sent to
 // the webhooks, and put on the block list by the engine when their API is
 // in block mode.
-func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *metrics, n *notify.Notifier, models []*behaviour.ModelDoc) (*behaviour.Engine, error) {
+func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *metrics, n *notify.Notifier, models []*behaviour.ModelDoc, r *replicas) (*behaviour.Engine, error) {
 	alog := log.With().Str("component", "detect").Logger()
-	return rt.NewEngine(config.EngineHooks{
+	return rt.NewEngine(r.hooks(config.EngineHooks{
 		Block: func(e detect.Entry) {
 			if err := block.Store(e); err != nil {
 				log.Error().Err(err).Str("kind", e.Kind.String()).Msg("block list entry not stored durably")
@@ -583,5 +595,5 @@ func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *me
 		OnSnapshotError: func(api string, err error) {
 			log.Warn().Err(err).Str("api", api).Msg("stored model not restored")
 		},
-	})
+	}))
 }

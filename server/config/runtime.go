@@ -20,6 +20,9 @@ type Runtime struct {
 	// Fingerprinter keys identity fingerprints (fingerprint_key, or the
 	// key kept in data_dir, created on first start).
 	Fingerprinter *detect.Fingerprinter
+	// FingerprintCheck is FingerprintCheck of the fingerprint key: what
+	// replicas sharing Redis compare (the key itself never leaves).
+	FingerprintCheck []byte
 	// Catalog is the configured APIs with the defaults applied, and the
 	// settings of discovered ones.
 	Catalog *detect.Catalog
@@ -87,7 +90,7 @@ func (c *Config) Runtime() (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{Secrets: sec, Fingerprinter: fp, Catalog: c.Catalog(), Budget: c.Budget(),
+	r := &Runtime{Secrets: sec, Fingerprinter: fp, FingerprintCheck: FingerprintCheck(key), Catalog: c.Catalog(), Budget: c.Budget(),
 		trustedHops: c.TrustedHops, maxAttacks: c.Detection.MaxAttacks}
 	r.engine = behaviour.EngineConfig{
 		Workers:   c.Detection.Workers,

@@ -42,6 +42,7 @@ trusted_hops: 1
 fingerprint_key: %s
 training: {duration: 0s, min_requests: 100, min_identities: 10, relearn_interval: 1h}
 pipeline: {join_window: 100ms}
+shutdown: {drain_delay: 0s}
 apis:
   - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block}
 %s`
@@ -188,4 +189,14 @@ type adminAttack struct {
 		Kind  string `json:"kind"`
 		Value string `json:"value"`
 	} `json:"identity"`
+}
+
+// requests is how many calls of ip the replica has handled (its forensics).
+func (r *replica) requests(t *testing.T, ip string) int64 {
+	t.Helper()
+	f, err := r.api.Forensics(context.Background(), "ip", ip)
+	if err != nil {
+		return 0 // not seen yet: 404
+	}
+	return f.Summary.TotalRequests
 }
