@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -243,4 +244,56 @@ func TestReseedAfterRedisRestartedEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "a change after the restart reaches a", func() bool { return a.blocked(detect.KindUsername, "after") })
+}
+
+// BenchmarkBlockPropagation measures the time from Store on one replica to
+// the entry being enforced on another, both on one local redis-server:
+//
+//	go test -run '^$' -bench BlockPropagation -benchtime 2000x ./server/cluster/
+func BenchmarkBlockPropagation(b *testing.B) {
+	s := redistest.Start(b)
+	mk := func(id string) (*detect.List, *Cluster) {
+		_, block := detect.NewLists()
+		o := withID(testOptions(s.Addr()), id)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := Open(ctx, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.ShareList("block", block, nil)
+		run, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { c.Run(run); close(done) }()
+		b.Cleanup(func() { stop(); <-done })
+		return block, c
+	}
+	la, _ := mk("a")
+	lb, cb := mk("b")
+	for !cb.Up() {
+		time.Sleep(time.Millisecond)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v := "bench-" + strconv.Itoa(i)
+		start := time.Now()
+		if err := la.Store(detect.Entry{Kind: detect.KindUsername, Value: v}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, ok := lb.Lookup(detect.KindUsername, v, time.Now()); ok {
+				break
+			}
+			if time.Since(start) > 5*time.Second {
+				b.Fatalf("%s not propagated within 5s", v)
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "median-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
