@@ -158,12 +158,12 @@ func (s *sharedAttacks) apply(op, id string, value []byte) {
 		s.mu.Lock()
 		s.remote[id] = true
 		s.mu.Unlock()
+		s.store.Load(a)
 		if s.inner != nil {
 			if err := s.inner.PutAttack(a); err != nil && s.onError != nil {
 				s.onError(err)
 			}
 		}
-		s.store.Load(a)
 	case OpDelete:
 		s.store.Remove(id)
 	}

@@ -133,22 +133,25 @@ func (s *sharedList) apply(op, field string, value []byte) {
 	}
 }
 
+// put applies an entry of the cluster: enforced first, then journaled (a
+// crash in between loses nothing: Redis holds it and the next start loads
+// it), so that the local journal's sync never delays enforcement.
 func (s *sharedList) put(e detect.Entry) {
+	s.l.Put(e)
 	if s.inner != nil {
 		if err := s.inner.PutEntry(e); err != nil {
 			s.c.log.Error().Err(err).Str("list", s.kind).Msg("a change of another replica not journaled")
 		}
 	}
-	s.l.Put(e)
 }
 
 func (s *sharedList) del(k detect.Kind, v string) {
+	s.l.Delete(k, v)
 	if s.inner != nil {
 		if err := s.inner.DeleteEntry(k, v); err != nil {
 			s.c.log.Error().Err(err).Str("list", s.kind).Msg("a removal by another replica not journaled")
 		}
 	}
-	s.l.Delete(k, v)
 }
 
 // load reconciles the list with Redis' copy (see ShareList). It returns the

@@ -48,12 +48,12 @@ func (s *sharedTokens) apply(op, fp string, value []byte) {
 		s.c.countErr("decode", err)
 		return
 	}
+	s.trap.Restore(fp, h)
 	if s.inner != nil {
 		if err := s.inner.PutHoneytoken(fp, h); err != nil {
 			s.c.log.Error().Err(err).Msg("a honeytoken of another replica not journaled")
 		}
 	}
-	s.trap.Restore(fp, h)
 }
 
 // load adds the cluster's honeytokens Redis has and this replica lacks, and
