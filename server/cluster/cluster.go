@@ -511,7 +511,7 @@ func (c *Cluster) Collectors() []prometheus.Collector {
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_redis_outbox_dropped_total", Help: "Queued changes dropped because the outbox was full (oldest first).",
 	}, func() float64 { return float64(c.outbox.dropped.Load()) })
-	return []prometheus.Collector{m.up, m.errors, m.lag, m.reseeds, m.applied, m.reconciles, m.expired, m.claims, depth, dropped}
+	return []prometheus.Collector{m.up, m.errors, m.lag, m.reseeds, m.applied, m.reconciles, m.expired, m.claims, m.gaps, depth, dropped}
 }
 
 type metrics struct {
@@ -523,6 +523,7 @@ type metrics struct {
 	reconciles prometheus.Counter
 	expired    prometheus.Counter
 	claims     *prometheus.CounterVec
+	gaps       prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -549,6 +550,9 @@ func newMetrics() *metrics {
 		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_redis_attack_claims_total", Help: "Attack records claimed in Redis, by outcome (won: published; lost: merged into another replica's).",
 		}, []string{"outcome"}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_redis_stream_gaps_total", Help: "Times the events stream was trimmed past what this replica had read (it then reloaded every shared set).",
+		}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_redis_outbox_expired_total", Help: "Queued changes not sent because their entry expired while Redis was down.",
 		}),
@@ -708,7 +712,7 @@ func (c *Cluster) followLoop(ctx context.Context) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, followBlock+3*time.Second)
 		stop := context.AfterFunc(ctx, d.Close)
-		res, err := d.Do(rctx, d.B().Xread().Count(1000).Block(followBlock.Milliseconds()).
+		res, err := d.Do(rctx, d.B().Xread().Count(followCount).Block(followBlock.Milliseconds()).
 			Streams().Key(c.eventsKey()).Id(last).Build()).AsXRead()
 		cancel()
 		if !stop() {
@@ -723,11 +727,52 @@ func (c *Cluster) followLoop(ctx context.Context) {
 			c.pause(ctx, 200*time.Millisecond)
 			continue
 		}
-		for _, e := range res[c.eventsKey()] {
+		entries := res[c.eventsKey()]
+		for _, e := range entries {
 			last = e.ID
 			c.applyEntry(e)
 		}
+		if len(entries) == followCount && c.trimmedPast(ctx, cl, last) {
+			// Far behind: the stream was trimmed past what was read.
+			c.metrics.gaps.Inc()
+			last = ""
+		}
 	}
+}
+
+// followCount is how many events one XREAD returns at most.
+const followCount = 1000
+
+// trimmedPast reports whether the stream's oldest entry is newer than the
+// one after last: changes were trimmed (XADD MAXLEN ~) before this
+// replica read them.
+func (c *Cluster) trimmedPast(ctx context.Context, cl rueidis.Client, last string) bool {
+	xs, err := cl.Do(ctx, cl.B().Xrange().Key(c.eventsKey()).Start("-").End("+").Count(1).Build()).AsXRange()
+	if err != nil || len(xs) == 0 {
+		return err != nil
+	}
+	return streamIDLess(last, xs[0].ID) && !streamIDNext(last, xs[0].ID)
+}
+
+// streamIDLess compares stream ids "ms-seq".
+func streamIDLess(a, b string) bool {
+	am, as := splitStreamID(a)
+	bm, bs := splitStreamID(b)
+	return am < bm || am == bm && as < bs
+}
+
+// streamIDNext reports whether b directly follows a within one millisecond.
+func streamIDNext(a, b string) bool {
+	am, as := splitStreamID(a)
+	bm, bs := splitStreamID(b)
+	return am == bm && bs == as+1
+}
+
+func splitStreamID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	q, _ := strconv.ParseUint(seq, 10, 64)
+	return m, q
 }
 
 // errRunChanged: Redis' run id is not the one this replica knows (Redis

@@ -297,3 +297,25 @@ func BenchmarkBlockPropagation(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "median-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
+
+// TestTrimmedStreamDetected: a follower whose last read id is older than
+// the stream's oldest entry knows changes were trimmed unread (and reloads).
+func TestTrimmedStreamDetected(t *testing.T) {
+	s := redistest.Start(t)
+	c := open(t, testOptions(s.Addr()))
+	var ids []string
+	for i := 0; i < 5; i++ {
+		ids = append(ids, s.Do("XADD", "t:{shared}:events", "*", "k", "x", "o", "ev", "f", "", "v", "", "r", "other"))
+	}
+	ctx := context.Background()
+	if c.trimmedPast(ctx, c.Client(), ids[4]) {
+		t.Fatal("a follower that read everything sees a gap")
+	}
+	s.Do("XTRIM", "t:{shared}:events", "MAXLEN", "2")
+	if !c.trimmedPast(ctx, c.Client(), ids[1]) {
+		t.Fatal("entries trimmed unread are not noticed")
+	}
+	if !streamIDLess("5-3", "12-0") || streamIDLess("12-0", "5-3") || !streamIDLess("5-3", "5-4") {
+		t.Fatal("stream ids compared as text")
+	}
+}
