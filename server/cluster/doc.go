@@ -21,7 +21,7 @@
 //	p+"{shared}:events"         STREAM of changes, XADD MAXLEN ~ 100000, fields
 //	                            k (set or event kind), o (put, del, ev), f (field),
 //	                            v (value), r (replica id)
-//	p+"{shared}:list:block"     HASH of the block list: field kind+"\x00"+value,
+//	p+"{shared}:list:block"     HASH of the block list: field "kind:value",
 //	p+"{shared}:list:allow"     value the entry's JSON (absolute expiry, reason,
 //	                            attack id); the allow list likewise
 //	p+"{shared}:honeytokens"    HASH fingerprint → honeytoken JSON (kind, API, path,
@@ -39,6 +39,10 @@
 // The shared hashes and the stream share the hash tag {shared}: one change
 // is written to both by one script (EVALSHA), atomically, on Redis Cluster
 // too. Expired entries are ignored when read and pruned by reconciles.
+// Behaviour windows and models (flush.go, models.go) have their own keys,
+// documented there; model updates travel on the events stream (Publish,
+// OnEvent). Nothing secret is stored: secret identities are fingerprints,
+// honeytokens are keyed by fingerprint, the key check is an HMAC.
 //
 // # Following changes
 //
@@ -59,15 +63,22 @@
 // one request each and published unclaimed. An update (false positive) is
 // published again. Each replica journals the cluster's records locally.
 // Left per replica: the engine's OnAttack hooks (log line, webhook,
-// metric) run on the replica that detected, the losers included.
+// metric) run on the replica that detected, the losers included; a loser's
+// record stays in its bbolt journal (the journal has no delete). Decoy hit
+// counts are summed over the replicas every health interval.
 //
 // # Redis failing
 //
-// A health round every second (SET NX + GET of the run id, and of the
-// fingerprint check) sets vigil_redis_up and Status. While Redis is down,
-// local changes wait in the outbox (redis.outbox_size, oldest dropped and
-// counted); changes whose entry expired meanwhile are not replayed; the
-// others are replayed in order when Redis answers again.
+// A health round every second (SET NX + GET of the run id and of the
+// fingerprint check, ZADD of the replica) sets vigil_redis_up and Status.
+// Redis not answering at Open is no error: the Cluster starts down and
+// connects when Redis answers. While Redis is down or slow, local changes
+// wait in the outbox (redis.outbox_size, oldest dropped and counted);
+// changes whose entry expired meanwhile are not replayed; the others are
+// replayed in order when Redis answers again. A Redis restarted empty (its
+// run id gone) is re-seeded by every replica from its local state (lists,
+// honeytokens, decoy hits, attacks, and the OnReseed functions) before any
+// replica loads from it, so an empty Redis never empties a replica.
 //
 // # Metrics
 //
@@ -75,7 +86,9 @@
 // vigil_redis_outbox_dropped_total, vigil_redis_outbox_expired_total,
 // vigil_redis_propagation_seconds (stream entry time to local application),
 // vigil_redis_events_applied_total{kind}, vigil_redis_reconciles_total,
-// vigil_redis_reseeds_total.
+// vigil_redis_reseeds_total, vigil_redis_attack_claims_total{outcome},
+// vigil_redis_stream_gaps_total. The propagation lag compares the stream
+// entry's id (Redis' clock) with this replica's clock.
 //
 // # Wiring (server/server.go)
 //
@@ -85,7 +98,7 @@
 //	    KeyPrefix: cfg.Redis.KeyPrefix, ReplicaID: cfg.Redis.EffectiveReplicaID(),
 //	    FingerprintCheck: config.FingerprintCheck(fingerprintKey),
 //	    ReconcileInterval: cfg.Redis.ReconcileInterval, OutboxSize: cfg.Redis.OutboxSize,
-//	    Log: log})
+//	    MaxAttacks: cfg.Detection.MaxAttacks, Log: log})
 //	// err wrapping ErrFingerprintMismatch: refuse to start. Redis down is no error.
 //	registry.MustRegister(c.Collectors()...)
 //	// in restore(), instead of l.SetJournal(s.store.ListJournal(name)) after the
@@ -97,6 +110,7 @@
 //	// after the attacks were loaded into the engine's store, instead of
 //	// as.SetJournal(s.store, onErr):
 //	c.ShareAttacks(as, s.store, onErr, allow, block)
-//	go c.Run(ctx) // until shutdown; then c.Close()
-//	// /v1/status: c.Status()
+//	go c.Run(ctx) // until shutdown; Run closes the client when it ends
+//	// a Cluster opened but never run: c.Close()
+//	// /v1/status: c.Status(); behaviour.EngineConfig.Replicas: c.Replicas
 package cluster
