@@ -54,6 +54,10 @@ type Options struct {
 	Cluster  bool
 	Username string
 	Password string
+	// PasswordFunc, when set, is called at every connection instead of
+	// using Password (a rotated password file is picked up on reconnection,
+	// config.RedisConfig.Password).
+	PasswordFunc func() (string, error)
 	// TLS, when set, connects with TLS (RootCAs from redis's CA file).
 	TLS *tls.Config
 	// KeyPrefix starts every key (default "vigil:"); it may not contain
@@ -177,6 +181,14 @@ func Open(ctx context.Context, o Options) (*Cluster, error) {
 	}
 	if !(o.Cluster || len(o.Addrs) > 1) {
 		c.copt.ForceSingleClient = true
+	}
+	if f := o.PasswordFunc; f != nil {
+		user := o.Username
+		c.copt.Username, c.copt.Password = "", ""
+		c.copt.AuthCredentialsFn = func(rueidis.AuthCredentialsContext) (rueidis.AuthCredentials, error) {
+			pw, err := f()
+			return rueidis.AuthCredentials{Username: user, Password: pw}, err
+		}
 	}
 	if err := c.check(ctx); err != nil {
 		if errors.Is(err, ErrFingerprintMismatch) {
