@@ -172,7 +172,7 @@ func (s *sharedAttacks) apply(op, id string, value []byte) {
 // load loads the cluster's records this replica lacks or holds otherwise;
 // at the first load, publishes the records Redis lacks (a replica that ran
 // alone brings its attacks). It prunes the hash to MaxAttacks records.
-func (s *sharedAttacks) load(all map[string]string, first bool, since time.Time) []string {
+func (s *sharedAttacks) load(all map[string]string, first bool, since time.Time, _ map[string]int64) []string {
 	type rec struct {
 		id  string
 		at  time.Time
@@ -248,7 +248,7 @@ func (c *Cluster) writeClaim(ctx context.Context, cl rueidis.Client, ch *change)
 		s.lost(ch.field, winner, ch.ttl)
 		return nil
 	}
-	r := evalScript(ctx, cl, writeScript, writeScriptSHA, []string{c.setKey(kindAttacks), c.eventsKey()},
+	r := evalScript(ctx, cl, writeScript, writeScriptSHA, []string{c.setKey(kindAttacks), c.eventsKey(), c.tombKey(kindAttacks)},
 		[]string{OpPut, ch.field, ch.value, c.maxlen(), c.replica, kindAttacks})
 	if err := r.Error(); err != nil {
 		return err

@@ -597,8 +597,9 @@ type shared struct {
 	apply func(op, field string, value []byte)
 	// load receives the whole set from Redis (the start, a reconcile, after
 	// Redis came back); first is true the first time, since is when the read
-	// began. It returns fields to prune from the hash (expired, unreadable).
-	load func(all map[string]string, first bool, since time.Time) []string
+	// began; tombs (first load only) are the deleted fields and when. It
+	// returns fields to prune from the hash (expired, unreadable).
+	load func(all map[string]string, first bool, since time.Time, tombs map[string]int64) []string
 	// local lists this replica's state, to re-seed a Redis that lost it.
 	local  func() []change
 	loaded bool
@@ -667,6 +668,11 @@ func (c *Cluster) Publish(kind, field string, value []byte, expires time.Time) {
 // hash tag so that a change writes both in one script on Redis Cluster.
 func (c *Cluster) eventsKey() string         { return c.key("events") }
 func (c *Cluster) setKey(kind string) string { return c.key(kind) }
+
+// tombKey is a shared set's tombstones: field → when it was deleted (unix
+// ms, Redis' clock), so that a replica coming back with an entry deleted
+// meanwhile drops it rather than bringing it back.
+func (c *Cluster) tombKey(kind string) string { return c.key(kind + ":tomb") }
 
 // followLoop reads the events stream from the last seen id and applies the
 // changes of other replicas; it reloads every shared set at the start,
@@ -787,6 +793,10 @@ func splitStreamID(id string) (uint64, uint64) {
 	return m, q
 }
 
+// tombstoneTTL is how long a deletion is remembered: a replica away longer
+// brings back the entries deleted meanwhile (unless they expired).
+const tombstoneTTL = 30 * 24 * time.Hour
+
 // errRunChanged: Redis' run id is not the one this replica knows (Redis
 // lost its data): loading waits for the health round's re-seed.
 var errRunChanged = errors.New("redis run id changed: waiting for the re-seed")
@@ -850,6 +860,9 @@ func (c *Cluster) loadAll(ctx context.Context, cl rueidis.Client) (string, error
 	for _, s := range sets {
 		cmds = append(cmds, b.Hgetall().Key(s.hash).Build())
 	}
+	for _, s := range sets {
+		cmds = append(cmds, b.Hgetall().Key(c.tombKey(s.kind)).Build())
+	}
 	cmds = append(cmds, b.Get().Key(c.Key("runid")).Build())
 	res := cl.DoMulti(ctx, cmds...)
 	// A Redis that lost its data is not loaded before this replica re-seeded
@@ -877,8 +890,22 @@ func (c *Cluster) loadAll(ctx context.Context, cl rueidis.Client) (string, error
 		}
 	}
 	var prune rueidis.Commands
+	oldTomb := c.now().Add(-tombstoneTTL).UnixMilli()
 	for i, s := range sets {
-		if fields := s.load(maps[i], !s.loaded, since); len(fields) > 0 {
+		tombs, err := res[len(sets)+i+1].AsIntMap()
+		if err != nil {
+			return "", err
+		}
+		var stale []string
+		for f, at := range tombs {
+			if at < oldTomb {
+				stale = append(stale, f)
+			}
+		}
+		if len(stale) > 0 {
+			prune = append(prune, b.Hdel().Key(c.tombKey(s.kind)).Field(stale...).Build())
+		}
+		if fields := s.load(maps[i], !s.loaded, since, tombs); len(fields) > 0 {
 			prune = append(prune, b.Hdel().Key(s.hash).Field(fields...).Build())
 		}
 		s.loaded = true

@@ -93,11 +93,13 @@ func (s *sharedList) DeleteEntry(k detect.Kind, value string) error {
 // put on l, never published again. Call it after the list was restored from
 // the local store, before Run.
 //
-// Reconciling: the first load from Redis merges (local entries Redis lacks
-// are published: a replica that ran alone brings its list); later loads
-// (every ReconcileInterval, after Redis came back) make the list Redis'
-// copy, except entries changed locally since the load began (not yet
-// written, or written meanwhile).
+// Reconciling: the first load from Redis merges: local entries Redis lacks
+// are published (a replica that ran alone brings its list), unless the
+// cluster deleted them after they were created (a tombstone: an entry
+// removed while this replica was away stays removed). Later loads (every
+// ReconcileInterval, after Redis came back) make the list Redis' copy,
+// except entries changed locally since the load began (not yet written, or
+// written meanwhile).
 func (c *Cluster) ShareList(name string, l *detect.List, j detect.ListJournal) {
 	s := &sharedList{c: c, kind: "list:" + name, l: l, inner: j}
 	l.SetJournal(s)
@@ -156,7 +158,7 @@ func (s *sharedList) del(k detect.Kind, v string) {
 
 // load reconciles the list with Redis' copy (see ShareList). It returns the
 // fields of expired or unreadable entries, to prune from the hash.
-func (s *sharedList) load(all map[string]string, first bool, since time.Time) []string {
+func (s *sharedList) load(all map[string]string, first bool, since time.Time, tombs map[string]int64) []string {
 	now := s.c.now()
 	var prune []string
 	remote := make(map[string]detect.Entry, len(all))
@@ -191,13 +193,26 @@ func (s *sharedList) load(all map[string]string, first bool, since time.Time) []
 			continue
 		}
 		switch {
-		case first:
+		case s.c.outbox.changedSince(s.kind, f, since):
+			// Changed here since the read: the change decides.
+		case first && !deletedAfter(tombs, f, e.CreatedAt):
+			// Brought by a replica that ran alone, or made while Redis
+			// was unreachable and the outbox lost it.
 			s.c.enqueue(change{kind: s.kind, op: OpPut, field: f, value: encodeEntry(e), expires: e.ExpiresAt})
-		case !s.c.outbox.changedSince(s.kind, f, since):
+		default:
+			// Deleted by another replica (while this one was away, or an
+			// event this one missed).
 			s.del(e.Kind, e.Value)
 		}
 	}
 	return prune
+}
+
+// deletedAfter reports whether the cluster deleted field at or after t
+// (an entry without a creation time: deleted at all).
+func deletedAfter(tombs map[string]int64, field string, t time.Time) bool {
+	at, ok := tombs[field]
+	return ok && (t.IsZero() || at >= t.UnixMilli())
 }
 
 func sameEntry(a, b detect.Entry) bool {

@@ -319,3 +319,42 @@ func TestTrimmedStreamDetected(t *testing.T) {
 		t.Fatal("stream ids compared as text")
 	}
 }
+
+// TestReplicaBackDoesNotResurrectDeletedEntries: an entry removed while a
+// replica was away is dropped by that replica when it comes back (its
+// local journal still holds it), not published again; an entry it made
+// alone after the removal is published.
+func TestReplicaBackDoesNotResurrectDeletedEntries(t *testing.T) {
+	s := redistest.Start(t)
+	a := newReplica(t, withID(testOptions(s.Addr()), "a"))
+	old := detect.Entry{Kind: detect.KindUsername, Value: "fp-victim", Reason: "false positive", CreatedAt: time.Now().Add(-time.Minute)}
+	if err := a.block.Store(old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.block.Remove(detect.KindUsername, "fp-victim"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the removal written", func() bool {
+		got, _ := redistest.Command(s.Addr(), "HEXISTS", "t:{shared}:list:block:tomb", "username:fp-victim")
+		return got == "1"
+	})
+	b := newReplica(t, withID(testOptions(s.Addr()), "b"), func(r *replica) {
+		r.block.Put(old) // restored from b's journal
+		r.block.Put(detect.Entry{Kind: detect.KindUsername, Value: "new-one", Reason: "made alone", CreatedAt: time.Now()})
+	})
+	eventually(t, 5*time.Second, "b's own new entry reaches a", func() bool { return a.blocked(detect.KindUsername, "new-one") })
+	eventually(t, 5*time.Second, "b drops the entry removed while it was away", func() bool {
+		return !b.blocked(detect.KindUsername, "fp-victim")
+	})
+	if a.blocked(detect.KindUsername, "fp-victim") || s.Do("HEXISTS", "t:{shared}:list:block", "username:fp-victim") != "0" {
+		t.Fatal("the removed entry came back to the cluster")
+	}
+	// Put again: the tombstone goes.
+	if err := a.block.Store(old); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the tombstone cleared", func() bool {
+		got, _ := redistest.Command(s.Addr(), "HEXISTS", "t:{shared}:list:block:tomb", "username:fp-victim")
+		return got == "0"
+	})
+}

@@ -143,15 +143,20 @@ func (c *Cluster) enqueue(ch change) {
 // OutboxLen returns the changes waiting for Redis.
 func (c *Cluster) OutboxLen() int { return c.outbox.len() }
 
-// writeScript writes one change: the hash (put or delete) and the event,
-// atomically (both keys share a hash tag). KEYS: the set's hash, the stream.
-// ARGV: op, field, value, maxlen, replica, kind.
+// writeScript writes one change: the hash (put or delete), its tombstone
+// (a delete leaves the time it happened, a put clears it) and the event,
+// atomically (the keys share a hash tag). KEYS: the set's hash, the
+// stream, the set's tombstones. ARGV: op, field, value, maxlen, replica,
+// kind.
 const writeScript = `
 local op = ARGV[1]
 if op == 'put' then
   redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('HDEL', KEYS[3], ARGV[2])
 elseif op == 'del' then
   redis.call('HDEL', KEYS[1], ARGV[2])
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[3], ARGV[2], t[1] * 1000 + math.floor(t[2] / 1000))
 end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
   'k', ARGV[6], 'o', op, 'f', ARGV[2], 'v', ARGV[3], 'r', ARGV[5])
@@ -239,11 +244,11 @@ func (c *Cluster) writeSome(ctx context.Context, cl rueidis.Client) error {
 			c.metrics.expired.Inc()
 			continue
 		}
-		hash := c.eventsKey()
+		hash, tombs := c.eventsKey(), c.eventsKey()
 		if ch.op != OpEvent {
-			hash = c.setKey(ch.kind)
+			hash, tombs = c.setKey(ch.kind), c.tombKey(ch.kind)
 		}
-		cmds = append(cmds, cl.B().Evalsha().Sha1(writeScriptSHA).Numkeys(2).Key(hash, c.eventsKey()).
+		cmds = append(cmds, cl.B().Evalsha().Sha1(writeScriptSHA).Numkeys(3).Key(hash, c.eventsKey(), tombs).
 			Arg(ch.op, ch.field, ch.value, maxlen, c.replica, ch.kind).Build())
 		idx = append(idx, i)
 	}

@@ -58,7 +58,7 @@ func (s *sharedTokens) apply(op, fp string, value []byte) {
 
 // load adds the cluster's honeytokens Redis has and this replica lacks, and
 // publishes those it has and Redis lacks (honeytokens are never removed).
-func (s *sharedTokens) load(all map[string]string, _ bool, _ time.Time) []string {
+func (s *sharedTokens) load(all map[string]string, _ bool, _ time.Time, _ map[string]int64) []string {
 	local := map[string]*decoy.Honeytoken{}
 	s.trap.EachHoneytoken(func(fp string, h *decoy.Honeytoken) { local[fp] = h })
 	for fp, v := range all {
