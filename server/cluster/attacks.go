@@ -160,9 +160,11 @@ func (s *sharedAttacks) apply(op, id string, value []byte) {
 		s.mu.Unlock()
 		s.store.Load(a)
 		if s.inner != nil {
-			if err := s.inner.PutAttack(a); err != nil && s.onError != nil {
-				s.onError(err)
-			}
+			s.c.journal(func() {
+				if err := s.inner.PutAttack(a); err != nil && s.onError != nil {
+					s.onError(err)
+				}
+			})
 		}
 	case OpDelete:
 		s.store.Remove(id)

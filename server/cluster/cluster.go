@@ -108,13 +108,17 @@ type Cluster struct {
 	onEvent map[string][]func(Event)
 	tasks   []func(context.Context, rueidis.Client) error // run every HealthInterval while up
 	attacks *sharedAttacks
-	upCh    chan struct{} // closed and replaced at every down → up
+	// jq feeds the journal goroutine: the local journaling of other
+	// replicas' changes, in order, off the follower.
+	jq   chan func()
+	upCh chan struct{} // closed and replaced at every down → up
 
 	outbox    *outbox
 	wakeW     chan struct{} // the writer
 	resync    chan struct{} // the follower: reload every shared set
 	metrics   *metrics
 	startRun  sync.Once
+	running   atomic.Bool // Run's journal goroutine is there
 	closeOnce sync.Once
 	closed    atomic.Bool
 	wg        sync.WaitGroup
@@ -165,6 +169,7 @@ func Open(ctx context.Context, o Options) (*Cluster, error) {
 		outbox:  newOutbox(o.OutboxSize),
 		wakeW:   make(chan struct{}, 1),
 		resync:  make(chan struct{}, 1),
+		jq:      make(chan func(), journalQueue),
 		upCh:    make(chan struct{}),
 		metrics: newMetrics(),
 	}
@@ -433,16 +438,22 @@ func (c *Cluster) checkFingerprint(ctx context.Context, cl rueidis.Client) error
 // OnReseed) before.
 func (c *Cluster) Run(ctx context.Context) {
 	c.startRun.Do(func() {
+		c.running.Store(true)
 		c.wg.Add(3)
 		go func() { defer c.wg.Done(); c.healthLoop(ctx) }()
 		go func() { defer c.wg.Done(); c.writeLoop(ctx) }()
 		go func() { defer c.wg.Done(); c.taskLoop(ctx) }()
 		follower := make(chan struct{})
 		go func() { defer close(follower); c.followLoop(ctx) }()
+		journaled := make(chan struct{})
+		go func() { defer close(journaled); c.journalLoop() }()
 		c.wg.Wait()
 		// A blocked XREAD does not heed ctx: closing the client ends it.
 		c.Close()
 		<-follower
+		// The follower was the journal queue's only sender: drain it.
+		close(c.jq)
+		<-journaled
 	})
 }
 
@@ -614,6 +625,26 @@ func (c *Cluster) register(s *shared) {
 	}
 	c.sets[s.kind] = s
 	c.order = append(c.order, s)
+}
+
+// journalQueue bounds the changes of other replicas applied here and not
+// yet journaled; past it the follower waits for the journal.
+const journalQueue = 1 << 16
+
+// journal queues the local journaling of a change applied here (called from
+// the follower only; inline when Run is not running, as in tests).
+func (c *Cluster) journal(f func()) {
+	if !c.running.Load() {
+		f()
+		return
+	}
+	c.jq <- f
+}
+
+func (c *Cluster) journalLoop() {
+	for f := range c.jq {
+		f()
+	}
 }
 
 // every registers a task run every HealthInterval while Redis is up, in one

@@ -135,24 +135,29 @@ func (s *sharedList) apply(op, field string, value []byte) {
 	}
 }
 
-// put applies an entry of the cluster: enforced first, then journaled (a
-// crash in between loses nothing: Redis holds it and the next start loads
-// it), so that the local journal's sync never delays enforcement.
+// put applies an entry of the cluster: enforced at once, journaled by the
+// journal goroutine (a crash in between loses nothing: Redis holds it and
+// the next start loads it), so that the local journal's syncs never delay
+// enforcement nor the following of changes.
 func (s *sharedList) put(e detect.Entry) {
 	s.l.Put(e)
 	if s.inner != nil {
-		if err := s.inner.PutEntry(e); err != nil {
-			s.c.log.Error().Err(err).Str("list", s.kind).Msg("a change of another replica not journaled")
-		}
+		s.c.journal(func() {
+			if err := s.inner.PutEntry(e); err != nil {
+				s.c.log.Error().Err(err).Str("list", s.kind).Msg("a change of another replica not journaled")
+			}
+		})
 	}
 }
 
 func (s *sharedList) del(k detect.Kind, v string) {
 	s.l.Delete(k, v)
 	if s.inner != nil {
-		if err := s.inner.DeleteEntry(k, v); err != nil {
-			s.c.log.Error().Err(err).Str("list", s.kind).Msg("a removal by another replica not journaled")
-		}
+		s.c.journal(func() {
+			if err := s.inner.DeleteEntry(k, v); err != nil {
+				s.c.log.Error().Err(err).Str("list", s.kind).Msg("a removal by another replica not journaled")
+			}
+		})
 	}
 }
 

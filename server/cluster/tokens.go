@@ -50,9 +50,11 @@ func (s *sharedTokens) apply(op, fp string, value []byte) {
 	}
 	s.trap.Restore(fp, h)
 	if s.inner != nil {
-		if err := s.inner.PutHoneytoken(fp, h); err != nil {
-			s.c.log.Error().Err(err).Msg("a honeytoken of another replica not journaled")
-		}
+		s.c.journal(func() {
+			if err := s.inner.PutHoneytoken(fp, h); err != nil {
+				s.c.log.Error().Err(err).Msg("a honeytoken of another replica not journaled")
+			}
+		})
 	}
 }
 

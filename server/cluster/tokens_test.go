@@ -87,9 +87,7 @@ func TestHoneytokenPlantedOnOneIsKnownOnAnother(t *testing.T) {
 		t.Fatal("the decoy planted no honeytoken")
 	}
 	eventually(t, time.Second, "b knows a's honeytokens", func() bool { return b.trap.Honeytokens() == a.trap.Honeytokens() })
-	if b.j.len() != int(a.trap.Honeytokens()) {
-		t.Fatalf("b journaled %d honeytokens, want %d", b.j.len(), a.trap.Honeytokens())
-	}
+	eventually(t, time.Second, "b journals a's honeytokens", func() bool { return b.j.len() == int(a.trap.Honeytokens()) })
 	var fp string
 	a.trap.EachHoneytoken(func(f string, _ *decoy.Honeytoken) { fp = f })
 	used := b.trap.Hook(&detect.Request{API: shop, Host: "shop.example.com", Method: "GET", Path: "/shop/orders",
