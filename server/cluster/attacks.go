@@ -101,10 +101,16 @@ func (s *sharedAttacks) PutAttack(a *detect.Attack) error {
 }
 
 // claimKey names an attack's claim: its identity, API and type, hashed (a
-// fingerprint or user name never appears in a key) into the hash tag.
+// fingerprint or user name never appears in a key) into the hash tag. A
+// record only detected (not acted on) claims apart, so that a block never
+// merges into a mere detection made before it.
 func (c *Cluster) claimKey(a *detect.Attack) string {
 	h := sha256.Sum256([]byte(a.API + "\x00" + a.Identity.Kind + "\x00" + a.Identity.Value))
-	return c.Key("claim:{" + hex.EncodeToString(h[:8]) + "}:" + string(a.Type))
+	k := "claim:{" + hex.EncodeToString(h[:8]) + "}:" + string(a.Type)
+	if a.Action == detect.ActionDetected {
+		k += ":detected"
+	}
+	return c.Key(k)
 }
 
 // rewrite points an entry's attack id that lost its claim to the winner's.

@@ -182,3 +182,23 @@ func TestAttacksLoadedAtStart(t *testing.T) {
 	b := newAttackReplica(t, withID(testOptions(s.Addr()), "b"))
 	eventually(t, 5*time.Second, "loaded by b", func() bool { _, ok := b.store.Get("atk-1"); return ok })
 }
+
+// TestBlockNeverMergesIntoADetection: an identity first only detected
+// (recorded, not acted on), then blocked: the block is its own record, and
+// its list entry names it.
+func TestBlockNeverMergesIntoADetection(t *testing.T) {
+	s := redistest.Start(t)
+	a := newAttackReplica(t, withID(testOptions(s.Addr()), "a"))
+	eventually(t, 5*time.Second, "up", a.c.Up)
+	now := time.Now().UTC()
+	a.store.Add(&detect.Attack{ID: "det-1", Type: detect.AttackType("probing"), API: "shop",
+		Identity: detect.AttackIdentity{Kind: "username", Value: "eve"}, DetectedAt: now, Action: detect.ActionDetected})
+	a.detectAttack(t, "blk-1", "eve")
+	eventually(t, 5*time.Second, "both records in Redis", func() bool {
+		n, _ := redistest.Command(s.Addr(), "HLEN", "t:{shared}:attacks")
+		return n == "2"
+	})
+	if e, ok := a.block.Lookup(detect.KindUsername, "eve", time.Now()); !ok || e.AttackID != "blk-1" {
+		t.Fatalf("block entry %+v, want attack blk-1", e)
+	}
+}

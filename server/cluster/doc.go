@@ -35,7 +35,8 @@
 //	                            /v1/attacks/{id}); the newest MaxAttacks kept
 //	p+"claim:{h}:<type>"        the attack id that claimed an attack: h is 16 hex
 //	                            of SHA-256(api, identity kind, identity value);
-//	                            SET NX GET PX (the block's duration, else 10 min)
+//	                            SET NX GET PX (the block's duration, else 10 min);
+//	                            records only detected claim p+"claim:{h}:<type>:detected"
 //	p+"replicas"                ZSET replica id → last health round (unix ms):
 //	                            Replicas() counts those seen within 3 rounds
 //
