@@ -185,3 +185,20 @@ func TestPasswordRotatedOnReconnection(t *testing.T) {
 		t.Fatal("a password in Redis' ACL log")
 	}
 }
+
+// TestFingerprintMismatchFoundLaterStopsSharing: a replica that started
+// while Redis was down and then finds another fingerprint key in use stops
+// sharing (down, with the reason in Status) rather than mixing identities.
+func TestFingerprintMismatchFoundLaterStopsSharing(t *testing.T) {
+	s := redistest.Start(t)
+	s.Kill()
+	c := open(t, testOptions(s.Addr()))
+	s.Restart()
+	s.Do("SET", "t:fpcheck", "0000")
+	eventually(t, 10*time.Second, "sharing stopped with the reason", func() bool {
+		return strings.Contains(c.Status().Error, "fingerprint")
+	})
+	if c.Up() || gauge(t, c, "vigil_redis_up") != 0 {
+		t.Fatal("up with another fingerprint key")
+	}
+}
