@@ -43,8 +43,14 @@ type sharedAttacks struct {
 
 type renamedTo struct {
 	id    string
-	until time.Time
+	until time.Time // the claim's end
+	at    time.Time // when the claim was lost
 }
+
+// repassFor is how long after a lost claim the list entries are checked
+// again for the loser's id: a Store under way when the claim was lost puts
+// its entry after the first pass.
+const repassFor = 5 * time.Second
 
 // ShareAttacks shares the attack records of store with the cluster. j is
 // the store's local journal (the bbolt store; nil: none) and onError hears
@@ -70,6 +76,7 @@ func (c *Cluster) ShareAttacks(store *detect.AttackStore, j detect.AttackJournal
 	c.attacks = s
 	c.mu.Unlock()
 	c.register(&shared{kind: kindAttacks, hash: c.setKey(kindAttacks), apply: s.apply, load: s.load, local: s.local})
+	c.every(s.repass)
 }
 
 // PutAttack journals a record made or updated here, then queues it.
@@ -138,19 +145,65 @@ func (s *sharedAttacks) lost(id, winner string, ttl time.Duration) {
 			}
 		}
 	}
-	s.renames[id] = renamedTo{id: winner, until: now.Add(ttl)}
+	s.renames[id] = renamedTo{id: winner, until: now.Add(ttl), at: now}
 	s.mu.Unlock()
 	s.store.Remove(id)
+	s.pass(map[string]bool{id: true})
+	s.c.metrics.claims.WithLabelValues("lost").Inc()
+}
+
+// pass points the list entries naming a lost claim's id to the winner's.
+func (s *sharedAttacks) pass(ids map[string]bool) {
+	now := s.c.now()
 	for _, l := range s.lists {
 		for _, e := range l.Entries(now) {
-			if e.AttackID == id {
+			if ids[e.AttackID] {
 				if err := l.Store(e); err != nil { // rewritten to the winner's id
 					s.c.log.Error().Err(err).Msg("list entry of a merged attack not stored")
 				}
 			}
 		}
 	}
-	s.c.metrics.claims.WithLabelValues("lost").Inc()
+}
+
+// repass runs pass again, every health interval, for the claims lost
+// lately.
+func (s *sharedAttacks) repass(context.Context, rueidis.Client) error {
+	now := s.c.now()
+	ids := map[string]bool{}
+	s.mu.RLock()
+	for id, r := range s.renames {
+		if now.Sub(r.at) < repassFor {
+			ids[id] = true
+		}
+	}
+	s.mu.RUnlock()
+	if len(ids) > 0 {
+		s.pass(ids)
+	}
+	return nil
+}
+
+// rewriteValue points a queued list entry's attack id that lost its claim
+// to the winner's, as it is written to Redis; ok is false when it names
+// none.
+func (s *sharedAttacks) rewriteValue(v string) (string, bool) {
+	s.mu.RLock()
+	n := len(s.renames)
+	s.mu.RUnlock()
+	if n == 0 {
+		return v, false
+	}
+	e, err := decodeEntry(v)
+	if err != nil {
+		return v, false
+	}
+	id := e.AttackID
+	s.rewrite(&e)
+	if e.AttackID == id {
+		return v, false
+	}
+	return encodeEntry(e), true
 }
 
 func (s *sharedAttacks) apply(op, id string, value []byte) {

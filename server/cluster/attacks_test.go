@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,5 +201,35 @@ func TestBlockNeverMergesIntoADetection(t *testing.T) {
 	})
 	if e, ok := a.block.Lookup(detect.KindUsername, "eve", time.Now()); !ok || e.AttackID != "blk-1" {
 		t.Fatalf("block entry %+v, want attack blk-1", e)
+	}
+}
+
+// TestClaimLostDuringAStore: the claim is lost while the block entry that
+// names the loser's record is being stored (after the rewrite check, before
+// the entry is on the list): Redis still gets the winner's id, and so does
+// the local list, shortly.
+func TestClaimLostDuringAStore(t *testing.T) {
+	s := redistest.Start(t)
+	r := newAttackReplica(t, withID(testOptions(s.Addr()), "r"))
+	eventually(t, 5*time.Second, "up", r.c.Up)
+	key := r.c.claimKey(&detect.Attack{Type: "probing", API: "shop", Identity: detect.AttackIdentity{Kind: "username", Value: "eve"}, Action: detect.ActionBlocked})
+	s.Do("SET", key, "atk-w", "PX", "60000") // another replica won
+	r.block.SetRewrite(func(e *detect.Entry) {
+		r.c.attacks.rewrite(e)
+		eventually(t, 5*time.Second, "the claim lost", func() bool {
+			return testutilCounter(t, r.c, "vigil_redis_attack_claims_total", "lost") == 1
+		})
+	})
+	r.detectAttack(t, "atk-r", "eve")
+	eventually(t, 5*time.Second, "Redis' entry names the winner", func() bool {
+		v, _ := redistest.Command(s.Addr(), "HGET", "t:{shared}:list:block", "username:eve")
+		return strings.Contains(v, `"attack_id":"atk-w"`)
+	})
+	eventually(t, 5*time.Second, "the local entry names the winner", func() bool {
+		e, ok := r.block.Lookup(detect.KindUsername, "eve", time.Now())
+		return ok && e.AttackID == "atk-w" && e.Reason == "probing atk-w"
+	})
+	if _, ok := r.store.Get("atk-r"); ok {
+		t.Fatal("the loser's record is still listed")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -236,6 +237,9 @@ func (c *Cluster) writeSome(ctx context.Context, cl rueidis.Client) error {
 	}
 	now := c.now()
 	maxlen := c.maxlen()
+	c.mu.Lock()
+	attacks := c.attacks
+	c.mu.Unlock()
 	cmds := make(rueidis.Commands, 0, len(batch))
 	idx := make([]int, 0, len(batch)) // batch index of each command
 	for i := range batch {
@@ -243,6 +247,13 @@ func (c *Cluster) writeSome(ctx context.Context, cl rueidis.Client) error {
 		if ch.op != OpDelete && ch.expired(now) {
 			c.metrics.expired.Inc()
 			continue
+		}
+		if attacks != nil && ch.op == OpPut && strings.HasPrefix(ch.kind, "list:") {
+			// Queued before this replica's claim was lost: the cluster gets
+			// the winner's id.
+			if v, ok := attacks.rewriteValue(ch.value); ok {
+				ch.value = v
+			}
 		}
 		hash, tombs := c.eventsKey(), c.eventsKey()
 		if ch.op != OpEvent {
