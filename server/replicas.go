@@ -69,7 +69,7 @@ func (r *replicas) hooks(h config.EngineHooks) config.EngineHooks {
 	if r == nil {
 		return h
 	}
-	h.Trainer, h.Replicas, h.OnModelChange = r.models.IsTrainer, r.models.Replicas, r.models.Changed
+	h.Trainer, h.Replicas, h.OnModelChange = r.models.IsTrainer, r.cluster.Replicas, r.models.Changed
 	return h
 }
 
@@ -109,10 +109,24 @@ func (r *replicas) run(ctx context.Context, s *Server) (wait func()) {
 		return func() {}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { r.cluster.Run(ctx) })
-	wg.Go(func() { r.flusher.Run(ctx) })
-	wg.Go(func() { r.models.Run(ctx, s.engine) })
-	return wg.Wait
+	clusterCtx, stopCluster := context.WithCancel(context.Background())
+	wg.Go(func() { r.cluster.Run(clusterCtx) })
+	var others sync.WaitGroup
+	others.Go(func() { r.flusher.Run(ctx) })
+	others.Go(func() { r.models.Run(ctx, s.engine) })
+	return func() {
+		others.Wait()
+		// The trainer hands its lease over at once instead of letting it
+		// lapse (a rollout would otherwise train nowhere for the lease
+		// time); then the link closes.
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := r.models.Release(rctx); err != nil {
+			s.log.Debug().Err(err).Msg("trainer lease not released; it lapses")
+		}
+		cancel()
+		stopCluster()
+		wg.Wait()
+	}
 }
 
 // close closes a link opened but never run (New failed after it).
@@ -133,8 +147,11 @@ func (r *replicas) status() *adminapi.ClusterStatus {
 		Degraded: !st.Up || st.Error != "", DegradedSince: st.DownSince, Outbox: st.OutboxDepth,
 		PropagationLagSeconds: st.PropagationLag.Seconds(), Trainer: r.models.IsTrainer(),
 	}
+	if st.Error != "" {
+		cs.SharingStopped = st.Error
+	}
 	if r.flusher != nil {
-		_ = r.flusher // TODO(lead): LastFlush
+		cs.LastFlush = r.flusher.LastFlush()
 	}
 	return cs
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/envoy"
 	"github.com/vigil-project/vigil/server/admin"
+	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/server/notify"
 	"github.com/vigil-project/vigil/server/store"
@@ -325,6 +326,10 @@ func (s *Server) saveSnapshots() {
 		s.log.Error().Err(err).Msg("inventory not saved")
 	}
 }
+
+// ClusterStatus is this replica's view of the replicas sharing Redis (as
+// /v1/status shows it); nil without Redis.
+func (s *Server) ClusterStatus() *adminapi.ClusterStatus { return s.replicas.status() }
 
 // GRPCAddr returns the bound gRPC address.
 func (s *Server) GRPCAddr() string { return s.grpcL.Addr().String() }

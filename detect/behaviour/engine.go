@@ -880,7 +880,7 @@ func (m *apiModel) status() ModelStatus {
 	if !m.start.IsZero() {
 		s.Progress.Duration = frac(float64(m.lastSeen.Sub(m.start)), float64(m.cfg.Duration))
 	}
-	s.Progress.Requests = frac(float64(s.Requests), float64(m.cfg.MinRequests))
+	s.Progress.Requests = frac(float64(m.clusterRequests()), float64(m.cfg.MinRequests))
 	s.Progress.Identities = frac(float64(s.Identities), float64(m.cfg.MinIdentities))
 	if m.ready.Load() {
 		s.Progress.Duration, s.Progress.Requests, s.Progress.Identities = 1, 1, 1

@@ -252,6 +252,17 @@ func newAPIModel(name string, api *detect.API, cfg TrainingConfig) *apiModel {
 	return m
 }
 
+// clusterRequests estimates the calls the API had on every replica: this
+// replica's times the live replicas, since Envoy spreads calls evenly (the
+// identities are not scaled: each replica sees nearly all of them).
+func (m *apiModel) clusterRequests() int64 {
+	n := m.requests.Load()
+	if m.replicas != nil {
+		n *= int64(max(m.replicas(), 1))
+	}
+	return n
+}
+
 // sample records a training value (from an identity not flagged).
 func (m *apiModel) sample(kind detect.Kind, v varID, x float64) {
 	m.mu.Lock()
@@ -284,7 +295,7 @@ func (m *apiModel) tick(now time.Time) bool {
 		return false
 	}
 	if !m.ready.Load() && now.Sub(m.start) >= m.cfg.Duration &&
-		m.requests.Load() >= m.cfg.MinRequests && m.identities.Load() >= m.cfg.MinIdentities {
+		m.clusterRequests() >= m.cfg.MinRequests && m.identities.Load() >= m.cfg.MinIdentities {
 		m.thresholds.Store(m.compute())
 		m.fitForests()
 		m.readyAt = now

@@ -207,3 +207,30 @@ func TestTrainingSamplesScaleWithReplicas(t *testing.T) {
 		t.Fatalf("3 replicas, shared: not_found_10m sample %v, want 10", n)
 	}
 }
+
+// With replicas, training's min_requests counts the API's calls on every
+// replica (this one's times the live replicas): the trainer sees a third
+// of them with three, and would otherwise stay learning three times as
+// long as a single node. Identities are not scaled.
+func TestTrainingReadinessCountsEveryReplicasCalls(t *testing.T) {
+	ready := func(replicas func() int) (string, float64) {
+		api := &detect.API{Name: "shop", BasePath: "/shop", Mode: detect.ModeBlock}
+		e := NewEngine(EngineConfig{Replicas: replicas, APIs: []*detect.API{api},
+			Training: TrainingConfig{Duration: time.Minute, MinRequests: 300, MinIdentities: 10, RelearnInterval: time.Hour}})
+		start := time.Unix(1_800_000_000, 0)
+		for i := range 120 {
+			tx := &detect.Transaction{API: api, Host: "shop.example.com", Method: "GET", Path: fmt.Sprintf("/shop/items/%d", i%7),
+				Status: 200, HasRequest: true, Complete: true, Start: start.Add(time.Duration(i) * time.Second)}
+			tx.Identities[detect.KindIP] = fmt.Sprintf("10.0.0.%d", i%20)
+			e.Consume(tx)
+		}
+		m := e.Models()[0]
+		return m.State, m.Progress.Requests
+	}
+	if state, progress := ready(nil); state == "ready" || progress != 0.4 {
+		t.Fatalf("single node after 120 of 300 calls: %s, progress %v; want learning, 0.4", state, progress)
+	}
+	if state, _ := ready(func() int { return 3 }); state != "ready" {
+		t.Fatalf("one of 3 replicas after 120 calls (360 in the cluster): %s, want ready", state)
+	}
+}

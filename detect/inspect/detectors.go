@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"bytes"
+
 	libinjection "github.com/corazawaf/libinjection-go"
 )
 
@@ -77,7 +79,7 @@ func (st *state) detectValue(loc Location, v []byte, c classes) (Kind, string) {
 			return PathTraversal, d
 		}
 	}
-	if set.Has(SQLInjection) && (c.has(clsQuote|clsBacktick) || c.has(clsSpace|clsParen|clsComma|clsEq|clsSemi|clsDash|clsHash|clsStar) && hasSQLWord(v)) {
+	if set.Has(SQLInjection) && sqlGate(v, c) {
 		if ok, _ := libinjection.IsSQLi(stringOf(v)); ok {
 			return SQLInjection, DetLibinjectionSQLi
 		}
@@ -95,15 +97,24 @@ func (st *state) detectValue(loc Location, v []byte, c classes) (Kind, string) {
 
 // sqlWords are the SQL words an injection without a quote needs (1 or
 // 1=1, 1 union select …, 1;drop table …): a value of words, spaces and
-// punctuation without one of them is not handed to libinjection.
+// punctuation without one of them is not handed to libinjection. Words of
+// prose that cannot start an injection on their own (like, in, is, not,
+// from, where: every browser's User-Agent says "like Gecko") are left out.
 var sqlWords = [...]string{
-	"or", "and", "xor", "not", "div", "union", "select", "from", "where", "having", "order", "group",
-	"like", "rlike", "regexp", "sleep", "waitfor", "benchmark", "procedure", "into", "exec",
-	"execute", "declare", "drop", "insert", "update", "delete", "case", "when", "null", "limit",
-	"pg_sleep", "extractvalue", "updatexml", "load_file", "outfile", "table", "if", "in", "is",
-	"between", "convert", "cast", "char", "concat", "version", "user", "database", "substring",
-	"ascii", "count", "elt", "make_set", "dbms_pipe", "utl_inaddr", "row", "sounds", "collate", "shutdown",
+	"or", "and", "xor", "div", "union", "select", "having", "order", "group", "rlike", "regexp",
+	"sleep", "waitfor", "benchmark", "procedure", "exec", "execute", "declare", "drop", "insert",
+	"update", "delete", "limit", "pg_sleep", "extractvalue", "updatexml", "load_file", "outfile",
+	"dbms_pipe", "utl_inaddr", "make_set", "elt", "shutdown", "where", "case", "when", "iif", "call",
+	"char", "null", "regexp_substring",
 }
+
+// sqlWordsBy indexes sqlWords by their first letter.
+var sqlWordsBy = func() (by [26][]string) {
+	for _, w := range sqlWords {
+		by[w[0]-'a'] = append(by[w[0]-'a'], w)
+	}
+	return by
+}()
 
 // hasSQLWord reports whether v holds one of sqlWords as a whole word.
 func hasSQLWord(v []byte) bool {
@@ -118,9 +129,11 @@ func hasSQLWord(v []byte) bool {
 		}
 		if n := j - i; n >= 2 && n <= 12 {
 			w := v[i:j]
-			for _, k := range sqlWords {
-				if len(k) == n && hasPrefixFold(w, k) {
-					return true
+			if f := lower(w[0]); f >= 'a' && f <= 'z' {
+				for _, k := range sqlWordsBy[f-'a'] {
+					if len(k) == n && hasPrefixFold(w, k) {
+						return true
+					}
 				}
 			}
 		}
@@ -166,3 +179,17 @@ func hasSQLConstruct(v []byte) bool {
 	}
 	return false
 }
+
+// sqlGate is the SQL injection pre-filter: a quote with SQL punctuation
+// beside it (' or 1=1, admin'--, 1')), or SQL words. A name with an
+// apostrophe (Ann O'Neil) or a browser's User-Agent does not reach
+// libinjection.
+func sqlGate(v []byte, c classes) bool {
+	if c.has(clsQuote|clsBacktick) && (c.has(clsParen|clsSemi|clsEq|clsHash|clsStar|clsComma|clsPipe|clsAmp|clsCRLF|clsCtrl|clsLT|clsGT|clsPercent|clsBackslash) ||
+		bytes.Contains(v, sqlDashes)) {
+		return true
+	}
+	return c.has(clsSpace|clsParen|clsComma|clsEq|clsSemi|clsDash|clsHash|clsStar|clsQuote|clsBacktick) && hasSQLWord(v)
+}
+
+var sqlDashes = []byte("--")

@@ -14,9 +14,20 @@
 // the contract's names (detect.AttackSQLInjection and the others); a test
 // keeps the two in step.
 //
+// A Learner learns, off the hot path, what each parameter of each endpoint
+// normally carries (type, length, character classes, small enums, JSON key
+// sets, signature hits), trusting it only once enough distinct identities
+// over enough time agree, and publishes an immutable Model; Request judges
+// values against the endpoint's Profiles from it: a signature on a
+// parameter that never carries such characters stands, one on a parameter
+// that normally carries such text is tolerated (counted, not blocked), a
+// value breaking its profile is a schema_violation, a new JSON key on a
+// write a mass_assignment.
+//
 // An Inspector is safe for concurrent use; one call to Request per request,
-// without allocation in the steady state (per-request scratch comes from a
-// pool).
+// without allocation for benign requests in the steady state (per-request
+// scratch comes from a pool; libinjection-go allocates a little inside,
+// for the values the pre-filter hands it).
 package inspect
 
 import (

@@ -70,6 +70,15 @@ func (t *jsonTokenizer) add(st *state, c byte) {
 	}
 }
 
+// addRun appends bytes to the value being read, up to the cap.
+func (t *jsonTokenizer) addRun(st *state, b []byte) {
+	if room := st.cfg.MaxValueBytes - len(t.str); len(b) > room {
+		b = b[:max(room, 0)]
+		t.cut = true
+	}
+	t.str = append(t.str, b...)
+}
+
 func (t *jsonTokenizer) addRune(st *state, r rune) {
 	if len(t.str)+utf8.UTFMax <= st.cfg.MaxValueBytes {
 		t.str = utf8.AppendRune(t.str, r)
@@ -83,6 +92,16 @@ func (t *jsonTokenizer) write(st *state, p []byte) {
 	for i := 0; i < len(p) && !st.done; i++ {
 		c := p[i]
 		if t.inString {
+			if t.hexLeft == 0 && !t.escape && t.hiSurr == 0 && c != '"' && c != '\\' {
+				// Fast path: copy the run up to the next quote or escape.
+				j := i + 1
+				for j < len(p) && p[j] != '"' && p[j] != '\\' {
+					j++
+				}
+				t.addRun(st, p[i:j])
+				i = j - 1
+				continue
+			}
 			t.stringByte(st, c)
 			continue
 		}

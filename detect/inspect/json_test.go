@@ -120,13 +120,21 @@ func TestInspectionDoesNotAllocate(t *testing.T) {
 	in := New(Config{})
 	reqs := []*RequestView{
 		{Method: "GET", Path: "/shop/items/42", Query: "q=red+shoes&page=2&sort=price-asc&since=2024-01-02&email=a%40b.c", UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", Cookie: "sid=abc123; theme=dark"},
-		jsonReq(`{"name":"Ann","items":[{"sku":"A1","qty":2,"note":"gift \u00e9"}],"addr":{"city":"Lyon"},"total":12.5}`),
+		jsonReq(`{"name":"Ann O'Neil","items":[{"sku":"A1","qty":2,"note":"gift \u00e9"}],"addr":{"city":"Lyon"},"total":12.5}`),
 		{Method: "GET", Path: "/search", Query: "q=red+shoes+for+men%2C+size+42+(EU)&ref=http%3A%2F%2Fshop.example.com%2Fa%3Fb%3Dc"},
 	}
 	for _, r := range reqs {
 		in.Request(r, nil)
 		if n := testing.AllocsPerRun(100, func() { in.Request(r, nil) }); n != 0 {
 			t.Errorf("%s %s%s: %v allocations per request", r.Method, r.Path, r.Query, n)
+		}
+	}
+}
+
+func TestSensitiveFilesAreLowerCase(t *testing.T) {
+	for _, f := range sensitiveFiles {
+		if strings.ToLower(f) != f || strings.Contains(f, "\\") {
+			t.Errorf("sensitive file %q: detectTraversal matches lower-case patterns with '/'", f)
 		}
 	}
 }

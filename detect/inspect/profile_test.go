@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,5 +223,57 @@ func TestJudgeWithProfileDoesNotAllocate(t *testing.T) {
 	r := searchReq("page=7&sort=new&q=blue+shoes&comment=nice")
 	if n := testing.AllocsPerRun(100, func() { in.Request(r, m.Profiles("/search", "GET")) }); n != 0 {
 		t.Errorf("%v allocations per judged request", n)
+	}
+}
+
+// The learner is fed from a sink while the hot path judges against the
+// last published model: no lock shared with the hot path, no race.
+func TestLearnerAndHotPathConcurrently(t *testing.T) {
+	in, m := shopModel(20, 2*time.Hour)
+	l := inspect.NewLearner(in, inspect.LearnConfig{})
+	l.Restore(m)
+	var published atomic.Pointer[inspect.Model] // how the hot path would hold it
+	published.Store(m)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			l.Observe("/search", searchReq(fmt.Sprintf("page=%d&q=x%d", i, i)), fmt.Sprintf("u%d", i%30), t0.Add(3*time.Hour+time.Duration(i)*time.Second))
+			if i%50 == 0 {
+				published.Store(l.Model())
+			}
+		}
+	}()
+	for range 300 {
+		prof := published.Load().Profiles("/search", "GET")
+		if f := in.Request(searchReq("page=abc"), prof); f.Kind != inspect.SchemaViolation {
+			t.Fatalf("page=abc: %v", f.Kind)
+		}
+	}
+	<-done
+	if p := l.Model().Profiles("/search", "GET"); p.Requests != 700 {
+		t.Errorf("requests %d after 400 restored and 300 observed, want 700", p.Requests)
+	}
+}
+
+// Headers and cookies are not the API's parameters: a User-Agent never
+// seen before breaks no schema, though a signature in it still counts.
+func TestHeadersAreJudgedForSignaturesOnly(t *testing.T) {
+	in := inspect.New(inspect.Config{})
+	l := inspect.NewLearner(in, inspect.LearnConfig{})
+	train(l, "/search", 400, 20, 2*time.Hour, func(i int) *inspect.RequestView {
+		r := searchReq(fmt.Sprintf("page=%d", i%40+1))
+		r.UserAgent, r.Cookie = "Mozilla/5.0 (X11; Linux x86_64)", fmt.Sprintf("sid=%08x", i)
+		return r
+	})
+	prof := l.Model().Profiles("/search", "GET")
+	r := searchReq("page=3")
+	r.UserAgent, r.Cookie = "curl/8.5.0 [bot] {x}", "sid=~~~"
+	if f := in.Request(r, prof); f.Kind != inspect.KindNone {
+		t.Errorf("a new User-Agent and cookie: %v (%s) at %q", f.Kind, f.Detector, f.KeyPath())
+	}
+	r.UserAgent = "${jndi:ldap://x/a}"
+	if f := in.Request(r, prof); f.Kind != inspect.JNDIInjection {
+		t.Errorf("jndi in the User-Agent: %v", f.Kind)
 	}
 }

@@ -103,6 +103,9 @@ func (st *state) emit(loc Location, raw []byte, mode decodeMode) {
 	st.values++
 	st.total += len(raw)
 	if len(raw) == 0 {
+		if st.visit != nil {
+			st.visit(loc, st.path, raw)
+		}
 		return
 	}
 	v, dec := st.normalize(raw, mode)
@@ -125,6 +128,12 @@ func (st *state) emit(loc Location, raw []byte, mode decodeMode) {
 func (st *state) check(loc Location, v []byte, dec Decodings, judge bool) bool {
 	c := classify(v)
 	kind, det := st.detectValue(loc, v, c)
+	// Headers and cookies are judged for signatures only: they are not the
+	// API's parameters, and a browser or bot never seen before is no
+	// schema violation.
+	if kind == KindNone && (loc == LocHeader || loc == LocCookie) {
+		judge = false
+	}
 	if judge && st.prof != nil && st.prof.Trusted {
 		k, rule, tolerated := st.prof.param(st.path).judge(v, c, kind)
 		if tolerated {

@@ -1,9 +1,33 @@
 package inspect
 
+import "bytes"
+
 // detectTraversal finds a climb out of a directory (two or more dots and a
 // separator, in any of the spellings decoders leave: overlong UTF-8, 0x2e
 // text, "..;/") or a well-known sensitive file.
 func detectTraversal(v []byte) string {
+	if bytes.Contains(v, dotDot) || hasOddDots(v) {
+		if d := detectDotDot(v); d != "" {
+			return d
+		}
+	}
+	return detectSensitiveFile(v)
+}
+
+var dotDot = []byte("..")
+
+// hasOddDots reports whether v may spell a dot some other way: overlong
+// UTF-8 (C0/C1/E0 lead bytes) or "0x2e"-style text.
+func hasOddDots(v []byte) bool {
+	for i, c := range v {
+		if c == 0xc0 || c == 0xc1 || c == 0xe0 || c == '0' && i+1 < len(v) && (v[i+1] == 'x' || v[i+1] == 'X') {
+			return true
+		}
+	}
+	return false
+}
+
+func detectDotDot(v []byte) string {
 	dots := 0
 	for i := 0; i < len(v); {
 		c, n := travByte(v[i:])
@@ -23,12 +47,39 @@ func detectTraversal(v []byte) string {
 		}
 		dots = 0
 	}
-	for _, f := range sensitiveFiles {
-		if containsFold(v, f) {
-			return DetSensitiveFile
+	return ""
+}
+
+func detectSensitiveFile(v []byte) string {
+	// One pass: patterns are tried only where their first byte is.
+	for i := 0; i < len(v); i++ {
+		c := foldByte(v[i])
+		for _, f := range sensitiveBy[c] {
+			if len(v)-i >= len(f) && hasPrefixFoldSep(v[i:], f) {
+				return DetSensitiveFile
+			}
 		}
 	}
 	return ""
+}
+
+// sensitiveBy indexes sensitiveFiles by their first byte.
+var sensitiveBy = func() (by [256][]string) {
+	for _, f := range sensitiveFiles {
+		by[f[0]] = append(by[f[0]], f)
+	}
+	return by
+}()
+
+// hasPrefixFoldSep reports whether v starts with pat (lower case, '/' for
+// both separators), ignoring case.
+func hasPrefixFoldSep(v []byte, pat string) bool {
+	for j := 0; j < len(pat); j++ {
+		if foldByte(v[j]) != pat[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // travByte reads one path character at the start of s, seeing through the

@@ -8,21 +8,24 @@
 #                                   Envoy's client certificate (grpc_tls.client_ca_file)
 #   DIR/envoy/{tls.crt,tls.key,ca.crt}  Envoy's client certificate and the CA that signs
 #                                   Vigil's (the vigil cluster's UpstreamTlsContext)
+#   DIR/secrets/fingerprint-key     the fingerprint key both Vigil replicas share (64 hex)
+#   DIR/secrets/redis-password      the password of Redis' ACL user vigil (64 hex)
 #
-# DIR defaults to ./certs beside this script; docker-compose.yaml mounts DIR/vigil into
-# the vigil service and DIR/envoy into the envoy service. Nothing here is committed
+# DIR defaults to ./certs beside this script; docker-compose.yaml mounts DIR/vigil and
+# DIR/secrets into the vigil replicas, DIR/secrets/redis-password into redis and DIR/envoy
+# into the envoy service. Nothing here is committed
 # (.gitignore): private keys never belong in a repository.
 #
-# For development only. The keys are readable by everyone (0644) because the containers
+# For development only. The keys and secrets are readable by everyone (0644) because the containers
 # run as non-root users other than yours and read them through bind mounts; in
 # production, issue certificates from your own CA (cert-manager, Vault, ...) and mount
 # them from a Secret readable by the service's user alone. Run it again to replace
-# everything (certificates are valid for 825 days).
+# the CA and certificates (valid for 825 days); the secrets are kept.
 set -eu
 
 dir=${1:-$(dirname "$0")/certs}
 days=825
-mkdir -p "$dir/vigil" "$dir/envoy"
+mkdir -p "$dir/vigil" "$dir/envoy" "$dir/secrets"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -53,4 +56,11 @@ keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth
 subjectAltName=DNS:envoy"
 
-echo "wrote $dir: ca.crt, ca.key (keep), vigil/{tls.crt,tls.key,ca.crt}, envoy/{tls.crt,tls.key,ca.crt}"
+# The shared secrets: kept when they exist (a new fingerprint key would make every
+# replica refuse to start against a Redis that holds the old key's check value).
+for f in fingerprint-key redis-password; do
+  [ -s "$dir/secrets/$f" ] || openssl rand -hex 32 > "$dir/secrets/$f"
+  chmod 644 "$dir/secrets/$f"
+done
+
+echo "wrote $dir: ca.crt, ca.key (keep), vigil/{tls.crt,tls.key,ca.crt}, envoy/{tls.crt,tls.key,ca.crt}, secrets/{fingerprint-key,redis-password}"

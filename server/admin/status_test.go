@@ -84,10 +84,10 @@ func TestStatusCluster(t *testing.T) {
 	since := time.Date(2026, 12, 7, 9, 30, 0, 0, time.FixedZone("CET", 3600))
 	flushed := since.Add(-time.Minute)
 	src := &adminapi.ClusterStatus{Degraded: true, DegradedSince: since, Outbox: 42, ReplicaID: "vigil-1", Replicas: 1,
-		Mode: adminapi.ClusterModeCluster, LastFlush: flushed, PropagationLagSeconds: 0.0042}
+		Mode: adminapi.ClusterModeCluster, LastFlush: flushed, PropagationLagSeconds: 0.0042, SharingStopped: "fingerprint mismatch"}
 	fake.set(src)
 	_, body = get(t, srv.URL, "/v1/status")
-	want = `{"cluster":{"degraded":true,"degraded_since":"2026-12-07T08:30:00Z","last_flush":"2026-12-07T08:29:00Z","mode":"cluster","outbox":42,"propagation_lag_seconds":0.0042,"redis_up":false,"replica_id":"vigil-1","replicas":1,"trainer":false},"ready":true}`
+	want = `{"cluster":{"degraded":true,"degraded_since":"2026-12-07T08:30:00Z","last_flush":"2026-12-07T08:29:00Z","mode":"cluster","outbox":42,"propagation_lag_seconds":0.0042,"redis_up":false,"replica_id":"vigil-1","replicas":1,"sharing_stopped":"fingerprint mismatch","trainer":false},"ready":true}`
 	if compact(t, body) != want {
 		t.Fatalf("degraded: %s, want %s", body, want)
 	}

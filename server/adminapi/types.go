@@ -70,6 +70,11 @@ type ClusterStatus struct {
 	ReplicaID string `json:"replica_id"`
 	// Replicas counts the live replicas, this one included.
 	Replicas int `json:"replicas"`
+	// SharingStopped says why this replica stopped sharing for good (Redis
+	// holds another fingerprint key's check value); omitted while sharing.
+	// The replica serves on its local state until it is restarted with the
+	// cluster's fingerprint key.
+	SharingStopped string `json:"sharing_stopped,omitempty"`
 	// Trainer: this replica holds the training lease and publishes the
 	// models the others adopt.
 	Trainer bool `json:"trainer"`

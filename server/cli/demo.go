@@ -376,12 +376,48 @@ func ordinal(n int) string {
 	return fmt.Sprintf("%dth", n)
 }
 
+// awaitTrainer waits until the replicas see each other and one of them
+// holds the trainer lease: the trainer's model becomes ready on a call
+// that finds it trainer and counting every replica's calls, and the
+// recorded traffic must not have gone by before.
+func awaitTrainer(ctx context.Context, servers []*server.Server) error {
+	if len(servers) == 1 {
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		trainers, seeAll := 0, true
+		for _, s := range servers {
+			st := s.ClusterStatus()
+			if st == nil || !st.RedisUp || st.Replicas != len(servers) {
+				seeAll = false
+			} else if st.Trainer {
+				trainers++
+			}
+		}
+		if seeAll && trainers == 1 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("pre-training: the replicas did not all join and elect a trainer in 30s (is Redis reachable?)")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // pretrain feeds the generated benign traffic to the replicas, record i to
 // replica i mod N as a round-robin load balancer would, and shows the
 // model's training progress until it is ready on every replica.
 func pretrain(ctx context.Context, servers []*server.Server, shop *demo.Shop, out *demoOutput) error {
 	end := time.Now()
 	recs := demo.Pretraining{Shop: shop, Seed: demoSeed, End: end, Window: demoWindow}.Records()
+	if err := awaitTrainer(ctx, servers); err != nil {
+		return err
+	}
 	out.printf("Pre-training %s on %s of recorded benign traffic: %d calls from %d users…\n", demoAPI, demoWindow, len(recs), demo.NumUsers)
 	started := time.Now()
 	// The least advanced replica's model: training is over when every

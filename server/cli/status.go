@@ -165,6 +165,9 @@ func printStatus(w io.Writer, r *statusReport) {
 			redis += ": serving and detecting on local state"
 		}
 		row(tw, "Redis:", redis)
+		if c.SharingStopped != "" {
+			row(tw, "Sharing:", "STOPPED: "+c.SharingStopped)
+		}
 		row(tw, "Outbox:", fmt.Sprintf("%d list writes waiting for Redis", c.Outbox))
 		flush := "none yet"
 		if !c.LastFlush.IsZero() {

@@ -47,7 +47,7 @@ func TestCLIStatusCluster(t *testing.T) {
 
 	// A single node: the real server's /v1/status has no cluster.
 	out := mustCLI(t, ts, "status")
-	for _, absent := range []string{"Cluster:", "Redis:", "Outbox:", "Flush:", "Propagation:"} {
+	for _, absent := range []string{"Cluster:", "Redis:", "Outbox:", "Flush:", "Propagation:", "Sharing:"} {
 		if strings.Contains(out, absent) {
 			t.Errorf("status of a single node shows %q:\n%s", absent, out)
 		}
@@ -84,7 +84,8 @@ func TestCLIStatusCluster(t *testing.T) {
 	since := time.Now().Add(-90 * time.Second).UTC().Truncate(time.Second)
 	status.Store(&adminapi.ServerStatus{Ready: true, Cluster: &adminapi.ClusterStatus{
 		Degraded: true, DegradedSince: since, Outbox: 17, ReplicaID: "vigil-2", Replicas: 1,
-		Mode: adminapi.ClusterModeCluster, LastFlush: since.Add(-time.Second), PropagationLagSeconds: 0.0031}})
+		Mode: adminapi.ClusterModeCluster, LastFlush: since.Add(-time.Second), PropagationLagSeconds: 0.0031,
+		SharingStopped: "redis holds another fingerprint key's check value"}})
 	out = cli("status")
 	if got := strings.Join(tableRow(out, "Redis:"), " "); !strings.HasPrefix(got, "Redis: DOWN (cluster), DEGRADED since "+since.Format(time.RFC3339)+" (1m3") ||
 		!strings.HasSuffix(got, "ago): serving and detecting on local state") {
@@ -101,6 +102,9 @@ func TestCLIStatusCluster(t *testing.T) {
 	}
 	if got := strings.Join(tableRow(out, "Propagation:"), " "); got != "Propagation: 3.1ms for the last change of another replica" {
 		t.Errorf("propagation row %q in\n%s", got, out)
+	}
+	if got := strings.Join(tableRow(out, "Sharing:"), " "); got != "Sharing: STOPPED: redis holds another fingerprint key's check value" {
+		t.Errorf("sharing row %q in\n%s", got, out)
 	}
 	if !strings.Contains(out, "ready") {
 		t.Errorf("a degraded cluster is shown not ready:\n%s", out)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,8 +25,8 @@ import (
 //go:embed flush.lua
 var flushLua string
 
-// flushSHA names flush.lua for EVALSHA; FlushOnce sends the script whole
-// (EVAL) to a server that does not know it yet (first use, a restart).
+// flushSHA names flush.lua for EVALSHA; FlushOnce loads the script on a
+// server that does not know it yet (first use, a restart).
 var flushSHA = sha1Hex(flushLua)
 
 func sha1Hex(s string) string {
@@ -85,6 +86,8 @@ type Flusher struct {
 	ttl, keepShort, keepLong string
 	seqField                 string // q<random id>: this flusher's last segment applied, per identity
 
+	lastOK atomic.Int64 // unix ns of the last flush that succeeded
+
 	mu      sync.Mutex // one flush at a time
 	seq     uint64     // the last flush's segment number
 	pending map[behaviour.SharedKey]*carried
@@ -97,8 +100,16 @@ type Flusher struct {
 	dropped    prometheus.Counter
 }
 
+// Resender is implemented by an engine (*behaviour.Engine) that can send
+// every shared state's whole windows again, for a Redis that lost them.
+type Resender interface {
+	ResendShared(ctx context.Context)
+}
+
 // NewFlusher returns a flusher of engine's shared windows to the Redis of
-// c, under c's key prefix.
+// c, under c's key prefix. When engine is a Resender it is told to send
+// everything again after Redis lost its data (c.OnReseed): call NewFlusher
+// before c.Run.
 func NewFlusher(c *Cluster, engine SharedEngine, o FlushOptions) *Flusher {
 	if o.Interval <= 0 {
 		o.Interval = 250 * time.Millisecond
@@ -108,6 +119,9 @@ func NewFlusher(c *Cluster, engine SharedEngine, o FlushOptions) *Flusher {
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = 100000
+	}
+	if r, ok := engine.(Resender); ok {
+		c.OnReseed(r.ResendShared)
 	}
 	short, long, shortN, longN, epoch, wide := behaviour.SharedWindows()
 	widest := max(short*time.Duration(shortN), long*time.Duration(longN), 2*epoch, 2*wide)
@@ -179,6 +193,9 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 	f.seq++
 	batch := f.withPending(f.seq, f.engine.CollectShared(ctx))
 	if len(batch) == 0 {
+		if f.redis.Up() { // nothing to send, nothing behind
+			f.lastOK.Store(time.Now().UnixNano())
+		}
 		return nil
 	}
 	start := time.Now()
@@ -203,23 +220,26 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 	}
 	res := cl.DoMulti(tctx, cmds...)
 	sent := len(cmds)
-	// A server that does not know the script yet: send it whole, once per
-	// identity that met NOSCRIPT (all of them, usually).
+	// A server that does not know the script yet (first use, a restart):
+	// load it on every node once and send those identities again, rather
+	// than the script whole with each of them.
 	var again []int
 	for i, r := range res {
-		if e, ok := rueidis.IsRedisErr(r.Error()); ok && e.IsNoScript() {
+		if isNoScript(r.Error()) {
 			again = append(again, i)
 		}
 	}
 	if len(again) > 0 {
-		evals := make(rueidis.Commands, len(again))
-		for j, i := range again {
-			evals[j] = cl.B().Eval().Script(flushLua).Numkeys(1).Key(keys[i]).Arg(args[i]...).Build()
+		if err := loadScript(tctx, cl, flushLua); err == nil {
+			retry := make(rueidis.Commands, len(again))
+			for j, i := range again {
+				retry[j] = cl.B().Evalsha().Sha1(flushSHA).Numkeys(1).Key(keys[i]).Arg(args[i]...).Build()
+			}
+			for j, r := range cl.DoMulti(tctx, retry...) {
+				res[again[j]] = r
+			}
+			sent += len(cl.Nodes()) + len(retry)
 		}
-		for j, r := range cl.DoMulti(tctx, evals...) {
-			res[again[j]] = r
-		}
-		sent += len(evals)
 	}
 
 	windows := make([]behaviour.SharedWindow, 0, len(batch))
@@ -251,7 +271,18 @@ func (f *Flusher) FlushOnce(ctx context.Context) error {
 		f.errs.Inc()
 		return fmt.Errorf("flush to redis: %d of %d identities failed: %w", failed, len(batch), first)
 	}
+	f.lastOK.Store(time.Now().UnixNano())
 	return nil
+}
+
+// LastFlush returns when a flush last succeeded (every identity sent and
+// read back, or nothing to send while Redis is up); zero before the
+// first. For /v1/status.
+func (f *Flusher) LastFlush() time.Time {
+	if n := f.lastOK.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 var errNotConnected = errors.New("not connected (redis never answered)")
@@ -497,5 +528,20 @@ func mergeSketches(a, b []behaviour.SharedSketch) []behaviour.SharedSketch {
 			}
 		}
 	}
-	return out
+	// Only a sketch's newest epoch and the one before are live (as
+	// flush.lua prunes): a carry through a long outage stays small.
+	var newest [256]int64
+	var seen [256]bool
+	for _, x := range out {
+		if !seen[x.Sketch] || x.Epoch > newest[x.Sketch] {
+			newest[x.Sketch], seen[x.Sketch] = x.Epoch, true
+		}
+	}
+	live := out[:0]
+	for _, x := range out {
+		if x.Epoch >= newest[x.Sketch]-1 {
+			live = append(live, x)
+		}
+	}
+	return live
 }

@@ -65,49 +65,60 @@ while i < #ARGV do
 end
 
 local all = redis.call('HGETALL', key)
+-- Each field parsed once: its type, bucket index or epoch, sketch.
+local typ, num, skn = {}, {}, {}
 local maxS, maxL = nil, nil
 local maxE = {}
 for j = 1, #all, 2 do
   local f = all[j]
   local t = string.sub(f, 1, 1)
-  if t == 's' then
-    local x = tonumber(string.sub(f, 2))
-    if x and (not maxS or x > maxS) then maxS = x end
-  elseif t == 'l' or t == 'b' then
-    local x = tonumber(string.match(f, '^.(%-?%d+)'))
-    if x and (not maxL or x > maxL) then maxL = x end
+  local x, s
+  if t == 's' or t == 'b' then
+    x = tonumber(string.sub(f, 2))
+  elseif t == 'l' then
+    local dot = string.find(f, '.', 2, true)
+    if dot then x = tonumber(string.sub(f, 2, dot - 1)) end
   elseif t == 'k' then
-    local s, e = string.match(f, '^k(%d+)%.(%-?%d+)$')
-    e = tonumber(e)
-    if s and e and (not maxE[s] or e > maxE[s]) then maxE[s] = e end
+    local dot = string.find(f, '.', 2, true)
+    if dot then
+      s = string.sub(f, 2, dot - 1)
+      x = tonumber(string.sub(f, dot + 1))
+    end
+  end
+  typ[j], num[j], skn[j] = t, x, s
+  if x then
+    if t == 's' then
+      if not maxS or x > maxS then maxS = x end
+    elseif t == 'l' or t == 'b' then
+      if not maxL or x > maxL then maxL = x end
+    elseif t == 'k' then
+      if not maxE[s] or x > maxE[s] then maxE[s] = x end
+    end
   end
 end
 
 local keepS, keepL = tonumber(ARGV[2]), tonumber(ARGV[3])
 local drop, out = {}, {}
 for j = 1, #all, 2 do
-  local f = all[j]
-  local t = string.sub(f, 1, 1)
-  local stale = false
+  local t, x = typ[j], num[j]
+  local stale
   if t == 'q' then
-    stale = nil
+    stale = nil -- kept, not returned
+  elseif not x then
+    stale = true
   elseif t == 's' then
-    local x = tonumber(string.sub(f, 2))
-    stale = (not x) or x <= maxS - keepS
+    stale = x <= maxS - keepS
   elseif t == 'l' or t == 'b' then
-    local x = tonumber(string.match(f, '^.(%-?%d+)'))
-    stale = (not x) or x <= maxL - keepL
+    stale = x <= maxL - keepL
   elseif t == 'k' then
-    local s, e = string.match(f, '^k(%d+)%.(%-?%d+)$')
-    e = tonumber(e)
-    stale = (not e) or e < maxE[s] - 1
+    stale = x < maxE[skn[j]] - 1
   else
     stale = true
   end
   if stale then
-    drop[#drop + 1] = f
+    drop[#drop + 1] = all[j]
   elseif stale == false then
-    out[#out + 1] = f
+    out[#out + 1] = all[j]
     out[#out + 1] = all[j + 1]
   end
 end

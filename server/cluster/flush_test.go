@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,9 +183,16 @@ func TestFlushGivesUpOnAStoppedRedis(t *testing.T) {
 		Buckets:  []behaviour.SharedBucket{{Short: true, Index: 1, Counts: [5]uint32{5}}},
 		Sketches: []behaviour.SharedSketch{{Sketch: 1, Epoch: 9, Regs: regs(map[int]byte{1: 6})}},
 	}}
+	ok := f.LastFlush()
+	if ok.IsZero() {
+		t.Fatal("LastFlush zero after a flush")
+	}
 	start := time.Now()
 	err := f.FlushOnce(ctx)
 	took := time.Since(start)
+	if f.LastFlush() != ok {
+		t.Fatal("a failed flush moved LastFlush")
+	}
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("flush against a stopped redis: %v", err)
 	}
@@ -348,4 +356,49 @@ func clusterSlot(key string) int {
 		}
 	}
 	return int(crc) % 16384
+}
+
+// resending is an engine that counts ResendShared calls.
+type resending struct {
+	fakeShared
+	n atomic.Int32
+}
+
+func (r *resending) ResendShared(context.Context) { r.n.Add(1) }
+
+// Redis restarted empty: the engine is told to send its shared windows
+// whole again.
+func TestFlushResendsAfterRedisLostItsData(t *testing.T) {
+	r := redistest.Start(t)
+	e := &resending{}
+	open(t, testOptions(r.Addr()), func(c *Cluster) { NewFlusher(c, e, FlushOptions{Log: zerolog.Nop()}) })
+	if e.n.Load() != 0 {
+		t.Fatal("resent at start")
+	}
+	r.Restart()
+	eventually(t, 10*time.Second, "ResendShared after redis restarted empty", func() bool { return e.n.Load() > 0 })
+}
+
+// Deltas carried through a long outage keep only the live sketch epochs
+// (the newest of each sketch and the one before), register-wise max.
+func TestMergeSketchesKeepsLiveEpochs(t *testing.T) {
+	var carried []behaviour.SharedSketch
+	for e := int64(1); e <= 50; e++ {
+		carried = mergeSketches(carried, []behaviour.SharedSketch{
+			{Sketch: 0, Epoch: e, Regs: regs(map[int]byte{int(e): 1})},
+			{Sketch: 2, Epoch: e / 10, Regs: regs(map[int]byte{int(e): 2})},
+		})
+	}
+	if len(carried) != 4 {
+		t.Fatalf("%d sketches carried, want 4: %+v", len(carried), carried)
+	}
+	for _, s := range carried {
+		switch {
+		case s.Sketch == 0 && (s.Epoch == 49 || s.Epoch == 50) && s.Regs[s.Epoch] == 1:
+		case s.Sketch == 2 && s.Epoch == 4 && s.Regs[40] == 2 && s.Regs[49] == 2 && s.Regs[39] == 0:
+		case s.Sketch == 2 && s.Epoch == 5 && s.Regs[50] == 2:
+		default:
+			t.Fatalf("carried %+v", s)
+		}
+	}
 }

@@ -24,7 +24,12 @@ type modelReplica struct {
 
 func startReplica(t *testing.T, addr, id string, e func(*Models) ModelEngine, mo ...ModelOptions) *modelReplica {
 	t.Helper()
-	o := testOptions(addr)
+	return startReplicaOn(t, []string{addr}, id, e, mo...)
+}
+
+func startReplicaOn(t *testing.T, addrs []string, id string, e func(*Models) ModelEngine, mo ...ModelOptions) *modelReplica {
+	t.Helper()
+	o := testOptions(addrs...)
 	o.ReplicaID = id
 	opts := fastModels
 	if len(mo) > 0 {
@@ -151,4 +156,43 @@ func TestModelUpdateReachesPeers(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the trainer applies b's update", func() bool { tx, ok := userTx(ea, "errors_10m", "ip"); return ok && tx == 42 })
 	eventually(t, 5*time.Second, "c has b's update", func() bool { tx, ok := userTx(ec, "errors_10m", "ip"); return ok && tx == 42 })
+}
+
+// Redis unreachable for a lease time: the replica trains on its own share
+// (as a single node); once Redis answers and another replica holds the
+// lease, it follows again.
+func TestTrainsAloneWhileRedisIsDown(t *testing.T) {
+	r := redistest.Start(t)
+	r.Kill()
+	a := startReplica(t, r.Addr(), "a", none)
+	if a.m.IsTrainer() {
+		t.Fatal("trainer before a lease time without Redis")
+	}
+	eventually(t, 5*time.Second, "trains alone without Redis", a.m.IsTrainer)
+	r.Restart()
+	r.Do("SET", "t:{models}:trainer", "x", "PX", "60000")
+	eventually(t, 10*time.Second, "follows x once Redis answers", func() bool { return !a.m.IsTrainer() })
+}
+
+// On a 3-master Redis Cluster (the lease, versions and documents share
+// the {models} hash tag, so publish.lua runs): the lease, publication and
+// adoption, and a model update as an event.
+func TestModelsOnRedisCluster(t *testing.T) {
+	rc := redistest.StartCluster(t, 3)
+	var ea, eb *behaviour.Engine
+	a := startReplicaOn(t, rc.Addrs(), "a", func(m *Models) ModelEngine { ea = newEngine(m); return ea })
+	eventually(t, 5*time.Second, "a trains", a.m.IsTrainer)
+	if err := ea.ApplyFromPeer("shop", setTx("requests_per_min", "ip", 500)); err != nil {
+		t.Fatal(err)
+	}
+	b := startReplicaOn(t, rc.Addrs(), "b", func(m *Models) ModelEngine { eb = newEngine(m); return eb })
+	eventually(t, 5*time.Second, "b adopts Tx 500", func() bool { tx, ok := userTx(eb, "requests_per_min", "ip"); return ok && tx == 500 })
+	eventually(t, 5*time.Second, "two replicas counted", func() bool { return b.m.Replicas() == 2 })
+	if b.m.IsTrainer() {
+		t.Fatal("b trains while a holds the lease")
+	}
+	if err := eb.Apply("shop", setTx("errors_10m", "ip", 42)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the trainer applies b's update", func() bool { tx, ok := userTx(ea, "errors_10m", "ip"); return ok && tx == 42 })
 }

@@ -135,18 +135,9 @@ func TestBlockOnOneReplicaIsEnforcedByAllWithinASecond(t *testing.T) {
 			t.Fatalf("%s before the block: %d", r.name, res.Status)
 		}
 	}
-	if code, body := vigiltest.Call(t, g.replicas[0].api, "POST", "/v1/blocklist", `{"kind":"ip","value":"`+ip+`","ttl":"1h","reason":"manual"}`); code != 201 && code != 200 {
-		t.Fatalf("POST /v1/blocklist: %d %s", code, body)
-	}
+	g.replicas[0].block(t, ip)
 	added := time.Now()
-	for _, r := range g.replicas[1:] {
-		vigiltest.Eventually(t, time.Second-time.Since(added), func() error {
-			if res := r.send(t, get(ip, "/shop/items/1")); res.Status != 403 {
-				return fmt.Errorf("%s answers %d", r.name, res.Status)
-			}
-			return nil
-		})
-	}
+	refusedWithin(t, time.Second, ip, g.replicas[1:]...)
 	t.Logf("block enforced on every replica %s after it was added", time.Since(added).Round(time.Millisecond))
 	if code, body := vigiltest.Call(t, g.replicas[2].api, "DELETE", "/v1/blocklist/ip/"+ip, ""); code != 204 && code != 200 {
 		t.Fatalf("DELETE /v1/blocklist: %d %s", code, body)

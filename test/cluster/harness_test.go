@@ -28,6 +28,20 @@ import (
 
 func TestMain(m *testing.M) { vigilbin.Main(m) }
 
+// writeConfig writes the replica's vigil.yaml in dir and returns its path.
+func writeConfig(t *testing.T, dir, name string, redisAddrs []string, extra, key string) string {
+	t.Helper()
+	redis := ""
+	if len(redisAddrs) > 0 {
+		redis = fmt.Sprintf("redis:\n  addrs: [%s]\n  replica_id: %s\n  flush_interval: 100ms\n", strings.Join(redisAddrs, ", "), name)
+	}
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(shopConfig, key, redis)+extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // servingRE is `vigil serve`'s "vigil serving" log line, with its addresses.
 var servingRE = regexp.MustCompile(`"grpc_addr":"([^"]+)","admin_addr":"([^"]+)".*"message":"vigil serving"`)
 
@@ -77,14 +91,7 @@ func startGroup(t *testing.T, n int, redisAddrs []string, extra string) *group {
 // startReplica runs one `vigil serve` on data directory dir.
 func startReplica(t *testing.T, name, dir string, redisAddrs []string, extra string) *replica {
 	t.Helper()
-	redis := ""
-	if len(redisAddrs) > 0 {
-		redis = fmt.Sprintf("redis:\n  addrs: [%s]\n  replica_id: %s\n  flush_interval: 100ms\n", strings.Join(redisAddrs, ", "), name)
-	}
-	cfg := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(shopConfig, fingerprintKey, redis)+extra), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeConfig(t, dir, name, redisAddrs, extra, fingerprintKey)
 	p := vigiltest.Binary{
 		Args:  []string{"serve", "--config", cfg, "--data-dir", dir, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "info"},
 		Ready: servingRE, ReadyWithin: 30 * time.Second,
@@ -199,4 +206,43 @@ func (r *replica) requests(t *testing.T, ip string) int64 {
 		return 0 // not seen yet: 404
 	}
 	return f.Summary.TotalRequests
+}
+
+// status is the replica's GET /v1/status cluster object.
+func (r *replica) status(t *testing.T) adminapi.ClusterStatus {
+	t.Helper()
+	code, body, err := r.api.Raw(context.Background(), "GET", adminapi.Path("/v1/status"), nil)
+	if err != nil || code != 200 {
+		t.Fatalf("%s: GET /v1/status: %d %v %s", r.name, code, err, body)
+	}
+	var st struct {
+		Cluster *adminapi.ClusterStatus `json:"cluster"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil || st.Cluster == nil {
+		t.Fatalf("%s: GET /v1/status: %s (%v)", r.name, body, err)
+	}
+	return *st.Cluster
+}
+
+// block puts ip on the block list through the replica's admin API.
+func (r *replica) block(t *testing.T, ip string) {
+	t.Helper()
+	if code, body := vigiltest.Call(t, r.api, "POST", "/v1/blocklist", `{"kind":"ip","value":"`+ip+`","ttl":"1h","reason":"manual"}`); code != 201 && code != 200 {
+		t.Fatalf("%s: POST /v1/blocklist: %d %s", r.name, code, body)
+	}
+}
+
+// refusedWithin fails the test unless every replica of rs refuses ip
+// within d.
+func refusedWithin(t *testing.T, d time.Duration, ip string, rs ...*replica) {
+	t.Helper()
+	start := time.Now()
+	for _, r := range rs {
+		vigiltest.Eventually(t, max(d-time.Since(start), time.Millisecond), func() error {
+			if res := r.send(t, get(ip, "/shop/items/1")); res.Status != 403 {
+				return fmt.Errorf("%s answers %d to %s", r.name, res.Status, ip)
+			}
+			return nil
+		})
+	}
 }

@@ -86,6 +86,7 @@ type composeService struct {
 	SecurityOpt     []string              `yaml:"security_opt"`
 	StopGracePeriod string                `yaml:"stop_grace_period"`
 	Restart         string                `yaml:"restart"`
+	User            string                `yaml:"user"`
 }
 
 type composeBuild struct {
@@ -586,6 +587,25 @@ func TestEnvoyComposeMatchesMain(t *testing.T) {
 		c.DnsLookupFamily = m.DnsLookupFamily
 		c.DnsRefreshRate = m.DnsRefreshRate
 		ce, me := endpoints(c), endpoints(m)
+		if len(me) == 1 && len(ce) > 1 {
+			// Several replicas where envoy.yaml has one Vigil: each on its port, and
+			// round robin (Envoy's default, as in envoy.yaml).
+			for _, e := range ce {
+				if e.GetPortValue() != me[0].GetPortValue() {
+					t.Errorf("cluster %s: endpoint %s:%d, %s's is on port %d", c.GetName(), e.GetAddress(), e.GetPortValue(), mainEnvoy, me[0].GetPortValue())
+				}
+			}
+			if c.GetLbPolicy() != clusterv3.Cluster_ROUND_ROBIN {
+				t.Errorf("cluster %s: lb_policy %v, want ROUND_ROBIN over the replicas", c.GetName(), c.GetLbPolicy())
+			}
+			le := c.GetLoadAssignment().GetEndpoints()
+			if len(le) != 1 {
+				t.Errorf("cluster %s: want the replicas in one locality, got %d", c.GetName(), len(le))
+				continue
+			}
+			le[0].LbEndpoints = le[0].LbEndpoints[:1]
+			ce = endpoints(c)
+		}
 		if len(ce) != len(me) {
 			t.Errorf("cluster %s: %d endpoints, %d in %s", c.GetName(), len(ce), len(me), mainEnvoy)
 			continue
@@ -644,10 +664,14 @@ func imageCommand(t *testing.T, s composeService, df *dockerfileInfo) []string {
 func TestComposeExample(t *testing.T) {
 	f := loadCompose(t)
 	df := parseDockerfileAt(t, dockerfile)
-	for _, name := range []string{"envoy", "vigil", "shop"} {
+	for _, name := range []string{"envoy", "vigil", "shop", "redis"} {
 		if _, ok := f.Services[name]; !ok {
 			t.Fatalf("no service %q", name)
 		}
+	}
+	replicas := vigilReplicas(t, f, df)
+	if len(replicas) < 2 {
+		t.Errorf("Vigil services %v: want two replicas behind Envoy, sharing Redis", replicas)
 	}
 
 	// Every service builds from this repository or runs a pinned image; every mount
@@ -750,32 +774,91 @@ func TestComposeExample(t *testing.T) {
 	}
 	v := checkEnvoyShape(t, envoyCfg)
 
-	// Vigil: its command reads a mounted config that `vigil serve` accepts.
+	// Vigil: each replica's command reads the same mounted config, which `vigil serve`
+	// accepts, and each has a data_dir of its own and an admin port on the host.
 	vigil := f.Services["vigil"]
-	cmd := imageCommand(t, vigil, df)
-	if len(cmd) == 0 || cmd[0] != "serve" {
-		t.Fatalf("vigil: command %q, want serve", cmd)
-	}
-	cfgTarget, ok := flagValue(cmd, "config")
-	if !ok {
-		t.Fatalf("vigil: command %q has no --config", cmd)
-	}
-	cfgPath := bindSource(vigil, cfgTarget)
-	if cfgPath == "" {
-		t.Fatalf("vigil: nothing is mounted at %s", cfgTarget)
-	}
-	data, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := loadVigilConfig(t, cfgPath, string(data))
-	for _, flag := range []string{"grpc-addr", "admin-addr", "data-dir"} {
-		if _, ok := flagValue(cmd, flag); ok {
-			t.Errorf("vigil: --%s in the command overrides the config file; set it in %s", flag, cfgPath)
+	var cfgPath string
+	var cfg *config.Config
+	var grpcPort, adminPort int
+	dataVolumes := map[string]string{}
+	hostAdmin := map[int]string{}
+	for _, name := range replicas {
+		svc := f.Services[name]
+		cmd := imageCommand(t, svc, df)
+		cfgTarget, ok := flagValue(cmd, "config")
+		if !ok {
+			t.Fatalf("%s: command %q has no --config", name, cmd)
+		}
+		path := bindSource(svc, cfgTarget)
+		if path == "" {
+			t.Fatalf("%s: nothing is mounted at %s", name, cfgTarget)
+		}
+		if cfgPath == "" {
+			cfgPath = path
+			data, err := os.ReadFile(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg = loadComposeVigilConfig(t, f, name, cfgPath, string(data))
+			_, grpcPort = addrPort(t, "grpc_addr", cfg.GRPCAddr)
+			_, adminPort = addrPort(t, "admin_addr", cfg.AdminAddr)
+		} else if filepath.Clean(path) != filepath.Clean(cfgPath) {
+			t.Errorf("%s: runs with %s, vigil with %s: replicas share one config", name, path, cfgPath)
+		}
+		for _, flag := range []string{"grpc-addr", "admin-addr", "data-dir"} {
+			if _, ok := flagValue(cmd, flag); ok {
+				t.Errorf("%s: --%s in the command overrides the config file; set it in %s", name, flag, cfgPath)
+			}
+		}
+		var dataVolume string
+		for _, m := range svc.Volumes {
+			if m.Type == "volume" && m.Target == cfg.DataDir {
+				dataVolume = m.Source
+			}
+		}
+		if dataVolume == "" {
+			t.Errorf("%s: data_dir %s is not a named volume: state would be lost with the container", name, cfg.DataDir)
+		} else if other, dup := dataVolumes[dataVolume]; dup {
+			t.Errorf("%s and %s share the volume %s: each replica needs a data_dir of its own (bbolt locks it)", other, name, dataVolume)
+		}
+		dataVolumes[dataVolume] = name
+		var published bool
+		for _, p := range svc.Ports {
+			if _, hp, c, err := publishedPort(p); err == nil && c == adminPort {
+				published = true
+				if other, dup := hostAdmin[hp]; dup {
+					t.Errorf("%s and %s publish their admin port on the same host port %d", other, name, hp)
+				}
+				hostAdmin[hp] = name
+			}
+		}
+		if !published {
+			t.Errorf("%s: admin port %d is not published (README's curl commands use it)", name, adminPort)
+		}
+		// The healthcheck runs the image's binary against the admin API, with a token the
+		// config accepts.
+		h := svc.Healthcheck
+		if h == nil || len(h.Test) < 3 || h.Test[0] != "CMD" || h.Test[1] != df.entrypoint[0] || h.Test[2] != "status" {
+			t.Fatalf("%s: healthcheck %v, want [CMD %s status ...]: distroless has no shell", name, h, df.entrypoint[0])
+		}
+		if addr, _ := flagValue(h.Test, "admin-addr"); addr != net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort)) {
+			t.Errorf("%s: healthcheck --admin-addr %q, admin listens on port %d", name, addr, adminPort)
+		}
+		if tok := svc.Environment["VIGIL_ADMIN_TOKEN"]; tok == "" || (tok != cfg.AdminToken && tok != cfg.AdminReadToken) {
+			t.Errorf("%s: VIGIL_ADMIN_TOKEN %q is neither admin_token nor admin_read_token of %s", name, tok, cfgPath)
+		}
+		if d, _ := time.ParseDuration(svc.StopGracePeriod); d != 0 && d <= cfg.Shutdown.DrainDelay+cfg.Shutdown.Timeout {
+			t.Errorf("%s: stop_grace_period %s, shutdown takes up to %s", name, d, cfg.Shutdown.DrainDelay+cfg.Shutdown.Timeout)
+		}
+		if !svc.ReadOnly || !slices.Contains(svc.CapDrop, "ALL") {
+			t.Errorf("%s: want read_only and cap_drop ALL", name)
+		}
+		if d, ok := envoy.DependsOn[name]; !ok || d.Condition != "service_healthy" {
+			t.Errorf("envoy: must wait for %s to be healthy (it fails closed)", name)
 		}
 	}
-	grpcHost, grpcPort := addrPort(t, "grpc_addr", cfg.GRPCAddr)
-	adminHost, adminPort := addrPort(t, "admin_addr", cfg.AdminAddr)
+	grpcHost, _ := addrPort(t, "grpc_addr", cfg.GRPCAddr)
+	adminHost, _ := addrPort(t, "admin_addr", cfg.AdminAddr)
 	for _, h := range []string{grpcHost, adminHost} {
 		if ip := net.ParseIP(h); h != "" && (ip == nil || ip.IsLoopback()) {
 			t.Errorf("vigil: %s listens on %q; other containers cannot reach a container's loopback", cfgPath, h)
@@ -786,42 +869,10 @@ func TestComposeExample(t *testing.T) {
 			t.Errorf("vigil: %s commits a token that is not marked %s: keep committed tokens placeholders", cfgPath, placeholder)
 		}
 	}
-	var dataVolume bool
-	for _, m := range vigil.Volumes {
-		if m.Type == "volume" && m.Target == cfg.DataDir {
-			dataVolume = true
-		}
-	}
-	if !dataVolume {
-		t.Errorf("vigil: data_dir %s is not a named volume: state would be lost with the container", cfg.DataDir)
-	}
 	if !slices.Contains(df.expose, grpcPort) || !slices.Contains(df.expose, adminPort) {
-		t.Errorf("Dockerfile EXPOSE %v, vigil.yaml listens on %d and %d", df.expose, grpcPort, adminPort)
+		t.Errorf("Dockerfile EXPOSE %v, %s listens on %d and %d", df.expose, cfgPath, grpcPort, adminPort)
 	}
-	published := map[int]bool{}
-	for _, p := range vigil.Ports {
-		if _, _, c, err := publishedPort(p); err == nil {
-			published[c] = true
-		}
-	}
-	if !published[adminPort] {
-		t.Errorf("vigil: admin port %d is not published (README's curl commands use it)", adminPort)
-	}
-	// The healthcheck runs the image's binary against the admin API, with a token the
-	// config accepts.
-	h := vigil.Healthcheck
-	if h == nil || len(h.Test) < 3 || h.Test[0] != "CMD" || h.Test[1] != df.entrypoint[0] || h.Test[2] != "status" {
-		t.Fatalf("vigil: healthcheck %v, want [CMD %s status ...]: distroless has no shell", h, df.entrypoint[0])
-	}
-	if addr, _ := flagValue(h.Test, "admin-addr"); addr != net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort)) {
-		t.Errorf("vigil: healthcheck --admin-addr %q, admin listens on port %d", addr, adminPort)
-	}
-	if tok := vigil.Environment["VIGIL_ADMIN_TOKEN"]; tok == "" || (tok != cfg.AdminToken && tok != cfg.AdminReadToken) {
-		t.Errorf("vigil: VIGIL_ADMIN_TOKEN %q is neither admin_token nor admin_read_token of %s", tok, cfgPath)
-	}
-	if d, _ := time.ParseDuration(vigil.StopGracePeriod); d != 0 && d <= cfg.Shutdown.DrainDelay+cfg.Shutdown.Timeout {
-		t.Errorf("vigil: stop_grace_period %s, shutdown takes up to %s", d, cfg.Shutdown.DrainDelay+cfg.Shutdown.Timeout)
-	}
+	checkComposeRedis(t, f, replicas, cfg)
 	var shopAPI bool
 	for _, a := range cfg.APIs {
 		if a.Name == "shop-bidding" && a.BasePath == shopBase {
@@ -846,7 +897,10 @@ func TestComposeExample(t *testing.T) {
 	_, shopPort := addrPort(t, "shop --addr", shop.Command[2])
 
 	// What each service listens on, by compose service name.
-	listens := map[string][]int{"vigil": {grpcPort, adminPort}, "shop": {shopPort}}
+	listens := map[string][]int{"shop": {shopPort}}
+	for _, name := range replicas {
+		listens[name] = []int{grpcPort, adminPort}
+	}
 	for cname, c := range v.clusters {
 		for _, sa := range endpoints(c) {
 			ports, ok := listens[sa.GetAddress()]
@@ -859,11 +913,21 @@ func TestComposeExample(t *testing.T) {
 			}
 		}
 	}
+	// The ext_authz/ext_proc cluster: every replica once, round robin.
 	grpcCluster := v.authz.GetGrpcService().GetEnvoyGrpc().GetClusterName()
+	var inCluster []string
 	for _, sa := range endpoints(v.clusters[grpcCluster]) {
-		if sa.GetAddress() != "vigil" || int(sa.GetPortValue()) != grpcPort {
-			t.Errorf("%s: ext_authz/ext_proc cluster at %s:%d, want vigil:%d", envoyCfg, sa.GetAddress(), sa.GetPortValue(), grpcPort)
+		if !slices.Contains(replicas, sa.GetAddress()) || int(sa.GetPortValue()) != grpcPort {
+			t.Errorf("%s: ext_authz/ext_proc cluster at %s:%d, want the Vigil replicas %v on %d", envoyCfg, sa.GetAddress(), sa.GetPortValue(), replicas, grpcPort)
 		}
+		inCluster = append(inCluster, sa.GetAddress())
+	}
+	slices.Sort(inCluster)
+	if !slices.Equal(inCluster, replicas) {
+		t.Errorf("%s: cluster %s has endpoints %v, want each replica once: %v", envoyCfg, grpcCluster, inCluster, replicas)
+	}
+	if p := v.clusters[grpcCluster].GetLbPolicy(); p != clusterv3.Cluster_ROUND_ROBIN {
+		t.Errorf("%s: cluster %s: lb_policy %v, want ROUND_ROBIN", envoyCfg, grpcCluster, p)
 	}
 	shopCluster, err := routeCluster(v.hcm.GetRouteConfig(), shopBase+"/login")
 	if err != nil {
@@ -882,9 +946,6 @@ func TestComposeExample(t *testing.T) {
 	}
 	if !listenerPublished {
 		t.Errorf("envoy: listener port %d is not published", v.listenerPort)
-	}
-	if d, ok := envoy.DependsOn["vigil"]; !ok || d.Condition != "service_healthy" {
-		t.Errorf("envoy: must wait for vigil to be healthy (it fails closed)")
 	}
 	if _, ok := envoy.DependsOn["shop"]; !ok {
 		t.Errorf("envoy: must depend on shop")

@@ -65,6 +65,8 @@ func newObject(apiVersion, kind string) any {
 	switch apiVersion + "/" + kind {
 	case "apps/v1/Deployment":
 		return &appsv1.Deployment{}
+	case "apps/v1/StatefulSet":
+		return &appsv1.StatefulSet{}
 	case "v1/Service":
 		return &corev1.Service{}
 	case "v1/ConfigMap":
@@ -201,7 +203,8 @@ func TestManifests(t *testing.T) {
 	for _, dir := range manifestDirs {
 		t.Run(dir, func(t *testing.T) {
 			docs := loadDir(t, dir)
-			checkVigil(t, docs)
+			cfg, dep := checkVigil(t, docs)
+			checkRedis(t, docs, cfg, dep)
 			if dir == "istio" {
 				checkIstio(t, docs)
 			}
@@ -210,7 +213,7 @@ func TestManifests(t *testing.T) {
 }
 
 func TestUnknownKindFails(t *testing.T) {
-	if newObject("apps/v1", "StatefulSet") != nil || newObject("v1", "Deploymentt") != nil {
+	if newObject("apps/v1", "DaemonSet") != nil || newObject("v1", "Deploymentt") != nil {
 		t.Fatal("unlisted kinds must not decode")
 	}
 	var d appsv1.Deployment
@@ -272,8 +275,9 @@ func portOf(t *testing.T, addr string) int32 {
 	return int32(n)
 }
 
-// checkVigil checks Vigil's config, Deployment, Service and PDB agree.
-func checkVigil(t *testing.T, docs []doc) {
+// checkVigil checks Vigil's config, Deployment, Service and PDB agree. It
+// returns the config, validated, and the Deployment.
+func checkVigil(t *testing.T, docs []doc) (*config.Config, *appsv1.Deployment) {
 	var deps []*appsv1.Deployment
 	var svcs []*corev1.Service
 	var pdbs []*policyv1.PodDisruptionBudget
@@ -287,7 +291,9 @@ func checkVigil(t *testing.T, docs []doc) {
 		case *appsv1.Deployment:
 			deps = append(deps, o)
 		case *corev1.Service:
-			svcs = append(svcs, o)
+			if o.Spec.Selector["app"] != "redis" { // Redis' own, checkRedis
+				svcs = append(svcs, o)
+			}
 		case *policyv1.PodDisruptionBudget:
 			pdbs = append(pdbs, o)
 		case *corev1.Secret:
@@ -411,6 +417,7 @@ func checkVigil(t *testing.T, docs []doc) {
 	if _, ok := svcPorts["admin"]; !ok {
 		t.Error("Service has no admin port")
 	}
+	return cfg, dep
 }
 
 // configMapDoc is a ConfigMap holding vigil.yaml.
@@ -444,6 +451,7 @@ func secretFileKeys(cfg *config.Config) []struct {
 		{"admin_token_file", &cfg.AdminTokenFile},
 		{"admin_read_token_file", &cfg.AdminReadTokenFile},
 		{"fingerprint_key_file", &cfg.FingerprintKeyFile},
+		{"redis.password_file", &cfg.Redis.PasswordFile},
 	}
 }
 
@@ -595,6 +603,7 @@ func checkVigilConfig(t *testing.T, d configMapDoc, dep *appsv1.Deployment, secr
 		"admin_token_file":      "test-admin-token-" + strings.Repeat("a1", 16),
 		"admin_read_token_file": "test-read-token-" + strings.Repeat("b2", 16),
 		"fingerprint_key_file":  strings.Repeat("0123456789abcdef", 4),
+		"redis.password_file":   strings.Repeat("9f8e", 16),
 	}
 	dir := t.TempDir()
 	for _, f := range secretFileKeys(cfg) {
@@ -626,6 +635,11 @@ func checkVigilConfig(t *testing.T, d configMapDoc, dep *appsv1.Deployment, secr
 	}
 	err := placeholders.Validate()
 	for name, src := range sources {
+		if name == "redis.password_file" {
+			// Any password is one to Vigil (a managed Redis chooses its own):
+			// the Redis start script refuses the placeholder (TestRedisStartScript).
+			continue
+		}
 		if err == nil || !strings.Contains(err.Error(), "(from "+name+" ") {
 			t.Errorf("%s: the placeholder in Secret %s key %s passes as %s: make it one Vigil refuses (got %v)", d.where, src.secret, src.key, name, err)
 		} else if v := secretData(secrets[src.secret])[src.key]; strings.Contains(err.Error(), v) {
@@ -712,7 +726,7 @@ func checkIstio(t *testing.T, docs []doc) {
 	enforcerAt, observerAt := -1, -1
 	providers := map[string]*meshapi.MeshConfig_ExtensionProvider{}
 	var policyProviders []string
-	var strict, allow, injected bool
+	var strict, allow, injected, redisAllow, redisStrict bool
 	var streamsPerConn int32
 	for _, d := range docs {
 		switch o := d.obj.(type) {
@@ -767,6 +781,11 @@ func checkIstio(t *testing.T, docs []doc) {
 				policyProviders = append(policyProviders, spec.GetProvider().GetName())
 				policies++
 			case securityapi.AuthorizationPolicy_ALLOW:
+				if o.Namespace == "vigil-system" && spec.GetSelector().GetMatchLabels()["app"] == "redis" {
+					checkRedisCallers(t, d.where, &spec)
+					redisAllow = true
+					continue
+				}
 				if o.Namespace != "vigil-system" || spec.GetSelector().GetMatchLabels()["app"] != "vigil" {
 					t.Errorf("%s: an ALLOW policy for Vigil selects app: vigil in vigil-system", d.where)
 					continue
@@ -784,6 +803,9 @@ func checkIstio(t *testing.T, docs []doc) {
 			sel := spec.GetSelector().GetMatchLabels()
 			if o.Namespace == "vigil-system" && (len(sel) == 0 || sel["app"] == "vigil") {
 				strict = spec.GetMtls().GetMode() == securityapi.PeerAuthentication_MutualTLS_STRICT
+			}
+			if o.Namespace == "vigil-system" && (len(sel) == 0 || sel["app"] == "redis") {
+				redisStrict = spec.GetMtls().GetMode() == securityapi.PeerAuthentication_MutualTLS_STRICT
 			}
 		case *corev1.Namespace:
 			if o.Name == "vigil-system" {
@@ -840,6 +862,10 @@ func checkIstio(t *testing.T, docs []doc) {
 	if !injected || !strict || !allow {
 		t.Errorf("Vigil behind the mesh: want vigil-system sidecar-injected (%v), a STRICT PeerAuthentication (%v) and an ALLOW AuthorizationPolicy naming its callers (%v)", injected, strict, allow)
 	}
+	// Redis in the mesh: mTLS and Vigil's identity only, as for Vigil's own port.
+	if !redisStrict || !redisAllow {
+		t.Errorf("Redis behind the mesh: want a STRICT PeerAuthentication (%v) and an ALLOW AuthorizationPolicy naming Vigil (%v)", redisStrict, redisAllow)
+	}
 	for _, name := range policyProviders {
 		p := providers[name]
 		if p == nil {
@@ -856,6 +882,31 @@ func checkIstio(t *testing.T, docs []doc) {
 		}
 		if az.GetFailOpen() || az.GetTimeout().AsDuration().Seconds() != 0.25 {
 			t.Errorf("provider %q: want failOpen false and timeout 0.25s", name)
+		}
+	}
+}
+
+// checkRedisCallers: every rule of Redis' ALLOW policy names its sources by
+// principal, all of the vigil-system namespace (Vigil's pods).
+func checkRedisCallers(t *testing.T, where string, spec *securityapi.AuthorizationPolicy) {
+	t.Helper()
+	if len(spec.GetRules()) == 0 {
+		t.Errorf("%s: Redis' ALLOW policy has no rule: nothing reaches Redis", where)
+	}
+	for i, r := range spec.GetRules() {
+		if len(r.GetFrom()) == 0 {
+			t.Errorf("%s: rule %d admits every caller to Redis", where, i)
+		}
+		for _, from := range r.GetFrom() {
+			ps := from.GetSource().GetPrincipals()
+			if len(ps) == 0 {
+				t.Errorf("%s: rule %d: want Redis' callers named by principals", where, i)
+			}
+			for _, p := range ps {
+				if !strings.HasPrefix(p, "cluster.local/ns/vigil-system/sa/") {
+					t.Errorf("%s: rule %d: principal %q is not Vigil's", where, i, p)
+				}
+			}
 		}
 	}
 }

@@ -197,19 +197,30 @@ func TestComposeMutualTLS(t *testing.T) {
 		}
 		return filepath.Join(envoyDir, best.Source, rel)
 	}
-	var generated int
+	generated := map[string][]string{} // certs/ directory mounted → services
 	for name, s := range f.Services {
 		for _, m := range s.Volumes {
 			if m.Type == "bind" && generatedCerts(m.Source) {
-				generated++
+				generated[filepath.ToSlash(filepath.Clean(m.Source))] = append(generated[filepath.ToSlash(filepath.Clean(m.Source))], name)
 				if _, err := os.Stat(hostPath(name, m.Target)); err != nil {
 					t.Errorf("%s: mounts %s, which gen-certs.sh does not make: %v", name, m.Source, err)
 				}
 			}
 		}
 	}
-	if generated != 2 {
-		t.Errorf("want certs/ mounted into envoy and vigil, got %d generated mounts", generated)
+	replicas := vigilReplicas(t, f, parseDockerfileAt(t, dockerfile))
+	for _, name := range replicas {
+		if !slices.Contains(generated["certs/vigil"], name) {
+			t.Errorf("%s: want certs/vigil (Vigil's server certificate) mounted", name)
+		}
+	}
+	if !slices.Equal(generated["certs/envoy"], []string{"envoy"}) {
+		t.Errorf("certs/envoy (Envoy's client key) is mounted into %v, want envoy alone", generated["certs/envoy"])
+	}
+	for _, name := range generated["certs/vigil"] {
+		if !slices.Contains(replicas, name) {
+			t.Errorf("certs/vigil (Vigil's server key) is mounted into %s, which is no Vigil replica", name)
+		}
 	}
 
 	envoyCfg := bindSource(f.Services["envoy"], envoyConfigTarget(t, f.Services["envoy"]))
@@ -252,6 +263,12 @@ func TestComposeMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.FingerprintKeyFile != "" {
+		cfg.FingerprintKeyFile = hostPath("vigil", cfg.FingerprintKeyFile)
+	}
+	// The replicas' Redis is TestComposeExample's: this test serves one Vigil on the
+	// generated certificates, alone.
+	cfg.Redis = config.Default().Redis
 	cfg.GRPCAddr, cfg.AdminAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
 	cfg.Shutdown.DrainDelay = 0
 	srv, err := server.New(cfg, zerolog.Nop(), server.Options{})
