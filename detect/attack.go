@@ -182,6 +182,22 @@ func (s *AttackStore) load(a *Attack) {
 	}
 }
 
+// Remove drops a record from memory (not from the journal) and reports
+// whether it was there: with several replicas, the record of an attack
+// another replica recorded first.
+func (s *AttackStore) Remove(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.byID[id]
+	if !ok {
+		return false
+	}
+	delete(s.byID, id)
+	s.list = slices.DeleteFunc(s.list, func(x *Attack) bool { return x == a })
+	s.bytes.Add(-attackBytes(a))
+	return true
+}
+
 // Get returns a record by ID.
 func (s *AttackStore) Get(id string) (*Attack, bool) {
 	s.mu.RLock()

@@ -37,6 +37,7 @@ const listShards = 64
 // are kept apart (see ipRanges), so a list without ranges costs what it did.
 type List struct {
 	journal ListJournal
+	rewrite func(*Entry)
 	seed    maphash.Seed
 	gen     *atomic.Uint64
 	counts  [NumKinds]atomic.Int64 // entries of each kind, ranges included
@@ -131,8 +132,16 @@ type ListJournal interface {
 // SetJournal makes Store and Remove durable through j.
 func (l *List) SetJournal(j ListJournal) { l.journal = j }
 
+// SetRewrite makes Store pass every entry through f first (the cluster
+// layer points an attack id that lost its claim to the winner's). Set it
+// before the list is used.
+func (l *List) SetRewrite(f func(*Entry)) { l.rewrite = f }
+
 // Store journals an entry, then puts it on the list.
 func (l *List) Store(e Entry) error {
+	if l.rewrite != nil {
+		l.rewrite(&e)
+	}
 	if l.journal != nil {
 		if err := l.journal.PutEntry(e); err != nil {
 			return fmt.Errorf("store %s entry: %w", e.Kind, err)

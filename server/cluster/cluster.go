@@ -54,6 +54,10 @@ type Options struct {
 	Cluster  bool
 	Username string
 	Password string
+	// PasswordFunc, when set, is called at every connection instead of
+	// using Password (a rotated password file is picked up on reconnection,
+	// config.RedisConfig.Password).
+	PasswordFunc func() (string, error)
 	// TLS, when set, connects with TLS (RootCAs from redis's CA file).
 	TLS *tls.Config
 	// KeyPrefix starts every key (default "vigil:"); it may not contain
@@ -103,13 +107,18 @@ type Cluster struct {
 	order   []*shared
 	onEvent map[string][]func(Event)
 	tasks   []func(context.Context, rueidis.Client) error // run every HealthInterval while up
-	upCh    chan struct{}                                 // closed and replaced at every down → up
+	attacks *sharedAttacks
+	// jq feeds the journal goroutine: the local journaling of other
+	// replicas' changes, in order, off the follower.
+	jq   chan func()
+	upCh chan struct{} // closed and replaced at every down → up
 
 	outbox    *outbox
 	wakeW     chan struct{} // the writer
 	resync    chan struct{} // the follower: reload every shared set
 	metrics   *metrics
 	startRun  sync.Once
+	running   atomic.Bool // Run's journal goroutine is there
 	closeOnce sync.Once
 	closed    atomic.Bool
 	wg        sync.WaitGroup
@@ -160,6 +169,7 @@ func Open(ctx context.Context, o Options) (*Cluster, error) {
 		outbox:  newOutbox(o.OutboxSize),
 		wakeW:   make(chan struct{}, 1),
 		resync:  make(chan struct{}, 1),
+		jq:      make(chan func(), journalQueue),
 		upCh:    make(chan struct{}),
 		metrics: newMetrics(),
 	}
@@ -176,6 +186,14 @@ func Open(ctx context.Context, o Options) (*Cluster, error) {
 	}
 	if !(o.Cluster || len(o.Addrs) > 1) {
 		c.copt.ForceSingleClient = true
+	}
+	if f := o.PasswordFunc; f != nil {
+		user := o.Username
+		c.copt.Username, c.copt.Password = "", ""
+		c.copt.AuthCredentialsFn = func(rueidis.AuthCredentialsContext) (rueidis.AuthCredentials, error) {
+			pw, err := f()
+			return rueidis.AuthCredentials{Username: user, Password: pw}, err
+		}
 	}
 	if err := c.check(ctx); err != nil {
 		if errors.Is(err, ErrFingerprintMismatch) {
@@ -420,16 +438,22 @@ func (c *Cluster) checkFingerprint(ctx context.Context, cl rueidis.Client) error
 // OnReseed) before.
 func (c *Cluster) Run(ctx context.Context) {
 	c.startRun.Do(func() {
+		c.running.Store(true)
 		c.wg.Add(3)
 		go func() { defer c.wg.Done(); c.healthLoop(ctx) }()
 		go func() { defer c.wg.Done(); c.writeLoop(ctx) }()
 		go func() { defer c.wg.Done(); c.taskLoop(ctx) }()
 		follower := make(chan struct{})
 		go func() { defer close(follower); c.followLoop(ctx) }()
+		journaled := make(chan struct{})
+		go func() { defer close(journaled); c.journalLoop() }()
 		c.wg.Wait()
 		// A blocked XREAD does not heed ctx: closing the client ends it.
 		c.Close()
 		<-follower
+		// The follower was the journal queue's only sender: drain it.
+		close(c.jq)
+		<-journaled
 	})
 }
 
@@ -510,7 +534,7 @@ func (c *Cluster) Collectors() []prometheus.Collector {
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_redis_outbox_dropped_total", Help: "Queued changes dropped because the outbox was full (oldest first).",
 	}, func() float64 { return float64(c.outbox.dropped.Load()) })
-	return []prometheus.Collector{m.up, m.errors, m.lag, m.reseeds, m.applied, m.reconciles, m.expired, depth, dropped}
+	return []prometheus.Collector{m.up, m.errors, m.lag, m.reseeds, m.applied, m.reconciles, m.expired, m.claims, m.gaps, depth, dropped}
 }
 
 type metrics struct {
@@ -521,6 +545,8 @@ type metrics struct {
 	applied    *prometheus.CounterVec
 	reconciles prometheus.Counter
 	expired    prometheus.Counter
+	claims     *prometheus.CounterVec
+	gaps       prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -543,6 +569,12 @@ func newMetrics() *metrics {
 		}, []string{"kind"}),
 		reconciles: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_redis_reconciles_total", Help: "Full reloads of the shared sets from Redis (start, reconcile interval, reconnection).",
+		}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_redis_attack_claims_total", Help: "Attack records claimed in Redis, by outcome (won: published; lost: merged into another replica's).",
+		}, []string{"outcome"}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_redis_stream_gaps_total", Help: "Times the events stream was trimmed past what this replica had read (it then reloaded every shared set).",
 		}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_redis_outbox_expired_total", Help: "Queued changes not sent because their entry expired while Redis was down.",
@@ -576,8 +608,9 @@ type shared struct {
 	apply func(op, field string, value []byte)
 	// load receives the whole set from Redis (the start, a reconcile, after
 	// Redis came back); first is true the first time, since is when the read
-	// began. It returns fields to prune from the hash (expired, unreadable).
-	load func(all map[string]string, first bool, since time.Time) []string
+	// began; tombs (first load only) are the deleted fields and when. It
+	// returns fields to prune from the hash (expired, unreadable).
+	load func(all map[string]string, first bool, since time.Time, tombs map[string]int64) []string
 	// local lists this replica's state, to re-seed a Redis that lost it.
 	local  func() []change
 	loaded bool
@@ -592,6 +625,26 @@ func (c *Cluster) register(s *shared) {
 	}
 	c.sets[s.kind] = s
 	c.order = append(c.order, s)
+}
+
+// journalQueue bounds the changes of other replicas applied here and not
+// yet journaled; past it the follower waits for the journal.
+const journalQueue = 1 << 16
+
+// journal queues the local journaling of a change applied here (called from
+// the follower only; inline when Run is not running, as in tests).
+func (c *Cluster) journal(f func()) {
+	if !c.running.Load() {
+		f()
+		return
+	}
+	c.jq <- f
+}
+
+func (c *Cluster) journalLoop() {
+	for f := range c.jq {
+		f()
+	}
 }
 
 // every registers a task run every HealthInterval while Redis is up, in one
@@ -646,6 +699,11 @@ func (c *Cluster) Publish(kind, field string, value []byte, expires time.Time) {
 // hash tag so that a change writes both in one script on Redis Cluster.
 func (c *Cluster) eventsKey() string         { return c.key("events") }
 func (c *Cluster) setKey(kind string) string { return c.key(kind) }
+
+// tombKey is a shared set's tombstones: field → when it was deleted (unix
+// ms, Redis' clock), so that a replica coming back with an entry deleted
+// meanwhile drops it rather than bringing it back.
+func (c *Cluster) tombKey(kind string) string { return c.key(kind + ":tomb") }
 
 // followLoop reads the events stream from the last seen id and applies the
 // changes of other replicas; it reloads every shared set at the start,
@@ -703,7 +761,7 @@ func (c *Cluster) followLoop(ctx context.Context) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, followBlock+3*time.Second)
 		stop := context.AfterFunc(ctx, d.Close)
-		res, err := d.Do(rctx, d.B().Xread().Count(1000).Block(followBlock.Milliseconds()).
+		res, err := d.Do(rctx, d.B().Xread().Count(followCount).Block(followBlock.Milliseconds()).
 			Streams().Key(c.eventsKey()).Id(last).Build()).AsXRead()
 		cancel()
 		if !stop() {
@@ -718,12 +776,57 @@ func (c *Cluster) followLoop(ctx context.Context) {
 			c.pause(ctx, 200*time.Millisecond)
 			continue
 		}
-		for _, e := range res[c.eventsKey()] {
+		entries := res[c.eventsKey()]
+		for _, e := range entries {
 			last = e.ID
 			c.applyEntry(e)
 		}
+		if len(entries) == followCount && c.trimmedPast(ctx, cl, last) {
+			// Far behind: the stream was trimmed past what was read.
+			c.metrics.gaps.Inc()
+			last = ""
+		}
 	}
 }
+
+// followCount is how many events one XREAD returns at most.
+const followCount = 1000
+
+// trimmedPast reports whether the stream's oldest entry is newer than the
+// one after last: changes were trimmed (XADD MAXLEN ~) before this
+// replica read them.
+func (c *Cluster) trimmedPast(ctx context.Context, cl rueidis.Client, last string) bool {
+	xs, err := cl.Do(ctx, cl.B().Xrange().Key(c.eventsKey()).Start("-").End("+").Count(1).Build()).AsXRange()
+	if err != nil || len(xs) == 0 {
+		return err != nil
+	}
+	return streamIDLess(last, xs[0].ID) && !streamIDNext(last, xs[0].ID)
+}
+
+// streamIDLess compares stream ids "ms-seq".
+func streamIDLess(a, b string) bool {
+	am, as := splitStreamID(a)
+	bm, bs := splitStreamID(b)
+	return am < bm || am == bm && as < bs
+}
+
+// streamIDNext reports whether b directly follows a within one millisecond.
+func streamIDNext(a, b string) bool {
+	am, as := splitStreamID(a)
+	bm, bs := splitStreamID(b)
+	return am == bm && bs == as+1
+}
+
+func splitStreamID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	q, _ := strconv.ParseUint(seq, 10, 64)
+	return m, q
+}
+
+// tombstoneTTL is how long a deletion is remembered: a replica away longer
+// brings back the entries deleted meanwhile (unless they expired).
+const tombstoneTTL = 30 * 24 * time.Hour
 
 // errRunChanged: Redis' run id is not the one this replica knows (Redis
 // lost its data): loading waits for the health round's re-seed.
@@ -788,6 +891,9 @@ func (c *Cluster) loadAll(ctx context.Context, cl rueidis.Client) (string, error
 	for _, s := range sets {
 		cmds = append(cmds, b.Hgetall().Key(s.hash).Build())
 	}
+	for _, s := range sets {
+		cmds = append(cmds, b.Hgetall().Key(c.tombKey(s.kind)).Build())
+	}
 	cmds = append(cmds, b.Get().Key(c.Key("runid")).Build())
 	res := cl.DoMulti(ctx, cmds...)
 	// A Redis that lost its data is not loaded before this replica re-seeded
@@ -815,8 +921,22 @@ func (c *Cluster) loadAll(ctx context.Context, cl rueidis.Client) (string, error
 		}
 	}
 	var prune rueidis.Commands
+	oldTomb := c.now().Add(-tombstoneTTL).UnixMilli()
 	for i, s := range sets {
-		if fields := s.load(maps[i], !s.loaded, since); len(fields) > 0 {
+		tombs, err := res[len(sets)+i+1].AsIntMap()
+		if err != nil {
+			return "", err
+		}
+		var stale []string
+		for f, at := range tombs {
+			if at < oldTomb {
+				stale = append(stale, f)
+			}
+		}
+		if len(stale) > 0 {
+			prune = append(prune, b.Hdel().Key(c.tombKey(s.kind)).Field(stale...).Build())
+		}
+		if fields := s.load(maps[i], !s.loaded, since, tombs); len(fields) > 0 {
 			prune = append(prune, b.Hdel().Key(s.hash).Field(fields...).Build())
 		}
 		s.loaded = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,4 +138,67 @@ func TestDownAndBackUp(t *testing.T) {
 	eventually(t, 10*time.Second, "down while Redis is frozen", func() bool { return !c.Up() })
 	r.Cont()
 	eventually(t, 10*time.Second, "up after SIGCONT", c.Up)
+}
+
+// testutilCounter reads one labelled counter of a CounterVec collector.
+func testutilCounter(t *testing.T, c *Cluster, name, label string) float64 {
+	t.Helper()
+	for _, col := range c.Collectors() {
+		if v, ok := col.(*prometheus.CounterVec); ok {
+			ch := make(chan *prometheus.Desc, 1)
+			v.Describe(ch)
+			if d := <-ch; strings.Contains(d.String(), `"`+name+`"`) {
+				return testutil.ToFloat64(v.WithLabelValues(label))
+			}
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestPasswordRotatedOnReconnection: with PasswordFunc the password is read
+// at every connection: an ACL user whose password changed reconnects with
+// the new one, without a restart.
+func TestPasswordRotatedOnReconnection(t *testing.T) {
+	s := redistest.Start(t)
+	s.Do("ACL", "SETUSER", "vigil", "on", ">first-pw", "~*", "+@all")
+	var mu sync.Mutex
+	pw := "first-pw"
+	o := testOptions(s.Addr())
+	o.Username = "vigil"
+	o.PasswordFunc = func() (string, error) { mu.Lock(); defer mu.Unlock(); return pw, nil }
+	c := open(t, o)
+	eventually(t, 5*time.Second, "up with the first password", c.Up)
+	s.Do("ACL", "SETUSER", "vigil", "resetpass", ">second-pw")
+	mu.Lock()
+	pw = "second-pw"
+	mu.Unlock()
+	s.Do("CLIENT", "KILL", "USER", "vigil")
+	if err := c.Client().Do(context.Background(), c.Client().B().Ping().Build()).Error(); err != nil {
+		// the first command after the kill may fail; the next connects anew
+		t.Logf("first command after the kill: %v", err)
+	}
+	eventually(t, 5*time.Second, "up again with the second password", func() bool {
+		return c.Up() && c.Client().Do(context.Background(), c.Client().B().Ping().Build()).Error() == nil
+	})
+	if got := s.Do("ACL", "LOG"); strings.Contains(got, "second-pw") || strings.Contains(got, "first-pw") {
+		t.Fatal("a password in Redis' ACL log")
+	}
+}
+
+// TestFingerprintMismatchFoundLaterStopsSharing: a replica that started
+// while Redis was down and then finds another fingerprint key in use stops
+// sharing (down, with the reason in Status) rather than mixing identities.
+func TestFingerprintMismatchFoundLaterStopsSharing(t *testing.T) {
+	s := redistest.Start(t)
+	s.Kill()
+	c := open(t, testOptions(s.Addr()))
+	s.Restart()
+	s.Do("SET", "t:fpcheck", "0000")
+	eventually(t, 10*time.Second, "sharing stopped with the reason", func() bool {
+		return strings.Contains(c.Status().Error, "fingerprint")
+	})
+	if c.Up() || gauge(t, c, "vigil_redis_up") != 0 {
+		t.Fatal("up with another fingerprint key")
+	}
 }

@@ -93,11 +93,13 @@ func (s *sharedList) DeleteEntry(k detect.Kind, value string) error {
 // put on l, never published again. Call it after the list was restored from
 // the local store, before Run.
 //
-// Reconciling: the first load from Redis merges (local entries Redis lacks
-// are published: a replica that ran alone brings its list); later loads
-// (every ReconcileInterval, after Redis came back) make the list Redis'
-// copy, except entries changed locally since the load began (not yet
-// written, or written meanwhile).
+// Reconciling: the first load from Redis merges: local entries Redis lacks
+// are published (a replica that ran alone brings its list), unless the
+// cluster deleted them after they were created (a tombstone: an entry
+// removed while this replica was away stays removed). Later loads (every
+// ReconcileInterval, after Redis came back) make the list Redis' copy,
+// except entries changed locally since the load began (not yet written, or
+// written meanwhile).
 func (c *Cluster) ShareList(name string, l *detect.List, j detect.ListJournal) {
 	s := &sharedList{c: c, kind: "list:" + name, l: l, inner: j}
 	l.SetJournal(s)
@@ -133,27 +135,35 @@ func (s *sharedList) apply(op, field string, value []byte) {
 	}
 }
 
+// put applies an entry of the cluster: enforced at once, journaled by the
+// journal goroutine (a crash in between loses nothing: Redis holds it and
+// the next start loads it), so that the local journal's syncs never delay
+// enforcement nor the following of changes.
 func (s *sharedList) put(e detect.Entry) {
-	if s.inner != nil {
-		if err := s.inner.PutEntry(e); err != nil {
-			s.c.log.Error().Err(err).Str("list", s.kind).Msg("a change of another replica not journaled")
-		}
-	}
 	s.l.Put(e)
+	if s.inner != nil {
+		s.c.journal(func() {
+			if err := s.inner.PutEntry(e); err != nil {
+				s.c.log.Error().Err(err).Str("list", s.kind).Msg("a change of another replica not journaled")
+			}
+		})
+	}
 }
 
 func (s *sharedList) del(k detect.Kind, v string) {
-	if s.inner != nil {
-		if err := s.inner.DeleteEntry(k, v); err != nil {
-			s.c.log.Error().Err(err).Str("list", s.kind).Msg("a removal by another replica not journaled")
-		}
-	}
 	s.l.Delete(k, v)
+	if s.inner != nil {
+		s.c.journal(func() {
+			if err := s.inner.DeleteEntry(k, v); err != nil {
+				s.c.log.Error().Err(err).Str("list", s.kind).Msg("a removal by another replica not journaled")
+			}
+		})
+	}
 }
 
 // load reconciles the list with Redis' copy (see ShareList). It returns the
 // fields of expired or unreadable entries, to prune from the hash.
-func (s *sharedList) load(all map[string]string, first bool, since time.Time) []string {
+func (s *sharedList) load(all map[string]string, first bool, since time.Time, tombs map[string]int64) []string {
 	now := s.c.now()
 	var prune []string
 	remote := make(map[string]detect.Entry, len(all))
@@ -188,13 +198,26 @@ func (s *sharedList) load(all map[string]string, first bool, since time.Time) []
 			continue
 		}
 		switch {
-		case first:
+		case s.c.outbox.changedSince(s.kind, f, since):
+			// Changed here since the read: the change decides.
+		case first && !deletedAfter(tombs, f, e.CreatedAt):
+			// Brought by a replica that ran alone, or made while Redis
+			// was unreachable and the outbox lost it.
 			s.c.enqueue(change{kind: s.kind, op: OpPut, field: f, value: encodeEntry(e), expires: e.ExpiresAt})
-		case !s.c.outbox.changedSince(s.kind, f, since):
+		default:
+			// Deleted by another replica (while this one was away, or an
+			// event this one missed).
 			s.del(e.Kind, e.Value)
 		}
 	}
 	return prune
+}
+
+// deletedAfter reports whether the cluster deleted field at or after t
+// (an entry without a creation time: deleted at all).
+func deletedAfter(tombs map[string]int64, field string, t time.Time) bool {
+	at, ok := tombs[field]
+	return ok && (t.IsZero() || at >= t.UnixMilli())
 }
 
 func sameEntry(a, b detect.Entry) bool {

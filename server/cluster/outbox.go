@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,9 @@ type change struct {
 	// expires is the entry's absolute expiry; zero: never. A change whose
 	// entry expired while Redis was down is not replayed.
 	expires time.Time
+	// claim and ttl: the claim key of a new attack record (op opClaim).
+	claim string
+	ttl   time.Duration
 }
 
 func (ch *change) expired(now time.Time) bool {
@@ -140,15 +144,20 @@ func (c *Cluster) enqueue(ch change) {
 // OutboxLen returns the changes waiting for Redis.
 func (c *Cluster) OutboxLen() int { return c.outbox.len() }
 
-// writeScript writes one change: the hash (put or delete) and the event,
-// atomically (both keys share a hash tag). KEYS: the set's hash, the stream.
-// ARGV: op, field, value, maxlen, replica, kind.
+// writeScript writes one change: the hash (put or delete), its tombstone
+// (a delete leaves the time it happened, a put clears it) and the event,
+// atomically (the keys share a hash tag). KEYS: the set's hash, the
+// stream, the set's tombstones. ARGV: op, field, value, maxlen, replica,
+// kind.
 const writeScript = `
 local op = ARGV[1]
 if op == 'put' then
   redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('HDEL', KEYS[3], ARGV[2])
 elseif op == 'del' then
   redis.call('HDEL', KEYS[1], ARGV[2])
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[3], ARGV[2], t[1] * 1000 + math.floor(t[2] / 1000))
 end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
   'k', ARGV[6], 'o', op, 'f', ARGV[2], 'v', ARGV[3], 'r', ARGV[5])
@@ -177,6 +186,8 @@ func isNoScript(err error) bool {
 	re, ok := rueidis.IsRedisErr(err)
 	return ok && re.IsNoScript()
 }
+
+func (c *Cluster) maxlen() string { return strconv.FormatInt(c.opts.StreamMaxLen, 10) }
 
 // writeBatch is how many changes one pipeline carries.
 const writeBatch = 256
@@ -210,8 +221,25 @@ func (c *Cluster) writeSome(ctx context.Context, cl rueidis.Client) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	// A claim goes alone: what follows it may depend on its outcome.
+	if batch[0].op == opClaim {
+		if err := c.writeClaim(ctx, cl, &batch[0]); err != nil {
+			return err
+		}
+		c.outbox.ack(seq, 1)
+		return nil
+	}
+	for i := range batch {
+		if batch[i].op == opClaim {
+			batch = batch[:i]
+			break
+		}
+	}
 	now := c.now()
-	maxlen := strconv.FormatInt(c.opts.StreamMaxLen, 10)
+	maxlen := c.maxlen()
+	c.mu.Lock()
+	attacks := c.attacks
+	c.mu.Unlock()
 	cmds := make(rueidis.Commands, 0, len(batch))
 	idx := make([]int, 0, len(batch)) // batch index of each command
 	for i := range batch {
@@ -220,11 +248,18 @@ func (c *Cluster) writeSome(ctx context.Context, cl rueidis.Client) error {
 			c.metrics.expired.Inc()
 			continue
 		}
-		hash := c.eventsKey()
-		if ch.op != OpEvent {
-			hash = c.setKey(ch.kind)
+		if attacks != nil && ch.op == OpPut && strings.HasPrefix(ch.kind, "list:") {
+			// Queued before this replica's claim was lost: the cluster gets
+			// the winner's id.
+			if v, ok := attacks.rewriteValue(ch.value); ok {
+				ch.value = v
+			}
 		}
-		cmds = append(cmds, cl.B().Evalsha().Sha1(writeScriptSHA).Numkeys(2).Key(hash, c.eventsKey()).
+		hash, tombs := c.eventsKey(), c.eventsKey()
+		if ch.op != OpEvent {
+			hash, tombs = c.setKey(ch.kind), c.tombKey(ch.kind)
+		}
+		cmds = append(cmds, cl.B().Evalsha().Sha1(writeScriptSHA).Numkeys(3).Key(hash, c.eventsKey(), tombs).
 			Arg(ch.op, ch.field, ch.value, maxlen, c.replica, ch.kind).Build())
 		idx = append(idx, i)
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,28 @@ func TestOutboxReplaysAfterRedisFroze(t *testing.T) {
 	}
 	if gauge(t, a.c, "vigil_redis_outbox_expired_total") < 1 {
 		t.Fatal("the expired change is not counted")
+	}
+}
+
+// TestStoreNeverWaitsForRedis: with Redis frozen, list changes take effect
+// locally at once: Store costs what it costs without Redis.
+func TestStoreNeverWaitsForRedis(t *testing.T) {
+	s := redistest.Start(t)
+	a := newReplica(t, testOptions(s.Addr()))
+	eventually(t, 5*time.Second, "up", a.c.Up)
+	s.Stop()
+	defer s.Cont()
+	const n = 2000
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if err := a.block.Store(detect.Entry{Kind: detect.KindIP, Value: "10.9.0." + strconv.Itoa(i%250), Reason: "r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("%d Stores took %v with Redis frozen: the caller waited for Redis", n, d)
+	}
+	if !a.blocked(detect.KindIP, "10.9.0.7") {
+		t.Fatal("the change did not take effect locally")
 	}
 }

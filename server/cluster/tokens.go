@@ -48,17 +48,19 @@ func (s *sharedTokens) apply(op, fp string, value []byte) {
 		s.c.countErr("decode", err)
 		return
 	}
-	if s.inner != nil {
-		if err := s.inner.PutHoneytoken(fp, h); err != nil {
-			s.c.log.Error().Err(err).Msg("a honeytoken of another replica not journaled")
-		}
-	}
 	s.trap.Restore(fp, h)
+	if s.inner != nil {
+		s.c.journal(func() {
+			if err := s.inner.PutHoneytoken(fp, h); err != nil {
+				s.c.log.Error().Err(err).Msg("a honeytoken of another replica not journaled")
+			}
+		})
+	}
 }
 
 // load adds the cluster's honeytokens Redis has and this replica lacks, and
 // publishes those it has and Redis lacks (honeytokens are never removed).
-func (s *sharedTokens) load(all map[string]string, _ bool, _ time.Time) []string {
+func (s *sharedTokens) load(all map[string]string, _ bool, _ time.Time, _ map[string]int64) []string {
 	local := map[string]*decoy.Honeytoken{}
 	s.trap.EachHoneytoken(func(fp string, h *decoy.Honeytoken) { local[fp] = h })
 	for fp, v := range all {

@@ -48,7 +48,12 @@ func newTrapReplica(t *testing.T, o Options) *trapReplica {
 	}
 	r := &trapReplica{j: &tokenJournal{m: map[string]*decoy.Honeytoken{}}}
 	r.trap, err = decoy.New(decoy.Config{Builtin: true, TTL: time.Hour, APIs: []decoy.APIDecoys{{API: shop}}}, fp, decoy.Actions{
-		AttackID: func() string { r.mu.Lock(); defer r.mu.Unlock(); r.n++; return strings.Repeat("b", 23) + string(rune('0'+r.n%10)) },
+		AttackID: func() string {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.n++
+			return strings.Repeat("b", 23) + string(rune('0'+r.n%10))
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -82,9 +87,7 @@ func TestHoneytokenPlantedOnOneIsKnownOnAnother(t *testing.T) {
 		t.Fatal("the decoy planted no honeytoken")
 	}
 	eventually(t, time.Second, "b knows a's honeytokens", func() bool { return b.trap.Honeytokens() == a.trap.Honeytokens() })
-	if b.j.len() != int(a.trap.Honeytokens()) {
-		t.Fatalf("b journaled %d honeytokens, want %d", b.j.len(), a.trap.Honeytokens())
-	}
+	eventually(t, time.Second, "b journals a's honeytokens", func() bool { return b.j.len() == int(a.trap.Honeytokens()) })
 	var fp string
 	a.trap.EachHoneytoken(func(f string, _ *decoy.Honeytoken) { fp = f })
 	used := b.trap.Hook(&detect.Request{API: shop, Host: "shop.example.com", Method: "GET", Path: "/shop/orders",
