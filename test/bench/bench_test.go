@@ -315,6 +315,7 @@ type target struct {
 	adminAddr string // vigil only
 	dir       string // vigil's data directory
 	stop      func()
+	vigil     *vigiltest.Server // vigil only
 }
 
 func startNull(tb testing.TB) *target {
@@ -369,7 +370,7 @@ func startVigilConfig(tb testing.TB, from, cfg string) *target {
 	v := vigiltest.StartWith(tb, cfg, vigiltest.Options{Dir: dir, Logger: &nop})
 	// Stopped, it lets go of the server: the test's cleanup keeps v until
 	// the end, and a stopped server's heap would weigh on the next runs.
-	t := &target{addr: v.GRPCAddr(), adminAddr: v.AdminAddr(), dir: dir, stop: func() { v.Stop(); v.Server = nil }}
+	t := &target{addr: v.GRPCAddr(), adminAddr: v.AdminAddr(), dir: dir, stop: func() { v.Stop(); v.Server = nil }, vigil: v}
 	if from != "" {
 		return t // the lists were restored
 	}

@@ -17,13 +17,16 @@ package bench
 // process CPU per request ratio, and the flush traffic of the Redis runs.
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -71,6 +74,7 @@ const (
 type mixedClient struct {
 	base      *client
 	authz     bool
+	every     int // one call in every is an attacker's (1: all)
 	atkProc   []*extprocv3.ProcessingRequest
 	atkChecks []*authv3.CheckRequest
 	notFound  *extprocv3.ProcessingRequest
@@ -80,7 +84,7 @@ type mixedClient struct {
 func attackerIP(a int) string { return fmt.Sprintf("198.51.100.%d", a+1) }
 
 func newMixedClient(base *client, authz bool) *mixedClient {
-	m := &mixedClient{base: base, authz: authz}
+	m := &mixedClient{base: base, authz: authz, every: attackEvery}
 	for a := range attackers {
 		ip := attackerIP(a)
 		for p := range attackPaths {
@@ -120,10 +124,10 @@ func newMixedClient(base *client, authz bool) *mixedClient {
 }
 
 func (m *mixedClient) do(ctx context.Context, i int, w *worker) error {
-	if i%attackEvery != 0 {
+	if m.every == 0 || i%m.every != 0 {
 		return m.base.do(ctx, i, w)
 	}
-	k := i / attackEvery
+	k := i / m.every
 	idx := k%attackers*attackPaths + k/attackers%attackPaths
 	if m.authz {
 		r, err := m.base.az.Check(ctx, m.atkChecks[idx])
@@ -222,28 +226,78 @@ func metricSum(fams map[string]*dto.MetricFamily, name string) (sum, count float
 	return sum, count
 }
 
-// redisCommands is the commands Redis has run (INFO commandstats), by
-// command, and their total.
-func redisCommands(tb testing.TB, addr string) (map[string]int64, int64) {
+// monitor counts the commands clients send to the Redis at addr (MONITOR;
+// the commands scripts run inside Redis are not counted, nor INFO), by
+// command, until the function it returns is called.
+func monitor(tb testing.TB, addr string) func() map[string]int {
 	tb.Helper()
-	info, err := redistest.Command(addr, "INFO", "commandstats")
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	by := map[string]int64{}
-	var total int64
-	for _, line := range strings.Split(info, "\n") {
-		name, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
-		var n int64
-		fmt.Sscan(calls, &n)
-		by[strings.TrimPrefix(name, "cmdstat_")] = n
-		total += n
+	if _, err := conn.Write([]byte("*1\r\n$7\r\nMONITOR\r\n")); err != nil {
+		tb.Fatal(err)
 	}
-	return by, total
+	rd := bufio.NewReaderSize(conn, 1<<20)
+	if line, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		tb.Fatalf("MONITOR: %q %v", line, err)
+	}
+	counts := map[string]int{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				return
+			}
+			// +1700000000.123456 [0 127.0.0.1:5000] "evalsha" "…" …
+			_, rest, ok := strings.Cut(line, "[")
+			if !ok {
+				continue
+			}
+			src, rest, _ := strings.Cut(rest, "]")
+			if strings.HasSuffix(src, " lua") {
+				continue
+			}
+			rest = strings.TrimSpace(rest)
+			if len(rest) < 2 || rest[0] != '"' {
+				continue
+			}
+			name, _, _ := strings.Cut(rest[1:], `"`)
+			name = strings.ToLower(name)
+			if name != "info" {
+				counts[name]++
+			}
+		}
+	}()
+	return func() map[string]int {
+		// A PING on the monitored connection's server marks the end: once
+		// it is seen, everything sent before it was.
+		redistest.Command(addr, "PING")
+		time.Sleep(100 * time.Millisecond)
+		conn.Close()
+		<-done
+		delete(counts, "ping")
+		return counts
+	}
+}
+
+func total(counts map[string]int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
+
+func describe(counts map[string]int) string {
+	var out []string
+	for name, n := range counts {
+		out = append(out, fmt.Sprintf("%s %d", name, n))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 func spread(xs []float64) string {
@@ -307,5 +361,95 @@ func BenchmarkRedisVersusSingle(b *testing.B) {
 		b.ReportMetric(median(ratios), svc.name+"_redis/single")
 		b.ReportMetric(median(cpuRatios), svc.name+"_cpu_single/redis")
 		b.ReportMetric(median(cmdsPer1k), svc.name+"_flushcmds/1000calls")
+	}
+}
+
+// paced makes the calls of cl at rate per second for d, each at its
+// scheduled time (up to 64 in flight), and returns the calls made.
+func paced(tb testing.TB, cl caller, newWorker func() *worker, rate int, d time.Duration) int {
+	total := int(float64(rate) * d.Seconds())
+	jobs := make(chan int, 1024)
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		runErr  error
+	)
+	for range 64 {
+		wg.Go(func() {
+			w := newWorker()
+			for i := range jobs {
+				if err := cl.do(context.Background(), i, w); err != nil {
+					errOnce.Do(func() { runErr = err })
+				}
+			}
+		})
+	}
+	start, interval := time.Now(), time.Second/time.Duration(rate)
+	for k := range total {
+		if dt := time.Until(start.Add(time.Duration(k) * interval)); dt > 0 {
+			time.Sleep(dt)
+		}
+		jobs <- k + 1
+	}
+	close(jobs)
+	wg.Wait()
+	if runErr != nil {
+		tb.Fatal(runErr)
+	}
+	return total
+}
+
+// BenchmarkRedisCommands measures the Redis traffic of one replica (with
+// Redis, flush every 250 ms) per 1,000 ext_proc calls at a fixed rate,
+// VIGIL_BENCH_RATE (default 2,000) calls per second for
+// VIGIL_BENCH_SECONDS (default 5), a fresh replica and key prefix for each
+// traffic: "benign" (the 10,000 identities only), "mixed" (one call in 20
+// from 20 probing attackers) and "attack" (every call from the 20
+// attackers). Reported per 1,000 calls: the flushes' commands
+// (vigil_redis_flush_commands_total) and every command Redis ran for the
+// replica sent (MONITOR: the commands scripts run inside Redis left out),
+// less what the idle replica sends in the same time (health rounds, the
+// stream's XREAD, the trainer lease: measured over 3 s before the
+// traffic).
+//
+//	go test ./test/bench -run '^$' -bench RedisCommands -benchtime 1x
+func BenchmarkRedisCommands(b *testing.B) {
+	rate, secs := envInt("VIGIL_BENCH_RATE", 2000), envInt("VIGIL_BENCH_SECONDS", 5)
+	r := redistest.Start(b)
+	l := newLoad()
+	state := restoredDirConfig(b, l, singleConfig)
+	for k, traffic := range []struct {
+		name  string
+		every int
+	}{{"benign", 0}, {"mixed", attackEvery}, {"attack", 1}} {
+		v := startVigilConfig(b, state, replicaConfig(r.Addr(), fmt.Sprintf("c%d:", k), "r1", 250*time.Millisecond))
+		cc := dial(b, v.addr)
+		m := newMixedClient(newClient(l, cc, false), false)
+		m.every = traffic.every
+		// Idle: what the replica sends whatever the traffic.
+		time.Sleep(time.Second)
+		mon := monitor(b, r.Addr())
+		time.Sleep(3 * time.Second)
+		idle := mon()
+		idlePerSec := float64(total(idle)) / 3
+		f0, _ := metricSum(metrics(b, v.adminAddr), "vigil_redis_flush_commands_total")
+		mon = monitor(b, r.Addr())
+		start := time.Now()
+		calls := paced(b, m, l.newWorker, rate, time.Duration(secs)*time.Second)
+		// The last flush of the traffic's deltas.
+		time.Sleep(500 * time.Millisecond)
+		busy := mon()
+		elapsed := time.Since(start)
+		fams := metrics(b, v.adminAddr)
+		f1, _ := metricSum(fams, "vigil_redis_flush_commands_total")
+		ids, flushes := metricSum(fams, "vigil_redis_flush_identities")
+		cc.Close()
+		v.stop()
+		all := float64(total(busy)) - idlePerSec*elapsed.Seconds()
+		per := float64(calls) / 1000
+		b.Logf("%s: %d calls at %d/s: flush commands %.1f per 1,000 calls; commands sent to Redis %.1f per 1,000 calls beyond the idle replica's %.1f/s (%.1fs: %s; idle 3s: %s); %.1f identities per flush, %d attacker calls blocked",
+			traffic.name, calls, rate, (f1-f0)/per, all/per, idlePerSec, elapsed.Seconds(), describe(busy), describe(idle), ids/math.Max(flushes, 1), m.blocked.Load())
+		b.ReportMetric((f1-f0)/per, traffic.name+"_flushcmds/1000calls")
+		b.ReportMetric(all/per, traffic.name+"_rediscmds/1000calls")
 	}
 }
