@@ -453,3 +453,80 @@ func BenchmarkRedisCommands(b *testing.B) {
 		b.ReportMetric(all/per, traffic.name+"_rediscmds/1000calls")
 	}
 }
+
+// checkFrom is an ext_authz Check of a GET from ip.
+func checkFrom(ip string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}},
+		}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: "prop", Method: "GET", Path: "/shop/order/1", Host: "api.example.com", Scheme: "https",
+			Protocol: "HTTP/1.1", Size: -1, Headers: map[string]string{
+				":method": "GET", ":path": "/shop/order/1", ":authority": "api.example.com", "x-forwarded-for": ip,
+			},
+		}},
+	}}
+}
+
+// BenchmarkBlockPropagation measures how long a block added through one
+// replica's admin API takes to be enforced by another replica (both in
+// this process, sharing one redis-server): VIGIL_BENCH_SAMPLES (default
+// 300) times, a new address is put on the block list of replica A (POST
+// /v1/blocklist) while replica B's ext_authz is asked about it back to
+// back until it refuses. Reported: the median and p99 from the POST's
+// sending and from its answer to B's first refusal, and B's own
+// vigil_redis_propagation_seconds (the stream entry's time to its
+// application).
+//
+//	go test ./test/bench -run '^$' -bench BlockPropagation -benchtime 1x
+func BenchmarkBlockPropagation(b *testing.B) {
+	n := envInt("VIGIL_BENCH_SAMPLES", 300)
+	r := redistest.Start(b)
+	empty := b.TempDir() // no list entries: the replicas start empty
+	a := startVigilConfig(b, empty, replicaConfig(r.Addr(), "p:", "a", 250*time.Millisecond))
+	rb := startVigilConfig(b, empty, replicaConfig(r.Addr(), "p:", "b", 250*time.Millisecond))
+	defer a.stop()
+	defer rb.stop()
+	cc := dial(b, rb.addr)
+	defer cc.Close()
+	az := authv3.NewAuthorizationClient(cc)
+	ctx := context.Background()
+	// Both replicas follow the stream before the first sample.
+	if _, err := az.Check(ctx, checkFrom("10.250.0.1")); err != nil {
+		b.Fatal(err)
+	}
+	var fromSend, fromAnswer, post []float64
+	for k := range n {
+		ip := fmt.Sprintf("10.251.%d.%d", k>>8&255, k&255)
+		req := checkFrom(ip)
+		if r, err := az.Check(ctx, req); err != nil || r.GetStatus().GetCode() != 0 {
+			b.Fatalf("%s refused before it was blocked: %v %v", ip, r.GetStatus(), err)
+		}
+		sent := time.Now()
+		a.vigil.MustDo("POST", "/v1/blocklist", `{"kind":"ip","value":"`+ip+`","ttl":"1h","reason":"propagation bench"}`, http.StatusCreated)
+		answered := time.Now()
+		for {
+			r, err := az.Check(ctx, req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r.GetStatus().GetCode() != 0 {
+				break
+			}
+			if time.Since(sent) > 5*time.Second {
+				b.Fatalf("%s: not refused by the other replica within 5s", ip)
+			}
+		}
+		refused := time.Now()
+		fromSend = append(fromSend, float64(refused.Sub(sent))/1e3)
+		fromAnswer = append(fromAnswer, float64(refused.Sub(answered))/1e3)
+		post = append(post, float64(answered.Sub(sent))/1e3)
+	}
+	lagSum, lagN := metricSum(metrics(b, rb.adminAddr), "vigil_redis_propagation_seconds")
+	b.Logf("block on A to refusal on B, %d samples: from the POST's sending median %.0fµs p99 %.0fµs max %.0fµs; from its answer median %.0fµs p99 %.0fµs; the POST itself median %.0fµs p99 %.0fµs; B's vigil_redis_propagation_seconds mean %.0fµs over %.0f events",
+		n, quantile(fromSend, 0.5), quantile(fromSend, 0.99), quantile(fromSend, 1), quantile(fromAnswer, 0.5), quantile(fromAnswer, 0.99),
+		quantile(post, 0.5), quantile(post, 0.99), 1e6*lagSum/math.Max(lagN, 1), lagN)
+	b.ReportMetric(quantile(fromSend, 0.5), "p50_µs")
+	b.ReportMetric(quantile(fromSend, 0.99), "p99_µs")
+}
