@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/test/envoysim"
+	"github.com/vigil-project/vigil/test/vigiltest"
+)
+
+const inspectionConfig = `
+trusted_hops: 1
+apis:
+  - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block}
+  - {name: watch, hosts: [shop.example.com], base_path: /watch, mode: detect}
+  - {name: plain, hosts: [shop.example.com], base_path: /plain, mode: block, inspection: "off"}
+`
+
+var (
+	sqliQuery      = "q=" + url.QueryEscape("' UNION SELECT password FROM users--")
+	traversalQuery = "name=" + url.QueryEscape("../../../../etc/passwd")
+)
+
+func jsonPost(method, path, ip, body string) envoysim.HTTPRequest {
+	return envoysim.HTTPRequest{Method: method, Path: path, Authority: "shop.example.com", Body: []byte(body),
+		Headers: envoysim.HeaderPairs("x-forwarded-for", ip, "content-type", "application/json")}
+}
+
+// contentAttackJSON is an attack record of a content type, as GET
+// /v1/attacks shows it.
+type contentAttackJSON struct {
+	ID, Type, API, Action string
+	Identity              struct{ Kind, Value string }
+	Variables             []struct {
+		Name, Location, Detector, Excerpt string
+	}
+}
+
+func (v *vigil) contentAttacks(typ string) []contentAttackJSON {
+	var out struct{ Attacks []contentAttackJSON }
+	decodeJSON(v.t, v.MustDo("GET", "/v1/attacks?type="+typ, "", 200), &out)
+	return out.Attacks
+}
+
+// TestInspectionRefusesInjectionsOnTheFirstRequest: in block mode a SQL
+// injection and a traversal are refused on the very request that carries
+// them (403, reason the attack type, the decision ID), over ext_proc and
+// ext_authz; detect mode lets it through and counts a would-be refusal;
+// inspection: off lets it through untouched; a benign JSON POST passes;
+// each finding is an attack record naming where the value was.
+func TestInspectionRefusesInjectionsOnTheFirstRequest(t *testing.T) {
+	v := start(t, inspectionConfig)
+	b := assertBlocked(t, v.send(buffered, from("198.51.100.1", "/shop/search?"+sqliQuery)), 403, "sql_injection")
+	assertBlocked(t, v.send(buffered, from("198.51.100.2", "/shop/files?"+traversalQuery)), 403, "path_traversal")
+	res := v.send(buffered, jsonPost("POST", "/shop/orders", "198.51.100.3", `{"item":"book-17","qty":2,"note":"leave it at the door, please"}`))
+	if !res.UpstreamCalled || res.Status != 200 {
+		t.Fatalf("benign JSON POST: upstream %v, status %d, body %s", res.UpstreamCalled, res.Status, res.Body)
+	}
+	assertBlocked(t, v.send(buffered, jsonPost("POST", "/shop/orders", "198.51.100.4", `{"item":"x","note":"1' OR '1'='1' --"}`)), 403, "sql_injection")
+	// ext_authz, with the body.
+	resp := v.check(jsonPost("POST", "/shop/orders", "198.51.100.5", `{"item":"x","q":"' UNION SELECT password FROM users--"}`),
+		envoysim.CheckOptions{MaxRequestBytes: 8192})
+	assertDenied(t, resp, 403, "sql_injection")
+
+	// Detect mode: let through, counted as a would-be refusal.
+	if res := v.send(buffered, from("198.51.100.6", "/watch/search?"+sqliQuery)); !res.UpstreamCalled || res.Status != 200 {
+		t.Fatalf("detect mode: upstream %v, status %d", res.UpstreamCalled, res.Status)
+	}
+	if n := v.Metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="would_block"`, `reason="sql_injection"`); n != 1 {
+		t.Fatalf("would_block sql_injection = %v, want 1", n)
+	}
+	// inspection: off.
+	if res := v.send(buffered, from("198.51.100.7", "/plain/search?"+sqliQuery)); !res.UpstreamCalled || res.Status != 200 {
+		t.Fatalf("inspection off: upstream %v, status %d", res.UpstreamCalled, res.Status)
+	}
+	if n := v.Metric("vigil_verdicts_total", `service="ext_proc"`, `outcome="deny"`, `reason="sql_injection"`); n != 2 {
+		t.Fatalf("deny sql_injection over ext_proc = %v, want 2 (the /plain call is not inspected)", n)
+	}
+
+	// The records: where, what matched, an excerpt.
+	vigiltest.Eventually(t, 10*time.Second, func() error {
+		var found, watch bool
+		for _, a := range v.contentAttacks("sql_injection") {
+			if len(a.Variables) != 1 {
+				return fmt.Errorf("attack %+v: want one variable", a)
+			}
+			x := a.Variables[0]
+			if a.API == "shop" && a.Identity.Value == "198.51.100.1" {
+				found = x.Name == "query.q" && x.Location == "query" && x.Detector != "" && strings.Contains(x.Excerpt, "UNION") && a.Action == "detected"
+			}
+			if a.API == "watch" && a.Identity.Value == "198.51.100.6" {
+				watch = true
+			}
+			if a.API == "plain" {
+				return fmt.Errorf("a record for the API with inspection off: %+v", a)
+			}
+		}
+		if !found || !watch {
+			return fmt.Errorf("records %+v: want shop's query.q one and watch's", v.contentAttacks("sql_injection"))
+		}
+		if tr := v.contentAttacks("path_traversal"); len(tr) != 1 || tr[0].Variables[0].Name != "query.name" {
+			return fmt.Errorf("path_traversal records %+v", tr)
+		}
+		return nil
+	})
+	if !strings.Contains(v.Logs.String(), b.DecisionID) {
+		t.Fatalf("the decision %s is not in the log", b.DecisionID)
+	}
+}
+
+// TestInspectionBlocksARepeatOffender: a scanner's payloads are refused one
+// by one, and after detection.block_after of them its identity is on the
+// block list: its next call, benign, is refused too (blocklist), with the
+// attack that blocked it.
+func TestInspectionBlocksARepeatOffender(t *testing.T) {
+	v := start(t, inspectionConfig)
+	payloads := []string{"/shop/search?" + sqliQuery, "/shop/files?" + traversalQuery, "/shop/search?q=" + url.QueryEscape("<script>alert(1)</script>")}
+	for _, p := range payloads {
+		res := v.send(buffered, from("203.0.113.50", p))
+		if res.UpstreamCalled || res.Status != 403 {
+			t.Fatalf("%s: upstream %v, status %d", p, res.UpstreamCalled, res.Status)
+		}
+	}
+	vigiltest.Eventually(t, 10*time.Second, func() error {
+		res := v.send(buffered, from("203.0.113.50", "/shop/items/17"))
+		if res.Status != 403 || res.UpstreamCalled {
+			return fmt.Errorf("benign call after %d payloads: status %d", len(payloads), res.Status)
+		}
+		assertBlocked(t, res, 403, "blocklist")
+		return nil
+	})
+	var blocked int
+	for _, typ := range []string{"sql_injection", "path_traversal", "xss"} {
+		for _, a := range v.contentAttacks(typ) {
+			if a.Action == "blocked" && a.Identity.Value == "203.0.113.50" {
+				blocked++
+			}
+		}
+	}
+	if blocked != 1 {
+		t.Fatalf("%d blocking records, want 1", blocked)
+	}
+	if res := v.send(buffered, from("203.0.113.51", "/shop/items/17")); res.Status != 200 {
+		t.Fatalf("another client got %d", res.Status)
+	}
+}
