@@ -40,8 +40,7 @@ func openReplicas(cfg *config.Config, rt *config.Runtime, log zerolog.Logger) (*
 	if !rc.Enabled() {
 		return nil, nil
 	}
-	password, err := rc.Password()
-	if err != nil {
+	if _, err := rc.Password(); err != nil { // read again at every connection (a rotated Secret)
 		return nil, err
 	}
 	tlsConfig, err := rc.TLSConfig()
@@ -52,9 +51,9 @@ func openReplicas(cfg *config.Config, rt *config.Runtime, log zerolog.Logger) (*
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	defer cancel()
 	c, err := cluster.Open(ctx, cluster.Options{
-		Addrs: rc.Addrs, Cluster: rc.IsCluster(), Username: rc.Username, Password: password, TLS: tlsConfig,
+		Addrs: rc.Addrs, Cluster: rc.IsCluster(), Username: rc.Username, PasswordFunc: rc.Password, TLS: tlsConfig,
 		KeyPrefix: rc.KeyPrefix, ReplicaID: rc.EffectiveReplicaID(), FingerprintCheck: rt.FingerprintCheck,
-		ReconcileInterval: rc.ReconcileInterval, OutboxSize: rc.OutboxSize, Log: clog,
+		ReconcileInterval: rc.ReconcileInterval, OutboxSize: rc.OutboxSize, MaxAttacks: cfg.Detection.MaxAttacks, Log: clog,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
@@ -84,6 +83,17 @@ func (r *replicas) shareLists(s *Server, lists map[string]*detect.List) {
 		}
 		r.cluster.ShareList(name, l, s.store.ListJournal(name))
 	}
+}
+
+// shareAttacks makes the attack records the cluster's: one record per
+// attack however many replicas see it (a claim in Redis), every replica's
+// records listed by each. Without Redis they are journaled locally only.
+func (r *replicas) shareAttacks(s *Server, as *detect.AttackStore, onError func(error), lists ...*detect.List) {
+	if r == nil {
+		as.SetJournal(s.store, onError)
+		return
+	}
+	r.cluster.ShareAttacks(as, s.store, onError, lists...)
 }
 
 // start registers what the replica shares beside the lists (honeytokens,

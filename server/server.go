@@ -269,7 +269,7 @@ func (s *Server) restore(allow, block *detect.List, models int) error {
 	for _, a := range attacks {
 		as.Load(a)
 	}
-	as.SetJournal(s.store, func(err error) { s.log.Error().Err(err).Msg("attack record not stored") })
+	s.replicas.shareAttacks(s, as, func(err error) { s.log.Error().Err(err).Msg("attack record not stored") }, allow, block)
 	inv, err := s.store.LoadInventory()
 	if err != nil {
 		return err

@@ -126,8 +126,12 @@ func shopUpstream(r envoysim.HTTPRequest) envoysim.HTTPResponse {
 
 // send sends req through ext_proc to the next replica in turn.
 func (g *group) send(req envoysim.HTTPRequest) *envoysim.Result {
-	r := g.replicas[(g.next.Add(1)-1)%uint64(len(g.replicas))]
-	return r.send(g.t, req)
+	return g.pick().send(g.t, req)
+}
+
+// pick returns the next replica in turn.
+func (g *group) pick() *replica {
+	return g.replicas[(g.next.Add(1)-1)%uint64(len(g.replicas))]
 }
 
 func (r *replica) send(t *testing.T, req envoysim.HTTPRequest) *envoysim.Result {
