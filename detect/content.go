@@ -104,6 +104,8 @@ func (g *ContentGuard) Inspector() *inspect.Inspector { return g.in }
 // learner (0: learning gets nothing).
 func (g *ContentGuard) SetSampleEvery(n int) { g.sampleEvery.Store(uint64(max(n, 0))) }
 
+func (g *ContentGuard) sampleEveryValue() int { return int(g.sampleEvery.Load()) }
+
 // Sample reports whether the caller should copy this call for the learner.
 func (g *ContentGuard) Sample() bool {
 	every := g.sampleEvery.Load()

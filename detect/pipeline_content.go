@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -338,4 +340,132 @@ func (s *ContentSink) Publish(now time.Time) {
 			s.publishLocked(api, cl, now)
 		}
 	}
+}
+
+// ContentModelDoc is content inspection's part of an API's model document
+// (GET /v1/models/{api}, export and import): the learner's knobs and the
+// learned parameter profiles.
+type ContentModelDoc struct {
+	Knobs     ContentKnobs        `json:"knobs"`
+	Endpoints []*inspect.Profiles `json:"endpoints"`
+}
+
+// ContentKnobs are the knobs of an API's profile learning: a profile is
+// trusted once MinIdentities distinct identities over MinSpan and
+// MinSamples values agree; SampleEvery is how many calls inspection lets
+// through per call the learners get (one setting for every API; 0: none).
+type ContentKnobs struct {
+	MinIdentities int              `json:"min_identities"`
+	MinSpan       inspect.Duration `json:"min_span"`
+	MinSamples    int              `json:"min_samples"`
+	SampleEvery   int              `json:"sample_every"`
+}
+
+// ContentKnobsUpdate changes some knobs; absent fields keep their value.
+type ContentKnobsUpdate struct {
+	MinIdentities *int              `json:"min_identities" yaml:"min_identities"`
+	MinSpan       *inspect.Duration `json:"min_span" yaml:"min_span"`
+	MinSamples    *int              `json:"min_samples" yaml:"min_samples"`
+	SampleEvery   *int              `json:"sample_every" yaml:"sample_every"`
+}
+
+// Validate reports the first bad value.
+func (u *ContentKnobsUpdate) Validate() error {
+	switch {
+	case u.MinIdentities != nil && (*u.MinIdentities < 1 || *u.MinIdentities > 1e6):
+		return fmt.Errorf("inspection.min_identities: %d, want 1 to 1000000", *u.MinIdentities)
+	case u.MinSpan != nil && (*u.MinSpan < 0 || time.Duration(*u.MinSpan) > 90*24*time.Hour):
+		return fmt.Errorf("inspection.min_span: %s, want 0 to 2160h", time.Duration(*u.MinSpan))
+	case u.MinSamples != nil && (*u.MinSamples < 1 || *u.MinSamples > 1e9):
+		return fmt.Errorf("inspection.min_samples: %d, want 1 to 1000000000", *u.MinSamples)
+	case u.SampleEvery != nil && (*u.SampleEvery < 0 || *u.SampleEvery > 1e6):
+		return fmt.Errorf("inspection.sample_every: %d, want 0 (none) to 1000000", *u.SampleEvery)
+	}
+	return nil
+}
+
+// learnConfigLocked is the learner configuration of an API.
+func (s *ContentSink) learnConfigLocked(api string) inspect.LearnConfig {
+	if cl := s.learners[api]; cl != nil {
+		return cl.l.Config()
+	}
+	return inspect.NewLearner(s.cfg.Guard.Inspector(), s.cfg.Learn).Config()
+}
+
+// ContentModel is an API's content model document.
+func (s *ContentSink) ContentModel(api string) *ContentModelDoc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lc := s.learnConfigLocked(api)
+	d := &ContentModelDoc{Knobs: ContentKnobs{MinIdentities: lc.MinIdentities, MinSpan: lc.MinSpan, MinSamples: lc.MinSamples,
+		SampleEvery: s.cfg.Guard.sampleEveryValue()}, Endpoints: []*inspect.Profiles{}}
+	if cl := s.learners[api]; cl != nil {
+		if m := cl.l.Model(); m != nil && m.Endpoints != nil {
+			d.Endpoints = m.Endpoints
+		}
+	}
+	return d
+}
+
+// ApplyContent changes an API's knobs: what was learned is judged again
+// with the new thresholds and published at once.
+func (s *ContentSink) ApplyContent(api string, u *ContentKnobsUpdate) error {
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applyLocked(api, u, nil)
+	return nil
+}
+
+func (s *ContentSink) applyLocked(api string, u *ContentKnobsUpdate, m *inspect.Model) {
+	lc := s.learnConfigLocked(api)
+	if u.MinIdentities != nil {
+		lc.MinIdentities = *u.MinIdentities
+	}
+	if u.MinSpan != nil {
+		lc.MinSpan = *u.MinSpan
+	}
+	if u.MinSamples != nil {
+		lc.MinSamples = *u.MinSamples
+	}
+	if u.SampleEvery != nil {
+		s.cfg.Guard.SetSampleEvery(*u.SampleEvery)
+	}
+	if m == nil {
+		if old := s.learners[api]; old != nil {
+			m = old.l.Model()
+		}
+	}
+	cl := &contentLearner{l: inspect.NewLearner(s.cfg.Guard.Inspector(), lc)}
+	if m != nil {
+		cl.l.Restore(m)
+	}
+	s.learners[api] = cl
+	s.publishLocked(api, cl, time.Time{})
+}
+
+// ImportContent installs an exported content model: its knobs, then its
+// profiles, judged with them.
+func (s *ContentSink) ImportContent(api string, d *ContentModelDoc) error {
+	k := d.Knobs
+	u := &ContentKnobsUpdate{MinIdentities: &k.MinIdentities, MinSpan: &k.MinSpan, MinSamples: &k.MinSamples, SampleEvery: &k.SampleEvery}
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(struct {
+		Endpoints []*inspect.Profiles `json:"endpoints"`
+	}{d.Endpoints})
+	if err != nil {
+		return err
+	}
+	m, err := inspect.ParseModel(b)
+	if err != nil {
+		return fmt.Errorf("inspection: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applyLocked(api, u, m)
+	return nil
 }

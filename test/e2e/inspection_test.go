@@ -147,3 +147,80 @@ func TestInspectionBlocksARepeatOffender(t *testing.T) {
 		t.Fatalf("another client got %d", res.Status)
 	}
 }
+
+// TestInspectionLearnsProfilesAndRefusesMassAssignment: with the trust
+// thresholds lowered through PUT /v1/models/{api}, benign PATCHes of
+// several identities train the endpoint's profile; then a PATCH carrying a
+// key the object never carries (role) is refused as mass_assignment while
+// a benign one passes. The profiles travel with the model: exported from
+// this Vigil and imported into a fresh one, they refuse the same PATCH on
+// its first call.
+func TestInspectionLearnsProfilesAndRefusesMassAssignment(t *testing.T) {
+	v := start(t, inspectionConfig)
+	out := v.MustDo("PUT", "/v1/models/shop", `{"inspection":{"min_identities":3,"min_span":"1ms","min_samples":10,"sample_every":1}}`, 200)
+	var doc struct {
+		Inspection struct {
+			Knobs struct {
+				MinIdentities int    `json:"min_identities"`
+				MinSpan       string `json:"min_span"`
+				MinSamples    int    `json:"min_samples"`
+				SampleEvery   int    `json:"sample_every"`
+			}
+			Endpoints []struct {
+				Endpoint, Method string
+				Trusted          bool
+			}
+		}
+	}
+	decodeJSON(t, out, &doc)
+	if k := doc.Inspection.Knobs; k.MinIdentities != 3 || k.MinSpan != "1ms" || k.MinSamples != 10 || k.SampleEvery != 1 {
+		t.Fatalf("knobs after PUT: %+v (%s)", k, out)
+	}
+	v.MustDo("PUT", "/v1/models/shop", `{"inspection":{"min_identities":0}}`, 400)
+	patch := func(ip, body string) *envoysim.Result {
+		return v.send(buffered, jsonPost("PATCH", "/shop/users/"+fmt.Sprint(1000+len(ip)), ip, body))
+	}
+	for i := range 30 {
+		body := fmt.Sprintf(`{"name":"user %d","email":"user%d@example.com"}`, i, i)
+		if res := patch(fmt.Sprintf("198.51.100.%d", 10+i%5), body); res.Status != 200 {
+			t.Fatalf("training PATCH %d: status %d", i, res.Status)
+		}
+	}
+	evil := `{"name":"mallory","role":"admin"}`
+	vigiltest.Eventually(t, 20*time.Second, func() error {
+		res := patch("203.0.113.66", evil)
+		if res.Status != 403 {
+			return fmt.Errorf("PATCH with role: status %d", res.Status)
+		}
+		assertBlocked(t, res, 403, "mass_assignment")
+		return nil
+	})
+	if res := patch("198.51.100.10", `{"name":"alice","email":"alice@example.com"}`); res.Status != 200 {
+		t.Fatalf("benign PATCH after training: %d", res.Status)
+	}
+	vigiltest.Eventually(t, 10*time.Second, func() error {
+		for _, a := range v.contentAttacks("mass_assignment") {
+			if a.Identity.Value == "203.0.113.66" && len(a.Variables) == 1 && strings.Contains(a.Variables[0].Name, "role") && a.Variables[0].Detector != "" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no mass_assignment record naming role: %+v", v.contentAttacks("mass_assignment"))
+	})
+
+	export := v.MustDo("GET", "/v1/models/shop", "", 200)
+	decodeJSON(t, export, &doc)
+	var trusted bool
+	for _, e := range doc.Inspection.Endpoints {
+		trusted = trusted || e.Method == "PATCH" && e.Trusted
+	}
+	if !trusted {
+		t.Fatalf("the export has no trusted PATCH profile: %+v", doc.Inspection.Endpoints)
+	}
+	w := start(t, inspectionConfig)
+	w.MustDo("POST", "/v1/models/shop/import", export, 200)
+	res := w.send(buffered, jsonPost("PATCH", "/shop/users/77", "203.0.113.67", evil))
+	assertBlocked(t, res, 403, "mass_assignment")
+	if res := w.send(buffered, jsonPost("PATCH", "/shop/users/77", "203.0.113.68", `{"name":"bob","email":"bob@example.com"}`)); res.Status != 200 {
+		t.Fatalf("benign PATCH on the importing Vigil: %d", res.Status)
+	}
+}
