@@ -59,14 +59,14 @@ type Deps struct {
 	Catalog          *atomic.Pointer[detect.Catalog]
 	// Metrics are served at /metrics; Panics counts the handler panics
 	// recovered.
-	Metrics   prometheus.Gatherer
-	Panics    prometheus.Counter
-	Ready     *atomic.Bool
-	Now       func() time.Time
-	Attacks   *detect.AttackStore
-	Engine    *behaviour.Engine
+	Metrics prometheus.Gatherer
+	Panics  prometheus.Counter
+	Ready   *atomic.Bool
+	Now     func() time.Time
+	Attacks *detect.AttackStore
+	Engine  *behaviour.Engine
 	// Content is content inspection's part of the models (optional).
-	Content ContentModels
+	Content   ContentModels
 	Trap      *decoy.Trap
 	Forensics *observe.Forensics
 	// ClusterStatus reports this replica's view of the replicas sharing
