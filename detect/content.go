@@ -183,3 +183,29 @@ func (e *Enforcer) CheckContent(req *Request, f *inspect.Finding) Verdict {
 	}
 	return e.refuse(req, Verdict{Status: 403, Reason: r})
 }
+
+// InspectTransaction runs content inspection on a call rebuilt from a
+// record (vigil replay), as the request path does live: a finding becomes
+// the call's reason, blocked or would-block by the API's mode, and its
+// Content; a call let through may be sampled for the learner.
+func (g *ContentGuard) InspectTransaction(t *Transaction, rv *inspect.RequestView) {
+	if t.API == nil || !t.API.Inspection {
+		return
+	}
+	req := Request{API: t.API, Method: t.Method, Path: t.Path}
+	f := g.Inspect(&req, rv)
+	if f.Kind == inspect.KindNone {
+		if g.Sample() {
+			t.Sample = g.Copy(rv)
+		}
+		return
+	}
+	r := ContentReason(f.Kind)
+	t.Reason = r
+	if Blocks(t.API, r) {
+		t.Blocked = true
+	} else {
+		t.WouldBlock = true
+	}
+	t.Content = NewContentFinding(&f)
+}

@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/server/cli"
 	"github.com/vigil-project/vigil/test/envoysim"
 	"github.com/vigil-project/vigil/test/vigiltest"
 )
@@ -222,5 +228,55 @@ func TestInspectionLearnsProfilesAndRefusesMassAssignment(t *testing.T) {
 	assertBlocked(t, res, 403, "mass_assignment")
 	if res := w.send(buffered, jsonPost("PATCH", "/shop/users/77", "203.0.113.68", `{"name":"bob","email":"bob@example.com"}`)); res.Status != 200 {
 		t.Fatalf("benign PATCH on the importing Vigil: %d", res.Status)
+	}
+}
+
+// TestReplayInspectsRequestBodies: vigil replay inspects recorded calls as
+// live: a record's query, and its request_body with its content type,
+// raise the same attacks with the same key paths; a benign body raises
+// nothing.
+func TestReplayInspectsRequestBodies(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfgPath, []byte("data_dir: "+dir+"\n"+inspectionConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	rec := func(i int, ip, method, path, body string) string {
+		b, _ := json.Marshal(map[string]any{
+			"time": t0.Add(time.Duration(i) * time.Second), "method": method, "authority": "shop.example.com", "path": path,
+			"status": 200, "client_ip": ip, "request_headers": map[string]string{"content-type": "application/json", "user-agent": "app"},
+			"request_bytes": len(body), "response_bytes": 20, "duration_ms": 3, "request_body": body,
+		})
+		return string(b) + "\n"
+	}
+	in := rec(0, "198.51.100.1", "GET", "/shop/search?"+sqliQuery, "") +
+		rec(1, "198.51.100.2", "POST", "/shop/orders", `{"item":"x","note":"1' OR '1'='1' --"}`) +
+		rec(2, "198.51.100.3", "POST", "/shop/orders", `{"item":"book-17","qty":2,"note":"leave it at the door, please"}`) +
+		rec(3, "198.51.100.4", "POST", "/plain/orders", `{"item":"x","note":"1' OR '1'='1' --"}`)
+	inPath, outPath := filepath.Join(dir, "traffic.jsonl"), filepath.Join(dir, "attacks.jsonl")
+	if err := os.WriteFile(inPath, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := cli.Main(context.Background(), []string{"replay", "--config", cfgPath, "--input", inPath, "--out", outPath}, &stdout, &stderr); err != nil {
+		t.Fatalf("replay: %v\n%s", err, stderr.String())
+	}
+	out, err := os.ReadFile(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var a contentAttackJSON
+		decodeJSON(t, line, &a)
+		if len(a.Variables) != 1 {
+			t.Fatalf("attack %s: want one variable", line)
+		}
+		got = append(got, fmt.Sprintf("%s %s %s %s", a.Type, a.API, a.Identity.Value, a.Variables[0].Name))
+	}
+	want := []string{"sql_injection shop 198.51.100.1 query.q", "sql_injection shop 198.51.100.2 body.note"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("replayed attacks %q, want %q\n%s", got, want, stderr.String())
 	}
 }
