@@ -9,7 +9,7 @@ import (
 var (
 	benchGet = inspect.RequestView{Method: "GET", Path: "/api/v1/pets", Query: "limit=10&status=sold&tags=a,b,c&page=2&q=hello"}
 	// A 20-field JSON body, every field declared.
-	benchPost = inspect.RequestView{Method: "POST", Path: "/api/v1/orders", ContentType: "application/json", Body: []byte(`{"id_0":1,"name_0":"alpha","flag_0":true,"price_0":1.5,"id_1":2,"name_1":"beta","flag_1":false,"price_1":2.25,"id_2":3,"name_2":"gamma","flag_2":true,"price_2":3,"id_3":4,"name_3":"delta","flag_3":false,"price_3":4.5,"id_4":5,"name_4":"epsilon","flag_4":true,"price_4":5.75}`)}
+	benchPost    = inspect.RequestView{Method: "POST", Path: "/api/v1/orders", ContentType: "application/json", Body: []byte(`{"id_0":1,"name_0":"alpha","flag_0":true,"price_0":1.5,"id_1":2,"name_1":"beta","flag_1":false,"price_1":2.25,"id_2":3,"name_2":"gamma","flag_2":true,"price_2":3,"id_3":4,"name_3":"delta","flag_3":false,"price_3":4.5,"id_4":5,"name_4":"epsilon","flag_4":true,"price_4":5.75}`)}
 	benchHeaders = headers{"x-request-id": reqID}
 )
 
