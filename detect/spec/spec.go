@@ -284,7 +284,3 @@ func splitPath(p string) []string {
 	}
 	return out
 }
-
-func isTemplateSegment(seg string) bool {
-	return len(seg) > 2 && seg[0] == '{' && seg[len(seg)-1] == '}' && !strings.ContainsAny(seg[1:len(seg)-1], "{}")
-}
