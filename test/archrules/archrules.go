@@ -81,6 +81,13 @@ func Rules(mod string) []Rule {
 			Allow:      []string{mod + "/server/config/..."},
 			Transitive: true,
 		},
+		{
+			Name: "the request path (envoy/..., detect/..., decoy/...) links no Redis client: verdicts never wait for the network",
+			From: []string{mod + "/envoy/...", mod + "/detect/...", mod + "/decoy/..."},
+			Forbid: []string{mod + "/server/cluster/...", "github.com/redis/...",
+				"github.com/valkey-io/..."},
+			Transitive: true,
+		},
 	}
 }
 

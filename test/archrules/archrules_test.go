@@ -79,7 +79,8 @@ func fake(lines ...string) []Package {
 var sound = []string{
 	".: server/cli",
 	"server/cli: server server/replay server/demo server/adminapi server/config",
-	"server: server/config server/admin server/notify server/store envoy decoy detect detect/behaviour detect/observe google.golang.org/grpc",
+	"server: server/config server/admin server/notify server/store server/cluster envoy decoy detect detect/behaviour detect/observe google.golang.org/grpc",
+	"server/cluster: detect detect/behaviour decoy github.com/redis/rueidis",
 	"server/config: detect detect/behaviour gopkg.in/yaml.v3",
 	"server/store: detect detect/behaviour detect/observe go.etcd.io/bbolt",
 	"envoy: detect github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3",
@@ -156,6 +157,21 @@ func TestCheck(t *testing.T) {
 			want: []string{
 				`rule "server/config imports nothing under server/" broken: ` + mod + `/server/config imports ` + mod + `/server/store (via ` + mod + `/server/config/secret)`,
 				`rule "server/config imports nothing under server/" broken: ` + mod + `/server/config/secret imports ` + mod + `/server/store`,
+			},
+		},
+		{
+			name:  "the engine reaches Redis through a helper",
+			graph: append(slices.Clone(sound), "detect/behaviour: detect detect/behaviour/remote", "detect/behaviour/remote: github.com/redis/rueidis"),
+			want: []string{
+				`rule "the request path (envoy/..., detect/..., decoy/...) links no Redis client: verdicts never wait for the network" broken: ` + mod + `/detect/behaviour imports github.com/redis/rueidis (via ` + mod + `/detect/behaviour/remote)`,
+				`rule "the request path (envoy/..., detect/..., decoy/...) links no Redis client: verdicts never wait for the network" broken: ` + mod + `/detect/behaviour/remote imports github.com/redis/rueidis`,
+			},
+		},
+		{
+			name:  "envoy imports the cluster",
+			graph: append(slices.Clone(sound), "envoy: detect server/cluster"),
+			want: []string{
+				`rule "the request path (envoy/..., detect/..., decoy/...) links no Redis client: verdicts never wait for the network" broken: ` + mod + `/envoy imports ` + mod + `/server/cluster`,
 			},
 		},
 		{

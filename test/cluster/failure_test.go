@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ func TestRedisDownAndRestartedEmpty(t *testing.T) {
 	g.replicas[0].block(t, "203.0.113.1")
 	refusedWithin(t, time.Second, "203.0.113.1", g.replicas...)
 
+	before := g.benignLatencies(t, 300)
 	killed := time.Now()
 	srv.Kill()
 	for _, r := range g.replicas {
@@ -36,12 +38,11 @@ func TestRedisDownAndRestartedEmpty(t *testing.T) {
 			return nil
 		})
 	}
-	// Benign traffic all along: answered, never refused.
-	for i := range 300 {
-		if res := g.send(get(fmt.Sprintf("10.0.0.%d", i%20), fmt.Sprintf("/shop/items/%d", i%7))); res.Status != 200 {
-			t.Fatalf("benign call %d with Redis down: %d", i, res.Status)
-		}
-	}
+	// Benign traffic all along: answered, never refused; its latency is
+	// logged (a figure, not an assertion: timing here is noisy).
+	during := g.benignLatencies(t, 300)
+	t.Logf("benign call round trip through ext_proc, Redis up: p50 %s p99 %s; Redis down: p50 %s p99 %s",
+		before[len(before)/2], before[len(before)*99/100], during[len(during)/2], during[len(during)*99/100])
 	for _, r := range g.replicas {
 		resp, err := http.Get("http://" + r.admin + "/readyz")
 		if err != nil || resp.StatusCode != 200 {
@@ -55,11 +56,14 @@ func TestRedisDownAndRestartedEmpty(t *testing.T) {
 	// Detection goes on locally: a prober on one replica alone is refused there.
 	prober, r2 := "198.51.100.9", g.replicas[1]
 	refused := false
+	pace := time.NewTicker(10 * time.Millisecond)
+	defer pace.Stop()
 	for i := 0; i < 500 && !refused; i++ {
+		<-pace.C
 		refused = r2.send(t, get(prober, fmt.Sprintf("/shop/nope-%d", i))).Status == 403
 	}
 	if !refused {
-		t.Fatal("with Redis down a replica no longer detects a prober on its own")
+		t.Fatalf("with Redis down a replica no longer detects a prober on its own: %s reports %v, status %+v", r2.name, r2.attacks(t), r2.status(t))
 	}
 	// A block made during the outage waits in the outbox.
 	g.replicas[2].block(t, "203.0.113.2")
@@ -129,4 +133,59 @@ func TestAReplicaWithAnotherFingerprintKeyRefusesToStart(t *testing.T) {
 	} else {
 		t.Logf("the replica with another key said: %s", out)
 	}
+}
+
+// benignLatencies sends n benign calls round robin, fails the test if one
+// is not answered 200, and returns their round trips, sorted.
+func (g *group) benignLatencies(t *testing.T, n int) []time.Duration {
+	t.Helper()
+	ds := make([]time.Duration, n)
+	for i := range n {
+		start := time.Now()
+		if res := g.send(get(fmt.Sprintf("10.0.0.%d", i%20), fmt.Sprintf("/shop/items/%d", i%7))); res.Status != 200 {
+			t.Fatalf("benign call %d: %d", i, res.Status)
+		}
+		ds[i] = time.Since(start)
+	}
+	slices.Sort(ds)
+	return ds
+}
+
+// TestRedisFrozen: a Redis that stops answering without closing its
+// connections (SIGSTOP: the slow case, as DEBUG SLEEP or CLIENT PAUSE)
+// delays no call; the replicas say degraded, and recover by themselves
+// when it answers again.
+func TestRedisFrozen(t *testing.T) {
+	srv := redistest.Start(t)
+	g := startGroup(t, 3, []string{srv.Addr()}, "")
+	g.train()
+	srv.Stop()
+	frozen := true
+	defer func() {
+		if frozen {
+			srv.Cont()
+		}
+	}()
+	g.replicas[0].block(t, "203.0.113.21")
+	during := g.benignLatencies(t, 300)
+	for _, r := range g.replicas {
+		vigiltest.Eventually(t, 10*time.Second, func() error {
+			if st := r.status(t); !st.Degraded {
+				return fmt.Errorf("%s: status %+v, want degraded", r.name, st)
+			}
+			return nil
+		})
+	}
+	t.Logf("benign call round trip with Redis frozen: p50 %s p99 %s", during[len(during)/2], during[len(during)*99/100])
+	srv.Cont()
+	frozen = false
+	for _, r := range g.replicas {
+		vigiltest.Eventually(t, 10*time.Second, func() error {
+			if st := r.status(t); st.Degraded || !st.RedisUp {
+				return fmt.Errorf("%s: status %+v, want up", r.name, st)
+			}
+			return nil
+		})
+	}
+	refusedWithin(t, 5*time.Second, "203.0.113.21", g.replicas...)
 }
