@@ -247,7 +247,8 @@ type Client struct {
 // Response is what a client got.
 type Response struct {
 	Status  int
-	Refused bool // answered by Vigil with a decision ID
+	Refused bool   // answered by Vigil with a decision ID
+	Reason  string // the reason of Vigil's refusal ("blocklist", "sql_injection" …)
 	Body    []byte
 }
 
@@ -282,7 +283,14 @@ func (c *Client) Do(ctx context.Context, method, path, contentType string, body 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	io.Copy(io.Discard, resp.Body)
-	return Response{Status: resp.StatusCode, Refused: resp.Header.Get(DecisionHeader) != "", Body: b}, nil
+	res := Response{Status: resp.StatusCode, Refused: resp.Header.Get(DecisionHeader) != "", Body: b}
+	if res.Refused {
+		var why struct{ Reason string }
+		if json.Unmarshal(b, &why) == nil {
+			res.Reason = why.Reason
+		}
+	}
+	return res, nil
 }
 
 // Login logs in and keeps the token.

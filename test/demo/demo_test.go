@@ -81,6 +81,7 @@ func checkSummary(t *testing.T, out string, started time.Time) string {
 		"exfiltration":        "data_exfiltration",
 		"json_patch_flood":    "oversized_payload",
 		"decoy":               "decoy",
+		"injection_scanner":   "sql_injection",
 	} {
 		line := summaryLine(out, attack)
 		if f := strings.Fields(line); len(f) < 3 || f[1] != "yes" || !strings.Contains(line, typ+" (") || !strings.Contains(line, "refused") {
