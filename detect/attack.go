@@ -118,6 +118,13 @@ type VariableValue struct {
 	Tn           float64 `json:"tn"`
 	Tx           float64 `json:"tx"`
 	DeviationPct float64 `json:"deviation_pct"`
+	// Content attacks (sql_injection …): Name is where the value was, its
+	// key path (query.q, body.user.role); Location its first element
+	// (query, body, header, cookie, path); Detector the detector or profile
+	// rule that matched; Excerpt the start of the value, secrets masked.
+	Location string `json:"location,omitempty"`
+	Detector string `json:"detector,omitempty"`
+	Excerpt  string `json:"excerpt,omitempty"`
 }
 
 // AttackJournal keeps attack records durably.
@@ -249,7 +256,13 @@ func (s *AttackStore) Len() int {
 
 // KnownAttackType reports whether t is a type the engine raises.
 func KnownAttackType(t AttackType) bool {
-	return t == AttackDecoy || t == AttackAnomalous || slices.Contains(AttackTypes(), t)
+	return t == AttackDecoy || t == AttackAnomalous || slices.Contains(AttackTypes(), t) || slices.Contains(ContentAttackTypes(), t)
+}
+
+// ContentAttackTypes lists the types content inspection raises.
+func ContentAttackTypes() []AttackType {
+	return []AttackType{AttackSQLInjection, AttackXSS, AttackCommandInjection, AttackPathTraversal, AttackSSRF,
+		AttackJNDIInjection, AttackNoSQLInjection, AttackCRLFInjection, AttackXXE, AttackSchemaViolation, AttackMassAssignment}
 }
 
 // Update replaces a stored record (same ID) in memory and in the journal.

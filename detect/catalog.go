@@ -65,6 +65,13 @@ type API struct {
 	// fallback when its detect mode is Vigil's default rather than the
 	// operator's choice, so that decoy APIs and honeytokens keep trapping.
 	DecoysBlock bool
+	// Inspection turns content inspection (detect/inspect) on for the
+	// API's calls: values of the query, path, selected headers and body
+	// checked for injections and against learned profiles.
+	Inspection bool
+	// OpenAPIPath is the API's OpenAPI document (apis[].openapi), a
+	// positive model of its calls; empty: none.
+	OpenAPIPath string
 }
 
 // MayBeLoginPath reports whether a call to path, in any letter case, is a

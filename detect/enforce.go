@@ -25,10 +25,26 @@ const (
 	ReasonBodyTooLarge
 	ReasonTooManyElements
 	ReasonJSONTooDeep
+	// Content inspection's reasons (content.go), one per attack type, in
+	// the order of detect/inspect's kinds: the reason is the type's name.
+	ReasonSQLInjection
+	ReasonXSS
+	ReasonCommandInjection
+	ReasonPathTraversal
+	ReasonSSRF
+	ReasonJNDIInjection
+	ReasonNoSQLInjection
+	ReasonCRLFInjection
+	ReasonXXE
+	ReasonSchemaViolation
+	ReasonMassAssignment
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"none", "allowlist", "blocklist", "decoy", "body_too_large", "too_many_json_elements", "json_too_deep"}
+var reasonNames = [numReasons]string{"none", "allowlist", "blocklist", "decoy", "body_too_large", "too_many_json_elements", "json_too_deep",
+	string(AttackSQLInjection), string(AttackXSS), string(AttackCommandInjection), string(AttackPathTraversal), string(AttackSSRF),
+	string(AttackJNDIInjection), string(AttackNoSQLInjection), string(AttackCRLFInjection), string(AttackXXE),
+	string(AttackSchemaViolation), string(AttackMassAssignment)}
 
 func (r Reason) String() string {
 	if r < numReasons {

@@ -336,6 +336,12 @@ func merge(t, p *Transaction) {
 		}
 		t.Blocked = t.Blocked || p.Blocked
 		t.WouldBlock = t.WouldBlock || p.WouldBlock
+		if t.Content == nil {
+			t.Content = p.Content
+		}
+		if t.Sample == nil {
+			t.Sample = p.Sample
+		}
 	}
 	if p.Complete {
 		if p.Status != 0 && (t.Status == 0 || !t.Complete) {

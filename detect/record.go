@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/vigil-project/vigil/detect/inspect"
 )
 
 // Record is one recorded API call, the input of replay: one JSON object per
@@ -22,6 +24,9 @@ type Record struct {
 	RequestBytes   int64             `json:"request_bytes"`
 	ResponseBytes  int64             `json:"response_bytes"`
 	DurationMS     float64           `json:"duration_ms"`
+	// RequestBody is the request body as sent (text), optional: with it,
+	// content inspection reads the body in a replay as it does live.
+	RequestBody string `json:"request_body,omitempty"`
 }
 
 // ParseRecord decodes one line. Unknown fields are errors, so a typo is seen.
@@ -43,6 +48,23 @@ func ParseRecord(line []byte) (Record, error) {
 		return Record{}, fmt.Errorf("status %d out of range", r.Status)
 	}
 	return r, nil
+}
+
+// ContentView is what content inspection reads of the recorded call: its
+// path and query as sent, content type, User-Agent, Referer, Cookie and
+// body.
+func (r *Record) ContentView() inspect.RequestView {
+	h := make(recordHeaders, len(r.RequestHeaders))
+	for k, v := range r.RequestHeaders {
+		h[strings.ToLower(k)] = v
+	}
+	path, query, _ := strings.Cut(r.Path, "?")
+	rv := inspect.RequestView{Method: strings.ToUpper(r.Method), Path: path, Query: query, ContentType: h["content-type"],
+		UserAgent: h["user-agent"], Referer: h["referer"], Cookie: h["cookie"]}
+	if r.RequestBody != "" {
+		rv.Body = []byte(r.RequestBody)
+	}
+	return rv
 }
 
 // recordHeaders reads a record's headers by lower-case name.

@@ -41,6 +41,12 @@ type Transaction struct {
 	Complete bool
 	// Sources says which filters reported the call (SourceExtAuthz, …).
 	Sources uint8
+	// Content is what content inspection found (nil: nothing); the
+	// attack it raises is recorded by the ContentSink.
+	Content *ContentFinding
+	// Sample is the call's content copied for the profile learner, for a
+	// sampled call that inspection let through (nil: not sampled).
+	Sample *ContentSample
 
 	join joinState
 }

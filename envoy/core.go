@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/inspect"
 )
 
 // DecisionHeader carries the decision ID on refusals (and on requests that
@@ -46,6 +47,9 @@ type Config struct {
 	Queue     *detect.Queue
 	Metrics   Metrics          // optional
 	Now       func() time.Time // optional; time.Now by default
+	// Content inspects the calls of APIs with inspection on (optional:
+	// nil inspects nothing).
+	Content *detect.ContentGuard
 }
 
 // core is the decision path shared by ext_proc and ext_authz.
@@ -57,6 +61,7 @@ type core struct {
 	queue     *detect.Queue
 	metrics   Metrics
 	now       func() time.Time
+	content   *detect.ContentGuard
 }
 
 func newCore(c Config) core {
@@ -66,7 +71,7 @@ func newCore(c Config) core {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return core{log: c.Log, catalog: c.Catalog, extractor: c.Extractor, enforcer: c.Enforcer, queue: c.Queue, metrics: c.Metrics, now: c.Now}
+	return core{log: c.Log, catalog: c.Catalog, extractor: c.Extractor, enforcer: c.Enforcer, queue: c.Queue, metrics: c.Metrics, now: c.Now, content: c.Content}
 }
 
 // requestFacts are the request-line facts read from Envoy's headers or
@@ -76,6 +81,10 @@ type requestFacts struct {
 	contentLength              int64
 	contentType, userAgent     string
 	requestID                  string
+	// Read for content inspection: the Cookie and Referer headers, and,
+	// set by begin, the path as sent (before cleaning) and the query.
+	cookie, referer string
+	rawPath, query  string
 }
 
 // begin resolves the API and identities of a request and fills req and the
@@ -87,6 +96,7 @@ func (c *core) begin(f *requestFacts, h detect.HeaderReader, req *detect.Request
 	}
 	// The path as Envoy's normalisation hands it over, whether or not the
 	// deployment turned that on: APIs, decoys and templates see one spelling.
+	f.rawPath, f.query = path, query
 	path = detect.CleanPath(detect.StripParams(path))
 	api := c.catalog.Load().Match(f.host, path)
 	*req = detect.Request{API: api, Host: f.host, Method: f.method, Path: path, Query: query, ContentLength: f.contentLength}
@@ -105,6 +115,50 @@ func (c *core) begin(f *requestFacts, h detect.HeaderReader, req *detect.Request
 	if f.contentLength > 0 {
 		tx.RequestBytes = f.contentLength
 	}
+}
+
+// inspects reports whether a request whose header verdict let it go on
+// gets content inspection.
+func (c *core) inspects(req *detect.Request, v *detect.Verdict) bool {
+	return c.content != nil && req.API != nil && req.API.Inspection && !v.Refused() && v.Reason != detect.ReasonAllowList
+}
+
+// inspect runs content inspection on a request and returns its verdict
+// (none for a benign one); a finding goes into the record for the attack
+// it raises.
+func (c *core) inspect(req *detect.Request, rv *inspect.RequestView, tx *detect.Transaction) detect.Verdict {
+	f := c.content.Inspect(req, rv)
+	if f.Kind == inspect.KindNone {
+		return detect.Verdict{}
+	}
+	v := c.enforcer.CheckContent(req, &f)
+	if v.Refused() {
+		tx.Content = detect.NewContentFinding(&f)
+	}
+	return v
+}
+
+// viewOf is the content inspection's view of a request from its facts.
+func viewOf(req *detect.Request, f *requestFacts, rv *inspect.RequestView) {
+	*rv = inspect.RequestView{Method: req.Method, Path: f.rawPath, Query: f.query, ContentType: f.contentType,
+		UserAgent: f.userAgent, Referer: f.referer, Cookie: f.cookie}
+}
+
+// bodyMediaType is a constant content type standing for a request's, kept
+// past its headers to inspect its body.
+func bodyMediaType(ct string) string {
+	ct, _, _ = strings.Cut(ct, ";")
+	ct = strings.TrimSpace(ct)
+	switch {
+	case isJSON(ct):
+		return "application/json"
+	case strings.EqualFold(ct, "application/x-www-form-urlencoded"):
+		return "application/x-www-form-urlencoded"
+	case strings.EqualFold(ct, "application/xml"), strings.EqualFold(ct, "text/xml"),
+		len(ct) > 4 && strings.EqualFold(ct[len(ct)-4:], "+xml"):
+		return "application/xml"
+	}
+	return ""
 }
 
 // record notes a verdict in the transaction.
@@ -202,6 +256,12 @@ func factsFromHeaders(l headerList, f *requestFacts) {
 			f.userAgent = headerValue(h)
 		case "x-request-id":
 			f.requestID = headerValue(h)
+		case "cookie":
+			if f.cookie == "" {
+				f.cookie = headerValue(h)
+			}
+		case "referer":
+			f.referer = headerValue(h)
 		}
 	}
 }

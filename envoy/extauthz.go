@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/inspect"
 )
 
 // ExtAuthz serves envoy.service.auth.v3.Authorization.
@@ -86,8 +87,9 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 	c.begin(&f, h, req, tx)
 	tx.Start = start
 	v := c.enforcer.Check(req, tx.Start)
+	var body []byte
 	if !v.Refused() && v.Reason != detect.ReasonAllowList {
-		body := httpReq.GetRawBody()
+		body = httpReq.GetRawBody()
 		if len(body) == 0 && httpReq.GetBody() != "" {
 			b := httpReq.GetBody()
 			body = unsafe.Slice(unsafe.StringData(b), len(b)) // read only
@@ -106,6 +108,16 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 			if bv := c.enforcer.CheckBody(req, max(n, f.contentLength), json); bv.Refused() {
 				v = bv
 			}
+		}
+	}
+	if c.inspects(req, &v) {
+		f.cookie, f.referer = h.Header("cookie"), h.Header("referer")
+		rv := &call.view
+		viewOf(req, &f, rv)
+		rv.Body = body
+		v = c.inspect(req, rv, tx)
+		if !v.Refused() && c.content.Sample() {
+			tx.Sample = c.content.Copy(rv)
 		}
 	}
 	record(tx, &v)
@@ -129,9 +141,10 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 }
 
 type authzCall struct {
-	tx  detect.Transaction
-	req detect.Request
-	h   authzHeaders
+	tx   detect.Transaction
+	req  detect.Request
+	h    authzHeaders
+	view inspect.RequestView
 }
 
 var calls = sync.Pool{New: func() any { return new(authzCall) }}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/inspect"
 )
 
 // attributesKey is where Envoy puts request_attributes and
@@ -70,6 +71,14 @@ type extProcStream struct {
 	decided            bool          // a decision was made on this stream
 	decideTime         time.Duration
 	responseID         bool // tx.RequestID was read from a response message
+
+	// Content inspection of the request body: inspectBody while one is
+	// expected, its content type (a constant), the chunks gathered when
+	// it does not come whole, and the call's copy for the learner.
+	inspectBody bool
+	bodyType    string
+	bodyBuf     []byte
+	sample      *detect.ContentSample
 }
 
 // streams recycles per-stream state: a finished stream hands a detached
@@ -183,6 +192,18 @@ func (st *extProcStream) onRequestHeaders(msg *extprocv3.ProcessingRequest, h *e
 		st.json = new(detect.JSONCounter)
 	}
 	st.verdict = c.enforcer.Check(&st.req, start)
+	if c.inspects(&st.req, &st.verdict) {
+		var rv inspect.RequestView
+		viewOf(&st.req, &f, &rv)
+		st.verdict = c.inspect(&st.req, &rv, st.tx)
+		if !st.verdict.Refused() {
+			st.inspectBody = f.contentLength != 0 // -1: unknown
+			st.bodyType = bodyMediaType(f.contentType)
+			if c.content.Sample() {
+				st.sample = c.content.Copy(&rv)
+			}
+		}
+	}
 	resp := st.conclude(&st.verdict, continueRequestHeaders)
 	st.detach()
 	st.decided = true
@@ -249,8 +270,39 @@ func (st *extProcStream) onRequestBody(b *extprocv3.HttpBody) *extprocv3.Process
 	if v := st.svc.enforcer.CheckBody(&st.req, st.requestBodyBytes, st.json); v.Refused() {
 		st.verdict = v
 		resp = st.conclude(&st.verdict, resp)
+	} else if st.inspectBody {
+		resp = st.inspectRequestBody(body, b.GetEndOfStream(), resp)
 	}
 	st.decideTime += st.svc.now().Sub(start)
+	return resp
+}
+
+// inspectRequestBody inspects the request body once it is whole: in place
+// when it comes in one message (BUFFERED), else gathered from its chunks
+// up to the inspector's MaxBodyBytes (the rest is not looked at).
+func (st *extProcStream) inspectRequestBody(chunk []byte, end bool, resp *extprocv3.ProcessingResponse) *extprocv3.ProcessingResponse {
+	c := &st.svc.core
+	data := chunk
+	if !end || st.bodyBuf != nil {
+		room := c.content.MaxBody() - len(st.bodyBuf)
+		if room > 0 {
+			st.bodyBuf = append(st.bodyBuf, chunk[:min(len(chunk), room)]...)
+		}
+		data = st.bodyBuf
+	}
+	if !end {
+		return resp
+	}
+	st.inspectBody = false
+	rv := inspect.RequestView{Method: st.req.Method, ContentType: st.bodyType, Body: data}
+	if v := c.inspect(&st.req, &rv, st.tx); v.Refused() {
+		st.verdict = v
+		st.sample = nil
+		resp = st.conclude(&st.verdict, resp)
+	} else if st.sample != nil {
+		st.sample.SetBody(data, c.content.MaxBody())
+	}
+	st.bodyBuf = nil
 	return resp
 }
 
@@ -318,6 +370,9 @@ func (st *extProcStream) finish() {
 	}
 	if !st.sawRequestHeaders && !st.sawResponseHeaders {
 		return
+	}
+	if st.sample != nil && !st.verdict.Refused() {
+		st.tx.Sample = st.sample
 	}
 	st.tx.Sources = detect.SourceExtProc
 	if st.observe {

@@ -67,12 +67,16 @@ type Server struct {
 	forensics *observe.Forensics
 	budget    config.Budget // detection.max_memory's split, from config.Runtime
 	engine    *behaviour.Engine
-	trap      *decoy.Trap
-	metrics   *metrics
-	streams   *streamLimit // grpc.max_streams
-	store     *store.Store
-	notifier  *notify.Notifier
-	replicas  *replicas // nil without redis.addrs
+	// content is content inspection on the hot path; contentSink records
+	// its attacks and learns its profiles (inspection.go).
+	content     *detect.ContentGuard
+	contentSink *detect.ContentSink
+	trap        *decoy.Trap
+	metrics     *metrics
+	streams     *streamLimit // grpc.max_streams
+	store       *store.Store
+	notifier    *notify.Notifier
+	replicas    *replicas // nil without redis.addrs
 
 	// forensicsLost is what the forensics had forgotten at the last save.
 	forensicsLost observe.ForensicsStats
@@ -135,10 +139,12 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		s.closeState()
 		return nil, err
 	}
-	if s.engine, err = newEngine(rt, log, block, s.metrics, s.notifier, models, s.replicas); err != nil {
+	hooks := attackHooks(log, block, s.metrics, s.notifier, s.flagAttacker)
+	if s.engine, err = newEngine(rt, log, hooks, models, s.replicas); err != nil {
 		s.closeState()
 		return nil, err
 	}
+	s.newContent(rt, hooks)
 	s.metrics.reg.MustRegister(newMemoryCollector(memorySources{
 		budget: rt.Budget, states: s.engine.Stats, forensics: s.forensics.Stats,
 		inventory: s.inventory.Bytes, attacks: s.engine.Store().Bytes,
@@ -198,7 +204,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		Log: admLog, Token: []byte(sec.AdminToken), ReadToken: []byte(sec.AdminReadToken), Fingerprinter: fp,
 		Allow: allow, Block: block, Inventory: s.inventory, Catalog: &s.catalog, Metrics: s.metrics.reg, Panics: s.metrics.panics,
 		Ready: &s.ready, Now: s.now, Attacks: s.engine.Store(), Engine: s.engine, Trap: s.trap, Forensics: s.forensics,
-		ClusterStatus: s.replicas.status,
+		ClusterStatus: s.replicas.status, Content: s.contentSink,
 	})
 	s.http = &http.Server{
 		Handler:           adm,
@@ -389,6 +395,7 @@ func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 		Queue:     s.queue,
 		Metrics:   s.metrics,
 		Now:       s.now,
+		Content:   s.content,
 	}
 	extprocv3.RegisterExternalProcessorServer(srv, envoy.NewExtProc(ec))
 	authv3.RegisterAuthorizationServer(srv, envoy.NewExtAuthz(ec))
@@ -434,12 +441,13 @@ var servedServices = []string{
 func (s *Server) Run(ctx context.Context) error {
 	defer s.closeState()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.forensics, s.engine, s.trap)
+	pipeline := detect.NewPipeline(s.queue, s.cfg.Pipeline.JoinWindow, s.now, s.inventory, s.forensics, s.engine, s.trap, s.contentSink)
 	pipeline.LimitPending(s.budget.PendingJoins())
 	pipeline.Watch(s.warnings()...)
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	var engineWG sync.WaitGroup
 	engineWG.Go(func() { s.engine.Run(engineCtx) })
+	engineWG.Go(func() { s.publishProfiles(engineCtx) })
 	var wg sync.WaitGroup
 	wg.Go(func() { pipeline.Run(pipeCtx) })
 	wg.Go(func() { s.sweep(pipeCtx) })
@@ -572,13 +580,13 @@ func (s *Server) sweep(ctx context.Context) {
 	}
 }
 
-// newEngine builds the detection engine from the runtime settings (as
-// replay does): attacks are logged as one JSON line each, counted, sent to
-// the webhooks, and put on the block list by the engine when their API is
-// in block mode.
-func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *metrics, n *notify.Notifier, models []*behaviour.ModelDoc, r *replicas) (*behaviour.Engine, error) {
+// attackHooks are where attacks go, the engine's and content
+// inspection's: logged as one JSON line each, counted, sent to the
+// webhooks, handed to flag, and put on the block list when their API is in
+// block mode.
+func attackHooks(log zerolog.Logger, block *detect.List, m *metrics, n *notify.Notifier, flag func(*detect.Attack)) config.EngineHooks {
 	alog := log.With().Str("component", "detect").Logger()
-	return rt.NewEngine(r.hooks(config.EngineHooks{
+	return config.EngineHooks{
 		Block: func(e detect.Entry) {
 			if err := block.Store(e); err != nil {
 				log.Error().Err(err).Str("kind", e.Kind.String()).Msg("block list entry not stored durably")
@@ -589,6 +597,7 @@ func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *me
 			return ok
 		},
 		OnAttack: func(a *detect.Attack) {
+			flag(a)
 			m.attack(a)
 			n.Notify(a)
 			alog.Warn().Str("attack_id", a.ID).Str("type", string(a.Type)).Str("api", a.API).
@@ -596,9 +605,15 @@ func newEngine(rt *config.Runtime, log zerolog.Logger, block *detect.List, m *me
 				Str("action", a.Action).Interface("variables", a.Variables).Strs("client_ips", a.ClientIPs).
 				Time("detected_at", a.DetectedAt).Msg("attack")
 		},
-		Snapshots: models,
-		OnSnapshotError: func(api string, err error) {
-			log.Warn().Err(err).Str("api", api).Msg("stored model not restored")
-		},
-	}))
+	}
+}
+
+// newEngine builds the detection engine from the runtime settings (as
+// replay does) with the attack hooks and the stored models.
+func newEngine(rt *config.Runtime, log zerolog.Logger, h config.EngineHooks, models []*behaviour.ModelDoc, r *replicas) (*behaviour.Engine, error) {
+	h.Snapshots = models
+	h.OnSnapshotError = func(api string, err error) {
+		log.Warn().Err(err).Str("api", api).Msg("stored model not restored")
+	}
+	return rt.NewEngine(r.hooks(h))
 }

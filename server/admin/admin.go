@@ -41,6 +41,14 @@ const maxAdminBody = 64 << 10
 // any request could see it.
 const minTTL = time.Second
 
+// ContentModels are content inspection's knobs and learned profiles,
+// per API, as the model routes show and change them (detect.ContentSink).
+type ContentModels interface {
+	ContentModel(api string) *detect.ContentModelDoc
+	ApplyContent(api string, u *detect.ContentKnobsUpdate) error
+	ImportContent(api string, d *detect.ContentModelDoc) error
+}
+
 // Deps are what the admin API reads and changes.
 type Deps struct {
 	Log zerolog.Logger
@@ -53,12 +61,14 @@ type Deps struct {
 	Catalog          *atomic.Pointer[detect.Catalog]
 	// Metrics are served at /metrics; Panics counts the handler panics
 	// recovered.
-	Metrics   prometheus.Gatherer
-	Panics    prometheus.Counter
-	Ready     *atomic.Bool
-	Now       func() time.Time
-	Attacks   *detect.AttackStore
-	Engine    *behaviour.Engine
+	Metrics prometheus.Gatherer
+	Panics  prometheus.Counter
+	Ready   *atomic.Bool
+	Now     func() time.Time
+	Attacks *detect.AttackStore
+	Engine  *behaviour.Engine
+	// Content is content inspection's part of the models (optional).
+	Content   ContentModels
 	Trap      *decoy.Trap
 	Forensics *observe.Forensics
 	// ClusterStatus reports this replica's view of the replicas sharing
@@ -493,7 +503,16 @@ func (a *admin) getModel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no model for API %q (it has seen no traffic, or is not configured)", r.PathValue("api")))
 		return
 	}
-	writeJSON(w, http.StatusOK, doc)
+	writeJSON(w, http.StatusOK, a.model(doc))
+}
+
+// model adds content inspection's part to an engine's model document.
+func (a *admin) model(doc *behaviour.ModelDoc) adminapi.Model {
+	m := adminapi.Model{ModelDoc: doc}
+	if a.Content != nil {
+		m.Inspection = a.Content.ContentModel(doc.API)
+	}
+	return m
 }
 
 // putModel changes knobs and thresholds: {"types":{"probing":{"enabled":true,
@@ -501,13 +520,23 @@ func (a *admin) getModel(w http.ResponseWriter, r *http.Request) {
 // "mode":"user","tn":100,"tx":600}]}; mode "system" gives a variable back to
 // learning.
 func (a *admin) putModel(w http.ResponseWriter, r *http.Request) {
-	var u behaviour.ModelUpdate
-	if err := decodeJSON(r.Body, &u); err != nil {
+	var u adminapi.ModelUpdate
+	if err := decodeModelJSON(r.Body, &u.ModelUpdate, &u.Inspection); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	api := r.PathValue("api")
-	if err := a.Engine.Apply(api, &u); err != nil {
+	if ci := u.Inspection; ci != nil {
+		if a.Content == nil {
+			writeError(w, http.StatusBadRequest, "inspection: content inspection is not running")
+			return
+		}
+		if err := ci.Validate(); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	if err := a.Engine.Apply(api, &u.ModelUpdate); err != nil {
 		status := http.StatusBadRequest
 		if _, ok := a.Engine.Model(api); !ok {
 			status = http.StatusNotFound
@@ -515,26 +544,39 @@ func (a *admin) putModel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, err.Error())
 		return
 	}
+	if u.Inspection != nil {
+		if err := a.Content.ApplyContent(api, u.Inspection); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	a.Log.Info().Str("api", api).Msg("model changed")
 	doc, _ := a.Engine.Model(api)
-	writeJSON(w, http.StatusOK, doc)
+	writeJSON(w, http.StatusOK, a.model(doc))
 }
 
 // importModel installs a model exported from another deployment.
 func (a *admin) importModel(w http.ResponseWriter, r *http.Request) {
-	var doc behaviour.ModelDoc
-	if err := decodeJSON(r.Body, &doc); err != nil {
+	m := adminapi.Model{ModelDoc: &behaviour.ModelDoc{}}
+	if err := decodeModelJSON(r.Body, m.ModelDoc, &m.Inspection); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	doc := m.ModelDoc
 	doc.API = r.PathValue("api")
-	if err := a.Engine.Import(&doc); err != nil {
+	if err := a.Engine.Import(doc); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if m.Inspection != nil && a.Content != nil {
+		if err := a.Content.ImportContent(doc.API, m.Inspection); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
 	a.Log.Info().Str("api", doc.API).Msg("model imported")
 	out, _ := a.Engine.Model(doc.API)
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, a.model(out))
 }
 
 // getForensics answers what an identity did: GET /v1/forensics/{kind}/{value},

@@ -168,3 +168,34 @@ func jsonFields(t reflect.Type, into map[string]reflect.Type) {
 		into[name] = f.Type
 	}
 }
+
+// decodeModelJSON decodes a model document or update strictly into into,
+// and its "inspection" member, when there is one, strictly into insp
+// (content inspection's part, beside the engine's fields): each with the
+// errors decodeJSON gives.
+func decodeModelJSON[T any](body io.Reader, into any, insp **T) error {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return decodeJSON(io.MultiReader(bytes.NewReader(data), errReader{err}), into)
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) == nil {
+		if raw, ok := top["inspection"]; ok {
+			delete(top, "inspection")
+			var v T
+			if err := decodeJSON(bytes.NewReader(raw), &v); err != nil {
+				return fmt.Errorf("inspection: %w", err)
+			}
+			*insp = &v
+			if data, err = json.Marshal(top); err != nil {
+				return err
+			}
+		}
+	}
+	return decodeJSON(bytes.NewReader(data), into)
+}
+
+// errReader fails with its error.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }

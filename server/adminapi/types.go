@@ -144,6 +144,22 @@ type Models struct {
 	Models []behaviour.ModelStatus `json:"models"`
 }
 
+// Model is one model (GET and PUT /v1/models/{api}, POST …/import, the
+// export format): the engine's document and content inspection's part,
+// its knobs and learned parameter profiles (inspection, absent when
+// content inspection is not running).
+type Model struct {
+	*behaviour.ModelDoc
+	Inspection *detect.ContentModelDoc `json:"inspection,omitempty"`
+}
+
+// ModelUpdate is PUT /v1/models/{api}'s body: the engine's update and
+// content inspection's knobs.
+type ModelUpdate struct {
+	behaviour.ModelUpdate
+	Inspection *detect.ContentKnobsUpdate `json:"inspection,omitempty"`
+}
+
 // Activity is the answer of GET /v1/apis/{api}/activity.
 type Activity struct {
 	API           string                  `json:"api"`

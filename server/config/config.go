@@ -172,6 +172,9 @@ type APIDefaults struct {
 	MaxBodyBytes    int64                  `yaml:"max_body_bytes"`
 	MaxJSONElements int                    `yaml:"max_json_elements"`
 	Identities      detect.IdentitySources `yaml:"identities"`
+	// Inspection is content inspection of discovered APIs and the default
+	// of configured ones: "on" (the embedded default) or "off".
+	Inspection string `yaml:"inspection"`
 }
 
 // APIConfig is one configured API. Unset fields take the defaults.
@@ -190,6 +193,12 @@ type APIConfig struct {
 	// Decoys are paths, relative to the base path, that no real client
 	// calls.
 	Decoys []string `yaml:"decoys"`
+	// Inspection turns content inspection on or off for this API ("on",
+	// "off"); unset, defaults.inspection.
+	Inspection *string `yaml:"inspection"`
+	// OpenAPI is the path of the API's OpenAPI 3.0/3.1 document (YAML or
+	// JSON), a positive model of its calls.
+	OpenAPI string `yaml:"openapi"`
 }
 
 // IdentityOverlay overrides some identity sources of the defaults.

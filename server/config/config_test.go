@@ -545,3 +545,63 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestInspectionKeys: content inspection is on for configured and
+// discovered APIs unless defaults.inspection or apis[].inspection says
+// off; apis[].openapi reaches the catalog once its file is readable.
+func TestInspectionKeys(t *testing.T) {
+	spec := testfiles.Write(t, "shop.yaml", "openapi: 3.1.0\ninfo: {title: shop, version: '1'}\npaths: {}\n")
+	for _, tc := range []struct {
+		name, yaml string
+		// want: orders, users, discovered.
+		want [3]bool
+	}{
+		{"embedded default", "", [3]bool{true, true, true}},
+		{"api off", "  - {name: users, base_path: /users, inspection: \"off\"}\n", [3]bool{true, false, true}},
+		{"api off unquoted", "  - {name: users, base_path: /users, inspection: off}\n", [3]bool{true, false, true}},
+		{"defaults off", "defaults: {inspection: \"off\"}\n", [3]bool{false, true, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			users := "  - {name: users, base_path: /users}\n"
+			defaults := ""
+			switch {
+			case strings.HasPrefix(tc.yaml, "  -"):
+				users = tc.yaml
+			case tc.yaml != "":
+				defaults = tc.yaml
+				users = "  - {name: users, base_path: /users, inspection: \"on\"}\n"
+			}
+			cfg, err := Load(testfiles.Write(t, "vigil.yaml", defaults+"apis:\n  - {name: orders, base_path: /orders, openapi: "+spec+"}\n"+users))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			cat := cfg.Catalog()
+			got := [3]bool{cat.Match("h", "/orders/1").Inspection, cat.Match("h", "/users/1").Inspection, cat.Match("h", "/other").Inspection}
+			if got != tc.want {
+				t.Errorf("inspection of orders, users, discovered = %v, want %v", got, tc.want)
+			}
+			if p := cat.Match("h", "/orders/1").OpenAPIPath; p != spec {
+				t.Errorf("orders' OpenAPIPath = %q, want %q", p, spec)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"bad switch", "apis:\n  - {name: a, base_path: /a, inspection: maybe}\n", `apis[0].inspection: "maybe": want on or off`},
+		{"bad default", "defaults: {inspection: sometimes}\n", `defaults.inspection: "sometimes": want on or off`},
+		{"missing openapi", "apis:\n  - {name: a, base_path: /a, openapi: /nonexistent/shop.yaml}\n", `apis[0].openapi: "/nonexistent/shop.yaml" does not exist`},
+		{"openapi directory", "apis:\n  - {name: a, base_path: /a, openapi: " + filepath.Dir(spec) + "}\n", `is not a file`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Load(testfiles.Write(t, "vigil.yaml", tc.yaml))
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -10,7 +10,7 @@ import (
 func TestNotifyConfigValidate(t *testing.T) {
 	good := NotifyConfig{
 		Webhooks: []WebhookConfig{
-			{URL: "https://hooks.example.com/vigil", Headers: map[string]string{"Authorization": "Bearer x"}, Timeout: 2 * time.Second, Types: []string{"probing", "decoy"}},
+			{URL: "https://hooks.example.com/vigil", Headers: map[string]string{"Authorization": "Bearer x"}, Timeout: 2 * time.Second, Types: []string{"probing", "decoy", "sql_injection", "mass_assignment"}},
 			{URL: "http://10.0.0.5:8080/in?team=sec"},
 		},
 		QueueSize: 10, MaxRetries: 3, Backoff: 500 * time.Millisecond,
@@ -29,7 +29,7 @@ func TestNotifyConfigValidate(t *testing.T) {
 			{URL: "http://u:pw-secret@[::1"},
 			{URL: ""},
 			{URL: "https:///path-only"},
-			{URL: "https://ok.example.com", Timeout: -time.Second, Types: []string{"probing", "sql_injection"},
+			{URL: "https://ok.example.com", Timeout: -time.Second, Types: []string{"probing", "sqli"},
 				Headers: map[string]string{"Bad Name": "v", "X-Ok": "line\r\nInjected: header-secret", "Content-Type": "text/plain", "x-dup": "a", "X-Dup": "b"}},
 		},
 		QueueSize: -1, MaxRetries: -2, Backoff: -time.Second,
@@ -55,7 +55,7 @@ func TestNotifyConfigValidate(t *testing.T) {
 		`notify.webhooks[5].headers["X-Ok"]: value contains control characters`,
 		`notify.webhooks[5].headers["Content-Type"]: is set by Vigil`,
 		`notify.webhooks[5].headers["x-dup"]: is also configured as "X-Dup"`,
-		`notify.webhooks[5].types[1]: unknown attack type "sql_injection"`,
+		`notify.webhooks[5].types[1]: unknown attack type "sqli"`,
 	}
 	for _, w := range want {
 		if !strings.Contains(all, w) {

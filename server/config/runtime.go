@@ -226,6 +226,7 @@ type resolvedAPI struct {
 	maxBody  int64
 	maxElems int
 	ids      detect.IdentitySources
+	inspect  bool
 }
 
 // modeOf is the mode of discovered APIs, or the default mode of configured
@@ -243,7 +244,11 @@ func (c *Config) modeOf(discovered bool) string {
 
 // resolveAPI applies the defaults to one configured API.
 func (c *Config) resolveAPI(a APIConfig) resolvedAPI {
-	r := resolvedAPI{mode: c.modeOf(false), maxBody: c.Defaults.MaxBodyBytes, maxElems: c.Defaults.MaxJSONElements, ids: c.Defaults.Identities}
+	r := resolvedAPI{mode: c.modeOf(false), maxBody: c.Defaults.MaxBodyBytes, maxElems: c.Defaults.MaxJSONElements, ids: c.Defaults.Identities,
+		inspect: inspectionOn(c.Defaults.Inspection)}
+	if a.Inspection != nil {
+		r.inspect = inspectionOn(*a.Inspection)
+	}
 	if a.Mode != nil {
 		r.mode = *a.Mode
 	}
@@ -282,7 +287,7 @@ func (c *Config) Catalog() *detect.Catalog {
 		apis = append(apis, &detect.API{
 			Name: a.Name, Hosts: hosts, BasePath: NormalizeBasePath(a.BasePath), Mode: mode,
 			MaxBodyBytes: r.maxBody, MaxJSONElements: r.maxElems, Identities: r.ids.WithDefaults(),
-			LoginPaths: a.LoginPaths,
+			LoginPaths: a.LoginPaths, Inspection: r.inspect, OpenAPIPath: a.OpenAPI,
 		})
 	}
 	mode, _ := detect.ParseMode(c.modeOf(true))
@@ -292,9 +297,15 @@ func (c *Config) Catalog() *detect.Catalog {
 		// Discovered APIs detect by default, but decoy APIs and honeytokens
 		// are configured traps: they refuse unless the operator chose detect.
 		DecoysBlock: c.Defaults.Mode == "",
+		Inspection:  inspectionOn(c.Defaults.Inspection),
 	}
 	return detect.NewCatalog(apis, fallback)
 }
+
+// inspectionOn reads an inspection switch: on unless "off" (or "false").
+// Validate refuses anything but on, off, true and false; empty is on, the
+// embedded default.
+func inspectionOn(s string) bool { return s != "off" && s != "false" }
 
 // NormalizeBasePath removes trailing slashes; empty is "/".
 func NormalizeBasePath(p string) string {

@@ -2,8 +2,12 @@ package config
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -85,6 +89,9 @@ func (c *Config) Validate() error {
 		bad("log_format", "unknown format %q (want json or console)", c.LogFormat)
 	}
 	errs = append(errs, validateAPIFields("defaults", c.Defaults.Mode, c.Defaults.MaxBodyBytes, c.Defaults.MaxJSONElements, c.Defaults.Identities)...)
+	if !validSwitch(c.Defaults.Inspection) {
+		bad("defaults.inspection", "%q: want on or off", c.Defaults.Inspection)
+	}
 	names := map[string]int{}
 	routes := map[string]int{}
 	for i, a := range c.APIs {
@@ -264,6 +271,14 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("apis[%d].decoys[%d]", i, j), "%q is a login path (%s): every user who logs in would be blocked", p, full)
 			}
 		}
+		if a.Inspection != nil && !validSwitch(*a.Inspection) {
+			bad(fmt.Sprintf("apis[%d].inspection", i), "%q: want on or off", *a.Inspection)
+		}
+		if a.OpenAPI != "" {
+			if err := checkReadableFile(a.OpenAPI); err != nil {
+				bad(fmt.Sprintf("apis[%d].openapi", i), "%v", err)
+			}
+		}
 		if a.Detection != nil {
 			if err := a.Detection.Validate(); err != nil {
 				bad(fmt.Sprintf("apis[%d].detection", i), "%v", err)
@@ -276,6 +291,42 @@ func (c *Config) Validate() error {
 		}
 	}
 	return c.src.report(errs)
+}
+
+// validSwitch accepts an on/off key's values.
+func validSwitch(s string) bool {
+	switch s {
+	case "on", "off", "true", "false":
+		return true
+	}
+	return false
+}
+
+// checkReadableFile reports why path is not a readable regular file.
+func checkReadableFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%q does not exist", path)
+		}
+		return fmt.Errorf("%q cannot be read: %v", path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%q cannot be read: %v", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%q is not a file", path)
+	}
+	var b [1]byte
+	if _, err := f.Read(b[:]); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%q cannot be read: %v", path, err)
+	}
+	if st.Size() == 0 {
+		return fmt.Errorf("%q is empty", path)
+	}
+	return nil
 }
 
 // validateAPIFields checks the defaults' API settings.

@@ -57,16 +57,20 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.Wri
 	var writeErr error
 	// The engine serve runs, from the same settings, but inline and in
 	// record order, blocking nobody: replay only reports.
-	engine, err := rt.NewEngine(config.EngineHooks{Inline: true, OnAttack: func(a *detect.Attack) {
+	hooks := config.EngineHooks{Inline: true, OnAttack: func(a *detect.Attack) {
 		sum.Attacks[a.Type]++
 		sum.Actions[a.Action]++
 		if writeErr == nil {
 			writeErr = enc.Encode(a)
 		}
-	}})
+	}}
+	engine, err := rt.NewEngine(hooks)
 	if err != nil {
 		return nil, err
 	}
+	// Content inspection as serve runs it: records with a request_body
+	// have their body inspected too.
+	content, contentSink := rt.NewContent(hooks, engine.Store())
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
@@ -92,6 +96,9 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.Wri
 			sum.Last = t.Start
 		}
 		sum.Transactions++
+		rv := rec.ContentView()
+		content.InspectTransaction(t, &rv)
+		contentSink.Consume(t)
 		engine.Consume(t)
 		if writeErr != nil {
 			return sum, fmt.Errorf("write attacks: %w", writeErr)
