@@ -120,6 +120,20 @@ func ExportDocument(a observe.APIStats, m *inspect.Model, s *Spec) *openapi3.T {
 			item = &openapi3.PathItem{}
 			doc.Paths.Set(tmpl, item)
 		}
+		if !standardMethods[e.Method] {
+			// OpenAPI 3.1 has no room for other methods (3.2's
+			// additionalOperations): they are listed as an extension.
+			if item.Extensions == nil {
+				item.Extensions = map[string]any{}
+			}
+			other, _ := item.Extensions["x-vigil-other-methods"].(map[string]any)
+			if other == nil {
+				other = map[string]any{}
+				item.Extensions["x-vigil-other-methods"] = other
+			}
+			other[e.Method] = map[string]any{"requests": e.Requests, "status": e.Status, "shadow": e.Shadow}
+			continue
+		}
 		op := exportOperation(e, m.Profiles(e.Path, e.Method), pathParams)
 		if e.Shadow {
 			op.Extensions["x-vigil-shadow"] = true
@@ -127,6 +141,11 @@ func ExportDocument(a observe.APIStats, m *inspect.Model, s *Spec) *openapi3.T {
 		item.SetOperation(e.Method, op)
 	}
 	return doc
+}
+
+// standardMethods are the methods an OpenAPI 3.1 path item has room for.
+var standardMethods = map[string]bool{
+	"GET": true, "PUT": true, "POST": true, "DELETE": true, "OPTIONS": true, "HEAD": true, "PATCH": true, "TRACE": true,
 }
 
 // exportPath turns an endpoint template's path into an OpenAPI path:

@@ -182,3 +182,37 @@ func TestExportBare(t *testing.T) {
 		t.Fatalf("%s", b)
 	}
 }
+
+// Whatever traffic taught the learner (odd paths, methods, parameter and
+// JSON key names), the export stays a valid OpenAPI 3.1 document, and one
+// Vigil reads back.
+func TestExportOddNames(t *testing.T) {
+	in := inspect.New(inspect.Config{})
+	l := inspect.NewLearner(in, inspect.LearnConfig{MinIdentities: 1, MinSamples: 1, MinSpan: inspect.Duration(time.Nanosecond)})
+	at := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	paths := []string{"/a b/{id}", "/x/%zz", "/é/\x01", "/a/{id}/{id}", "/a:b/c*d", "/q?x", "/{x}"}
+	var eps []observe.EndpointStats
+	for i, p := range paths {
+		l.Observe(p, &inspect.RequestView{Method: "GET", Path: p, Query: "a%20b=1&%7Bx%7D=2&=3&a.b=4&a[]=5&x[y]=6&%00=7&é=8",
+			Cookie: "s id=1; ;=2", UserAgent: "x", ContentType: "application/json",
+			Body: []byte(`{"":1,"a.b":{"[]":2},"x":[[1]],"y":[{"z":null}]}`)}, fmt.Sprint(i), at.Add(time.Duration(i)*time.Second))
+		eps = append(eps, observe.EndpointStats{Method: "GET", Path: p}, observe.EndpointStats{Method: "PROPFIND", Path: p})
+	}
+	b, err := Export(observe.APIStats{Name: "odd", Endpoints: eps}, l.Model(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(b)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if _, err := Parse(b, "odd"); err != nil {
+		t.Fatal(err)
+	}
+	if other := doc.Paths.Value("/a b/{id}").Extensions["x-vigil-other-methods"]; other == nil {
+		t.Errorf("PROPFIND not listed: %s", b)
+	}
+}

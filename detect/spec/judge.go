@@ -18,6 +18,7 @@ const (
 	RuleUnknownMethod      = "spec-unknown-method"      // the path has no such method
 	RuleMissingParameter   = "spec-missing-parameter"   // a required parameter is absent
 	RuleMissingBody        = "spec-missing-body"        // a required request body is absent
+	RuleMediaType          = "spec-media-type"          // a body of a media type the operation does not take
 	RuleMissingProperty    = "spec-missing-property"    // a required JSON property is absent
 	RuleType               = "spec-type"                // a value of the wrong type
 	RuleFormat             = "spec-format"              // a value not of its format (uuid, date, email…)
@@ -53,6 +54,12 @@ type Verdict struct {
 type Headers interface {
 	Header(name string) (string, bool)
 }
+
+// HeaderFunc adapts a function to Headers.
+type HeaderFunc func(name string) (string, bool)
+
+// Header calls f.
+func (f HeaderFunc) Header(name string) (string, bool) { return f(name) }
 
 // scratch is one judgement's buffers, pooled.
 type scratch struct {
@@ -275,6 +282,9 @@ func (op *Operation) judge(sc *scratch, r *inspect.RequestView, rest string, h H
 			return Verdict{Kind: inspect.SchemaViolation, Rule: RuleMissingBody, Loc: inspect.LocBody, KeyPath: "body"}
 		}
 		return Verdict{}
+	}
+	if !op.acceptsMedia(r.ContentType) {
+		return Verdict{Kind: inspect.SchemaViolation, Rule: RuleMediaType, Loc: inspect.LocHeader, KeyPath: "header.content-type", Excerpt: excerpt(bytesOf(r.ContentType))}
 	}
 	switch mediaKind(r.ContentType) {
 	case mediaJSON:

@@ -63,7 +63,8 @@ type Operation struct {
 	pathVals []*param // by segment index of the template, nil for literals
 	required uint64   // bit i: params[i] is required (the first 64)
 
-	body         *schema // the JSON request body's schema; nil: not checked
+	media        []string // the request body's media types declared, lower case
+	body         *schema  // the JSON request body's schema; nil: not checked
 	bodyRequired bool
 	form         *schema // an application/x-www-form-urlencoded body's schema
 }

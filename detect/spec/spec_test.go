@@ -150,6 +150,10 @@ func TestJudge(t *testing.T) {
 		{"3.1 ref item required", s31, inspect.RequestView{Method: "PUT", Path: uid, ContentType: "application/json", Body: []byte(`{"email":"a@b.co","addresses":[{"zip":"75001"}]}`)}, nil, inspect.SchemaViolation, RuleMissingProperty, "body.addresses[].city"},
 		{"3.1 ref item pattern", s31, inspect.RequestView{Method: "PUT", Path: uid, ContentType: "application/json", Body: []byte(`{"email":"a@b.co","addresses":[{"city":"x","zip":"7500"}]}`)}, nil, inspect.SchemaViolation, RulePattern, "body.addresses[].zip"},
 
+		{"media type", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", ContentType: "application/xml", Body: []byte(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`)}, h, inspect.SchemaViolation, RuleMediaType, "header.content-type"},
+		{"media type with parameters", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", ContentType: "Application/JSON; charset=utf-8", Body: []byte(`{"name":"a"}`)}, h, 0, "", ""},
+		{"no content type", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", Body: []byte(`{"name":"a"}`)}, h, 0, "", ""},
+
 		// mass_assignment.
 		{"undeclared on write", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", ContentType: "application/json", Body: []byte(`{"name":"a","role":"admin"}`)}, h, inspect.MassAssignment, RuleUndeclaredProperty, "body.role"},
 		{"escaped key", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", ContentType: "application/json", Body: []byte(`{"name":"a","is_\u0061dmin":true}`)}, h, inspect.MassAssignment, RuleUndeclaredProperty, "body.is_admin"},
@@ -204,5 +208,25 @@ func TestMatch(t *testing.T) {
 		if got != c.want || known != c.known {
 			t.Errorf("Match(%s %s) = %q, %v; want %q, %v", c.method, c.path, got, known, c.want, c.known)
 		}
+	}
+}
+
+func TestAcceptsMedia(t *testing.T) {
+	op := &Operation{media: []string{"application/json", "image/*"}}
+	for ct, want := range map[string]bool{
+		"application/json": true, "APPLICATION/JSON ; charset=utf-8": true, "image/png": true, "image/": false,
+		"text/xml": false, "application/jsonx": false, "": true, "imagex/png": false,
+	} {
+		if got := op.acceptsMedia(ct); got != want {
+			t.Errorf("acceptsMedia(%q) = %v, want %v", ct, got, want)
+		}
+	}
+	any := &Operation{media: []string{"*/*"}}
+	if !any.acceptsMedia("text/plain") {
+		t.Error("*/* refuses text/plain")
+	}
+	h := HeaderFunc(func(name string) (string, bool) { return reqID, name == "x-request-id" })
+	if v := load(t, "petstore30.yaml").Judge(&inspect.RequestView{Method: "GET", Path: "/api/v1/pets"}, h); v.Kind != inspect.KindNone {
+		t.Errorf("with a HeaderFunc: %+v", v)
 	}
 }
