@@ -130,6 +130,26 @@ func (s *Spec) Match(method, path string) (op *Operation, known bool) {
 	return op, true
 }
 
+// Declares reports whether a path (as Match takes it) is one of the
+// document's templates, whatever the method.
+func (s *Spec) Declares(path string) bool {
+	rest, ok := s.strip(path)
+	return ok && s.root.match(rest) != nil
+}
+
+// FullPath is an operation's template with the document's base path (the
+// shortest of its servers'): /api/v1/pets/{petId}.
+func (s *Spec) FullPath(op *Operation) string {
+	base := ""
+	if len(s.BasePaths) > 0 {
+		base = s.BasePaths[len(s.BasePaths)-1]
+	}
+	if op.Path == "/" && base != "" {
+		return base
+	}
+	return base + op.Path
+}
+
 // strip returns path without the longest base path it is under.
 func (s *Spec) strip(path string) (string, bool) {
 	for _, b := range s.BasePaths {

@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-project/vigil/detect/inspect"
 	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/detect/spec"
+	"github.com/vigil-project/vigil/detect/spec/export"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/dashboard"
 )
@@ -331,7 +332,7 @@ func (a *admin) apis(w http.ResponseWriter, r *http.Request) {
 	apis := a.Inventory.APIs(a.Catalog.Load().Fallback())
 	if a.OpenAPI != nil {
 		for i := range apis {
-			a.OpenAPI(apis[i].Name).Mark(&apis[i])
+			export.Mark(&apis[i], a.OpenAPI(apis[i].Name))
 		}
 	}
 	writeJSON(w, http.StatusOK, adminapi.APIs{APIs: apis})
@@ -355,7 +356,7 @@ func (a *admin) apiOpenAPI(w http.ResponseWriter, r *http.Request) {
 		if a.InspectionModel != nil {
 			m = a.InspectionModel(name)
 		}
-		b, err := spec.Export(s, m, sp)
+		b, err := export.JSON(s, m, sp)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return

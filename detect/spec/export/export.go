@@ -1,4 +1,11 @@
-package spec
+// Package export goes from traffic to OpenAPI: an API's inventory marked
+// against its document (endpoints seen in traffic but not declared are
+// shadow, operations declared but never called are zombies), and the
+// discovered inventory with its learned parameter profiles written as an
+// OpenAPI 3.1 document (GET /v1/apis/{api}/openapi.json). It is apart from
+// detect/spec, which the hot path uses, so that detect can use that one
+// without an import cycle.
+package export
 
 import (
 	"encoding/json"
@@ -11,24 +18,24 @@ import (
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/detect/inspect"
 	"github.com/vigil-project/vigil/detect/observe"
+	"github.com/vigil-project/vigil/detect/spec"
 )
 
-// Mark marks an API's inventory against the document: each endpoint the
+// Mark marks an API's inventory against its document s: each endpoint the
 // document does not declare is Shadow, and Zombies lists the operations
-// no endpoint called (HEAD calls GET; OPTIONS calls nothing). It sets
-// OpenAPI. A nil Spec marks nothing.
-func (s *Spec) Mark(a *observe.APIStats) {
+// no endpoint called (HEAD calls GET; OPTIONS, a CORS preflight, calls
+// nothing and is shadow only on an unknown path). It sets OpenAPI. A nil
+// Spec marks nothing.
+func Mark(a *observe.APIStats, s *spec.Spec) {
 	if s == nil {
 		return
 	}
 	a.OpenAPI = true
-	called := map[*Operation]bool{}
+	called := map[*spec.Operation]bool{}
 	for i := range a.Endpoints {
 		e := &a.Endpoints[i]
 		if e.Method == "OPTIONS" {
-			// A CORS preflight: shadow only when the path is unknown.
-			rest, ok := s.strip(e.Path)
-			e.Shadow = !ok || s.root.match(rest) == nil
+			e.Shadow = !s.Declares(e.Path)
 			continue
 		}
 		op, _ := s.Match(e.Method, e.Path)
@@ -38,26 +45,14 @@ func (s *Spec) Mark(a *observe.APIStats) {
 		}
 	}
 	a.Zombies = nil
-	for _, op := range s.ops {
+	for _, op := range s.Operations() {
 		if !called[op] {
-			a.Zombies = append(a.Zombies, observe.ZombieEndpoint{Method: op.Method, Path: s.fullPath(op)})
+			a.Zombies = append(a.Zombies, observe.ZombieEndpoint{Method: op.Method, Path: s.FullPath(op)})
 		}
 	}
 }
 
-// fullPath is an operation's template with the first base path.
-func (s *Spec) fullPath(op *Operation) string {
-	base := ""
-	if len(s.BasePaths) > 0 {
-		base = s.BasePaths[len(s.BasePaths)-1] // the shortest: the servers' common root
-	}
-	if op.Path == "/" && base != "" {
-		return base
-	}
-	return base + op.Path
-}
-
-// Export writes an API's discovered inventory as an OpenAPI 3.1 document
+// JSON writes an API's discovered inventory as an OpenAPI 3.1 document
 // (JSON): one operation per endpoint template and method, with the
 // parameters and JSON body properties the learned profiles of m know
 // (type, format, small enums, required when always present; the counts
@@ -65,8 +60,8 @@ func (s *Spec) fullPath(op *Operation) string {
 // x-vigil. With the API's document s, an operation it does not declare is
 // marked x-vigil-shadow and the document's operations never called are
 // listed under x-vigil-zombies. m and s may be nil.
-func Export(a observe.APIStats, m *inspect.Model, s *Spec) ([]byte, error) {
-	doc := ExportDocument(a, m, s)
+func JSON(a observe.APIStats, m *inspect.Model, s *spec.Spec) ([]byte, error) {
+	doc := Document(a, m, s)
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("openapi export of %s: %w", a.Name, err)
@@ -74,12 +69,10 @@ func Export(a observe.APIStats, m *inspect.Model, s *Spec) ([]byte, error) {
 	return b, nil
 }
 
-// ExportDocument is Export's document, before it is written.
-func ExportDocument(a observe.APIStats, m *inspect.Model, s *Spec) *openapi3.T {
+// Document is JSON's document, before it is written.
+func Document(a observe.APIStats, m *inspect.Model, s *spec.Spec) *openapi3.T {
 	a.Endpoints = append([]observe.EndpointStats(nil), a.Endpoints...) // Mark writes
-	if s != nil {
-		s.Mark(&a)
-	}
+	Mark(&a, s)
 	base := strings.TrimRight(a.BasePath, "/")
 	server := base
 	if server == "" {

@@ -1,9 +1,10 @@
-package spec
+package export
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,17 @@ import (
 
 	"github.com/vigil-project/vigil/detect/inspect"
 	"github.com/vigil-project/vigil/detect/observe"
+	"github.com/vigil-project/vigil/detect/spec"
 )
+
+func load(t testing.TB, name string) *spec.Spec {
+	t.Helper()
+	s, err := spec.Load(filepath.Join("..", "testdata", name))
+	if err != nil {
+		t.Fatalf("Load(%s): %v", name, err)
+	}
+	return s
+}
 
 func shopStats() observe.APIStats {
 	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
@@ -52,7 +63,7 @@ func shopModel(t *testing.T) *inspect.Model {
 func TestMark(t *testing.T) {
 	s := load(t, "petstore30.yaml")
 	a := shopStats()
-	s.Mark(&a)
+	Mark(&a, s)
 	if !a.OpenAPI {
 		t.Fatal("OpenAPI not set")
 	}
@@ -96,7 +107,7 @@ func TestMark(t *testing.T) {
 func TestExportRoundTrip(t *testing.T) {
 	s := load(t, "petstore30.yaml")
 	m := shopModel(t)
-	b, err := Export(shopStats(), m, s)
+	b, err := JSON(shopStats(), m, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +156,7 @@ func TestExportRoundTrip(t *testing.T) {
 
 	// Vigil reads its own export as a specification, and the traffic it
 	// learned conforms to it.
-	again, err := Parse(b, "export")
+	again, err := spec.Parse(b, "export")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +168,7 @@ func TestExportRoundTrip(t *testing.T) {
 			t.Errorf("%s %s?%s against the export: %+v", r.Method, r.Path, r.Query, v)
 		}
 	}
-	if v := again.Judge(&inspect.RequestView{Method: "GET", Path: "/api/v1/pets", Query: "limit=ten&status=sold"}, nil); v.Rule != RuleType {
+	if v := again.Judge(&inspect.RequestView{Method: "GET", Path: "/api/v1/pets", Query: "limit=ten&status=sold"}, nil); v.Rule != spec.RuleType {
 		t.Errorf("a wrong type against the export: %+v", v)
 	}
 }
@@ -167,7 +178,7 @@ func TestExportBare(t *testing.T) {
 	a := observe.APIStats{Name: "api.example.com/", BasePath: "", Discovered: true, Endpoints: []observe.EndpointStats{
 		{Method: "GET", Path: "/", Requests: 1}, {Method: "GET", Path: "/a{b}/{id}", Requests: 1},
 	}}
-	b, err := Export(a, nil, nil)
+	b, err := JSON(a, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +209,7 @@ func TestExportOddNames(t *testing.T) {
 			Body: []byte(`{"":1,"a.b":{"[]":2},"x":[[1]],"y":[{"z":null}]}`)}, fmt.Sprint(i), at.Add(time.Duration(i)*time.Second))
 		eps = append(eps, observe.EndpointStats{Method: "GET", Path: p}, observe.EndpointStats{Method: "PROPFIND", Path: p})
 	}
-	b, err := Export(observe.APIStats{Name: "odd", Endpoints: eps}, l.Model(), nil)
+	b, err := JSON(observe.APIStats{Name: "odd", Endpoints: eps}, l.Model(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +220,7 @@ func TestExportOddNames(t *testing.T) {
 	if err := doc.Validate(context.Background()); err != nil {
 		t.Fatalf("%v\n%s", err, b)
 	}
-	if _, err := Parse(b, "odd"); err != nil {
+	if _, err := spec.Parse(b, "odd"); err != nil {
 		t.Fatal(err)
 	}
 	if other := doc.Paths.Value("/a b/{id}").Extensions["x-vigil-other-methods"]; other == nil {
