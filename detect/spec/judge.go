@@ -571,7 +571,8 @@ func isDateTime(v []byte) bool {
 	switch {
 	case len(t) == 1 && (t[0] == 'Z' || t[0] == 'z'):
 		return true
-	case len(t) == 6 && (t[0] == '+' || t[0] == '-') && t[3] == ':':
+	case len(t) == 6 && (t[0] == '+' || t[0] == '-' || t[0] == ' ') && t[3] == ':':
+		// ' ': a '+' sent unescaped in a query string, decoded as a space.
 		_, a := digits(t[1:3])
 		_, b := digits(t[4:6])
 		return a && b
@@ -639,19 +640,44 @@ func indexByte(v []byte, c byte) int {
 // mass assignment.
 func isWrite(m string) bool { return m == "POST" || m == "PUT" || m == "PATCH" }
 
-// excerpt is the start of v, at most 64 bytes, control characters as '?'.
+// excerpt is the start of v for a record, at most 64 bytes: control and
+// non-ASCII bytes as '?', long token-like runs (possible secrets: keys,
+// tokens) masked after their first four characters, as detect/inspect's
+// excerpts are.
 func excerpt(v []byte) string {
-	if len(v) > 64 {
-		v = v[:64]
-	}
-	b := make([]byte, len(v))
-	for i, c := range v {
-		if c < 0x20 || c == 0x7f {
-			c = '?'
+	const max = 64
+	b := make([]byte, 0, min(len(v), max))
+	for i := 0; i < len(v) && len(b) < max; {
+		j := i
+		for j < len(v) && isTokenByte(v[j]) {
+			j++
 		}
-		b[i] = c
+		if j-i >= 24 {
+			b = append(b, v[i:i+4]...)
+			b = append(b, "***"...)
+			i = j
+			continue
+		}
+		if j == i {
+			j = i + 1
+		}
+		for _, c := range v[i:j] {
+			if len(b) == max {
+				break
+			}
+			if c < 0x20 || c >= 0x7f {
+				c = '?'
+			}
+			b = append(b, c)
+		}
+		i = j
 	}
 	return string(b)
+}
+
+func isTokenByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '+' || c == '/' || c == '=' || c == '_' || c == '-'
 }
 
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

@@ -380,6 +380,9 @@ func (c *compiler) operation(method, path string, segs []string, item *openapi3.
 			cp.commas = p.Explode != nil && !*p.Explode || p.Style == "form" && p.Explode != nil && !*p.Explode
 		case openapi3.ParameterInHeader:
 			cp.name = strings.ToLower(p.Name)
+			if cp.name == "accept" || cp.name == "content-type" || cp.name == "authorization" {
+				continue // OpenAPI: such a parameter's definition is ignored
+			}
 			cp.in, cp.keyPath = inspect.LocHeader, "header."+cp.name
 			cp.commas = true // headers carry arrays as a,b,c
 		case openapi3.ParameterInCookie:

@@ -230,3 +230,45 @@ func TestAcceptsMedia(t *testing.T) {
 		t.Errorf("with a HeaderFunc: %+v", v)
 	}
 }
+
+func TestExcerptMasksSecrets(t *testing.T) {
+	for in, want := range map[string]string{
+		"' OR 1=1--": "' OR 1=1--",
+		"Bearer eyJhbGciOiJIUzI1NiJ9abcdefghijkl": "Bearer eyJh***",
+		"a\x00b\xffc":                              "a?b?c",
+		strings.Repeat("x ", 40):                   strings.Repeat("x ", 32),
+		"key=sk_live_0123456789abcdefghijklmn&x=1": "key=***&x=1",
+	} {
+		if got := excerpt([]byte(in)); got != want {
+			t.Errorf("excerpt(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A date-time whose '+' came unescaped in a query string (decoded as a
+// space) is still a date-time; Accept, Content-Type and Authorization
+// header parameters are ignored, as OpenAPI says.
+func TestJudgeLenience(t *testing.T) {
+	s, err := Parse([]byte(`openapi: 3.0.3
+info: {title: x, version: '1'}
+paths:
+  /events:
+    get:
+      parameters:
+        - {name: since, in: query, required: true, schema: {type: string, format: date-time}}
+        - {name: Authorization, in: header, required: true, schema: {type: string, pattern: '^Basic '}}
+        - {name: Accept, in: header, required: true, schema: {type: string, enum: [application/json]}}
+      responses: {'200': {description: ok}}
+`), "lenience")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"since=2026-12-07T10:00:00+01:00", "since=2026-12-07T10:00:00%2B01:00", "since=2026-12-07T10:00:00Z"} {
+		if v := s.Judge(&inspect.RequestView{Method: "GET", Path: "/events", Query: q}, headers{"authorization": "Bearer x"}); v.Kind != inspect.KindNone {
+			t.Errorf("%s: %+v", q, v)
+		}
+	}
+	if v := s.Judge(&inspect.RequestView{Method: "GET", Path: "/events", Query: "since=yesterday"}, headers{}); v.Rule != RuleFormat {
+		t.Errorf("since=yesterday: %+v", v)
+	}
+}
