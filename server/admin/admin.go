@@ -83,10 +83,6 @@ type Deps struct {
 	// the API's endpoints shadow and lists its zombies, and GET
 	// /v1/apis/{api}/openapi.json marks its shadow operations.
 	OpenAPI func(api string) *spec.Spec
-	// InspectionModel returns an API's learned parameter profiles, nil
-	// when it has none yet (or InspectionModel is nil): GET
-	// /v1/apis/{api}/openapi.json describes the parameters from them.
-	InspectionModel func(api string) *inspect.Model
 }
 
 // admin serves the admin HTTP API.
@@ -339,8 +335,8 @@ func (a *admin) apis(w http.ResponseWriter, r *http.Request) {
 }
 
 // apiOpenAPI answers GET /v1/apis/{api}/openapi.json: the API's
-// discovered inventory with its learned parameter profiles as an OpenAPI
-// 3.1 document, shadow operations marked when it has a document. A
+// discovered inventory with its learned parameter profiles (Content's) as
+// an OpenAPI 3.1 document, shadow operations marked when it has a document. A
 // discovered API's name carries a '/', sent escaped as %2F.
 func (a *admin) apiOpenAPI(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("api")
@@ -352,11 +348,13 @@ func (a *admin) apiOpenAPI(w http.ResponseWriter, r *http.Request) {
 		if a.OpenAPI != nil {
 			sp = a.OpenAPI(name)
 		}
-		var m *inspect.Model
-		if a.InspectionModel != nil {
-			m = a.InspectionModel(name)
+		var profiles []*inspect.Profiles
+		if a.Content != nil {
+			if d := a.Content.ContentModel(name); d != nil {
+				profiles = d.Endpoints
+			}
 		}
-		b, err := export.JSON(s, m, sp)
+		b, err := export.JSON(s, profiles, sp)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return

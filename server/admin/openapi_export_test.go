@@ -86,14 +86,20 @@ func shopDeps(t *testing.T) func(*Deps) {
 			}
 			return nil
 		}
-		d.InspectionModel = func(api string) *inspect.Model {
-			if api == "shop" {
-				return m
-			}
-			return nil
-		}
+		d.Content = profilesOnly{"shop": m.Endpoints}
 	}
 }
+
+// profilesOnly is a content model source with learned profiles by API.
+type profilesOnly map[string][]*inspect.Profiles
+
+func (p profilesOnly) ContentModel(api string) *detect.ContentModelDoc {
+	return &detect.ContentModelDoc{Endpoints: p[api]}
+}
+
+func (profilesOnly) ApplyContent(string, *detect.ContentKnobsUpdate) error { return nil }
+
+func (profilesOnly) ImportContent(string, *detect.ContentModelDoc) error { return nil }
 
 // GET /v1/apis marks an API with a document: shadow endpoints, zombie
 // operations; other APIs keep their shape.

@@ -54,14 +54,15 @@ func Mark(a *observe.APIStats, s *spec.Spec) {
 
 // JSON writes an API's discovered inventory as an OpenAPI 3.1 document
 // (JSON): one operation per endpoint template and method, with the
-// parameters and JSON body properties the learned profiles of m know
+// parameters and JSON body properties its learned profiles (those of an
+// inspect.Model, by endpoint template and method) know
 // (type, format, small enums, required when always present; the counts
 // under x-vigil-profile), the calls' counts and status classes under
 // x-vigil. With the API's document s, an operation it does not declare is
 // marked x-vigil-shadow and the document's operations never called are
-// listed under x-vigil-zombies. m and s may be nil.
-func JSON(a observe.APIStats, m *inspect.Model, s *spec.Spec) ([]byte, error) {
-	doc := Document(a, m, s)
+// listed under x-vigil-zombies. profiles and s may be nil.
+func JSON(a observe.APIStats, profiles []*inspect.Profiles, s *spec.Spec) ([]byte, error) {
+	doc := Document(a, profiles, s)
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("openapi export of %s: %w", a.Name, err)
@@ -70,7 +71,13 @@ func JSON(a observe.APIStats, m *inspect.Model, s *spec.Spec) ([]byte, error) {
 }
 
 // Document is JSON's document, before it is written.
-func Document(a observe.APIStats, m *inspect.Model, s *spec.Spec) *openapi3.T {
+func Document(a observe.APIStats, profiles []*inspect.Profiles, s *spec.Spec) *openapi3.T {
+	byEndpoint := make(map[[2]string]*inspect.Profiles, len(profiles))
+	for _, p := range profiles {
+		if p != nil {
+			byEndpoint[[2]string{p.Endpoint, p.Method}] = p
+		}
+	}
 	a.Endpoints = append([]observe.EndpointStats(nil), a.Endpoints...) // Mark writes
 	Mark(&a, s)
 	base := strings.TrimRight(a.BasePath, "/")
@@ -127,7 +134,7 @@ func Document(a observe.APIStats, m *inspect.Model, s *spec.Spec) *openapi3.T {
 			other[e.Method] = map[string]any{"requests": e.Requests, "status": e.Status, "shadow": e.Shadow}
 			continue
 		}
-		op := exportOperation(e, m.Profiles(e.Path, e.Method), pathParams)
+		op := exportOperation(e, byEndpoint[[2]string{e.Path, e.Method}], pathParams)
 		if e.Shadow {
 			op.Extensions["x-vigil-shadow"] = true
 		}

@@ -107,7 +107,7 @@ func TestMark(t *testing.T) {
 func TestExportRoundTrip(t *testing.T) {
 	s := load(t, "petstore30.yaml")
 	m := shopModel(t)
-	b, err := JSON(shopStats(), m, s)
+	b, err := JSON(shopStats(), m.Endpoints, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestExportOddNames(t *testing.T) {
 			Body: []byte(`{"":1,"a.b":{"[]":2},"x":[[1]],"y":[{"z":null}]}`)}, fmt.Sprint(i), at.Add(time.Duration(i)*time.Second))
 		eps = append(eps, observe.EndpointStats{Method: "GET", Path: p}, observe.EndpointStats{Method: "PROPFIND", Path: p})
 	}
-	b, err := JSON(observe.APIStats{Name: "odd", Endpoints: eps}, l.Model(), nil)
+	b, err := JSON(observe.APIStats{Name: "odd", Endpoints: eps}, l.Model().Endpoints, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
