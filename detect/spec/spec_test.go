@@ -272,3 +272,21 @@ paths:
 		t.Errorf("since=yesterday: %+v", v)
 	}
 }
+
+func TestJudgeForm(t *testing.T) {
+	s := benchSpec(t)
+	for _, c := range []struct {
+		body, rule, path string
+		kind             inspect.Kind
+	}{
+		{"user=a&password=b", "", "", inspect.KindNone},
+		{"user=a", RuleMissingProperty, "body.password", inspect.SchemaViolation},
+		{"user=a&password=b&remember=yes", RuleType, "body.remember", inspect.SchemaViolation},
+		{"user=a&password=b&is_admin=1", RuleUndeclaredProperty, "body.is_admin", inspect.MassAssignment},
+	} {
+		v := s.Judge(&inspect.RequestView{Method: "POST", Path: "/api/v1/login", ContentType: "application/x-www-form-urlencoded", Body: []byte(c.body)}, nil)
+		if v.Kind != c.kind || v.Rule != c.rule || v.KeyPath != c.path {
+			t.Errorf("%s: %+v", c.body, v)
+		}
+	}
+}
