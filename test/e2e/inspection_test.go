@@ -149,6 +149,24 @@ func TestInspectionBlocksARepeatOffender(t *testing.T) {
 	if blocked != 1 {
 		t.Fatalf("%d blocking records, want 1", blocked)
 	}
+	// vigil attacks lists it and shows where the value was and what matched.
+	var out, errs bytes.Buffer
+	if err := cli.Main(context.Background(), []string{"attacks", "--type", "sql_injection", "--admin-addr", v.AdminAddr()}, &out, &errs); err != nil {
+		t.Fatalf("vigil attacks: %v\n%s", err, errs.String())
+	}
+	if !strings.Contains(out.String(), "query.q libinjection") {
+		t.Fatalf("vigil attacks lacks the location and detector:\n%s", out.String())
+	}
+	id := v.contentAttacks("sql_injection")[0].ID
+	out.Reset()
+	if err := cli.Main(context.Background(), []string{"attacks", "show", id, "--admin-addr", v.AdminAddr()}, &out, &errs); err != nil {
+		t.Fatalf("vigil attacks show: %v\n%s", err, errs.String())
+	}
+	for _, want := range []string{"LOCATION", "MATCHED", "query.q", "UNION SELECT", "GET shop.example.com/shop/search"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("vigil attacks show lacks %q:\n%s", want, out.String())
+		}
+	}
 	if res := v.send(buffered, from("203.0.113.51", "/shop/items/17")); res.Status != 200 {
 		t.Fatalf("another client got %d", res.Status)
 	}
@@ -278,5 +296,40 @@ func TestReplayInspectsRequestBodies(t *testing.T) {
 	want := []string{"sql_injection shop 198.51.100.1 query.q", "sql_injection shop 198.51.100.2 body.note"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("replayed attacks %q, want %q\n%s", got, want, stderr.String())
+	}
+}
+
+// TestInspectionSurvivesHugeAndBrokenBodies: bodies past the inspector's
+// caps, deeply nested or broken, get an answer (never a crash or a hang),
+// the benign ones pass, and the caps hit are counted.
+func TestInspectionSurvivesHugeAndBrokenBodies(t *testing.T) {
+	v := start(t, inspectionConfig)
+	huge := `{"items":[` + strings.Repeat(`{"sku":"book-17","qty":2},`, 2<<20/26) + `{"sku":"x"}]}`
+	deep := strings.Repeat(`{"a":[`, 5000) + strings.Repeat(`]}`, 5000)
+	big := buffered
+	big.BufferLimit = 4 << 20 // Envoy's per_connection_buffer_limit_bytes raised: bodies past the inspector's 1 MiB
+	for name, body := range map[string]string{
+		"huge":      huge,
+		"deep":      deep,
+		"broken":    `{"item": "book", "qty": 2, "note": "unterminated`,
+		"binary":    string([]byte{0xff, 0xfe, 0x00, 0x01, '{', '"', 0x80}),
+		"not json":  strings.Repeat("A", 300000),
+		"empty obj": `{}`,
+	} {
+		res := v.send(big, jsonPost("POST", "/shop/orders", "198.51.100.20", body))
+		if res.Status != 200 && res.Status != 403 {
+			t.Fatalf("%s body: status %d", name, res.Status)
+		}
+		if name == "huge" || name == "empty obj" || name == "not json" {
+			if res.Status != 200 {
+				t.Fatalf("%s benign body refused: %s", name, res.Body)
+			}
+		}
+	}
+	if n := v.Metric("vigil_inspection_capped_total", `cap="body_bytes"`); n < 1 {
+		t.Fatalf("vigil_inspection_capped_total{cap=body_bytes} = %v, want the huge body counted", n)
+	}
+	if n := v.Metric("vigil_inspection_requests_total"); n < 6 {
+		t.Fatalf("vigil_inspection_requests_total = %v", n)
 	}
 }
