@@ -315,6 +315,7 @@ type target struct {
 	adminAddr string // vigil only
 	dir       string // vigil's data directory
 	stop      func()
+	vigil     *vigiltest.Server // vigil only
 }
 
 func startNull(tb testing.TB) *target {
@@ -354,7 +355,10 @@ apis:
 // bench's list entries added (from ""), or a copy of from, a directory
 // restoredDir prepared, so that the server starts from restored state as
 // in production.
-func startVigil(tb testing.TB, from string) *target {
+func startVigil(tb testing.TB, from string) *target { return startVigilConfig(tb, from, benchConfig) }
+
+// startVigilConfig is startVigil with the configuration cfg.
+func startVigilConfig(tb testing.TB, from, cfg string) *target {
 	dir := tb.TempDir()
 	if from != "" {
 		if err := os.CopyFS(dir, os.DirFS(from)); err != nil {
@@ -363,10 +367,10 @@ func startVigil(tb testing.TB, from string) *target {
 	}
 	// No log writer, as before the harness: the log is not what is measured.
 	nop := zerolog.Nop()
-	v := vigiltest.StartWith(tb, benchConfig, vigiltest.Options{Dir: dir, Logger: &nop})
+	v := vigiltest.StartWith(tb, cfg, vigiltest.Options{Dir: dir, Logger: &nop})
 	// Stopped, it lets go of the server: the test's cleanup keeps v until
 	// the end, and a stopped server's heap would weigh on the next runs.
-	t := &target{addr: v.GRPCAddr(), adminAddr: v.AdminAddr(), dir: dir, stop: func() { v.Stop(); v.Server = nil }}
+	t := &target{addr: v.GRPCAddr(), adminAddr: v.AdminAddr(), dir: dir, stop: func() { v.Stop(); v.Server = nil }, vigil: v}
 	if from != "" {
 		return t // the lists were restored
 	}
@@ -389,11 +393,14 @@ func startFreshVigil(tb testing.TB) *target { return startVigil(tb, "") }
 // ext_proc and ext_authz (every one at least once through each), then a
 // graceful stop, which saves the state. Copies of it start the servers
 // measured (startVigil), unless VIGIL_BENCH_STATE=fresh, where it is "".
-func restoredDir(tb testing.TB, l *load) string {
+func restoredDir(tb testing.TB, l *load) string { return restoredDirConfig(tb, l, benchConfig) }
+
+// restoredDirConfig is restoredDir with the configuration cfg.
+func restoredDirConfig(tb testing.TB, l *load, cfg string) string {
 	if os.Getenv("VIGIL_BENCH_STATE") == "fresh" {
 		return ""
 	}
-	v := startVigil(tb, "")
+	v := startVigilConfig(tb, "", cfg)
 	for _, authz := range []bool{false, true} {
 		run(tb, l, v.addr, authz, 64, time.Second, time.Second, "")
 	}
@@ -414,6 +421,7 @@ type result struct {
 	rps       float64
 	allocsReq float64
 	cpuReq    float64 // the process's CPU time per request (client and server), µs
+	calls     int64   // every call made, warm-up included
 }
 
 // cpuTime is the process's user and system CPU time so far.
@@ -463,7 +471,17 @@ func (c *client) do(ctx context.Context, i int, w *worker) error {
 func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Duration, profile string) result {
 	cc := dial(tb, addr)
 	defer cc.Close()
-	cl := newClient(l, cc, authz)
+	return runCaller(tb, l, newClient(l, cc, authz), c, warm, d, profile)
+}
+
+// caller makes call i of a load; w is the calling goroutine's
+// (load.newWorker).
+type caller interface {
+	do(ctx context.Context, i int, w *worker) error
+}
+
+// runCaller is run with the calls made by cl.
+func runCaller(tb testing.TB, l *load, cl caller, c int, warm, d time.Duration, profile string) result {
 	var (
 		count   atomic.Int64
 		measure atomic.Bool
@@ -513,7 +531,7 @@ func run(tb testing.TB, l *load, addr string, authz bool, c int, warm, d time.Du
 		tb.Fatal(runErr)
 	}
 	return result{rps: float64(n) / elapsed.Seconds(), allocsReq: float64(after.Mallocs-before.Mallocs) / float64(n),
-		cpuReq: float64(cpu/time.Microsecond) / float64(n)}
+		cpuReq: float64(cpu/time.Microsecond) / float64(n), calls: warmed.Load() + count.Load()}
 }
 
 // startProfile starts the CPU profile of a measured window and marks its
