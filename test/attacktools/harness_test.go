@@ -2,12 +2,13 @@
 // `vigil demo --no-traffic`, as an attacker would, through the demo's front
 // door and from an address of their own (X-Forwarded-For, which the front
 // door trusts for one hop): ffuf with dirb's common.txt (probing), hydra's
-// http-post-form against the login (credential stuffing) and hey (a request
-// flood). Each must be detected as its type and blocked, the attacker's
+// http-post-form against the login (credential stuffing), hey (a request
+// flood) and sqlmap (SQL injection into the search parameter, refused by
+// content inspection on its first payload). Each must be detected as its type and blocked, the attacker's
 // later requests refused with Vigil's 403, while a logged-in demo user keeps
 // getting answers before, during and after the attack.
 //
-// .ci/run installs ffuf, hydra, hey and dirb; elsewhere a test whose tool is
+// .ci/run installs ffuf, hydra, hey, sqlmap and dirb; elsewhere a test whose tool is
 // missing skips, unless CI is set.
 package attacktools
 
