@@ -15,9 +15,13 @@ import (
 // replay does: the guard the gRPC services inspect with, and the pipeline
 // sink recording its attacks in the engine's store through the same hooks
 // as the engine's attacks.
-func (s *Server) newContent(rt *config.Runtime, h config.EngineHooks) {
-	s.content, s.contentSink = rt.NewContent(h, s.engine.Store())
+func (s *Server) newContent(rt *config.Runtime, h config.EngineHooks) error {
+	var err error
+	if s.content, s.contentSink, err = rt.NewContent(h, s.engine.Store()); err != nil {
+		return err
+	}
 	s.metrics.reg.MustRegister(inspectionCollectors(s.content)...)
+	return nil
 }
 
 // inspectionCollectors are content inspection's counters, read at scrape

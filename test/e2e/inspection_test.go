@@ -333,3 +333,52 @@ func TestInspectionSurvivesHugeAndBrokenBodies(t *testing.T) {
 		t.Fatalf("vigil_inspection_requests_total = %v", n)
 	}
 }
+
+const shopOpenAPI = `openapi: 3.0.3
+info: {title: shop, version: "1"}
+servers: [{url: /shop}]
+paths:
+  /search:
+    get:
+      parameters: [{name: q, in: query, required: true, schema: {type: string, maxLength: 100}}]
+      responses: {"200": {description: ok}}
+  /users/{id}:
+    patch:
+      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                name: {type: string}
+                email: {type: string, format: email}
+      responses: {"200": {description: ok}}
+`
+
+// TestOpenAPIRefusesWhatTheDocumentDoesNotAllow: with apis[].openapi, the
+// first call the document does not allow is refused, before any training:
+// an undeclared property on a write is mass_assignment, an unknown path a
+// schema_violation; calls it allows pass.
+func TestOpenAPIRefusesWhatTheDocumentDoesNotAllow(t *testing.T) {
+	doc := filepath.Join(t.TempDir(), "shop.yaml")
+	if err := os.WriteFile(doc, []byte(shopOpenAPI), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := start(t, "trusted_hops: 1\napis:\n  - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block, openapi: "+doc+"}\n")
+	assertBlocked(t, v.send(buffered, jsonPost("PATCH", "/shop/users/7", "198.51.100.30", `{"name":"mallory","role":"admin"}`)), 403, "mass_assignment")
+	assertBlocked(t, v.send(buffered, from("198.51.100.31", "/shop/internal/export")), 403, "schema_violation")
+	if res := v.send(buffered, jsonPost("PATCH", "/shop/users/7", "198.51.100.32", `{"name":"alice","email":"alice@example.com"}`)); res.Status != 200 {
+		t.Fatalf("a PATCH the document allows: %d %s", res.Status, res.Body)
+	}
+	if res := v.send(buffered, from("198.51.100.33", "/shop/search?q=blue+shoes")); res.Status != 200 {
+		t.Fatalf("a GET the document allows: %d %s", res.Status, res.Body)
+	}
+	vigiltest.Eventually(t, 10*time.Second, func() error {
+		ma := v.contentAttacks("mass_assignment")
+		if len(ma) != 1 || !strings.Contains(ma[0].Variables[0].Name+ma[0].Variables[0].Excerpt, "role") || !strings.HasPrefix(ma[0].Variables[0].Detector, "spec-") {
+			return fmt.Errorf("mass_assignment records %+v", ma)
+		}
+		return nil
+	})
+}
