@@ -78,6 +78,9 @@ type ContentGuard struct {
 	maxBody int
 	mu      sync.Mutex // serialises SetModel
 	models  atomic.Pointer[map[string]*inspect.Model]
+	// specs are the configured APIs' OpenAPI documents (apis[].openapi),
+	// set before serving.
+	specs map[string]SpecJudge
 	// sampleEvery: one call in sampleEvery that inspection lets through is
 	// copied for the learner (0: none).
 	sampleEvery atomic.Uint64
@@ -173,6 +176,58 @@ func (g *ContentGuard) profiles(api *API, path, method string) *inspect.Profiles
 	return m.Profiles(unsafe.String(unsafe.SliceData(t), len(t)), method)
 }
 
+// SpecVerdict is what an API's OpenAPI document says of a call: Kind is
+// inspect.SchemaViolation or inspect.MassAssignment, or KindNone for a
+// call it allows (or does not cover); Rule names the rule broken, KeyPath
+// and Excerpt where and what.
+type SpecVerdict struct {
+	Kind                   inspect.Kind
+	Rule, KeyPath, Excerpt string
+}
+
+// SpecJudge judges one call of an API against its OpenAPI document
+// (detect/spec's Spec.Judge): the path as sent, the query, the body. It
+// must not allocate for a call the document allows.
+type SpecJudge func(rv *inspect.RequestView) SpecVerdict
+
+// SetSpec gives an API its OpenAPI document's judge. Call it before the
+// guard serves.
+func (g *ContentGuard) SetSpec(api string, j SpecJudge) {
+	if g.specs == nil {
+		g.specs = map[string]SpecJudge{}
+	}
+	g.specs[api] = j
+}
+
+// HasSpec reports whether the API has an OpenAPI document.
+func (g *ContentGuard) HasSpec(api *API) bool {
+	return api != nil && !api.Discovered && g.specs[api.Name] != nil
+}
+
+// JudgeSpec judges a call against its API's OpenAPI document, if it has
+// one.
+func (g *ContentGuard) JudgeSpec(req *Request, rv *inspect.RequestView) SpecVerdict {
+	if !g.HasSpec(req.API) {
+		return SpecVerdict{}
+	}
+	return g.specs[req.API.Name](rv)
+}
+
+// CheckSpec turns an OpenAPI verdict into a verdict under the API's mode,
+// as CheckContent does.
+func (e *Enforcer) CheckSpec(req *Request, sv *SpecVerdict) Verdict {
+	r := ContentReason(sv.Kind)
+	if r == ReasonNone {
+		return Verdict{}
+	}
+	return e.refuse(req, Verdict{Status: 403, Reason: r})
+}
+
+// SpecFinding is an OpenAPI verdict as a record's finding.
+func SpecFinding(sv *SpecVerdict) *ContentFinding {
+	return &ContentFinding{Type: AttackType(sv.Kind.String()), KeyPath: sv.KeyPath, Detector: sv.Rule, Excerpt: sv.Excerpt}
+}
+
 // CheckContent turns a content finding into a verdict under the API's
 // mode: a 403 refusal whose reason is the attack type in block mode, a
 // would-be one in learn and detect; none for no finding.
@@ -194,18 +249,34 @@ func (g *ContentGuard) InspectTransaction(t *Transaction, rv *inspect.RequestVie
 	}
 	req := Request{API: t.API, Method: t.Method, Path: t.Path}
 	f := g.Inspect(&req, rv)
-	if f.Kind == inspect.KindNone {
+	var c *ContentFinding
+	if f.Kind != inspect.KindNone {
+		c = NewContentFinding(&f)
+	} else if sv := g.JudgeSpec(&req, rv); sv.Kind != inspect.KindNone {
+		c = SpecFinding(&sv)
+	}
+	if c == nil {
 		if g.Sample() {
 			t.Sample = g.Copy(rv)
 		}
 		return
 	}
-	r := ContentReason(f.Kind)
+	r := ReasonOf(c.Type)
 	t.Reason = r
 	if Blocks(t.API, r) {
 		t.Blocked = true
 	} else {
 		t.WouldBlock = true
 	}
-	t.Content = NewContentFinding(&f)
+	t.Content = c
+}
+
+// ReasonOf is the reason of a content attack type (ReasonNone for others).
+func ReasonOf(t AttackType) Reason {
+	for r := ReasonSQLInjection; r <= ReasonMassAssignment; r++ {
+		if r.String() == string(t) {
+			return r
+		}
+	}
+	return ReasonNone
 }

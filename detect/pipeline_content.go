@@ -134,15 +134,21 @@ func (s *ContentSink) Flag(a *Attack) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.flagLocked(a.Identity.Kind+":"+a.Identity.Value, until.UnixNano())
+	now := a.DetectedAt.UnixNano()
+	s.flagLocked(a.Identity.Kind, a.Identity.Value, until.UnixNano(), now)
 	for _, ip := range a.ClientIPs {
-		s.flagLocked("ip:"+ip, until.UnixNano())
+		s.flagLocked("ip", ip, until.UnixNano(), now)
 	}
 }
 
-func (s *ContentSink) flagLocked(key string, until int64) {
+// flagLocked keeps an identity out of learning until a time; now (the
+// records' clock) lets an overfull set forget the flags that ended.
+func (s *ContentSink) flagLocked(kind, id string, until, now int64) {
+	if id == "" {
+		return
+	}
+	key := kind + ":" + id
 	if len(s.suspects) >= s.cfg.MaxStates {
-		now := time.Now().UnixNano()
 		for k, u := range s.suspects {
 			if u < now || len(s.suspects) >= s.cfg.MaxStates {
 				delete(s.suspects, k)
@@ -211,8 +217,8 @@ func (s *ContentSink) attack(t *Transaction) {
 		}
 	}
 	first := st.first
-	s.flagLocked(kind.String()+":"+id, now.Add(max(ttl, time.Hour)).UnixNano())
-	s.flagLocked("ip:"+t.Identities[KindIP], now.Add(max(ttl, time.Hour)).UnixNano())
+	s.flagLocked(kind.String(), id, now.Add(max(ttl, time.Hour)).UnixNano(), ns)
+	s.flagLocked("ip", t.Identities[KindIP], now.Add(max(ttl, time.Hour)).UnixNano(), ns)
 	s.mu.Unlock()
 
 	loc, _, _ := strings.Cut(c.KeyPath, ".")
@@ -230,7 +236,7 @@ func (s *ContentSink) attack(t *Transaction) {
 		a.ClientIPs = []string{ip}
 	}
 	var entry *Entry
-	if act {
+	if act && id != "" {
 		switch mode {
 		case ModeBlock:
 			a.Action = ActionBlocked

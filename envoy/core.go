@@ -126,16 +126,34 @@ func (c *core) inspects(req *detect.Request, v *detect.Verdict) bool {
 // inspect runs content inspection on a request and returns its verdict
 // (none for a benign one); a finding goes into the record for the attack
 // it raises.
-func (c *core) inspect(req *detect.Request, rv *inspect.RequestView, tx *detect.Transaction) detect.Verdict {
+// With spec, the call is also judged against its API's OpenAPI document
+// (the caller passes false while the body is still to come).
+func (c *core) inspect(req *detect.Request, rv *inspect.RequestView, tx *detect.Transaction, spec bool) detect.Verdict {
 	f := c.content.Inspect(req, rv)
-	if f.Kind == inspect.KindNone {
-		return detect.Verdict{}
+	if f.Kind != inspect.KindNone {
+		v := c.enforcer.CheckContent(req, &f)
+		if v.Refused() {
+			tx.Content = detect.NewContentFinding(&f)
+		}
+		return v
 	}
-	v := c.enforcer.CheckContent(req, &f)
-	if v.Refused() {
-		tx.Content = detect.NewContentFinding(&f)
+	var v detect.Verdict
+	if spec {
+		c.judgeSpec(req, rv, tx, &v)
 	}
 	return v
+}
+
+// judgeSpec judges a whole call against its API's OpenAPI document (the
+// body inspected already): a violation sets v and the record's finding.
+func (c *core) judgeSpec(req *detect.Request, rv *inspect.RequestView, tx *detect.Transaction, v *detect.Verdict) {
+	sv := c.content.JudgeSpec(req, rv)
+	if sv.Kind == inspect.KindNone {
+		return
+	}
+	if *v = c.enforcer.CheckSpec(req, &sv); v.Refused() {
+		tx.Content = detect.SpecFinding(&sv)
+	}
 }
 
 // viewOf is the content inspection's view of a request from its facts.

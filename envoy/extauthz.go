@@ -115,7 +115,7 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 		rv := &call.view
 		viewOf(req, &f, rv)
 		rv.Body = body
-		v = c.inspect(req, rv, tx)
+		v = c.inspect(req, rv, tx, true)
 		if !v.Refused() && c.content.Sample() {
 			tx.Sample = c.content.Copy(rv)
 		}

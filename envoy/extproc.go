@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,6 +80,10 @@ type extProcStream struct {
 	bodyType    string
 	bodyBuf     []byte
 	sample      *detect.ContentSample
+	// specPath and specQuery are kept, copied, for an API with an OpenAPI
+	// document: it judges the whole call once the body is in.
+	specPath, specQuery string
+	view                inspect.RequestView
 }
 
 // streams recycles per-stream state: a finished stream hands a detached
@@ -193,14 +198,23 @@ func (st *extProcStream) onRequestHeaders(msg *extprocv3.ProcessingRequest, h *e
 	}
 	st.verdict = c.enforcer.Check(&st.req, start)
 	if c.inspects(&st.req, &st.verdict) {
-		var rv inspect.RequestView
-		viewOf(&st.req, &f, &rv)
-		st.verdict = c.inspect(&st.req, &rv, st.tx)
+		// The view lives in the (recycled) stream: an OpenAPI judge, a
+		// func value, would make a local one escape.
+		rv := &st.view
+		viewOf(&st.req, &f, rv)
+		defer func() { st.view = inspect.RequestView{} }()
+		// Expected: a body, to inspect (and to judge the call against
+		// its OpenAPI document with) once whole.
+		body := f.contentLength != 0 && !h.GetEndOfStream() // -1: unknown
+		st.verdict = c.inspect(&st.req, rv, st.tx, !body)
 		if !st.verdict.Refused() {
-			st.inspectBody = f.contentLength != 0 // -1: unknown
+			st.inspectBody = body
 			st.bodyType = bodyMediaType(f.contentType)
+			if body && c.content.HasSpec(st.req.API) {
+				st.specPath, st.specQuery = strings.Clone(f.rawPath), strings.Clone(f.query)
+			}
 			if c.content.Sample() {
-				st.sample = c.content.Copy(&rv)
+				st.sample = c.content.Copy(rv)
 			}
 		}
 	}
@@ -294,8 +308,16 @@ func (st *extProcStream) inspectRequestBody(chunk []byte, end bool, resp *extpro
 		return resp
 	}
 	st.inspectBody = false
-	rv := inspect.RequestView{Method: st.req.Method, ContentType: st.bodyType, Body: data}
-	if v := c.inspect(&st.req, &rv, st.tx); v.Refused() {
+	rv := &st.view
+	*rv = inspect.RequestView{Method: st.req.Method, ContentType: st.bodyType, Body: data}
+	defer func() { st.view = inspect.RequestView{} }()
+	v := c.inspect(&st.req, rv, st.tx, false)
+	if !v.Refused() && st.specPath != "" {
+		// The whole call against the API's OpenAPI document.
+		rv.Path, rv.Query = st.specPath, st.specQuery
+		c.judgeSpec(&st.req, rv, st.tx, &v)
+	}
+	if v.Refused() {
 		st.verdict = v
 		st.sample = nil
 		resp = st.conclude(&st.verdict, resp)

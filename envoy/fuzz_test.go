@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/inspect"
 )
 
 // seedHeaders are header lists Envoy sends, used as fuzz seeds.
@@ -30,8 +31,11 @@ func FuzzExtProcStream(f *testing.F) {
 		f.Add(b, []byte(`[{"op":"add"},{"op":"remove"}]`), false)
 	}
 	f.Add([]byte{0x12, 0x00}, []byte{}, true)
+	inj, _ := proto.Marshal(headers(":method", "POST", ":path", "/shop/q?id=1%27%20OR%201=1--", "content-type", "application/json"))
+	f.Add(inj, []byte(`{"a":{"$where":"sleep(1)"},"b":"<script>x</script>","c":[{"d":"../../etc/passwd"}]}`), false)
 	cfg, block := newTestConfig(f, detect.ModeBlock)
 	block.Put(detect.Entry{Kind: detect.KindIP, Value: "1.2.3.4"})
+	withInspection(&cfg)
 	s := NewExtProc(cfg)
 	f.Fuzz(func(t *testing.T, first, body []byte, observe bool) {
 		var msg extprocv3.ProcessingRequest
@@ -72,6 +76,7 @@ func FuzzCheck(f *testing.F) {
 	}
 	cfg, block := newTestConfig(f, detect.ModeBlock)
 	block.Put(detect.Entry{Kind: detect.KindIP, Value: "1.2.3.4"})
+	withInspection(&cfg)
 	s := NewExtAuthz(cfg)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var req authv3.CheckRequest
@@ -86,4 +91,16 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("a denial without a response: %v", resp)
 		}
 	})
+}
+
+// withInspection turns content inspection on for the test catalog's APIs,
+// every call sampled for the learner.
+func withInspection(cfg *Config) {
+	cat := cfg.Catalog.Load()
+	for _, api := range cat.APIs() {
+		api.Inspection = true
+	}
+	cat.Match("other.example.com", "/elsewhere").Inspection = true
+	cfg.Content = detect.NewContentGuard(inspect.New(inspect.Config{}))
+	cfg.Content.SetSampleEvery(1)
 }

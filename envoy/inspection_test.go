@@ -195,15 +195,18 @@ var (
 // TestInspectionAddsNoAllocation: benign calls, inspected or not, cost the
 // same allocations on the request path (learning's sampling off).
 func TestInspectionAddsNoAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("under -race sync.Pool drops items: allocation counts are not the steady state's")
+	}
 	for _, tc := range []struct {
 		name string
 		in   []*extprocv3.ProcessingRequest
 	}{{"GET 5 query parameters", []*extprocv3.ProcessingRequest{benign5, responseHeaders}}, {"POST 20 JSON fields", benign20}} {
 		var allocs [2]float64
 		for i, on := range []bool{false, true} {
+			// No pipeline: its goroutine's allocations would be counted
+			// too; the queue holds the records of these calls.
 			cfg := newInspectConfig(t, detect.ModeBlock, on)
-			ctx, cancel := context.WithCancel(context.Background())
-			go detect.NewPipeline(cfg.Queue, time.Second, time.Now).Run(ctx)
 			ep := NewExtProc(cfg)
 			m := &memStream{ctx: context.Background(), in: tc.in}
 			allocs[i] = testing.AllocsPerRun(2000, func() {
@@ -212,7 +215,6 @@ func TestInspectionAddsNoAllocation(t *testing.T) {
 					t.Fatalf("%s: err %v, last reply %v", tc.name, err, m.last)
 				}
 			})
-			cancel()
 		}
 		t.Logf("%s: allocations per call, inspection off %.2f, on %.2f", tc.name, allocs[0], allocs[1])
 		if allocs[1] > allocs[0] {

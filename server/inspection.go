@@ -4,7 +4,10 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/inspect"
 	"github.com/vigil-project/vigil/server/config"
 )
 
@@ -12,8 +15,48 @@ import (
 // replay does: the guard the gRPC services inspect with, and the pipeline
 // sink recording its attacks in the engine's store through the same hooks
 // as the engine's attacks.
-func (s *Server) newContent(rt *config.Runtime, h config.EngineHooks) {
-	s.content, s.contentSink = rt.NewContent(h, s.engine.Store())
+func (s *Server) newContent(rt *config.Runtime, h config.EngineHooks) error {
+	var err error
+	if s.content, s.contentSink, err = rt.NewContent(h, s.engine.Store()); err != nil {
+		return err
+	}
+	s.metrics.reg.MustRegister(inspectionCollectors(s.content)...)
+	return nil
+}
+
+// inspectionCollectors are content inspection's counters, read at scrape
+// time: calls inspected, findings, signature hits tolerated by a learned
+// profile, and the caps hit (values, value bytes, total bytes, body
+// bytes, depth), which leave part of a call uninspected.
+func inspectionCollectors(g *detect.ContentGuard) []prometheus.Collector {
+	stat := func(f func(st inspect.Stats) uint64) func() float64 {
+		return func() float64 { return float64(f(g.Inspector().Stats())) }
+	}
+	out := []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_inspection_requests_total",
+			Help: "Calls (and request bodies) content inspection looked at."}, stat(func(st inspect.Stats) uint64 { return st.Requests })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_inspection_findings_total",
+			Help: "Content inspection findings (an attack in a call); refusals and would-be refusals by type are in vigil_verdicts_total."},
+			stat(func(st inspect.Stats) uint64 { return st.Findings })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_inspection_tolerated_total",
+			Help: "Signature hits on parameters whose learned profile normally carries such text: counted, not refused."},
+			func() float64 { return float64(g.Tolerated()) }),
+	}
+	for _, c := range []struct {
+		name string
+		f    func(st inspect.Stats) uint64
+	}{
+		{"values", func(st inspect.Stats) uint64 { return st.CappedValues }},
+		{"value_bytes", func(st inspect.Stats) uint64 { return st.CappedValueBytes }},
+		{"total_bytes", func(st inspect.Stats) uint64 { return st.CappedTotalBytes }},
+		{"body_bytes", func(st inspect.Stats) uint64 { return st.CappedBodyBytes }},
+		{"depth", func(st inspect.Stats) uint64 { return st.CappedDepth }},
+	} {
+		out = append(out, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_inspection_capped_total",
+			Help:        "Calls whose content inspection hit a cap (the rest of the call was not looked at), by cap.",
+			ConstLabels: prometheus.Labels{"cap": c.name}}, stat(c.f)))
+	}
+	return out
 }
 
 // flagAttacker keeps every attacker, whatever the attack, out of the

@@ -144,7 +144,10 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		s.closeState()
 		return nil, err
 	}
-	s.newContent(rt, hooks)
+	if err := s.newContent(rt, hooks); err != nil {
+		s.closeState()
+		return nil, err
+	}
 	s.metrics.reg.MustRegister(newMemoryCollector(memorySources{
 		budget: rt.Budget, states: s.engine.Stats, forensics: s.forensics.Stats,
 		inventory: s.inventory.Bytes, attacks: s.engine.Store().Bytes,

@@ -123,6 +123,14 @@ func showAttack(ctx context.Context, c *adminCmd, id string, stdout io.Writer) e
 	}
 	fmt.Fprintln(stdout)
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	if a.Variables[0].Detector != "" {
+		// A content attack: where the value was, what matched, what it was.
+		fmt.Fprintln(tw, "LOCATION\tMATCHED\tVALUE")
+		for _, v := range a.Variables {
+			row(tw, v.Name, v.Detector, strconv.Quote(v.Excerpt))
+		}
+		return tw.Flush()
+	}
 	fmt.Fprintln(tw, "VARIABLE\tOBSERVED\tTN\tTX\tDEVIATION")
 	for _, v := range a.Variables {
 		row(tw, v.Name, fmtObserved(v.Name, v.Observed), fmtObserved(v.Name, v.Tn), fmtLimit(v.Name, v.Tx), fmt.Sprintf("%+.0f%%", v.DeviationPct))
@@ -137,6 +145,9 @@ func showAttack(ctx context.Context, c *adminCmd, id string, stdout io.Writer) e
 func topVariable(vars []detect.VariableValue) string {
 	if len(vars) == 0 {
 		return "-"
+	}
+	if vars[0].Detector != "" {
+		return vars[0].Name + " " + vars[0].Detector // a content attack
 	}
 	top, fired := vars[0], vars[0].Observed > vars[0].Tx
 	for _, v := range vars[1:] {

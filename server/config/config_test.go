@@ -550,7 +550,7 @@ func FuzzConfig(f *testing.F) {
 // discovered APIs unless defaults.inspection or apis[].inspection says
 // off; apis[].openapi reaches the catalog once its file is readable.
 func TestInspectionKeys(t *testing.T) {
-	spec := testfiles.Write(t, "shop.yaml", "openapi: 3.1.0\ninfo: {title: shop, version: '1'}\npaths: {}\n")
+	spec := testfiles.Write(t, "shop.yaml", "openapi: 3.1.0\ninfo: {title: shop, version: '1'}\nservers: [{url: /orders}]\npaths:\n  /{id}:\n    get: {parameters: [{name: id, in: path, required: true, schema: {type: integer}}], responses: {\"200\": {description: ok}}}\n")
 	for _, tc := range []struct {
 		name, yaml string
 		// want: orders, users, discovered.
@@ -593,6 +593,7 @@ func TestInspectionKeys(t *testing.T) {
 		{"bad default", "defaults: {inspection: sometimes}\n", `defaults.inspection: "sometimes": want on or off`},
 		{"missing openapi", "apis:\n  - {name: a, base_path: /a, openapi: /nonexistent/shop.yaml}\n", `apis[0].openapi: "/nonexistent/shop.yaml" does not exist`},
 		{"openapi directory", "apis:\n  - {name: a, base_path: /a, openapi: " + filepath.Dir(spec) + "}\n", `is not a file`},
+		{"openapi not a document", "apis:\n  - {name: a, base_path: /a, openapi: " + testfiles.Write(t, "x.yaml", "just: text\n") + "}\n", `apis[0].openapi: `},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Load(testfiles.Write(t, "vigil.yaml", tc.yaml))

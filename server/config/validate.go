@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/spec"
 )
 
 // minMaxMemory is the smallest detection.max_memory: below it the shares
@@ -276,6 +277,8 @@ func (c *Config) Validate() error {
 		}
 		if a.OpenAPI != "" {
 			if err := checkReadableFile(a.OpenAPI); err != nil {
+				bad(fmt.Sprintf("apis[%d].openapi", i), "%v", err)
+			} else if _, err := spec.Load(a.OpenAPI); err != nil {
 				bad(fmt.Sprintf("apis[%d].openapi", i), "%v", err)
 			}
 		}

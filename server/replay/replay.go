@@ -70,7 +70,10 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.Wri
 	}
 	// Content inspection as serve runs it: records with a request_body
 	// have their body inspected too.
-	content, contentSink := rt.NewContent(hooks, engine.Store())
+	content, contentSink, err := rt.NewContent(hooks, engine.Store())
+	if err != nil {
+		return nil, err
+	}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {

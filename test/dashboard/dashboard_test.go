@@ -45,6 +45,21 @@ func TestAttackFeedExplainsADecoyHitAndOpensTheIdentity(t *testing.T) {
 	b.waitJS("the hourly timeline chart", `document.querySelector('main svg.chart rect') !== null`)
 }
 
+// TestAttackFeedExplainsAContentAttack: a SQL injection refused on its
+// request is a card saying where the value was, what matched and the
+// value, and the request.
+func TestAttackFeedExplainsAContentAttack(t *testing.T) {
+	v := startVigil(t, "")
+	if status := v.send("198.51.100.8", "/shop/items?q=%27%20UNION%20SELECT%20password%20FROM%20users--"); status != 403 {
+		t.Fatalf("the injection got %d, want 403", status)
+	}
+	id := v.waitAttack("sql_injection", "198.51.100.8")
+	b := newBrowser(t)
+	b.open(v, "")
+	b.waitText(attackCard(id), "sql_injection", "shop", "198.51.100.8", "content inspection", "Location", "Matched",
+		"query.q", "libinjection-sqli", "UNION SELECT", "GET shop.example.com/shop/items")
+}
+
 func TestUnblockAndBlockAgainFromTheFeed(t *testing.T) {
 	v := startVigil(t, "")
 	v.decoyHit("198.51.100.7", "/shop/.env")

@@ -149,6 +149,24 @@ func TestInspectionBlocksARepeatOffender(t *testing.T) {
 	if blocked != 1 {
 		t.Fatalf("%d blocking records, want 1", blocked)
 	}
+	// vigil attacks lists it and shows where the value was and what matched.
+	var out, errs bytes.Buffer
+	if err := cli.Main(context.Background(), []string{"attacks", "--type", "sql_injection", "--admin-addr", v.AdminAddr()}, &out, &errs); err != nil {
+		t.Fatalf("vigil attacks: %v\n%s", err, errs.String())
+	}
+	if !strings.Contains(out.String(), "query.q libinjection") {
+		t.Fatalf("vigil attacks lacks the location and detector:\n%s", out.String())
+	}
+	id := v.contentAttacks("sql_injection")[0].ID
+	out.Reset()
+	if err := cli.Main(context.Background(), []string{"attacks", "show", id, "--admin-addr", v.AdminAddr()}, &out, &errs); err != nil {
+		t.Fatalf("vigil attacks show: %v\n%s", err, errs.String())
+	}
+	for _, want := range []string{"LOCATION", "MATCHED", "query.q", "UNION SELECT", "GET shop.example.com/shop/search"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("vigil attacks show lacks %q:\n%s", want, out.String())
+		}
+	}
 	if res := v.send(buffered, from("203.0.113.51", "/shop/items/17")); res.Status != 200 {
 		t.Fatalf("another client got %d", res.Status)
 	}
@@ -279,4 +297,88 @@ func TestReplayInspectsRequestBodies(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("replayed attacks %q, want %q\n%s", got, want, stderr.String())
 	}
+}
+
+// TestInspectionSurvivesHugeAndBrokenBodies: bodies past the inspector's
+// caps, deeply nested or broken, get an answer (never a crash or a hang),
+// the benign ones pass, and the caps hit are counted.
+func TestInspectionSurvivesHugeAndBrokenBodies(t *testing.T) {
+	v := start(t, inspectionConfig)
+	huge := `{"items":[` + strings.Repeat(`{"sku":"book-17","qty":2},`, 2<<20/26) + `{"sku":"x"}]}`
+	deep := strings.Repeat(`{"a":[`, 5000) + strings.Repeat(`]}`, 5000)
+	big := buffered
+	big.BufferLimit = 4 << 20 // Envoy's per_connection_buffer_limit_bytes raised: bodies past the inspector's 1 MiB
+	for name, body := range map[string]string{
+		"huge":      huge,
+		"deep":      deep,
+		"broken":    `{"item": "book", "qty": 2, "note": "unterminated`,
+		"binary":    string([]byte{0xff, 0xfe, 0x00, 0x01, '{', '"', 0x80}),
+		"not json":  strings.Repeat("A", 300000),
+		"empty obj": `{}`,
+	} {
+		res := v.send(big, jsonPost("POST", "/shop/orders", "198.51.100.20", body))
+		if res.Status != 200 && res.Status != 403 {
+			t.Fatalf("%s body: status %d", name, res.Status)
+		}
+		if name == "huge" || name == "empty obj" || name == "not json" {
+			if res.Status != 200 {
+				t.Fatalf("%s benign body refused: %s", name, res.Body)
+			}
+		}
+	}
+	if n := v.Metric("vigil_inspection_capped_total", `cap="body_bytes"`); n < 1 {
+		t.Fatalf("vigil_inspection_capped_total{cap=body_bytes} = %v, want the huge body counted", n)
+	}
+	if n := v.Metric("vigil_inspection_requests_total"); n < 6 {
+		t.Fatalf("vigil_inspection_requests_total = %v", n)
+	}
+}
+
+const shopOpenAPI = `openapi: 3.0.3
+info: {title: shop, version: "1"}
+servers: [{url: /shop}]
+paths:
+  /search:
+    get:
+      parameters: [{name: q, in: query, required: true, schema: {type: string, maxLength: 100}}]
+      responses: {"200": {description: ok}}
+  /users/{id}:
+    patch:
+      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                name: {type: string}
+                email: {type: string, format: email}
+      responses: {"200": {description: ok}}
+`
+
+// TestOpenAPIRefusesWhatTheDocumentDoesNotAllow: with apis[].openapi, the
+// first call the document does not allow is refused, before any training:
+// an undeclared property on a write is mass_assignment, an unknown path a
+// schema_violation; calls it allows pass.
+func TestOpenAPIRefusesWhatTheDocumentDoesNotAllow(t *testing.T) {
+	doc := filepath.Join(t.TempDir(), "shop.yaml")
+	if err := os.WriteFile(doc, []byte(shopOpenAPI), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := start(t, "trusted_hops: 1\napis:\n  - {name: shop, hosts: [shop.example.com], base_path: /shop, mode: block, openapi: "+doc+"}\n")
+	assertBlocked(t, v.send(buffered, jsonPost("PATCH", "/shop/users/7", "198.51.100.30", `{"name":"mallory","role":"admin"}`)), 403, "mass_assignment")
+	assertBlocked(t, v.send(buffered, from("198.51.100.31", "/shop/internal/export")), 403, "schema_violation")
+	if res := v.send(buffered, jsonPost("PATCH", "/shop/users/7", "198.51.100.32", `{"name":"alice","email":"alice@example.com"}`)); res.Status != 200 {
+		t.Fatalf("a PATCH the document allows: %d %s", res.Status, res.Body)
+	}
+	if res := v.send(buffered, from("198.51.100.33", "/shop/search?q=blue+shoes")); res.Status != 200 {
+		t.Fatalf("a GET the document allows: %d %s", res.Status, res.Body)
+	}
+	vigiltest.Eventually(t, 10*time.Second, func() error {
+		ma := v.contentAttacks("mass_assignment")
+		if len(ma) != 1 || !strings.Contains(ma[0].Variables[0].Name+ma[0].Variables[0].Excerpt, "role") || !strings.HasPrefix(ma[0].Variables[0].Detector, "spec-") {
+			return fmt.Errorf("mass_assignment records %+v", ma)
+		}
+		return nil
+	})
 }

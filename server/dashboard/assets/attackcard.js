@@ -49,6 +49,16 @@ function actionText(action) {
 
 function explanation(a) {
   const vars = a.variables || [];
+  if (vars.length && vars[0].detector) {
+    // A content attack: where the value was, what matched, the value.
+    return table({
+      caption: 'Why: the request carried it (content inspection)',
+      className: 'vars',
+      columns: [{ label: 'Location' }, { label: 'Matched' }, { label: 'Value (excerpt, secrets masked)' }],
+      rows: vars.map((v) => [h('code', null, v.name), v.detector, h('code', null, v.excerpt || '')]),
+      empty: 'No variables recorded.',
+    });
+  }
   return table({
     caption: a.type === 'decoy' ? 'Why: a decoy was touched (proof, not a statistic: no threshold applies)' : 'Why: variables against their thresholds (Tn normal, Tx attack)',
     className: 'vars',
@@ -69,7 +79,7 @@ function facts(a) {
   if (a.first_seen && a.first_seen !== a.detected_at) items.push(['First seen', timeEl(a.first_seen)]);
   if (a.request) {
     const r = a.request;
-    items.push(['Decoy request', [h('code', null, `${r.method} ${r.host}${r.path}`), r.user_agent ? [' · user agent ', h('code', null, r.user_agent)] : '']]);
+    items.push([a.type === 'decoy' ? 'Decoy request' : 'Request', [h('code', null, `${r.method} ${r.host}${r.path}`), r.user_agent ? [' · user agent ', h('code', null, r.user_agent)] : '']]);
   }
   if (a.honeytoken) {
     const t = a.honeytoken;
