@@ -109,6 +109,7 @@ func Script() []*Attack {
 		{Name: "exfiltration", Title: "exfiltration through /export", Expect: detect.AttackDataExfiltration, At: 13 * time.Second, Net: "45.128.5.", run: exfiltration},
 		{Name: "json_patch_flood", Title: "a JSON Patch flood (huge PATCH bodies)", Expect: detect.AttackOversizedPayload, At: 17 * time.Second, Net: "45.128.6.", run: patchFlood},
 		{Name: "decoy", Title: "a call to a decoy (/shopapi-bid/admin)", Expect: detect.AttackDecoy, At: 21 * time.Second, Net: "45.128.7.", run: decoyHit},
+		{Name: "mass_assignment", Title: `a mass-assignment PATCH /profile with "role":"admin"`, Expect: detect.AttackMassAssignment, At: 7 * time.Second, Net: "45.128.9.", run: massAssignment},
 		{Name: "injection_scanner", Title: "an injection scanner (SQL injection, path traversal, XSS, command injection)", Expect: detect.AttackSQLInjection, At: 5 * time.Second, Net: "45.128.8.", run: injectionScanner},
 	}
 }
@@ -311,6 +312,36 @@ func injectionScanner(ctx context.Context, x *attackRun) {
 			ct = "application/json"
 		}
 		res, _ := x.do(ctx, c, p.method, shop.BasePath+p.path, ct, []byte(p.body))
+		if res.Refused && res.Reason == "blocklist" {
+			blocked++
+		}
+		return ctx.Err() == nil && blocked < 3
+	})
+}
+
+// escalations are the account writes the mass-assignment attacker tries:
+// its profile edit with a key no user sends on it, one after another.
+var escalations = []string{
+	`{"display_name":"Tom Weber","role":"admin"}`,
+	`{"email":"tom.197@mail.example","is_admin":true}`,
+	`{"role":"admin"}`,
+	`{"display_name":"Tom Weber","roles":["admin","staff"]}`,
+	`{"account_type":"staff","role":"superuser"}`,
+}
+
+// massAssignment logs in with an account of its own, reads its profile as
+// the app does, then sends the app's own profile edit with "role":"admin"
+// added (the shop binds the body onto the account as a whole), and other
+// privilege keys after it, two a second, until its token is blocked.
+func massAssignment(ctx context.Context, x *attackRun) {
+	c := x.client(90, "ShopApp/4.12.0 (Android 14; Pixel 8)")
+	if _, err := c.Login(ctx, shop.UserName(197), shop.UserPassword(197)); err != nil || c.Token == "" {
+		return
+	}
+	x.do(ctx, c, "GET", shop.BasePath+"/profile", "", nil)
+	blocked := 0
+	every(ctx, 500*time.Millisecond, 4*len(escalations), func(i int) bool {
+		res, _ := x.do(ctx, c, "PATCH", shop.BasePath+"/profile", "application/json", []byte(escalations[i%len(escalations)]))
 		if res.Refused && res.Reason == "blocklist" {
 			blocked++
 		}

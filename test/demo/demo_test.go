@@ -82,6 +82,7 @@ func checkSummary(t *testing.T, out string, started time.Time) string {
 		"json_patch_flood":    "oversized_payload",
 		"decoy":               "decoy",
 		"injection_scanner":   "sql_injection",
+		"mass_assignment":     "mass_assignment",
 	} {
 		line := summaryLine(out, attack)
 		if f := strings.Fields(line); len(f) < 3 || f[1] != "yes" || !strings.Contains(line, typ+" (") || !strings.Contains(line, "refused") {
