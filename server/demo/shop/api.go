@@ -3,10 +3,10 @@ package shop
 // The shop's API: one model for the demo, which serves it (Handler), and
 // for test/scenario, which generates labelled traffic of it. Every endpoint
 // is listed once here with what a call to it normally answers; the demo's
-// handler serves exactly these routes (TestHandlerServesTheModel; a route
-// asked with another method answers 405, any other path 404), and the
-// scenario's calls are built from these entries (its benign records are
-// checked against them).
+// handler serves exactly these routes, Routes (TestHandlerServesTheModel; a
+// route asked with another method answers 405, any other path 404), and
+// the scenario's calls are built from the entries of Endpoints (its benign
+// records are checked against them).
 //
 // Sizes and latencies are those of the production-sized shop the scenario
 // models (tens of thousands of items, millions of orders), which the
