@@ -142,6 +142,22 @@ type APIStats struct {
 	// EvictedEndpoints counts endpoints never answered 2xx or 3xx given up
 	// at the endpoint limit for one that was.
 	EvictedEndpoints uint64 `json:"evicted_endpoints,omitempty"`
+	// OpenAPI is set when the API has an OpenAPI document (apis[].openapi):
+	// its endpoints are then marked Shadow when the document does not
+	// declare them, and Zombies lists the document's operations never
+	// called. The inventory itself does not set these (detect/spec's Mark
+	// does, when the admin API answers).
+	OpenAPI bool `json:"openapi,omitempty"`
+	// Zombies are the operations the OpenAPI document declares that no
+	// call reached, by method and full path template (base path included).
+	Zombies []ZombieEndpoint `json:"zombies,omitempty"`
+}
+
+// ZombieEndpoint is an operation of an API's OpenAPI document never called.
+type ZombieEndpoint struct {
+	Method string `json:"method"`
+	// Path is the document's template with the base path: /api/v1/pets/{petId}.
+	Path string `json:"path"`
 }
 
 // EndpointStats is one endpoint template of an API.
@@ -152,6 +168,9 @@ type EndpointStats struct {
 	Status    map[string]uint64 `json:"status"`
 	FirstSeen time.Time         `json:"first_seen"`
 	LastSeen  time.Time         `json:"last_seen"`
+	// Shadow is set when the API has an OpenAPI document that does not
+	// declare this endpoint (seen in traffic, absent from the document).
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // NewInventory returns an inventory that knows the configured APIs and

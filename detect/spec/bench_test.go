@@ -10,6 +10,7 @@ var (
 	benchGet = inspect.RequestView{Method: "GET", Path: "/api/v1/pets", Query: "limit=10&status=sold&tags=a,b,c&page=2&q=hello"}
 	// A 20-field JSON body, every field declared.
 	benchPost    = inspect.RequestView{Method: "POST", Path: "/api/v1/orders", ContentType: "application/json", Body: []byte(`{"id_0":1,"name_0":"alpha","flag_0":true,"price_0":1.5,"id_1":2,"name_1":"beta","flag_1":false,"price_1":2.25,"id_2":3,"name_2":"gamma","flag_2":true,"price_2":3,"id_3":4,"name_3":"delta","flag_3":false,"price_3":4.5,"id_4":5,"name_4":"epsilon","flag_4":true,"price_4":5.75}`)}
+	benchForm    = inspect.RequestView{Method: "POST", Path: "/api/v1/login", ContentType: "application/x-www-form-urlencoded", Body: []byte("user=alice%40example.com&password=s3cr%21t&remember=true")}
 	benchHeaders = headers{"x-request-id": reqID}
 )
 
@@ -58,6 +59,19 @@ paths:
                 flag_4: {type: boolean}
                 price_4: {type: number, minimum: 0}
       responses: {'201': {description: ok}}
+  /login:
+    post:
+      requestBody:
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [user, password]
+              properties:
+                user: {type: string, maxLength: 64}
+                password: {type: string}
+                remember: {type: boolean}
+      responses: {'200': {description: ok}}
 `
 
 func benchSpec(tb testing.TB) *Spec {
@@ -74,7 +88,7 @@ func TestJudgeAllocations(t *testing.T) {
 		t.Skip("sync.Pool drops items at random under -race")
 	}
 	s := benchSpec(t)
-	for _, r := range []*inspect.RequestView{&benchGet, &benchPost} {
+	for _, r := range []*inspect.RequestView{&benchGet, &benchPost, &benchForm} {
 		if v := s.Judge(r, benchHeaders); v.Kind != inspect.KindNone {
 			t.Fatalf("%s %s: %+v", r.Method, r.Path, v)
 		}

@@ -18,6 +18,7 @@ const (
 	RuleUnknownMethod      = "spec-unknown-method"      // the path has no such method
 	RuleMissingParameter   = "spec-missing-parameter"   // a required parameter is absent
 	RuleMissingBody        = "spec-missing-body"        // a required request body is absent
+	RuleMediaType          = "spec-media-type"          // a body of a media type the operation does not take
 	RuleMissingProperty    = "spec-missing-property"    // a required JSON property is absent
 	RuleType               = "spec-type"                // a value of the wrong type
 	RuleFormat             = "spec-format"              // a value not of its format (uuid, date, email…)
@@ -53,6 +54,12 @@ type Verdict struct {
 type Headers interface {
 	Header(name string) (string, bool)
 }
+
+// HeaderFunc adapts a function to Headers.
+type HeaderFunc func(name string) (string, bool)
+
+// Header calls f.
+func (f HeaderFunc) Header(name string) (string, bool) { return f(name) }
 
 // scratch is one judgement's buffers, pooled.
 type scratch struct {
@@ -121,6 +128,26 @@ func (s *Spec) Match(method, path string) (op *Operation, known bool) {
 		op = n.ops["GET"]
 	}
 	return op, true
+}
+
+// Declares reports whether a path (as Match takes it) is one of the
+// document's templates, whatever the method.
+func (s *Spec) Declares(path string) bool {
+	rest, ok := s.strip(path)
+	return ok && s.root.match(rest) != nil
+}
+
+// FullPath is an operation's template with the document's base path (the
+// shortest of its servers'): /api/v1/pets/{petId}.
+func (s *Spec) FullPath(op *Operation) string {
+	base := ""
+	if len(s.BasePaths) > 0 {
+		base = s.BasePaths[len(s.BasePaths)-1]
+	}
+	if op.Path == "/" && base != "" {
+		return base
+	}
+	return base + op.Path
 }
 
 // strip returns path without the longest base path it is under.
@@ -275,6 +302,9 @@ func (op *Operation) judge(sc *scratch, r *inspect.RequestView, rest string, h H
 			return Verdict{Kind: inspect.SchemaViolation, Rule: RuleMissingBody, Loc: inspect.LocBody, KeyPath: "body"}
 		}
 		return Verdict{}
+	}
+	if !op.acceptsMedia(r.ContentType) {
+		return Verdict{Kind: inspect.SchemaViolation, Rule: RuleMediaType, Loc: inspect.LocHeader, KeyPath: "header.content-type", Excerpt: excerpt(bytesOf(r.ContentType))}
 	}
 	switch mediaKind(r.ContentType) {
 	case mediaJSON:
@@ -541,7 +571,8 @@ func isDateTime(v []byte) bool {
 	switch {
 	case len(t) == 1 && (t[0] == 'Z' || t[0] == 'z'):
 		return true
-	case len(t) == 6 && (t[0] == '+' || t[0] == '-') && t[3] == ':':
+	case len(t) == 6 && (t[0] == '+' || t[0] == '-' || t[0] == ' ') && t[3] == ':':
+		// ' ': a '+' sent unescaped in a query string, decoded as a space.
 		_, a := digits(t[1:3])
 		_, b := digits(t[4:6])
 		return a && b
@@ -609,19 +640,44 @@ func indexByte(v []byte, c byte) int {
 // mass assignment.
 func isWrite(m string) bool { return m == "POST" || m == "PUT" || m == "PATCH" }
 
-// excerpt is the start of v, at most 64 bytes, control characters as '?'.
+// excerpt is the start of v for a record, at most 64 bytes: control and
+// non-ASCII bytes as '?', long token-like runs (possible secrets: keys,
+// tokens) masked after their first four characters, as detect/inspect's
+// excerpts are.
 func excerpt(v []byte) string {
-	if len(v) > 64 {
-		v = v[:64]
-	}
-	b := make([]byte, len(v))
-	for i, c := range v {
-		if c < 0x20 || c == 0x7f {
-			c = '?'
+	const max = 64
+	b := make([]byte, 0, min(len(v), max))
+	for i := 0; i < len(v) && len(b) < max; {
+		j := i
+		for j < len(v) && isTokenByte(v[j]) {
+			j++
 		}
-		b[i] = c
+		if j-i >= 24 {
+			b = append(b, v[i:i+4]...)
+			b = append(b, "***"...)
+			i = j
+			continue
+		}
+		if j == i {
+			j = i + 1
+		}
+		for _, c := range v[i:j] {
+			if len(b) == max {
+				break
+			}
+			if c < 0x20 || c >= 0x7f {
+				c = '?'
+			}
+			b = append(b, c)
+		}
+		i = j
 	}
 	return string(b)
+}
+
+func isTokenByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '+' || c == '/' || c == '=' || c == '_' || c == '-'
 }
 
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

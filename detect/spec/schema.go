@@ -380,6 +380,9 @@ func (c *compiler) operation(method, path string, segs []string, item *openapi3.
 			cp.commas = p.Explode != nil && !*p.Explode || p.Style == "form" && p.Explode != nil && !*p.Explode
 		case openapi3.ParameterInHeader:
 			cp.name = strings.ToLower(p.Name)
+			if cp.name == "accept" || cp.name == "content-type" || cp.name == "authorization" {
+				continue // OpenAPI: such a parameter's definition is ignored
+			}
 			cp.in, cp.keyPath = inspect.LocHeader, "header."+cp.name
 			cp.commas = true // headers carry arrays as a,b,c
 		case openapi3.ParameterInCookie:
@@ -396,6 +399,7 @@ func (c *compiler) operation(method, path string, segs []string, item *openapi3.
 	if rb := o.RequestBody; rb != nil && rb.Value != nil {
 		op.bodyRequired = rb.Value.Required
 		for mt, media := range rb.Value.Content {
+			op.media = append(op.media, strings.ToLower(strings.TrimSpace(strings.SplitN(mt, ";", 2)[0])))
 			if media == nil {
 				continue
 			}
@@ -409,7 +413,36 @@ func (c *compiler) operation(method, path string, segs []string, item *openapi3.
 			}
 		}
 	}
+	sort.Strings(op.media)
 	return op, nil
+}
+
+// acceptsMedia reports whether the request body's Content-Type is one the
+// operation declares (type/* and */* match as wildcards). A request
+// without a Content-Type, or an operation declaring no body, is not
+// judged.
+func (op *Operation) acceptsMedia(ct string) bool {
+	if len(op.media) == 0 {
+		return true
+	}
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	if ct == "" {
+		return true
+	}
+	for _, m := range op.media {
+		switch {
+		case m == "*/*", strings.EqualFold(m, ct):
+			return true
+		case strings.HasSuffix(m, "/*"):
+			if len(ct) > len(m)-1 && strings.EqualFold(ct[:len(m)-1], m[:len(m)-1]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type media uint8

@@ -14,10 +14,10 @@
 // PUT, PATCH) is a mass_assignment. A conforming request is judged without
 // allocating.
 //
-// Export and Mark go the other way: the inventory Vigil discovered from
-// traffic, with the learned parameter profiles, as an OpenAPI 3.1
-// document, and the inventory's endpoints marked shadow (seen in traffic,
-// not in the document) and zombie (in the document, never called).
+// The package imports nothing of Vigil but detect/inspect, so detect and
+// envoy/ can call it on the hot path. Its sibling detect/spec/export goes
+// the other way: the inventory marked shadow and zombie against a
+// document, and exported as an OpenAPI 3.1 document.
 package spec
 
 import (
@@ -63,7 +63,8 @@ type Operation struct {
 	pathVals []*param // by segment index of the template, nil for literals
 	required uint64   // bit i: params[i] is required (the first 64)
 
-	body         *schema // the JSON request body's schema; nil: not checked
+	media        []string // the request body's media types declared, lower case
+	body         *schema  // the JSON request body's schema; nil: not checked
 	bodyRequired bool
 	form         *schema // an application/x-www-form-urlencoded body's schema
 }

@@ -150,6 +150,10 @@ func TestJudge(t *testing.T) {
 		{"3.1 ref item required", s31, inspect.RequestView{Method: "PUT", Path: uid, ContentType: "application/json", Body: []byte(`{"email":"a@b.co","addresses":[{"zip":"75001"}]}`)}, nil, inspect.SchemaViolation, RuleMissingProperty, "body.addresses[].city"},
 		{"3.1 ref item pattern", s31, inspect.RequestView{Method: "PUT", Path: uid, ContentType: "application/json", Body: []byte(`{"email":"a@b.co","addresses":[{"city":"x","zip":"7500"}]}`)}, nil, inspect.SchemaViolation, RulePattern, "body.addresses[].zip"},
 
+		{"media type", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", ContentType: "application/xml", Body: []byte(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`)}, h, inspect.SchemaViolation, RuleMediaType, "header.content-type"},
+		{"media type with parameters", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", ContentType: "Application/JSON; charset=utf-8", Body: []byte(`{"name":"a"}`)}, h, 0, "", ""},
+		{"no content type", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", Body: []byte(`{"name":"a"}`)}, h, 0, "", ""},
+
 		// mass_assignment.
 		{"undeclared on write", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", ContentType: "application/json", Body: []byte(`{"name":"a","role":"admin"}`)}, h, inspect.MassAssignment, RuleUndeclaredProperty, "body.role"},
 		{"escaped key", s30, inspect.RequestView{Method: "POST", Path: "/api/v1/pets", ContentType: "application/json", Body: []byte(`{"name":"a","is_\u0061dmin":true}`)}, h, inspect.MassAssignment, RuleUndeclaredProperty, "body.is_admin"},
@@ -203,6 +207,86 @@ func TestMatch(t *testing.T) {
 		}
 		if got != c.want || known != c.known {
 			t.Errorf("Match(%s %s) = %q, %v; want %q, %v", c.method, c.path, got, known, c.want, c.known)
+		}
+	}
+}
+
+func TestAcceptsMedia(t *testing.T) {
+	op := &Operation{media: []string{"application/json", "image/*"}}
+	for ct, want := range map[string]bool{
+		"application/json": true, "APPLICATION/JSON ; charset=utf-8": true, "image/png": true, "image/": false,
+		"text/xml": false, "application/jsonx": false, "": true, "imagex/png": false,
+	} {
+		if got := op.acceptsMedia(ct); got != want {
+			t.Errorf("acceptsMedia(%q) = %v, want %v", ct, got, want)
+		}
+	}
+	any := &Operation{media: []string{"*/*"}}
+	if !any.acceptsMedia("text/plain") {
+		t.Error("*/* refuses text/plain")
+	}
+	h := HeaderFunc(func(name string) (string, bool) { return reqID, name == "x-request-id" })
+	if v := load(t, "petstore30.yaml").Judge(&inspect.RequestView{Method: "GET", Path: "/api/v1/pets"}, h); v.Kind != inspect.KindNone {
+		t.Errorf("with a HeaderFunc: %+v", v)
+	}
+}
+
+func TestExcerptMasksSecrets(t *testing.T) {
+	for in, want := range map[string]string{
+		"' OR 1=1--": "' OR 1=1--",
+		"Bearer eyJhbGciOiJIUzI1NiJ9abcdefghijkl": "Bearer eyJh***",
+		"a\x00b\xffc":                              "a?b?c",
+		strings.Repeat("x ", 40):                   strings.Repeat("x ", 32),
+		"key=sk_live_0123456789abcdefghijklmn&x=1": "key=***&x=1",
+	} {
+		if got := excerpt([]byte(in)); got != want {
+			t.Errorf("excerpt(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A date-time whose '+' came unescaped in a query string (decoded as a
+// space) is still a date-time; Accept, Content-Type and Authorization
+// header parameters are ignored, as OpenAPI says.
+func TestJudgeLenience(t *testing.T) {
+	s, err := Parse([]byte(`openapi: 3.0.3
+info: {title: x, version: '1'}
+paths:
+  /events:
+    get:
+      parameters:
+        - {name: since, in: query, required: true, schema: {type: string, format: date-time}}
+        - {name: Authorization, in: header, required: true, schema: {type: string, pattern: '^Basic '}}
+        - {name: Accept, in: header, required: true, schema: {type: string, enum: [application/json]}}
+      responses: {'200': {description: ok}}
+`), "lenience")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"since=2026-12-07T10:00:00+01:00", "since=2026-12-07T10:00:00%2B01:00", "since=2026-12-07T10:00:00Z"} {
+		if v := s.Judge(&inspect.RequestView{Method: "GET", Path: "/events", Query: q}, headers{"authorization": "Bearer x"}); v.Kind != inspect.KindNone {
+			t.Errorf("%s: %+v", q, v)
+		}
+	}
+	if v := s.Judge(&inspect.RequestView{Method: "GET", Path: "/events", Query: "since=yesterday"}, headers{}); v.Rule != RuleFormat {
+		t.Errorf("since=yesterday: %+v", v)
+	}
+}
+
+func TestJudgeForm(t *testing.T) {
+	s := benchSpec(t)
+	for _, c := range []struct {
+		body, rule, path string
+		kind             inspect.Kind
+	}{
+		{"user=a&password=b", "", "", inspect.KindNone},
+		{"user=a", RuleMissingProperty, "body.password", inspect.SchemaViolation},
+		{"user=a&password=b&remember=yes", RuleType, "body.remember", inspect.SchemaViolation},
+		{"user=a&password=b&is_admin=1", RuleUndeclaredProperty, "body.is_admin", inspect.MassAssignment},
+	} {
+		v := s.Judge(&inspect.RequestView{Method: "POST", Path: "/api/v1/login", ContentType: "application/x-www-form-urlencoded", Body: []byte(c.body)}, nil)
+		if v.Kind != c.kind || v.Rule != c.rule || v.KeyPath != c.path {
+			t.Errorf("%s: %+v", c.body, v)
 		}
 	}
 }

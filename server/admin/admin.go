@@ -26,7 +26,10 @@ import (
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/inspect"
 	"github.com/vigil-project/vigil/detect/observe"
+	"github.com/vigil-project/vigil/detect/spec"
+	"github.com/vigil-project/vigil/detect/spec/export"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/dashboard"
 )
@@ -79,6 +82,11 @@ type Deps struct {
 	// GET /v1/status from the admin API's goroutines: it must be cheap, safe
 	// concurrently, and never wait for Redis.
 	ClusterStatus func() *adminapi.ClusterStatus
+	// OpenAPI returns an API's compiled OpenAPI document (apis[].openapi),
+	// nil when it has none (or OpenAPI is nil): GET /v1/apis then marks
+	// the API's endpoints shadow and lists its zombies, and GET
+	// /v1/apis/{api}/openapi.json marks its shadow operations.
+	OpenAPI func(api string) *spec.Spec
 }
 
 // admin serves the admin HTTP API.
@@ -141,6 +149,7 @@ func (a *admin) routes() []route {
 		route{"GET /v1/status", a.auth(http.HandlerFunc(a.status))},
 		route{"GET /v1/apis", a.auth(http.HandlerFunc(a.apis))},
 		route{"GET /v1/apis/{api}/activity", a.auth(http.HandlerFunc(a.activity))},
+		route{"GET /v1/apis/{api}/openapi.json", a.auth(http.HandlerFunc(a.apiOpenAPI))},
 		route{"GET /v1/attacks", a.auth(http.HandlerFunc(a.listAttacks))},
 		route{"GET /v1/attacks/{id}", a.auth(http.HandlerFunc(a.getAttack))},
 		route{"POST /v1/attacks/{id}/false-positive", a.auth(http.HandlerFunc(a.falsePositive))},
@@ -324,7 +333,46 @@ func (a *admin) deleteEntry(name string, list *detect.List) http.Handler {
 }
 
 func (a *admin) apis(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, adminapi.APIs{APIs: a.Inventory.APIs(a.Catalog.Load().Fallback())})
+	apis := a.Inventory.APIs(a.Catalog.Load().Fallback())
+	if a.OpenAPI != nil {
+		for i := range apis {
+			export.Mark(&apis[i], a.OpenAPI(apis[i].Name))
+		}
+	}
+	writeJSON(w, http.StatusOK, adminapi.APIs{APIs: apis})
+}
+
+// apiOpenAPI answers GET /v1/apis/{api}/openapi.json: the API's
+// discovered inventory with its learned parameter profiles (Content's) as
+// an OpenAPI 3.1 document, shadow operations marked when it has a document. A
+// discovered API's name carries a '/', sent escaped as %2F.
+func (a *admin) apiOpenAPI(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("api")
+	for _, s := range a.Inventory.APIs(a.Catalog.Load().Fallback()) {
+		if s.Name != name {
+			continue
+		}
+		var sp *spec.Spec
+		if a.OpenAPI != nil {
+			sp = a.OpenAPI(name)
+		}
+		var profiles []*inspect.Profiles
+		if a.Content != nil {
+			if d := a.Content.ContentModel(name); d != nil {
+				profiles = d.Endpoints
+			}
+		}
+		b, err := export.JSON(s, profiles, sp)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write(append(b, '\n'))
+		return
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no API %q", name))
 }
 
 // writeJSON answers v as JSON. The answer is encoded before anything is
