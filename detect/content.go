@@ -241,8 +241,11 @@ func (e *Enforcer) CheckContent(req *Request, f *inspect.Finding) Verdict {
 
 // InspectTransaction runs content inspection on a call rebuilt from a
 // record (vigil replay), as the request path does live: a finding becomes
-// the call's reason, blocked or would-block by the API's mode, and its
-// Content; a call let through may be sampled for the learner.
+// the call's reason and its Content, whose attack the sink records with
+// the action the API's mode gives; a call let through may be sampled for
+// the learner. The call is marked would-block, never blocked: a replay
+// refuses nothing (as it puts nobody on the block list), so the recorded
+// call stays what it was and the engine observes it as it did.
 func (g *ContentGuard) InspectTransaction(t *Transaction, rv *inspect.RequestView) {
 	if t.API == nil || !t.API.Inspection {
 		return
@@ -263,11 +266,7 @@ func (g *ContentGuard) InspectTransaction(t *Transaction, rv *inspect.RequestVie
 	}
 	r := ReasonOf(c.Type)
 	t.Reason = r
-	if Blocks(t.API, r) {
-		t.Blocked = true
-	} else {
-		t.WouldBlock = true
-	}
+	t.WouldBlock = true
 	t.Content = c
 }
 

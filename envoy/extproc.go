@@ -58,6 +58,7 @@ type extProcStream struct {
 	verdict detect.Verdict
 
 	requestBodyMode  extprocfv3.ProcessingMode_BodySendMode
+	sawProtocol      bool // a protocol_config said the body modes
 	responseBodyMode extprocfv3.ProcessingMode_BodySendMode
 
 	sawRequestHeaders  bool
@@ -147,6 +148,7 @@ func (e protocolError) Error() string { return string(e) }
 func (st *extProcStream) handle(msg *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
 	if pc := msg.GetProtocolConfig(); pc != nil {
 		st.requestBodyMode = pc.GetRequestBodyMode()
+		st.sawProtocol = true
 		st.responseBodyMode = pc.GetResponseBodyMode()
 	}
 	observe := msg.GetObservabilityMode()
@@ -205,7 +207,8 @@ func (st *extProcStream) onRequestHeaders(msg *extprocv3.ProcessingRequest, h *e
 		defer func() { st.view = inspect.RequestView{} }()
 		// Expected: a body, to inspect (and to judge the call against
 		// its OpenAPI document with) once whole.
-		body := f.contentLength != 0 && !h.GetEndOfStream() // -1: unknown
+		body := f.contentLength != 0 && !h.GetEndOfStream() && // -1: unknown
+			!(st.sawProtocol && st.requestBodyMode == extprocfv3.ProcessingMode_NONE) // Envoy sends none
 		st.verdict = c.inspect(&st.req, rv, st.tx, !body)
 		if !st.verdict.Refused() {
 			st.inspectBody = body

@@ -246,3 +246,57 @@ func BenchmarkInspection(b *testing.B) {
 		}
 	}
 }
+
+// TestExtProcJudgesTheWholeCallAgainstTheOpenAPIDocument: a call with a
+// body is judged against its API's document once the body is in, with
+// its path and query; one without a body (or whose body Envoy does not
+// send) at its headers.
+func TestExtProcJudgesTheWholeCallAgainstTheOpenAPIDocument(t *testing.T) {
+	var seen []string
+	judge := func(rv *inspect.RequestView) detect.SpecVerdict {
+		seen = append(seen, fmt.Sprintf("%s %s?%s %q", rv.Method, rv.Path, rv.Query, rv.Body))
+		switch {
+		case rv.Method == "POST" && len(rv.Body) == 0:
+			return detect.SpecVerdict{Kind: inspect.SchemaViolation, Rule: "spec-missing-body", KeyPath: "body"}
+		case strings.Contains(string(rv.Body), "role"):
+			return detect.SpecVerdict{Kind: inspect.MassAssignment, Rule: "spec-undeclared-property", KeyPath: "body.role", Excerpt: "role"}
+		}
+		return detect.SpecVerdict{}
+	}
+	for _, tc := range []struct {
+		name   string
+		mode   extprocfv3.ProcessingMode_BodySendMode
+		body   string
+		reason string
+		seen   string
+	}{
+		{"buffered, allowed", extprocfv3.ProcessingMode_BUFFERED, `{"name":"a"}`, "", `POST /shop/users/7?x=1 "{\"name\":\"a\"}"`},
+		{"buffered, undeclared property", extprocfv3.ProcessingMode_BUFFERED, `{"role":"admin"}`, "mass_assignment", `POST /shop/users/7?x=1 "{\"role\":\"admin\"}"`},
+		{"no body sent", extprocfv3.ProcessingMode_NONE, "", "schema_violation", `POST /shop/users/7?x=1 ""`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen = nil
+			cfg := newInspectConfig(t, detect.ModeBlock, true)
+			cfg.Content.SetSpec("shop", judge)
+			recs := records(t, cfg)
+			h := reqHeaders("POST", "/shop/users/7?x=1", true, "content-type", "application/json", "content-length", "16")
+			h.ProtocolConfig = &extprocv3.ProtocolConfiguration{RequestBodyMode: tc.mode}
+			in := []*extprocv3.ProcessingRequest{h}
+			if tc.body != "" {
+				in = append(in, reqBody(tc.body, true))
+			}
+			m := &memStream{ctx: context.Background(), in: append(in, responseHeaders)}
+			if err := NewExtProc(cfg).Process(m); err != nil {
+				t.Fatal(err)
+			}
+			_, reason := denyBody(t, m.last)
+			if reason != tc.reason || len(seen) != 1 || seen[0] != tc.seen {
+				t.Fatalf("refused for %q, judge saw %q; want %q and [%s]", reason, seen, tc.reason, tc.seen)
+			}
+			tx := next(t, recs)
+			if tc.reason != "" && (tx.Content == nil || !strings.HasPrefix(tx.Content.Detector, "spec-") || string(tx.Content.Type) != tc.reason) {
+				t.Fatalf("record's finding %+v", tx.Content)
+			}
+		})
+	}
+}

@@ -34,8 +34,12 @@ import (
 	"github.com/vigil-project/vigil/server/dashboard"
 )
 
-// maxAdminBody bounds admin request bodies.
-const maxAdminBody = 64 << 10
+// maxAdminBody bounds admin request bodies; maxModelBody a model's import,
+// which carries content inspection's learned profiles.
+const (
+	maxAdminBody = 64 << 10
+	maxModelBody = 16 << 20
+)
 
 // minTTL is the shortest lifetime of a list entry (ttl) or of the allow
 // entry of a false positive (allow_for): a shorter one is expired before
@@ -219,7 +223,11 @@ func (a *admin) auth(next http.Handler) http.Handler {
 
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+		limit := int64(maxAdminBody)
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/models/") && strings.HasSuffix(r.URL.Path, "/import") {
+			limit = maxModelBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }
