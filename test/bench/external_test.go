@@ -66,7 +66,9 @@ func TestServeNull(t *testing.T) {
 // TestDrive sends VIGIL_BENCH_CALLS calls (default 5,000) of the 10,000
 // identities' load to the server at VIGIL_BENCH_TARGET, through ext_proc
 // or, with VIGIL_BENCH_SERVICE=ext_authz, ext_authz, from 16 goroutines,
-// and prints the calls and the seconds they took.
+// and prints the calls and the seconds they took. With VIGIL_BENCH_MIXED
+// set, the load is the mixed one (mixedClient: one call in 20 from probing
+// attackers).
 func TestDrive(t *testing.T) {
 	addr := os.Getenv("VIGIL_BENCH_TARGET")
 	if addr == "" {
@@ -76,7 +78,11 @@ func TestDrive(t *testing.T) {
 	l := newLoad()
 	cc := dial(t, addr)
 	defer cc.Close()
-	cl := newClient(l, cc, os.Getenv("VIGIL_BENCH_SERVICE") == "ext_authz")
+	authz := os.Getenv("VIGIL_BENCH_SERVICE") == "ext_authz"
+	var cl caller = newClient(l, cc, authz)
+	if os.Getenv("VIGIL_BENCH_MIXED") != "" {
+		cl = newMixedClient(newClient(l, cc, authz), authz)
+	}
 	var (
 		next atomic.Int64
 		wg   sync.WaitGroup

@@ -6,6 +6,13 @@
 # comment). Usage, from the repository root:
 #
 #	test/bench/instructions.sh [calls]   # default 3000 calls per window
+#	REDIS=1 test/bench/instructions.sh [calls]
+#
+# With REDIS=1 (issue 13) the load is the mixed one (one call in 20 from
+# probing attackers, whose windows are shared) and Vigil is measured a
+# second time with Redis configured (a redis-server started here, flush
+# every 250 ms): the "redis" lines against the "vigil" lines are the cost
+# of sharing state on the request path.
 #
 # KEEP=dir keeps the idle and load dumps, for callgrind_annotate.
 #
@@ -26,8 +33,9 @@ VIGIL_BENCH_PREPARE="$work/state" "$work/bench.test" -test.run '^TestPrepareStat
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 total() { grep -h '^totals:\|^summary:' "$1" | head -1 | awk '{print $2}'; }
+mixed=${REDIS:+1}
 drive() { # service addr calls → seconds
-	VIGIL_BENCH_TARGET=$2 VIGIL_BENCH_SERVICE=$1 VIGIL_BENCH_CALLS=$3 "$work/bench.test" -test.run '^TestDrive$' |
+	VIGIL_BENCH_MIXED=$mixed VIGIL_BENCH_TARGET=$2 VIGIL_BENCH_SERVICE=$1 VIGIL_BENCH_CALLS=$3 "$work/bench.test" -test.run '^TestDrive$' |
 		awk '/^calls/ {print $4}'
 }
 
@@ -65,9 +73,31 @@ measure() { # name service command... (ADDR: the gRPC address)
 	python3 -c "print('%-6s %-9s %8.0f instructions/call (load %d in %.1fs, idle %d per 3s)' % ('$name', '$svc', ($load - $idle/3*$secs)/$calls, $load, $secs, $idle))"
 }
 
+if [ -n "${REDIS:-}" ]; then
+	rport=$(port)
+	redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$rport") 2>/dev/null && break
+		sleep 0.1
+	done
+fi
+round=0
 for svc in ext_proc ext_authz; do
 	measure null "$svc" "$work/bench.test" -test.run '^TestServeNull$'
 	rm -rf "$work/run" && cp -r "$work/state" "$work/run"
 	measure vigil "$svc" "$work/vigil" serve --config "$work/run/vigil.yaml" --data-dir "$work/run" \
 		--drain-delay 0s --admin-addr 127.0.0.1:0 --grpc-addr ADDR
+	if [ -n "${REDIS:-}" ]; then
+		round=$((round + 1))
+		rm -rf "$work/run" && cp -r "$work/state" "$work/run"
+		cat >>"$work/run/vigil.yaml" <<-EOF
+			fingerprint_key_file: $work/run/fingerprint.key
+			redis:
+			  addrs: [127.0.0.1:$rport]
+			  key_prefix: "i$round:"
+			  flush_interval: 250ms
+		EOF
+		measure redis "$svc" "$work/vigil" serve --config "$work/run/vigil.yaml" --data-dir "$work/run" \
+			--drain-delay 0s --admin-addr 127.0.0.1:0 --grpc-addr ADDR
+	fi
 done
