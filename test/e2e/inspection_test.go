@@ -382,4 +382,33 @@ func TestOpenAPIRefusesWhatTheDocumentDoesNotAllow(t *testing.T) {
 		}
 		return nil
 	})
+	// The admin API knows the document: the inventory is marked against
+	// it (both operations were called: no zombie, no shadow endpoint), and
+	// the export is served.
+	vigiltest.Eventually(t, 10*time.Second, func() error {
+		var inv struct {
+			APIs []struct {
+				Name      string
+				OpenAPI   bool `json:"openapi"`
+				Endpoints []struct {
+					Method, Path string
+					Shadow       bool `json:"shadow"`
+				}
+				Zombies []struct{ Method, Path string }
+			}
+		}
+		decodeJSON(t, v.MustDo("GET", "/v1/apis", "", 200), &inv)
+		if len(inv.APIs) != 1 || !inv.APIs[0].OpenAPI || len(inv.APIs[0].Endpoints) != 2 || len(inv.APIs[0].Zombies) != 0 {
+			return fmt.Errorf("GET /v1/apis: %+v", inv.APIs)
+		}
+		for _, e := range inv.APIs[0].Endpoints {
+			if e.Shadow {
+				return fmt.Errorf("%s %s marked shadow", e.Method, e.Path)
+			}
+		}
+		return nil
+	})
+	if out := v.MustDo("GET", "/v1/apis/shop/openapi.json", "", 200); !strings.Contains(out, `"openapi"`) {
+		t.Fatalf("GET /v1/apis/shop/openapi.json: %s", out)
+	}
 }
