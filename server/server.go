@@ -363,9 +363,16 @@ func (s *Server) Ingest(ctx context.Context, t *detect.Transaction) error {
 
 // IngestRecord feeds one recorded call (the replay format, its own time
 // kept) to the pipeline, with the API matched and identities extracted and
-// fingerprinted as they would be live.
+// fingerprinted as they would be live, and content inspection run on it
+// (its query, headers and request_body) as vigil replay does: a benign
+// call may be sampled for the profile learner.
 func (s *Server) IngestRecord(ctx context.Context, r *detect.Record) error {
-	return s.Ingest(ctx, r.Transaction(s.catalog.Load(), s.extractor))
+	t := r.Transaction(s.catalog.Load(), s.extractor)
+	if s.content != nil {
+		rv := r.ContentView()
+		s.content.InspectTransaction(t, &rv)
+	}
+	return s.Ingest(ctx, t)
 }
 
 // Models returns the training state of every API model.

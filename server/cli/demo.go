@@ -418,6 +418,11 @@ func pretrain(ctx context.Context, servers []*server.Server, shop *demo.Shop, ou
 	if err := awaitTrainer(ctx, servers); err != nil {
 		return err
 	}
+	// Content inspection's profile learner gets every recorded call, not
+	// one in four as live: each replica is fed only its share of them.
+	if err := demoSampleEvery(ctx, servers, 1); err != nil {
+		return err
+	}
 	out.printf("Pre-training %s on %s of recorded benign traffic: %d calls from %d users…\n", demoAPI, demoWindow, len(recs), demo.NumUsers)
 	started := time.Now()
 	// The least advanced replica's model: training is over when every
@@ -479,7 +484,7 @@ func pretrain(ctx context.Context, servers []*server.Server, shop *demo.Shop, ou
 				out.printf("\n")
 			}
 			out.printf("Model trained: %d calls and %d identities learned, in %s of wall time.\n", m.Requests, m.Identities, time.Since(started).Round(10*time.Millisecond))
-			return nil
+			return demoSampleEvery(ctx, servers, detect.DefaultSampleEvery)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("pre-training: the %s model is still %s after all %d calls (progress %+v)", demoAPI, m.State, len(recs), m.Progress)
@@ -490,6 +495,18 @@ func pretrain(ctx context.Context, servers []*server.Server, shop *demo.Shop, ou
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// demoSampleEvery sets content inspection's sample_every knob of the demo
+// API on every replica (PUT /v1/models/{api}).
+func demoSampleEvery(ctx context.Context, servers []*server.Server, n int) error {
+	body := map[string]any{"inspection": map[string]int{"sample_every": n}}
+	for i, s := range servers {
+		if err := adminapi.NewClient(s.AdminAddr(), "").Do(ctx, "PUT", adminapi.ModelRoute(demoAPI), body, nil); err != nil {
+			return fmt.Errorf("pre-training: replica %d: content inspection's sample_every: %w", i+1, err)
+		}
+	}
+	return nil
 }
 
 func bar(pct int) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,6 +109,8 @@ func Script() []*Attack {
 		{Name: "exfiltration", Title: "exfiltration through /export", Expect: detect.AttackDataExfiltration, At: 13 * time.Second, Net: "45.128.5.", run: exfiltration},
 		{Name: "json_patch_flood", Title: "a JSON Patch flood (huge PATCH bodies)", Expect: detect.AttackOversizedPayload, At: 17 * time.Second, Net: "45.128.6.", run: patchFlood},
 		{Name: "decoy", Title: "a call to a decoy (/shopapi-bid/admin)", Expect: detect.AttackDecoy, At: 21 * time.Second, Net: "45.128.7.", run: decoyHit},
+		{Name: "mass_assignment", Title: `a mass-assignment PATCH /profile with "role":"admin"`, Expect: detect.AttackMassAssignment, At: 7 * time.Second, Net: "45.128.9.", run: massAssignment},
+		{Name: "injection_scanner", Title: "an injection scanner (SQL injection, path traversal, XSS, command injection)", Expect: detect.AttackSQLInjection, At: 5 * time.Second, Net: "45.128.8.", run: injectionScanner},
 	}
 }
 
@@ -277,6 +280,75 @@ func decoyHit(ctx context.Context, x *attackRun) {
 	})
 }
 
+// scannerPayloads are what the injection scanner sends, in order: SQL
+// injection and path traversal into the search and order endpoints, then
+// XSS and command injection, as a scanner (sqlmap, wapiti, Acunetix) goes
+// through its checks parameter by parameter.
+var scannerPayloads = []struct{ method, path, body string }{
+	{"GET", "/search?q=" + url.QueryEscape("watch' OR '1'='1' -- "), ""},
+	{"GET", "/search?q=" + url.QueryEscape("camera' UNION SELECT username,password,email FROM users--"), ""},
+	{"GET", "/order/" + url.PathEscape("100001 OR 1=1"), ""},
+	{"GET", "/search?q=" + url.QueryEscape("../../../../etc/passwd"), ""},
+	{"GET", "/order/" + url.PathEscape("100001' AND SLEEP(5)-- "), ""},
+	{"GET", "/search?q=" + url.QueryEscape("..%2f..%2f..%2f..%2fetc%2fshadow"), ""},
+	{"PUT", "/order", `{"item_id":1,"amount":10.5,"quantity":1,"note":"1' AND (SELECT 1 FROM (SELECT SLEEP(5))x)-- "}`},
+	{"GET", "/search?q=" + url.QueryEscape(`"><script>alert(document.cookie)</script>`), ""},
+	{"GET", "/search?q=" + url.QueryEscape("lamp; cat /etc/passwd"), ""},
+	{"GET", "/search?q=" + url.QueryEscape("lamp' AND 1=CONVERT(int,(SELECT @@version))--"), ""},
+}
+
+// injectionScanner plays a web scanner without credentials: one payload
+// after another into the search and order endpoints, four a second,
+// round the list again, until its address is on the block list (it sees
+// three refusals whose reason is no attack type any more) or its plan
+// ends. Content inspection refuses each payload on the request itself.
+func injectionScanner(ctx context.Context, x *attackRun) {
+	c := x.client(80, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 (scanner)")
+	blocked := 0
+	every(ctx, 250*time.Millisecond, 4*len(scannerPayloads), func(i int) bool {
+		p := scannerPayloads[i%len(scannerPayloads)]
+		ct := ""
+		if p.body != "" {
+			ct = "application/json"
+		}
+		res, _ := x.do(ctx, c, p.method, shop.BasePath+p.path, ct, []byte(p.body))
+		if res.Refused && res.Reason == "blocklist" {
+			blocked++
+		}
+		return ctx.Err() == nil && blocked < 3
+	})
+}
+
+// escalations are the account writes the mass-assignment attacker tries:
+// its profile edit with a key no user sends on it, one after another.
+var escalations = []string{
+	`{"display_name":"Tom Weber","role":"admin"}`,
+	`{"email":"tom.197@mail.example","is_admin":true}`,
+	`{"role":"admin"}`,
+	`{"display_name":"Tom Weber","roles":["admin","staff"]}`,
+	`{"account_type":"staff","role":"superuser"}`,
+}
+
+// massAssignment logs in with an account of its own, reads its profile as
+// the app does, then sends the app's own profile edit with "role":"admin"
+// added (the shop binds the body onto the account as a whole), and other
+// privilege keys after it, two a second, until its token is blocked.
+func massAssignment(ctx context.Context, x *attackRun) {
+	c := x.client(90, "ShopApp/4.12.0 (Android 14; Pixel 8)")
+	if _, err := c.Login(ctx, shop.UserName(197), shop.UserPassword(197)); err != nil || c.Token == "" {
+		return
+	}
+	x.do(ctx, c, "GET", shop.BasePath+"/profile", "", nil)
+	blocked := 0
+	every(ctx, 500*time.Millisecond, 4*len(escalations), func(i int) bool {
+		res, _ := x.do(ctx, c, "PATCH", shop.BasePath+"/profile", "application/json", []byte(escalations[i%len(escalations)]))
+		if res.Refused && res.Reason == "blocklist" {
+			blocked++
+		}
+		return ctx.Err() == nil && blocked < 3
+	})
+}
+
 // Detection is one attack record as the demo shows it.
 type Detection struct {
 	Attack *detect.Attack
@@ -305,6 +377,9 @@ func Attribute(a *detect.Attack, script []*Attack) Detection {
 // Explain says why an attack was raised, in one line: the variables past
 // their limit (Tx) with what is normal (Tn), or the decoy call.
 func Explain(a *detect.Attack) string {
+	if slices.Contains(detect.ContentAttackTypes(), a.Type) {
+		return explainContent(a)
+	}
 	if a.Request != nil {
 		s := fmt.Sprintf("called the decoy %s %s", a.Request.Method, a.Request.Path)
 		if a.Honeytoken != nil {
@@ -325,6 +400,23 @@ func Explain(a *detect.Attack) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// explainContent names what content inspection found in the call: the
+// request, the parameter, the detector or profile rule and the value's
+// excerpt (secrets masked by Vigil).
+func explainContent(a *detect.Attack) string {
+	s := ""
+	if r := a.Request; r != nil {
+		s = r.Method + " " + r.Path + ": "
+	}
+	for i, v := range a.Variables {
+		if i > 0 {
+			s += "; "
+		}
+		s += fmt.Sprintf("%s %q (%s)", v.Name, v.Excerpt, v.Detector)
+	}
+	return s
 }
 
 func num(x float64) string {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/detect/inspect"
 
 	"github.com/vigil-project/vigil/server/demo/shop"
 )
@@ -57,8 +58,35 @@ func TestExplainNamesTheVariablesPastTheirLimit(t *testing.T) {
 	if got := Identity(a); got != "token fp:0123" {
 		t.Errorf("Identity: %q", got)
 	}
+	sqli := &detect.Attack{Type: detect.AttackSQLInjection, Request: &detect.AttackRequest{Method: "GET", Path: "/shopapi-bid/search"},
+		Variables: []detect.VariableValue{{Name: "query.q", Location: "query", Detector: "libinjection-sqli", Excerpt: "watch' OR '1'='1' -- "}}}
+	if got := Explain(sqli); got != `GET /shopapi-bid/search: query.q "watch' OR '1'='1' -- " (libinjection-sqli)` {
+		t.Errorf("Explain sql_injection: %q", got)
+	}
 	d := &detect.Attack{Type: detect.AttackDecoy, Request: &detect.AttackRequest{Method: "GET", Path: "/shopapi-bid/admin"}}
 	if got := Explain(d); !strings.Contains(got, "GET /shopapi-bid/admin") {
 		t.Errorf("Explain decoy: %q", got)
+	}
+}
+
+// Every payload of the injection scanner is caught by content inspection
+// on its own, without any learned profile, as the type it is meant as; the
+// first three (what blocks the scanner's address) as sql_injection.
+func TestInjectionScannerPayloadsAreFindings(t *testing.T) {
+	in := inspect.New(inspect.Config{})
+	for i, p := range scannerPayloads {
+		path, query, _ := strings.Cut(shop.BasePath+p.path, "?")
+		rv := inspect.RequestView{Method: p.method, Path: path, Query: query, UserAgent: "Mozilla/5.0 (scanner)"}
+		if p.body != "" {
+			rv.ContentType, rv.Body = "application/json", []byte(p.body)
+		}
+		f := in.Request(&rv, nil)
+		t.Logf("%s %s: %s at %s (%s)", p.method, p.path, f.Kind, f.KeyPath(), f.Detector)
+		switch {
+		case f.Kind == inspect.KindNone:
+			t.Errorf("payload %d %s %s: no finding", i, p.method, p.path)
+		case i < 3 && f.Kind != inspect.SQLInjection:
+			t.Errorf("payload %d %s %s: %s, want sql_injection", i, p.method, p.path, f.Kind)
+		}
 	}
 }

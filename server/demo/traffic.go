@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,10 +88,10 @@ func (p *profile) session(r *rand.Rand, sh *shop.Shop) []call {
 	orders := sh.OrdersOf(p.name)
 	n := 3 + int(r.ExpFloat64()*8)
 	n = min(n, 40)
-	weights := [...][6]float64{ // own order, search, bid, export, patch, typo
-		{2, 6, 1, 0.3, 0.3, 0.05},
-		{2, 2, 4, 0.3, 1, 0.05},
-		{6, 1, 1, 1, 1, 0.05},
+	weights := [...][7]float64{ // own order, search, bid, export, patch, profile edit, typo
+		{2, 6, 1, 0.3, 0.3, 0.5, 0.05},
+		{2, 2, 4, 0.3, 1, 0.5, 0.05},
+		{6, 1, 1, 1, 1, 0.5, 0.05},
 	}[p.habit]
 	terms := shop.SearchTerms()
 	for range n {
@@ -103,10 +104,18 @@ func (p *profile) session(r *rand.Rand, sh *shop.Shop) []call {
 			}
 			c.path = shop.BasePath + "/order/" + strconv.Itoa(pick(r, orders))
 		case 1:
-			c.path = shop.BasePath + "/search?q=" + strings.ReplaceAll(pick(r, terms), " ", "+")
+			q := pick(r, terms)
+			if r.IntN(3) == 0 {
+				q = pick(r, freeSearches)
+			}
+			c.path = shop.BasePath + "/search?q=" + url.QueryEscape(q)
 		case 2:
 			c.method, c.path, c.contentType = "PUT", shop.BasePath+"/order", "application/json"
-			c.body, _ = json.Marshal(map[string]any{"item_id": 1 + r.IntN(sh.ItemCount()), "amount": float64(10+r.IntN(500)) + 0.5, "quantity": 1 + r.IntN(2)})
+			bid := map[string]any{"item_id": 1 + r.IntN(sh.ItemCount()), "amount": float64(10+r.IntN(500)) + 0.5, "quantity": 1 + r.IntN(2)}
+			if r.IntN(4) == 0 {
+				bid["note"] = pick(r, bidNotes)
+			}
+			c.body, _ = json.Marshal(bid)
 		case 3:
 			c.path = shop.BasePath + "/export?limit=" + strconv.Itoa(pick(r, []int{10, 20, 25, 50}))
 		case 4:
@@ -120,6 +129,9 @@ func (p *profile) session(r *rand.Rand, sh *shop.Shop) []call {
 				ops = append(ops, map[string]any{"op": "replace", "path": "/note", "value": "please ship before the weekend"})
 			}
 			c.body, _ = json.Marshal(ops)
+		case 5:
+			c.method, c.path, c.contentType = "PATCH", shop.BasePath+"/profile", "application/json"
+			c.body = shop.ProfileEdit(p.index, r.IntN(64))
 		default:
 			c.path = shop.BasePath + pick(r, []string{"/orders", "/item/3", "/serach?q=lamp", "/order/"})
 		}
@@ -127,6 +139,18 @@ func (p *profile) session(r *rand.Rand, sh *shop.Shop) []call {
 	}
 	return out
 }
+
+// freeSearches are what users type into the search box besides an item's
+// name: model numbers, sizes, quotes, brackets, price filters. Content
+// inspection learns from them that the search parameter is free text.
+var freeSearches = []string{"levi's 501", `"vintage watch"`, "iphone 12 (64gb)", "canon eos 5d, boxed", "rock'n'roll vinyl", "t-shirt size m",
+	"laptop <500", "monitor >24 inch", "watch -smart", "1:18 model car", "lamp & shade", "40% off", "sony a7 iii", "dr. martens",
+	"o'neill jacket", "bose qc35 (used)", `monitor 27" 4k`, `kids' bike 20"`, `macbook pro 13.3"`, "ps5 + 2 controllers",
+	"lego 75192 - millennium falcon", "1/2 inch drill", "guitar strings #10", "camera bag [small]"}
+
+// bidNotes are what users write on a bid.
+var bidNotes = []string{"please ship before the weekend", "can I pick it up in Berlin", "gift, please wrap it", "is the original box included",
+	"combined shipping with my other bid please", "second bid, thanks"}
 
 func weighted(r *rand.Rand, w []float64) int {
 	sum := 0.0
@@ -215,11 +239,18 @@ func (p Pretraining) session(recs []detect.Record, h http.Handler, r *rand.Rand,
 		if tok := loginToken(c, w.Code, w.Body.Bytes()); tok != "" {
 			token = tok
 		}
-		recs = append(recs, detect.Record{
+		rec := detect.Record{
 			Time: t, Method: c.method, Authority: "127.0.0.1", Path: c.path, Status: w.Code, ClientIP: u.ip,
 			RequestHeaders: hdr, RequestBytes: int64(len(c.body)), ResponseBytes: int64(w.Body.Len()),
 			DurationMS: 5 + 40*r.ExpFloat64(),
-		})
+		}
+		if strings.Contains(c.contentType, "json") {
+			// JSON writes keep their body, so that content inspection learns
+			// their keys and values; login forms carry passwords and are
+			// not recorded.
+			rec.RequestBody = string(c.body)
+		}
+		recs = append(recs, rec)
 	}
 	return recs
 }
@@ -247,7 +278,8 @@ type Client struct {
 // Response is what a client got.
 type Response struct {
 	Status  int
-	Refused bool // answered by Vigil with a decision ID
+	Refused bool   // answered by Vigil with a decision ID
+	Reason  string // the reason of Vigil's refusal ("blocklist", "sql_injection" …)
 	Body    []byte
 }
 
@@ -282,7 +314,14 @@ func (c *Client) Do(ctx context.Context, method, path, contentType string, body 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	io.Copy(io.Discard, resp.Body)
-	return Response{Status: resp.StatusCode, Refused: resp.Header.Get(DecisionHeader) != "", Body: b}, nil
+	res := Response{Status: resp.StatusCode, Refused: resp.Header.Get(DecisionHeader) != "", Body: b}
+	if res.Refused {
+		var why struct{ Reason string }
+		if json.Unmarshal(b, &why) == nil {
+			res.Reason = why.Reason
+		}
+	}
+	return res, nil
 }
 
 // Login logs in and keeps the token.

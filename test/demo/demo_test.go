@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,10 +82,25 @@ func checkSummary(t *testing.T, out string, started time.Time) string {
 		"exfiltration":        "data_exfiltration",
 		"json_patch_flood":    "oversized_payload",
 		"decoy":               "decoy",
+		"injection_scanner":   "sql_injection",
+		"mass_assignment":     "mass_assignment",
 	} {
 		line := summaryLine(out, attack)
 		if f := strings.Fields(line); len(f) < 3 || f[1] != "yes" || !strings.Contains(line, typ+" (") || !strings.Contains(line, "refused") {
 			t.Errorf("%s: summary line %q, want detected as %s and blocked", attack, line, typ)
+		}
+	}
+	// Content inspection refuses every payload on the request itself: all
+	// the scanner's calls, all the mass-assignment attacker's but its
+	// first, benign GET /profile.
+	for attack, benign := range map[string]int{"injection_scanner": 0, "mass_assignment": 1} {
+		m := regexp.MustCompile(`yes, (\d+) of (\d+) calls refused`).FindStringSubmatch(summaryLine(out, attack))
+		if m == nil {
+			continue // reported above
+		}
+		refused, calls := atoi(m[1]), atoi(m[2])
+		if refused < 3 || refused != calls-benign {
+			t.Errorf("%s: %d of %d calls refused, want every payload (all but %d)", attack, refused, calls, benign)
 		}
 	}
 	if !strings.Contains(out, "benign users blocked: 0 of 150") || !strings.Contains(out, "benign identities flagged: 0") {
@@ -94,6 +110,11 @@ func checkSummary(t *testing.T, out string, started time.Time) string {
 		t.Error("the demo printed a bearer token in clear")
 	}
 	return out
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 func summaryLine(out, attack string) string {

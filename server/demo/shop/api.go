@@ -3,10 +3,10 @@ package shop
 // The shop's API: one model for the demo, which serves it (Handler), and
 // for test/scenario, which generates labelled traffic of it. Every endpoint
 // is listed once here with what a call to it normally answers; the demo's
-// handler serves exactly these routes (TestHandlerServesTheModel; a route
-// asked with another method answers 405, any other path 404), and the
-// scenario's calls are built from these entries (its benign records are
-// checked against them).
+// handler serves exactly these routes, Routes (TestHandlerServesTheModel; a
+// route asked with another method answers 405, any other path 404), and
+// the scenario's calls are built from the entries of Endpoints (its benign
+// records are checked against them).
 //
 // Sizes and latencies are those of the production-sized shop the scenario
 // models (tens of thousands of items, millions of orders), which the
@@ -60,10 +60,20 @@ var (
 	Cart        = &Endpoint{Method: "GET", Path: "/cart", Auth: true, Status: 200, RespBytes: [2]int64{300, 3_000}, LatencyMS: 15}
 	AddToCart   = &Endpoint{Method: "POST", Path: "/cart", Auth: true, Status: 200, Errors: []int{400}, ReqBytes: [2]int64{60, 160}, RespBytes: [2]int64{300, 3_000}, LatencyMS: 25}
 	Export      = &Endpoint{Method: "GET", Path: "/export", Query: "limit=N[&offset=M]", Auth: true, Status: 200, Errors: []int{400}, RespBytes: [2]int64{350, 450}, LatencyMS: 40}
+	// UpdateProfile changes the user's account from a JSON object
+	// ({"display_name", "email"}): the write a mass-assignment attacker
+	// adds "role" to. The demo serves it and its users call it; the
+	// scenario (test/scenario) does not generate it yet, so it is in
+	// Routes but not in Endpoints.
+	UpdateProfile = &Endpoint{Method: "PATCH", Path: "/profile", Auth: true, Status: 200, Errors: []int{400}, ReqBytes: [2]int64{20, 120}, RespBytes: [2]int64{600, 1_000}, LatencyMS: 25}
 )
 
 // Endpoints is every route of the API.
 var Endpoints = []*Endpoint{Login, ListItems, GetItem, Search, GetOrder, PutOrder, PatchOrder, DeleteOrder, Profile, Cart, AddToCart, Export}
+
+// Routes is every route the demo's handler serves: Endpoints and
+// UpdateProfile.
+func Routes() []*Endpoint { return append(Endpoints[:len(Endpoints):len(Endpoints)], UpdateProfile) }
 
 // ExportEnvelope is the size of an export's answer around its records.
 const ExportEnvelope = 200

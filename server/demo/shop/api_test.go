@@ -17,32 +17,34 @@ func TestHandlerServesTheModel(t *testing.T) {
 	other := strconv.Itoa(shop.OrdersOf("user8")[0])
 	type call struct{ path, contentType, body string }
 	good := map[*Endpoint]call{
-		Login:       {"/login", "application/x-www-form-urlencoded", LoginForm("user7", "password7")},
-		ListItems:   {"/items?page=2", "", ""},
-		GetItem:     {"/items/3", "", ""},
-		Search:      {"/search?q=watch", "", ""},
-		GetOrder:    {"/order/" + other, "", ""},
-		PutOrder:    {"/order", "application/json", `{"item_id":3,"amount":42.5,"quantity":1}`},
-		PatchOrder:  {"/order/" + own, "application/json-patch+json", `[{"op":"replace","path":"/amount","value":99.5}]`},
-		Profile:     {"/profile", "", ""},
-		Cart:        {"/cart", "", ""},
-		AddToCart:   {"/cart", "application/json", `{"item_id":5,"quantity":2}`},
-		Export:      {"/export?limit=10", "", ""},
-		DeleteOrder: {"/order/" + own, "", ""}, // last: it withdraws the order patched above
+		Login:         {"/login", "application/x-www-form-urlencoded", LoginForm("user7", "password7")},
+		ListItems:     {"/items?page=2", "", ""},
+		GetItem:       {"/items/3", "", ""},
+		Search:        {"/search?q=watch", "", ""},
+		GetOrder:      {"/order/" + other, "", ""},
+		PutOrder:      {"/order", "application/json", `{"item_id":3,"amount":42.5,"quantity":1}`},
+		PatchOrder:    {"/order/" + own, "application/json-patch+json", `[{"op":"replace","path":"/amount","value":99.5}]`},
+		Profile:       {"/profile", "", ""},
+		UpdateProfile: {"/profile", "application/json", string(ProfileEdit(7, 2))},
+		Cart:          {"/cart", "", ""},
+		AddToCart:     {"/cart", "application/json", `{"item_id":5,"quantity":2}`},
+		Export:        {"/export?limit=10", "", ""},
+		DeleteOrder:   {"/order/" + own, "", ""}, // last: it withdraws the order patched above
 	}
 	bad := map[*Endpoint]call{
-		Login:       {"/login", "application/x-www-form-urlencoded", LoginForm("user7", "wrong")},
-		ListItems:   {"/items?page=0", "", ""},
-		GetItem:     {"/items/999999", "", ""},
-		Search:      {"/search", "", ""},
-		GetOrder:    {"/order/1", "", ""},
-		PutOrder:    {"/order", "application/json", `{"item_id":0}`},
-		PatchOrder:  {"/order/" + other, "application/json-patch+json", `[]`},
-		DeleteOrder: {"/order/" + other, "", ""},
-		AddToCart:   {"/cart", "application/json", `{"item_id":0}`},
-		Export:      {"/export?limit=-1", "", ""},
+		Login:         {"/login", "application/x-www-form-urlencoded", LoginForm("user7", "wrong")},
+		ListItems:     {"/items?page=0", "", ""},
+		GetItem:       {"/items/999999", "", ""},
+		Search:        {"/search", "", ""},
+		GetOrder:      {"/order/1", "", ""},
+		PutOrder:      {"/order", "application/json", `{"item_id":0}`},
+		PatchOrder:    {"/order/" + other, "application/json-patch+json", `[]`},
+		DeleteOrder:   {"/order/" + other, "", ""},
+		AddToCart:     {"/cart", "application/json", `{"item_id":0}`},
+		Export:        {"/export?limit=-1", "", ""},
+		UpdateProfile: {"/profile", "application/json", `{"email":"nobody"}`},
 	}
-	for _, e := range Endpoints {
+	for _, e := range Routes() {
 		g, ok := good[e]
 		if !ok {
 			t.Fatalf("%s: no good call in this test; add one", e.Pattern())

@@ -30,12 +30,15 @@ const (
 	maxPatchBody = 8 << 20
 )
 
-// User is a demo account.
+// User is a demo account. Email, DisplayName, City and Role change
+// (PATCH /profile) under the shop's lock.
 type User struct {
-	Name     string
-	Password string
-	Email    string
-	City     string
+	Name        string
+	Password    string
+	Email       string
+	DisplayName string
+	City        string
+	Role        string
 }
 
 // UserName returns the name of demo user i (1-based): user1 … user200.
@@ -116,7 +119,7 @@ func NewShop(seed uint64) *Shop {
 	crand.Read(s.secret)
 	for i := 1; i <= NumUsers; i++ {
 		name := UserName(i)
-		s.users[name] = &User{Name: name, Password: UserPassword(i), Email: name + "@mail.example", City: pick(r, cities)}
+		s.users[name] = &User{Name: name, Password: UserPassword(i), Email: name + "@mail.example", DisplayName: DisplayName(i), City: pick(r, cities), Role: "customer"}
 	}
 	for i := range 60 {
 		noun, adj := pick(r, nouns), pick(r, adjectives)
@@ -184,11 +187,12 @@ func (s *Shop) Handler() http.Handler {
 	public := map[*Endpoint]http.HandlerFunc{Login: s.login, ListItems: s.listItems, GetItem: s.getItem, Search: s.search}
 	authed := map[*Endpoint]authedHandler{
 		GetOrder: s.getOrder, PutOrder: s.putOrder, PatchOrder: s.patchOrder, DeleteOrder: s.deleteOrder,
-		Profile: s.profile, Cart: s.cart, AddToCart: s.addToCart, Export: s.export,
+		Profile: s.profile, UpdateProfile: s.updateProfile, Cart: s.cart, AddToCart: s.addToCart, Export: s.export,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	for _, e := range Endpoints {
+	routes := Routes()
+	for _, e := range routes {
 		h := public[e]
 		if e.Auth && authed[e] != nil {
 			h = s.auth(authed[e])
@@ -201,7 +205,7 @@ func (s *Shop) Handler() http.Handler {
 	// A route asked with a method it does not serve: 405 with Allow.
 	allow := map[string][]string{}
 	var paths []string
-	for _, e := range Endpoints {
+	for _, e := range routes {
 		if allow[e.Path] == nil {
 			paths = append(paths, e.Path)
 		}
@@ -244,7 +248,10 @@ func (s *Shop) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid username or password"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": s.issue(user), "token_type": "Bearer", "expires_in": 3600, "user": map[string]string{"name": u.Name, "email": u.Email}})
+	s.mu.RLock()
+	email := u.Email
+	s.mu.RUnlock()
+	writeJSON(w, http.StatusOK, map[string]any{"token": s.issue(user), "token_type": "Bearer", "expires_in": 3600, "user": map[string]string{"name": u.Name, "email": email}})
 }
 
 var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
@@ -560,8 +567,70 @@ func (s *Shop) deleteOrder(w http.ResponseWriter, r *http.Request, user string) 
 
 // profile answers the user's account and the IDs of their orders.
 func (s *Shop) profile(w http.ResponseWriter, r *http.Request, user string) {
+	writeJSON(w, http.StatusOK, s.account(user))
+}
+
+func (s *Shop) account(user string) map[string]any {
 	u := s.users[user]
-	writeJSON(w, http.StatusOK, map[string]any{"name": u.Name, "email": u.Email, "city": u.City, "orders": s.OrdersOf(user)})
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return map[string]any{"name": u.Name, "display_name": u.DisplayName, "email": u.Email, "city": u.City, "role": u.Role, "orders": append([]int{}, s.byUser[user]...)}
+}
+
+// updateProfile changes the user's account from a JSON object:
+// display_name, email, city. Like many real back ends it binds the body
+// onto the account as a whole, so a "role" in it is taken too: the
+// mass-assignment weakness (an attacker makes itself admin) that the
+// gateway cannot see and content inspection refuses, since no user ever
+// sends that key on this write.
+func (s *Shop) updateProfile(w http.ResponseWriter, r *http.Request, user string) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	var in struct {
+		DisplayName *string `json:"display_name"`
+		Email       *string `json:"email"`
+		City        *string `json:"city"`
+		Role        *string `json:"role"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be a JSON object"})
+		return
+	}
+	if in.DisplayName != nil && (*in.DisplayName == "" || len(*in.DisplayName) > 64) || in.Email != nil && !strings.Contains(*in.Email, "@") || in.City != nil && len(*in.City) > 64 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid profile: display_name 1-64 characters, email an address"})
+		return
+	}
+	u := s.users[user]
+	s.mu.Lock()
+	for _, f := range []struct{ in, to *string }{{in.DisplayName, &u.DisplayName}, {in.Email, &u.Email}, {in.City, &u.City}, {in.Role, &u.Role}} {
+		if f.in != nil {
+			*f.to = *f.in
+		}
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, s.account(user))
+}
+
+// DisplayName is demo user i's display name as created: a first name and
+// an initial.
+func DisplayName(i int) string {
+	return firstNames[i%len(firstNames)] + " " + string(rune('A'+i*7%26)) + "."
+}
+
+// ProfileEdit is the JSON body of a benign profile change of user i: a new
+// display name, a new e-mail address or both, picked by n.
+func ProfileEdit(i, n int) []byte {
+	name := firstNames[(i+n)%len(firstNames)] + " " + lastNames[(i*3+n)%len(lastNames)]
+	email := strings.ToLower(firstNames[(i+n)%len(firstNames)]) + "." + strconv.Itoa(i) + "@mail.example"
+	var b []byte
+	switch n % 4 {
+	case 0:
+		b, _ = json.Marshal(map[string]string{"display_name": name})
+	case 1:
+		b, _ = json.Marshal(map[string]string{"email": email})
+	default:
+		b, _ = json.Marshal(map[string]string{"display_name": name, "email": email})
+	}
+	return b
 }
 
 // CartLine is an item in a user's cart.
@@ -643,6 +712,8 @@ var (
 	adjectives = []string{"vintage", "mint", "refurbished", "limited", "classic", "compact", "pro", "signed", "rare", "wireless", "handmade", "boxed"}
 	conditions = []string{"excellent", "good", "like-new", "used", "collector"}
 	extras     = []string{"original box and papers", "two spare batteries", "a hard case", "the receipt", "a one-year warranty", "all accessories"}
+	firstNames = []string{"Anna", "Jonas", "Lena", "Max", "Sophie", "Paul", "Mia", "Felix", "Emma", "Lukas", "Hannah", "David", "Julia", "Tom", "Sarah", "Nico"}
+	lastNames  = []string{"Schmidt", "Mueller", "Becker", "Wagner", "Fischer", "Weber", "Schulz", "Hoffmann", "Koch", "Richter", "Klein", "Wolf"}
 	cities     = []string{"Berlin", "Hamburg", "Munich", "Cologne", "Frankfurt", "Stuttgart", "Leipzig", "Dresden", "Bremen", "Hanover"}
 	streets    = []string{"Hauptstrasse", "Gartenweg", "Bahnhofstrasse", "Lindenallee", "Schillerplatz", "Bergstrasse", "Am Markt"}
 )

@@ -206,3 +206,42 @@ func TestBidSearchAndUnknownPaths(t *testing.T) {
 		t.Errorf("unknown path: %d, want 404", code)
 	}
 }
+
+// PATCH /profile changes the user's own account, and binds the body onto
+// it as a whole: a "role" is taken too (the shop's mass-assignment
+// weakness, which Vigil refuses in front of it).
+func TestProfileUpdateBindsTheWholeBody(t *testing.T) {
+	c, _ := newShopClient(t)
+	tok := c.login("user9", "password9")
+	type account struct {
+		Name        string `json:"name"`
+		DisplayName string `json:"display_name"`
+		Email       string `json:"email"`
+		Role        string `json:"role"`
+	}
+	var acc account
+	code, _, body := c.do("PATCH", BasePath+"/profile", tok, "application/json", `{"display_name":"Lena Koch","email":"lena.9@mail.example"}`)
+	if json.Unmarshal(body, &acc); code != 200 || acc != (account{"user9", "Lena Koch", "lena.9@mail.example", "customer"}) {
+		t.Fatalf("profile edit: %d %s", code, body)
+	}
+	if code, _, body := c.do("PATCH", BasePath+"/profile", tok, "application/json", `{"role":"admin"}`); code != 200 {
+		t.Fatalf("role: %d %s", code, body)
+	}
+	_, _, body = c.do("GET", BasePath+"/profile", tok, "", "")
+	if json.Unmarshal(body, &acc); acc != (account{"user9", "Lena Koch", "lena.9@mail.example", "admin"}) {
+		t.Errorf("after the role write: %s", body)
+	}
+	if _, _, body := c.do("GET", BasePath+"/profile", c.login("user10", "password10"), "", ""); strings.Contains(string(body), "Lena") {
+		t.Errorf("another user's profile changed: %s", body)
+	}
+	for _, bad := range []string{`[]`, `{"email":"nobody"}`, `{"display_name":""}`} {
+		if code, _, body := c.do("PATCH", BasePath+"/profile", tok, "application/json", bad); code != 400 {
+			t.Errorf("%s: %d %s, want 400", bad, code, body)
+		}
+	}
+	for i := range 8 {
+		if b := ProfileEdit(i+1, i); !json.Valid(b) || len(b) < int(UpdateProfile.ReqBytes[0]) || len(b) > int(UpdateProfile.ReqBytes[1]) {
+			t.Errorf("ProfileEdit(%d, %d) = %s, outside the model's sizes %v", i+1, i, b, UpdateProfile.ReqBytes)
+		}
+	}
+}
