@@ -310,6 +310,7 @@ func (s *Server) saveModels(ctx context.Context) {
 const forensicsSaveBatch = 5000
 
 func (s *Server) saveSnapshots() {
+	s.saveProfiles()
 	if err := s.store.PutModels(s.engine.ModelDocs()); err != nil {
 		s.log.Error().Err(err).Msg("models not saved")
 	}
