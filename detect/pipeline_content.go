@@ -475,3 +475,19 @@ func (s *ContentSink) ImportContent(api string, d *ContentModelDoc) error {
 	s.applyLocked(api, u, m)
 	return nil
 }
+
+// ContentModels are the content model documents of every API a learner
+// learned for (what serve keeps across a restart).
+func (s *ContentSink) ContentModels() map[string]*ContentModelDoc {
+	s.mu.Lock()
+	apis := make([]string, 0, len(s.learners))
+	for api := range s.learners {
+		apis = append(apis, api)
+	}
+	s.mu.Unlock()
+	out := make(map[string]*ContentModelDoc, len(apis))
+	for _, api := range apis {
+		out[api] = s.ContentModel(api)
+	}
+	return out
+}

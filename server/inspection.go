@@ -2,6 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +26,7 @@ func (s *Server) newContent(rt *config.Runtime, h config.EngineHooks) error {
 		return err
 	}
 	s.metrics.reg.MustRegister(inspectionCollectors(s.content)...)
+	s.loadProfiles()
 	return nil
 }
 
@@ -79,6 +85,55 @@ func (s *Server) publishProfiles(ctx context.Context) {
 			return
 		case <-t.C:
 			s.contentSink.Publish(s.now())
+		}
+	}
+}
+
+// profilesFile holds, in the data directory, content inspection's learned
+// profiles and knobs per API, written with the model snapshots (every
+// minute and at shutdown) and read at start.
+const profilesFile = "inspection-profiles.json"
+
+// saveProfiles writes the learned profiles, whole or not at all (a
+// temporary file renamed over the old one).
+func (s *Server) saveProfiles() {
+	if s.contentSink == nil {
+		return
+	}
+	b, err := json.Marshal(s.contentSink.ContentModels())
+	if err == nil {
+		path := filepath.Join(s.cfg.DataDir, profilesFile)
+		if err = os.WriteFile(path+".tmp", b, 0o600); err == nil {
+			err = os.Rename(path+".tmp", path)
+		}
+	}
+	if err != nil {
+		s.log.Error().Err(err).Msg("content inspection's profiles not saved")
+	}
+}
+
+// loadProfiles restores the profiles saved by an earlier run; a missing
+// file is a first start, a bad one is logged and skipped (learning starts
+// again).
+func (s *Server) loadProfiles() {
+	b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, profilesFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var docs map[string]*detect.ContentModelDoc
+	if err == nil {
+		err = json.Unmarshal(b, &docs)
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Msg("content inspection's saved profiles not restored")
+		return
+	}
+	for api, d := range docs {
+		if d == nil {
+			continue
+		}
+		if err := s.contentSink.ImportContent(api, d); err != nil {
+			s.log.Warn().Err(err).Str("api", api).Msg("content inspection's saved profiles not restored")
 		}
 	}
 }

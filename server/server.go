@@ -207,7 +207,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Server, error) 
 		Log: admLog, Token: []byte(sec.AdminToken), ReadToken: []byte(sec.AdminReadToken), Fingerprinter: fp,
 		Allow: allow, Block: block, Inventory: s.inventory, Catalog: &s.catalog, Metrics: s.metrics.reg, Panics: s.metrics.panics,
 		Ready: &s.ready, Now: s.now, Attacks: s.engine.Store(), Engine: s.engine, Trap: s.trap, Forensics: s.forensics,
-		ClusterStatus: s.replicas.status, Content: s.contentSink,
+		ClusterStatus: s.replicas.status, Content: s.contentSink, OpenAPI: rt.OpenAPI,
 	})
 	s.http = &http.Server{
 		Handler:           adm,
@@ -310,6 +310,7 @@ func (s *Server) saveModels(ctx context.Context) {
 const forensicsSaveBatch = 5000
 
 func (s *Server) saveSnapshots() {
+	s.saveProfiles()
 	if err := s.store.PutModels(s.engine.ModelDocs()); err != nil {
 		s.log.Error().Err(err).Msg("models not saved")
 	}

@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -30,18 +28,6 @@ const (
 	DefaultStreamMaxLen      = 100000
 )
 
-// FingerprintCheckLabel is the message whose HMAC under the fingerprint key
-// is the cluster's check value (FingerprintCheck).
-const FingerprintCheckLabel = "vigil fingerprint check v1"
-
-// FingerprintCheck returns the check value of a fingerprint key: HMAC-SHA256
-// of FingerprintCheckLabel. Redis only ever holds this value, never the key.
-func FingerprintCheck(key []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(FingerprintCheckLabel))
-	return m.Sum(nil)
-}
-
 // ErrFingerprintMismatch is returned (wrapped) by Open when the cluster
 // already uses another fingerprint key.
 var ErrFingerprintMismatch = errors.New("fingerprint key differs from the one the cluster's replicas use")
@@ -65,7 +51,8 @@ type Options struct {
 	KeyPrefix string
 	// ReplicaID names this process in events; random when empty.
 	ReplicaID string
-	// FingerprintCheck is FingerprintCheck(fingerprint key); nil: not checked.
+	// FingerprintCheck is config.FingerprintCheck of the fingerprint key
+	// (a keyed check value, never the key); nil: not checked.
 	FingerprintCheck []byte
 	// ReconcileInterval is how often every shared set is reloaded in full
 	// (default 5 minutes).
@@ -458,7 +445,18 @@ func (c *Cluster) Run(ctx context.Context) {
 }
 
 func (c *Cluster) healthLoop(ctx context.Context) {
-	t := time.NewTicker(c.opts.HealthInterval)
+	repeat(ctx, c.opts.HealthInterval, func() {
+		if c.fatal.Load() == nil {
+			if err := c.check(ctx); errors.Is(err, ErrFingerprintMismatch) {
+				c.log.Error().Err(err).Msg("redis: sharing stopped")
+			}
+		}
+	})
+}
+
+// repeat calls f every d until ctx ends.
+func repeat(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -466,11 +464,7 @@ func (c *Cluster) healthLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if c.fatal.Load() == nil {
-			if err := c.check(ctx); errors.Is(err, ErrFingerprintMismatch) {
-				c.log.Error().Err(err).Msg("redis: sharing stopped")
-			}
-		}
+		f()
 	}
 }
 
@@ -656,17 +650,10 @@ func (c *Cluster) every(f func(context.Context, rueidis.Client) error) {
 }
 
 func (c *Cluster) taskLoop(ctx context.Context) {
-	t := time.NewTicker(c.opts.HealthInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	repeat(ctx, c.opts.HealthInterval, func() {
 		cl := c.cli()
 		if cl == nil || !c.Up() {
-			continue
+			return
 		}
 		c.mu.Lock()
 		tasks := append([]func(context.Context, rueidis.Client) error{}, c.tasks...)
@@ -676,7 +663,7 @@ func (c *Cluster) taskLoop(ctx context.Context) {
 			c.countErr("task", f(tctx, cl))
 			cancel()
 		}
-	}
+	})
 }
 
 // OnEvent registers f for the events of kind published by other replicas

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/test/redistest"
 )
 
@@ -20,7 +21,7 @@ func testOptions(addrs ...string) Options {
 	return Options{
 		Addrs:            addrs,
 		KeyPrefix:        "t:",
-		FingerprintCheck: FingerprintCheck([]byte("the shared fingerprint key")),
+		FingerprintCheck: config.FingerprintCheck([]byte("the shared fingerprint key")),
 		HealthInterval:   50 * time.Millisecond,
 		Log:              zerolog.Nop(),
 	}
@@ -99,7 +100,7 @@ func TestOpenRefusesAnotherFingerprintKey(t *testing.T) {
 	r := redistest.Start(t)
 	open(t, testOptions(r.Addr()))
 	o := testOptions(r.Addr())
-	o.FingerprintCheck = FingerprintCheck([]byte("another key"))
+	o.FingerprintCheck = config.FingerprintCheck([]byte("another key"))
 	_, err := Open(context.Background(), o)
 	if !errors.Is(err, ErrFingerprintMismatch) || !strings.Contains(err.Error(), "fingerprint_key_file") {
 		t.Fatalf("Open with another key: %v, want ErrFingerprintMismatch naming fingerprint_key_file", err)

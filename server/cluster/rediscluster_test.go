@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
+	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/test/redistest"
 )
 
@@ -63,7 +64,7 @@ func TestOnRedisCluster(t *testing.T) {
 
 	// The fingerprint check on a Cluster.
 	bad := o
-	bad.FingerprintCheck = FingerprintCheck([]byte("another"))
+	bad.FingerprintCheck = config.FingerprintCheck([]byte("another"))
 	if _, err := Open(context.Background(), bad); err == nil {
 		t.Fatal("another fingerprint key accepted on Redis Cluster")
 	}

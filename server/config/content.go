@@ -26,6 +26,10 @@ func (r *Runtime) NewContent(h EngineHooks, store *detect.AttackStore) (*detect.
 			return nil, nil, fmt.Errorf("API %s: openapi: %w", api.Name, err)
 		}
 		g.SetSpec(api.Name, specJudge(s))
+		if r.specs == nil {
+			r.specs = map[string]*spec.Spec{}
+		}
+		r.specs[api.Name] = s
 	}
 	sink := detect.NewContentSink(detect.ContentSinkConfig{
 		Guard: g, Store: store, IDs: r.engine.IDs,
@@ -47,3 +51,7 @@ func specJudge(s *spec.Spec) detect.SpecJudge {
 		return detect.SpecVerdict{Kind: v.Kind, Rule: v.Rule, KeyPath: v.KeyPath, Excerpt: v.Excerpt}
 	}
 }
+
+// OpenAPI returns an API's compiled OpenAPI document, loaded by
+// NewContent; nil when it has none.
+func (r *Runtime) OpenAPI(api string) *spec.Spec { return r.specs[api] }

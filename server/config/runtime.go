@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/spec"
 )
 
 // Runtime is the runtime form of a validated Config: the settings that
@@ -14,6 +15,9 @@ import (
 // derived in one place (Config.Runtime), so a knob cannot reach one and
 // miss the other, which would make a replay silently differ from serve.
 type Runtime struct {
+	// specs are the APIs' compiled OpenAPI documents (NewContent).
+	specs map[string]*spec.Spec
+
 	// Secrets are the values in effect of the keys that may come from a
 	// file, read when the Runtime was derived.
 	Secrets Secrets

@@ -180,7 +180,8 @@ func TestInspectionBlocksARepeatOffender(t *testing.T) {
 // this Vigil and imported into a fresh one, they refuse the same PATCH on
 // its first call.
 func TestInspectionLearnsProfilesAndRefusesMassAssignment(t *testing.T) {
-	v := start(t, inspectionConfig)
+	dir := t.TempDir()
+	v := startIn(t, dir, inspectionConfig)
 	out := v.MustDo("PUT", "/v1/models/shop", `{"inspection":{"min_identities":3,"min_span":"1ms","min_samples":10,"sample_every":1}}`, 200)
 	var doc struct {
 		Inspection struct {
@@ -247,6 +248,15 @@ func TestInspectionLearnsProfilesAndRefusesMassAssignment(t *testing.T) {
 	assertBlocked(t, res, 403, "mass_assignment")
 	if res := w.send(buffered, jsonPost("PATCH", "/shop/users/77", "203.0.113.68", `{"name":"bob","email":"bob@example.com"}`)); res.Status != 200 {
 		t.Fatalf("benign PATCH on the importing Vigil: %d", res.Status)
+	}
+
+	// The profiles and knobs outlive a restart.
+	v.Stop()
+	r := startIn(t, dir, inspectionConfig)
+	assertBlocked(t, r.send(buffered, jsonPost("PATCH", "/shop/users/78", "203.0.113.69", evil)), 403, "mass_assignment")
+	decodeJSON(t, r.MustDo("GET", "/v1/models/shop", "", 200), &doc)
+	if k := doc.Inspection.Knobs; k.MinIdentities != 3 || k.SampleEvery != 1 {
+		t.Fatalf("knobs after a restart: %+v", k)
 	}
 }
 
@@ -382,4 +392,33 @@ func TestOpenAPIRefusesWhatTheDocumentDoesNotAllow(t *testing.T) {
 		}
 		return nil
 	})
+	// The admin API knows the document: the inventory is marked against
+	// it (both operations were called: no zombie, no shadow endpoint), and
+	// the export is served.
+	vigiltest.Eventually(t, 10*time.Second, func() error {
+		var inv struct {
+			APIs []struct {
+				Name      string
+				OpenAPI   bool `json:"openapi"`
+				Endpoints []struct {
+					Method, Path string
+					Shadow       bool `json:"shadow"`
+				}
+				Zombies []struct{ Method, Path string }
+			}
+		}
+		decodeJSON(t, v.MustDo("GET", "/v1/apis", "", 200), &inv)
+		if len(inv.APIs) != 1 || !inv.APIs[0].OpenAPI || len(inv.APIs[0].Endpoints) != 2 || len(inv.APIs[0].Zombies) != 0 {
+			return fmt.Errorf("GET /v1/apis: %+v", inv.APIs)
+		}
+		for _, e := range inv.APIs[0].Endpoints {
+			if e.Shadow {
+				return fmt.Errorf("%s %s marked shadow", e.Method, e.Path)
+			}
+		}
+		return nil
+	})
+	if out := v.MustDo("GET", "/v1/apis/shop/openapi.json", "", 200); !strings.Contains(out, `"openapi"`) {
+		t.Fatalf("GET /v1/apis/shop/openapi.json: %s", out)
+	}
 }
