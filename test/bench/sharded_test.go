@@ -41,7 +41,8 @@ import (
 // VIGIL_BENCH_SEEDS (default 9; comma-separated) are the fast preset's
 // seeds, held out of tuning (test/scenario's suite_test.go: seeds 1-8 tuned
 // the engine, 9 and 10 and the full preset's 11 are held out);
-// VIGIL_BENCH_FLUSH (default 250ms) is the flush interval. Reported per
+// VIGIL_BENCH_FLUSH (default 250ms) is the flush interval,
+// VIGIL_BENCH_SHARE_FRACTION sets redis.share_fraction (default 0.1). Reported per
 // attack type: recall single / 3 without Redis / 3 with Redis, median time
 // to detect single and with Redis, and per attacker detected by both the
 // time to detect with Redis minus single (median, max, and how many are
@@ -59,6 +60,9 @@ func replayConfig(tb testing.TB, redisAddr, prefix string, flush time.Duration) 
 	yml := string(base)
 	if redisAddr != "" {
 		yml += fmt.Sprintf("redis:\n  addrs: [%s]\n  key_prefix: %q\n  flush_interval: %s\n", redisAddr, prefix, flush)
+		if v := os.Getenv("VIGIL_BENCH_SHARE_FRACTION"); v != "" {
+			yml += "  share_fraction: " + v + "\n"
+		}
 	}
 	dir := tb.TempDir()
 	path := filepath.Join(dir, "vigil.yaml")
