@@ -408,3 +408,34 @@ func TestResendSharedReseedsAStoreThatLostItsData(t *testing.T) {
 		}
 	}
 }
+
+// An idle shared state keeps being read back: at every collect for a
+// minute, then at every tenth (so that a slow attacker's next call on this
+// replica is judged on a window seconds old, not a minute old), and no
+// more once its windows have gone by.
+func TestIdleSharedStatesAreReadBackLessOften(t *testing.T) {
+	f := newClusterFixture(t, 1, 0, 0.1)
+	f.every = 0
+	e := f.es[0]
+	for i := range 8 {
+		f.call("203.0.113.9", func(t *detect.Transaction) { t.Path, t.Status = fmt.Sprintf("/shop/p%d", i), 404 })
+	}
+	if n := sharedStates(e); n != 1 {
+		t.Fatalf("%d shared states, want 1", n)
+	}
+	if d := e.CollectShared(f.ctx); len(d) != 1 || len(d[0].Buckets) == 0 {
+		t.Fatalf("first collect: %+v, want the prober's increments", d)
+	}
+	sent := map[int]bool{}
+	for i := 1; i <= sharedIdleMax+100; i++ {
+		if d := e.CollectShared(f.ctx); len(d) == 1 {
+			sent[i] = true
+		}
+	}
+	for i := 1; i <= sharedIdleMax+100; i++ {
+		want := i <= sharedIdleCollects || i <= sharedIdleMax && i%sharedIdleEvery == 0
+		if sent[i] != want {
+			t.Fatalf("idle collect %d: sent %v, want %v", i, sent[i], want)
+		}
+	}
+}
