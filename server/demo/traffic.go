@@ -146,7 +146,12 @@ func (p *profile) session(r *rand.Rand, sh *shop.Shop) []call {
 var freeSearches = []string{"levi's 501", `"vintage watch"`, "iphone 12 (64gb)", "canon eos 5d, boxed", "rock'n'roll vinyl", "t-shirt size m",
 	"laptop <500", "monitor >24 inch", "watch -smart", "1:18 model car", "lamp & shade", "40% off", "sony a7 iii", "dr. martens",
 	"o'neill jacket", "bose qc35 (used)", `monitor 27" 4k`, `kids' bike 20"`, `macbook pro 13.3"`, "ps5 + 2 controllers",
-	"lego 75192 - millennium falcon", "1/2 inch drill", "guitar strings #10", "camera bag [small]"}
+	"lego 75192 - millennium falcon", "1/2 inch drill", "guitar strings #10", "camera bag [small]",
+	// Each punctuation a few times, so that each replica of a demo with
+	// --replicas sees every character class from enough users to trust it.
+	"used, like new", "red, size 42", "tv <300", "ssd >1tb", "16:9 monitor", "1:43 diecast", "salt & pepper mill",
+	"b&o speaker", "100% cotton shirt", "50% wool coat", "camera + lens", "c++ book", "3/4 sleeve dress", "usb-c/hdmi adapter",
+	"size #2 brush", "#1 bestseller", "headphones [refurbished]", "[new] keyboard", "tent [2 person]"}
 
 // bidNotes are what users write on a bid.
 var bidNotes = []string{"please ship before the weekend", "can I pick it up in Berlin", "gift, please wrap it", "is the original box included",
