@@ -381,8 +381,8 @@ const maxLookupRounds = 64
 // detectJNDI resolves Log4j lookups from the innermost out, the way Log4j
 // does, so that the obfuscations (${${lower:j}ndi:…}, ${${::-j}ndi:…},
 // ${${env:X:-j}ndi:…}, ${${upper:J}NDI:…}, ${date:'j'}) collapse, and
-// reports whether a ${jndi:…} lookup appears. buf is scratch of at least
-// len(v) bytes.
+// reports whether a ${jndi:…} lookup appears (an unterminated one too).
+// buf is scratch of at least len(v) bytes.
 func detectJNDI(buf, v []byte) bool {
 	if len(v) > cap(buf) {
 		v = v[:cap(buf)]
@@ -402,7 +402,9 @@ func detectJNDI(buf, v []byte) bool {
 		}
 		q := indexByte(b[p+2:], '}')
 		if q < 0 {
-			return false
+			// Unterminated: not a lookup Log4j resolves, but a payload cut
+			// short (or by a cap) still shows its intent.
+			return hasPrefixFold(b[p+2:], "jndi:")
 		}
 		inner := b[p+2 : p+2+q]
 		if hasPrefixFold(inner, "jndi:") {
