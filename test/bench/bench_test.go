@@ -120,6 +120,31 @@ type load struct {
 
 // identityHeaders are the request headers of identity i; the values of
 // the fields numbered in scratch change with i.
+// callMessages are a GET's request headers as Envoy sends them to each
+// service: ext_proc's ProcessingRequest and ext_authz's CheckRequest, from
+// its header pairs (":path" and "x-request-id" among them).
+func callMessages(hs [][2]string) (*extprocv3.ProcessingRequest, *authv3.CheckRequest) {
+	var hv []*corev3.HeaderValue
+	m := map[string]string{}
+	for _, h := range hs {
+		hv = append(hv, &corev3.HeaderValue{Key: h[0], RawValue: []byte(h[1])})
+		m[h[0]] = h[1]
+	}
+	proc := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hv}, EndOfStream: true},
+	}}
+	check := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}},
+		}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: m["x-request-id"], Method: "GET", Path: m[":path"], Host: "api.example.com", Scheme: "https",
+			Protocol: "HTTP/1.1", Size: -1, Headers: m,
+		}},
+	}}
+	return proc, check
+}
+
 func identityHeaders(i int) [][2]string {
 	ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
 	token := fmt.Sprintf("tok-%08d-%x", i, i*7919)
@@ -197,25 +222,9 @@ func newLoadOf(n int) *load {
 	l := &load{n: n}
 	for i := range n {
 		hs := identityHeaders(i)
-		path := hs[1][1]
-		var hv []*corev3.HeaderValue
-		m := map[string]string{}
-		for _, h := range hs {
-			hv = append(hv, &corev3.HeaderValue{Key: h[0], RawValue: []byte(h[1])})
-			m[h[0]] = h[1]
-		}
-		l.headers = append(l.headers, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-			RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hv}, EndOfStream: true},
-		}})
-		l.checks = append(l.checks, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-			Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-				SocketAddress: &corev3.SocketAddress{Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}},
-			}}},
-			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-				Id: hs[8][1], Method: "GET", Path: path, Host: "api.example.com", Scheme: "https",
-				Protocol: "HTTP/1.1", Size: -1, Headers: m,
-			}},
-		}})
+		proc, check := callMessages(hs)
+		l.headers = append(l.headers, proc)
+		l.checks = append(l.checks, check)
 	}
 	l.response = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
 		ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{

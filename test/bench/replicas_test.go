@@ -94,24 +94,9 @@ func newMixedClient(base *client, authz bool) *mixedClient {
 				{"user-agent", "scanner/0.1"}, {"accept", "*/*"}, {"x-forwarded-for", ip},
 				{"x-request-id", fmt.Sprintf("atk-%d-%d", a, p)}, {"x-envoy-external-address", ip},
 			}
-			var hv []*corev3.HeaderValue
-			hm := map[string]string{}
-			for _, h := range hs {
-				hv = append(hv, &corev3.HeaderValue{Key: h[0], RawValue: []byte(h[1])})
-				hm[h[0]] = h[1]
-			}
-			m.atkProc = append(m.atkProc, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-				RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hv}, EndOfStream: true},
-			}})
-			m.atkChecks = append(m.atkChecks, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-				Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-					SocketAddress: &corev3.SocketAddress{Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}},
-				}}},
-				Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-					Id: hm["x-request-id"], Method: "GET", Path: path, Host: "api.example.com", Scheme: "https",
-					Protocol: "HTTP/1.1", Size: -1, Headers: hm,
-				}},
-			}})
+			proc, check := callMessages(hs)
+			m.atkProc = append(m.atkProc, proc)
+			m.atkChecks = append(m.atkChecks, check)
 		}
 	}
 	m.notFound = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
