@@ -47,9 +47,28 @@ type Transaction struct {
 	// Sample is the call's content copied for the profile learner, for a
 	// sampled call that inspection let through (nil: not sampled).
 	Sample *ContentSample
+	// Route says whether the call's method and endpoint template are an
+	// endpoint its API is known to have (set by observe.Inventory, a sink
+	// that runs before the behaviour engine; RouteUnjudged when no
+	// inventory saw the call).
+	Route Route
 
 	join joinState
 }
+
+// Route is what the API inventory knew of a call's endpoint.
+type Route uint8
+
+const (
+	// RouteUnjudged: no inventory judged the call.
+	RouteUnjudged Route = iota
+	// RouteKnown: the method and template are an endpoint the API has
+	// answered with success (or declared), so a miss on it is a missing
+	// object, not a missing route.
+	RouteKnown
+	// RouteUnknown: an endpoint the API is not known to have.
+	RouteUnknown
+)
 
 // Sources of a transaction part.
 const (
