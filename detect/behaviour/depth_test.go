@@ -188,3 +188,47 @@ func TestDayVariablesWaitForADayOfTraffic(t *testing.T) {
 		t.Fatalf("a user-set day Tx raised %d attacks, want 1", len(g.attacks))
 	}
 }
+
+// An ID walk whose reads are mostly refused passes errors_10m before
+// distinct_object_ids: its errors are the walk's, and it is named
+// bola_enumeration, never excessive_errors.
+func TestSlowIDWalkIsNamedBOLA(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(9, 10))
+	f.benign(45*time.Minute, rng)
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	const ip = "203.0.113.40"
+	walker := f.fp.Fingerprint("walker")
+	start := f.now
+	for i := 0; f.now.Sub(start) < 30*time.Minute && len(f.attacksOn(walker)) == 0; i++ {
+		f.now = f.now.Add(4 * time.Second)
+		status := 403
+		if rng.IntN(10) == 0 {
+			status = 200
+		}
+		f.tx(ip, "walker", "GET", fmt.Sprintf("/shop/order/%d", 50000+i), status, 300)
+	}
+	got := f.attacksOn(walker)
+	if len(got) == 0 {
+		t.Fatal("the walk was not caught")
+	}
+	if got[0].Type != detect.AttackBOLAEnumeration {
+		t.Fatalf("named %s, want bola_enumeration: %+v", got[0].Type, got[0].Variables)
+	}
+	var objects, errs bool
+	for _, v := range got[0].Variables {
+		objects = objects || v.Name == "distinct_object_ids" && v.Observed > v.Tn
+		errs = errs || (v.Name == "errors_10m" || v.Name == "error_ratio_10m") && v.Observed > v.Tx
+	}
+	if !objects || !errs {
+		t.Fatalf("want the objects and the errors that fired in the explanation: %+v", got[0].Variables)
+	}
+	for _, a := range f.attacks {
+		if a.Type == detect.AttackExcessiveErrors {
+			t.Fatalf("also raised %s on %s", a.Type, a.Identity.Value)
+		}
+	}
+	t.Logf("named bola_enumeration after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
+}
