@@ -399,3 +399,46 @@ func TestDistributedAttackJudgedPerNetwork(t *testing.T) {
 		}
 	}
 }
+
+// A partner's API key with hours of steady history that suddenly reads
+// fifteen times its own busiest 10 minutes, still under what the API key
+// population may read, changed: data_exfiltration, explained by
+// response_bytes_10m_vs_own. Its steady hours raise nothing.
+func TestIdentityJudgedAgainstItsOwnHistory(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeDetect)
+	rng := rand.New(rand.NewPCG(15, 16))
+	key := f.fp.Fingerprint("pk_live_partner")
+	partner := func(d time.Duration, resp int64) {
+		end := f.now.Add(d)
+		for f.now.Before(end) {
+			f.benign(10*time.Second, rng)
+			tx := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: fmt.Sprintf("/shop/order/%d", rng.IntN(5000)),
+				Status: 200, ResponseBytes: resp, Start: f.now, HasRequest: true, Complete: true, UserAgent: "partner/2"}
+			tx.Identities[detect.KindIP] = "198.18.5.5"
+			tx.Identities[detect.KindAPIKey] = key
+			f.e.Consume(tx)
+		}
+	}
+	partner(150*time.Minute, 2000) // 60 calls and 120 kB per 10 minutes
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on steady traffic: %+v", f.attacks[0])
+	}
+	partner(10*time.Minute, 30_000) // 1.8 MB in 10 minutes
+	got := f.attacksOn(key)
+	if len(got) == 0 || got[0].Type != detect.AttackDataExfiltration {
+		t.Fatalf("the change was not caught: %+v", got)
+	}
+	var own, pop detect.VariableValue
+	for _, v := range got[0].Variables {
+		switch v.Name {
+		case "response_bytes_10m_vs_own":
+			own = v
+		case "response_bytes_10m":
+			pop = v
+		}
+	}
+	if own.Observed <= own.Tx || pop.Observed > pop.Tx {
+		t.Fatalf("want the self-baseline past Tx and the population's Tx not: %+v", got[0].Variables)
+	}
+	t.Logf("%+v", got[0].Variables)
+}

@@ -15,7 +15,7 @@ import (
 // epoch plus the previous one weighted by the share of it still inside
 // the window, as sliding-window rate limiters count).
 //
-// A state gets them (longTerm, 168 bytes behind stateExtra) only once its
+// A state gets them (longTerm, 192 bytes behind stateExtra) only once its
 // identity has been seen for longer than the 10-minute window: until then
 // that window holds its whole history and the hour and day values are its
 // sums. Most identities (a botnet's addresses, a short session's token)
@@ -59,7 +59,17 @@ type longTerm struct {
 	dayAt  int32 // the current day epoch: time / dayWindow
 	hour   [hourBuckets][numLT]uint32
 	day    [2][numLT]uint32 // [0] the current epoch, [1] the previous
+	// own is the identity's own busiest 10 minutes per counter, from the
+	// buckets leaving the hour window (so an hour behind: an attack that
+	// starts now does not raise it for an hour), decaying with a half-life
+	// of a day: its self-baseline. history counts the buckets folded in.
+	own     [numLT]float32
+	history uint16
+	from    int32 // the first hour bucket of the identity's history
 }
+
+// ownDecay halves the self-baseline in a day of 10-minute buckets.
+const ownDecay = 0.99520 // 0.5^(1/144)
 
 const (
 	hourBucket  = 10 * time.Minute
@@ -70,7 +80,14 @@ const (
 func (l *longTerm) advance(now int64) {
 	if h := now / int64(hourBucket); h > int64(l.hourAt) {
 		for i := int64(l.hourAt) + 1; i <= h && i <= int64(l.hourAt)+int64(hourBuckets); i++ {
-			l.hour[i%int64(hourBuckets)] = [numLT]uint32{}
+			b := &l.hour[i%int64(hourBuckets)]
+			if i-int64(hourBuckets) >= int64(l.from) { // a bucket of the identity's history leaves
+				for c, n := range b {
+					l.own[c] = max(l.own[c]*ownDecay, float32(n))
+				}
+				l.history = min(l.history+1, math.MaxUint16)
+			}
+			*b = [numLT]uint32{}
 		}
 		l.hourAt = int32(h)
 	}
@@ -119,15 +136,27 @@ func (s *identityState) longTerm(now int64) *longTerm {
 	if s.first == 0 || now-s.first < int64(ltAfter) || s.prealloc {
 		return nil
 	}
-	l := new(longTerm)
+	l := &longTerm{from: int32(s.first / int64(hourBucket))}
+	l.hourAt = l.from
 	l.advance(now)
-	for i := range s.long {
+	// Each minute of the long window into its 10-minute bucket (the
+	// window ends at longHead, which advance has moved to now).
+	for j := range int64(longBuckets) {
+		minute := int64(s.longHead) - j
+		h := minute * int64(longBucket) / int64(hourBucket)
+		if minute < 0 || h <= int64(l.hourAt)-int64(hourBuckets) {
+			continue
+		}
+		b := &l.hour[h%int64(hourBuckets)]
+		i := minute % longBuckets
 		for c, n := range s.long[i] {
-			if ltOf[c] >= 0 {
-				l.add(ltOf[c], uint64(n))
+			if lc := ltOf[c]; lc >= 0 {
+				b[lc] += uint32(n)
+				l.day[0][lc] += uint32(n)
 			}
 		}
-		l.add(ltBytes, uint64(s.longBytes[i]))
+		b[ltBytes] = uint32(min(uint64(b[ltBytes])+uint64(s.longBytes[i]), math.MaxUint32))
+		l.day[0][ltBytes] = uint32(min(uint64(l.day[0][ltBytes])+uint64(s.longBytes[i]), math.MaxUint32))
 	}
 	s.ext().lt = l
 	return l
@@ -182,4 +211,24 @@ func span(v varID) time.Duration {
 func (m *apiModel) armed(v varID, now int64, th threshold) bool {
 	sp := span(v)
 	return sp == 0 || th.User || now-m.since.Load() >= int64(sp)
+}
+
+// Self-baselines: an identity that lasts (an API key, a user account)
+// and has a steady history is also judged against itself. A partner key
+// that reads 40 kB every ten minutes and suddenly reads 1.5 MB, changed:
+// the variable is the last 10 minutes over the identity's own busiest 10
+// minutes (own), once it has an hour of history beyond its first 10
+// minutes and that baseline reaches selfFloor (10 calls, 5 errors,
+// 100 KiB): an identity idle for hours whose next session is busy has no
+// baseline to break, and is judged by its population alone.
+var selfFloor = [numLT]float64{ltRequests: 10, ltErrors: 5, ltBytes: 100 << 10}
+
+// self returns the last 10 minutes' x of counter c over the identity's
+// own baseline, 0 while it has none.
+func (s *identityState) self(c int, x float64) float64 {
+	l := s.lt()
+	if l == nil || int(l.history) < hourBuckets || float64(l.own[c]) < selfFloor[c] {
+		return 0
+	}
+	return x / float64(l.own[c])
 }

@@ -39,6 +39,9 @@ const (
 	vResponseBytesDay
 	vObjectsHour
 	vDeletesHour
+	vSelfRequests
+	vSelfErrors
+	vSelfBytes
 	vRequestBytes
 	vJSONElements
 	numVars
@@ -49,6 +52,9 @@ const (
 	secretKinds  = 1<<detect.KindToken | 1<<detect.KindAPIKey | 1<<detect.KindCookie
 	loginKinds   = 1<<detect.KindIP | 1<<detect.KindUsername | 1<<detect.KindCookie
 	sprayerKinds = 1<<detect.KindIP | 1<<detect.KindCookie
+	// accountKinds are the identities that last: API keys and user
+	// accounts (a token or cookie is one session; an address, anyone's).
+	accountKinds = 1<<detect.KindAPIKey | 1<<detect.KindUsername
 )
 
 type varDef struct {
@@ -90,6 +96,9 @@ var varDefs = [numVars]varDef{
 	vResponseBytesDay:    {"response_bytes_24h", detect.AttackDataExfiltration, allKinds, 32 << 20, false, true},
 	vObjectsHour:         {"distinct_object_ids_1h", detect.AttackBOLAEnumeration, allKinds, 150, false, true},
 	vDeletesHour:         {"deletes_1h", detect.AttackMassDeletion, allKinds, 50, false, true},
+	vSelfRequests:        {"requests_10m_vs_own", detect.AttackExtremeActivity, accountKinds, 10, false, true},
+	vSelfErrors:          {"errors_10m_vs_own", detect.AttackExcessiveErrors, accountKinds, 10, false, true},
+	vSelfBytes:           {"response_bytes_10m_vs_own", detect.AttackDataExfiltration, accountKinds, 10, false, true},
 	vRequestBytes:        {"request_bytes", detect.AttackOversizedPayload, allKinds, 64 << 10, true, false},
 	vJSONElements:        {"json_elements", detect.AttackOversizedPayload, allKinds, 200, true, false},
 }
@@ -175,6 +184,12 @@ func (s *identityState) value(v varID) float64 {
 		return s.estimate(skObjectsWide)
 	case vDeletesHour:
 		return s.ltValue(ltDeletes, false)
+	case vSelfRequests:
+		return s.self(ltRequests, s.longSum(cRequests))
+	case vSelfErrors:
+		return s.self(ltErrors, s.longSum(cErrors))
+	case vSelfBytes:
+		return s.self(ltBytes, s.respBytes())
 	}
 	return 0
 }
