@@ -193,6 +193,8 @@ type callFacts struct {
 	login     bool   // the API's login endpoint
 	object    uint64 // objectKey of the path
 	hasObject bool
+	route     uint64 // routeKey of the call
+	scanner   bool   // a scanner-shaped path (detect.ScannerPath)
 }
 
 // NewEngine returns an engine; Run starts its workers.
@@ -289,6 +291,9 @@ func (e *Engine) Consume(t *detect.Transaction) {
 	t.Prepare()
 	call := callFacts{login: m.api.IsLoginPath(t.Path)}
 	call.object, call.hasObject = objectKey(t)
+	if t.Status >= 400 {
+		call.route, call.scanner = routeKey(t), detect.ScannerPath(t.Path)
+	}
 	for k := range detect.NumKinds {
 		id := t.Identities[k]
 		if id == "" {
@@ -456,18 +461,19 @@ func (s *shard) update(st *identityState, w work) {
 	if minute := int32(now / int64(longBucket)); minute != st.lastSample && st.first != 0 {
 		if st.flagged() == nil {
 			learning := !m.ready.Load()
-			feats := windowVars(w.kind)
 			scale := s.e.sampleScale(st)
 			// On the stack: sampleVector copies it only when its
 			// reservoir keeps it, so most samples allocate nothing.
 			var buf [numVars]float64
-			vec := buf[:len(feats)]
-			for i, v := range feats {
+			vec := buf[:0]
+			for _, v := range kindVars[w.kind] {
 				x := st.value(v)
 				if additive[v] {
 					x *= scale
 				}
-				vec[i] = x
+				if !varDefs[v].slow {
+					vec = append(vec, x)
+				}
 				m.sample(w.kind, v, x)
 				if learning && x > 0 {
 					x32, ext := float32(x), st.ext()
@@ -500,7 +506,7 @@ func (s *shard) update(st *identityState, w work) {
 	any := false
 	// A state that nears a limit is shared (never the scratch state of a
 	// first call: its next call, as a state, is checked again).
-	share := s.e.cfg.ShareFraction > 0 && st.skSlots&skPrealloc == 0 && st.sharedPart() == nil
+	share := s.e.cfg.ShareFraction > 0 && !st.prealloc && st.sharedPart() == nil
 	for v := range numVars {
 		d := varDefs[v]
 		if d.perRequest || d.kinds&(1<<w.kind) == 0 || !knobs[varType[v]].Enabled {
@@ -511,7 +517,7 @@ func (s *shard) update(st *identityState, w work) {
 			s.shareIfNear(st, varID(v), x, tx)
 			share = st.sharedPart() == nil
 		}
-		if st.beyond(varID(v), x, tx) {
+		if st.beyond(varID(v), x, tx) && m.armed(varID(v), now, ts[w.kind][v]) {
 			fired[typeIndex(d.attack)] = true
 			any = true
 		}
@@ -529,7 +535,8 @@ func (s *shard) update(st *identityState, w work) {
 // additive marks the variables that add up calls (or bytes) over a
 // window: with several replicas, each holds about its share of them.
 var additive = [numVars]bool{vRequestsPerMin: true, vErrors: true, vFailedRequests: true,
-	vLoginFailures: true, vResponseBytes: true, vDeletes: true}
+	vLoginFailures: true, vResponseBytes: true, vDeletes: true, vRequestsHour: true, vRequestsDay: true,
+	vErrorsHour: true, vLoginFailuresHour: true, vResponseBytesHour: true, vResponseBytesDay: true, vDeletesHour: true}
 
 // sampleScale is what a state's additive variables are multiplied by in
 // its training samples (and the multivariate vector checked with them,
@@ -693,13 +700,10 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 		}
 		th := ts[st.kind][v]
 		tx := extreme(ts, knobs, st.kind, varID(v))
-		if st.beyond(varID(v), x, tx) {
+		if st.beyond(varID(v), x, tx) && m.armed(varID(v), t.Start.UnixNano(), th) {
 			fires = true
 		}
-		dev := 0.0
-		if th.Tn > 0 {
-			dev = math.Round((x-th.Tn)/th.Tn*1000) / 10
-		}
+		dev := deviation(v, x, th.Tn)
 		vars = append(vars, detect.VariableValue{Name: d.name, Observed: round(x), Tn: round(th.Tn), Tx: round(tx), DeviationPct: dev})
 	}
 	if !fires {
@@ -829,6 +833,18 @@ func (s *identityState) attackIPs() []string {
 }
 
 func round(x float64) float64 { return math.Round(x*100) / 100 }
+
+// deviation is how far x is above (or below) tn, in percent of tn; for a
+// normal of 0 (benign identities never showed the variable, as with
+// scanner-shaped paths), in percent of half the variable's floor, the
+// default normal.
+func deviation(v varID, x, tn float64) float64 {
+	ref := tn
+	if ref <= 0 {
+		ref = varDefs[v].floor / 2
+	}
+	return math.Round((x-tn)/ref*1000) / 10
+}
 
 // ModelStatus is an API model's training state.
 type ModelStatus struct {
