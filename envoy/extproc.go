@@ -168,7 +168,7 @@ func (st *extProcStream) handle(msg *extprocv3.ProcessingRequest) (*extprocv3.Pr
 	case *extprocv3.ProcessingRequest_RequestBody:
 		resp = st.onRequestBody(r.RequestBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
-		resp = continueRequestTrailers
+		resp = st.onRequestTrailers()
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		if st.sawResponseHeaders {
 			return nil, protocolError("response_headers received twice on one stream")
@@ -317,6 +317,18 @@ func (st *extProcStream) onRequestBody(b *extprocv3.HttpBody) *extprocv3.Process
 		}
 	}
 	st.decideTime += st.svc.now().Sub(start)
+	return resp
+}
+
+// onRequestTrailers: a body ended by trailers (end_of_stream on them, not
+// on a chunk) is whole once they come, and a login's is read then.
+func (st *extProcStream) onRequestTrailers() *extprocv3.ProcessingResponse {
+	resp := continueRequestTrailers
+	if st.loginBody && st.bodyBuf != nil && !st.verdict.Deny {
+		start := st.svc.now()
+		resp = st.loginUsername(st.bodyBuf, start, resp)
+		st.decideTime += st.svc.now().Sub(start)
+	}
 	return resp
 }
 

@@ -121,6 +121,31 @@ func TestExtProcLoginBodyNamesTheUsername(t *testing.T) {
 	}
 }
 
+// TestExtProcLoginBodyEndedByTrailers: a login body whose end Envoy
+// marks on the trailers is read when they come; a block-listed name is
+// refused there.
+func TestExtProcLoginBodyEndedByTrailers(t *testing.T) {
+	cfg, block := loginConfig(t, detect.ModeBlock, nil)
+	block.Put(detect.Entry{Kind: detect.KindUsername, Value: "mallory"})
+	recs := records(t, cfg)
+	trailers := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestTrailers{RequestTrailers: &extprocv3.HttpTrailers{}}}
+	for _, tc := range []struct{ user, want string }{{"alice", ""}, {"mallory", "blocklist"}} {
+		in := login("/shop/login", formType, "password="+loginPassword+"&username="+tc.user, 9)
+		in[len(in)-2].GetRequestBody().EndOfStream = false
+		in = append(in[:len(in)-1], trailers, in[len(in)-1])
+		m := &memStream{ctx: context.Background(), in: in}
+		if err := NewExtProc(cfg).Process(m); err != nil {
+			t.Fatal(err)
+		}
+		if _, reason := denyBody(t, m.last); reason != tc.want {
+			t.Fatalf("%s: refusal %q, want %q", tc.user, reason, tc.want)
+		}
+		if got := next(t, recs).Identities[detect.KindUsername]; got != tc.user {
+			t.Fatalf("username %q, want %q", got, tc.user)
+		}
+	}
+}
+
 // assertNoPassword fails when text holds the test password.
 func assertNoPassword(t *testing.T, text string) {
 	t.Helper()
