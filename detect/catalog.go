@@ -58,6 +58,12 @@ type API struct {
 	// LoginPaths are the API's login endpoints (suffixes of the path);
 	// empty means DefaultLoginPaths.
 	LoginPaths []string
+	// LoginUsernameFields are the form and JSON fields of a login body
+	// that name the account tried (apis[].login_username_fields): a call
+	// to a login path has its username identity read from its body (see
+	// LoginUsername). nil means DefaultLoginUsernameFields; an empty
+	// list reads no body.
+	LoginUsernameFields []string
 	// Discovered is set on the catalog's fallback API, which stands for
 	// every API discovered from traffic.
 	Discovered bool

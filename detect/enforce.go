@@ -200,6 +200,18 @@ func (e *Enforcer) Check(req *Request, now time.Time) Verdict {
 	return Verdict{}
 }
 
+// CheckUsername decides on the user name read from a login's body
+// (API.LoginUsername) after Check decided on the headers: a block list
+// entry for it refuses the call as it would have refused a header's name
+// (403, reason blocklist). The caller skips it for a call already refused
+// or allow-listed; the other identities were looked up by Check.
+func (e *Enforcer) CheckUsername(req *Request, now time.Time) Verdict {
+	if entry, ok := e.block.Lookup(KindUsername, req.Identities[KindUsername], now); ok {
+		return e.refuse(req, Verdict{Status: 403, Reason: ReasonBlockList, Match: &entry})
+	}
+	return Verdict{}
+}
+
 // CheckBody applies the hard limits to the request body seen so far: total
 // bytes and the JSON counter's element count and depth (json may be nil).
 // It does not consult the lists: the caller skips it for a request whose

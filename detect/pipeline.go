@@ -325,6 +325,12 @@ func merge(t, p *Transaction) {
 			t.Identities, t.UserAgent = p.Identities, p.UserAgent
 			t.Start = p.Start
 			t.HasRequest = true
+			t.LoginBody = p.LoginBody
+		} else if p.LoginBody && !t.LoginBody {
+			// The part that read a login's body (ext_proc, when ext_authz
+			// got no body) knows the account the attempt is on.
+			t.Identities[KindUsername] = p.Identities[KindUsername]
+			t.LoginBody = true
 		}
 		t.RequestBytes = max(t.RequestBytes, p.RequestBytes)
 		t.JSONElements = max(t.JSONElements, p.JSONElements)

@@ -54,6 +54,13 @@ func extProcPart(id string, at time.Duration) *Transaction {
 	return t
 }
 
+// loginBodyPart is an ext_proc part that read a login's body.
+func loginBodyPart(id string) *Transaction {
+	t := extProcPart(id, 0)
+	t.Identities[KindUsername], t.LoginBody, t.Status = "victim@x.com", true, 401
+	return t
+}
+
 // joinTests feed TestJoiner: a timeline of parts and flushes, and how many
 // calls are handed on after each step.
 var joinTests = []struct {
@@ -121,6 +128,22 @@ var joinTests = []struct {
 		check: func(t *testing.T, got []*Transaction) {
 			if got[0].Status != 200 {
 				t.Errorf("late part changed the handed-on call: %+v", got[0])
+			}
+		},
+	},
+	{
+		// ext_authz without the body knows the header's user name; the
+		// ext_proc part read the login's body: the account tried wins.
+		name: "the login body's user name wins",
+		steps: []joinStep{
+			{at: 0, add: authzPart("a", 0), emitted: 0, pending: 1},
+			{at: time.Millisecond, add: loginBodyPart("a"), emitted: 1, pending: 1},
+		},
+		check: func(t *testing.T, got []*Transaction) {
+			for _, tx := range got {
+				if tx.Identities[KindUsername] != "victim@x.com" || !tx.LoginBody || tx.Identities[KindToken] != idsAlice[KindToken] {
+					t.Errorf("merged %s: %q", tx.RequestID, tx.Identities)
+				}
 			}
 		},
 	},

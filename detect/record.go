@@ -91,5 +91,14 @@ func (r *Record) Transaction(c *Catalog, x *Extractor) *Transaction {
 	}
 	t.Identities[KindIP] = canonicalIP(r.ClientIP)
 	x.Extract(&api.Identities, h, query, &t.Identities)
+	// A login's body names the account tried, as it does live (Envoy's
+	// body phase, or ext_authz with the body).
+	if r.RequestBody != "" && api.ReadsLoginBody(path) {
+		body := r.RequestBody[:min(len(r.RequestBody), MaxLoginBody)]
+		if name := api.LoginUsername(h["content-type"], []byte(body)); name != "" {
+			t.Identities[KindUsername] = name
+			t.LoginBody = true
+		}
+	}
 	return t
 }

@@ -24,6 +24,9 @@ type Transaction struct {
 	RequestID string
 	// HasRequest is set when the request side was seen.
 	HasRequest bool
+	// LoginBody is set when the username identity was read from the body
+	// of a login call (API.LoginUsername): the account the attempt is on.
+	LoginBody bool
 
 	Status        int   // HTTP status returned to the client; 0 if unknown
 	RequestBytes  int64 // request body bytes seen (or declared)

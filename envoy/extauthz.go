@@ -87,13 +87,25 @@ func (s *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 	c.begin(&f, h, req, tx)
 	tx.Start = start
 	v := c.enforcer.Check(req, tx.Start)
-	var body []byte
-	if !v.Refused() && v.Reason != detect.ReasonAllowList {
-		body = httpReq.GetRawBody()
-		if len(body) == 0 && httpReq.GetBody() != "" {
-			b := httpReq.GetBody()
-			body = unsafe.Slice(unsafe.StringData(b), len(b)) // read only
+	body := httpReq.GetRawBody()
+	if len(body) == 0 && httpReq.GetBody() != "" {
+		b := httpReq.GetBody()
+		body = unsafe.Slice(unsafe.StringData(b), len(b)) // read only
+	}
+	if len(body) > 0 && !v.Deny && req.API.ReadsLoginBody(req.Path) {
+		// The account a login's body names is the call's user name
+		// (ahead of a header's or a token's), checked against the block
+		// list as a header's is.
+		if name := req.API.LoginUsername(f.contentType, body); name != "" {
+			req.Identities[detect.KindUsername] = name
+			tx.Identities[detect.KindUsername] = name
+			tx.LoginBody = true
+			if !v.Refused() && v.Reason != detect.ReasonAllowList {
+				v = c.enforcer.CheckUsername(req, start)
+			}
 		}
+	}
+	if !v.Refused() && v.Reason != detect.ReasonAllowList {
 		if len(body) > 0 {
 			var json *detect.JSONCounter
 			if isJSON(f.contentType) && req.API.MaxJSONElements > 0 {

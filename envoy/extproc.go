@@ -85,6 +85,11 @@ type extProcStream struct {
 	// document: it judges the whole call once the body is in.
 	specPath, specQuery string
 	view                inspect.RequestView
+	// loginBody is set while the body of a call to a login path is
+	// expected, to read the user name it names; loginType is its
+	// content type, copied (a multipart boundary is in it).
+	loginBody bool
+	loginType string
 }
 
 // streams recycles per-stream state: a finished stream hands a detached
@@ -163,7 +168,7 @@ func (st *extProcStream) handle(msg *extprocv3.ProcessingRequest) (*extprocv3.Pr
 	case *extprocv3.ProcessingRequest_RequestBody:
 		resp = st.onRequestBody(r.RequestBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
-		resp = continueRequestTrailers
+		resp = st.onRequestTrailers()
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		if st.sawResponseHeaders {
 			return nil, protocolError("response_headers received twice on one stream")
@@ -199,16 +204,21 @@ func (st *extProcStream) onRequestHeaders(msg *extprocv3.ProcessingRequest, h *e
 		st.json = new(detect.JSONCounter)
 	}
 	st.verdict = c.enforcer.Check(&st.req, start)
+	// Expected: a body (-1: of unknown length) that Envoy sends.
+	body := f.contentLength != 0 && !h.GetEndOfStream() &&
+		!(st.sawProtocol && st.requestBodyMode == extprocfv3.ProcessingMode_NONE)
+	if body && !st.verdict.Deny && st.req.API.ReadsLoginBody(st.req.Path) {
+		st.loginBody = true
+		st.loginType = strings.Clone(f.contentType[:min(len(f.contentType), maxLoginType)])
+	}
 	if c.inspects(&st.req, &st.verdict) {
 		// The view lives in the (recycled) stream: an OpenAPI judge, a
 		// func value, would make a local one escape.
 		rv := &st.view
 		viewOf(&st.req, &f, rv)
 		defer func() { st.view = inspect.RequestView{} }()
-		// Expected: a body, to inspect (and to judge the call against
-		// its OpenAPI document with) once whole.
-		body := f.contentLength != 0 && !h.GetEndOfStream() && // -1: unknown
-			!(st.sawProtocol && st.requestBodyMode == extprocfv3.ProcessingMode_NONE) // Envoy sends none
+		// A body to come is inspected (and the call judged against its
+		// OpenAPI document with it) once whole.
 		st.verdict = c.inspect(&st.req, rv, st.tx, !body)
 		if !st.verdict.Refused() {
 			st.inspectBody = body
@@ -275,41 +285,109 @@ func (st *extProcStream) onRequestBody(b *extprocv3.HttpBody) *extprocv3.Process
 	}
 	// Only a request whose headers were seen has an API to check against,
 	// and an allow-listed one is exempt from limits; one refused already
-	// keeps its first verdict.
-	if !st.sawRequestHeaders || st.verdict.Reason == detect.ReasonAllowList || st.verdict.Refused() {
+	// keeps its first verdict. A login's body still names its account.
+	if !st.sawRequestHeaders {
+		return resp
+	}
+	exempt := st.verdict.Reason == detect.ReasonAllowList || st.verdict.Refused()
+	if exempt && !st.loginBody {
 		return resp
 	}
 	start := st.svc.now()
-	if st.json != nil {
-		st.json.Write(body)
-		st.tx.JSONElements = st.json.MaxElements
+	if !exempt {
+		if st.json != nil {
+			st.json.Write(body)
+			st.tx.JSONElements = st.json.MaxElements
+		}
+		if v := st.svc.enforcer.CheckBody(&st.req, st.requestBodyBytes, st.json); v.Refused() {
+			st.verdict = v
+			st.inspectBody = false
+			resp = st.conclude(&st.verdict, resp)
+		}
 	}
-	if v := st.svc.enforcer.CheckBody(&st.req, st.requestBodyBytes, st.json); v.Refused() {
-		st.verdict = v
-		resp = st.conclude(&st.verdict, resp)
-	} else if st.inspectBody {
-		resp = st.inspectRequestBody(body, b.GetEndOfStream(), resp)
+	if (st.loginBody || st.inspectBody) && !st.verdict.Deny {
+		if data, end := st.gather(body, b.GetEndOfStream()); end {
+			if st.loginBody {
+				resp = st.loginUsername(data, start, resp)
+			}
+			if st.inspectBody && !st.verdict.Refused() {
+				resp = st.inspectRequestBody(data, resp)
+			}
+			st.bodyBuf = nil
+		}
 	}
 	st.decideTime += st.svc.now().Sub(start)
 	return resp
 }
 
-// inspectRequestBody inspects the request body once it is whole: in place
-// when it comes in one message (BUFFERED), else gathered from its chunks
-// up to the inspector's MaxBodyBytes (the rest is not looked at).
-func (st *extProcStream) inspectRequestBody(chunk []byte, end bool, resp *extprocv3.ProcessingResponse) *extprocv3.ProcessingResponse {
-	c := &st.svc.core
-	data := chunk
-	if !end || st.bodyBuf != nil {
-		room := c.content.MaxBody() - len(st.bodyBuf)
-		if room > 0 {
-			st.bodyBuf = append(st.bodyBuf, chunk[:min(len(chunk), room)]...)
-		}
-		data = st.bodyBuf
+// onRequestTrailers: a body ended by trailers (end_of_stream on them, not
+// on a chunk) is whole once they come, and a login's is read then.
+func (st *extProcStream) onRequestTrailers() *extprocv3.ProcessingResponse {
+	resp := continueRequestTrailers
+	if st.loginBody && st.bodyBuf != nil && !st.verdict.Deny {
+		start := st.svc.now()
+		resp = st.loginUsername(st.bodyBuf, start, resp)
+		st.decideTime += st.svc.now().Sub(start)
 	}
-	if !end {
+	return resp
+}
+
+// maxLoginType bounds the content type kept to read a login body.
+const maxLoginType = 256
+
+// gather returns the request body once it is whole: in place when it
+// comes in one message (BUFFERED), else gathered from its chunks up to
+// what its readers look at (the inspector's MaxBodyBytes, a login's
+// detect.MaxLoginBody; the rest is dropped).
+func (st *extProcStream) gather(chunk []byte, end bool) ([]byte, bool) {
+	if end && st.bodyBuf == nil {
+		return chunk, true
+	}
+	limit := 0
+	if st.inspectBody {
+		limit = st.svc.content.MaxBody()
+	}
+	if st.loginBody {
+		limit = max(limit, detect.MaxLoginBody)
+	}
+	if room := limit - len(st.bodyBuf); room > 0 {
+		st.bodyBuf = append(st.bodyBuf, chunk[:min(len(chunk), room)]...)
+	}
+	if st.bodyBuf == nil {
+		st.bodyBuf = []byte{} // a body gathered, if empty
+	}
+	return st.bodyBuf, end
+}
+
+// loginUsername reads the user name a login's whole body names: it is the
+// call's username identity (the account the attempt is on, ahead of a
+// header's or a token's), and, on the block list, refuses the call as a
+// header's name would.
+func (st *extProcStream) loginUsername(data []byte, now time.Time, resp *extprocv3.ProcessingResponse) *extprocv3.ProcessingResponse {
+	st.loginBody = false
+	name := st.req.API.LoginUsername(st.loginType, data)
+	st.loginType = ""
+	if name == "" {
 		return resp
 	}
+	st.req.Identities[detect.KindUsername] = name
+	st.tx.Identities[detect.KindUsername] = name
+	st.tx.LoginBody = true
+	if st.verdict.Refused() || st.verdict.Reason == detect.ReasonAllowList {
+		return resp
+	}
+	if v := st.svc.enforcer.CheckUsername(&st.req, now); v.Refused() {
+		st.verdict = v
+		st.inspectBody = false
+		st.sample = nil
+		resp = st.conclude(&st.verdict, resp)
+	}
+	return resp
+}
+
+// inspectRequestBody inspects the whole request body.
+func (st *extProcStream) inspectRequestBody(data []byte, resp *extprocv3.ProcessingResponse) *extprocv3.ProcessingResponse {
+	c := &st.svc.core
 	st.inspectBody = false
 	rv := &st.view
 	*rv = inspect.RequestView{Method: st.req.Method, ContentType: st.bodyType, Body: data}
@@ -327,7 +405,6 @@ func (st *extProcStream) inspectRequestBody(chunk []byte, end bool, resp *extpro
 	} else if st.sample != nil {
 		st.sample.SetBody(data, c.content.MaxBody())
 	}
-	st.bodyBuf = nil
 	return resp
 }
 

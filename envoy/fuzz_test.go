@@ -33,8 +33,15 @@ func FuzzExtProcStream(f *testing.F) {
 	f.Add([]byte{0x12, 0x00}, []byte{}, true)
 	inj, _ := proto.Marshal(headers(":method", "POST", ":path", "/shop/q?id=1%27%20OR%201=1--", "content-type", "application/json"))
 	f.Add(inj, []byte(`{"a":{"$where":"sleep(1)"},"b":"<script>x</script>","c":[{"d":"../../etc/passwd"}]}`), false)
+	for _, ct := range []string{"application/x-www-form-urlencoded", "application/json", "multipart/form-data; boundary=b"} {
+		login, _ := proto.Marshal(headers(":method", "POST", ":path", "/shop/login", ":authority", "shop.example.com", "content-type", ct))
+		f.Add(login, []byte("username=mallory&password=x"), false)
+		f.Add(login, []byte(`{"user":{"email":"Mallory@x","password":"y"}}`), false)
+		f.Add(login, []byte("--b\r\nContent-Disposition: form-data; name=\"login\"\r\n\r\nmallory\r\n--b--"), false)
+	}
 	cfg, block := newTestConfig(f, detect.ModeBlock)
 	block.Put(detect.Entry{Kind: detect.KindIP, Value: "1.2.3.4"})
+	block.Put(detect.Entry{Kind: detect.KindUsername, Value: "mallory"}) // a login body naming it is refused
 	withInspection(&cfg)
 	s := NewExtProc(cfg)
 	f.Fuzz(func(t *testing.T, first, body []byte, observe bool) {
@@ -74,8 +81,11 @@ func FuzzCheck(f *testing.F) {
 		b, _ := proto.Marshal(req)
 		f.Add(b)
 	}
+	login, _ := proto.Marshal(authzLogin("/shop/login", "application/json", `{"username":"mallory","password":"x"}`))
+	f.Add(login)
 	cfg, block := newTestConfig(f, detect.ModeBlock)
 	block.Put(detect.Entry{Kind: detect.KindIP, Value: "1.2.3.4"})
+	block.Put(detect.Entry{Kind: detect.KindUsername, Value: "mallory"})
 	withInspection(&cfg)
 	s := NewExtAuthz(cfg)
 	f.Fuzz(func(t *testing.T, b []byte) {

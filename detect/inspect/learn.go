@@ -198,6 +198,10 @@ func (l *Learner) value(loc Location, path, v []byte) {
 		pp.LenMax = len(v)
 	}
 	pp.LenHist[min(bits.Len(uint(len(v))), len(pp.LenHist)-1)]++
+	if !pp.EnumOpen && SecretParam(path) {
+		// A password's few values are passwords: never kept, nor exported.
+		pp.EnumOpen, pp.Enum = true, nil
+	}
 	if !pp.EnumOpen {
 		if _, ok := pp.Enum[string(v)]; ok {
 			pp.Enum[string(v)]++

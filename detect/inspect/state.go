@@ -163,6 +163,10 @@ func (st *state) found(kind Kind, det string, loc Location, v []byte, dec Decodi
 func fill(f *Finding, kind Kind, det string, loc Location, path, v []byte, dec Decodings) {
 	f.Kind, f.Detector, f.Loc, f.Decodings = kind, det, loc, dec
 	f.pathLen = uint8(copy(f.path[:], path))
+	if SecretParam(path) {
+		f.excerptLen = uint8(copy(f.excerpt[:], "***")) // a credential, whatever it holds
+		return
+	}
 	f.excerptLen = uint8(excerpt(f.excerpt[:], v))
 }
 

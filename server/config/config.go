@@ -187,6 +187,10 @@ type APIConfig struct {
 	MaxJSONElements *int             `yaml:"max_json_elements"`
 	Identities      *IdentityOverlay `yaml:"identities"`
 	LoginPaths      []string         `yaml:"login_paths"`
+	// LoginUsernameFields are the form and JSON fields of a login body
+	// that name the account tried; unset, detect.DefaultLoginUsernameFields;
+	// an empty list reads no login body.
+	LoginUsernameFields *[]string `yaml:"login_username_fields"`
 	// Detection sets the API's model knobs and user thresholds, as
 	// PUT /v1/models/{api} does.
 	Detection *behaviour.ModelUpdate `yaml:"detection"`

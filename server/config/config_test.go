@@ -203,6 +203,30 @@ func TestCatalogFromConfig(t *testing.T) {
 	if fb.Mode != detect.ModeDetect || fb.MaxBodyBytes != 1048576 || !fb.Discovered {
 		t.Errorf("fallback = %+v", fb)
 	}
+	// login_username_fields: the configured list, none when empty, the
+	// defaults when unset (discovered APIs included).
+	partners, _ := cat.Lookup("partners")
+	form := "application/x-www-form-urlencoded"
+	for _, tc := range []struct {
+		api        *detect.API
+		path, body string
+		want       string
+	}{
+		{users, "/users/login", "username=u&user_id=ID-9", "ID-9"},
+		{users, "/users/login", "user%5Bemail%5D=A@B.c", "a@b.c"},
+		{users, "/users/login", "email=e@x", ""},
+		{orders, "/orders/login", "email=e@x&login=l", "e@x"},
+		{partners, "/partners/login", "username=p", ""},
+		{fb, "/api/oauth/token", "login=l", "l"},
+	} {
+		got := ""
+		if tc.api.ReadsLoginBody(tc.path) {
+			got = tc.api.LoginUsername(form, []byte(tc.body))
+		}
+		if got != tc.want {
+			t.Errorf("%s: login body %q names %q, want %q", tc.api.Name, tc.body, got, tc.want)
+		}
+	}
 }
 
 func TestValidHostPattern(t *testing.T) {

@@ -292,6 +292,7 @@ func (c *Config) Catalog() *detect.Catalog {
 			Name: a.Name, Hosts: hosts, BasePath: NormalizeBasePath(a.BasePath), Mode: mode,
 			MaxBodyBytes: r.maxBody, MaxJSONElements: r.maxElems, Identities: r.ids.WithDefaults(),
 			LoginPaths: a.LoginPaths, Inspection: r.inspect, OpenAPIPath: a.OpenAPI,
+			LoginUsernameFields: loginUsernameFields(a.LoginUsernameFields),
 		})
 	}
 	mode, _ := detect.ParseMode(c.modeOf(true))
@@ -304,6 +305,15 @@ func (c *Config) Catalog() *detect.Catalog {
 		Inspection:  inspectionOn(c.Defaults.Inspection),
 	}
 	return detect.NewCatalog(apis, fallback)
+}
+
+// loginUsernameFields is an API's login_username_fields for the catalog:
+// nil when unset (the defaults), else a copy, empty when the list is.
+func loginUsernameFields(p *[]string) []string {
+	if p == nil {
+		return nil
+	}
+	return append([]string{}, *p...)
 }
 
 // inspectionOn reads an inspection switch: on unless "off" (or "false").

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vigil-project/vigil/decoy"
 	"github.com/vigil-project/vigil/detect"
@@ -292,8 +294,34 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("apis[%d].login_paths[%d]", i, j), "%q must be a path starting with '/'", p)
 			}
 		}
+		if a.LoginUsernameFields != nil {
+			fields := *a.LoginUsernameFields
+			if len(fields) > detect.MaxLoginUsernameFields {
+				bad(fmt.Sprintf("apis[%d].login_username_fields", i), "%d fields, at most %d", len(fields), detect.MaxLoginUsernameFields)
+			}
+			for j, f := range fields {
+				if !validLoginField(f) {
+					bad(fmt.Sprintf("apis[%d].login_username_fields[%d]", i, j), "%q must be a field name: 1 to %d characters, no spaces, quotes or control characters", f, detect.MaxLoginFieldName)
+				}
+			}
+		}
 	}
 	return c.src.report(errs)
+}
+
+// validLoginField accepts a login body's field name: 1 to
+// detect.MaxLoginFieldName bytes of UTF-8 without white space, quotes,
+// backslashes or control characters.
+func validLoginField(f string) bool {
+	if f == "" || len(f) > detect.MaxLoginFieldName || !utf8.ValidString(f) {
+		return false
+	}
+	for _, r := range f {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == '"' || r == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // validSwitch accepts an on/off key's values.
