@@ -47,23 +47,43 @@ func distinctMeasure(m Measure) bool {
 var measureWindows = []time.Duration{time.Minute, 10 * time.Minute, time.Hour}
 
 // Extremes are the largest value of every measure over every benign
-// identity of a kind, per window; and the largest request body of each
-// endpoint over all benign calls.
+// identity of a kind, per window, and over people's only; and the largest
+// request body of each endpoint over all benign calls.
 type Extremes struct {
 	max     map[extKey]float64
 	maxBody map[string]int64
 }
 
 type extKey struct {
-	kind string
-	w    time.Duration
-	m    Measure
+	kind   string
+	w      time.Duration
+	m      Measure
+	person bool
 }
 
 // Max is the largest value of m over any benign identity of kind in any
 // window of length w (one of a minute, ten minutes, an hour).
 func (e *Extremes) Max(kind string, w time.Duration, m Measure) float64 {
-	return e.max[extKey{kind, w, m}]
+	return e.max[extKey{kind, w, m, false}]
+}
+
+// PersonMax is Max over one person's identities only: a user's address,
+// credentials and name, not a corporate NAT's or mobile carrier's shared
+// address, nor a crawler's, partner's, batch job's or integration's.
+func (e *Extremes) PersonMax(kind string, w time.Duration, m Measure) float64 {
+	return e.max[extKey{kind, w, m, true}]
+}
+
+// personal reports whether a benign identity of population pop is one
+// person's.
+func personal(id Identity, pop string) bool {
+	switch pop {
+	case PopUser, PopPowerUser, PopNewUser:
+		return true
+	case PopNAT, PopMobile: // their addresses are shared
+		return id.Kind != KindIP
+	}
+	return false
 }
 
 // MaxBody is the largest request body of any benign call of method and path
@@ -72,14 +92,20 @@ func (e *Extremes) MaxBody(method, template string) int64 {
 	return e.maxBody[method+" "+template]
 }
 
-// measureExtremes measures the n records rec gives (benign ones).
-func measureExtremes(n int, rec func(int) *detect.Record, start time.Time) *Extremes {
+// measureExtremes measures the n records rec gives (benign ones), pop
+// naming each identity's population.
+func measureExtremes(n int, rec func(int) *detect.Record, start time.Time, pop map[Identity]string) *Extremes {
 	e := &Extremes{max: map[extKey]float64{}, maxBody: map[string]int64{}}
 	for _, w := range measureWindows {
 		for id, v := range measurePeaks(n, rec, start, w, recordIdentityFn) {
+			person := personal(id, pop[id])
 			for m := range numMeasures {
-				k := extKey{id.Kind, w, m}
+				k := extKey{id.Kind, w, m, false}
 				e.max[k] = max(e.max[k], v[m])
+				if person {
+					k.person = true
+					e.max[k] = max(e.max[k], v[m])
+				}
 			}
 		}
 	}

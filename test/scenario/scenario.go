@@ -276,7 +276,7 @@ func Generate(cfg Config) *Scenario {
 	g := newGen(cfg)
 	g.benignTraffic()
 	if cfg.StealthAttackers > 0 {
-		g.ext = measureExtremes(g.records.len(), g.records.at, cfg.Start)
+		g.ext = measureExtremes(g.records.len(), g.records.at, cfg.Start, g.pop)
 	}
 	attackers := append(g.attackTraffic(), g.stealthTraffic()...)
 

@@ -13,13 +13,15 @@ import (
 // that population's own extremes (Scenario.Extremes, measured on the
 // benign traffic before any attacker is generated). Each keeps one measure
 // at or under the busiest benign identity of the same kind in every window
-// (Under), and is set apart only by a total over its whole run (Over).
+// (Under), and is set apart only by a total over its whole run (Over),
+// above what any one person's identity of the kind does in an hour.
 
 // Claim names a measure of an attacker's identities of Kind over aligned
 // windows of Window: the largest value over its windows, compared with the
-// busiest benign identity of the same kind over windows of the same
-// length. Whole sums every identity of Kind the attacker used into one (a
-// distributed attacker's addresses).
+// busiest benign identity of the same kind over windows of the same length
+// (Extremes.Max for Under, Extremes.PersonMax for Over). Whole sums every
+// identity of Kind the attacker used into one (a distributed attacker's
+// addresses).
 type Claim struct {
 	Kind    string
 	Window  time.Duration
@@ -33,8 +35,9 @@ type StealthVariant struct {
 	// HeldOut variants are kept out of tuning (Config.HeldOutVariants).
 	HeldOut bool
 	// Under is kept at or under the benign maximum on every identity of
-	// its kind the attacker uses; Over is above it (the zero Claim: no
-	// claim).
+	// its kind the attacker uses; Over is above one person's maximum (the
+	// zero Claim: no claim; oversized bodies are 1.2 to 2 times the
+	// largest benign body of their endpoint instead).
 	Under, Over Claim
 	run         func(x *attackRun)
 }
@@ -64,8 +67,8 @@ func StealthVariants() []StealthVariant {
 		{TypeBOLAEnumeration, "slow_walk", false, Claim{KindToken, tenMinutes, MeasureOrderIDs, false}, Claim{KindToken, time.Hour, MeasureOrderIDs, false}, slowWalk(false)},
 		{TypeBOLAEnumeration, "scattered_walk", true, Claim{KindToken, tenMinutes, MeasureOrderIDs, false}, Claim{KindToken, time.Hour, MeasureOrderIDs, false}, slowWalk(true)},
 		{TypeMassDeletion, "slow_delete", false, Claim{KindToken, tenMinutes, MeasureDeletes, false}, Claim{KindToken, time.Hour, MeasureDeletes, false}, slowDelete},
-		{TypeOversizedPayload, "just_above_bid", false, Claim{}, Claim{KindToken, time.Hour, MeasureMaxBody, false}, justAbove(shop.PutOrder)},
-		{TypeOversizedPayload, "just_above_patch", true, Claim{}, Claim{KindToken, time.Hour, MeasureMaxBody, false}, justAbove(shop.PatchOrder)},
+		{TypeOversizedPayload, "just_above_bid", false, Claim{}, Claim{}, justAbove(shop.PutOrder)},
+		{TypeOversizedPayload, "just_above_patch", true, Claim{}, Claim{}, justAbove(shop.PatchOrder)},
 	}
 }
 
@@ -315,10 +318,15 @@ func passwordSpraying(x *attackRun) {
 // hopping uses one stolen token or session cookie from a new address every
 // 6 to 10 minutes for 45 to 55 minutes, 3 to 5 ordinary calls 10–20 s
 // apart from each, with its own browser: never more than two addresses in
-// ten minutes.
+// ten minutes. Where no benign credential of the kind is seen from two
+// addresses in ten minutes (web sessions), every 11.5 to 15 minutes: one.
 func hopping(kind string) func(x *attackRun) {
 	return func(x *attackRun) {
 		x.window(45*time.Minute, 55*time.Minute)
+		lo, hi := 6*time.Minute, 10*time.Minute
+		if x.g.ext.Max(kind, tenMinutes, MeasureAddresses) < 2 {
+			lo, hi = 11*time.Minute+30*time.Second, 15*time.Minute
+		}
 		victim := x.g.username(x.r)
 		var cred string
 		if kind == KindCookie {
@@ -328,7 +336,7 @@ func hopping(kind string) func(x *attackRun) {
 		}
 		x.attribute(kind, cred)
 		orders := []int{orderIDMin + x.r.IntN(orderIDMax-orderIDMin), orderIDMin + x.r.IntN(orderIDMax-orderIDMin)}
-		for at := x.start; at.Before(x.stop); at = at.Add(durBetween(x.r, 6*time.Minute, 10*time.Minute)) {
+		for at := x.start; at.Before(x.stop); at = at.Add(durBetween(x.r, lo, hi)) {
 			hdr := map[string]string{"user-agent": uniqueAgent(x.r), HeaderUsername: victim}
 			if kind == KindCookie {
 				hdr["cookie"] = SessionCookie + "=" + cred
