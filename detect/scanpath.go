@@ -1,5 +1,7 @@
 package detect
 
+import "unsafe"
+
 // ScannerPath reports whether a request path is shaped like a scanner's
 // probe rather than a call to a JSON API: a file of a source checkout, a
 // backup, a dump, a configuration or a key (/.git/config, /.env,
@@ -35,7 +37,10 @@ package detect
 // CleanPath: its escaped dots are decoded. A segment that still starts with
 // an escaped dot (%2e) counts as a dot file. It allocates nothing.
 func ScannerPath(path string) bool {
-	var prev []byte // the previous segment, lower case (only for pairs)
+	// A segment with upper-case letters is looked up lowered in one of
+	// two buffers, in turn, so that the previous segment (for pairs) is
+	// never overwritten by the next.
+	prev := "" // the previous segment, lower case
 	var bufs [2][maxScanName]byte
 	cur := 0
 	for len(path) > 0 {
@@ -69,21 +74,33 @@ func ScannerPath(path string) bool {
 			return true
 		}
 		if len(seg) > maxScanName {
-			prev = nil
+			prev = ""
 			continue // no name of the list is that long
 		}
-		lower := &bufs[cur]
-		n := copy(lower[:], seg)
-		for i := range n {
-			if c := lower[i]; 'A' <= c && c <= 'Z' {
-				lower[i] = c + 'a' - 'A'
+		name := seg
+		if hasUpper(seg) {
+			lower := &bufs[cur]
+			n := copy(lower[:], seg)
+			for i := range n {
+				if c := lower[i]; 'A' <= c && c <= 'Z' {
+					lower[i] = c + 'a' - 'A'
+				}
 			}
+			name, cur = unsafe.String(&lower[0], n), 1-cur
 		}
-		name := lower[:n]
 		if scannerName(name) || scannerPair(prev, name) {
 			return true
 		}
-		prev, cur = name, 1-cur
+		prev = name
+	}
+	return false
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
 	}
 	return false
 }
@@ -167,8 +184,8 @@ func scannerExtension(seg string) bool {
 
 // scannerName reports whether a segment (lower case) is a console's, a
 // framework's probe, a key's or a package manifest's name.
-func scannerName(name []byte) bool {
-	switch string(name) {
+func scannerName(name string) bool {
+	switch name {
 	case
 		// WordPress and PHP tools.
 		"wp-admin", "wp-content", "wp-includes", "wp-json", "wordpress",
@@ -197,6 +214,6 @@ func scannerName(name []byte) bool {
 
 // scannerPair reports whether two segments together are a probe whose
 // second word alone is an ordinary one: Tomcat's /manager/html.
-func scannerPair(prev, name []byte) bool {
-	return string(prev) == "manager" && (string(name) == "html" || string(name) == "text" || string(name) == "status")
+func scannerPair(prev, name string) bool {
+	return prev == "manager" && (name == "html" || name == "text" || name == "status")
 }

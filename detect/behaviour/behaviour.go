@@ -66,11 +66,20 @@ const (
 	skIPs
 	skAgents
 	skObjects
+	// skObjectsWide is skObjects over wideEpoch: an ID walk slow enough to
+	// stay under the 10-minute count shows over the hour.
+	skObjectsWide
+	// skUnknownRoutes counts the distinct routes (method and template) an
+	// identity failed on that the API is not known to have (Transaction.Route).
+	skUnknownRoutes
+	// skScannerPaths counts the distinct scanner-shaped paths
+	// (detect.ScannerPath) an identity failed on.
+	skScannerPaths
 	numSketches
 )
 
 // wideSketch marks the sketches over wideEpoch.
-func wideSketch(i int) bool { return i == skIPs || i == skAgents }
+func wideSketch(i int) bool { return i == skIPs || i == skAgents || i == skObjectsWide }
 
 // identityState is what Vigil remembers of one identity on one API: 240
 // bytes (one size class) whatever its traffic, plus the sketches it needed
@@ -104,6 +113,7 @@ type identityState struct {
 	longBytes  [longBuckets]uint32 // response bytes
 	skSlots    uint16
 	kind       detect.Kind
+	prealloc   bool // a shard's scratch state (sketches.go)
 }
 
 // stateExtra holds what few identities need: history while the API
@@ -123,6 +133,9 @@ type stateExtra struct {
 	attacks int
 	// shared holds the cluster's part of a shared state (shared.go).
 	shared *sharedState
+	// lt holds the hour and day windows, made once the identity has been
+	// seen for longer than the 10-minute window (longterm.go).
+	lt *longTerm
 }
 
 func (s *identityState) ext() *stateExtra {
@@ -270,16 +283,25 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 	if s.first == 0 {
 		s.first = now
 	}
+	lt := s.longTerm(now)
 	inc16(&s.short[int64(s.shortHead)%shortBuckets])
 	li := int64(s.longHead) % longBuckets
 	b := &s.long[li]
 	inc16(&b[cRequests])
 	rb := &s.longBytes[li]
-	*rb = uint32(min(uint64(*rb)+uint64(max(t.ResponseBytes, 0)), math.MaxUint32))
+	resp := uint64(max(t.ResponseBytes, 0))
+	*rb = uint32(min(uint64(*rb)+resp, math.MaxUint32))
+	if lt != nil {
+		lt.add(ltRequests, 1)
+		lt.add(ltBytes, resp)
+	}
 	failedLogin := call.login && (t.Status == 401 || t.Status == 403)
 	switch {
 	case failedLogin:
 		inc16(&b[cLoginFail])
+		if lt != nil {
+			lt.add(ltLoginFail, 1)
+		}
 		if s.kind == detect.KindIP || s.kind == detect.KindCookie {
 			if u := t.Identities[detect.KindUsername]; u != "" {
 				s.add(skLoginUsers, hashString(u))
@@ -291,9 +313,26 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 		s.add(skFailedPaths, hashString(t.Path))
 	case t.Status >= 400:
 		inc16(&b[cErrors])
+		if lt != nil {
+			lt.add(ltErrors, 1)
+		}
+	}
+	if t.Status >= 400 && !failedLogin {
+		// Probing by what the API does not have: a route it is not known
+		// to serve, a path shaped like a scanner's probe. A miss on a
+		// known route (a missing object) is neither.
+		if t.Route == detect.RouteUnknown {
+			s.add(skUnknownRoutes, call.route)
+		}
+		if call.scanner {
+			s.add(skScannerPaths, hashString(t.Path))
+		}
 	}
 	if t.Method == "DELETE" {
 		inc16(&b[cDeletes])
+		if lt != nil {
+			lt.add(ltDeletes, 1)
+		}
 	}
 	if s.kind != detect.KindIP {
 		if ip := t.Identities[detect.KindIP]; ip != "" {
@@ -306,6 +345,7 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 	}
 	if call.hasObject && t.Method != "DELETE" {
 		s.add(skObjects, call.object)
+		s.add(skObjectsWide, call.object)
 	}
 }
 
@@ -318,6 +358,17 @@ func (s *identityState) noteIP(ip string) {
 	if x := s.ext(); len(x.clientIPs) < maxClientIPs {
 		x.clientIPs = append(x.clientIPs, strings.Clone(ip))
 	}
+}
+
+// routeKey hashes a prepared call's method and endpoint template: the
+// route it asked for.
+func routeKey(t *detect.Transaction) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString(t.Method)
+	d.WriteString(" ")
+	d.WriteString(t.Template)
+	return d.Sum64()
 }
 
 // objectKey hashes the endpoint template and the last ID segment of a

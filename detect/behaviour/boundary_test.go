@@ -294,7 +294,7 @@ func TestBoundaryOfEveryVariable(t *testing.T) {
 				v, _ := varByName(tc.name)
 				for _, p := range varDefs {
 					if p.attack == tc.typ && p.name != tc.name && p.kinds&(1<<tc.kind) != 0 {
-						f.userTx(tc.kind, p.name, 0, 1e6)
+						f.userTx(tc.kind, p.name, 0, 1e12)
 					}
 				}
 				if tc.learned != nil {
@@ -383,8 +383,13 @@ func TestSensitivityScalesTxBothWays(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%d misses at sensitivity %v", tc.misses, tc.sens), func(t *testing.T) {
 			f := newBoundaryFixture(t, EngineConfig{})
-			f.userTx(detect.KindIP, "not_found_10m", 10, 100)
-			f.userTx(detect.KindIP, "distinct_failed_paths", 10, 100)
+			// Every probing variable at Tx 100, so that every one of the
+			// explanation shows the scaled Tx.
+			for _, p := range varDefs {
+				if p.attack == detect.AttackProbing {
+					f.userTx(detect.KindIP, p.name, 10, 100)
+				}
+			}
 			s := tc.sens
 			f.apply(&ModelUpdate{Types: map[detect.AttackType]TypeKnobsUpdate{detect.AttackProbing: {Sensitivity: &s}}})
 			f.ready()

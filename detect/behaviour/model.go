@@ -28,6 +28,17 @@ const (
 	vResponseBytes
 	vDistinctObjects
 	vDeletes
+	vUnknownRoutes
+	vUnknownShare
+	vScannerPaths
+	vRequestsHour
+	vRequestsDay
+	vErrorsHour
+	vLoginFailuresHour
+	vResponseBytesHour
+	vResponseBytesDay
+	vObjectsHour
+	vDeletesHour
 	vRequestBytes
 	vJSONElements
 	numVars
@@ -49,23 +60,38 @@ type varDef struct {
 	floor float64
 	// perRequest variables are measured on each call, not over a window.
 	perRequest bool
+	// slow marks the hour and day variables (longterm.go): they restate
+	// the short windows' measures over longer spans, so the multivariate
+	// model leaves them out (two of them past Tn would be one fact).
+	slow bool
 }
 
 var varDefs = [numVars]varDef{
-	vRequestsPerMin:      {"requests_per_min", detect.AttackExtremeActivity, allKinds, 100, false},
-	vErrors:              {"errors_10m", detect.AttackExcessiveErrors, allKinds, 60, false},
-	vErrorRatio:          {"error_ratio_10m", detect.AttackExcessiveErrors, allKinds, 0.8, false},
-	vFailedRequests:      {"not_found_10m", detect.AttackProbing, allKinds, 25, false},
-	vDistinctFailedPaths: {"distinct_failed_paths", detect.AttackProbing, allKinds, 15, false},
-	vLoginFailures:       {"login_failures_10m", detect.AttackCredentialStuffing, loginKinds, 12, false},
-	vDistinctLoginUsers:  {"distinct_login_usernames", detect.AttackCredentialStuffing, sprayerKinds, 6, false},
-	vDistinctIPs:         {"distinct_ips", detect.AttackStolenToken, secretKinds, 6, false},
-	vDistinctAgents:      {"distinct_user_agents", detect.AttackStolenToken, secretKinds, 5, false},
-	vResponseBytes:       {"response_bytes_10m", detect.AttackDataExfiltration, allKinds, 2 << 20, false},
-	vDistinctObjects:     {"distinct_object_ids", detect.AttackBOLAEnumeration, allKinds, 80, false},
-	vDeletes:             {"deletes_10m", detect.AttackMassDeletion, allKinds, 25, false},
-	vRequestBytes:        {"request_bytes", detect.AttackOversizedPayload, allKinds, 64 << 10, true},
-	vJSONElements:        {"json_elements", detect.AttackOversizedPayload, allKinds, 200, true},
+	vRequestsPerMin:      {"requests_per_min", detect.AttackExtremeActivity, allKinds, 100, false, false},
+	vErrors:              {"errors_10m", detect.AttackExcessiveErrors, allKinds, 60, false, false},
+	vErrorRatio:          {"error_ratio_10m", detect.AttackExcessiveErrors, allKinds, 0.8, false, false},
+	vFailedRequests:      {"not_found_10m", detect.AttackProbing, allKinds, 25, false, false},
+	vDistinctFailedPaths: {"distinct_failed_paths", detect.AttackProbing, allKinds, 15, false, false},
+	vLoginFailures:       {"login_failures_10m", detect.AttackCredentialStuffing, loginKinds, 12, false, false},
+	vDistinctLoginUsers:  {"distinct_login_usernames", detect.AttackCredentialStuffing, sprayerKinds, 6, false, false},
+	vDistinctIPs:         {"distinct_ips", detect.AttackStolenToken, secretKinds, 6, false, false},
+	vDistinctAgents:      {"distinct_user_agents", detect.AttackStolenToken, secretKinds, 5, false, false},
+	vResponseBytes:       {"response_bytes_10m", detect.AttackDataExfiltration, allKinds, 2 << 20, false, false},
+	vDistinctObjects:     {"distinct_object_ids", detect.AttackBOLAEnumeration, allKinds, 80, false, false},
+	vDeletes:             {"deletes_10m", detect.AttackMassDeletion, allKinds, 25, false, false},
+	vUnknownRoutes:       {"distinct_unknown_routes", detect.AttackProbing, allKinds, 8, false, false},
+	vUnknownShare:        {"unknown_route_share", detect.AttackProbing, allKinds, 0.5, false, false},
+	vScannerPaths:        {"scanner_paths", detect.AttackProbing, allKinds, 3, false, false},
+	vRequestsHour:        {"requests_1h", detect.AttackExtremeActivity, allKinds, 900, false, true},
+	vRequestsDay:         {"requests_24h", detect.AttackExtremeActivity, allKinds, 4000, false, true},
+	vErrorsHour:          {"errors_1h", detect.AttackExcessiveErrors, allKinds, 150, false, true},
+	vLoginFailuresHour:   {"login_failures_1h", detect.AttackCredentialStuffing, loginKinds, 25, false, true},
+	vResponseBytesHour:   {"response_bytes_1h", detect.AttackDataExfiltration, allKinds, 8 << 20, false, true},
+	vResponseBytesDay:    {"response_bytes_24h", detect.AttackDataExfiltration, allKinds, 32 << 20, false, true},
+	vObjectsHour:         {"distinct_object_ids_1h", detect.AttackBOLAEnumeration, allKinds, 150, false, true},
+	vDeletesHour:         {"deletes_1h", detect.AttackMassDeletion, allKinds, 50, false, true},
+	vRequestBytes:        {"request_bytes", detect.AttackOversizedPayload, allKinds, 64 << 10, true, false},
+	vJSONElements:        {"json_elements", detect.AttackOversizedPayload, allKinds, 200, true, false},
 }
 
 // numTypes is the number of attack types: the threshold ones and
@@ -123,6 +149,32 @@ func (s *identityState) value(v varID) float64 {
 		return s.estimate(skObjects)
 	case vDeletes:
 		return s.longSum(cDeletes)
+	case vUnknownRoutes:
+		return s.estimate(skUnknownRoutes)
+	case vUnknownShare:
+		n := s.longSum(cRequests)
+		if n < 20 {
+			return 0
+		}
+		return min(s.estimate(skUnknownRoutes)/n, 1)
+	case vScannerPaths:
+		return s.estimate(skScannerPaths)
+	case vRequestsHour:
+		return s.ltValue(ltRequests, false)
+	case vRequestsDay:
+		return s.ltValue(ltRequests, true)
+	case vErrorsHour:
+		return s.ltValue(ltErrors, false)
+	case vLoginFailuresHour:
+		return s.ltValue(ltLoginFail, false)
+	case vResponseBytesHour:
+		return s.ltValue(ltBytes, false)
+	case vResponseBytesDay:
+		return s.ltValue(ltBytes, true)
+	case vObjectsHour:
+		return s.estimate(skObjectsWide)
+	case vDeletesHour:
+		return s.ltValue(ltDeletes, false)
 	}
 	return 0
 }
@@ -149,11 +201,16 @@ type reservoir struct {
 	vals []float32
 	seen int64
 	max  float64
+	// rng is the reservoir's own, seeded by its API, kind and variable:
+	// which samples one variable keeps depends on nothing else, so adding
+	// a variable changes no other's thresholds.
+	rng uint64
 }
 
 const reservoirSize = 1024
 
-func (r *reservoir) add(v float64, rng *uint64) {
+func (r *reservoir) add(v float64) {
+	rng := &r.rng
 	r.seen++
 	if v > r.max {
 		r.max = v
@@ -203,6 +260,8 @@ type apiModel struct {
 	identities atomic.Int64
 	wouldBe    atomic.Int64
 	ready      atomic.Bool
+	// since is start in unix nanoseconds, for the workers (armed).
+	since      atomic.Int64
 	thresholds atomic.Pointer[thresholdSet]
 	knobsSnap  atomic.Pointer[[numTypes]TypeKnobs]
 
@@ -268,10 +327,10 @@ func (m *apiModel) sample(kind detect.Kind, v varID, x float64) {
 	m.mu.Lock()
 	r := m.samples[kind][v]
 	if r == nil {
-		r = &reservoir{}
+		r = &reservoir{rng: (hashString(m.name) ^ (uint64(kind)<<8|uint64(v))*0x9E3779B97F4A7C15) | 1}
 		m.samples[kind][v] = r
 	}
-	r.add(x, &m.rng)
+	r.add(x)
 	m.mu.Unlock()
 }
 
@@ -288,6 +347,7 @@ func (m *apiModel) tick(now time.Time) bool {
 	}
 	if m.start.IsZero() {
 		m.start = now
+		m.since.Store(now.UnixNano())
 		m.nextRelearn = now.Add(m.relearnEvery())
 		return false
 	}

@@ -41,19 +41,25 @@ type mvFitted struct {
 	threshold float64
 }
 
-// kindVars lists, per kind, the window variables that apply to it.
-var kindVars = func() (out [detect.NumKinds][]varID) {
+// kindVars lists, per kind, the window variables that apply to it, and
+// forestVars those of them the forest uses (all but the slow ones), in the
+// same order.
+var kindVars, forestVars = func() (all, forest [detect.NumKinds][]varID) {
 	for k := range detect.NumKinds {
 		for v := range numVars {
 			if varDefs[v].kinds&(1<<k) != 0 && !varDefs[v].perRequest {
-				out[k] = append(out[k], varID(v))
+				all[k] = append(all[k], varID(v))
+				if !varDefs[v].slow {
+					forest[k] = append(forest[k], varID(v))
+				}
 			}
 		}
 	}
-	return out
+	return all, forest
 }()
 
-func windowVars(kind detect.Kind) []varID { return kindVars[kind] }
+// windowVars lists the variables of the multivariate model's vectors.
+func windowVars(kind detect.Kind) []varID { return forestVars[kind] }
 
 // sampleVector records an identity's window vector (a copy, when its
 // reservoir keeps it: vec may be the caller's buffer). Call with m.mu held.
@@ -147,10 +153,7 @@ func (m *apiModel) anomalous(kind detect.Kind, vec []float64, ts *thresholdSet) 
 	for _, c := range fit.forest.Explain(vec, 3) {
 		v, x := feats[c.Feature], vec[c.Feature]
 		th := ts[kind][v]
-		dev := 0.0
-		if th.Tn > 0 {
-			dev = math.Round((x-th.Tn)/th.Tn*1000) / 10
-		}
+		dev := deviation(v, x, th.Tn)
 		limit := th.Tx
 		if knobs != nil {
 			limit = extreme(ts, knobs, kind, v)

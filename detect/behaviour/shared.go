@@ -212,7 +212,7 @@ type sharedState struct {
 	est [numSketches]float64
 	// dirty marks the sketches that gained a register locally since the
 	// last collect.
-	dirty uint8
+	dirty uint16
 	// idle counts the collects in a row that had nothing new to send.
 	idle int32
 	// pos is the state's index in shard.shared.
@@ -329,7 +329,7 @@ const minShareEvidence = 3
 // engine's ShareFraction of its limit tx (at least the variable's floor)
 // and minShareEvidence.
 func (s *shard) shareIfNear(st *identityState, v varID, x, tx float64) {
-	if v == vErrorRatio || x <= minShareEvidence || x <= s.e.cfg.ShareFraction*max(tx, varDefs[v].floor) {
+	if v == vErrorRatio || varDefs[v].slow || x <= minShareEvidence || x <= s.e.cfg.ShareFraction*max(tx, varDefs[v].floor) {
 		return
 	}
 	st.ext().shared = newSharedState(len(s.shared))

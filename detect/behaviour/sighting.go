@@ -29,9 +29,9 @@ type sighting struct {
 // sightingFacts is what a sighting holds besides its key and time.
 type sightingFacts struct {
 	resp uint32 // response bytes
-	// regs holds, per sketch, its one register set (index<<8 | rank),
-	// 0 when the call added nothing to it.
-	regs [numSketches]uint16
+	// regs lists the sketch registers the call set, one per sketch it
+	// added to (sketch<<12 | index<<6 | rank; rank ≥ 1, so 0 is free).
+	regs [sightingRegs]uint16
 	ip   [16]byte // the client IP of a non-IP identity (ipLen 4 or 16)
 	// counts has bit c set when the call counted in counter c; bit
 	// sightObserved when it was observed (not refused by Vigil).
@@ -40,6 +40,20 @@ type sightingFacts struct {
 }
 
 const sightObserved = 1 << 7
+
+// sightingRegs is how many sketches a first call can add to and still be
+// kept as a sighting (an object read by a token adds to four: ips, agents
+// and both object sketches).
+const sightingRegs = 5
+
+// packReg and unpackReg turn a register of sketch i into a sighting's entry
+// and back: 4 bits of sketch, 6 of register index (hllRegisters = 64), 6 of
+// rank (at most 59).
+func packReg(i, idx int, rank uint8) uint16 { return uint16(i)<<12 | uint16(idx)<<6 | uint16(rank) }
+
+func unpackReg(r uint16) (i, idx int, rank uint8) {
+	return int(r >> 12), int(r >> 6 & 63), uint8(r & 63)
+}
 
 // sightingWays is the entries per set of the table: a new sighting
 // replaces the oldest of its set.
@@ -113,7 +127,7 @@ func (s *identityState) resetScratch(k stateKey, pairs *[numSketches]sketchPair,
 	*pairs = [numSketches]sketchPair{}
 	ips := extra.clientIPs[:0]
 	*extra = stateExtra{clientIPs: ips}
-	*s = identityState{model: k.model, kind: k.kind, id: k.id, sk: (*uint64)(unsafe.Pointer(&pairs[0])), skSlots: skPrealloc}
+	*s = identityState{model: k.model, kind: k.kind, id: k.id, sk: (*uint64)(unsafe.Pointer(&pairs[0])), prealloc: true}
 	s.extra = extra
 }
 
@@ -150,21 +164,24 @@ func (s *identityState) sighting(key uint64) (sighting, bool) {
 		}
 		e.resp = s.longBytes[li]
 	}
+	n := 0
 	for i := range numSketches {
 		p := s.densePair(i)
 		if p == nil {
 			continue
 		}
+		set := false
 		for r, v := range p.cur {
 			if v == 0 {
 				continue
 			}
-			if e.regs[i] != 0 || p.prev != (hll{}) {
+			if set || p.prev != (hll{}) || n == sightingRegs {
 				return e, false
 			}
-			e.regs[i] = uint16(r)<<8 | uint16(v)
+			e.regs[n], set = packReg(i, r, v), true
+			n++
 		}
-		if e.regs[i] == 0 {
+		if !set {
 			return e, false
 		}
 	}
@@ -187,9 +204,9 @@ func (e *sighting) replay(s *identityState) {
 		s.longBytes[li] = e.resp
 		s.lastSample = int32(e.first / int64(longBucket))
 	}
-	for i, r := range e.regs {
+	for _, r := range e.regs {
 		if r != 0 {
-			s.addReg(i, int(r>>8), uint8(r))
+			s.addReg(unpackReg(r))
 		}
 	}
 	switch e.ipLen {
@@ -206,7 +223,7 @@ func (s *identityState) adopt() *identityState {
 	st := new(identityState)
 	*st = *s
 	st.id = strings.Clone(s.id)
-	st.sk, st.skSlots = nil, 0
+	st.sk, st.skSlots, st.prealloc = nil, 0, false
 	for i := range numSketches {
 		if p := s.densePair(i); p != nil {
 			st.copySketch(i, p)

@@ -10,12 +10,14 @@ import "unsafe"
 // lists the registers that the dense one would hold.
 //
 // skSlots: bit i says sketch i is allocated, bit numSketches+i that it is
-// dense, skPrealloc that the state is a shard's scratch state, whose sk
-// points to numSketches dense pairs indexed by sketch.
+// dense. A shard's scratch state (prealloc) has sk point to numSketches
+// dense pairs indexed by sketch.
+
+// skSlots holds 2 × numSketches bits.
+var _ = [16 - 2*numSketches]struct{}{}
 
 const (
 	skDense    = numSketches
-	skPrealloc = 1 << 15
 	sparseRegs = 4
 )
 
@@ -54,7 +56,7 @@ func (s *identityState) offset(i int) int {
 
 // sketchWords is the length of the allocation.
 func (s *identityState) sketchWords() int {
-	if s.skSlots&skPrealloc != 0 {
+	if s.prealloc {
 		return numSketches * denseWords
 	}
 	return s.offset(numSketches)
@@ -69,7 +71,7 @@ func (s *identityState) densePair(i int) *sketchPair {
 	switch {
 	case !s.has(i) || !s.dense(i):
 		return nil
-	case s.skSlots&skPrealloc != 0:
+	case s.prealloc:
 		return (*sketchPair)(s.word(i * denseWords))
 	}
 	return (*sketchPair)(s.word(s.offset(i)))
@@ -125,7 +127,7 @@ func (s *identityState) addReg(i, idx int, rank uint8) {
 	if sh := s.sharedPart(); sh != nil && s.localReg(i, idx) < rank {
 		sh.touched(i)
 	}
-	if s.skSlots&skPrealloc != 0 {
+	if s.prealloc {
 		s.skSlots |= 1<<i | 1<<(skDense+i)
 		p := s.densePair(i)
 		if rank > p.cur[idx] {

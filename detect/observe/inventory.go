@@ -22,6 +22,25 @@ import (
 // scanner's paths answered 401, 403 or 5xx, or ones whose answer Vigil did
 // not see); other new endpoints, and new discovered APIs past their limit,
 // are counted as overflow.
+//
+// Consume also says what it knew of each call's endpoint, in its Route,
+// for the behaviour engine that runs after it: RouteKnown when the call's
+// method and template ("GET /items/{id}") are an endpoint the API answered
+// 2xx or 3xx at least once, this call included (so a 404 on it is a
+// missing object, not a missing route); RouteUnknown when they are not (a
+// path or a method the API never answered with success: a 404 on
+// /items/{id}/export, a 405 on DELETE /items/{id}); RouteUnjudged when the
+// inventory cannot tell: a call to an endpoint or an API it holds no
+// record of while at a limit (the limit may have turned the endpoint away:
+// proven endpoints are never given up, but one past the limit is never
+// admitted), or one Vigil refused or whose answer it did not see, on an API
+// whose answers it never saw (ext_authz alone). A call Vigil refused
+// itself is judged by its path only: a decoy's 200 proves nothing. The
+// endpoints an API's OpenAPI document declares are not known before
+// traffic proves them: a call off the document is already a
+// schema_violation, and the inventory holds no document (detect/spec's
+// Mark reads it on the admin API's side). Restore brings the proven
+// endpoints back, so routes stay known across a restart.
 type Inventory struct {
 	mu           sync.Mutex
 	apis         map[string]*apiRecord
@@ -55,6 +74,9 @@ type apiRecord struct {
 	// weak lists the endpoints never answered 2xx or 3xx, least recently
 	// called first: the ones given up at the endpoint limit.
 	weak endpointList
+	// answered is set once the API answered a call 2xx or 3xx: its
+	// answers are seen, so an endpoint it never proved is not one it has.
+	answered bool
 }
 
 type endpointRecord struct {
@@ -279,6 +301,10 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 	miss := t.Status == 400 || t.Status == 404 || t.Status == 405
 	admits := !miss && !t.Blocked
 	name, base := inv.Name(t)
+	c := t.Status / 100
+	if c < 1 || c > 5 {
+		c = 0
+	}
 	// "METHOD template", built on the stack: looking it up allocates
 	// nothing, only a new endpoint does.
 	t.Prepare()
@@ -301,9 +327,11 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 		if miss {
 			inv.misses.Add(1)
 		}
+		t.Route = route(t, c, nil, nil, inv.discovered >= inv.maxAPIs || inv.full())
 		return
 	case inv.discovered >= inv.maxAPIs || inv.full():
 		inv.overflowAPIs.Add(1)
+		t.Route = route(t, c, nil, nil, true)
 		return
 	default:
 		// Request strings may alias Envoy's message buffers: keep copies.
@@ -327,24 +355,29 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 	if t.WouldBlock {
 		r.wouldBlock++
 	}
-	c := t.Status / 100
-	if c < 1 || c > 5 {
-		c = 0
+	if admits && (c == 2 || c == 3) {
+		r.answered = true
 	}
 	ep, ok := r.endpoints[string(key)]
 	if !ok {
+		// At the endpoint limit, a call's endpoint may be one the limit
+		// turned away: it is not judged unknown.
+		atLimit := len(r.endpoints) >= inv.maxEndpoints || inv.full()
 		switch {
 		case miss:
 			r.misses++
 			inv.misses.Add(1)
+			t.Route = route(t, c, r, nil, atLimit)
 			return
 		case !admits:
+			t.Route = route(t, c, r, nil, atLimit)
 			return
-		case len(r.endpoints) >= inv.maxEndpoints || inv.full():
+		case atLimit:
 			if (c != 2 && c != 3) || r.weak.head == nil {
 				r.overflow++
 				inv.overflowEndpoints.Add(1)
 				inv.lastOverflowAPI = r.name
+				t.Route = route(t, c, r, nil, true)
 				return
 			}
 			victim := r.weak.head
@@ -361,6 +394,32 @@ func (inv *Inventory) Consume(t *detect.Transaction) {
 	ep.widen(when)
 	ep.status[c]++
 	r.track(ep)
+	t.Route = route(t, c, r, ep, false)
+}
+
+// route judges a call's endpoint, once the call is counted: c is its
+// status class (0: unknown), r its API's record and ep its endpoint's (nil:
+// none kept), lost whether a limit may have kept them out. A call the API
+// answered 2xx or 3xx proves its endpoint; Vigil's own answer to a call it
+// refused (a decoy's 200) proves nothing.
+func route(t *detect.Transaction, c int, r *apiRecord, ep *endpointRecord, lost bool) detect.Route {
+	answered := !t.Blocked && t.Status != 0
+	switch {
+	case answered && (c == 2 || c == 3), ep != nil && ep.proven():
+		return detect.RouteKnown
+	case lost, answered && c == 1:
+		// An interim answer (101 Switching Protocols) tells nothing.
+		return detect.RouteUnjudged
+	case answered && c >= 4:
+		return detect.RouteUnknown // the API answered it, never with success
+	case r != nil && r.answered:
+		// Refused, or its answer unseen, on an API whose answers are
+		// seen: none proved this endpoint.
+		return detect.RouteUnknown
+	}
+	// Neither the call nor the API shows what the API has (ext_authz
+	// alone sees no answers).
+	return detect.RouteUnjudged
 }
 
 // track keeps ep's place on the weak list: off it once proven, else last
@@ -521,6 +580,9 @@ func (inv *Inventory) Restore(stats []APIStats) {
 			ep.widen(e.LastSeen)
 			for i, name := range statusClasses {
 				ep.status[i] += e.Status[name]
+			}
+			if ep.proven() {
+				r.answered = true
 			}
 			restored = append(restored, ep)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/observe"
 	"github.com/vigil-project/vigil/server/config"
 )
 
@@ -74,6 +75,9 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.Wri
 	if err != nil {
 		return nil, err
 	}
+	// The inventory as serve keeps it, for what it tells the engine: whether
+	// a call's route is one the API is known to have.
+	inventory := observe.NewInventory(catalog.APIs(), cfg.Discovery.MaxAPIs, cfg.Discovery.MaxEndpointsPerAPI)
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
@@ -102,6 +106,7 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.Wri
 		rv := rec.ContentView()
 		content.InspectTransaction(t, &rv)
 		contentSink.Consume(t)
+		inventory.Consume(t)
 		engine.Consume(t)
 		if writeErr != nil {
 			return sum, fmt.Errorf("write attacks: %w", writeErr)

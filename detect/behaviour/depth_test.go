@@ -1,0 +1,234 @@
+package behaviour
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/detect"
+)
+
+// routed is tx with the route the inventory would have judged.
+func (f *engineFixture) routed(ip, method, path string, status int, route detect.Route) {
+	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: method, Path: path, Status: status,
+		ResponseBytes: 300, Start: f.now, HasRequest: true, Complete: true, UserAgent: "scan/1.0", Route: route}
+	t.Identities[detect.KindIP] = ip
+	f.e.Consume(t)
+}
+
+// crawl runs crawlers for d: each asks the catalogue for an item every
+// two seconds, half of them missing (404 on a known template).
+func (f *engineFixture) crawl(d time.Duration, crawlers int, rng *rand.Rand) {
+	end := f.now.Add(d)
+	for f.now.Before(end) {
+		f.now = f.now.Add(2 * time.Second)
+		for c := range crawlers {
+			status := 200
+			if rng.IntN(2) == 0 {
+				status = 404
+			}
+			f.routed(fmt.Sprintf("192.0.2.%d", c), "GET", fmt.Sprintf("/shop/items/%d", rng.IntN(1_000_000)), status, detect.RouteKnown)
+		}
+	}
+}
+
+func (f *engineFixture) attacksOn(id string) []*detect.Attack {
+	var out []*detect.Attack
+	for _, a := range f.attacks {
+		if a.Identity.Value == id {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// A crawler's 404s on real endpoints raise not_found_10m's learned Tx far
+// above a small scanner's count; the scanner is still caught early, by
+// the routes the API does not have, and the crawlers never are.
+func TestSmallScannerCaughtAmongCrawlers(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 9 { // 45 minutes of users and five crawlers
+		f.benign(2*time.Minute, rng)
+		f.crawl(3*time.Minute, 5, rng)
+	}
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	doc, _ := f.e.Model("shop")
+	for _, v := range doc.Variables {
+		if v.Name == "not_found_10m" && v.Kind == "ip" && v.Tx < 100 {
+			t.Fatalf("the crawlers should have raised not_found_10m's Tx: %v", v.Tx)
+		}
+	}
+	// The scan: 62 calls 1 to 3 seconds apart, 29 distinct paths, 28 of
+	// them misses on routes the API does not have (some scanner-shaped,
+	// most API guesses), the rest of its calls ordinary catalogue reads.
+	const scanner = "203.0.113.9"
+	words := []string{"admin", "api/v2/users", "internal", "debug", "graphql", "swagger", "v1/admin", "backup",
+		"config", "metrics", "status", "users", "accounts", "export", "import", "private", "test", "dev", "old",
+		".env", ".git/config", "wp-login.php", "backup.sql", "phpinfo.php", "server-status", "actuator/env", ".DS_Store", "config.bak"}
+	first := f.now
+	var sent int
+	for i := range 62 {
+		f.now = f.now.Add(time.Duration(1+rng.IntN(3)) * time.Second)
+		sent++
+		if i%2 == 1 && i/2 < len(words) {
+			f.routed(scanner, "GET", "/shop/"+words[i/2], 404, detect.RouteUnknown)
+		} else {
+			f.routed(scanner, "GET", fmt.Sprintf("/shop/items/%d", i), 200, detect.RouteKnown)
+		}
+		if len(f.attacksOn(scanner)) > 0 {
+			break
+		}
+	}
+	got := f.attacksOn(scanner)
+	if len(got) == 0 || got[0].Type != detect.AttackProbing {
+		t.Fatalf("the small scanner was not caught as probing: %+v", got)
+	}
+	if sent > 50 {
+		t.Fatalf("caught at its request %d, want within 50", sent)
+	}
+	explained := false
+	for _, v := range got[0].Variables {
+		if (v.Name == "distinct_unknown_routes" || v.Name == "scanner_paths") && v.Observed > v.Tx && v.DeviationPct > 0 {
+			explained = true
+		}
+	}
+	if !explained {
+		t.Fatalf("not explained by the unknown routes: %+v", got[0].Variables)
+	}
+	t.Logf("scanner caught at its request %d, %s in: %+v", sent, f.now.Sub(first), got[0].Variables)
+	for c := range 5 {
+		if a := f.attacksOn(fmt.Sprintf("192.0.2.%d", c)); len(a) != 0 {
+			t.Fatalf("crawler flagged: %+v", a[0])
+		}
+	}
+}
+
+// A token that stays far under requests_per_min's Tx but keeps going for
+// twenty-five minutes adds up, over the hour, to several times what any
+// benign user does: extreme_activity, explained by requests_1h.
+func TestLowAndSlowActivityCaughtOverTheHour(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(5, 6))
+	f.benign(65*time.Minute, rng) // an hour of history arms the hour variables
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	const ip = "203.0.113.20"
+	start := f.now
+	for f.now.Sub(start) < 25*time.Minute && len(f.attacksOn(ip)) == 0 {
+		f.now = f.now.Add(1250 * time.Millisecond) // 0.8 calls a second
+		f.tx(ip, "thief", "GET", fmt.Sprintf("/shop/items/%d", rng.IntN(50)), 200, 900)
+	}
+	got := f.attacksOn(ip)
+	if len(got) == 0 {
+		got = f.attacksOn(f.fp.Fingerprint("thief"))
+	}
+	if len(got) == 0 || got[0].Type != detect.AttackExtremeActivity {
+		t.Fatalf("not caught as extreme_activity: %+v", got)
+	}
+	var perMin, hour detect.VariableValue
+	for _, v := range got[0].Variables {
+		switch v.Name {
+		case "requests_per_min":
+			perMin = v
+		case "requests_1h":
+			hour = v
+		}
+	}
+	if perMin.Observed > perMin.Tx/2 || hour.Observed <= hour.Tx || hour.DeviationPct <= 0 {
+		t.Fatalf("want requests_1h past Tx with requests_per_min far under it: %+v", got[0].Variables)
+	}
+	t.Logf("caught after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
+}
+
+// The day variables wait for a day of traffic: their thresholds come from
+// shorter histories until then. A person's Tx arms them at once.
+func TestDayVariablesWaitForADayOfTraffic(t *testing.T) {
+	f := newBoundaryFixture(t, EngineConfig{})
+	f.only(detect.AttackDataExfiltration)
+	for _, name := range []string{"response_bytes_10m", "response_bytes_1h"} {
+		f.userTx(detect.KindIP, name, 0, 1e12)
+	}
+	f.learn(detect.KindIP, "response_bytes_24h", 1e6, 1e6) // learned Tx: its floor, 32 MiB
+	f.ready()
+	download := func(ip string) {
+		for range 40 { // 40 MiB
+			f.call(ip, func(t *detect.Transaction) { t.ResponseBytes = 1 << 20 })
+		}
+	}
+	download("203.0.113.30")
+	if len(f.attacks) != 0 {
+		t.Fatalf("a learned day variable raised %+v before the model saw a day", f.attacks[0])
+	}
+	f.now = f.now.Add(24 * time.Hour)
+	download("203.0.113.31")
+	if len(f.attacks) != 1 || f.attacks[0].Identity.Value != "203.0.113.31" {
+		t.Fatalf("after a day: %+v, want one data_exfiltration on 203.0.113.31", f.attacks)
+	}
+	for _, v := range f.attacks[0].Variables {
+		if v.Name == "response_bytes_24h" && (v.Observed <= v.Tx || v.Tx != 32<<20) {
+			t.Fatalf("explained as %+v", v)
+		}
+	}
+	// A person's Tx arms it at once.
+	g := newBoundaryFixture(t, EngineConfig{})
+	g.only(detect.AttackDataExfiltration)
+	for _, name := range []string{"response_bytes_10m", "response_bytes_1h"} {
+		g.userTx(detect.KindIP, name, 0, 1e12)
+	}
+	g.userTx(detect.KindIP, "response_bytes_24h", 1e6, 32<<20)
+	g.ready()
+	f = g
+	download("203.0.113.32")
+	if len(g.attacks) != 1 {
+		t.Fatalf("a user-set day Tx raised %d attacks, want 1", len(g.attacks))
+	}
+}
+
+// An ID walk whose reads are mostly refused passes errors_10m before
+// distinct_object_ids: its errors are the walk's, and it is named
+// bola_enumeration, never excessive_errors.
+func TestSlowIDWalkIsNamedBOLA(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(9, 10))
+	f.benign(45*time.Minute, rng)
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	const ip = "203.0.113.40"
+	walker := f.fp.Fingerprint("walker")
+	start := f.now
+	for i := 0; f.now.Sub(start) < 30*time.Minute && len(f.attacksOn(walker)) == 0; i++ {
+		f.now = f.now.Add(4 * time.Second)
+		status := 403
+		if rng.IntN(10) == 0 {
+			status = 200
+		}
+		f.tx(ip, "walker", "GET", fmt.Sprintf("/shop/order/%d", 50000+i), status, 300)
+	}
+	got := f.attacksOn(walker)
+	if len(got) == 0 {
+		t.Fatal("the walk was not caught")
+	}
+	if got[0].Type != detect.AttackBOLAEnumeration {
+		t.Fatalf("named %s, want bola_enumeration: %+v", got[0].Type, got[0].Variables)
+	}
+	var objects, errs bool
+	for _, v := range got[0].Variables {
+		objects = objects || v.Name == "distinct_object_ids" && v.Observed > v.Tn
+		errs = errs || (v.Name == "errors_10m" || v.Name == "error_ratio_10m") && v.Observed > v.Tx
+	}
+	if !objects || !errs {
+		t.Fatalf("want the objects and the errors that fired in the explanation: %+v", got[0].Variables)
+	}
+	for _, a := range f.attacks {
+		if a.Type == detect.AttackExcessiveErrors {
+			t.Fatalf("also raised %s on %s", a.Type, a.Identity.Value)
+		}
+	}
+	t.Logf("named bola_enumeration after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
+}
