@@ -157,7 +157,7 @@ func (x *attackRun) client(ip string, hdr map[string]string) *client {
 // bearer token of a fresh account, after its login at x.start; the token is
 // the attacker's identity.
 func (x *attackRun) loggedIn(agent string) (*client, time.Time) {
-	name := x.g.username(x.r)
+	name := x.g.account(x.r, false)
 	c := x.client(x.g.attackIPs.addr(), x.g.loginHeaders(agent, name, false))
 	x.g.login(c, x.r, x.start, name, x.g.password(x.r), false, true)
 	tok := x.g.secret(x.r, "", 32)
@@ -324,7 +324,7 @@ func stuffing(x *attackRun) {
 // identity, rotating over attacker addresses (4 fast, 10 slow): 2 logins/s
 // fast, one every 30 s slow; every one fails.
 func bruteForce(x *attackRun) {
-	name := x.g.username(x.r)
+	name := x.g.account(x.r, false)
 	x.attribute(KindUsername, name)
 	ips := make([]string, 10)
 	if x.fast {
@@ -354,7 +354,7 @@ func stolen(kind string) func(x *attackRun) {
 			n, spread = 10, x.stop.Sub(x.start)*8/10
 		}
 		n = max(3, int(math.Round(float64(n)*x.k)))
-		victim := x.g.username(x.r)
+		victim := x.g.account(x.r, kind == KindCookie)
 		var cred string
 		switch kind {
 		case KindToken:

@@ -113,7 +113,7 @@ func (g *gen) newUser(r *rand.Rand, addrs []string, mobile bool) *user {
 	}
 	if g.cfg.Stealth {
 		if !u.web { // apps log in with an e-mail address
-			u.name += "@shoppers.example"
+			u.name += appUserDomain
 		}
 		u.password = g.password(r)
 	}

@@ -132,6 +132,21 @@ func LoginPassword(body string) string {
 	return q.Get("password")
 }
 
+// appUserDomain is the domain of app users' e-mail addresses: with login
+// names in bodies, apps log in with an e-mail address (a JSON body), web
+// users with a plain name (a form).
+const appUserDomain = "@shoppers.example"
+
+// account returns a user name no one else has: an e-mail address with
+// login names in bodies when the account is an app's (not web).
+func (g *gen) account(r *rand.Rand, web bool) string {
+	name := g.username(r)
+	if g.cfg.Stealth && !web {
+		name += appUserDomain
+	}
+	return name
+}
+
 // password returns a fresh password with login names in bodies, else ""
 // (drawing nothing, so that the other presets' traffic stays as it was).
 func (g *gen) password(r *rand.Rand) string {

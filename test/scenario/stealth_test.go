@@ -142,6 +142,10 @@ func TestStealthLoginBodies(t *testing.T) {
 			t.Fatalf("record %d: login body %q holds no name or password", i, r.RequestBody)
 		case ct == ContentTypeForm && strings.HasPrefix(r.RequestBody, "{"), ct == ContentTypeJSON && !strings.HasPrefix(r.RequestBody, "{"), ct != ContentTypeForm && ct != ContentTypeJSON:
 			t.Fatalf("record %d: content type %q for body %q", i, ct, r.RequestBody)
+		case ct == ContentTypeJSON && !strings.HasPrefix(r.RequestBody, `{"email":`):
+			// Apps send their e-mail address; an attacker replays the
+			// app's format (a field no app sends would give it away).
+			t.Fatalf("record %d: JSON login %q without the app's email field", i, r.RequestBody)
 		case r.RequestBytes != int64(len(r.RequestBody)):
 			t.Fatalf("record %d: %d request bytes for a body of %d", i, r.RequestBytes, len(r.RequestBody))
 		}
@@ -320,5 +324,21 @@ func TestStealthGenerationCost(t *testing.T) {
 	}
 	if took > 30*time.Second || alloc > 2<<30 {
 		t.Errorf("generation took %s and %d MB", took, alloc>>20)
+	}
+}
+
+// TestSeedsKeptApart: no held-out seed of any suite is a tuning seed.
+func TestSeedsKeptApart(t *testing.T) {
+	tuning := map[uint64]bool{}
+	for s := uint64(1); s <= 8; s++ { // the fast and full presets' tuning seeds
+		tuning[s] = true
+	}
+	for _, s := range stealthTuningSeeds {
+		tuning[s] = true
+	}
+	for _, s := range append(append(slices.Clone(heldOutFast), heldOutFull), stealthHeldOutSeeds...) {
+		if tuning[s] {
+			t.Errorf("seed %d is both tuned on and held out", s)
+		}
 	}
 }

@@ -226,6 +226,10 @@ func slowErrorsToken(x *attackRun) {
 	x.filler(t, 30*time.Second, 90*time.Second, x.browse(c))
 }
 
+// plainBadQueries are malformed catalogue queries that carry no injection:
+// the errors alone give the attacker away.
+var plainBadQueries = []string{"/items?page=-1", "/items?page=abc", "/items?page=0", "/items/99999999999999999999", "/search?q=&page=NaN", "/items?page=1e9"}
+
 // slowErrorsIP sends malformed catalogue queries without credentials at
 // the budget of errors per ten minutes, between ordinary calls every
 // 20–60 s, for 40 to 50 minutes.
@@ -237,7 +241,7 @@ func slowErrorsIP(x *attackRun) {
 		if status == 404 {
 			status = 400
 		}
-		c.send(t, call{"GET", Base + pick(x.r, badQueries), status, 0, errorBody(x.r), latency(x.r, 6)})
+		c.send(t, call{"GET", Base + pick(x.r, plainBadQueries), status, 0, errorBody(x.r), latency(x.r, 6)})
 	})
 	x.filler(x.start, 20*time.Second, 60*time.Second, x.browse(c))
 }
@@ -287,9 +291,9 @@ func distributedStuffing(x *attackRun) {
 // each, spread evenly over 15 to 25 minutes.
 func distributedBruteForce(x *attackRun) {
 	x.window(15*time.Minute, 25*time.Minute)
-	name := x.g.username(x.r)
-	x.attribute(KindUsername, name)
 	form := chance(x.r, 0.5)
+	name := x.g.account(x.r, form)
+	x.attribute(KindUsername, name)
 	const n = 120
 	gap := x.stop.Sub(x.start) / n
 	for i := range n {
@@ -327,7 +331,7 @@ func hopping(kind string) func(x *attackRun) {
 		if x.g.ext.Max(kind, tenMinutes, MeasureAddresses) < 2 {
 			lo, hi = 11*time.Minute+30*time.Second, 15*time.Minute
 		}
-		victim := x.g.username(x.r)
+		victim := x.g.account(x.r, kind == KindCookie)
 		var cred string
 		if kind == KindCookie {
 			cred = x.g.secret(x.r, "", 40)
@@ -411,7 +415,7 @@ func lowAndSlow(kind string) func(x *attackRun) {
 // loggedInWeb is loggedIn for a browser: a form login, then a session
 // cookie, the attacker's identity.
 func (x *attackRun) loggedInWeb(agent string) (*client, time.Time) {
-	name := x.g.username(x.r)
+	name := x.g.account(x.r, true)
 	c := x.client(x.g.attackIPs.addr(), x.g.loginHeaders(agent, name, true))
 	x.g.login(c, x.r, x.start, name, x.g.password(x.r), true, true)
 	cookie := x.g.secret(x.r, "", 40)

@@ -197,6 +197,9 @@ func eval(cfg scenario.Config, attacksPath string, fp func(string) string, asJSO
 		fmt.Fprint(stdout, rep.Table())
 	}
 	short := rep.Shortfalls()
+	if cfg.Stealth { // issue 15's goals
+		short = rep.MissedGoals(scenario.StealthGoals)
+	}
 	for _, s := range short {
 		fmt.Fprintln(stderr, "goal missed:", s)
 	}
