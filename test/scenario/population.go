@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -263,6 +264,12 @@ func (g *gen) benignTraffic() {
 			u := g.newUser(r, []string{ip}, false)
 			if chance(r, 0.8) {
 				u.agent, u.web = corporateAgent, chance(r, 0.7)
+				if g.cfg.Stealth { // an app user logs in with an e-mail address
+					u.name = strings.TrimSuffix(u.name, appUserDomain)
+					if !u.web {
+						u.name += appUserDomain
+					}
+				}
 			}
 			g.live(r, u, cfg.Start)
 		}

@@ -165,9 +165,11 @@ func mistype(password string) string {
 	return password + "1"
 }
 
-// misspell is a user name typed wrong: one character left out.
+// misspell is a user name typed wrong: one character of the name (not of
+// an e-mail address's domain) left out.
 func misspell(r *rand.Rand, name string) string {
-	i := 1 + r.IntN(max(1, len(name)-2))
+	local, _, _ := strings.Cut(name, "@")
+	i := 1 + r.IntN(max(1, len(local)-2))
 	return name[:i] + name[i+1:]
 }
 
