@@ -47,9 +47,9 @@ func (f *boundaryFixture) learn(kind detect.Kind, name string, a, b float64) {
 		f.t.Fatalf("no variable %q", name)
 	}
 	for range 99 {
-		f.m.sample(kind, v, a)
+		f.m.sample(pop(kind), v, a)
 	}
-	f.m.sample(kind, v, b)
+	f.m.sample(pop(kind), v, b)
 }
 
 // ready ends training the way traffic does (training needs no time, calls

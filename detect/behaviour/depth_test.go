@@ -232,3 +232,116 @@ func TestSlowIDWalkIsNamedBOLA(t *testing.T) {
 	}
 	t.Logf("named bola_enumeration after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
 }
+
+// office runs, for d, an office of n users behind one address: each logs
+// in (one in ten mistypes first: a 401 for their own name) and then calls
+// every 20 to 60 seconds with their token.
+func (f *engineFixture) office(ip string, n int, d time.Duration, rng *rand.Rand) {
+	next := make([]time.Time, n)
+	for i := range next {
+		next[i] = f.now.Add(time.Duration(rng.IntN(60)) * time.Second)
+	}
+	end := f.now.Add(d)
+	for f.now.Before(end) {
+		f.now = f.now.Add(time.Second)
+		for i := range next {
+			if next[i].After(f.now) {
+				continue
+			}
+			user, token := fmt.Sprintf("clerk%d", i), fmt.Sprintf("office-%s-%d", ip, i)
+			switch r := rng.IntN(40); {
+			case r == 0:
+				f.login(ip, user, 401)
+			case r < 3:
+				f.login(ip, user, 200)
+			default:
+				f.tx(ip, token, "GET", fmt.Sprintf("/shop/order/%d", 5000+i*7+rng.IntN(7)), 200, 900)
+			}
+			next[i] = f.now.Add(time.Duration(20+rng.IntN(40)) * time.Second)
+		}
+	}
+}
+
+func (f *engineFixture) login(ip, user string, status int) {
+	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "POST", Path: "/shop/login", Status: status,
+		ResponseBytes: 200, Start: f.now, HasRequest: true, Complete: true, UserAgent: "browser/1.0"}
+	t.Identities[detect.KindIP] = ip
+	t.Identities[detect.KindUsername] = user
+	f.e.Consume(t)
+}
+
+// An office of sixty behind one address is judged against what shared
+// addresses do (the ip_shared population), not against one client's
+// address: its failed logins across many user names and its volume raise
+// nothing, while a single address doing a fraction of it is a credential
+// stuffer, and a stuffer inside the office, far beyond what offices do,
+// is caught with the office's user count in the explanation.
+func TestSharedAddressesAreJudgedAsTheirPopulation(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeDetect)
+	rng := rand.New(rand.NewPCG(11, 12))
+	offices := []string{"198.18.0.1", "198.18.0.2", "198.18.0.3"}
+	for range 9 { // 45 minutes of users and three offices
+		f.benign(2*time.Minute, rng)
+		for _, o := range offices {
+			f.office(o, 60, time.Minute, rng)
+		}
+	}
+	doc, _ := f.e.Model("shop")
+	var ip, shared VariableDoc
+	for _, v := range doc.Variables {
+		if v.Name == "distinct_login_usernames" && v.Kind == "ip" {
+			ip = v
+		}
+		if v.Name == "distinct_login_usernames" && v.Kind == "ip_shared" {
+			shared = v
+		}
+	}
+	if shared.Samples == 0 || ip.Samples == 0 || shared.Tn <= ip.Tn {
+		t.Fatalf("want ip_shared learned apart from ip: ip %+v, ip_shared %+v", ip, shared)
+	}
+	// After training: the offices go on, busier than in training.
+	for range 4 {
+		for _, o := range offices {
+			f.office(o, 90, time.Minute, rng)
+		}
+		f.benign(time.Minute, rng)
+	}
+	for _, o := range offices {
+		if a := f.attacksOn(o); len(a) != 0 {
+			t.Fatalf("office %s flagged: %+v", o, a[0])
+		}
+	}
+	// A lone address failing logins for user names at an office's pace.
+	const lone = "203.0.113.50"
+	for i := range 30 {
+		f.now = f.now.Add(15 * time.Second)
+		f.login(lone, fmt.Sprintf("victim%d", i), 401)
+	}
+	if a := f.attacksOn(lone); len(a) == 0 || a[0].Type != detect.AttackCredentialStuffing {
+		t.Fatalf("a lone address spraying 30 accounts: %+v", a)
+	}
+	// A stuffer inside an office: ten failed logins a minute for other names.
+	for i := range 100 {
+		f.now = f.now.Add(6 * time.Second)
+		f.login(offices[0], fmt.Sprintf("breached%d@mail.example", i), 401)
+		if i%10 == 0 {
+			f.office(offices[0], 90, 5*time.Second, rng)
+		}
+	}
+	got := f.attacksOn(offices[0])
+	if len(got) == 0 || got[0].Type != detect.AttackCredentialStuffing {
+		t.Fatalf("a stuffer inside the office was not caught: %+v", got)
+	}
+	users := false
+	for _, v := range got[0].Variables {
+		users = users || v.Name == "users_behind_address" && v.Observed >= sharedUsers
+	}
+	if !users {
+		t.Fatalf("the explanation does not say the address is shared: %+v", got[0].Variables)
+	}
+	// Relaxing it relaxes the shared population, not the ip one.
+	rel, err := f.e.Relax(got[0])
+	if err != nil || len(rel) == 0 || rel[0].Kind != "ip_shared" {
+		t.Fatalf("relax: %+v %v", rel, err)
+	}
+}

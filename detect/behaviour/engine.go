@@ -360,12 +360,12 @@ func (s *shard) perRequest(st *identityState, t *detect.Transaction) {
 	obs := []float64{float64(t.RequestBytes), float64(t.JSONElements)}
 	fired := false
 	for i, v := range []varID{vRequestBytes, vJSONElements} {
-		if st.beyond(v, obs[i], extreme(ts, knobs, st.kind, v)) {
+		if st.beyond(v, obs[i], extreme(ts, knobs, st.pop(), v)) {
 			fired = true
 		} else if st.flagged() == nil && !t.Blocked {
 			// Only values under Tx train the model: one attack must not
 			// raise the bar for the next.
-			m.sample(st.kind, v, obs[i])
+			m.sample(st.pop(), v, obs[i])
 		}
 	}
 	if fired {
@@ -469,7 +469,8 @@ func (s *shard) update(st *identityState, w work) {
 			// reservoir keeps it, so most samples allocate nothing.
 			var buf [numVars]float64
 			vec := buf[:0]
-			for _, v := range kindVars[w.kind] {
+			p := st.pop()
+			for _, v := range kindVars[p] {
 				x := st.value(v)
 				if additive[v] {
 					x *= scale
@@ -477,7 +478,7 @@ func (s *shard) update(st *identityState, w work) {
 				if !varDefs[v].slow {
 					vec = append(vec, x)
 				}
-				m.sample(w.kind, v, x)
+				m.sample(p, v, x)
 				if learning && x > 0 {
 					x32, ext := float32(x), st.ext()
 					if ext.ownMax == nil {
@@ -487,10 +488,12 @@ func (s *shard) update(st *identityState, w work) {
 				}
 			}
 			m.mu.Lock()
-			m.sampleVector(w.kind, vec)
+			m.sampleVector(p, vec)
 			m.mu.Unlock()
 			if !learning {
-				mvType, mvVars = m.anomalous(w.kind, vec, m.thresholds.Load())
+				if mvType, mvVars = m.anomalous(p, vec, m.thresholds.Load()); mvVars != nil && p == popSharedIP {
+					mvVars = append(mvVars, st.usersVariable())
+				}
 			}
 		}
 		st.lastSample = minute
@@ -503,6 +506,7 @@ func (s *shard) update(st *identityState, w work) {
 		s.perRequest(st, t)
 	}
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
+	p := st.pop()
 	var fired [numTypes]bool
 	any := false
 	// A state that nears a limit is shared (never the scratch state of a
@@ -510,15 +514,15 @@ func (s *shard) update(st *identityState, w work) {
 	share := s.e.cfg.ShareFraction > 0 && !st.prealloc && st.sharedPart() == nil
 	for v := range numVars {
 		d := varDefs[v]
-		if d.perRequest || d.kinds&(1<<w.kind) == 0 || !knobs[varType[v]].Enabled {
+		if d.perRequest || !applies(v, p) || !knobs[varType[v]].Enabled {
 			continue
 		}
-		x, tx := st.value(varID(v)), extreme(ts, knobs, w.kind, varID(v))
+		x, tx := st.value(v), extreme(ts, knobs, p, v)
 		if share {
 			s.shareIfNear(st, varID(v), x, tx)
 			share = st.sharedPart() == nil
 		}
-		if st.beyond(varID(v), x, tx) && m.armed(varID(v), now, ts[w.kind][v]) {
+		if st.beyond(v, x, tx) && m.armed(v, now, ts[p][v]) {
 			fired[typeIndex(d.attack)] = true
 			any = true
 		}
@@ -551,23 +555,27 @@ func (s *shard) update(st *identityState, w work) {
 }
 
 // walking reports whether a state walks object IDs: nearly every call of
-// its 10 minutes (walkShare, at least walkMinObjects) a new object, or
-// distinct objects at least half way from their normal (Tn) to their
-// limit over 10 minutes or the hour. The errors or the anomaly it shows
-// are then an ID walk's (bola_enumeration), however slow it goes.
+// its 10 minutes (walkShare, at least walkMinObjects) a new object and
+// many of them refused or missing (walkFailed: a partner reading its own
+// orders succeeds), or distinct objects at least half way from their
+// normal (Tn) to their limit over 10 minutes or the hour. The errors or
+// the anomaly it shows are then an ID walk's (bola_enumeration), however
+// slow it goes.
 func (s *identityState) walking(ts *thresholdSet, knobs *[numTypes]TypeKnobs) bool {
 	if !knobs[typeIndex(detect.AttackBOLAEnumeration)].Enabled {
 		return false
 	}
-	if o := s.value(vDistinctObjects); o >= walkMinObjects && o >= walkShare*s.longSum(cRequests) {
+	n := s.longSum(cRequests)
+	if o := s.value(vDistinctObjects); o >= walkMinObjects && o >= walkShare*n && s.longSum(cErrors)+s.longSum(cFailed) >= walkFailed*n {
 		return true
 	}
+	p := s.pop()
 	for _, v := range []varID{vDistinctObjects, vObjectsHour} {
-		if varDefs[v].kinds&(1<<s.kind) == 0 {
+		if !applies(v, p) {
 			continue
 		}
-		x, tn := s.value(v), ts[s.kind][v].Tn
-		limit := max(extreme(ts, knobs, s.kind, v), varDefs[v].floor)
+		x, tn := s.value(v), ts[p][v].Tn
+		limit := max(extreme(ts, knobs, p, v), varDefs[v].floor)
 		if x >= varDefs[v].floor/2 && limit > tn && (x-tn)/(limit-tn) >= mvNameAt {
 			return true
 		}
@@ -792,6 +800,7 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 const (
 	walkShare      = 0.7
 	walkMinObjects = 15
+	walkFailed     = 0.3
 )
 
 // explain measures the variables of type typ on a state (perReq: the
@@ -799,11 +808,12 @@ const (
 // fires.
 func (m *apiModel) explain(st *identityState, typ detect.AttackType, now int64, perReq []float64) ([]detect.VariableValue, bool) {
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
+	p := st.pop()
 	var vars []detect.VariableValue
 	fires := false
 	for v := range numVars {
 		d := varDefs[v]
-		if d.attack != typ || d.kinds&(1<<st.kind) == 0 {
+		if d.attack != typ || !applies(v, p) {
 			continue
 		}
 		var x float64
@@ -812,12 +822,15 @@ func (m *apiModel) explain(st *identityState, typ detect.AttackType, now int64, 
 		} else {
 			x = st.value(v)
 		}
-		th := ts[st.kind][v]
-		tx := extreme(ts, knobs, st.kind, v)
+		th := ts[p][v]
+		tx := extreme(ts, knobs, p, v)
 		if st.beyond(v, x, tx) && m.armed(v, now, th) {
 			fires = true
 		}
 		vars = append(vars, detect.VariableValue{Name: d.name, Observed: round(x), Tn: round(th.Tn), Tx: round(tx), DeviationPct: deviation(v, x, th.Tn)})
+	}
+	if p == popSharedIP && vars != nil {
+		vars = append(vars, st.usersVariable())
 	}
 	return vars, fires
 }
@@ -837,7 +850,7 @@ func (e *Engine) recordOnly(st *identityState, typ detect.AttackType, api string
 // divided by the sensitivity of v's attack type, so a sensitivity above 1
 // detects more and one below 1 less. Every check and every explanation
 // takes Tx from here.
-func extreme(ts *thresholdSet, knobs *[numTypes]TypeKnobs, k detect.Kind, v varID) float64 {
+func extreme(ts *thresholdSet, knobs *[numTypes]TypeKnobs, k pop, v varID) float64 {
 	sens := knobs[varType[v]].Sensitivity
 	if sens <= 0 {
 		sens = 1
@@ -898,12 +911,14 @@ func round(x float64) float64 { return math.Round(x*100) / 100 }
 // scanner-shaped paths), in percent of half the variable's floor, the
 // default normal.
 func deviation(v varID, x, tn float64) float64 {
-	ref := tn
-	if ref <= 0 {
-		ref = varDefs[v].floor / 2
+	if tn <= 0 {
+		return math.Round(x/(varDefs[v].floor/2)*1000) / 10
 	}
-	return math.Round((x-tn)/ref*1000) / 10
+	return deviationFrom(x, tn)
 }
+
+// deviationFrom is how far x is from tn (> 0), in percent of tn.
+func deviationFrom(x, tn float64) float64 { return math.Round((x-tn)/tn*1000) / 10 }
 
 // ModelStatus is an API model's training state.
 type ModelStatus struct {

@@ -194,7 +194,7 @@ type threshold struct {
 	User   bool
 }
 
-type thresholdSet [detect.NumKinds][numVars]threshold
+type thresholdSet [numPops][numVars]threshold
 
 // reservoir keeps a uniform sample of a variable's per-identity values.
 type reservoir struct {
@@ -270,7 +270,7 @@ type apiModel struct {
 	lastSeen    time.Time
 	readyAt     time.Time
 	nextRelearn time.Time
-	samples     [detect.NumKinds][numVars]*reservoir
+	samples     [numPops][numVars]*reservoir
 	rng         uint64
 	knobs       [numTypes]TypeKnobs
 	user        map[userKey]UserThreshold
@@ -279,8 +279,8 @@ type apiModel struct {
 	base map[userKey]UserThreshold
 	// mv holds the multivariate model's vectors; forests its fitted
 	// forests, read by the workers without the lock.
-	mv      [detect.NumKinds]*mvModel
-	forests atomic.Pointer[[detect.NumKinds]*mvFitted]
+	mv      [numPops]*mvModel
+	forests atomic.Pointer[[numPops]*mvFitted]
 
 	// trainer and replicas are EngineConfig's (nil: a single node).
 	trainer  func() bool
@@ -288,8 +288,8 @@ type apiModel struct {
 }
 
 type userKey struct {
-	kind detect.Kind
-	v    varID
+	pop pop
+	v   varID
 }
 
 // newModel returns a model of the engine: the replica's role and count
@@ -323,7 +323,7 @@ func (m *apiModel) clusterRequests() int64 {
 }
 
 // sample records a training value (from an identity not flagged).
-func (m *apiModel) sample(kind detect.Kind, v varID, x float64) {
+func (m *apiModel) sample(kind pop, v varID, x float64) {
 	m.mu.Lock()
 	r := m.samples[kind][v]
 	if r == nil {
@@ -395,15 +395,21 @@ func (m *apiModel) relearnEvery() time.Duration {
 func (m *apiModel) compute() *thresholdSet {
 	ts := new(thresholdSet)
 	own := m.training()
-	for k := range detect.NumKinds {
+	for k := range pop(numPops) {
 		for v := range numVars {
 			d := varDefs[v]
-			if d.kinds&(1<<k) == 0 {
+			if !applies(v, k) {
 				continue
 			}
 			t := threshold{Tn: d.floor / 2, Tx: d.floor * 2}
-			if b, ok := m.base[userKey{detect.Kind(k), varID(v)}]; ok {
+			if b, ok := m.base[userKey{k, v}]; ok {
 				t = threshold{Tn: b.Tn, Tx: b.Tx}
+			}
+			if _, imported := m.base[userKey{k, v}]; k == popSharedIP && !imported {
+				// Too few shared addresses of its own yet: the ip
+				// population's (computed first).
+				t = ts[detect.KindIP][v]
+				t.User = false
 			}
 			if r := m.samples[k][v]; own && r != nil && r.seen >= minSamples(m.base != nil) {
 				q99, q999 := r.quantile(0.99), r.quantile(0.999)
@@ -414,7 +420,7 @@ func (m *apiModel) compute() *thresholdSet {
 					t.Tx = max(d.floor, 3*q99, 1.5*q999)
 				}
 			}
-			if u, ok := m.user[userKey{detect.Kind(k), varID(v)}]; ok {
+			if u, ok := m.user[userKey{k, v}]; ok {
 				t = threshold{Tn: u.Tn, Tx: u.Tx, User: true}
 			}
 			ts[k][v] = t

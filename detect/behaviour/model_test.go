@@ -59,13 +59,13 @@ func TestComputeThresholds(t *testing.T) {
 			m := newAPIModel("shop", nil, TrainingConfig{})
 			v, _ := varByName(tc.v)
 			for _, x := range tc.samples {
-				m.sample(detect.KindIP, v, x)
+				m.sample(pop(detect.KindIP), v, x)
 			}
 			if tc.base != nil {
-				m.base = map[userKey]UserThreshold{{detect.KindIP, v}: *tc.base}
+				m.base = map[userKey]UserThreshold{{pop(detect.KindIP), v}: *tc.base}
 			}
 			if tc.user != nil {
-				m.user[userKey{detect.KindIP, v}] = *tc.user
+				m.user[userKey{pop(detect.KindIP), v}] = *tc.user
 			}
 			ts := m.compute()
 			if got := ts[detect.KindIP][v]; got.Tn != tc.tn || got.Tx != tc.tx || got.User != (tc.user != nil) {
@@ -85,7 +85,7 @@ func TestComputeFromAFullReservoir(t *testing.T) {
 	m := newAPIModel("shop", nil, TrainingConfig{})
 	const n = 20000
 	for i := range n {
-		m.sample(detect.KindIP, vFailedRequests, float64(1+(i*7919)%n))
+		m.sample(pop(detect.KindIP), vFailedRequests, float64(1+(i*7919)%n))
 	}
 	got := m.compute()[detect.KindIP][vFailedRequests]
 	// A 1,024-value sample's 99th percentile has a standard error of

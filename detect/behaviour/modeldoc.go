@@ -103,8 +103,8 @@ func (e *Engine) Model(api string) (*ModelDoc, bool) {
 	ts := m.thresholds.Load()
 	for v := range numVars {
 		d := varDefs[v]
-		for k := range detect.NumKinds {
-			if d.kinds&(1<<k) == 0 {
+		for k := range pop(numPops) {
+			if !applies(v, k) {
 				continue
 			}
 			th := ts[k][v]
@@ -186,8 +186,8 @@ func (u *ModelUpdate) changes() ([]change, error) {
 			errs = append(errs, fmt.Sprintf("variables[%d].name: unknown variable %q (want one of %s)", i, vu.Name, strings.Join(VariableNames(), ", ")))
 			continue
 		}
-		k, err := detect.ParseKind(vu.Kind)
-		if err != nil || varDefs[v].kinds&(1<<k) == 0 {
+		k, err := parsePop(vu.Kind)
+		if err != nil || !applies(v, k) {
 			errs = append(errs, fmt.Sprintf("variables[%d].kind: %q does not apply to %s", i, vu.Kind, vu.Name))
 			continue
 		}
@@ -286,8 +286,8 @@ func (doc *ModelDoc) Validate() error {
 	}
 	for i, vd := range doc.Variables {
 		v, ok := varByName(vd.Name)
-		k, err := detect.ParseKind(vd.Kind)
-		if !ok || err != nil || varDefs[v].kinds&(1<<k) == 0 {
+		k, err := parsePop(vd.Kind)
+		if !ok || err != nil || !applies(v, k) {
 			errs = append(errs, fmt.Sprintf("variables[%d]: unknown variable %q for kind %q", i, vd.Name, vd.Kind))
 			continue
 		}
@@ -370,7 +370,7 @@ func docUpdate(doc *ModelDoc) (*ModelUpdate, map[userKey]UserThreshold) {
 	base := map[userKey]UserThreshold{}
 	for _, vd := range doc.Variables {
 		v, _ := varByName(vd.Name)
-		k, _ := detect.ParseKind(vd.Kind)
+		k, _ := parsePop(vd.Kind)
 		if vd.Mode == "user" {
 			u.Variables = append(u.Variables, VariableUpdate{Name: vd.Name, Kind: vd.Kind, Mode: "user", Tn: &vd.Tn, Tx: &vd.Tx})
 		} else {
@@ -508,6 +508,14 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 	if m := e.modelByName(a.API); m != nil {
 		knobs = m.knobsSnap.Load()
 	}
+	// A shared address's attack was judged in the ip_shared population
+	// (its explanation says how many users it showed): relax that one.
+	kind := a.Identity.Kind
+	for _, v := range a.Variables {
+		if v.Name == "users_behind_address" && v.Observed >= sharedUsers && kind == detect.KindIP.String() {
+			kind = popSharedIP.String()
+		}
+	}
 	u := &ModelUpdate{}
 	var out []detect.Relaxation
 	for _, v := range a.Variables {
@@ -523,8 +531,8 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 		if tx < tn {
 			tn = tx
 		}
-		u.Variables = append(u.Variables, VariableUpdate{Name: v.Name, Kind: a.Identity.Kind, Mode: "user", Tn: &tn, Tx: &tx})
-		out = append(out, detect.Relaxation{Name: v.Name, Kind: a.Identity.Kind, OldTx: v.Tx, NewTx: tx})
+		u.Variables = append(u.Variables, VariableUpdate{Name: v.Name, Kind: kind, Mode: "user", Tn: &tn, Tx: &tx})
+		out = append(out, detect.Relaxation{Name: v.Name, Kind: kind, OldTx: v.Tx, NewTx: tx})
 	}
 	if len(u.Variables) == 0 {
 		return nil, nil

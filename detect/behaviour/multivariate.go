@@ -44,10 +44,10 @@ type mvFitted struct {
 // kindVars lists, per kind, the window variables that apply to it, and
 // forestVars those of them the forest uses (all but the slow ones), in the
 // same order.
-var kindVars, forestVars = func() (all, forest [detect.NumKinds][]varID) {
-	for k := range detect.NumKinds {
+var kindVars, forestVars = func() (all, forest [numPops][]varID) {
+	for k := range pop(numPops) {
 		for v := range numVars {
-			if varDefs[v].kinds&(1<<k) != 0 && !varDefs[v].perRequest {
+			if applies(v, k) && !varDefs[v].perRequest {
 				all[k] = append(all[k], varID(v))
 				if !varDefs[v].slow {
 					forest[k] = append(forest[k], varID(v))
@@ -59,11 +59,11 @@ var kindVars, forestVars = func() (all, forest [detect.NumKinds][]varID) {
 }()
 
 // windowVars lists the variables of the multivariate model's vectors.
-func windowVars(kind detect.Kind) []varID { return forestVars[kind] }
+func windowVars(kind pop) []varID { return forestVars[kind] }
 
 // sampleVector records an identity's window vector (a copy, when its
 // reservoir keeps it: vec may be the caller's buffer). Call with m.mu held.
-func (m *apiModel) sampleVector(kind detect.Kind, vec []float64) {
+func (m *apiModel) sampleVector(kind pop, vec []float64) {
 	mv := m.mv[kind]
 	if mv == nil {
 		mv = &mvModel{features: windowVars(kind)}
@@ -86,9 +86,12 @@ func (m *apiModel) sampleVector(kind detect.Kind, vec []float64) {
 // fixed by the API's name so that replay is repeatable. The threshold is
 // the highest score of a training vector. Call with m.mu held.
 func (m *apiModel) fitForests() {
-	for k := range detect.NumKinds {
+	for k := range numPops {
 		mv := m.mv[k]
-		if mv == nil || len(mv.vecs) < mvMinVectors {
+		if mv == nil || len(mv.vecs) < mvMinVectors || pop(k) == popSharedIP {
+			// A shared address's window adds up unrelated users: what
+			// is joint in it is no one client's behaviour, and it is
+			// judged by its population's thresholds alone.
 			continue
 		}
 		names := make([]string, len(mv.features))
@@ -106,8 +109,8 @@ func (m *apiModel) fitForests() {
 		}
 		mv.fitted = &mvFitted{forest: f, threshold: thr}
 	}
-	fitted := [detect.NumKinds]*mvFitted{}
-	for k := range detect.NumKinds {
+	fitted := [numPops]*mvFitted{}
+	for k := range numPops {
 		if m.mv[k] != nil {
 			fitted[k] = m.mv[k].fitted
 		}
@@ -121,7 +124,7 @@ var anomalousType = typeIndex(detect.AttackAnomalous)
 // anomalous scores an identity's window vector. For an anomaly it returns
 // the attack type that names it and the variables that explain it; nil
 // variables otherwise.
-func (m *apiModel) anomalous(kind detect.Kind, vec []float64, ts *thresholdSet) (detect.AttackType, []detect.VariableValue) {
+func (m *apiModel) anomalous(kind pop, vec []float64, ts *thresholdSet) (detect.AttackType, []detect.VariableValue) {
 	fs := m.forests.Load()
 	if fs == nil || fs[kind] == nil {
 		return "", nil

@@ -15,12 +15,12 @@ import (
 func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
 	rng := rand.New(rand.NewPCG(3, 4))
-	feats := windowVars(detect.KindIP)
+	feats := windowVars(pop(detect.KindIP))
 	vecs := benignVectors(rng, 3000, vRequestsPerMin, vResponseBytes, vDistinctObjects, vErrors)
 	ts := train(m, vecs)
 	flagged := 0
 	for _, v := range vecs[:1000] {
-		if _, vars := m.anomalous(detect.KindIP, v, ts); vars != nil {
+		if _, vars := m.anomalous(pop(detect.KindIP), v, ts); vars != nil {
 			flagged++
 		}
 	}
@@ -40,7 +40,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 			odd[i] = 150_000
 		}
 	}
-	_, vars := m.anomalous(detect.KindIP, odd, ts)
+	_, vars := m.anomalous(pop(detect.KindIP), odd, ts)
 	if vars == nil {
 		t.Fatal("an unusual combination was not flagged")
 	}
@@ -61,7 +61,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 			single[i] = 95
 		}
 	}
-	if _, vars := m.anomalous(detect.KindIP, single, ts); vars != nil {
+	if _, vars := m.anomalous(pop(detect.KindIP), single, ts); vars != nil {
 		t.Fatal("one raised variable alone is the thresholds' job, not an anomaly")
 	}
 }
@@ -73,7 +73,7 @@ func TestMultivariateFlagsUnusualCombinations(t *testing.T) {
 func TestMultivariateSensitivity(t *testing.T) {
 	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
 	rng := rand.New(rand.NewPCG(5, 6))
-	feats := windowVars(detect.KindIP)
+	feats := windowVars(pop(detect.KindIP))
 	vecs := benignVectors(rng, 2000, vRequestsPerMin, vErrors)
 	ts := train(m, vecs)
 	odd := make([]float64, len(feats))
@@ -92,7 +92,7 @@ func TestMultivariateSensitivity(t *testing.T) {
 		k[anomalousType].Sensitivity = s
 		m.knobsSnap.Store(&k)
 	}
-	_, vars := m.anomalous(detect.KindIP, odd, ts)
+	_, vars := m.anomalous(pop(detect.KindIP), odd, ts)
 	if vars == nil {
 		t.Fatal("not flagged at sensitivity 1")
 	}
@@ -101,11 +101,11 @@ func TestMultivariateSensitivity(t *testing.T) {
 		t.Fatalf("score %v is past twice the threshold %v: the test needs a milder vector", score, thr)
 	}
 	setSens(0.5)
-	if _, v := m.anomalous(detect.KindIP, odd, ts); v != nil {
+	if _, v := m.anomalous(pop(detect.KindIP), odd, ts); v != nil {
 		t.Fatalf("flagged at sensitivity 0.5 (threshold %v×2, score %v): %+v", thr, score, v)
 	}
 	setSens(2)
-	_, v := m.anomalous(detect.KindIP, odd, ts)
+	_, v := m.anomalous(pop(detect.KindIP), odd, ts)
 	if v == nil {
 		t.Fatal("not flagged at sensitivity 2")
 	}
@@ -122,7 +122,7 @@ func TestMultivariateSensitivity(t *testing.T) {
 func TestMultivariateNamesTheDominantVariable(t *testing.T) {
 	m := newAPIModel("shop", &detect.API{Name: "shop"}, TrainingConfig{})
 	rng := rand.New(rand.NewPCG(7, 8))
-	feats := windowVars(detect.KindIP)
+	feats := windowVars(pop(detect.KindIP))
 	vecs := benignVectors(rng, 3000, vRequestsPerMin, vResponseBytes, vDistinctObjects, vErrors)
 	ts := train(m, vecs)
 	vector := func(set map[varID]float64) []float64 {
@@ -135,7 +135,7 @@ func TestMultivariateNamesTheDominantVariable(t *testing.T) {
 		return vec
 	}
 	walker := vector(map[varID]float64{vRequestsPerMin: 66, vDistinctObjects: 68})
-	typ, vars := m.anomalous(detect.KindIP, walker, ts)
+	typ, vars := m.anomalous(pop(detect.KindIP), walker, ts)
 	if vars == nil || typ != detect.AttackBOLAEnumeration {
 		t.Fatalf("an ID walker at 68 of 80 distinct objects: %q %+v, want bola_enumeration", typ, vars)
 	}
@@ -145,14 +145,14 @@ func TestMultivariateNamesTheDominantVariable(t *testing.T) {
 		}
 	}
 	mild := vector(map[varID]float64{vRequestsPerMin: 52, vDistinctObjects: 41, vErrors: 30})
-	typ, vars = m.anomalous(detect.KindIP, mild, ts)
+	typ, vars = m.anomalous(pop(detect.KindIP), mild, ts)
 	if vars == nil || typ != detect.AttackAnomalous {
 		t.Fatalf("a combination with no variable half way to its limit: %q %+v, want anomalous_behaviour (Tn %v)", typ, vars, ts[detect.KindIP])
 	}
 	k := *m.knobsSnap.Load()
 	k[typeIndex(detect.AttackBOLAEnumeration)].Enabled = false
 	m.knobsSnap.Store(&k)
-	if typ, vars = m.anomalous(detect.KindIP, walker, ts); vars == nil || typ == detect.AttackBOLAEnumeration {
+	if typ, vars = m.anomalous(pop(detect.KindIP), walker, ts); vars == nil || typ == detect.AttackBOLAEnumeration {
 		t.Fatalf("bola_enumeration disabled, the walker is still named after it: %q %+v", typ, vars)
 	}
 }
@@ -161,7 +161,7 @@ func TestMultivariateNamesTheDominantVariable(t *testing.T) {
 // the given variables (the others 0): 1–20 calls a minute, 10–210 kB of
 // responses, up to 9 distinct objects, up to 2 errors.
 func benignVectors(rng *rand.Rand, n int, vars ...varID) [][]float64 {
-	feats := windowVars(detect.KindIP)
+	feats := windowVars(pop(detect.KindIP))
 	vecs := make([][]float64, n)
 	for j := range vecs {
 		vec := make([]float64, len(feats))
@@ -188,11 +188,11 @@ func benignVectors(rng *rand.Rand, n int, vars ...varID) [][]float64 {
 // train samples the IP vectors into m as training does, then computes its
 // thresholds and fits its forests.
 func train(m *apiModel, vecs [][]float64) *thresholdSet {
-	feats := windowVars(detect.KindIP)
+	feats := windowVars(pop(detect.KindIP))
 	for _, vec := range vecs {
-		m.sampleVector(detect.KindIP, vec)
+		m.sampleVector(pop(detect.KindIP), vec)
 		for i, f := range feats {
-			m.sample(detect.KindIP, f, vec[i])
+			m.sample(pop(detect.KindIP), f, vec[i])
 		}
 	}
 	m.mu.Lock()
