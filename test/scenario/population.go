@@ -113,8 +113,10 @@ func (g *gen) newUser(r *rand.Rand, addrs []string, mobile bool) *user {
 		u.orders = append(u.orders, orderIDMin+r.IntN(orderIDMax-orderIDMin))
 	}
 	if g.cfg.Stealth {
-		if !u.web { // apps log in with an e-mail address
-			u.name += appUserDomain
+		if u.web {
+			u.name = webName(r, u.name)
+		} else { // apps log in with an e-mail address
+			u.name = email(r, u.name)
 		}
 		u.password = g.password(r)
 	}
@@ -264,10 +266,11 @@ func (g *gen) benignTraffic() {
 			u := g.newUser(r, []string{ip}, false)
 			if chance(r, 0.8) {
 				u.agent, u.web = corporateAgent, chance(r, 0.7)
-				if g.cfg.Stealth { // an app user logs in with an e-mail address
-					u.name = strings.TrimSuffix(u.name, appUserDomain)
-					if !u.web {
-						u.name += appUserDomain
+				if g.cfg.Stealth && u.web == isEmail(u.name) { // an app user logs in with an e-mail address
+					if u.web {
+						u.name, _, _ = strings.Cut(u.name, "@")
+					} else {
+						u.name = email(r, u.name)
 					}
 				}
 			}

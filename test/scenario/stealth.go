@@ -70,7 +70,7 @@ func LoginBody(name, password string, form bool) string {
 	}
 	// The name first, as apps send it.
 	var b []byte
-	if strings.Contains(name, "@") {
+	if isEmail(name) {
 		b, _ = json.Marshal(struct {
 			Email    string `json:"email"`
 			Password string `json:"password"`
@@ -132,28 +132,64 @@ func LoginPassword(body string) string {
 	return q.Get("password")
 }
 
-// appUserDomain is the domain of app users' e-mail addresses: with login
-// names in bodies, apps log in with an e-mail address (a JSON body), web
-// users with a plain name (a form).
-const appUserDomain = "@shoppers.example"
+// userDomains are the mail domains of users' e-mail addresses, none of
+// them a breach list's (leakedUser): with login names in bodies, apps log
+// in with an e-mail address (a JSON body), web users with a plain name (a
+// form).
+var userDomains = []string{"shoppers.example", "webmail.example", "post-box.example", "fastmail.example"}
+
+// nameSeparators join first and last names in user names and e-mail
+// addresses.
+var nameSeparators = []string{".", ".", "_", "-", ""}
+
+// webName is a user name as a person picks it: "alice.smith12",
+// "alice_smith12", "alicesmith12", …
+func webName(r *rand.Rand, name string) string {
+	return strings.Replace(name, ".", pick(r, nameSeparators), 1)
+}
+
+// email turns a user name into an e-mail address of the same person, with
+// one of the usual separators and domains.
+func email(r *rand.Rand, name string) string { return webName(r, name) + "@" + pick(r, userDomains) }
+
+// isEmail reports whether a user name is an e-mail address.
+func isEmail(name string) bool { return strings.Contains(name, "@") }
 
 // account returns a user name no one else has: an e-mail address with
 // login names in bodies when the account is an app's (not web).
 func (g *gen) account(r *rand.Rand, web bool) string {
 	name := g.username(r)
-	if g.cfg.Stealth && !web {
-		name += appUserDomain
+	switch {
+	case !g.cfg.Stealth:
+	case web:
+		name = webName(r, name)
+	default:
+		name = email(r, name)
 	}
 	return name
 }
 
+// passwordWords make up people's passwords.
+var passwordWords = []string{"sunflower", "Dragon", "monkey", "Liverpool", "summer", "Winter", "princess", "shadow", "Football", "coffee", "Tigger", "banana", "Charlie", "hello", "Bella", "freedom", "Pepper", "sunshine", "Maverick", "cookie"}
+
 // password returns a fresh password with login names in bodies, else ""
-// (drawing nothing, so that the other presets' traffic stays as it was).
+// (drawing nothing, so that the other presets' traffic stays as it was):
+// shaped as people's are (a word with digits and a symbol, a random
+// string, a passphrase, digits only), so that a breached one looks like
+// them.
 func (g *gen) password(r *rand.Rand) string {
 	if !g.cfg.Stealth {
 		return ""
 	}
-	return g.secret(r, "pw-", 12)
+	switch x := r.Float64(); {
+	case x < 0.45:
+		return pick(r, passwordWords) + itoa(r.IntN(10_000)) + pick(r, []string{"", "!", "?", "#", "$", "*", ".", "@"})
+	case x < 0.75:
+		return g.secret(r, "", 10+r.IntN(7))
+	case x < 0.95:
+		return pick(r, passwordWords) + pick(r, []string{"-", "_", " "}) + pick(r, passwordWords) + pick(r, []string{"-", "_", " "}) + pick(r, passwordWords)
+	}
+	return itoa(100_000 + r.IntN(9_900_000))
 }
 
 // mistype is a password typed wrong: its last two characters swapped, or
@@ -256,7 +292,7 @@ func (g *gen) integrationSite(s int) {
 		c := g.client(g.benign, ip, nil)
 		var name, pw string
 		if service {
-			name, pw = "svc-"+itoa(j)+"@site"+itoa(s)+".example", g.secret(r, "pw-", 16)
+			name, pw = "svc-"+itoa(j)+"@site"+itoa(s)+".example", g.secret(r, "", 24)
 		} else {
 			c.setHeaders(map[string]string{"user-agent": agent, HeaderAPIKey: g.secret(r, "ik_", 28)})
 		}

@@ -272,7 +272,8 @@ func distributedStuffing(x *attackRun) {
 	for _, n := range nets[1:] {
 		x.a.Members = append(x.a.Members, Identity{KindIP, n})
 	}
-	agent, form := pick(x.r, scriptAgents), chance(x.r, 0.5)
+	// The app's format: a breach list's e-mail addresses in JSON.
+	agent, form := pick(x.r, scriptAgents), false
 	c := x.client(pool[0], x.g.loginHeaders(agent, "", form))
 	for t, i := x.start, 0; t.Before(x.stop) && i < len(pool); t, i = t.Add(durBetween(x.r, 4*time.Second, 12*time.Second)), i+1 {
 		c.setIP(pool[i])
