@@ -342,6 +342,8 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 		if s.kind.Secret() && t.UserAgent != "" {
 			s.add(skAgents, hashString(t.UserAgent))
 		}
+	} else if isNetwork(s.id) {
+		s.add(skAddresses, hashString(t.Identities[detect.KindIP]))
 	} else if u := userOf(t); u != "" {
 		s.add(skUsers, hashString(u))
 	}

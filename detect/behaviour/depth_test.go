@@ -345,3 +345,57 @@ func TestSharedAddressesAreJudgedAsTheirPopulation(t *testing.T) {
 		t.Fatalf("relax: %+v %v", rel, err)
 	}
 }
+
+// A stuffer spreading failed logins over sixty addresses of one /24, two
+// each (far under what any one address may do), is caught on the network,
+// which is blocked as a range; the same over an IPv6 /48. Benign mistypes
+// from three neighbours raise nothing.
+func TestDistributedAttackJudgedPerNetwork(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(13, 14))
+	f.benign(45*time.Minute, rng)
+	for i := range 3 { // neighbours mistyping their password once each
+		f.now = f.now.Add(20 * time.Second)
+		f.login(fmt.Sprintf("198.51.100.%d", 10+i), fmt.Sprintf("neighbour%d", i), 401)
+		f.login(fmt.Sprintf("198.51.100.%d", 10+i), fmt.Sprintf("neighbour%d", i), 200)
+	}
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	for _, tc := range []struct{ network, format string }{
+		{"203.0.113.0/24", "203.0.113.%d"},
+		{"2001:db8:7::/48", "2001:db8:7:%x::1"},
+	} {
+		for i := range 60 {
+			f.now = f.now.Add(5 * time.Second)
+			ip := fmt.Sprintf(tc.format, i+1)
+			f.login(ip, fmt.Sprintf("breached%d@mail.example", 2*i), 401)
+			f.login(ip, fmt.Sprintf("breached%d@mail.example", 2*i+1), 401)
+		}
+		for i := range 60 {
+			if a := f.attacksOn(fmt.Sprintf(tc.format, i+1)); len(a) != 0 {
+				t.Fatalf("one address of the spread attack flagged on its own: %+v", a[0])
+			}
+		}
+		got := f.attacksOn(tc.network)
+		if len(got) != 1 || got[0].Type != detect.AttackCredentialStuffing || got[0].Identity.Kind != "ip" {
+			t.Fatalf("%s: %+v, want one credential_stuffing on the range", tc.network, got)
+		}
+		spread := false
+		for _, v := range got[0].Variables {
+			spread = spread || v.Name == "addresses_in_network" && v.Observed >= networkAddresses
+		}
+		blocked := false
+		for _, b := range f.blocked {
+			blocked = blocked || b.Kind == detect.KindIP && b.Value == tc.network
+		}
+		if !spread || !blocked {
+			t.Fatalf("%s: explained %+v, blocked %v", tc.network, got[0].Variables, f.blocked)
+		}
+	}
+	for _, a := range f.attacks {
+		if a.Identity.Value == "198.51.100.0/24" {
+			t.Fatalf("the neighbours' network flagged: %+v", a)
+		}
+	}
+}

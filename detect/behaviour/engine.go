@@ -182,6 +182,9 @@ type work struct {
 	// primary marks the call's most specific identity, which answers for
 	// the per-request variables.
 	primary bool
+	// id, when set, is the identity instead of the call's of kind (an
+	// address's network).
+	id string
 	call    callFacts
 	// ctl, when set, is work of the engine's own (CollectShared,
 	// ApplyShared) run in the shard's goroutine instead of a call.
@@ -306,6 +309,17 @@ func (e *Engine) Consume(t *detect.Transaction) {
 		}
 		e.shards[e.shardIndex(id)].ch <- w
 	}
+	// The address's network, where the call is evidence (population.go).
+	if ip := t.Identities[detect.KindIP]; ip != "" && evidence(t, &call) {
+		if n := network(ip); n != "" {
+			w := work{t: t, model: m, kind: detect.KindIP, id: n, call: call}
+			if e.cfg.Workers == 0 {
+				e.shards[0].process(w)
+			} else {
+				e.shards[e.shardIndex(n)].ch <- w
+			}
+		}
+	}
 }
 
 // shardIndex is the shard owning the states of identity id.
@@ -389,7 +403,11 @@ func (s *shard) process(w work) {
 		w.ctl()
 		return
 	}
-	key := stateKey{w.model, w.kind, w.t.Identities[w.kind]}
+	id := w.id
+	if id == "" {
+		id = w.t.Identities[w.kind]
+	}
+	key := stateKey{w.model, w.kind, id}
 	h := s.hash(key)
 	st := s.lookup(key, h)
 	switch {
@@ -522,7 +540,7 @@ func (s *shard) update(st *identityState, w work) {
 			s.shareIfNear(st, varID(v), x, tx)
 			share = st.sharedPart() == nil
 		}
-		if st.beyond(v, x, tx) && m.armed(v, now, ts[p][v]) {
+		if st.beyond(v, x, tx) && m.armed(v, now, ts[p][v]) && st.spread(p) {
 			fired[typeIndex(d.attack)] = true
 			any = true
 		}
@@ -824,13 +842,17 @@ func (m *apiModel) explain(st *identityState, typ detect.AttackType, now int64, 
 		}
 		th := ts[p][v]
 		tx := extreme(ts, knobs, p, v)
-		if st.beyond(v, x, tx) && m.armed(v, now, th) {
+		if st.beyond(v, x, tx) && m.armed(v, now, th) && st.spread(p) {
 			fires = true
 		}
 		vars = append(vars, detect.VariableValue{Name: d.name, Observed: round(x), Tn: round(th.Tn), Tx: round(tx), DeviationPct: deviation(v, x, th.Tn)})
 	}
-	if p == popSharedIP && vars != nil {
+	switch {
+	case vars == nil:
+	case p == popSharedIP:
 		vars = append(vars, st.usersVariable())
+	case p == popNetwork:
+		vars = append(vars, st.addressesVariable())
 	}
 	return vars, fires
 }

@@ -405,9 +405,9 @@ func (m *apiModel) compute() *thresholdSet {
 			if b, ok := m.base[userKey{k, v}]; ok {
 				t = threshold{Tn: b.Tn, Tx: b.Tx}
 			}
-			if _, imported := m.base[userKey{k, v}]; k == popSharedIP && !imported {
-				// Too few shared addresses of its own yet: the ip
-				// population's (computed first).
+			if _, imported := m.base[userKey{k, v}]; k >= popSharedIP && !imported {
+				// Too few shared addresses or networks of its own yet:
+				// the ip population's (computed first).
 				t = ts[detect.KindIP][v]
 				t.User = false
 			}

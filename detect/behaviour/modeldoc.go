@@ -516,6 +516,9 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 			kind = popSharedIP.String()
 		}
 	}
+	if kind == detect.KindIP.String() && isNetwork(a.Identity.Value) {
+		kind = popNetwork.String()
+	}
 	u := &ModelUpdate{}
 	var out []detect.Relaxation
 	for _, v := range a.Variables {

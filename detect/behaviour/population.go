@@ -2,6 +2,8 @@ package behaviour
 
 import (
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"github.com/vigil-project/vigil/detect"
 )
@@ -21,56 +23,128 @@ import (
 // flagged only when it passes what shared addresses do: the address then
 // behaves like one attacker.
 //
-// Until ip_shared has minSamples samples of its own (no shared address in
-// training), its thresholds are the ip population's: shared addresses are
-// then judged as before populations were learned.
+// Distributed attacks from many addresses of one network (a botnet in one
+// hosting range, a stuffer rotating through its provider's addresses) are
+// judged per network too: every failed login and every failed call to a
+// route the API does not have (or to a scanner-shaped path) also counts
+// for the /24 (IPv4) or /48 (IPv6) of its address, a state of kind ip whose
+// value is the range ("203.0.113.0/24"), in the network population. Only
+// such calls feed it, so a network state exists only where there is
+// evidence, it measures only the credential stuffing and probing
+// variables, and an attack on it blocks the range. A network is judged
+// only once its evidence came from networkAddresses distinct addresses: it
+// adds evidence where the attack is spread; one address's attack is that
+// address's.
+//
+// Until ip_shared or network has minSamples samples of its own (no shared
+// address in training), its thresholds are the ip population's: shared
+// addresses are then judged as before populations were learned, and a
+// network as one address.
 
 // pop is a population: an identity kind, or popSharedIP.
 type pop uint8
 
 const (
 	popSharedIP = pop(detect.NumKinds)
-	numPops     = int(detect.NumKinds) + 1
+	popNetwork  = popSharedIP + 1
+	numPops     = int(detect.NumKinds) + 2
 )
+
+// networkVars are the variables measured on a network: the evidence that
+// feeds it.
+var networkVars = [numVars]bool{vLoginFailures: true, vLoginFailuresHour: true, vDistinctLoginUsers: true,
+	vUnknownRoutes: true, vScannerPaths: true}
 
 // sharedUsers is how many distinct users (tokens, cookies, API keys with a
 // successful call) an address shows over the wide epoch (30 to 60
 // minutes) before it is judged as a shared address.
 const sharedUsers = 4
 
-// skUsers is the sketch of the users behind an address: an IP state has
-// no use for skIPs (the addresses of a credential).
-const skUsers = skIPs
+// skUsers is the sketch of the users behind an address, and skAddresses
+// that of the addresses of a network: an IP state has no use for skIPs
+// (the addresses of a credential).
+const (
+	skUsers     = skIPs
+	skAddresses = skIPs
+)
+
+// networkAddresses is how many distinct addresses a network's evidence
+// must come from before the network is judged.
+const networkAddresses = 3
 
 func (p pop) String() string {
-	if p == popSharedIP {
+	switch p {
+	case popSharedIP:
 		return "ip_shared"
+	case popNetwork:
+		return "network"
 	}
 	return detect.Kind(p).String()
 }
 
-// parsePop reads a population's name: an identity kind or ip_shared.
+// parsePop reads a population's name: an identity kind, ip_shared or
+// network.
 func parsePop(s string) (pop, error) {
-	if s == "ip_shared" {
+	switch s {
+	case "ip_shared":
 		return popSharedIP, nil
+	case "network":
+		return popNetwork, nil
 	}
 	k, err := detect.ParseKind(s)
 	if err != nil {
-		return 0, fmt.Errorf("%w (or ip_shared)", err)
+		return 0, fmt.Errorf("%w (or ip_shared, network)", err)
 	}
 	return pop(k), nil
 }
 
 // kind is the identity kind of a population's identities.
 func (p pop) kind() detect.Kind {
-	if p == popSharedIP {
+	if p >= popSharedIP {
 		return detect.KindIP
 	}
 	return detect.Kind(p)
 }
 
 // applies reports whether variable v is measured on population p.
-func applies(v varID, p pop) bool { return varDefs[v].kinds&(1<<p.kind()) != 0 }
+func applies(v varID, p pop) bool {
+	if p == popNetwork {
+		return networkVars[v]
+	}
+	return varDefs[v].kinds&(1<<p.kind()) != 0
+}
+
+// network returns the /24 (IPv4) or /48 (IPv6) range of an address, ""
+// when it is none.
+func network(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap()
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	return p.String()
+}
+
+// isNetwork reports whether an ip state's value is a range.
+func isNetwork(id string) bool { return strings.IndexByte(id, '/') >= 0 }
+
+// evidence reports whether a call also counts for its address's network:
+// a failed login, or a failed call to a route the API does not have or to
+// a scanner-shaped path.
+func evidence(t *detect.Transaction, call *callFacts) bool {
+	if call.login {
+		return t.Status == 401 || t.Status == 403
+	}
+	return t.Status >= 400 && (t.Route == detect.RouteUnknown || call.scanner)
+}
 
 // users estimates the distinct users behind an address (0 for other
 // kinds).
@@ -83,7 +157,12 @@ func (s *identityState) users() float64 {
 
 // pop is the population the state is judged in.
 func (s *identityState) pop() pop {
-	if s.kind == detect.KindIP && s.users() >= sharedUsers {
+	switch {
+	case s.kind != detect.KindIP:
+		return pop(s.kind)
+	case isNetwork(s.id):
+		return popNetwork
+	case s.users() >= sharedUsers:
 		return popSharedIP
 	}
 	return pop(s.kind)
@@ -102,6 +181,20 @@ func userOf(t *detect.Transaction) string {
 		}
 	}
 	return ""
+}
+
+// spread reports whether a network state's evidence comes from enough
+// addresses to judge it (true for every other state).
+func (s *identityState) spread(p pop) bool {
+	return p != popNetwork || s.estimate(skAddresses) >= networkAddresses
+}
+
+// addressesVariable is the explanation's entry for a network: how many of
+// its addresses the evidence came from.
+func (s *identityState) addressesVariable() detect.VariableValue {
+	n := s.estimate(skAddresses)
+	return detect.VariableValue{Name: "addresses_in_network", Observed: round(n), Tn: networkAddresses, Tx: networkAddresses,
+		DeviationPct: deviationFrom(n, networkAddresses)}
 }
 
 // usersVariable is the explanation's entry for a shared address: how many
