@@ -55,7 +55,8 @@ type TypeReport struct {
 	Missed    []string `json:"missed,omitempty"`
 	WrongType []string `json:"wrong_type,omitempty"`
 	// Variants score the attackers of each speed and variant ("fast
-	// spraying") of the type, in order of first appearance.
+	// spraying") of the type: fast, slow and stealth, each in order of
+	// first appearance.
 	Variants []VariantReport `json:"variants,omitempty"`
 }
 
@@ -279,9 +280,11 @@ func Evaluate(s *Scenario, attacks []Attack, fingerprint func(raw string) string
 	}
 	rep.Overall.Type = "overall"
 	var allTTD, allFast []time.Duration
+	speedRank := map[string]int{SpeedFast: 0, SpeedSlow: 1, SpeedStealth: 2}
 	for _, t := range order {
 		tr := byType[t]
 		tr.finish(ttds[t], fastTTDs[t])
+		slices.SortStableFunc(tr.Variants, func(a, b VariantReport) int { return speedRank[a.Speed] - speedRank[b.Speed] })
 		for j := range tr.Variants {
 			v := &tr.Variants[j]
 			vk := variantKey{t, v.Speed, v.Variant}
