@@ -3,6 +3,7 @@ package scenario
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/vigil-project/vigil/server/demo/shop"
@@ -93,22 +94,33 @@ func (g *gen) attackTraffic() []Attacker {
 			x.plan()
 			first := g.records.len()
 			v.run(x)
-			if g.records.len() == first {
-				continue // the scenario ends before this attacker could start
+			if g.label(&a, first, x.uses) {
+				out = append(out, a)
 			}
-			a.Start, a.End, a.Requests = g.records.at(first).Time, g.records.at(first).Time, g.records.len()-first
-			for j := first; j < g.records.len(); j++ {
-				t := g.records.at(j).Time
-				a.Start, a.End = minTime(a.Start, t), maxTime(a.End, t)
-			}
-			for id := range x.uses {
-				a.Uses = append(a.Uses, id)
-			}
-			sortIdentities(a.Uses)
-			out = append(out, a)
 		}
 	}
 	return out
+}
+
+// label completes an attacker's label from its records, those stored from
+// first on, and the identities they used; false when it made no request
+// (the scenario ended before it could start).
+func (g *gen) label(a *Attacker, first int, uses idSet) bool {
+	if g.records.len() == first {
+		return false
+	}
+	a.Requests = g.records.len() - first
+	a.Times = make([]time.Time, 0, a.Requests)
+	for j := first; j < g.records.len(); j++ {
+		a.Times = append(a.Times, g.records.at(j).Time)
+	}
+	slices.SortFunc(a.Times, time.Time.Compare)
+	a.Start, a.End = a.Times[0], a.Times[len(a.Times)-1]
+	for id := range uses {
+		a.Uses = append(a.Uses, id)
+	}
+	sortIdentities(a.Uses)
+	return true
 }
 
 // plan picks the attack window: a fast attacker starts within the first 60%
@@ -145,9 +157,9 @@ func (x *attackRun) client(ip string, hdr map[string]string) *client {
 // bearer token of a fresh account, after its login at x.start; the token is
 // the attacker's identity.
 func (x *attackRun) loggedIn(agent string) (*client, time.Time) {
-	name := x.g.username(x.r)
-	c := x.client(x.g.attackIPs.addr(), map[string]string{"user-agent": agent, HeaderUsername: name})
-	c.send(x.start, login(x.r, name, true))
+	name := x.g.account(x.r, false)
+	c := x.client(x.g.attackIPs.addr(), x.g.loginHeaders(agent, name, false))
+	x.g.login(c, x.r, x.start, name, x.g.password(x.r), false, true)
 	tok := x.g.secret(x.r, "", 32)
 	c.setHeaders(map[string]string{"user-agent": agent, HeaderUsername: name, HeaderToken: "Bearer " + tok})
 	x.attribute(KindToken, tok)
@@ -303,8 +315,8 @@ func stuffing(x *attackRun) {
 	c := x.client(ip, nil)
 	x.each(x.start, x.rate(5, 1.0/20), func(t time.Time) {
 		name := x.g.leakedUser(x.r)
-		c.setHeaders(map[string]string{"user-agent": agent, HeaderUsername: name})
-		c.send(t, login(x.r, name, x.fast && chance(x.r, 0.02)))
+		c.setHeaders(x.g.loginHeaders(agent, name, false))
+		x.g.login(c, x.r, t, name, x.g.guess(x.r), false, x.fast && chance(x.r, 0.02))
 	})
 }
 
@@ -312,7 +324,7 @@ func stuffing(x *attackRun) {
 // identity, rotating over attacker addresses (4 fast, 10 slow): 2 logins/s
 // fast, one every 30 s slow; every one fails.
 func bruteForce(x *attackRun) {
-	name := x.g.username(x.r)
+	name := x.g.account(x.r, false)
 	x.attribute(KindUsername, name)
 	ips := make([]string, 10)
 	if x.fast {
@@ -321,12 +333,12 @@ func bruteForce(x *attackRun) {
 	for i := range ips {
 		ips[i] = x.g.attackIPs.addr()
 	}
-	c := x.client(ips[0], map[string]string{"user-agent": pick(x.r, scriptAgents), HeaderUsername: name})
+	c := x.client(ips[0], x.g.loginHeaders(pick(x.r, scriptAgents), name, false))
 	i := 0
 	x.each(x.start, x.rate(2, 1.0/30), func(t time.Time) {
 		c.setIP(ips[i%len(ips)])
 		i++
-		c.send(t, login(x.r, name, false))
+		x.g.login(c, x.r, t, name, x.g.guess(x.r), false, false)
 	})
 }
 
@@ -342,7 +354,7 @@ func stolen(kind string) func(x *attackRun) {
 			n, spread = 10, x.stop.Sub(x.start)*8/10
 		}
 		n = max(3, int(math.Round(float64(n)*x.k)))
-		victim := x.g.username(x.r)
+		victim := x.g.account(x.r, kind == KindCookie)
 		var cred string
 		switch kind {
 		case KindToken:

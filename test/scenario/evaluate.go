@@ -46,6 +46,7 @@ type TypeReport struct {
 	// first attack naming it, over detected attackers; MedianTTDFast over
 	// fast ones only. In JSON, seconds.
 	MedianTTD     time.Duration `json:"-"`
+	MaxTTD        time.Duration `json:"-"`
 	FastAttackers int           `json:"fast_attackers"`
 	FastDetected  int           `json:"fast_detected"`
 	MedianTTDFast time.Duration `json:"-"`
@@ -54,7 +55,8 @@ type TypeReport struct {
 	Missed    []string `json:"missed,omitempty"`
 	WrongType []string `json:"wrong_type,omitempty"`
 	// Variants score the attackers of each speed and variant ("fast
-	// spraying") of the type, in order of first appearance.
+	// spraying") of the type: fast, slow and stealth, each in order of
+	// first appearance.
 	Variants []VariantReport `json:"variants,omitempty"`
 }
 
@@ -65,6 +67,29 @@ type VariantReport struct {
 	Attackers   int    `json:"attackers"`
 	Detected    int    `json:"detected"`
 	TypeCorrect int    `json:"type_correct"`
+	// HeldOut marks a stealthy variant kept out of tuning.
+	HeldOut bool `json:"held_out,omitempty"`
+	// MedianTTD and MaxTTD are over the detected attackers (JSON:
+	// seconds); MedianRequests and MaxRequests count the requests each
+	// had made when it was first detected (its first detection included).
+	MedianTTD      time.Duration `json:"-"`
+	MaxTTD         time.Duration `json:"-"`
+	MedianRequests int           `json:"median_requests"`
+	MaxRequests    int           `json:"max_requests"`
+}
+
+// Recall is the share of the variant's attackers detected.
+func (v VariantReport) Recall() float64 { return ratio(v.Detected, v.Attackers) }
+
+// MarshalJSON writes the times to detect in seconds.
+func (v VariantReport) MarshalJSON() ([]byte, error) {
+	type plain VariantReport
+	return json.Marshal(struct {
+		plain
+		Recall    float64 `json:"recall"`
+		MedianTTD float64 `json:"median_ttd"`
+		MaxTTD    float64 `json:"max_ttd"`
+	}{plain(v), v.Recall(), v.MedianTTD.Seconds(), v.MaxTTD.Seconds()})
 }
 
 // MarshalJSON writes the times to detect in seconds.
@@ -73,13 +98,22 @@ func (t TypeReport) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		plain
 		MedianTTD     float64 `json:"median_ttd"`
+		MaxTTD        float64 `json:"max_ttd"`
 		MedianTTDFast float64 `json:"median_ttd_fast"`
-	}{plain(t), t.MedianTTD.Seconds(), t.MedianTTDFast.Seconds()})
+	}{plain(t), t.MedianTTD.Seconds(), t.MaxTTD.Seconds(), t.MedianTTDFast.Seconds()})
 }
 
 // KindReport counts benign identities of one kind.
 type KindReport struct {
 	Kind       string `json:"kind"`
+	Identities int    `json:"identities"`
+	Flagged    int    `json:"flagged"`
+}
+
+// PopulationReport counts benign identities of one population (PopUser,
+// PopNAT, PopCrawler, …).
+type PopulationReport struct {
+	Population string `json:"population"`
 	Identities int    `json:"identities"`
 	Flagged    int    `json:"flagged"`
 }
@@ -90,9 +124,15 @@ type BenignReport struct {
 	Flagged    int          `json:"flagged"`
 	Rate       float64      `json:"rate"`
 	ByKind     []KindReport `json:"by_kind"`
+	// ByPopulation counts them per population, when the scenario names
+	// them (Scenario.Population).
+	ByPopulation []PopulationReport `json:"by_population,omitempty"`
 	// Examples are up to 20 flagged identities as the engine named them,
 	// with the attack types raised ("ip 100.64.1.2: credential_stuffing").
 	Examples []string `json:"examples,omitempty"`
+	// FlaggedList is up to 100 flagged identities with their population
+	// ("nat ip 34.64.1.2: credential_stuffing").
+	FlaggedList []string `json:"flagged_list,omitempty"`
 }
 
 // Report is the score of one run of the engine over a scenario.
@@ -130,6 +170,11 @@ func Evaluate(s *Scenario, attacks []Attack, fingerprint func(raw string) string
 	secondary := map[idKey]bool{}
 	for i, a := range s.Attackers {
 		primary[key(a.Identity)] = append(primary[key(a.Identity)], i)
+		for _, m := range a.Members {
+			if m != a.Identity {
+				primary[key(m)] = append(primary[key(m)], i)
+			}
+		}
 		for _, u := range a.Uses {
 			secondary[key(u)] = true
 		}
@@ -180,6 +225,9 @@ func Evaluate(s *Scenario, attacks []Attack, fingerprint func(raw string) string
 	}
 	ttds := map[string][]time.Duration{}
 	fastTTDs := map[string][]time.Duration{}
+	type variantKey struct{ typ, speed, variant string }
+	vTTDs := map[variantKey][]time.Duration{}
+	vReqs := map[variantKey][]int{}
 	for i, a := range s.Attackers {
 		tr := byType[a.Type]
 		if tr == nil {
@@ -196,6 +244,7 @@ func Evaluate(s *Scenario, attacks []Attack, fingerprint func(raw string) string
 		}
 		vr := &tr.Variants[vi]
 		vr.Attackers++
+		vr.HeldOut = vr.HeldOut || a.HeldOut
 		if fast {
 			tr.FastAttackers++
 		}
@@ -208,6 +257,11 @@ func Evaluate(s *Scenario, attacks []Attack, fingerprint func(raw string) string
 		vr.Detected++
 		ttd := o.first.Sub(a.Start)
 		ttds[a.Type] = append(ttds[a.Type], ttd)
+		vk := variantKey{a.Type, a.Speed, a.Variant}
+		vTTDs[vk] = append(vTTDs[vk], ttd)
+		if len(a.Times) > 0 {
+			vReqs[vk] = append(vReqs[vk], requestsBy(a.Times, o.first))
+		}
 		if fast {
 			tr.FastDetected++
 			fastTTDs[a.Type] = append(fastTTDs[a.Type], ttd)
@@ -226,9 +280,20 @@ func Evaluate(s *Scenario, attacks []Attack, fingerprint func(raw string) string
 	}
 	rep.Overall.Type = "overall"
 	var allTTD, allFast []time.Duration
+	speedRank := map[string]int{SpeedFast: 0, SpeedSlow: 1, SpeedStealth: 2}
 	for _, t := range order {
 		tr := byType[t]
 		tr.finish(ttds[t], fastTTDs[t])
+		slices.SortStableFunc(tr.Variants, func(a, b VariantReport) int { return speedRank[a.Speed] - speedRank[b.Speed] })
+		for j := range tr.Variants {
+			v := &tr.Variants[j]
+			vk := variantKey{t, v.Speed, v.Variant}
+			v.MedianTTD, v.MaxTTD = median(vTTDs[vk]), slices.Max(append([]time.Duration{0}, vTTDs[vk]...))
+			if rs := vReqs[vk]; len(rs) > 0 {
+				slices.Sort(rs)
+				v.MedianRequests, v.MaxRequests = rs[len(rs)/2], rs[len(rs)-1]
+			}
+		}
 		rep.Types = append(rep.Types, *tr)
 		o := &rep.Overall
 		o.Attackers += tr.Attackers
@@ -241,18 +306,32 @@ func Evaluate(s *Scenario, attacks []Attack, fingerprint func(raw string) string
 	}
 	rep.Overall.finish(allTTD, allFast)
 
-	rep.Benign = benignReport(s.Benign, flagged, key)
+	rep.Benign = benignReport(s.Benign, s.Population, flagged, key)
 	return rep
+}
+
+// requestsBy counts the requests made at or before t.
+func requestsBy(times []time.Time, t time.Time) int {
+	n, _ := slices.BinarySearchFunc(times, t, func(x, t time.Time) int {
+		if x.After(t) {
+			return 1
+		}
+		return -1
+	})
+	return n
 }
 
 func (t *TypeReport) finish(ttds, fast []time.Duration) {
 	t.Recall = ratio(t.Detected, t.Attackers)
 	t.TypeCorrectRatio = ratio(t.TypeCorrect, t.Detected)
 	t.MedianTTD = median(ttds)
+	if len(ttds) > 0 {
+		t.MaxTTD = slices.Max(ttds)
+	}
 	t.MedianTTDFast = median(fast)
 }
 
-func benignReport(ids []Identity, flagged map[int][]string, key func(Identity) idKey) BenignReport {
+func benignReport(ids []Identity, pops []string, flagged map[int][]string, key func(Identity) idKey) BenignReport {
 	b := BenignReport{Identities: len(ids), Flagged: len(flagged)}
 	b.Rate = ratio(b.Flagged, b.Identities)
 	kinds := map[string]*KindReport{}
@@ -263,14 +342,31 @@ func benignReport(ids []Identity, flagged map[int][]string, key func(Identity) i
 			kinds[id.Kind] = k
 		}
 		k.Identities++
+		pop := ""
+		if i < len(pops) {
+			pop = pops[i]
+			pr := slices.IndexFunc(b.ByPopulation, func(p PopulationReport) bool { return p.Population == pop })
+			if pr < 0 {
+				b.ByPopulation = append(b.ByPopulation, PopulationReport{Population: pop})
+				pr = len(b.ByPopulation) - 1
+			}
+			b.ByPopulation[pr].Identities++
+			if _, ok := flagged[i]; ok {
+				b.ByPopulation[pr].Flagged++
+			}
+		}
 		if types, ok := flagged[i]; ok {
 			k.Flagged++
+			v := key(id)
 			if len(b.Examples) < 20 {
-				v := key(id)
 				b.Examples = append(b.Examples, v.kind+" "+v.value+": "+strings.Join(types, ","))
+			}
+			if pop != "" && len(b.FlaggedList) < 100 {
+				b.FlaggedList = append(b.FlaggedList, pop+" "+v.kind+" "+v.value+": "+strings.Join(types, ","))
 			}
 		}
 	}
+	slices.SortFunc(b.ByPopulation, func(x, y PopulationReport) int { return strings.Compare(x.Population, y.Population) })
 	for _, kind := range []string{KindIP, KindToken, KindAPIKey, KindCookie, KindUsername} {
 		if k := kinds[kind]; k != nil {
 			b.ByKind = append(b.ByKind, *k)
@@ -334,6 +430,64 @@ func (r Report) Shortfalls() []string {
 	}
 	if r.Benign.Rate > GoalBenignFlagged {
 		out = append(out, fmt.Sprintf("benign identities flagged %.4f%% > %.1f%%", 100*r.Benign.Rate, 100*GoalBenignFlagged))
+	}
+	return out
+}
+
+// Goals are detection goals on traffic never tuned on (issue 15's, as
+// StealthGoals), checked by Report.MissedGoals.
+type Goals struct {
+	// MinRecall is per type (every speed and variant together);
+	// MinVariantRecall per speed and variant.
+	MinRecall, MinVariantRecall float64
+	// MinTypeCorrect is the share of each type's detected attackers named
+	// with their own type.
+	MinTypeCorrect float64
+	// MaxBenignFlagged is the share of benign identities any attack names.
+	MaxBenignFlagged float64
+	// MaxMedianTTDFast bounds each type's median time to detect its fast
+	// attackers.
+	MaxMedianTTDFast time.Duration
+	// Every attacker of ScannerVariant is detected by the time it has
+	// made ScannerWithin requests.
+	ScannerVariant string
+	ScannerWithin  int
+}
+
+// StealthGoals are issue 15's goals: recall at least 0.95 per type and
+// variant (the stealthy ones included), the right type for 0.95 of the
+// detected, at most 0.1% of benign identities flagged with shared
+// addresses and crawlers present, fast attackers detected within 30 s
+// (median), and a small scanner within its first 50 requests.
+var StealthGoals = Goals{
+	MinRecall: 0.95, MinVariantRecall: 0.95, MinTypeCorrect: 0.95, MaxBenignFlagged: 0.001,
+	MaxMedianTTDFast: 30 * time.Second, ScannerVariant: "small_scanner", ScannerWithin: 50,
+}
+
+// MissedGoals lists every goal of g the report misses; empty means none.
+func (r Report) MissedGoals(g Goals) []string {
+	var out []string
+	for _, t := range r.Types {
+		if t.Recall < g.MinRecall {
+			out = append(out, fmt.Sprintf("%s: recall %.3f < %.2f (%s)", t.Type, t.Recall, g.MinRecall, strings.Join(t.Missed, "; ")))
+		}
+		if t.Detected > 0 && t.TypeCorrectRatio < g.MinTypeCorrect {
+			out = append(out, fmt.Sprintf("%s: right type for %.3f of the detected < %.2f (%s)", t.Type, t.TypeCorrectRatio, g.MinTypeCorrect, strings.Join(t.WrongType, "; ")))
+		}
+		if t.FastDetected > 0 && t.MedianTTDFast > g.MaxMedianTTDFast {
+			out = append(out, fmt.Sprintf("%s: median time to detect fast attackers %s > %s", t.Type, t.MedianTTDFast, g.MaxMedianTTDFast))
+		}
+		for _, v := range t.Variants {
+			if v.Recall() < g.MinVariantRecall {
+				out = append(out, fmt.Sprintf("%s (%s %s): %d of %d attackers detected, recall %.3f < %.2f", t.Type, v.Speed, v.Variant, v.Detected, v.Attackers, v.Recall(), g.MinVariantRecall))
+			}
+			if v.Variant == g.ScannerVariant && g.ScannerWithin > 0 && (v.Detected < v.Attackers || v.MaxRequests > g.ScannerWithin) {
+				out = append(out, fmt.Sprintf("%s (%s %s): %d of %d detected, the last after %d requests (goal: every one within its first %d)", t.Type, v.Speed, v.Variant, v.Detected, v.Attackers, v.MaxRequests, g.ScannerWithin))
+			}
+		}
+	}
+	if r.Benign.Rate > g.MaxBenignFlagged {
+		out = append(out, fmt.Sprintf("benign identities flagged: %d of %d (%.4f%%) > %.2f%% (%s)", r.Benign.Flagged, r.Benign.Identities, 100*r.Benign.Rate, 100*g.MaxBenignFlagged, strings.Join(r.Benign.FlaggedList, "; ")))
 	}
 	return out
 }
@@ -412,7 +566,46 @@ func (r Report) Table() string {
 		fmt.Fprintf(&out, "  [%s]", strings.Join(kinds, ", "))
 	}
 	out.WriteByte('\n')
+	if len(r.Benign.ByPopulation) > 0 {
+		var pops []string
+		for _, p := range r.Benign.ByPopulation {
+			pops = append(pops, fmt.Sprintf("%s %d/%d", p.Population, p.Flagged, p.Identities))
+		}
+		fmt.Fprintf(&out, "by population: %s\n", strings.Join(pops, ", "))
+		for _, f := range r.Benign.FlaggedList {
+			fmt.Fprintf(&out, "  flagged %s\n", f)
+		}
+	}
+	out.WriteByte('\n')
+	out.WriteString(r.variantTable())
 	return out.String()
+}
+
+// variantTable renders one row per type, speed and variant: recall, right
+// type, time to detect and requests made by then. Held-out variants are
+// marked *.
+func (r Report) variantTable() string {
+	var tab bytes.Buffer
+	w := tabwriter.NewWriter(&tab, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "type/speed/variant\tattackers\tdetected\trecall\tright type\tmedian TTD\tmax TTD\tmedian requests\tmax requests\n")
+	for _, t := range r.Types {
+		for _, v := range t.Variants {
+			name := t.Type + "/" + v.Speed + "/" + v.Variant
+			if v.HeldOut {
+				name += " *"
+			}
+			reqs := func(n int) string {
+				if v.Detected == 0 {
+					return "-"
+				}
+				return fmt.Sprint(n)
+			}
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\n", name, v.Attackers, v.Detected, v.Recall(), ratio(v.TypeCorrect, v.Detected),
+				ttd(v.MedianTTD, v.Detected), ttd(v.MaxTTD, v.Detected), reqs(v.MedianRequests), reqs(v.MaxRequests))
+		}
+	}
+	w.Flush()
+	return tab.String()
 }
 
 func ttd(d time.Duration, n int) string {

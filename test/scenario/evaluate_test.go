@@ -230,10 +230,13 @@ func TestLimitsExceeded(t *testing.T) {
 	s.Attackers[0].Variant, s.Attackers[1].Variant = "scanner", "scanner"
 	s.Attackers[2].Variant, s.Attackers[3].Variant = "replay", "replay"
 	rep := Evaluate(s, handAttacks(), fakeFP)
-	if v := rep.Types[1].Variants; len(v) != 1 || v[0] != (VariantReport{SpeedFast, "replay", 2, 1, 1}) {
+	counts := func(v VariantReport) VariantReport {
+		return VariantReport{Speed: v.Speed, Variant: v.Variant, Attackers: v.Attackers, Detected: v.Detected, TypeCorrect: v.TypeCorrect}
+	}
+	if v := rep.Types[1].Variants; len(v) != 1 || counts(v[0]) != (VariantReport{Speed: SpeedFast, Variant: "replay", Attackers: 2, Detected: 1, TypeCorrect: 1}) {
 		t.Fatalf("stolen_token variants %+v, want fast replay 2 attackers, 1 detected, 1 of its type", v)
 	}
-	if v := rep.Types[0].Variants; len(v) != 2 || v[1] != (VariantReport{SpeedSlow, "scanner", 1, 1, 0}) {
+	if v := rep.Types[0].Variants; len(v) != 2 || counts(v[1]) != (VariantReport{Speed: SpeedSlow, Variant: "scanner", Attackers: 1, Detected: 1, TypeCorrect: 0}) {
 		t.Fatalf("probing variants %+v, want fast and slow scanner, the slow one detected as another type", v)
 	}
 	strict := Limits{
@@ -260,5 +263,65 @@ func TestLimitsExceeded(t *testing.T) {
 		MaxMedianTTD: map[string]time.Duration{TypeProbing: 65 * time.Second}, MaxMedianTTDFast: map[string]time.Duration{TypeStolenToken: 20 * time.Second}}
 	if out := rep.Exceeded(loose); len(out) != 0 {
 		t.Errorf("limits exactly met reported as exceeded: %q", out)
+	}
+}
+
+// TestEvaluateStealth scores a hand-made stealth scenario: a distributed
+// attacker named by one of its members, requests counted to the first
+// detection, per-variant times, populations of the flagged, and the
+// issue's goals.
+func TestEvaluateStealth(t *testing.T) {
+	scan := make([]time.Time, 60)
+	for i := range scan {
+		scan[i] = at(time.Duration(2*i) * time.Second)
+	}
+	s := &Scenario{
+		Config: Config{Types: []string{TypeProbing, TypeCredentialStuffing}},
+		Attackers: []Attacker{
+			{Type: TypeProbing, Identity: ip("45.0.0.1"), Start: at(0), Speed: SpeedStealth, Variant: "small_scanner", Times: scan, Uses: []Identity{ip("45.0.0.1")}},
+			{Type: TypeCredentialStuffing, Identity: ip("91.240.1.0/24"), Members: []Identity{ip("91.240.2.0/24"), ip("91.240.2.7")}, Start: at(0), Speed: SpeedStealth,
+				Variant: "distributed_stuffing", HeldOut: true, Times: []time.Time{at(0), at(time.Minute), at(2 * time.Minute)}, Uses: []Identity{ip("91.240.2.7")}},
+		},
+		Benign:     []Identity{ip("34.64.0.1"), ip("34.64.0.2"), ip("100.64.0.1"), token("tokC")},
+		Population: []string{PopNAT, PopCrawler, PopUser, PopUser},
+	}
+	attacks := []Attack{
+		{TypeProbing, KindIP, "45.0.0.1", at(100 * time.Second)}, // its 51st request was at 100 s
+		{TypeCredentialStuffing, KindIP, "91.240.2.7", at(90 * time.Second)},
+		{TypeExtremeActivity, KindIP, "34.64.0.1", at(time.Minute)},
+	}
+	rep := Evaluate(s, attacks, fakeFP)
+	scanner, stuffing := rep.Types[0].Variants[0], rep.Types[1].Variants[0]
+	if scanner.MedianRequests != 51 || scanner.MaxRequests != 51 || scanner.MaxTTD != 100*time.Second {
+		t.Errorf("scanner %+v: want 51 requests, 100 s", scanner)
+	}
+	if stuffing.Detected != 1 || !stuffing.HeldOut || stuffing.MedianRequests != 2 || stuffing.MedianTTD != 90*time.Second {
+		t.Errorf("distributed stuffing %+v: want detected through a member after 2 requests, 90 s, held out", stuffing)
+	}
+	wantPops := []PopulationReport{{PopCrawler, 1, 0}, {PopNAT, 1, 1}, {PopUser, 2, 0}}
+	if !slices.Equal(rep.Benign.ByPopulation, wantPops) || !slices.Equal(rep.Benign.FlaggedList, []string{"nat ip 34.64.0.1: extreme_activity"}) {
+		t.Errorf("by population %+v, flagged %q", rep.Benign.ByPopulation, rep.Benign.FlaggedList)
+	}
+	missed := strings.Join(rep.MissedGoals(StealthGoals), "\n")
+	for _, want := range []string{
+		"probing (stealth small_scanner): 1 of 1 detected, the last after 51 requests (goal: every one within its first 50)",
+		"benign identities flagged: 1 of 4 (25.0000%) > 0.10% (nat ip 34.64.0.1: extreme_activity)",
+	} {
+		if !strings.Contains(missed, want) {
+			t.Errorf("missed goals %q lack %q", missed, want)
+		}
+	}
+	if n := len(rep.MissedGoals(StealthGoals)); n != 2 {
+		t.Errorf("%d goals missed, want 2:\n%s", n, missed)
+	}
+	tab := rep.Table()
+	for _, want := range []string{"by population: crawler 0/1, nat 1/1, user 0/2", "  flagged nat ip 34.64.0.1: extreme_activity", "credential_stuffing/stealth/distributed_stuffing *", "1m40s"} {
+		if !strings.Contains(tab, want) {
+			t.Errorf("table lacks %q:\n%s", want, tab)
+		}
+	}
+	raw, err := rep.JSON()
+	if err != nil || !strings.Contains(string(raw), `"max_requests": 51`) || !strings.Contains(string(raw), `"held_out": true`) || !strings.Contains(string(raw), `"max_ttd": 100`) {
+		t.Errorf("JSON %s (%v)", raw, err)
 	}
 }

@@ -27,6 +27,15 @@ type gen struct {
 	leaked  int // breached e-mail addresses handed out
 
 	benignIPs, serverIPs, attackIPs ipRange
+	// attackNets hands out the /24 networks of distributed attackers.
+	attackNets ipRange
+
+	// pop names the population of every benign identity; curPop is the one
+	// being generated ("" once attackers are).
+	pop    map[Identity]string
+	curPop string
+	// ext are the benign extremes stealthy attackers are set from.
+	ext *Extremes
 }
 
 func newGen(cfg Config) *gen {
@@ -41,6 +50,9 @@ func newGen(cfg Config) *gen {
 		benignIPs: newIPRange("100.64.0.0/10", 7919),
 		serverIPs: newIPRange("34.64.0.0/12", 4099),
 		attackIPs: newIPRange("45.128.0.0/10", 6151),
+		// /24 networks (the range's addresses shifted by 8 bits).
+		attackNets: newIPRange("0.91.240.0/22", 97),
+		pop:        map[Identity]string{},
 	}
 	// Peak hours: a flash sale in training and one during the attacks,
 	// fifteen minutes at three times the usual arrival of sessions.
@@ -181,15 +193,18 @@ func (s idSet) add(kind, raw string) {
 
 // addHeaders adds the identities request headers carry, read the way the
 // scenario's identity sources say (see the README).
-func (s idSet) addHeaders(h map[string]string) {
+func (s idSet) addHeaders(h map[string]string) { headerIdentities(h, s.add) }
+
+// headerIdentities calls fn with each identity request headers carry.
+func headerIdentities(h map[string]string, fn func(kind, raw string)) {
 	if v, ok := strings.CutPrefix(h[HeaderToken], "Bearer "); ok {
-		s.add(KindToken, v)
+		fn(KindToken, v)
 	}
-	s.add(KindAPIKey, h[HeaderAPIKey])
+	fn(KindAPIKey, h[HeaderAPIKey])
 	if v, ok := strings.CutPrefix(h["cookie"], SessionCookie+"="); ok {
-		s.add(KindCookie, v)
+		fn(KindCookie, v)
 	}
-	s.add(KindUsername, h[HeaderUsername])
+	fn(KindUsername, h[HeaderUsername])
 }
 
 // client sends requests from one address with one set of headers. The
@@ -198,13 +213,28 @@ func (s idSet) addHeaders(h map[string]string) {
 type client struct {
 	g     *gen
 	owner idSet
+	pop   string // the benign population, or ""
 	ip    string
 	hdr   map[string]string
 	dirty bool // ip or hdr changed since the last call
 }
 
 func (g *gen) client(owner idSet, ip string, hdr map[string]string) *client {
-	return &client{g: g, owner: owner, ip: ip, hdr: hdr, dirty: true}
+	return &client{g: g, owner: owner, pop: g.curPop, ip: ip, hdr: hdr, dirty: true}
+}
+
+// note adds an identity to the client's owner, and its population.
+func (c *client) note(kind, raw string) {
+	if raw == "" {
+		return
+	}
+	c.owner.add(kind, raw)
+	if c.pop != "" {
+		id := Identity{Kind: kind, Raw: raw}
+		if _, ok := c.g.pop[id]; !ok {
+			c.g.pop[id] = c.pop
+		}
+	}
 }
 
 func (c *client) setIP(ip string) {
@@ -217,19 +247,25 @@ func (c *client) setHeaders(h map[string]string) { c.hdr, c.dirty = h, true }
 
 // send records one call at t. Calls at or after the end of the scenario
 // are not made: traffic stops there.
-func (c *client) send(t time.Time, k call) {
+func (c *client) send(t time.Time, k call) { c.sendBody(t, k, "", "") }
+
+// sendBody records one call with its request body, and the user name typed
+// into it (a login's), an identity of the client's owner.
+func (c *client) sendBody(t time.Time, k call, body, name string) {
 	if !t.Before(c.g.end) {
 		return
 	}
 	if c.dirty {
-		c.owner.add(KindIP, c.ip)
-		c.owner.addHeaders(c.hdr)
+		c.note(KindIP, c.ip)
+		headerIdentities(c.hdr, c.note)
 		c.dirty = false
 	}
+	c.note(KindUsername, name)
 	c.g.records.add(detect.Record{
 		Time: t.Truncate(time.Millisecond), Method: k.method, Authority: Host, Path: k.path,
 		Status: k.status, ClientIP: c.ip, RequestHeaders: c.hdr,
 		RequestBytes: k.req, ResponseBytes: k.resp, DurationMS: math.Round(k.ms*10) / 10,
+		RequestBody: body,
 	})
 }
 

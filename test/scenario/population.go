@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -81,6 +82,7 @@ var userMixes = []mix{
 // user is one person with an account.
 type user struct {
 	name      string
+	password  string // with login names in bodies only
 	agent     string
 	web       bool // a session cookie instead of a bearer token
 	power     bool
@@ -110,6 +112,14 @@ func (g *gen) newUser(r *rand.Rand, addrs []string, mobile bool) *user {
 	for range 1 + r.IntN(8) {
 		u.orders = append(u.orders, orderIDMin+r.IntN(orderIDMax-orderIDMin))
 	}
+	if g.cfg.Stealth {
+		if u.web {
+			u.name = webName(r, u.name)
+		} else { // apps log in with an e-mail address
+			u.name = email(r, u.name)
+		}
+		u.password = g.password(r)
+	}
 	return u
 }
 
@@ -127,16 +137,20 @@ func (g *gen) session(r *rand.Rand, u *user, t time.Time) {
 	if u.switchIPs {
 		ip = pick(r, u.addrs)
 	}
-	c := g.client(g.benign, ip, map[string]string{"user-agent": u.agent, HeaderUsername: u.name})
+	c := g.client(g.benign, ip, g.loginHeaders(u.agent, u.name, u.web))
+	if g.cfg.Stealth && chance(r, 0.01) { // the name mistyped
+		g.login(c, r, t, misspell(r, u.name), u.password, u.web, false)
+		t = t.Add(durBetween(r, 3*time.Second, 20*time.Second))
+	}
 	if chance(r, 0.05) {
-		c.send(t, login(r, u.name, false))
+		g.login(c, r, t, u.name, mistype(u.password), u.web, false)
 		t = t.Add(durBetween(r, 3*time.Second, 20*time.Second))
 		if chance(r, 0.15) {
-			c.send(t, login(r, u.name, false))
+			g.login(c, r, t, u.name, mistype(u.password), u.web, false)
 			t = t.Add(durBetween(r, 3*time.Second, 30*time.Second))
 		}
 	}
-	c.send(t, login(r, u.name, true))
+	g.login(c, r, t, u.name, u.password, u.web, true)
 	auth := map[string]string{"user-agent": u.agent, HeaderUsername: u.name}
 	if u.web {
 		auth["cookie"] = SessionCookie + "=" + g.secret(r, "", 40)
@@ -235,8 +249,16 @@ func (g *gen) benignTraffic() {
 		if i >= cfg.Users {
 			from = g.trainEnd
 		}
-		g.live(r, g.newUser(r, []string{g.benignIPs.addr()}, false), from)
+		u := g.newUser(r, []string{g.benignIPs.addr()}, false)
+		switch g.curPop = PopUser; {
+		case i >= cfg.Users:
+			g.curPop = PopNewUser
+		case u.power:
+			g.curPop = PopPowerUser
+		}
+		g.live(r, u, from)
 	}
+	g.curPop = PopNAT
 	for s := range cfg.NATSites {
 		ip := g.serverIPs.addr()
 		for i := range cfg.NATUsers {
@@ -244,10 +266,18 @@ func (g *gen) benignTraffic() {
 			u := g.newUser(r, []string{ip}, false)
 			if chance(r, 0.8) {
 				u.agent, u.web = corporateAgent, chance(r, 0.7)
+				if g.cfg.Stealth && u.web == isEmail(u.name) { // an app user logs in with an e-mail address
+					if u.web {
+						u.name, _, _ = strings.Cut(u.name, "@")
+					} else {
+						u.name = email(r, u.name)
+					}
+				}
 			}
 			g.live(r, u, cfg.Start)
 		}
 	}
+	g.curPop = PopMobile
 	carriers := make([]string, max(4, cfg.MobileUsers/8))
 	for i := range carriers {
 		carriers[i] = g.benignIPs.addr()
@@ -260,6 +290,7 @@ func (g *gen) benignTraffic() {
 		}
 		g.live(r, g.newUser(r, addrs, true), cfg.Start)
 	}
+	g.curPop = PopPartner
 	for i := range cfg.Partners + cfg.NewPartners {
 		r := g.rngFor("partner", i)
 		from := cfg.Start
@@ -268,9 +299,19 @@ func (g *gen) benignTraffic() {
 		}
 		g.partner(r, i, from)
 	}
+	g.curPop = PopBatch
 	for i := range cfg.BatchJobs {
 		g.batchJob(g.rngFor("batch", i), i)
 	}
+	g.curPop = PopCrawler
+	for i := range cfg.Crawlers {
+		g.crawler(g.rngFor("crawler", i), i)
+	}
+	g.curPop = PopIntegration
+	for s := range cfg.IntegrationSites {
+		g.integrationSite(s)
+	}
+	g.curPop = ""
 }
 
 // partner is an integration calling with an API key from one to three

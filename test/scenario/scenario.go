@@ -47,6 +47,9 @@ const (
 const (
 	SpeedFast = "fast"
 	SpeedSlow = "slow"
+	// SpeedStealth is an attacker of the stealth preset whose rates and
+	// totals are set from the benign population's own extremes.
+	SpeedStealth = "stealth"
 )
 
 // AttackTypes lists every attack type the generator produces, in report order.
@@ -84,6 +87,15 @@ type Attacker struct {
 	// Uses is every identity the attacker's requests carried, Identity
 	// included. None of them is ever used by benign traffic.
 	Uses []Identity `json:"uses"`
+	// Members are identities that name the attacker as well as Identity
+	// does: a distributed attacker's other networks and its addresses.
+	Members []Identity `json:"members,omitempty"`
+	// HeldOut marks a stealthy variant kept out of tuning (left out when
+	// Config.HeldOutVariants is off).
+	HeldOut bool `json:"held_out,omitempty"`
+	// Times are the times of the attacker's requests, in order: the
+	// evaluation counts the requests it made before it was detected.
+	Times []time.Time `json:"-"`
 }
 
 // Scenario is generated traffic with its labels.
@@ -100,6 +112,12 @@ type Scenario struct {
 	Attackers []Attacker
 	// Benign is every identity benign traffic used, sorted by kind and value.
 	Benign []Identity
+	// Population names the benign population each of Benign belongs to
+	// (PopUser, PopNAT, PopCrawler, …), index for index.
+	Population []string
+	// Extremes are the benign traffic's extremes the stealthy attackers
+	// were set from; nil when the scenario has none.
+	Extremes *Extremes
 }
 
 // Config describes a scenario. Zero fields take the preset's value (Fast
@@ -139,6 +157,25 @@ type Config struct {
 
 	// Fast selects the CI-sized preset for zero fields.
 	Fast bool
+
+	// Stealth selects the stealth preset for zero fields (StealthConfig),
+	// and has every login carry the attempted name in its body (a form for
+	// web users, JSON for apps and integrations) and not in x-username.
+	Stealth bool
+	// Crawlers are search-engine and price-comparison crawlers, each from
+	// an address of its own, walking the catalogue with many missing item
+	// IDs (404) at a steady rate.
+	Crawlers int
+	// IntegrationSites are shared egress addresses, each carrying
+	// IntegrationClients API keys and service accounts.
+	IntegrationSites, IntegrationClients int
+	// StealthAttackers is the number of stealthy attackers of each stealthy
+	// variant (rates and totals set from the benign extremes).
+	StealthAttackers int
+	// HeldOutVariants includes the stealthy variants kept out of tuning.
+	// StealthConfig turns it on; tuning runs turn it off. It takes no
+	// default from the preset.
+	HeldOutVariants bool
 }
 
 // DefaultStart is the default time of the first record.
@@ -166,11 +203,27 @@ func FullConfig(seed uint64) Config {
 	}
 }
 
+// StealthConfig is the stealth preset: the fast preset's populations and
+// attackers, with five corporate NATs of 60 users instead of one of 150,
+// crawlers and integrations behind shared egress addresses, login names in
+// request bodies only, and four stealthy attackers of every stealthy
+// variant, the held-out ones included.
+func StealthConfig(seed uint64) Config {
+	c := FastConfig(seed)
+	c.NATSites, c.NATUsers = 5, 60
+	c.Stealth, c.Crawlers, c.IntegrationSites, c.IntegrationClients = true, 4, 3, 5
+	c.StealthAttackers, c.HeldOutVariants = 4, true
+	return c
+}
+
 // withDefaults fills zero fields from the preset and turns negative sizes
 // into zero.
 func (c Config) withDefaults() Config {
 	p := FullConfig(c.Seed)
-	if c.Fast {
+	switch {
+	case c.Stealth:
+		p = StealthConfig(c.Seed)
+	case c.Fast:
 		p = FastConfig(c.Seed)
 	}
 	if c.Start.IsZero() {
@@ -202,6 +255,10 @@ func (c Config) withDefaults() Config {
 	sizeOr(&c.NewPartners, p.NewPartners)
 	sizeOr(&c.BatchJobs, p.BatchJobs)
 	sizeOr(&c.AttackersPerType, p.AttackersPerType)
+	sizeOr(&c.Crawlers, p.Crawlers)
+	sizeOr(&c.IntegrationSites, p.IntegrationSites)
+	sizeOr(&c.IntegrationClients, p.IntegrationClients)
+	sizeOr(&c.StealthAttackers, p.StealthAttackers)
 	if c.Intensity <= 0 {
 		c.Intensity = p.Intensity
 	}
@@ -218,7 +275,10 @@ func Generate(cfg Config) *Scenario {
 	cfg = cfg.withDefaults()
 	g := newGen(cfg)
 	g.benignTraffic()
-	attackers := g.attackTraffic()
+	if cfg.StealthAttackers > 0 {
+		g.ext = measureExtremes(g.records.len(), g.records.at, cfg.Start, g.pop)
+	}
+	attackers := append(g.attackTraffic(), g.stealthTraffic()...)
 
 	slices.SortStableFunc(attackers, func(a, b Attacker) int { return a.Start.Compare(b.Start) })
 	benign := make([]Identity, 0, len(g.benign))
@@ -226,9 +286,14 @@ func Generate(cfg Config) *Scenario {
 		benign = append(benign, id)
 	}
 	sortIdentities(benign)
+	pops := make([]string, len(benign))
+	for i, id := range benign {
+		pops[i] = g.pop[id]
+	}
 	return &Scenario{
 		Config: cfg, TrainingEnd: g.trainEnd, End: g.end,
-		Records: g.records.sorted(), Attackers: attackers, Benign: benign,
+		Records: g.records.sorted(), Attackers: attackers, Benign: benign, Population: pops,
+		Extremes: g.ext,
 	}
 }
 

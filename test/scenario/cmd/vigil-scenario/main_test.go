@@ -34,6 +34,19 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestStealthPreset: -preset stealth is StealthConfig, and
+// -held-out-variants=false (tuning runs) leaves its held-out variants out.
+func TestStealthPreset(t *testing.T) {
+	for _, heldOut := range []bool{true, false} {
+		cfg, err := config("stealth", 21, 1, "", heldOut)
+		want := scenario.StealthConfig(21)
+		want.HeldOutVariants = heldOut
+		if err != nil || !cfg.Stealth || cfg.HeldOutVariants != heldOut || cfg.Crawlers != want.Crawlers || cfg.StealthAttackers != want.StealthAttackers {
+			t.Errorf("-held-out-variants=%v: %+v (%v)", heldOut, cfg, err)
+		}
+	}
+}
+
 // TestEval scores a file naming one attacker with the fingerprint of the
 // test key, and fails -check since every other attacker is missed.
 func TestEval(t *testing.T) {
