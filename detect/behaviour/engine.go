@@ -184,8 +184,8 @@ type work struct {
 	primary bool
 	// id, when set, is the identity instead of the call's of kind (an
 	// address's network).
-	id string
-	call    callFacts
+	id   string
+	call callFacts
 	// ctl, when set, is work of the engine's own (CollectShared,
 	// ApplyShared) run in the shard's goroutine instead of a call.
 	ctl func()
