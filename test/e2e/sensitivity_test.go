@@ -12,8 +12,9 @@ import (
 // TestSensitivityScalesTheExtremeThreshold: with a user-set Tx of 40 for
 // not_found_10m, a prober's first attack comes on its 41st distinct 404 at
 // sensitivity 1, and on its 81st at sensitivity 0.5 (Tx / sensitivity =
-// 80), explained with that Tx. Detection runs per identity in call order,
-// so the count at the first attack is exact.
+// 80), explained with that Tx (the other probing variables set out of the
+// way). Detection runs per identity in call order, so the count at the
+// first attack is exact.
 func TestSensitivityScalesTheExtremeThreshold(t *testing.T) {
 	for _, tc := range []struct {
 		sensitivity  float64
@@ -36,6 +37,9 @@ apis:
       variables:
         - {name: not_found_10m, kind: ip, mode: user, tn: 10, tx: 40}
         - {name: distinct_failed_paths, kind: ip, mode: user, tn: 10, tx: 100000}
+        - {name: distinct_unknown_routes, kind: ip, mode: user, tn: 10, tx: 100000}
+        - {name: unknown_route_share, kind: ip, mode: user, tn: 0.5, tx: 100}
+        - {name: scanner_paths, kind: ip, mode: user, tn: 10, tx: 100000}
 `, tc.sensitivity))
 			v.trainShop()
 			prober := "198.51.100.77"
