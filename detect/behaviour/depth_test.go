@@ -348,16 +348,23 @@ func TestSharedAddressesAreJudgedAsTheirPopulation(t *testing.T) {
 
 // A stuffer spreading failed logins over sixty addresses of one /24, two
 // each (far under what any one address may do), is caught on the network,
-// which is blocked as a range; the same over an IPv6 /48. Benign mistypes
-// from three neighbours raise nothing.
+// which is blocked as a range; the same over an IPv6 /48. Sixty neighbours
+// in one range mistyping their name or password before logging in (ninety
+// failed logins, sixty distinct names) raise nothing: their range logs in
+// successfully more often than it fails.
 func TestDistributedAttackJudgedPerNetwork(t *testing.T) {
 	f := newEngineFixture(t, detect.ModeBlock)
 	rng := rand.New(rand.NewPCG(13, 14))
 	f.benign(45*time.Minute, rng)
-	for i := range 3 { // neighbours mistyping their password once each
-		f.now = f.now.Add(20 * time.Second)
-		f.login(fmt.Sprintf("198.51.100.%d", 10+i), fmt.Sprintf("neighbour%d", i), 401)
-		f.login(fmt.Sprintf("198.51.100.%d", 10+i), fmt.Sprintf("neighbour%d", i), 200)
+	for i := range 60 { // neighbours mistyping their name or password, then logging in
+		f.now = f.now.Add(5 * time.Second)
+		ip := fmt.Sprintf("198.51.100.%d", 10+i)
+		if i%2 == 0 {
+			f.login(ip, fmt.Sprintf("neighbuor%d", i), 401)
+		}
+		f.login(ip, fmt.Sprintf("neighbour%d", i), 401)
+		f.login(ip, fmt.Sprintf("neighbour%d", i), 200)
+		f.login(ip, fmt.Sprintf("neighbour%d", i), 200)
 	}
 	if len(f.attacks) != 0 {
 		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])

@@ -540,7 +540,7 @@ func (s *shard) update(st *identityState, w work) {
 			s.shareIfNear(st, varID(v), x, tx)
 			share = st.sharedPart() == nil
 		}
-		if st.beyond(v, x, tx) && m.armed(v, now, ts[p][v]) && st.spread(p) {
+		if st.beyond(v, x, tx) && m.armed(v, now, ts[p][v]) && st.spread(p, v) {
 			fired[typeIndex(d.attack)] = true
 			any = true
 		}
@@ -842,7 +842,7 @@ func (m *apiModel) explain(st *identityState, typ detect.AttackType, now int64, 
 		}
 		th := ts[p][v]
 		tx := extreme(ts, knobs, p, v)
-		if st.beyond(v, x, tx) && m.armed(v, now, th) && st.spread(p) {
+		if st.beyond(v, x, tx) && m.armed(v, now, th) && st.spread(p, v) {
 			fires = true
 		}
 		vars = append(vars, detect.VariableValue{Name: d.name, Observed: round(x), Tn: round(th.Tn), Tx: round(tx), DeviationPct: deviation(v, x, th.Tn)})

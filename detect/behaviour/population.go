@@ -28,13 +28,17 @@ import (
 // judged per network too: every failed login and every failed call to a
 // route the API does not have (or to a scanner-shaped path) also counts
 // for the /24 (IPv4) or /48 (IPv6) of its address, a state of kind ip whose
-// value is the range ("203.0.113.0/24"), in the network population. Only
-// such calls feed it, so a network state exists only where there is
-// evidence, it measures only the credential stuffing and probing
-// variables, and an attack on it blocks the range. A network is judged
-// only once its evidence came from networkAddresses distinct addresses: it
-// adds evidence where the attack is spread; one address's attack is that
-// address's.
+// value is the range ("203.0.113.0/24"), in the network population, and
+// so does every successful login (what the network's users do). Only such
+// calls feed it, so a network state exists only where there is evidence,
+// it measures only the credential stuffing and probing variables, and an
+// attack on it blocks the range. A network is judged only once its
+// evidence came from networkAddresses distinct addresses (it adds evidence
+// where an attack is spread; one address's attack is that address's), and
+// on its failed logins only while they outnumber its successful ones
+// twice: an office or a provider's range whose many users mistype a
+// password now and then logs in successfully far more often than it
+// fails; a stuffer, almost never.
 //
 // Until ip_shared or network has minSamples samples of its own (no shared
 // address in training), its thresholds are the ip population's: shared
@@ -137,11 +141,12 @@ func network(ip string) string {
 func isNetwork(id string) bool { return strings.IndexByte(id, '/') >= 0 }
 
 // evidence reports whether a call also counts for its address's network:
-// a failed login, or a failed call to a route the API does not have or to
-// a scanner-shaped path.
+// a login (failed, or successful for what the network's users do), or a
+// failed call to a route the API does not have or to a scanner-shaped
+// path.
 func evidence(t *detect.Transaction, call *callFacts) bool {
 	if call.login {
-		return t.Status == 401 || t.Status == 403
+		return t.Status == 401 || t.Status == 403 || t.Status >= 200 && t.Status < 400
 	}
 	return t.Status >= 400 && (t.Route == detect.RouteUnknown || call.scanner)
 }
@@ -184,9 +189,22 @@ func userOf(t *detect.Transaction) string {
 }
 
 // spread reports whether a network state's evidence comes from enough
-// addresses to judge it (true for every other state).
-func (s *identityState) spread(p pop) bool {
-	return p != popNetwork || s.estimate(skAddresses) >= networkAddresses
+// addresses to judge variable v on it, and for the credential stuffing
+// variables whether its failed logins outnumber its successful ones twice
+// (true for every other state).
+func (s *identityState) spread(p pop, v varID) bool {
+	if p != popNetwork {
+		return true
+	}
+	if s.estimate(skAddresses) < networkAddresses {
+		return false
+	}
+	if varDefs[v].attack != detect.AttackCredentialStuffing {
+		return true
+	}
+	failed := s.longSum(cLoginFail)
+	succeeded := s.longSum(cRequests) - failed - s.longSum(cFailed) - s.longSum(cErrors)
+	return failed >= 2*succeeded
 }
 
 // addressesVariable is the explanation's entry for a network: how many of
