@@ -28,7 +28,7 @@ func TestConfigCommands(t *testing.T) {
 	if err := Main(ctx, []string{"config", "check", good}, &stdout, &stderr); err != nil {
 		t.Fatalf("config check %s: %v", good, err)
 	}
-	if got := stdout.String(); got != good+": ok (3 APIs)\n" {
+	if got := stdout.String(); got != good+": ok (4 APIs)\n" {
 		t.Errorf("config check printed %q", got)
 	}
 
