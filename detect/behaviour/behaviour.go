@@ -70,16 +70,20 @@ const (
 	// stay under the 10-minute count shows over the hour.
 	skObjectsWide
 	// skUnknownRoutes counts the distinct routes (method and template) an
-	// identity failed on that the API is not known to have (Transaction.Route).
+	// identity failed on that the API is not known to have
+	// (Transaction.Route), over wideEpoch: a probe paced under any
+	// 10-minute count still adds up over the half hour.
 	skUnknownRoutes
 	// skScannerPaths counts the distinct scanner-shaped paths
-	// (detect.ScannerPath) an identity failed on.
+	// (detect.ScannerPath) an identity failed on, over wideEpoch.
 	skScannerPaths
 	numSketches
 )
 
 // wideSketch marks the sketches over wideEpoch.
-func wideSketch(i int) bool { return i == skIPs || i == skAgents || i == skObjectsWide }
+func wideSketch(i int) bool {
+	return i == skIPs || i == skAgents || i == skObjectsWide || i == skUnknownRoutes || i == skScannerPaths
+}
 
 // identityState is what Vigil remembers of one identity on one API: 240
 // bytes (one size class) whatever its traffic, plus the sketches it needed
@@ -347,7 +351,9 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 	} else if u := userOf(t); u != "" {
 		s.add(skUsers, hashString(u))
 	}
-	if call.hasObject && t.Method != "DELETE" {
+	if call.hasObject && (t.Method == "GET" || t.Method == "HEAD") {
+		// Objects read: a walk reads; a client refused on updates of
+		// many objects shows errors, not a walk.
 		s.add(skObjects, call.object)
 		s.add(skObjectsWide, call.object)
 	}

@@ -556,14 +556,19 @@ func (s *shard) update(st *identityState, w work) {
 		}
 		return
 	}
-	errs, bola := typeIndex(detect.AttackExcessiveErrors), typeIndex(detect.AttackBOLAEnumeration)
-	if fired[errs] && !fired[bola] && st.walking(ts, knobs) {
-		// The errors of an ID walk (403 and 404 on objects it may not
-		// read) name no other attack than the walk.
-		fired[errs] = false
+	if bola := typeIndex(detect.AttackBOLAEnumeration); !fired[bola] && (fired[errorsType] || fired[probingType] && !st.missingRoutes(ts, knobs, p)) && st.walking(ts, knobs) {
+		// The errors and misses of an ID walk (403 and 404 on objects
+		// of a known route it may not read) name no other attack than
+		// the walk.
 		vars, _ := m.explain(st, detect.AttackBOLAEnumeration, now, nil)
-		more, _ := m.explain(st, detect.AttackExcessiveErrors, now, nil)
-		s.e.raiseExplained(st, detect.AttackBOLAEnumeration, t, append(vars, more...))
+		for _, ti := range []int{errorsType, probingType} {
+			if fired[ti] {
+				fired[ti] = false
+				more, _ := m.explain(st, allTypes()[ti], now, nil)
+				vars = append(vars, more...)
+			}
+		}
+		s.e.raiseExplained(st, detect.AttackBOLAEnumeration, t, vars)
 	}
 	for i, typ := range detect.AttackTypes() {
 		if fired[i] {
@@ -573,9 +578,10 @@ func (s *shard) update(st *identityState, w work) {
 }
 
 // walking reports whether a state walks object IDs: nearly every call of
-// its 10 minutes (walkShare, at least walkMinObjects) a new object and
-// many of them refused or missing (walkFailed: a partner reading its own
-// orders succeeds), or distinct objects at least half way from their
+// its 10 minutes (walkShare, at least walkMinObjects) a new object read and
+// many of them missing (walkMissing: IDs guessed past the ones that exist;
+// a partner reading its own orders finds them, a client whose writes are
+// refused misses nothing), or distinct objects at least half way from their
 // normal (Tn) to their limit over 10 minutes or the hour. The errors or
 // the anomaly it shows are then an ID walk's (bola_enumeration), however
 // slow it goes.
@@ -584,7 +590,7 @@ func (s *identityState) walking(ts *thresholdSet, knobs *[numTypes]TypeKnobs) bo
 		return false
 	}
 	n := s.longSum(cRequests)
-	if o := s.value(vDistinctObjects); o >= walkMinObjects && o >= walkShare*n && s.longSum(cErrors)+s.longSum(cFailed) >= walkFailed*n {
+	if o := s.value(vDistinctObjects); o >= walkMinObjects && o >= walkShare*n && s.longSum(cFailed) >= walkMissing*n {
 		return true
 	}
 	p := s.pop()
@@ -789,13 +795,22 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	st.flags()[ti] = now.Add(ttl).UnixNano()
 	a := e.newAttack(st, typ, m.name, now, vars)
 	st.extra.attacks++
-	var entry *detect.Entry
+	carrier, carried := carrierOf(st, t)
+	if carried != "" {
+		a.Identity = detect.AttackIdentity{Kind: carrier.String(), Value: carried}
+	}
+	var entry, carrierEntry *detect.Entry
 	switch mode {
 	case detect.ModeBlock:
 		a.Action = detect.ActionBlocked
 		until := now.Add(ttl).UTC()
 		a.BlockedUntil = &until
 		entry = &detect.Entry{Kind: st.kind, Value: st.id, Reason: "attack " + string(typ) + " " + a.ID, AttackID: a.ID, CreatedAt: now, ExpiresAt: until}
+		if carried != "" {
+			c := *entry
+			c.Kind, c.Value = carrier, carried
+			carrierEntry = &c
+		}
 	case detect.ModeDetect:
 		a.Action = detect.ActionWouldBlock
 	default:
@@ -808,7 +823,46 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	}
 	if entry != nil && e.cfg.Block != nil {
 		e.cfg.Block(*entry)
+		if carrierEntry != nil {
+			e.cfg.Block(*carrierEntry)
+		}
 	}
+}
+
+// carrierOf returns the credential that carried the call on which a
+// single client's address shows an attack: the attack is the credential's
+// (a token, an API key, a session cookie: who acts), recorded under it and
+// blocked with the address. The credential's own state judges it too,
+// but its windows may lag the address's by the call that logged it in,
+// and once the address is blocked it sees nothing more. A shared address
+// or a network keeps its attacks (it then behaves like one attacker), and
+// a login attempt's user name is its target, never its carrier.
+func carrierOf(st *identityState, t *detect.Transaction) (detect.Kind, string) {
+	if st.kind != detect.KindIP || st.pop() != pop(detect.KindIP) {
+		return 0, ""
+	}
+	for _, k := range []detect.Kind{detect.KindToken, detect.KindAPIKey, detect.KindCookie} {
+		if id := t.Identities[k]; id != "" {
+			return k, id
+		}
+	}
+	return 0, ""
+}
+
+var (
+	errorsType  = typeIndex(detect.AttackExcessiveErrors)
+	probingType = typeIndex(detect.AttackProbing)
+)
+
+// missingRoutes reports whether a state's probing shows routes the API
+// does not have (or scanner-shaped paths), not only missing objects.
+func (s *identityState) missingRoutes(ts *thresholdSet, knobs *[numTypes]TypeKnobs, p pop) bool {
+	for _, v := range []varID{vUnknownRoutes, vUnknownShare, vScannerPaths} {
+		if applies(v, p) && s.beyond(v, s.value(v), extreme(ts, knobs, p, v)) {
+			return true
+		}
+	}
+	return false
 }
 
 // An identity walks IDs when at least walkShare of its calls over 10
@@ -818,7 +872,7 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 const (
 	walkShare      = 0.7
 	walkMinObjects = 15
-	walkFailed     = 0.3
+	walkMissing    = 0.15
 )
 
 // explain measures the variables of type typ on a state (perReq: the

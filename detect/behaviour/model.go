@@ -34,6 +34,7 @@ const (
 	vRequestsHour
 	vRequestsDay
 	vErrorsHour
+	vErrorRatioHour
 	vLoginFailuresHour
 	vResponseBytesHour
 	vResponseBytesDay
@@ -91,6 +92,7 @@ var varDefs = [numVars]varDef{
 	vRequestsHour:        {"requests_1h", detect.AttackExtremeActivity, allKinds, 900, false, true},
 	vRequestsDay:         {"requests_24h", detect.AttackExtremeActivity, allKinds, 4000, false, true},
 	vErrorsHour:          {"errors_1h", detect.AttackExcessiveErrors, allKinds, 150, false, true},
+	vErrorRatioHour:      {"error_ratio_1h", detect.AttackExcessiveErrors, allKinds, 0.4, false, true},
 	vLoginFailuresHour:   {"login_failures_1h", detect.AttackCredentialStuffing, loginKinds, 25, false, true},
 	vResponseBytesHour:   {"response_bytes_1h", detect.AttackDataExfiltration, allKinds, 8 << 20, false, true},
 	vResponseBytesDay:    {"response_bytes_24h", detect.AttackDataExfiltration, allKinds, 32 << 20, false, true},
@@ -99,7 +101,7 @@ var varDefs = [numVars]varDef{
 	vSelfRequests:        {"requests_10m_vs_own", detect.AttackExtremeActivity, accountKinds, 10, false, true},
 	vSelfErrors:          {"errors_10m_vs_own", detect.AttackExcessiveErrors, accountKinds, 10, false, true},
 	vSelfBytes:           {"response_bytes_10m_vs_own", detect.AttackDataExfiltration, accountKinds, 10, false, true},
-	vRequestBytes:        {"request_bytes", detect.AttackOversizedPayload, allKinds, 64 << 10, true, false},
+	vRequestBytes:        {"request_bytes", detect.AttackOversizedPayload, allKinds, 8 << 10, true, false},
 	vJSONElements:        {"json_elements", detect.AttackOversizedPayload, allKinds, 200, true, false},
 }
 
@@ -161,7 +163,7 @@ func (s *identityState) value(v varID) float64 {
 	case vUnknownRoutes:
 		return s.estimate(skUnknownRoutes)
 	case vUnknownShare:
-		n := s.longSum(cRequests)
+		n := s.ltValue(ltRequests, false)
 		if n < 20 {
 			return 0
 		}
@@ -174,6 +176,12 @@ func (s *identityState) value(v varID) float64 {
 		return s.ltValue(ltRequests, true)
 	case vErrorsHour:
 		return s.ltValue(ltErrors, false)
+	case vErrorRatioHour:
+		n := s.ltValue(ltRequests, false)
+		if n < 40 {
+			return 0
+		}
+		return s.ltValue(ltErrors, false) / n
 	case vLoginFailuresHour:
 		return s.ltValue(ltLoginFail, false)
 	case vResponseBytesHour:

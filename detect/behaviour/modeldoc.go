@@ -69,11 +69,16 @@ func varByName(name string) (varID, bool) {
 
 // CountVariable reports whether a variable counts something (calls,
 // errors, distinct values, bytes, elements), so that people are shown it as
-// a whole number; the error ratio and the anomaly score are fractions.
-// Distinct counts are estimated and so carry decimals in attack records.
+// a whole number; the ratios (errors, unknown routes, the self-baselines)
+// and the anomaly score are fractions. Distinct counts are estimated and
+// so carry decimals in attack records.
 func CountVariable(name string) bool {
 	v, ok := varByName(name)
-	return ok && v != vErrorRatio
+	switch v {
+	case vErrorRatio, vErrorRatioHour, vUnknownShare, vSelfRequests, vSelfErrors, vSelfBytes:
+		return false
+	}
+	return ok
 }
 
 // VariableNames lists the variables, for messages.

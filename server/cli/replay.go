@@ -3,9 +3,12 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/vigil-project/vigil/detect/behaviour"
 
 	"github.com/vigil-project/vigil/server/config"
 	"github.com/vigil-project/vigil/server/replay"
@@ -16,6 +19,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	configPath := fs.String("config", "", "YAML configuration file (default: the embedded defaults)")
 	input := fs.String("input", "", "recorded traffic: JSON lines (transaction records or Envoy access log); - for stdin")
 	outPath := fs.String("out", "", "where to write attack records, one JSON line each (default stdout)")
+	modelsPath := fs.String("models-out", "", "where to write the models learned, one JSON document per API and line (what vigil model import takes)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -55,5 +59,27 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if sum != nil {
 		sum.Table(stderr)
 	}
+	if err == nil && *modelsPath != "" && sum != nil {
+		err = writeModels(*modelsPath, sum.Docs)
+	}
 	return err
+}
+
+// writeModels writes models as JSON lines.
+func writeModels(path string, docs []*behaviour.ModelDoc) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("models-out: %w", err)
+	}
+	enc := json.NewEncoder(f)
+	for _, d := range docs {
+		if err := enc.Encode(d); err != nil {
+			f.Close()
+			return fmt.Errorf("models-out: %w", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("models-out: %w", err)
+	}
+	return nil
 }

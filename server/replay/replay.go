@@ -35,6 +35,9 @@ type Summary struct {
 	Actions map[string]int
 	// Models are the APIs' training states at the end.
 	Models []behaviour.ModelStatus
+	// Docs are the APIs' models at the end, as GET /v1/models/{api}
+	// answers and vigil model import takes them.
+	Docs []*behaviour.ModelDoc
 }
 
 // Run runs the detection engine on recorded traffic, with the clock
@@ -116,6 +119,11 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out, errs io.Wri
 		return sum, fmt.Errorf("read input: line %d: %w", sum.Lines+1, err)
 	}
 	sum.Models = engine.Models()
+	for _, m := range sum.Models {
+		if doc, ok := engine.Model(m.API); ok {
+			sum.Docs = append(sum.Docs, doc)
+		}
+	}
 	return sum, nil
 }
 
