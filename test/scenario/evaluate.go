@@ -503,6 +503,9 @@ type Limits struct {
 	// Every attacker of every type, speed and variant must be detected and
 	// named with its own type at least these shares of the time.
 	MinVariantRecall, MinTypeCorrect float64
+	// VariantRecall overrides MinVariantRecall for the variants it names
+	// ("type/speed/variant", e.g. "probing/stealth/slow_probe").
+	VariantRecall map[string]float64
 	// MaxMedianTTD and MaxMedianTTDFast bound, per type, the median time to
 	// detect all attackers and fast ones (traffic time); a type missing
 	// from a map is not bounded.
@@ -514,8 +517,12 @@ func (r Report) Exceeded(l Limits) []string {
 	var out []string
 	for _, t := range r.Types {
 		for _, v := range t.Variants {
-			if got := ratio(v.Detected, v.Attackers); got < l.MinVariantRecall {
-				out = append(out, fmt.Sprintf("%s (%s %s): %d of %d attackers detected, recall %.3f < %.3f", t.Type, v.Speed, v.Variant, v.Detected, v.Attackers, got, l.MinVariantRecall))
+			least := l.MinVariantRecall
+			if m, ok := l.VariantRecall[t.Type+"/"+v.Speed+"/"+v.Variant]; ok {
+				least = m
+			}
+			if got := ratio(v.Detected, v.Attackers); got < least {
+				out = append(out, fmt.Sprintf("%s (%s %s): %d of %d attackers detected, recall %.3f < %.3f", t.Type, v.Speed, v.Variant, v.Detected, v.Attackers, got, least))
 			}
 		}
 		if t.Detected > 0 && t.TypeCorrectRatio < l.MinTypeCorrect {

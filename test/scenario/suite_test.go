@@ -197,3 +197,83 @@ func TestStealthSuite(t *testing.T) {
 		})
 	}
 }
+
+// stealthLimits hold the stealth suite to what the engine was observed to
+// do on the tuning seeds 1-4 (tuning variants only; go run
+// ./test/scenario/cmd/vigil-scenario gen|eval -preset stealth
+// -held-out-variants=false, and vigil replay, print each report):
+//
+//   - Benign identities flagged: 0 to 2 of about 10,000 a seed (at most
+//     0.02 %); the limit is issue 15's goal, 0.1 %.
+//   - Every attacker of every variant detected, but for the stealthy
+//     variants not caught yet (slow_export, slow_errors_token,
+//     low_and_slow, slow_delete: 0 of 16 each), slow_probe (15 of 16: 3
+//     of 4 a seed) and the preset's slow exports (10 of 12: 2 of 3 a
+//     seed). The held-out variants are not bounded: no tuning run saw
+//     them, and their figures are reported, not held.
+//   - Right type for every detected attacker of every variant seen in
+//     tuning (observed for all); checked per variant by the test, the
+//     held-out variants left out (MinTypeCorrect 0 here).
+//   - Median time to detect fast attackers per type at most 1.5 times the
+//     largest median of the tuning seeds, and at least 1 s.
+var stealthLimits = Limits{
+	MaxBenignFlagged: 0.001,
+	MinVariantRecall: 1,
+	VariantRecall: map[string]float64{
+		"probing/stealth/slow_probe":                    0.75,
+		"data_exfiltration/slow/export":                 0.66,
+		"data_exfiltration/stealth/slow_export":         0,
+		"excessive_errors/stealth/slow_errors_token":    0,
+		"extreme_activity/stealth/low_and_slow":         0,
+		"mass_deletion/stealth/slow_delete":             0,
+		"excessive_errors/stealth/slow_errors_ip":       0, // held out
+		"credential_stuffing/stealth/password_spraying": 0,
+		"stolen_token/stealth/cookie_hopping":           0,
+		"extreme_activity/stealth/low_and_slow_cookie":  0,
+		"bola_enumeration/stealth/scattered_walk":       0,
+		"oversized_payload/stealth/just_above_patch":    0,
+	},
+	MaxMedianTTDFast: map[string]time.Duration{
+		TypeProbing:            2100 * time.Millisecond,  // largest 1.4s
+		TypeExcessiveErrors:    time.Second,              // 0.26s
+		TypeCredentialStuffing: 2625 * time.Millisecond,  // 1.75s
+		TypeStolenToken:        18 * time.Second,         // 12s
+		TypeDataExfiltration:   80 * time.Second,         // 53.2s
+		TypeExtremeActivity:    5535 * time.Millisecond,  // 3.69s
+		TypeBOLAEnumeration:    17820 * time.Millisecond, // 11.88s
+		TypeMassDeletion:       17835 * time.Millisecond, // 11.89s
+		TypeOversizedPayload:   7320 * time.Millisecond,  // 4.88s
+	},
+}
+
+// TestStealthSuiteLimits runs the stealth preset on its held-out seeds,
+// held-out variants included, in every test run (without -race), holding
+// it to stealthLimits, every variant seen in tuning to its own type and
+// every small scanner to its first 50 requests; TestStealthSuite holds it
+// to issue 15's goals.
+func TestStealthSuiteLimits(t *testing.T) {
+	if raceDetector {
+		t.Skip("the scenario suite runs without -race (go test ./test/scenario; .ci/run's second pass)")
+	}
+	for _, seed := range stealthHeldOutSeeds {
+		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			rep := runSuite(t, StealthConfig(seed))
+			if rep.Benign.Identities == 0 || len(rep.Types) != len(AttackTypes()) {
+				t.Fatalf("the scenario is empty: %d benign identities, %d types", rep.Benign.Identities, len(rep.Types))
+			}
+			for _, s := range rep.Exceeded(stealthLimits) {
+				t.Errorf("limit passed: %s", s)
+			}
+			for _, typ := range rep.Types {
+				for _, v := range typ.Variants {
+					if !v.HeldOut && v.TypeCorrect < v.Detected {
+						t.Errorf("%s (%s %s): %d of %d detected named with another type", typ.Type, v.Speed, v.Variant, v.Detected-v.TypeCorrect, v.Detected)
+					}
+					if v.Variant == "small_scanner" && (v.Detected < v.Attackers || v.MaxRequests > 50) {
+						t.Errorf("small scanners: %d of %d caught, the last at its request %d (want all within 50)", v.Detected, v.Attackers, v.MaxRequests)
+					}
+				}
+			}
+		})
+	}
+}
