@@ -479,24 +479,30 @@ func (s *shard) update(st *identityState, w work) {
 	// multivariate model judges them.
 	var mvType detect.AttackType
 	var mvVars []detect.VariableValue
-	if minute := int32(now / int64(longBucket)); minute != st.lastSample && st.first != 0 {
+	// The slow variables (hour, day, self-baselines) move little from one
+	// call to the next: they are judged on an identity's first call of
+	// each minute, with its training sample, so that detection pays for
+	// them once a minute per active identity (their quarry is slower).
+	minute := int32(now / int64(longBucket))
+	slow := minute != st.lastSample || st.first == 0
+	if minute != st.lastSample && st.first != 0 {
 		if st.flagged() == nil {
 			learning := !m.ready.Load()
 			scale := s.e.sampleScale(st)
 			// On the stack: sampleVector copies it only when its
 			// reservoir keeps it, so most samples allocate nothing.
-			var buf [numVars]float64
+			var buf, all [numVars]float64
 			vec := buf[:0]
 			p := st.pop()
-			for _, v := range kindVars[p] {
+			for i, v := range kindVars[p] {
 				x := st.value(v)
 				if additive[v] {
 					x *= scale
 				}
+				all[i] = x
 				if !varDefs[v].slow {
 					vec = append(vec, x)
 				}
-				m.sample(p, v, x)
 				if learning && x > 0 {
 					x32, ext := float32(x), st.ext()
 					if ext.ownMax == nil {
@@ -506,6 +512,9 @@ func (s *shard) update(st *identityState, w work) {
 				}
 			}
 			m.mu.Lock()
+			for i, v := range kindVars[p] {
+				m.sampleLocked(p, v, all[i])
+			}
 			m.sampleVector(p, vec)
 			m.mu.Unlock()
 			if !learning {
@@ -530,18 +539,21 @@ func (s *shard) update(st *identityState, w work) {
 	// A state that nears a limit is shared (never the scratch state of a
 	// first call: its next call, as a state, is checked again).
 	share := s.e.cfg.ShareFraction > 0 && !st.prealloc && st.sharedPart() == nil
-	for v := range numVars {
-		d := varDefs[v]
-		if d.perRequest || !applies(v, p) || !knobs[varType[v]].Enabled {
+	vars := forestVars[p] // the window variables but the slow ones
+	if slow {
+		vars = kindVars[p]
+	}
+	for _, v := range vars {
+		if !knobs[varType[v]].Enabled {
 			continue
 		}
 		x, tx := st.value(v), extreme(ts, knobs, p, v)
 		if share {
-			s.shareIfNear(st, varID(v), x, tx)
+			s.shareIfNear(st, v, x, tx)
 			share = st.sharedPart() == nil
 		}
 		if st.beyond(v, x, tx) && m.armed(v, now, ts[p][v]) && st.spread(p, v) {
-			fired[typeIndex(d.attack)] = true
+			fired[varType[v]] = true
 			any = true
 		}
 	}

@@ -348,13 +348,18 @@ func (m *apiModel) clusterRequests() int64 {
 // sample records a training value (from an identity not flagged).
 func (m *apiModel) sample(kind pop, v varID, x float64) {
 	m.mu.Lock()
+	m.sampleLocked(kind, v, x)
+	m.mu.Unlock()
+}
+
+// sampleLocked is sample with m.mu held.
+func (m *apiModel) sampleLocked(kind pop, v varID, x float64) {
 	r := m.samples[kind][v]
 	if r == nil {
 		r = &reservoir{rng: (hashString(m.name) ^ (uint64(kind)<<8|uint64(v))*0x9E3779B97F4A7C15) | 1}
 		m.samples[kind][v] = r
 	}
 	r.add(x)
-	m.mu.Unlock()
 }
 
 // tick moves training on: readiness, then relearning on the interval. It
