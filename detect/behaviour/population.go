@@ -215,6 +215,13 @@ func (s *identityState) addressesVariable() detect.VariableValue {
 		DeviationPct: deviationFrom(n, networkAddresses)}
 }
 
+// ContextVariable reports whether an explanation's variable says how the
+// identity was judged (the users behind a shared address, the addresses
+// of a network) rather than what it did: never the reason of an attack.
+func ContextVariable(name string) bool {
+	return name == "users_behind_address" || name == "addresses_in_network"
+}
+
 // usersVariable is the explanation's entry for a shared address: how many
 // users it showed, against the count that makes an address shared.
 func (s *identityState) usersVariable() detect.VariableValue {

@@ -151,6 +151,9 @@ func topVariable(vars []detect.VariableValue) string {
 	}
 	top, fired := vars[0], vars[0].Observed > vars[0].Tx
 	for _, v := range vars[1:] {
+		if behaviour.ContextVariable(v.Name) {
+			continue // says how the identity was judged, not what it did
+		}
 		past := v.Observed > v.Tx
 		if past && !fired || past == fired && v.DeviationPct > top.DeviationPct {
 			top, fired = v, past

@@ -146,6 +146,14 @@ func TestCLITopVariable(t *testing.T) {
 			{Name: "isolation_score", Observed: 0.71, Tn: 0.5, Tx: 0.7, DeviationPct: 1.4},
 			{Name: "requests_per_min", Observed: 90, Tn: 10, Tx: 100, DeviationPct: 800},
 		}, "isolation_score 0.71/0.7"},
+		{"a shared address's users are context, not the reason", []detect.VariableValue{
+			{Name: "login_failures_10m", Observed: 40, Tn: 8, Tx: 24, DeviationPct: 400},
+			{Name: "users_behind_address", Observed: 61.2, Tn: 4, Tx: 4, DeviationPct: 1430},
+		}, "login_failures_10m 40/24"},
+		{"a new variable: the hour's requests", []detect.VariableValue{
+			{Name: "requests_per_min", Observed: 30, Tn: 12, Tx: 100, DeviationPct: 150},
+			{Name: "requests_1h", Observed: 912, Tn: 200, Tx: 900, DeviationPct: 356},
+		}, "requests_1h 912/900"},
 		{"nothing", nil, "-"},
 	} {
 		if got := topVariable(tc.vars); got != tc.want {
