@@ -142,6 +142,15 @@ func TestLowAndSlowActivityCaughtOverTheHour(t *testing.T) {
 	if perMin.Observed > perMin.Tx/2 || hour.Observed <= hour.Tx || hour.DeviationPct <= 0 {
 		t.Fatalf("want requests_1h past Tx with requests_per_min far under it: %+v", got[0].Variables)
 	}
+	// The address showed it first: the attack is the token's that carried
+	// the call, and relaxing it relaxes the address's thresholds.
+	if got[0].Identity.Kind != "token" || got[0].ClientIPs[0] != ip {
+		t.Fatalf("recorded under %+v (addresses %v), want the token that carried it", got[0].Identity, got[0].ClientIPs)
+	}
+	rel, err := f.e.Relax(got[0])
+	if err != nil || len(rel) == 0 || rel[0].Kind != "ip" {
+		t.Fatalf("relax: %+v %v, want the ip population's thresholds", rel, err)
+	}
 	t.Logf("caught after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
 }
 

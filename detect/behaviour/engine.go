@@ -810,6 +810,9 @@ func (e *Engine) raiseExplained(st *identityState, typ detect.AttackType, t *det
 	carrier, carried := carrierOf(st, t)
 	if carried != "" {
 		a.Identity = detect.AttackIdentity{Kind: carrier.String(), Value: carried}
+		// Says the variables are the address's (Relax sets the ip
+		// population's thresholds, not the credential's).
+		a.Variables = append(a.Variables, detect.VariableValue{Name: addressVariable, Observed: 1})
 	}
 	var entry, carrierEntry *detect.Entry
 	switch mode {

@@ -524,6 +524,11 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 	if kind == detect.KindIP.String() && isNetwork(a.Identity.Value) {
 		kind = popNetwork.String()
 	}
+	for _, v := range a.Variables {
+		if v.Name == addressVariable {
+			kind = detect.KindIP.String() // the carrier's address's variables
+		}
+	}
 	u := &ModelUpdate{}
 	var out []detect.Relaxation
 	for _, v := range a.Variables {

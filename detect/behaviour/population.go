@@ -219,8 +219,13 @@ func (s *identityState) addressesVariable() detect.VariableValue {
 // identity was judged (the users behind a shared address, the addresses
 // of a network) rather than what it did: never the reason of an attack.
 func ContextVariable(name string) bool {
-	return name == "users_behind_address" || name == "addresses_in_network"
+	return name == "users_behind_address" || name == "addresses_in_network" || name == addressVariable
 }
+
+// addressVariable marks an attack recorded under the credential that
+// carried it while the variables explaining it are its address's (see
+// carrierOf).
+const addressVariable = "judged_on_address"
 
 // usersVariable is the explanation's entry for a shared address: how many
 // users it showed, against the count that makes an address shared.
