@@ -372,14 +372,14 @@ func (s *shard) perRequest(st *identityState, t *detect.Transaction) {
 	m := st.model
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	obs := []float64{float64(t.RequestBytes), float64(t.JSONElements)}
-	fired := false
+	fired, p := false, st.pop()
 	for i, v := range []varID{vRequestBytes, vJSONElements} {
-		if st.beyond(v, obs[i], extreme(ts, knobs, st.pop(), v)) {
+		if st.beyond(v, obs[i], extreme(ts, knobs, p, v)) {
 			fired = true
 		} else if st.flagged() == nil && !t.Blocked {
 			// Only values under Tx train the model: one attack must not
 			// raise the bar for the next.
-			m.sample(st.pop(), v, obs[i])
+			m.sample(p, v, obs[i])
 		}
 	}
 	if fired {

@@ -49,8 +49,12 @@ const (
 	numLT
 )
 
-// ltOf maps the long window's counters to the long-term ones (-1: none).
-var ltOf = [numCounters]int{cRequests: ltRequests, cErrors: ltErrors, cFailed: -1, cLoginFail: ltLoginFail, cDeletes: ltDeletes}
+// ltOf maps the long window's counters to the long-term ones (-1: none),
+// and longOf back (-1: response bytes, which the long window keeps apart).
+var (
+	ltOf   = [numCounters]int{cRequests: ltRequests, cErrors: ltErrors, cFailed: -1, cLoginFail: ltLoginFail, cDeletes: ltDeletes}
+	longOf = [numLT]int{ltRequests: cRequests, ltErrors: cErrors, ltLoginFail: cLoginFail, ltDeletes: cDeletes, ltBytes: -1}
+)
 
 // longTerm is the hour and day windows of one identity. Counters saturate
 // at 2^32 - 1.
@@ -170,12 +174,7 @@ func (s *identityState) ltValue(c int, day bool) float64 {
 		if c == ltBytes {
 			return s.respBytes()
 		}
-		for lc, x := range ltOf {
-			if x == c {
-				return s.longSum(lc)
-			}
-		}
-		return 0
+		return s.longSum(longOf[c])
 	}
 	if day {
 		return l.daySum(c, int64(s.shortHead)*int64(shortBucket))

@@ -517,7 +517,7 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 	// (its explanation says how many users it showed): relax that one.
 	kind := a.Identity.Kind
 	for _, v := range a.Variables {
-		if v.Name == "users_behind_address" && v.Observed >= sharedUsers && kind == detect.KindIP.String() {
+		if v.Name == usersVariableName && v.Observed >= sharedUsers && kind == detect.KindIP.String() {
 			kind = popSharedIP.String()
 		}
 	}

@@ -211,7 +211,7 @@ func (s *identityState) spread(p pop, v varID) bool {
 // its addresses the evidence came from.
 func (s *identityState) addressesVariable() detect.VariableValue {
 	n := s.estimate(skAddresses)
-	return detect.VariableValue{Name: "addresses_in_network", Observed: round(n), Tn: networkAddresses, Tx: networkAddresses,
+	return detect.VariableValue{Name: addressesVariableName, Observed: round(n), Tn: networkAddresses, Tx: networkAddresses,
 		DeviationPct: deviationFrom(n, networkAddresses)}
 }
 
@@ -219,8 +219,14 @@ func (s *identityState) addressesVariable() detect.VariableValue {
 // identity was judged (the users behind a shared address, the addresses
 // of a network) rather than what it did: never the reason of an attack.
 func ContextVariable(name string) bool {
-	return name == "users_behind_address" || name == "addresses_in_network" || name == addressVariable
+	return name == usersVariableName || name == addressesVariableName || name == addressVariable
 }
+
+// The names of the context variables of shared addresses and networks.
+const (
+	usersVariableName     = "users_behind_address"
+	addressesVariableName = "addresses_in_network"
+)
 
 // addressVariable marks an attack recorded under the credential that
 // carried it while the variables explaining it are its address's (see
@@ -231,6 +237,6 @@ const addressVariable = "judged_on_address"
 // users it showed, against the count that makes an address shared.
 func (s *identityState) usersVariable() detect.VariableValue {
 	u := s.users()
-	return detect.VariableValue{Name: "users_behind_address", Observed: round(u), Tn: sharedUsers, Tx: sharedUsers,
+	return detect.VariableValue{Name: usersVariableName, Observed: round(u), Tn: sharedUsers, Tx: sharedUsers,
 		DeviationPct: deviationFrom(u, sharedUsers)}
 }

@@ -119,24 +119,41 @@ var limits = Limits{
 	},
 }
 
+// eachSeed runs a scenario per held-out seed in a subtest, replayed and
+// scored by runSuite, and lists what check finds wrong as errors.
+func eachSeed(t *testing.T, seeds []uint64, config func(uint64) Config, check func(t *testing.T, rep Report) []string) {
+	t.Helper()
+	if raceDetector {
+		t.Skip("the scenario suite runs without -race (go test ./test/scenario; .ci/run's second pass)")
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			rep := runSuite(t, config(seed))
+			if rep.Benign.Identities == 0 || len(rep.Types) != len(AttackTypes()) {
+				t.Fatalf("the scenario is empty: %d benign identities, %d types", rep.Benign.Identities, len(rep.Types))
+			}
+			for _, s := range check(t, rep) {
+				t.Errorf("%s", s)
+			}
+		})
+	}
+}
+
 // TestScenarioSuiteFast is the CI subset of the labelled scenario suite:
 // the fast preset on the held-out seeds, held to the limits above and to
 // issue 3's goals.
 func TestScenarioSuiteFast(t *testing.T) {
-	if raceDetector {
-		t.Skip("the scenario suite runs without -race (go test ./test/scenario; .ci/run's second pass)")
+	eachSeed(t, heldOutFast, FastConfig, func(_ *testing.T, rep Report) []string {
+		return prefixed("limit passed: ", append(rep.Exceeded(limits), rep.Shortfalls()...))
+	})
+}
+
+// prefixed puts p before each of ss.
+func prefixed(p string, ss []string) []string {
+	for i := range ss {
+		ss[i] = p + ss[i]
 	}
-	for _, seed := range heldOutFast {
-		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
-			rep := runSuite(t, FastConfig(seed))
-			if rep.Benign.Identities == 0 || len(rep.Types) != len(AttackTypes()) {
-				t.Fatalf("the scenario is empty: %d benign identities, %d types", rep.Benign.Identities, len(rep.Types))
-			}
-			for _, s := range append(rep.Exceeded(limits), rep.Shortfalls()...) {
-				t.Errorf("limit passed: %s", s)
-			}
-		})
-	}
+	return ss
 }
 
 // TestScenarioSuiteFull is the whole suite (1.4M records) on a held-out
@@ -178,24 +195,12 @@ func TestStealthSuite(t *testing.T) {
 	if os.Getenv("VIGIL_SCENARIO_STEALTH") == "" {
 		t.Skip("set VIGIL_SCENARIO_STEALTH=1 to run the stealth scenario suite")
 	}
-	if raceDetector {
-		t.Skip("the scenario suite runs without -race")
+	if !StealthConfig(stealthHeldOutSeeds[0]).HeldOutVariants {
+		t.Fatal("the stealth preset leaves the held-out variants out")
 	}
-	for _, seed := range stealthHeldOutSeeds {
-		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
-			cfg := StealthConfig(seed)
-			if !cfg.HeldOutVariants {
-				t.Fatal("the stealth preset leaves the held-out variants out")
-			}
-			rep := runSuite(t, cfg)
-			if rep.Benign.Identities == 0 || len(rep.Types) != len(AttackTypes()) {
-				t.Fatalf("the scenario is empty: %d benign identities, %d types", rep.Benign.Identities, len(rep.Types))
-			}
-			for _, s := range rep.MissedGoals(StealthGoals) {
-				t.Errorf("goal missed: %s", s)
-			}
-		})
-	}
+	eachSeed(t, stealthHeldOutSeeds, StealthConfig, func(_ *testing.T, rep Report) []string {
+		return prefixed("goal missed: ", rep.MissedGoals(StealthGoals))
+	})
 }
 
 // stealthLimits hold the stealth suite to what the engine was observed to
@@ -252,28 +257,18 @@ var stealthLimits = Limits{
 // every small scanner to its first 50 requests; TestStealthSuite holds it
 // to issue 15's goals.
 func TestStealthSuiteLimits(t *testing.T) {
-	if raceDetector {
-		t.Skip("the scenario suite runs without -race (go test ./test/scenario; .ci/run's second pass)")
-	}
-	for _, seed := range stealthHeldOutSeeds {
-		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
-			rep := runSuite(t, StealthConfig(seed))
-			if rep.Benign.Identities == 0 || len(rep.Types) != len(AttackTypes()) {
-				t.Fatalf("the scenario is empty: %d benign identities, %d types", rep.Benign.Identities, len(rep.Types))
-			}
-			for _, s := range rep.Exceeded(stealthLimits) {
-				t.Errorf("limit passed: %s", s)
-			}
-			for _, typ := range rep.Types {
-				for _, v := range typ.Variants {
-					if !v.HeldOut && v.TypeCorrect < v.Detected {
-						t.Errorf("%s (%s %s): %d of %d detected named with another type", typ.Type, v.Speed, v.Variant, v.Detected-v.TypeCorrect, v.Detected)
-					}
-					if v.Variant == "small_scanner" && (v.Detected < v.Attackers || v.MaxRequests > 50) {
-						t.Errorf("small scanners: %d of %d caught, the last at its request %d (want all within 50)", v.Detected, v.Attackers, v.MaxRequests)
-					}
+	eachSeed(t, stealthHeldOutSeeds, StealthConfig, func(_ *testing.T, rep Report) []string {
+		out := prefixed("limit passed: ", rep.Exceeded(stealthLimits))
+		for _, typ := range rep.Types {
+			for _, v := range typ.Variants {
+				if !v.HeldOut && v.TypeCorrect < v.Detected {
+					out = append(out, fmt.Sprintf("%s (%s %s): %d of %d detected named with another type", typ.Type, v.Speed, v.Variant, v.Detected-v.TypeCorrect, v.Detected))
+				}
+				if v.Variant == "small_scanner" && (v.Detected < v.Attackers || v.MaxRequests > 50) {
+					out = append(out, fmt.Sprintf("small scanners: %d of %d caught, the last at its request %d (want all within 50)", v.Detected, v.Attackers, v.MaxRequests))
 				}
 			}
-		})
-	}
+		}
+		return out
+	})
 }
