@@ -117,8 +117,22 @@ type identityState struct {
 	longBytes  [longBuckets]uint32 // response bytes
 	skSlots    uint16
 	kind       detect.Kind
-	prealloc   bool // a shard's scratch state (sketches.go)
+	marks      stateFlags
 }
+
+// stateFlags are a state's marks, one bit each.
+type stateFlags uint8
+
+const (
+	// flagPrealloc marks a shard's scratch state (sketches.go).
+	flagPrealloc stateFlags = 1 << iota
+	// flagOnSharedIP marks a credential or account seen from a shared
+	// address (population.go).
+	flagOnSharedIP
+)
+
+// prealloc reports whether the state is a shard's scratch state.
+func (s *identityState) prealloc() bool { return s.marks&flagPrealloc != 0 }
 
 // stateExtra holds what few identities need: history while the API
 // learned, flags, strikes, client IPs (non-IP identities only).
@@ -400,6 +414,9 @@ func objectKey(t *detect.Transaction) (uint64, bool) {
 // identity itself did while its API learned.
 func (s *identityState) beyond(v varID, x, tx float64) bool {
 	if x <= tx || x < varDefs[v].floor {
+		return false
+	}
+	if h := s.ownHour(v); h > 0 && x <= 1.5*h {
 		return false
 	}
 	own := s.ownMax()

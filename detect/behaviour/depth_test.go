@@ -465,3 +465,115 @@ func TestIdentityJudgedAgainstItsOwnHistory(t *testing.T) {
 	}
 	t.Logf("%+v", got[0].Variables)
 }
+
+// egress runs, for one second at f.now, six service accounts behind one
+// egress address: each calls every two seconds with a bearer token it
+// renews every 20 minutes (a new token, a login first).
+func (f *engineFixture) egress(ip string, rng *rand.Rand) {
+	if f.now.Unix()%2 != 0 {
+		return
+	}
+	epoch := f.now.Unix() / int64(20*60)
+	for i := range 6 {
+		user := fmt.Sprintf("svc-%d@partner.example", i)
+		token := fmt.Sprintf("svc-%d-%d", i, epoch)
+		t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: fmt.Sprintf("/shop/order/%d", 7000+rng.IntN(300)),
+			Status: 200, ResponseBytes: 900, Start: f.now, HasRequest: true, Complete: true, UserAgent: "sync/2.0"}
+		t.Identities[detect.KindIP] = ip
+		t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
+		t.Identities[detect.KindUsername] = user
+		f.e.Consume(t)
+	}
+}
+
+// Service accounts behind an integration's egress address renew their
+// tokens every 20 minutes and call all day: each token looks like a new
+// session as busy as no person's. Judged in token_on_shared_ip, they do
+// not set the bar for people's tokens on their own addresses, so that a
+// stolen token spread thin (20 calls a minute, far under the minute's
+// limit, and a third of what one service token does in its life) is
+// caught by its hour, named extreme_activity; the service accounts and
+// their address raise nothing.
+func TestServiceTokensOnSharedAddressesSetNoBarForPeople(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeDetect)
+	rng := rand.New(rand.NewPCG(21, 22))
+	const egress = "198.18.9.9"
+	for range 45 { // 90 minutes of users and the service accounts
+		end := f.now.Add(2 * time.Minute)
+		f.benign(2*time.Minute, rng)
+		for f.now = end.Add(-2 * time.Minute); f.now.Before(end); f.now = f.now.Add(time.Second) {
+			f.egress(egress, rng)
+		}
+	}
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	doc, _ := f.e.Model("shop")
+	tn := map[string]float64{}
+	for _, v := range doc.Variables {
+		if v.Name == "requests_1h" {
+			tn[v.Kind] = v.Tn
+		}
+	}
+	if tn["token_on_shared_ip"] <= 2*tn["token"] || tn["username_on_shared_ip"] <= 2*tn["username"] {
+		t.Fatalf("requests_1h Tn per population %v: the service accounts' should be far above people's", tn)
+	}
+	stolen := f.fp.Fingerprint("stolen-session")
+	for range 20 * 60 / 3 { // 20 minutes, a call every 3 seconds
+		start := f.now
+		f.benign(3*time.Second, rng)
+		for f.now = start; f.now.Before(start.Add(3 * time.Second)); f.now = f.now.Add(time.Second) {
+			f.egress(egress, rng)
+		}
+		f.now = start.Add(3 * time.Second)
+		f.tx("203.0.113.77", "stolen-session", "GET", fmt.Sprintf("/shop/items/%d", rng.IntN(20)), 200, 2000)
+	}
+	got := f.attacksOn(stolen)
+	if len(got) == 0 || got[0].Type != detect.AttackExtremeActivity {
+		t.Fatalf("stolen token spread thin: %+v, want extreme_activity", got)
+	}
+	hour := false
+	for _, v := range got[0].Variables {
+		hour = hour || v.Name == "requests_1h" && v.Observed > v.Tx
+	}
+	if !hour {
+		t.Fatalf("explained by %+v, want requests_1h past its Tx", got[0].Variables)
+	}
+	for _, a := range f.attacks {
+		if a.Identity.Value != stolen && a.Identity.Value != "203.0.113.77" {
+			t.Fatalf("benign identity flagged: %+v", a)
+		}
+	}
+}
+
+// Once a model is ready, identities that keep just under a limit do not
+// raise it: twenty tokens at 80 calls a minute (under requests_per_min's
+// Tx, its floor of 100) for half an hour of relearning leave it where it
+// was; trained on, they would have lifted it to 1.5 times their pace,
+// and the next twenty could go faster.
+func TestReadyModelLimitsDoNotRatchet(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeDetect)
+	rng := rand.New(rand.NewPCG(23, 24))
+	f.benign(45*time.Minute, rng)
+	txOf := func() float64 {
+		doc, _ := f.e.Model("shop")
+		for _, v := range doc.Variables {
+			if v.Name == "requests_per_min" && v.Kind == "token" {
+				return v.Tx
+			}
+		}
+		t.Fatal("no requests_per_min for tokens")
+		return 0
+	}
+	before := txOf()
+	for range 30 * 80 { // 80 calls a minute each, for 30 minutes
+		f.now = f.now.Add(750 * time.Millisecond)
+		for i := range 20 {
+			f.tx(fmt.Sprintf("10.9.0.%d", i), fmt.Sprintf("busy-%d", i), "GET", "/shop/items", 200, 500)
+		}
+	}
+	f.benign(11*time.Minute, rng) // a relearn after them
+	if after := txOf(); after != before {
+		t.Fatalf("requests_per_min Tx for tokens moved from %v to %v on values just under it", before, after)
+	}
+}

@@ -198,6 +198,9 @@ type callFacts struct {
 	hasObject bool
 	route     uint64 // routeKey of the call
 	scanner   bool   // a scanner-shaped path (detect.ScannerPath)
+	// sharedIP: the call's address was lately found shared and the call
+	// carries a credential or account (population.go).
+	sharedIP bool
 }
 
 // NewEngine returns an engine; Run starts its workers.
@@ -296,6 +299,9 @@ func (e *Engine) Consume(t *detect.Transaction) {
 	call.object, call.hasObject = objectKey(t)
 	if t.Status >= 400 {
 		call.route, call.scanner = routeKey(t), detect.ScannerPath(t.Path)
+	}
+	if ip := t.Identities[detect.KindIP]; ip != "" && primary != detect.KindIP {
+		call.sharedIP = m.sharedIP(ip, int32(t.Start.Unix()/60))
 	}
 	for k := range detect.NumKinds {
 		id := t.Identities[k]
@@ -485,6 +491,9 @@ func (s *shard) update(st *identityState, w work) {
 	// them once a minute per active identity (their quarry is slower).
 	minute := int32(now / int64(longBucket))
 	slow := minute != st.lastSample || st.first == 0
+	if w.call.sharedIP && w.kind != detect.KindIP {
+		st.marks |= flagOnSharedIP
+	}
 	if minute != st.lastSample && st.first != 0 {
 		if st.flagged() == nil {
 			learning := !m.ready.Load()
@@ -504,22 +513,38 @@ func (s *shard) update(st *identityState, w work) {
 					vec = append(vec, x)
 				}
 				if learning && x > 0 {
-					x32, ext := float32(x), st.ext()
+					x32, ext := float32(paceOfHour(v, x, now-st.first)), st.ext()
 					if ext.ownMax == nil {
 						ext.ownMax = new([numVars]float32)
 					}
 					ext.ownMax[v] = max(ext.ownMax[v], x32)
 				}
 			}
+			// Once the model is ready, a value that would raise the
+			// variable's limit by itself (1.5 × a quantile past Tx /
+			// 1.5) trains nothing: an attacker on its way to a limit,
+			// or under a floor, or not flagged yet, must not raise the
+			// bar for the next, nor may the limit ratchet itself up
+			// on values just under it. Only a shift of the population
+			// (its 99th percentile) still moves it.
+			// A population that has no thresholds of its own yet (a
+			// derived one on its kind's) takes every value.
+			var ts *thresholdSet
+			if !learning {
+				ts = m.thresholds.Load()
+			}
 			m.mu.Lock()
+			least := minSamples(m.base != nil)
 			for i, v := range kindVars[p] {
-				m.sampleLocked(p, v, all[i])
+				if r := m.samples[p][v]; ts == nil || r == nil || r.seen < least || all[i] <= ts[p][v].Tx/trainedGrowth {
+					m.sampleLocked(p, v, all[i])
+				}
 			}
 			m.sampleVector(p, vec)
 			m.mu.Unlock()
 			if !learning {
-				if mvType, mvVars = m.anomalous(p, vec, m.thresholds.Load()); mvVars != nil && p == popSharedIP {
-					mvVars = append(mvVars, st.usersVariable())
+				if mvType, mvVars = m.anomalous(p, vec, m.thresholds.Load()); mvVars != nil {
+					mvVars = st.withContext(mvVars, p)
 				}
 			}
 		}
@@ -534,11 +559,14 @@ func (s *shard) update(st *identityState, w work) {
 	}
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	p := st.pop()
+	if p == popSharedIP {
+		m.noteSharedIP(st.id, int32(now/int64(time.Minute)))
+	}
 	var fired [numTypes]bool
 	any := false
 	// A state that nears a limit is shared (never the scratch state of a
 	// first call: its next call, as a state, is checked again).
-	share := s.e.cfg.ShareFraction > 0 && !st.prealloc && st.sharedPart() == nil
+	share := s.e.cfg.ShareFraction > 0 && !st.prealloc() && st.sharedPart() == nil
 	vars := forestVars[p] // the window variables but the slow ones
 	if slow {
 		vars = kindVars[p]
@@ -588,6 +616,10 @@ func (s *shard) update(st *identityState, w work) {
 		}
 	}
 }
+
+// trainedGrowth bounds what trains a ready model: values up to Tx divided
+// by it (the factor compute applies to the 99.9th percentile).
+const trainedGrowth = 1.5
 
 // walking reports whether a state walks object IDs: nearly every call of
 // its 10 minutes (walkShare, at least walkMinObjects) a new object read and
@@ -916,14 +948,25 @@ func (m *apiModel) explain(st *identityState, typ detect.AttackType, now int64, 
 		}
 		vars = append(vars, detect.VariableValue{Name: d.name, Observed: round(x), Tn: round(th.Tn), Tx: round(tx), DeviationPct: deviation(v, x, th.Tn)})
 	}
-	switch {
-	case vars == nil:
-	case p == popSharedIP:
-		vars = append(vars, st.usersVariable())
-	case p == popNetwork:
-		vars = append(vars, st.addressesVariable())
+	if vars != nil {
+		vars = st.withContext(vars, p)
 	}
 	return vars, fires
+}
+
+// withContext adds to an explanation how the state was judged: the users
+// behind a shared address, the addresses of a network, a credential seen
+// from a shared address.
+func (s *identityState) withContext(vars []detect.VariableValue, p pop) []detect.VariableValue {
+	switch {
+	case p == popSharedIP:
+		vars = append(vars, s.usersVariable())
+	case p == popNetwork:
+		vars = append(vars, s.addressesVariable())
+	case p >= popOnShared:
+		vars = append(vars, sharedAddressVariable())
+	}
+	return vars
 }
 
 // recordOnly records an attack that is not acted on (action detected).

@@ -137,7 +137,7 @@ func (s *identityState) longTerm(now int64) *longTerm {
 		l.advance(now)
 		return l
 	}
-	if s.first == 0 || now-s.first < int64(ltAfter) || s.prealloc {
+	if s.first == 0 || now-s.first < int64(ltAfter) || s.prealloc() {
 		return nil
 	}
 	l := &longTerm{from: int32(s.first / int64(hourBucket))}
@@ -210,6 +210,53 @@ func span(v varID) time.Duration {
 func (m *apiModel) armed(v varID, now int64, th threshold) bool {
 	sp := span(v)
 	return sp == 0 || th.User || now-m.since.Load() >= int64(sp)
+}
+
+// ownHour is the most an identity's own history says it does in an hour
+// of hour variable v: hourBuckets times its own busiest 10 minutes, once
+// an hour of its history has left the window (0 before, and for the
+// variables of no counter). What an identity has done for hours is its
+// normal: a steady integration that alone on its address makes more calls
+// an hour than the address population passes nothing by going on (the
+// day window and the self-baselines still judge it); an attacker that
+// keeps an hour's pace past its first hour was judged in that hour.
+func (s *identityState) ownHour(v varID) float64 {
+	c := hourCounter(v)
+	l := s.lt()
+	if c < 0 || l == nil || int(l.history) < hourBuckets {
+		return 0
+	}
+	return float64(hourBuckets) * float64(l.own[c])
+}
+
+// hourCounter is the hour window's counter of hour variable v, -1 for
+// the variables of none.
+func hourCounter(v varID) int {
+	switch v {
+	case vRequestsHour:
+		return ltRequests
+	case vErrorsHour:
+		return ltErrors
+	case vLoginFailuresHour:
+		return ltLoginFail
+	case vDeletesHour:
+		return ltDeletes
+	case vResponseBytesHour:
+		return ltBytes
+	}
+	return -1
+}
+
+// paceOfHour scales an hour variable's value x (a count, or distinct
+// objects) of an identity seen for age (unix nanoseconds) to a whole hour
+// at the same pace (its first ten minutes at least): what the identity
+// showed of itself while its API learned, when that was less than an hour
+// of it. Other variables are x.
+func paceOfHour(v varID, x float64, age int64) float64 {
+	if hourCounter(v) < 0 && v != vObjectsHour || age >= int64(hourWindow) {
+		return x
+	}
+	return x * float64(hourWindow) / float64(max(age, int64(hourBucket)))
 }
 
 // Self-baselines: an identity that lasts (an API key, a user account)

@@ -89,15 +89,15 @@ var varDefs = [numVars]varDef{
 	vUnknownRoutes:       {"distinct_unknown_routes", detect.AttackProbing, allKinds, 8, false, false},
 	vUnknownShare:        {"unknown_route_share", detect.AttackProbing, allKinds, 0.5, false, false},
 	vScannerPaths:        {"scanner_paths", detect.AttackProbing, allKinds, 3, false, false},
-	vRequestsHour:        {"requests_1h", detect.AttackExtremeActivity, allKinds, 900, false, true},
+	vRequestsHour:        {"requests_1h", detect.AttackExtremeActivity, allKinds, 300, false, true},
 	vRequestsDay:         {"requests_24h", detect.AttackExtremeActivity, allKinds, 4000, false, true},
-	vErrorsHour:          {"errors_1h", detect.AttackExcessiveErrors, allKinds, 150, false, true},
+	vErrorsHour:          {"errors_1h", detect.AttackExcessiveErrors, allKinds, 12, false, true},
 	vErrorRatioHour:      {"error_ratio_1h", detect.AttackExcessiveErrors, allKinds, 0.4, false, true},
 	vLoginFailuresHour:   {"login_failures_1h", detect.AttackCredentialStuffing, loginKinds, 25, false, true},
-	vResponseBytesHour:   {"response_bytes_1h", detect.AttackDataExfiltration, allKinds, 8 << 20, false, true},
+	vResponseBytesHour:   {"response_bytes_1h", detect.AttackDataExfiltration, allKinds, 2 << 20, false, true},
 	vResponseBytesDay:    {"response_bytes_24h", detect.AttackDataExfiltration, allKinds, 32 << 20, false, true},
 	vObjectsHour:         {"distinct_object_ids_1h", detect.AttackBOLAEnumeration, allKinds, 150, false, true},
-	vDeletesHour:         {"deletes_1h", detect.AttackMassDeletion, allKinds, 50, false, true},
+	vDeletesHour:         {"deletes_1h", detect.AttackMassDeletion, allKinds, 10, false, true},
 	vSelfRequests:        {"requests_10m_vs_own", detect.AttackExtremeActivity, accountKinds, 10, false, true},
 	vSelfErrors:          {"errors_10m_vs_own", detect.AttackExcessiveErrors, accountKinds, 10, false, true},
 	vSelfBytes:           {"response_bytes_10m_vs_own", detect.AttackDataExfiltration, accountKinds, 10, false, true},
@@ -305,6 +305,12 @@ type apiModel struct {
 	mv      [numPops]*mvModel
 	forests atomic.Pointer[[numPops]*mvFitted]
 
+	// sharedIPs holds the addresses its address states found shared, each
+	// with the minute it last was (population.go): what a credential's
+	// state, owned by another worker, is told of its call's address.
+	sharedIPs      sync.Map // string → int32
+	sharedIPStores atomic.Int64
+
 	// trainer and replicas are EngineConfig's (nil: a single node).
 	trainer  func() bool
 	replicas func() int
@@ -433,10 +439,11 @@ func (m *apiModel) compute() *thresholdSet {
 			if b, ok := m.base[userKey{k, v}]; ok {
 				t = threshold{Tn: b.Tn, Tx: b.Tx}
 			}
-			if _, imported := m.base[userKey{k, v}]; k >= popSharedIP && !imported {
-				// Too few shared addresses or networks of its own yet:
-				// the ip population's (computed first).
-				t = ts[detect.KindIP][v]
+			if _, imported := m.base[userKey{k, v}]; k.derived() && !imported {
+				// Too few shared addresses, networks or credentials on
+				// shared addresses of its own yet: its kind's (computed
+				// first).
+				t = ts[k.kind()][v]
 				t.User = false
 			}
 			if r := m.samples[k][v]; own && r != nil && r.seen >= minSamples(m.base != nil) {

@@ -525,8 +525,13 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 		kind = popNetwork.String()
 	}
 	for _, v := range a.Variables {
-		if v.Name == addressVariable {
+		switch v.Name {
+		case addressVariable:
 			kind = detect.KindIP.String() // the carrier's address's variables
+		case sharedAddressVariableName:
+			if k, err := detect.ParseKind(kind); err == nil && k != detect.KindIP {
+				kind = onShared(k).String()
+			}
 		}
 	}
 	u := &ModelUpdate{}

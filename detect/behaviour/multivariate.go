@@ -88,7 +88,7 @@ func (m *apiModel) sampleVector(kind pop, vec []float64) {
 func (m *apiModel) fitForests() {
 	for k := range numPops {
 		mv := m.mv[k]
-		if mv == nil || len(mv.vecs) < mvMinVectors || pop(k) >= popSharedIP {
+		if mv == nil || len(mv.vecs) < mvMinVectors || pop(k).addressJudged() {
 			// A shared address's or a network's window adds up
 			// unrelated clients: what is joint in it is no one
 			// client's behaviour, and it is judged by its population's

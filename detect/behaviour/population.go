@@ -40,19 +40,47 @@ import (
 // password now and then logs in successfully far more often than it
 // fails; a stuffer, almost never.
 //
-// Until ip_shared or network has minSamples samples of its own (no shared
-// address in training), its thresholds are the ip population's: shared
-// addresses are then judged as before populations were learned, and a
-// network as one address.
+// The credentials and accounts seen from a shared address form populations
+// of their own too (token_on_shared_ip, api_key_on_shared_ip,
+// cookie_on_shared_ip, username_on_shared_ip): an integration's service
+// account behind its site's egress address renews its token every half
+// hour and calls all day, so that each of its tokens looks like a new
+// session as busy as no person's; an office's people share its address
+// too. Judged with people's sessions on their own addresses, they set the
+// bar for tokens and accounts far above anything one person does, and an
+// attacker with a stolen or fresh session keeps under it while doing many
+// times a person's hour. A credential is judged in its kind's
+// on_shared_ip population once it was seen from an address that was
+// shared at the time (it stays there: an office's users do not move).
+// The shared addresses are what the address states found (the users
+// behind them), published to the model (sharedIPs) for the credentials'
+// states, which other workers own.
+//
+// Until a derived population has minSamples samples of its own (no shared
+// address in training), its thresholds are its kind's: shared addresses
+// are then judged as before populations were learned, a network as one
+// address, a credential on a shared address as any other.
 
-// pop is a population: an identity kind, or popSharedIP.
+// pop is a population: an identity kind, popSharedIP, popNetwork, or a
+// credential kind's population on shared addresses (onShared).
 type pop uint8
 
 const (
 	popSharedIP = pop(detect.NumKinds)
 	popNetwork  = popSharedIP + 1
-	numPops     = int(detect.NumKinds) + 2
+	// popOnShared is the first of the credentials' populations on shared
+	// addresses, one per kind but ip, in kind order (onShared).
+	popOnShared = popNetwork + 1
+	numPops     = int(popOnShared) + int(detect.NumKinds) - 1
 )
+
+// onShared is the population of credentials or accounts of kind k (not
+// ip) seen from a shared address.
+func onShared(k detect.Kind) pop { return popOnShared + pop(k) - 1 }
+
+// onSharedSuffix names the credentials' populations on shared addresses
+// (token_on_shared_ip …).
+const onSharedSuffix = "_on_shared_ip"
 
 // networkVars are the variables measured on a network: the evidence that
 // feeds it.
@@ -83,11 +111,14 @@ func (p pop) String() string {
 	case popNetwork:
 		return "network"
 	}
+	if p >= popOnShared {
+		return p.kind().String() + onSharedSuffix
+	}
 	return detect.Kind(p).String()
 }
 
-// parsePop reads a population's name: an identity kind, ip_shared or
-// network.
+// parsePop reads a population's name: an identity kind, ip_shared,
+// network, or a credential kind's <kind>_on_shared_ip.
 func parsePop(s string) (pop, error) {
 	switch s {
 	case "ip_shared":
@@ -95,20 +126,35 @@ func parsePop(s string) (pop, error) {
 	case "network":
 		return popNetwork, nil
 	}
-	k, err := detect.ParseKind(s)
-	if err != nil {
-		return 0, fmt.Errorf("%w (or ip_shared, network)", err)
+	name, shared := strings.CutSuffix(s, onSharedSuffix)
+	k, err := detect.ParseKind(name)
+	if err != nil || shared && k == detect.KindIP {
+		return 0, fmt.Errorf("unknown population %q (an identity kind, ip_shared, network, or <kind>%s for token, api_key, cookie, username)", s, onSharedSuffix)
+	}
+	if shared {
+		return onShared(k), nil
 	}
 	return pop(k), nil
 }
 
 // kind is the identity kind of a population's identities.
 func (p pop) kind() detect.Kind {
-	if p >= popSharedIP {
+	switch {
+	case p >= popOnShared:
+		return detect.Kind(p-popOnShared) + 1
+	case p >= popSharedIP:
 		return detect.KindIP
 	}
 	return detect.Kind(p)
 }
+
+// derived reports whether p is more than an identity kind: its thresholds
+// are its kind's until it has samples of its own.
+func (p pop) derived() bool { return p >= popSharedIP }
+
+// addressJudged reports whether p's states add up unrelated clients (a
+// shared address, a network): no multivariate model is fitted on them.
+func (p pop) addressJudged() bool { return p == popSharedIP || p == popNetwork }
 
 // applies reports whether variable v is measured on population p.
 func applies(v varID, p pop) bool {
@@ -163,6 +209,8 @@ func (s *identityState) users() float64 {
 // pop is the population the state is judged in.
 func (s *identityState) pop() pop {
 	switch {
+	case s.kind != detect.KindIP && s.marks&flagOnSharedIP != 0:
+		return onShared(s.kind)
 	case s.kind != detect.KindIP:
 		return pop(s.kind)
 	case isNetwork(s.id):
@@ -219,7 +267,8 @@ func (s *identityState) addressesVariable() detect.VariableValue {
 // identity was judged (the users behind a shared address, the addresses
 // of a network) rather than what it did: never the reason of an attack.
 func ContextVariable(name string) bool {
-	return name == usersVariableName || name == addressesVariableName || name == addressVariable
+	return name == usersVariableName || name == addressesVariableName || name == addressVariable ||
+		name == sharedAddressVariableName
 }
 
 // The names of the context variables of shared addresses and networks.
@@ -240,3 +289,43 @@ func (s *identityState) usersVariable() detect.VariableValue {
 	return detect.VariableValue{Name: usersVariableName, Observed: round(u), Tn: sharedUsers, Tx: sharedUsers,
 		DeviationPct: deviationFrom(u, sharedUsers)}
 }
+
+// sharedIPFor is how long, in minutes, an address found shared counts as
+// shared for the credentials seen from it: the users behind it are
+// counted over 30 to 60 minutes.
+const sharedIPFor = 60
+
+// noteSharedIP records that address ip is shared at minute (unix
+// minutes), at most once every few minutes per address; now and then it
+// forgets the addresses no longer shared.
+func (m *apiModel) noteSharedIP(ip string, minute int32) {
+	if v, ok := m.sharedIPs.Load(ip); ok && minute-v.(int32) < 5 {
+		return
+	}
+	m.sharedIPs.Store(ip, minute)
+	if m.sharedIPStores.Add(1)%1024 == 0 {
+		m.sharedIPs.Range(func(k, v any) bool {
+			if minute-v.(int32) > sharedIPFor {
+				m.sharedIPs.Delete(k)
+			}
+			return true
+		})
+	}
+}
+
+// sharedIP reports whether address ip was found shared within the last
+// sharedIPFor minutes of minute.
+func (m *apiModel) sharedIP(ip string, minute int32) bool {
+	v, ok := m.sharedIPs.Load(ip)
+	return ok && minute-v.(int32) <= sharedIPFor
+}
+
+// sharedAddressVariable is the explanation's entry for a credential or
+// account judged in its kind's population on shared addresses.
+func sharedAddressVariable() detect.VariableValue {
+	return detect.VariableValue{Name: sharedAddressVariableName, Observed: 1, Tn: 1, Tx: 1}
+}
+
+// sharedAddressVariableName marks an explanation of a credential or
+// account seen from a shared address (judged in <kind>_on_shared_ip).
+const sharedAddressVariableName = "on_shared_address"

@@ -127,7 +127,7 @@ func (s *identityState) resetScratch(k stateKey, pairs *[numSketches]sketchPair,
 	*pairs = [numSketches]sketchPair{}
 	ips := extra.clientIPs[:0]
 	*extra = stateExtra{clientIPs: ips}
-	*s = identityState{model: k.model, kind: k.kind, id: k.id, sk: (*uint64)(unsafe.Pointer(&pairs[0])), prealloc: true}
+	*s = identityState{model: k.model, kind: k.kind, id: k.id, sk: (*uint64)(unsafe.Pointer(&pairs[0])), marks: flagPrealloc}
 	s.extra = extra
 }
 
@@ -223,7 +223,8 @@ func (s *identityState) adopt() *identityState {
 	st := new(identityState)
 	*st = *s
 	st.id = strings.Clone(s.id)
-	st.sk, st.skSlots, st.prealloc = nil, 0, false
+	st.sk, st.skSlots = nil, 0
+	st.marks &^= flagPrealloc
 	for i := range numSketches {
 		if p := s.densePair(i); p != nil {
 			st.copySketch(i, p)

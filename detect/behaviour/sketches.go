@@ -56,7 +56,7 @@ func (s *identityState) offset(i int) int {
 
 // sketchWords is the length of the allocation.
 func (s *identityState) sketchWords() int {
-	if s.prealloc {
+	if s.prealloc() {
 		return numSketches * denseWords
 	}
 	return s.offset(numSketches)
@@ -71,7 +71,7 @@ func (s *identityState) densePair(i int) *sketchPair {
 	switch {
 	case !s.has(i) || !s.dense(i):
 		return nil
-	case s.prealloc:
+	case s.prealloc():
 		return (*sketchPair)(s.word(i * denseWords))
 	}
 	return (*sketchPair)(s.word(s.offset(i)))
@@ -127,7 +127,7 @@ func (s *identityState) addReg(i, idx int, rank uint8) {
 	if sh := s.sharedPart(); sh != nil && s.localReg(i, idx) < rank {
 		sh.touched(i)
 	}
-	if s.prealloc {
+	if s.prealloc() {
 		s.skSlots |= 1<<i | 1<<(skDense+i)
 		p := s.densePair(i)
 		if rank > p.cur[idx] {

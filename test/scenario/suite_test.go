@@ -208,14 +208,12 @@ func TestStealthSuite(t *testing.T) {
 // ./test/scenario/cmd/vigil-scenario gen|eval -preset stealth
 // -held-out-variants=false, and vigil replay, print each report):
 //
-//   - Benign identities flagged: 0 to 2 of about 10,000 a seed (at most
-//     0.02 %); the limit is issue 15's goal, 0.1 %.
-//   - Every attacker of every variant detected, but for the stealthy
-//     variants not caught yet (slow_export, slow_errors_token,
-//     low_and_slow, slow_delete: 0 of 16 each), slow_probe (15 of 16: 3
-//     of 4 a seed) and the preset's slow exports (10 of 12: 2 of 3 a
-//     seed). The held-out variants are not bounded: no tuning run saw
-//     them, and their figures are reported, not held.
+//   - Benign identities flagged: 0 to 1 of about 10,000 a seed (at most
+//     0.01 %); the limit is issue 15's goal, 0.1 %.
+//   - Every attacker of every variant detected, but for slow_delete (13 of
+//     16: 1 of 4 on seed 3) and slow_probe (15 of 16: 3 of 4 on seed 4).
+//     The held-out variants are not bounded: no tuning run saw them, and
+//     their figures are reported, not held.
 //   - Right type for every detected attacker of every variant seen in
 //     tuning (observed for all); checked per variant by the test, the
 //     held-out variants left out (MinTypeCorrect 0 here).
@@ -226,11 +224,7 @@ var stealthLimits = Limits{
 	MinVariantRecall: 1,
 	VariantRecall: map[string]float64{
 		"probing/stealth/slow_probe":                    0.75,
-		"data_exfiltration/slow/export":                 0.66,
-		"data_exfiltration/stealth/slow_export":         0,
-		"excessive_errors/stealth/slow_errors_token":    0,
-		"extreme_activity/stealth/low_and_slow":         0,
-		"mass_deletion/stealth/slow_delete":             0,
+		"mass_deletion/stealth/slow_delete":             0.25,
 		"excessive_errors/stealth/slow_errors_ip":       0, // held out
 		"credential_stuffing/stealth/password_spraying": 0,
 		"stolen_token/stealth/cookie_hopping":           0,
