@@ -23,6 +23,8 @@ func newStreamLimit(max int64) *streamLimit { return &streamLimit{max: max} }
 
 // intercept is a grpc.StreamServerInterceptor: past the limit the stream ends
 // at once with RESOURCE_EXHAUSTED, which Envoy handles by its failure mode.
+// It is the outermost interceptor, and so, shallow on the stream's new
+// goroutine, also the place that grows its stack (growStack).
 func (l *streamLimit) intercept(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if l.open.Add(1) > l.max {
 		l.open.Add(-1)
@@ -30,5 +32,6 @@ func (l *streamLimit) intercept(srv any, ss grpc.ServerStream, _ *grpc.StreamSer
 		return status.Errorf(codes.ResourceExhausted, "too many open streams (grpc.max_streams is %d)", l.max)
 	}
 	defer l.open.Add(-1)
+	growStack(0)
 	return handler(srv, ss)
 }

@@ -385,8 +385,11 @@ func (s *Server) Models() []behaviour.ModelStatus { return s.engine.Models() }
 // cluster's max_concurrent_streams) and in total (grpc.max_streams), since an
 // idle stream costs memory and anyone connected can open them; BUFFERED bodies and ext_authz bodies arrive
 // in single messages, so the receive limit follows the config; keepalive
-// finds dead connections; recovery is the outermost interceptor so that a
-// panic becomes an INTERNAL status, which Envoy handles by its failure mode.
+// finds dead connections; recovery wraps every handler so that a panic
+// becomes an INTERNAL status, which Envoy handles by its failure mode. The
+// stream limit is the outermost stream interceptor: it cannot panic, it
+// refuses a stream before anything else runs, and, shallow on the stream's
+// goroutine, it grows that goroutine's stack at once (growStack).
 func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 	s.streams = newStreamLimit(s.cfg.GRPC.MaxStreams)
 	s.metrics.streams(s.streams)
@@ -436,7 +439,7 @@ func grpcOptions(cfg *config.Config, onPanic func(p any), streams *streamLimit) 
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: g.KeepaliveTime, Timeout: g.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovered)),
-		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovered), streams.intercept),
+		grpc.ChainStreamInterceptor(streams.intercept, recovery.StreamServerInterceptor(recovered)),
 	}
 }
 
