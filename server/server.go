@@ -389,7 +389,8 @@ func (s *Server) Models() []behaviour.ModelStatus { return s.engine.Models() }
 // becomes an INTERNAL status, which Envoy handles by its failure mode. The
 // stream limit is the outermost stream interceptor: it cannot panic, it
 // refuses a stream before anything else runs, and, shallow on the stream's
-// goroutine, it grows that goroutine's stack at once (growStack).
+// goroutine, it grows that goroutine's stack at once (growStack), as
+// ext_authz's registration (GRPCRegistrar) does for each Check.
 func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 	s.streams = newStreamLimit(s.cfg.GRPC.MaxStreams)
 	s.metrics.streams(s.streams)
@@ -412,7 +413,7 @@ func (s *Server) newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 		Content:   s.content,
 	}
 	extprocv3.RegisterExternalProcessorServer(srv, envoy.NewExtProc(ec))
-	authv3.RegisterAuthorizationServer(srv, envoy.NewExtAuthz(ec))
+	authv3.RegisterAuthorizationServer(GRPCRegistrar(srv), envoy.NewExtAuthz(ec))
 	s.health = health.NewServer()
 	s.stopWatch = make(chan struct{})
 	healthpb.RegisterHealthServer(srv, &healthService{Server: s.health, stop: s.stopWatch})

@@ -1,8 +1,14 @@
 package server
 
 import (
+	"context"
+	"net"
 	"testing"
+	"time"
 	"unsafe"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // stackPointer is the address of a local of its frame: the same call depth
@@ -55,5 +61,67 @@ func TestGrowStack(t *testing.T) {
 	}
 	if atDeep {
 		t.Error("a call as deep as a stream's first Recv grew the stack again after growStack")
+	}
+}
+
+// echoService's unary method answers its request's value, with " moved"
+// if decoding the request moved its goroutine's stack (grew it).
+var echoService = grpc.ServiceDesc{
+	ServiceName: "vigil.test.Echo",
+	HandlerType: (*any)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Echo",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			in := new(wrapperspb.StringValue)
+			before := stackPointer()
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			if stackPointer() != before {
+				in.Value += " moved"
+			}
+			h := func(_ context.Context, req any) (any, error) { return req, nil }
+			if interceptor == nil {
+				return h(ctx, in)
+			}
+			return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/vigil.test.Echo/Echo"}, h)
+		},
+	}},
+}
+
+// TestGRPCRegistrar: a unary method registered through GRPCRegistrar is
+// the same method (its request, its reply, the unary interceptor around
+// it), on a goroutine whose stack was grown before the request was read:
+// reading it grows it no more.
+func TestGRPCRegistrar(t *testing.T) {
+	intercepted := 0
+	g := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		intercepted++
+		return h(ctx, req)
+	}))
+	GRPCRegistrar(g).RegisterService(&echoService, struct{}{})
+	if _, ok := g.GetServiceInfo()["vigil.test.Echo"]; !ok {
+		t.Fatalf("services: %v", g.GetServiceInfo())
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	defer g.Stop()
+	conn := dialGRPC(t, lis.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 3 {
+		var out wrapperspb.StringValue
+		if err := conn.Invoke(ctx, "/vigil.test.Echo/Echo", wrapperspb.String("ping"), &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.GetValue() != "ping" {
+			t.Errorf("reply %q, want \"ping\" (\" moved\": reading the request grew the stack)", out.GetValue())
+		}
+	}
+	if intercepted != 3 {
+		t.Errorf("the unary interceptor ran %d times for 3 calls", intercepted)
 	}
 }

@@ -334,10 +334,10 @@ func startNull(tb testing.TB) *target {
 	}
 	// The same server options as Vigil's, from the same configuration, as
 	// performance-floor.md asks: null and detector with the same gRPC
-	// options.
+	// options; ext_authz registered as Vigil registers it.
 	s := grpc.NewServer(server.GRPCOptions(vigiltest.Load(tb, tb.TempDir(), benchConfig), func(any) {})...)
 	extprocv3.RegisterExternalProcessorServer(s, nullServer{})
-	authv3.RegisterAuthorizationServer(s, nullServer{})
+	authv3.RegisterAuthorizationServer(server.GRPCRegistrar(s), nullServer{})
 	go s.Serve(l)
 	return &target{addr: l.Addr().String(), stop: s.Stop}
 }

@@ -55,7 +55,7 @@ func TestServeNull(t *testing.T) {
 	}
 	s := grpc.NewServer(server.GRPCOptions(vigiltest.Load(t, t.TempDir(), benchConfig), func(any) {})...)
 	extprocv3.RegisterExternalProcessorServer(s, nullServer{})
-	authv3.RegisterAuthorizationServer(s, nullServer{})
+	authv3.RegisterAuthorizationServer(server.GRPCRegistrar(s), nullServer{})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() { <-ctx.Done(); s.Stop() }()
