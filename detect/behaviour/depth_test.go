@@ -201,6 +201,26 @@ func TestDayVariablesWaitForADayOfTraffic(t *testing.T) {
 	if len(f.attacks) != 1 {
 		t.Fatalf("a user-set day Tx raised %d attacks, want 1", len(f.attacks))
 	}
+	// A model restored after a restart (or adopted from the trainer) that
+	// started a day before keeps its day variables armed.
+	old := fixture(false)
+	old.now = old.now.Add(25 * time.Hour)
+	old.call("203.0.113.9", nil)
+	doc, _ := old.e.Model("shop")
+	if doc.Status == nil || !doc.Status.Start.Equal(t0) {
+		t.Fatalf("saved status %+v, want the model's start %v", doc.Status, t0)
+	}
+	for _, restore := range []func(*Engine, *ModelDoc) error{(*Engine).Restore, (*Engine).Adopt} {
+		f = newBoundaryFixture(t, EngineConfig{})
+		f.now = t0.Add(25 * time.Hour)
+		if err := restore(f.e, doc); err != nil {
+			t.Fatal(err)
+		}
+		download(f, "203.0.113.33")
+		if len(f.attacks) != 1 || f.attacks[0].Identity.Value != "203.0.113.33" {
+			t.Fatalf("restored model started a day before: %+v, want one data_exfiltration", f.attacks)
+		}
+	}
 }
 
 // An ID walk whose reads are mostly refused passes the error ratio (or the

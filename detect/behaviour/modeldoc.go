@@ -360,9 +360,26 @@ func (e *Engine) importDoc(doc *ModelDoc) (*ModelUpdate, error) {
 	// one still learning goes on learning.
 	if doc.Status == nil || doc.Status.State == "ready" {
 		m.ready.Store(true)
+		m.startedAt(doc.Status)
 	}
 	m.mu.Unlock()
 	return u, nil
+}
+
+// startedAt takes the start of a ready model's document (saved before a
+// restart, imported, or the trainer's) where it is earlier than the
+// model's own: the model's thresholds come from traffic since then, so
+// the variables over long windows (a day) are armed as they were there,
+// not a day after every restart. Call with m.mu held.
+func (m *apiModel) startedAt(st *ModelStatus) {
+	if st == nil || st.Start.IsZero() || !m.start.IsZero() && !st.Start.Before(m.start) {
+		return
+	}
+	m.start = st.Start
+	m.since.Store(st.Start.UnixNano())
+	if m.nextRelearn.IsZero() {
+		m.nextRelearn = st.Start.Add(m.relearnEvery())
+	}
 }
 
 // docUpdate splits a valid model document into the update of its knobs
@@ -427,6 +444,9 @@ func (e *Engine) Adopt(doc *ModelDoc) error {
 	m.knobsSnap.Store(&knobs)
 	m.thresholds.Store(m.compute())
 	ready := doc.Status == nil || doc.Status.State == "ready"
+	if ready {
+		m.startedAt(doc.Status)
+	}
 	if ready && !m.ready.Load() {
 		m.readyAt = m.lastSeen
 		if doc.Status != nil && !doc.Status.ReadyAt.IsZero() {
