@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dgraph-io/ristretto/v2"
 )
@@ -214,10 +215,28 @@ func (x *Extractor) Extract(src *IdentitySources, h HeaderReader, query string, 
 	if user == "" && token != "" && strings.Count(token, ".") == 2 {
 		user = x.jwtClaim(token, src.UsernameClaim)
 	}
-	if len(user) > 256 {
-		user = user[:256]
+	ids[KindUsername] = headerUsername(user)
+}
+
+// headerUsername is a user name read from a header, Basic credentials or a
+// JWT claim, made the same as a login body's (NormalizeUsername): cut to
+// MaxUsername bytes at a character boundary, and lower-cased when it looks
+// like an e-mail address, so that the account Admin@X.com signs in as and
+// the one its token names are one identity. Most names pass unchanged,
+// without a copy.
+func headerUsername(user string) string {
+	if len(user) > MaxUsername {
+		user = string(cutRunes([]byte(user), MaxUsername))
 	}
-	ids[KindUsername] = user
+	if strings.IndexByte(user, '@') < 0 {
+		return user
+	}
+	for i := range len(user) {
+		if c := user[i]; c >= 'A' && c <= 'Z' || c >= utf8.RuneSelf {
+			return string(cutRunes([]byte(strings.ToLower(user)), MaxUsername))
+		}
+	}
+	return user
 }
 
 // jwtClaim returns a string claim of a JWT, read without verification and
