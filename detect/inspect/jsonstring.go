@@ -1,0 +1,105 @@
+package inspect
+
+import (
+	"bytes"
+	"unicode/utf8"
+)
+
+// The JSON string helpers of the readers that hold a whole body (the login
+// body's user name in detect, the OpenAPI judge in detect/spec); the
+// streaming tokenizer of inspection (json.go) decodes as it goes.
+
+// JSONStringEnd returns the index in b of the quote closing a JSON string
+// whose content starts at i (just past its opening quote), or -1 when b ends
+// first. A backslash escapes the byte after it. It runs in time linear in
+// what it reads and never allocates.
+func JSONStringEnd(b []byte, i int) int {
+	q := -1 // the first quote at or after i, once looked for
+	for i < len(b) {
+		if q < i {
+			j := bytes.IndexByte(b[i:], '"')
+			if j < 0 {
+				return -1
+			}
+			q = i + j
+		}
+		e := bytes.IndexByte(b[i:q], '\\')
+		if e < 0 {
+			return q
+		}
+		i += e + 2 // the backslash and the byte it escapes
+	}
+	return -1
+}
+
+// AppendJSONUnquoted appends to dst the decoded content of a JSON string
+// (raw: what lies between its quotes, escapes kept), at most limit bytes:
+// what follows is dropped, and a character from a \u escape that would
+// pass the limit ends it whole. A surrogate pair is one character; a lone
+// surrogate becomes U+FFFD. The decoding is never longer than raw, so a
+// limit of len(raw) reads it all.
+//
+// ok reports whether every escape read was valid JSON. An invalid one is
+// appended leniently: \ and a byte other than a JSON escape's as the byte,
+// a \u not followed by four hex digits as it is, a final lone backslash as
+// itself.
+func AppendJSONUnquoted(dst, raw []byte, limit int) (out []byte, ok bool) {
+	ok = true
+	end := len(dst) + min(limit, len(raw)) // the decoding is never longer than raw
+	for i := 0; i < len(raw) && len(dst) < end; i++ {
+		if raw[i] != '\\' {
+			j := bytes.IndexByte(raw[i:], '\\')
+			if j < 0 {
+				j = len(raw) - i
+			}
+			j = min(j, end-len(dst))
+			dst = append(dst, raw[i:i+j]...)
+			i += j - 1
+			continue
+		}
+		if i+1 >= len(raw) {
+			dst = append(dst, '\\')
+			return dst, false
+		}
+		i++
+		switch c := raw[i]; c {
+		case '"', '\\', '/':
+			dst = append(dst, c)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, hex := hexN(raw[i+1:], 4)
+			if !hex {
+				dst = append(dst, '\\', 'u')
+				ok = false
+				continue
+			}
+			i += 4
+			if 0xd800 <= r && r < 0xdc00 && i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+				if lo, hex := hexN(raw[i+3:], 4); hex && 0xdc00 <= lo && lo < 0xe000 {
+					r = 0x10000 + (r-0xd800)<<10 + (lo - 0xdc00)
+					i += 6
+				}
+			}
+			if 0xd800 <= r && r < 0xe000 {
+				r = utf8.RuneError
+			}
+			if len(dst)+utf8.RuneLen(r) > end {
+				return dst, ok
+			}
+			dst = utf8.AppendRune(dst, r)
+		default:
+			dst = append(dst, c)
+			ok = false
+		}
+	}
+	return dst, ok
+}
