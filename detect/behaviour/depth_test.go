@@ -559,6 +559,22 @@ func TestServiceTokensOnSharedAddressesSetNoBarForPeople(t *testing.T) {
 	if !hour {
 		t.Fatalf("explained by %+v, want requests_1h past its Tx", got[0].Variables)
 	}
+	// Relaxing a credential's attack relaxes the population it was judged
+	// in: on a shared address, its kind's *_on_shared_ip.
+	for _, tc := range []struct {
+		context bool
+		want    string
+	}{{false, "token"}, {true, "token_on_shared_ip"}} {
+		a := *got[0]
+		a.Variables = append([]detect.VariableValue(nil), a.Variables...)
+		if tc.context {
+			a.Variables = append(a.Variables, sharedAddressVariable())
+		}
+		rel, err := f.e.Relax(&a)
+		if err != nil || len(rel) == 0 || rel[0].Kind != tc.want {
+			t.Fatalf("relax (on a shared address %v): %+v %v, want %s", tc.context, rel, err, tc.want)
+		}
+	}
 	for _, a := range f.attacks {
 		if a.Identity.Value != stolen && a.Identity.Value != "203.0.113.77" {
 			t.Fatalf("benign identity flagged: %+v", a)

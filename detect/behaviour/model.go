@@ -93,7 +93,7 @@ var varDefs = [numVars]varDef{
 	vRequestsDay:         {"requests_24h", detect.AttackExtremeActivity, allKinds, 4000, false, true},
 	vErrorsHour:          {"errors_1h", detect.AttackExcessiveErrors, allKinds, 12, false, true},
 	vErrorRatioHour:      {"error_ratio_1h", detect.AttackExcessiveErrors, allKinds, 0.4, false, true},
-	vLoginFailuresHour:   {"login_failures_1h", detect.AttackCredentialStuffing, loginKinds, 25, false, true},
+	vLoginFailuresHour:   {"login_failures_1h", detect.AttackCredentialStuffing, loginKinds, 10, false, true},
 	vResponseBytesHour:   {"response_bytes_1h", detect.AttackDataExfiltration, allKinds, 2 << 20, false, true},
 	vResponseBytesDay:    {"response_bytes_24h", detect.AttackDataExfiltration, allKinds, 32 << 20, false, true},
 	vObjectsHour:         {"distinct_object_ids_1h", detect.AttackBOLAEnumeration, allKinds, 150, false, true},

@@ -32,7 +32,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	disable := c.fs.Bool("disable", false, "set: disable the attack type")
 	sens := c.fs.Float64("sensitivity", 0, "set: sensitivity of the attack type, from 0.01 to 100 (>1 detects more)")
 	varName := c.fs.String("var", "", "set: variable name")
-	kind := c.fs.String("kind", "", "set: identity kind of the variable")
+	kind := c.fs.String("kind", "", "set: population of the variable: an identity kind, ip_shared, network or <kind>_on_shared_ip")
 	tn := c.fs.Float64("tn", 0, "set: user Tn")
 	tx := c.fs.Float64("tx", 0, "set: user Tx")
 	system := c.fs.Bool("system", false, "set: give the variable back to learning")

@@ -253,6 +253,13 @@ func TestModelPageShowsThresholdsAndTogglesTypes(t *testing.T) {
 	if len(row) < 6 || row[4] != number(tn) || row[5] != number(tx) {
 		t.Errorf("requests_per_min (ip) row %q, want Tn %s and Tx %s", row, number(tn), number(tx))
 	}
+	// The populations beyond the identity kinds are choices too.
+	b.waitJS("the population token_on_shared_ip offered",
+		`[...document.getElementById("threshold-kind").options].some((o) => o.value === "token_on_shared_ip")`)
+	b.do("choose token_on_shared_ip", chromedp.SetValue(chromedp.CSS("#threshold-kind"), "token_on_shared_ip"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("threshold-kind").dispatchEvent(new Event("change"))`))
+	b.waitText("table.thresholds caption", "token_on_shared_ip population")
+	b.waitJS("only token_on_shared_ip rows", `[...document.querySelectorAll("table.thresholds tbody tr")].every((r) => r.cells[2].innerText === "token_on_shared_ip")`)
 
 	b.clickCSS("#type-probing")
 	b.waitText("#status", "probing detection turned off for shop")

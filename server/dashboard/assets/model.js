@@ -22,7 +22,7 @@ export function modelPage(main, params, page) {
       h('h2', { id: 'h-thresholds' }, 'Thresholds'),
       h('p', { class: 'note' }, 'Tn is the normal level (99th percentile of training samples), Tx the level that raises an attack. ',
         'Mode "user" values were set by a person or by a false positive and are kept across relearning; "Use learned" gives them back to the model.'),
-      h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() }, h('label', { for: kindSel.id }, 'Identity kind'), kindSel),
+      h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() }, h('label', { for: kindSel.id }, 'Population'), kindSel),
       thresholds));
 
   const put = (body) => api('PUT', path, body);
@@ -31,9 +31,9 @@ export function modelPage(main, params, page) {
     const kind = kindSel.value;
     const vars = (doc.variables || []).filter((v) => !kind || v.kind === kind);
     renderIfChanged(thresholds, [vars, kind], () => table({
-      caption: `Thresholds of ${name}${kind ? ` for ${kind} identities` : ''}`,
+      caption: `Thresholds of ${name}${kind ? ` for the ${kind} population` : ''}`,
       className: 'thresholds',
-      columns: [{ label: 'Variable' }, { label: 'Attack type' }, { label: 'Kind' }, { label: 'Mode' }, { label: 'Tn', num: true },
+      columns: [{ label: 'Variable' }, { label: 'Attack type' }, { label: 'Population' }, { label: 'Mode' }, { label: 'Tn', num: true },
         { label: 'Tx', num: true }, { label: 'Samples', num: true }, { label: '' }],
       rows: vars.map((v) => [h('code', null, v.name), v.type, v.kind, v.mode === 'user' ? badge('user', 'user') : 'system',
         fmtNum(v.tn), fmtNum(v.tx), fmtNum(v.samples),
@@ -85,7 +85,19 @@ export function modelPage(main, params, page) {
       }),
       h('p', { class: 'note' }, 'Sensitivity divides Tx: above 1 detects more, below 1 less.'),
     ]);
+    addPopulations(doc);
     drawThresholds(doc);
+  }
+
+  // Populations beyond the identity kinds (ip_shared, network,
+  // token_on_shared_ip …) become choices once the model lists them.
+  function addPopulations(doc) {
+    const have = new Set([...kindSel.options].map((o) => o.value));
+    for (const v of doc.variables || []) {
+      if (have.has(v.kind)) continue;
+      have.add(v.kind);
+      kindSel.append(h('option', { value: v.kind, selected: v.kind === params.query.kind }, v.kind));
+    }
   }
   return { refresh, auto: true };
 }
