@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"bytes"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -14,6 +15,16 @@ import (
 // first. A backslash escapes the byte after it. It runs in time linear in
 // what it reads and never allocates.
 func JSONStringEnd(b []byte, i int) int {
+	// Most strings (keys, small values) end within a few bytes, found
+	// sooner byte by byte than by a search's call.
+	for s := b[:min(len(b), i+16)]; uint(i) < uint(len(s)); i++ {
+		switch s[i] {
+		case '"':
+			return i
+		case '\\':
+			i++
+		}
+	}
 	q := -1 // the first quote at or after i, once looked for
 	for i < len(b) {
 		if q < i {
@@ -47,14 +58,8 @@ func AppendJSONUnquoted(dst, raw []byte, limit int) (out []byte, ok bool) {
 	ok = true
 	end := len(dst) + min(limit, len(raw)) // the decoding is never longer than raw
 	for i := 0; i < len(raw) && len(dst) < end; i++ {
-		if raw[i] != '\\' {
-			j := bytes.IndexByte(raw[i:], '\\')
-			if j < 0 {
-				j = len(raw) - i
-			}
-			j = min(j, end-len(dst))
-			dst = append(dst, raw[i:i+j]...)
-			i += j - 1
+		if c := raw[i]; c != '\\' {
+			dst = append(dst, c) // byte by byte: cheaper than a copy's call for the short runs between escapes
 			continue
 		}
 		if i+1 >= len(raw) {
@@ -62,44 +67,54 @@ func AppendJSONUnquoted(dst, raw []byte, limit int) (out []byte, ok bool) {
 			return dst, false
 		}
 		i++
-		switch c := raw[i]; c {
-		case '"', '\\', '/':
+		if raw[i] != 'u' {
+			c, valid := jsonEscaped(raw[i])
 			dst = append(dst, c)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, hex := hexN(raw[i+1:], 4)
-			if !hex {
-				dst = append(dst, '\\', 'u')
-				ok = false
-				continue
-			}
-			i += 4
-			if 0xd800 <= r && r < 0xdc00 && i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
-				if lo, hex := hexN(raw[i+3:], 4); hex && 0xdc00 <= lo && lo < 0xe000 {
-					r = 0x10000 + (r-0xd800)<<10 + (lo - 0xdc00)
+			ok = ok && valid
+			continue
+		}
+		r, hex := hexN(raw[i+1:], 4)
+		if !hex {
+			dst = append(dst, '\\', 'u')
+			ok = false
+			continue
+		}
+		i += 4
+		if utf16.IsSurrogate(r) && i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+			if lo, hex := hexN(raw[i+3:], 4); hex {
+				if p := utf16.DecodeRune(r, lo); p != utf8.RuneError {
+					r = p
 					i += 6
 				}
 			}
-			if 0xd800 <= r && r < 0xe000 {
-				r = utf8.RuneError
-			}
-			if len(dst)+utf8.RuneLen(r) > end {
-				return dst, ok
-			}
-			dst = utf8.AppendRune(dst, r)
-		default:
-			dst = append(dst, c)
-			ok = false
 		}
+		if utf16.IsSurrogate(r) {
+			r = utf8.RuneError
+		}
+		if len(dst)+utf8.RuneLen(r) > end {
+			return dst, ok
+		}
+		dst = utf8.AppendRune(dst, r)
 	}
 	return dst, ok
+}
+
+// jsonEscaped is the byte the escape \c stands for, c other than 'u'; ok is
+// false for a c no JSON escape has, which stands for itself.
+func jsonEscaped(c byte) (b byte, ok bool) {
+	switch c {
+	case '"', '\\', '/':
+		return c, true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	case 'n':
+		return '\n', true
+	case 'r':
+		return '\r', true
+	case 't':
+		return '\t', true
+	}
+	return c, false
 }

@@ -68,10 +68,13 @@ func (w *walker) value(s *schema) {
 		}
 		w.array(s)
 	case c == '"':
-		raw, ok := w.str()
-		if !ok {
+		end := inspect.JSONStringEnd(w.b, w.i+1) // called here, not in a method: this is the hot loop
+		if end < 0 {
+			w.stop = true // cut
 			return
 		}
+		raw := w.b[w.i+1 : end]
+		w.i = end + 1
 		if !s.types.allows(tString) {
 			w.fail(inspect.SchemaViolation, RuleType, raw)
 			return
@@ -151,18 +154,6 @@ func (w *walker) literal(lit string) bool {
 	return true
 }
 
-// str reads a string token and returns its raw content (escapes kept).
-func (w *walker) str() ([]byte, bool) {
-	start := w.i + 1
-	end := inspect.JSONStringEnd(w.b, start)
-	if end < 0 {
-		w.stop = true // cut
-		return nil, false
-	}
-	w.i = end + 1
-	return w.b[start:end], true
-}
-
 func (w *walker) object(s *schema) {
 	w.i++ // '{'
 	w.depth++
@@ -197,10 +188,13 @@ func (w *walker) object(s *schema) {
 			w.stop = true
 			return
 		}
-		key, ok := w.str()
-		if !ok {
+		end := inspect.JSONStringEnd(w.b, w.i+1)
+		if end < 0 {
+			w.stop = true // cut
 			return
 		}
+		key := w.b[w.i+1 : end]
+		w.i = end + 1
 		if indexByte(key, '\\') >= 0 {
 			w.sc.key, _ = inspect.AppendJSONUnquoted(w.sc.key[:0], key, len(key))
 			key = w.sc.key
