@@ -75,6 +75,9 @@ func AppendJSONUnquoted(dst, raw []byte, limit int) (out []byte, ok bool) {
 		}
 		r, hex := hexN(raw[i+1:], 4)
 		if !hex {
+			if len(dst)+2 > end {
+				return dst, false
+			}
 			dst = append(dst, '\\', 'u')
 			ok = false
 			continue

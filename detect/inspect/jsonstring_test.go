@@ -40,6 +40,7 @@ var jsonStringTests = []struct {
 	{"limit ends a pair whole", `a\ud83d\ude00`, 4, "a", true},
 	{"limit past the decoding", `a\u0041`, 100, "aA", true},
 	{"bad escape past the limit unread", `ab\x`, 2, "ab", true},
+	{"bad unicode kept within the limit", `00\u`, 3, "00", false},
 	{"limit zero", `ab`, -1, "", true},
 }
 
