@@ -172,7 +172,7 @@ func (t *jsonTokenizer) stringByte(st *state, c byte) {
 			t.hexLeft, t.hexVal = 4, 0
 			return
 		}
-		c, _ = jsonEscaped(c) // one no JSON has stands for itself
+		c, _ = jsonEscaped(c) // a byte no JSON escape has stands for itself
 		t.add(st, c)
 	case c == '\\':
 		t.escape = true
