@@ -7,6 +7,8 @@ import (
 	"mime/multipart"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/vigil-project/vigil/detect/inspect"
 )
 
 // DefaultLoginUsernameFields are the form and JSON fields that name the
@@ -269,7 +271,7 @@ func jsonUsername(fields []string, body []byte) string {
 		case ':':
 			keyNext = false
 		case '"':
-			end := jsonStringEnd(body, i+1)
+			end := inspect.JSONStringEnd(body, i+1)
 			if end < 0 {
 				return name // truncated
 			}
@@ -278,13 +280,13 @@ func jsonUsername(fields []string, body []byte) string {
 			switch {
 			case keyNext:
 				keyNext, valueOf = false, -1
-				if k, ok := jsonUnquote(kbuf[:0], raw); ok {
+				if k, ok := inspect.AppendJSONUnquoted(kbuf[:0], raw, len(kbuf)); ok {
 					if f := fieldIndex(fields, k); f >= 0 && f < best {
 						valueOf = f
 					}
 				}
 			case valueOf >= 0:
-				if v, ok := jsonUnquote(make([]byte, 0, min(len(raw), 4*MaxUsername)), raw); ok {
+				if v, ok := inspect.AppendJSONUnquoted(make([]byte, 0, min(len(raw), 4*MaxUsername)), raw, 4*MaxUsername); ok {
 					if u := NormalizeUsername(v); u != "" {
 						best, name = valueOf, u
 					}
@@ -296,90 +298,4 @@ func jsonUsername(fields []string, body []byte) string {
 		}
 	}
 	return name
-}
-
-// jsonStringEnd returns the index of the quote closing a JSON string whose
-// content starts at i, or -1 when the body ends first.
-func jsonStringEnd(b []byte, i int) int {
-	for i < len(b) {
-		j := bytes.IndexAny(b[i:], `"\`)
-		if j < 0 {
-			return -1
-		}
-		i += j
-		if b[i] == '"' {
-			return i
-		}
-		i += 2 // a backslash and the byte it escapes
-	}
-	return -1
-}
-
-// jsonUnquote appends the decoded content of a JSON string to dst, up to
-// its capacity (the rest is dropped); false for a bad escape. A lone
-// surrogate becomes U+FFFD.
-func jsonUnquote(dst, s []byte) ([]byte, bool) {
-	for i := 0; i < len(s) && len(dst) < cap(dst); i++ {
-		c := s[i]
-		if c != '\\' {
-			dst = append(dst, c)
-			continue
-		}
-		if i+1 >= len(s) {
-			return nil, false
-		}
-		i++
-		switch s[i] {
-		case '"', '\\', '/':
-			dst = append(dst, s[i])
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, ok := hex4(s[i+1:])
-			if !ok {
-				return nil, false
-			}
-			i += 4
-			if 0xd800 <= r && r < 0xdc00 && i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
-				if lo, ok := hex4(s[i+3:]); ok && 0xdc00 <= lo && lo < 0xe000 {
-					r = 0x10000 + (r-0xd800)<<10 + (lo - 0xdc00)
-					i += 6
-				}
-			}
-			if 0xd800 <= r && r < 0xe000 {
-				r = utf8.RuneError
-			}
-			if len(dst)+utf8.RuneLen(r) > cap(dst) {
-				return dst, true
-			}
-			dst = utf8.AppendRune(dst, r)
-		default:
-			return nil, false
-		}
-	}
-	return dst, true
-}
-
-// hex4 reads four hex digits.
-func hex4(s []byte) (rune, bool) {
-	if len(s) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s[:4] {
-		d := unhex(c)
-		if d < 0 {
-			return 0, false
-		}
-		r = r<<4 | rune(d)
-	}
-	return r, true
 }

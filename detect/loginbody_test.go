@@ -181,3 +181,25 @@ func FuzzLoginUsername(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkLoginUsernameLongJSON: a login JSON body of about 8 KiB of other
+// fields (strings with and without escapes, numbers, nesting), the name last.
+func BenchmarkLoginUsernameLongJSON(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"device":{"id":"0b6b4bd2-5a1e-4a8e-9d3e-2f7c1c9b8a11","caps":[1,2,3]},"notes":[`)
+	for i := range 100 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"k":"a plain note of some length","e":"esc\"aped \u00e9 \\ value","n":12345}`)
+	}
+	sb.WriteString(`],"password":"hunter2","username":"Alice@Example.com"}`)
+	body := []byte(sb.String())
+	if got := LoginUsername(DefaultLoginUsernameFields, "application/json", body); got != "alice@example.com" {
+		b.Fatalf("got %q", got)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		LoginUsername(DefaultLoginUsernameFields, "application/json", body)
+	}
+}

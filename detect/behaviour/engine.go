@@ -301,7 +301,7 @@ func (e *Engine) Consume(t *detect.Transaction) {
 		call.route, call.scanner = routeKey(t), detect.ScannerPath(t.Path)
 	}
 	if ip := t.Identities[detect.KindIP]; ip != "" && primary != detect.KindIP {
-		call.sharedIP = m.sharedIP(ip, int32(t.Start.Unix()/60))
+		call.sharedIP = m.sharedIP(ip, unixMinute(t.Start.UnixNano()))
 	}
 	for k := range detect.NumKinds {
 		id := t.Identities[k]
@@ -526,9 +526,9 @@ func (s *shard) update(st *identityState, w work) {
 			// or under a floor, or not flagged yet, must not raise the
 			// bar for the next, nor may the limit ratchet itself up
 			// on values just under it. Only a shift of the population
-			// (its 99th percentile) still moves it.
-			// A population that has no thresholds of its own yet (a
-			// derived one on its kind's) takes every value.
+			// (its 99th percentile) still moves it. A population with
+			// no thresholds of its own yet (a derived one on its
+			// kind's) takes every value.
 			var ts *thresholdSet
 			if !learning {
 				ts = m.thresholds.Load()
@@ -560,7 +560,7 @@ func (s *shard) update(st *identityState, w work) {
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	p := st.pop()
 	if p == popSharedIP {
-		m.noteSharedIP(st.id, int32(now/int64(time.Minute)))
+		m.noteSharedIP(st.id, unixMinute(now))
 	}
 	var fired [numTypes]bool
 	any := false

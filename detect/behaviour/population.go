@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/vigil-project/vigil/detect"
 )
@@ -294,6 +295,9 @@ func (s *identityState) usersVariable() detect.VariableValue {
 // shared for the credentials seen from it: the users behind it are
 // counted over 30 to 60 minutes.
 const sharedIPFor = 60
+
+// unixMinute is the minute of a time in unix nanoseconds.
+func unixMinute(ns int64) int32 { return int32(ns / int64(time.Minute)) }
 
 // noteSharedIP records that address ip is shared at minute (unix
 // minutes), at most once every few minutes per address; now and then it

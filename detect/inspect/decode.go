@@ -83,24 +83,22 @@ func (st *state) normalize(raw []byte, mode decodeMode) ([]byte, Decodings) {
 	return src, dec
 }
 
+// unhex is the value of a hex digit.
 func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
+	if d := c - '0'; d < 10 {
+		return d, true
+	}
+	if d := c | 0x20 - 'a'; d < 6 { // c|0x20: the letter in lower case
+		return d + 10, true
 	}
 	return 0, false
 }
 
 // hexN reads n hex digits at the start of s.
-func hexN(s []byte, n int) (rune, bool) {
+func hexN(s []byte, n int) (r rune, ok bool) {
 	if len(s) < n {
 		return 0, false
 	}
-	var r rune
 	for _, c := range s[:n] {
 		h, ok := unhex(c)
 		if !ok {

@@ -24,6 +24,9 @@
 // value breaking its profile is a schema_violation, a new JSON key on a
 // write a mass_assignment.
 //
+// JSONStringEnd and AppendJSONUnquoted read the JSON strings of a body held
+// whole, for detect's login bodies and detect/spec's judge.
+//
 // An Inspector is safe for concurrent use; one call to Request per request,
 // without allocation for benign requests in the steady state (per-request
 // scratch comes from a pool; libinjection-go allocates a little inside,

@@ -1,6 +1,9 @@
 package inspect
 
-import "unicode/utf8"
+import (
+	"unicode/utf16"
+	"unicode/utf8"
+)
 
 // maxJSONDepth is the nesting the tokenizer tracks key paths for; values
 // nested deeper are still inspected, under the deepest tracked key path,
@@ -165,21 +168,11 @@ func (t *jsonTokenizer) stringByte(st *state, c byte) {
 		}
 	case t.escape:
 		t.escape = false
-		switch c {
-		case 'u':
+		if c == 'u' {
 			t.hexLeft, t.hexVal = 4, 0
 			return
-		case 'n':
-			c = '\n'
-		case 'r':
-			c = '\r'
-		case 't':
-			c = '\t'
-		case 'b':
-			c = '\b'
-		case 'f':
-			c = '\f'
 		}
+		c, _ = jsonEscaped(c) // a byte no JSON escape has stands for itself
 		t.add(st, c)
 	case c == '\\':
 		t.escape = true
@@ -204,7 +197,7 @@ func (t *jsonTokenizer) unicode(st *state, r rune) {
 		t.flushSurrogate(st)
 		t.hiSurr = r
 	case r >= 0xdc00 && r < 0xe000 && t.hiSurr != 0:
-		t.addRune(st, 0x10000+(t.hiSurr-0xd800)<<10+(r-0xdc00))
+		t.addRune(st, utf16.DecodeRune(t.hiSurr, r))
 		t.hiSurr = 0
 	default:
 		t.flushSurrogate(st)

@@ -113,3 +113,18 @@ func BenchmarkJudgePost20Fields(b *testing.B) {
 		s.Judge(&benchPost, benchHeaders)
 	}
 }
+
+// benchPostEscaped is benchPost with escapes in its string values and keys,
+// which the walker decodes before judging.
+var benchPostEscaped = inspect.RequestView{Method: "POST", Path: "/api/v1/orders", ContentType: "application/json", Body: []byte(`{"id_0":1,"name_0":"al\"pha \u00e9\ud83d\ude00","flag_0":true,"price_0":1.5,"id_1":2,"na\u006de_1":"be\\ta\n","flag_1":false,"price_1":2.25,"id_2":3,"name_2":"gam\tma \/ \u0041\u0042\u0043","flag_2":true,"price_2":3,"id_3":4,"name_3":"delta","flag_3":false,"price_3":4.5,"id_4":5,"name_4":"ep\u0073ilon","flag_4":true,"price_4":5.75}`)}
+
+func BenchmarkJudgePostEscaped(b *testing.B) {
+	s := benchSpec(b)
+	if v := s.Judge(&benchPostEscaped, benchHeaders); v.Kind != inspect.KindNone {
+		b.Fatalf("%+v", v)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Judge(&benchPostEscaped, benchHeaders)
+	}
+}

@@ -2,7 +2,6 @@ package spec
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/vigil-project/vigil/detect/inspect"
 )
@@ -69,10 +68,13 @@ func (w *walker) value(s *schema) {
 		}
 		w.array(s)
 	case c == '"':
-		raw, ok := w.str()
-		if !ok {
+		end := inspect.JSONStringEnd(w.b, w.i+1) // called here, not in a method: this is the hot loop
+		if end < 0 {
+			w.stop = true // cut
 			return
 		}
+		raw := w.b[w.i+1 : end]
+		w.i = end + 1
 		if !s.types.allows(tString) {
 			w.fail(inspect.SchemaViolation, RuleType, raw)
 			return
@@ -82,7 +84,7 @@ func (w *walker) value(s *schema) {
 		}
 		v := raw
 		if indexByte(raw, '\\') >= 0 {
-			w.sc.dec = unquote(w.sc.dec[:0], raw)
+			w.sc.dec, _ = inspect.AppendJSONUnquoted(w.sc.dec[:0], raw, len(raw))
 			v = w.sc.dec
 		}
 		if rule := s.str(v); rule != "" {
@@ -152,22 +154,6 @@ func (w *walker) literal(lit string) bool {
 	return true
 }
 
-// str reads a string token and returns its raw content (escapes kept).
-func (w *walker) str() ([]byte, bool) {
-	start := w.i + 1
-	for j := start; j < len(w.b); j++ {
-		switch w.b[j] {
-		case '\\':
-			j++
-		case '"':
-			w.i = j + 1
-			return w.b[start:j], true
-		}
-	}
-	w.stop = true // cut
-	return nil, false
-}
-
 func (w *walker) object(s *schema) {
 	w.i++ // '{'
 	w.depth++
@@ -202,12 +188,15 @@ func (w *walker) object(s *schema) {
 			w.stop = true
 			return
 		}
-		key, ok := w.str()
-		if !ok {
+		end := inspect.JSONStringEnd(w.b, w.i+1)
+		if end < 0 {
+			w.stop = true // cut
 			return
 		}
+		key := w.b[w.i+1 : end]
+		w.i = end + 1
 		if indexByte(key, '\\') >= 0 {
-			w.sc.key = unquote(w.sc.key[:0], key)
+			w.sc.key, _ = inspect.AppendJSONUnquoted(w.sc.key[:0], key, len(key))
 			key = w.sc.key
 		}
 		w.ws()
@@ -301,42 +290,6 @@ func (w *walker) array(s *schema) {
 		w.value(items)
 	}
 	w.sc.path = w.sc.path[:mark]
-}
-
-// unquote appends a JSON string's raw content with its escapes decoded
-// (an invalid escape is kept as it is).
-func unquote(dst, raw []byte) []byte {
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '\\' || i+1 >= len(raw) {
-			dst = append(dst, c)
-			continue
-		}
-		i++
-		switch raw[i] {
-		case 'n':
-			dst = append(dst, '\n')
-		case 't':
-			dst = append(dst, '\t')
-		case 'r':
-			dst = append(dst, '\r')
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'u':
-			if i+4 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2]) && isHex(raw[i+3]) && isHex(raw[i+4]) {
-				r := rune(unhex(raw[i+1]))<<12 | rune(unhex(raw[i+2]))<<8 | rune(unhex(raw[i+3]))<<4 | rune(unhex(raw[i+4]))
-				dst = utf8.AppendRune(dst, r)
-				i += 4
-			} else {
-				dst = append(dst, '\\', 'u')
-			}
-		default:
-			dst = append(dst, raw[i])
-		}
-	}
-	return dst
 }
 
 // walkForm judges an application/x-www-form-urlencoded body against an

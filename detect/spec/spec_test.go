@@ -290,3 +290,25 @@ func TestJudgeForm(t *testing.T) {
 		}
 	}
 }
+
+// A JSON string is judged decoded as JSON decodes it: an escaped surrogate
+// pair is one character (for maxLength and patterns), an escaped key the
+// property it names.
+func TestJudgeEscapedStrings(t *testing.T) {
+	s := load(t, "petstore30.yaml")
+	h := headers{"x-request-id": reqID}
+	for _, tc := range []struct {
+		body string
+		rule string
+	}{
+		{`{"name":"` + strings.Repeat(`\ud83d\ude00`, 40) + `"}`, ""},
+		{`{"name":"` + strings.Repeat(`\ud83d\ude00`, 41) + `"}`, RuleLength},
+		{`{"n\u0061me":"\u0052ex"}`, ""},
+		{`{"name":"\ud83d"}`, ""}, // a lone surrogate: U+FFFD, one character
+	} {
+		r := inspect.RequestView{Method: "POST", Path: "/api/v1/pets", ContentType: "application/json", Body: []byte(tc.body)}
+		if v := s.Judge(&r, h); v.Rule != tc.rule {
+			t.Errorf("%.60s: %+v, want rule %q", tc.body, v, tc.rule)
+		}
+	}
+}
