@@ -69,6 +69,17 @@
 //   - live heap, fresh Vigil after the warm-up 49 MB; restored 19 MB, 17 MB
 //     after the same traffic again: restored state costs no more than
 //     fresh.
+//
+// Issue 16: each call's goroutine (grpc-go starts one per stream, unary
+// calls included) outgrew its 2–4 KB starting stack in grpc's receive
+// path, and the runtime's copy of its 17–19 frames cost ~40k instructions
+// per call (runtime.newstack: ext_proc 41–44k, ext_authz 50k). The server
+// now grows it where Vigil's code first runs (server/stack.go): newstack
+// 10k (ext_proc), 18k (ext_authz). instructions.sh 3000, three runs of
+// each, alternated: ext_proc vigil 220k–247k → 188k–190k, null 170k–177k →
+// 141k–146k; ext_authz vigil 209k–220k → 166k–178k, null 184k–186k →
+// 152k–159k (the null server has Vigil's options and registration). Idle
+// stream memory unchanged (IdleStreams: 18.3 KB vigil, 16.9 KB null).
 package bench
 
 import (
