@@ -219,10 +219,18 @@ func (j *Joiner) Add(t *Transaction, now time.Time) {
 		j.next.Consume(t)
 		return
 	}
-	if !j.joining(t.Sources, now) && len(j.pending) == 0 {
-		t.join = joinState{done: true}
-		j.next.Consume(t)
-		return
+	if !j.joining(t.Sources, now) {
+		// One filter reports: nothing to wait for, but the calls still
+		// held from before (their window, or absorbing late parts) and a
+		// part of one of them.
+		if len(j.pending) > 0 {
+			j.Flush(now, false)
+		}
+		if _, held := j.pending[t.RequestID]; !held {
+			t.join = joinState{done: true}
+			j.next.Consume(t)
+			return
+		}
 	}
 	if e, ok := j.pending[t.RequestID]; ok {
 		// The ID comes from the request and may be the client's: a part

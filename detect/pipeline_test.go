@@ -188,7 +188,9 @@ var joinTests = []struct {
 		name: "a part hands on the expired calls before it",
 		steps: []joinStep{
 			{at: 0, add: authzPart("a", 0), emitted: 0, pending: 1},
-			{at: window, add: authzPart("b", window), emitted: 1, pending: 2},
+			// Two filters report (b's response part is an observer's):
+			// b waits for its request part; a is handed on first.
+			{at: window, add: responsePart("b", window, 200), emitted: 1, pending: 2},
 		},
 		check: func(t *testing.T, got []*Transaction) {
 			if got[0].RequestID != "a" {
@@ -308,9 +310,11 @@ func TestJoinerOneSource(t *testing.T) {
 		t.Fatalf("first part: %d handed on, %d pending", rec.count(), j.Pending())
 	}
 	later := t0.Add(window)
-	j.Add(authzPart("b", window), later) // "a" expires; "b" waits: "a" was still pending
-	j.Flush(later.Add(window), false)    // "b" expires and absorbs late parts
-	j.Flush(later.Add(2*window), false)  // then is forgotten
+	j.Add(authzPart("b", window), later) // "a" expires; "b" goes straight on: one source
+	if rec.count() != 2 || rec.got[0].RequestID != "a" || rec.got[1].RequestID != "b" || j.Pending() != 1 {
+		t.Fatalf("after the first window: %d handed on (%v first), %d pending; want a, then b straight on, a absorbing", rec.count(), rec.got, j.Pending())
+	}
+	j.Flush(later.Add(window), false) // "a" has absorbed late parts for a window: forgotten
 	if rec.count() != 2 || j.Pending() != 0 {
 		t.Fatalf("after the first window: %d handed on, %d pending", rec.count(), j.Pending())
 	}
@@ -332,6 +336,29 @@ func TestJoinerOneSource(t *testing.T) {
 	j.Add(authzPart("f", quiet.Sub(t0)), quiet)
 	if j.Pending() != 1 {
 		t.Fatalf("quiet traffic with two filters: %d pending, want the part to wait", j.Pending())
+	}
+}
+
+// Steady traffic from one filter alone (ext_authz only): past the first
+// window every call is handed on as it comes, none waits a window for a
+// partner that never reports, and nothing stays held.
+func TestJoinerOneSourceSteadyTraffic(t *testing.T) {
+	rec := &recorder{}
+	j := NewJoiner(window, 10_000, rec)
+	const calls = 600 // ten a second for a minute
+	for i := range calls {
+		at := time.Duration(i) * 100 * time.Millisecond
+		before := rec.count()
+		j.Add(authzPart(fmt.Sprint("call-", i), at), t0.Add(at))
+		if at > window && rec.count() == before {
+			t.Fatalf("call %d, %s in: held (%d pending), want it handed on at once", i, at, j.Pending())
+		}
+	}
+	if n := j.Pending(); n != 0 {
+		t.Fatalf("%d calls still held after a minute of one source", n)
+	}
+	if rec.count() != calls {
+		t.Fatalf("%d of %d calls handed on", rec.count(), calls)
 	}
 }
 
