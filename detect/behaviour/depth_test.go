@@ -613,3 +613,33 @@ func TestReadyModelLimitsDoNotRatchet(t *testing.T) {
 		t.Fatalf("requests_per_min Tx for tokens moved from %v to %v on values just under it", before, after)
 	}
 }
+
+// The model's registry of shared addresses says shared for an hour after
+// an address was last found so, and forgets the addresses no longer
+// shared as it goes: it holds only what is live.
+func TestSharedAddressRegistryForgets(t *testing.T) {
+	m := newAPIModel("shop", nil, TrainingConfig{})
+	const start = int32(1_000_000)
+	m.noteSharedIP("198.18.0.1", start)
+	if !m.sharedIP("198.18.0.1", start+sharedIPFor) || m.sharedIP("198.18.0.1", start+sharedIPFor+1) {
+		t.Fatal("an address found shared counts as shared for sharedIPFor minutes, no longer")
+	}
+	if m.sharedIP("198.18.0.2", start) {
+		t.Fatal("an address never found shared is shared")
+	}
+	later := start + 2*sharedIPFor
+	for i := range 2048 { // other offices, found shared later
+		m.noteSharedIP(fmt.Sprintf("10.%d.%d.1", i/256, i%256), later)
+	}
+	n := 0
+	m.sharedIPs.Range(func(k, _ any) bool {
+		if k == "198.18.0.1" {
+			t.Error("a stale address is still held")
+		}
+		n++
+		return true
+	})
+	if n != 2048 {
+		t.Fatalf("%d addresses held, want the 2048 live ones", n)
+	}
+}
