@@ -382,16 +382,7 @@ func stolen(kind string) func(x *attackRun) {
 				if !t.Before(x.g.end) {
 					break
 				}
-				switch x.r.IntN(4) {
-				case 0:
-					c.send(t, profile(x.r))
-				case 1:
-					c.send(t, getOrder(x.r, pick(x.r, orders)))
-				case 2:
-					c.send(t, cart(x.r))
-				default:
-					c.send(t, listItems(x.r))
-				}
+				x.sessionCall(c, t, orders)
 				t = t.Add(durBetween(x.r, 2*time.Second, 10*time.Second))
 			}
 		}
@@ -540,4 +531,19 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// sessionCall is one call of a victim's session in an attacker's hands:
+// its profile, one of its orders, its cart or the item list.
+func (x *attackRun) sessionCall(c *client, t time.Time, orders []int) {
+	switch x.r.IntN(4) {
+	case 0:
+		c.send(t, profile(x.r))
+	case 1:
+		c.send(t, getOrder(x.r, pick(x.r, orders)))
+	case 2:
+		c.send(t, cart(x.r))
+	default:
+		c.send(t, listItems(x.r))
+	}
 }

@@ -351,16 +351,7 @@ func hopping(kind string) func(x *attackRun) {
 			c := x.client(x.g.attackIPs.addr(), hdr)
 			t := at
 			for range 3 + x.r.IntN(3) {
-				switch x.r.IntN(4) {
-				case 0:
-					c.send(t, profile(x.r))
-				case 1:
-					c.send(t, getOrder(x.r, pick(x.r, orders)))
-				case 2:
-					c.send(t, cart(x.r))
-				default:
-					c.send(t, listItems(x.r))
-				}
+				x.sessionCall(c, t, orders)
 				t = t.Add(durBetween(x.r, 10*time.Second, 20*time.Second))
 			}
 		}
