@@ -300,32 +300,31 @@ func (e *Engine) Consume(t *detect.Transaction) {
 	if t.Status >= 400 {
 		call.route, call.scanner = routeKey(t), detect.ScannerPath(t.Path)
 	}
-	if ip := t.Identities[detect.KindIP]; ip != "" && primary != detect.KindIP {
+	ip := t.Identities[detect.KindIP]
+	if ip != "" && primary != detect.KindIP {
 		call.sharedIP = m.sharedIP(ip, unixMinute(t.Start.UnixNano()))
 	}
 	for k := range detect.NumKinds {
-		id := t.Identities[k]
-		if id == "" {
-			continue
+		if id := t.Identities[k]; id != "" {
+			e.dispatch(id, work{t: t, model: m, kind: k, primary: k == primary, call: call})
 		}
-		w := work{t: t, model: m, kind: k, primary: k == primary, call: call}
-		if e.cfg.Workers == 0 {
-			e.shards[0].process(w)
-			continue
-		}
-		e.shards[e.shardIndex(id)].ch <- w
 	}
 	// The address's network, where the call is evidence (population.go).
-	if ip := t.Identities[detect.KindIP]; ip != "" && evidence(t, &call) {
+	if ip != "" && evidence(t, &call) {
 		if n := network(ip); n != "" {
-			w := work{t: t, model: m, kind: detect.KindIP, id: n, call: call}
-			if e.cfg.Workers == 0 {
-				e.shards[0].process(w)
-			} else {
-				e.shards[e.shardIndex(n)].ch <- w
-			}
+			e.dispatch(n, work{t: t, model: m, kind: detect.KindIP, id: n, call: call})
 		}
 	}
+}
+
+// dispatch hands w, for the state of identity id, to the shard owning it
+// (processed in the caller without workers).
+func (e *Engine) dispatch(id string, w work) {
+	if e.cfg.Workers == 0 {
+		e.shards[0].process(w)
+		return
+	}
+	e.shards[e.shardIndex(id)].ch <- w
 }
 
 // shardIndex is the shard owning the states of identity id.
