@@ -533,27 +533,7 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 	if m := e.modelByName(a.API); m != nil {
 		knobs = m.knobsSnap.Load()
 	}
-	// A shared address's attack was judged in the ip_shared population
-	// (its explanation says how many users it showed): relax that one.
-	kind := a.Identity.Kind
-	for _, v := range a.Variables {
-		if v.Name == usersVariableName && v.Observed >= sharedUsers && kind == detect.KindIP.String() {
-			kind = popSharedIP.String()
-		}
-	}
-	if kind == detect.KindIP.String() && isNetwork(a.Identity.Value) {
-		kind = popNetwork.String()
-	}
-	for _, v := range a.Variables {
-		switch v.Name {
-		case addressVariable:
-			kind = detect.KindIP.String() // the carrier's address's variables
-		case sharedAddressVariableName:
-			if k, err := detect.ParseKind(kind); err == nil && k != detect.KindIP {
-				kind = onShared(k).String()
-			}
-		}
-	}
+	kind := judgedIn(a)
 	u := &ModelUpdate{}
 	var out []detect.Relaxation
 	for _, v := range a.Variables {
@@ -579,4 +559,32 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// judgedIn is the population an attack's identity was judged in, as its
+// record tells: a range is a network; a shared address's explanation says
+// how many users it showed (ip_shared), a credential's that it was seen
+// from a shared address (<kind>_on_shared_ip), and an attack recorded
+// under the credential that carried it that the variables are its
+// address's (ip).
+func judgedIn(a *detect.Attack) string {
+	kind := a.Identity.Kind
+	if kind == detect.KindIP.String() && isNetwork(a.Identity.Value) {
+		return popNetwork.String()
+	}
+	for _, v := range a.Variables {
+		switch v.Name {
+		case usersVariableName:
+			if v.Observed >= sharedUsers && kind == detect.KindIP.String() {
+				return popSharedIP.String()
+			}
+		case addressVariable:
+			return detect.KindIP.String()
+		case sharedAddressVariableName:
+			if k, err := detect.ParseKind(kind); err == nil && k != detect.KindIP {
+				return onShared(k).String()
+			}
+		}
+	}
+	return kind
 }
