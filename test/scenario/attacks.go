@@ -457,14 +457,7 @@ func orderWalk(x *attackRun) {
 	id := orderIDMin + x.r.IntN(orderIDMax-orderIDMin-100_000)
 	x.each(t, x.rate(5, 1.0/5), func(t time.Time) {
 		id += 1 + x.r.IntN(2)
-		k := getOrder(x.r, id)
-		switch y := x.r.Float64(); {
-		case y < 0.55:
-			k.status, k.resp = 403, errorBody(x.r)
-		case y < 0.8:
-			k.status, k.resp = 404, errorBody(x.r)
-		}
-		c.send(t, k)
+		c.send(t, x.walkRead(id))
 	})
 }
 
@@ -546,4 +539,17 @@ func (x *attackRun) sessionCall(c *client, t time.Time, orders []int) {
 	default:
 		c.send(t, listItems(x.r))
 	}
+}
+
+// walkRead is an ID walk's read of order id: someone else's (403) 55 % of
+// the time, missing (404) 25 %, an order it may read otherwise.
+func (x *attackRun) walkRead(id int) call {
+	k := getOrder(x.r, id)
+	switch y := x.r.Float64(); {
+	case y < 0.55:
+		k.status, k.resp = 403, errorBody(x.r)
+	case y < 0.8:
+		k.status, k.resp = 404, errorBody(x.r)
+	}
+	return k
 }

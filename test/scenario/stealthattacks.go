@@ -434,14 +434,7 @@ func slowWalk(scattered bool) func(x *attackRun) {
 			} else {
 				id += 1 + x.r.IntN(2)
 			}
-			k := getOrder(x.r, id)
-			switch y := x.r.Float64(); {
-			case y < 0.55:
-				k.status, k.resp = 403, errorBody(x.r)
-			case y < 0.8:
-				k.status, k.resp = 404, errorBody(x.r)
-			}
-			c.send(t, k)
+			c.send(t, x.walkRead(id))
 		})
 		x.filler(t, time.Minute, 3*time.Minute, func(t time.Time) { c.send(t, listItems(x.r)) })
 	}
