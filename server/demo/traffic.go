@@ -149,7 +149,7 @@ var freeSearches = []string{"levi's 501", `"vintage watch"`, "iphone 12 (64gb)",
 	"lego 75192 - millennium falcon", "1/2 inch drill", "guitar strings #10", "camera bag [small]",
 	// Each punctuation a few times, so that each replica of a demo with
 	// --replicas sees every character class from enough users to trust it.
-	"used, like new", "red, size 42", "tv <300", "ssd >1tb", "16:9 monitor", "1:43 diecast", "salt & pepper mill",
+	"used, like new", "red, size 42", "tv <300", "ssd >1tb", "ram >16gb", "tv >50 inch", "headphones <100", "shoes <80", "16:9 monitor", "1:43 diecast", "salt & pepper mill",
 	"b&o speaker", "100% cotton shirt", "50% wool coat", "camera + lens", "c++ book", "3/4 sleeve dress", "usb-c/hdmi adapter",
 	"size #2 brush", "#1 bestseller", "headphones [refurbished]", "[new] keyboard", "tent [2 person]",
 	"2.5 inch ssd", "no. 5 perfume", "firmware v1.2", `12" vinyl`, `55" tv`, `15.6" laptop sleeve`}
