@@ -298,6 +298,24 @@ func (c *Cluster) upChan() <-chan struct{} {
 	return c.upCh
 }
 
+// waitUp returns true once Redis is up and the client made, false when ctx
+// ends first. The channel is taken before the flag is read: a markUp
+// between the two closes the channel held, where reading the flag first
+// could wait on the next channel until Redis went down and up again.
+func (c *Cluster) waitUp(ctx context.Context) bool {
+	for {
+		ch := c.upChan()
+		if c.Up() && c.cli() != nil {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ch:
+		}
+	}
+}
+
 func (c *Cluster) kick(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -707,19 +725,16 @@ func (c *Cluster) followLoop(ctx context.Context) {
 		}
 	}()
 	for ctx.Err() == nil {
-		cl := c.cli()
-		if cl == nil || !c.Up() {
+		if !c.Up() || c.cli() == nil {
 			if d != nil {
 				d.Close()
 				d = nil
 			}
-			select {
-			case <-ctx.Done():
+			if !c.waitUp(ctx) {
 				return
-			case <-c.upChan():
 			}
-			continue
 		}
+		cl := c.cli()
 		select {
 		case <-c.resync:
 			last = ""

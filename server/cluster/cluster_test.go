@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -201,5 +202,42 @@ func TestFingerprintMismatchFoundLaterStopsSharing(t *testing.T) {
 	})
 	if c.Up() || gauge(t, c, "vigil_redis_up") != 0 {
 		t.Fatal("up with another fingerprint key")
+	}
+}
+
+// TestWaitUpMissesNoFlap: a goroutine waiting for Redis to come back
+// (the follower) returns at every down → up, however the flag and the
+// channel interleave with it; a missed wake-up left the follower asleep
+// until Redis went down and up again, and other replicas' changes unread.
+func TestWaitUpMissesNoFlap(t *testing.T) {
+	s := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Open(ctx, testOptions(s.Addr())) // one health round, no Run: nothing else flips the flag
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !c.Up() {
+		t.Fatal("not up after Open")
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	for i := 0; i < 2000; i++ {
+		c.markDown(nil)
+		done := make(chan bool, 1)
+		go func() { done <- c.waitUp(ctx) }()
+		if i%2 == 0 {
+			runtime.Gosched()
+		}
+		c.markUp()
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatalf("flap %d: waitUp gave up", i)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("flap %d: still waiting for Redis 3s after it came back up", i)
+		}
 	}
 }
