@@ -727,3 +727,39 @@ func TestSessionWithAThirdUserAgentIsStolen(t *testing.T) {
 	}
 	t.Logf("caught after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
 }
+
+// A slow deleter's hour is judged at each delete: the delete that takes
+// deletes_1h past its limit raises the attack at once, though it is not
+// the identity's first call of its minute and the deleter never calls
+// again (the slow variables are otherwise judged once a minute).
+func TestSlowVariablesJudgedAtANotableCall(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(25, 26))
+	f.benign(65*time.Minute, rng)
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	var last time.Time
+	for i := range 11 { // deletes_1h's floor is 10: the 11th passes it
+		if i%3 == 0 {
+			f.now = f.now.Add(5 * time.Minute) // three deletes every 5 minutes: under deletes_10m
+		} else {
+			f.now = f.now.Add(10 * time.Second)
+		}
+		f.tx("203.0.113.50", "cleaner", "DELETE", fmt.Sprintf("/shop/order/%d", 5000+i), 204, 0)
+		last = f.now
+	}
+	// The token's own, and its address's recorded under it: both at once.
+	got := f.attacksOn(f.fp.Fingerprint("cleaner"))
+	for _, a := range got {
+		if a.Type != detect.AttackMassDeletion || !a.DetectedAt.Equal(last) {
+			t.Errorf("%s at %s, want mass_deletion at the 11th delete (%s): %+v", a.Type, a.DetectedAt, last, a.Variables)
+		}
+	}
+	if len(got) == 0 {
+		t.Fatal("the slow deleter was not caught")
+	}
+	if v, _ := variable(got[0], "deletes_1h"); v.Observed != 11 || v.Observed <= v.Tx {
+		t.Fatalf("deletes_1h %+v, want 11 past Tx", v)
+	}
+}

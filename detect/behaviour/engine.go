@@ -277,6 +277,14 @@ func (e *Engine) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// notable reports whether a call moves a slow variable other than volume
+// (a delete, an error, a login): its slow variables are judged at once,
+// not at the identity's next minute, since a slow attacker's last delete
+// or failed login may be its last call. They are a small share of calls.
+func notable(t *detect.Transaction, call *callFacts) bool {
+	return t.Method == "DELETE" || t.Status >= 400 || call.login
+}
+
 // The engine is one of the pipeline's sinks.
 var _ detect.Sink = (*Engine)(nil)
 
@@ -513,9 +521,10 @@ func (s *shard) update(st *identityState, w work) {
 	// The slow variables (hour, day, self-baselines) move little from one
 	// call to the next: they are judged on an identity's first call of
 	// each minute, with its training sample, so that detection pays for
-	// them once a minute per active identity (their quarry is slower).
+	// them once a minute per active identity (their quarry is slower),
+	// and on its notable calls (deletes, errors, logins).
 	minute := int32(now / int64(longBucket))
-	slow := minute != st.lastSample || st.first == 0
+	slow := minute != st.lastSample || st.first == 0 || notable(t, &w.call)
 	if w.call.sharedIP && w.kind != detect.KindIP {
 		st.marks |= flagOnSharedIP
 	}
