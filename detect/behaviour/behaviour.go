@@ -297,11 +297,14 @@ func (s *identityState) shortSum() float64 {
 
 // observe adds one transaction to the state.
 func (s *identityState) observe(t *detect.Transaction, now int64, call *callFacts) {
+	// The hour and day windows first: a new one starts from the 10-minute
+	// window before it moves on, which still holds the identity's whole
+	// history (a sparse caller's first minutes would leave it otherwise).
+	lt := s.longTerm(now)
 	s.advance(now)
 	if s.first == 0 {
 		s.first = now
 	}
-	lt := s.longTerm(now)
 	inc16(&s.short[int64(s.shortHead)%shortBuckets])
 	li := int64(s.longHead) % longBuckets
 	b := &s.long[li]
@@ -322,7 +325,11 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 		}
 		if s.kind == detect.KindIP || s.kind == detect.KindCookie {
 			if u := t.Identities[detect.KindUsername]; u != "" {
-				s.add(skLoginUsers, hashString(u))
+				h := hashString(u)
+				s.add(skLoginUsers, h)
+				if s.kind == detect.KindIP {
+					s.add(skLoginUsersWide, h)
+				}
 			}
 		}
 	case t.Status == 404 || t.Status == 405:

@@ -643,3 +643,87 @@ func TestSharedAddressRegistryForgets(t *testing.T) {
 		t.Fatalf("%d addresses held, want the 2048 live ones", n)
 	}
 }
+
+// A password sprayer on one address tries one account every six minutes:
+// two failed logins in any ten minutes and fewer in the hour than
+// login_failures_1h's floor, but more accounts in the hour than one
+// client's address ever names (distinct_login_usernames_1h). A household
+// whose two people mistype their passwords raises nothing.
+func TestPasswordSprayingCaughtOverTheHour(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(21, 22))
+	f.benign(65*time.Minute, rng) // an hour of history arms the hour variables
+	const home, sprayer = "198.51.100.7", "203.0.113.66"
+	start, tries := f.now, 0
+	for i := 0; f.now.Sub(start) < time.Hour && len(f.attacksOn(sprayer)) == 0; i++ {
+		f.now = f.now.Add(6 * time.Minute)
+		if i < 6 {
+			f.login(home, []string{"ana@home.example", "ben@home.example"}[i%2], 401)
+			f.login(home, []string{"ana@home.example", "ben@home.example"}[i%2], 200)
+		}
+		f.login(sprayer, fmt.Sprintf("employee%d@corp.example", i), 401)
+		tries++
+	}
+	if a := f.attacksOn(home); len(a) != 0 {
+		t.Fatalf("the household flagged: %+v", a[0])
+	}
+	got := f.attacksOn(sprayer)
+	if len(got) == 0 || got[0].Type != detect.AttackCredentialStuffing {
+		t.Fatalf("sprayer not caught as credential_stuffing within the hour: %+v", got)
+	}
+	var fired []string
+	for _, v := range got[0].Variables {
+		if v.Observed > v.Tx {
+			fired = append(fired, v.Name)
+		}
+		// The hour counts every try, the first ones made before the
+		// address had an hour window too.
+		if v.Name == "login_failures_1h" && v.Observed != float64(tries) {
+			t.Errorf("login_failures_1h %v after %d failed tries", v.Observed, tries)
+		}
+	}
+	if len(fired) != 1 || fired[0] != "distinct_login_usernames_1h" {
+		t.Fatalf("fired %v, want distinct_login_usernames_1h alone: %+v", fired, got[0].Variables)
+	}
+	t.Logf("caught after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
+}
+
+// A stolen session token used from a new address with a new client
+// every twelve minutes (one address in any ten minutes) is caught at its
+// third user agent, where the population's sessions each show one: a
+// client's own session does not change agent. The session's owner moving
+// between networks with the same app is not.
+func TestSessionWithAThirdUserAgentIsStolen(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(23, 24))
+	f.benign(45*time.Minute, rng)
+	call := func(ip, token, agent string) {
+		t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: "/shop/order/7", Status: 200,
+			ResponseBytes: 800, Start: f.now, HasRequest: true, Complete: true, UserAgent: agent}
+		t.Identities[detect.KindIP] = ip
+		t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
+		f.e.Consume(t)
+	}
+	start := f.now
+	for i := 0; i < 5 && len(f.attacksOn(f.fp.Fingerprint("stolen"))) == 0; i++ {
+		for range 4 {
+			f.now = f.now.Add(15 * time.Second)
+			call(fmt.Sprintf("203.0.113.%d", 80+i), "stolen", fmt.Sprintf("shop-app/3.%d", i))
+			call(fmt.Sprintf("198.51.100.%d", 80+i%2), "owner", "shop-app/2.9")
+		}
+		f.now = f.now.Add(11 * time.Minute)
+	}
+	if a := f.attacksOn(f.fp.Fingerprint("owner")); len(a) != 0 {
+		t.Fatalf("the owner moving between two networks flagged: %+v", a[0])
+	}
+	got := f.attacksOn(f.fp.Fingerprint("stolen"))
+	if len(got) == 0 || got[0].Type != detect.AttackStolenToken {
+		t.Fatalf("not caught as stolen_token: %+v", got)
+	}
+	for _, v := range got[0].Variables {
+		if v.Name == "distinct_user_agents" && (v.Observed < 3 || v.Observed >= 4 || v.Observed <= v.Tx) {
+			t.Fatalf("distinct_user_agents %+v, want the third agent past Tx", v)
+		}
+	}
+	t.Logf("caught after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
+}

@@ -130,7 +130,7 @@ func (l *longTerm) daySum(c int, now int64) float64 {
 // longTerm returns the state's hour and day windows advanced to now, made
 // when the identity has been seen for longer than ltAfter (nil before, and
 // for the scratch state of a first call). A new one starts from the 10-minute
-// window, the identity's whole history.
+// window, the identity's whole history: call it before the state advances.
 func (s *identityState) longTerm(now int64) *longTerm {
 	if s.extra != nil && s.extra.lt != nil {
 		l := s.extra.lt
@@ -144,7 +144,8 @@ func (s *identityState) longTerm(now int64) *longTerm {
 	l.hourAt = l.from
 	l.advance(now)
 	// Each minute of the long window into its 10-minute bucket (the
-	// window ends at longHead, which advance has moved to now).
+	// window ends at longHead, not yet moved to now: it holds every call
+	// of the identity so far).
 	for j := range int64(longBuckets) {
 		minute := int64(s.longHead) - j
 		h := minute * int64(longBucket) / int64(hourBucket)

@@ -39,6 +39,7 @@ const (
 	vResponseBytesHour
 	vResponseBytesDay
 	vObjectsHour
+	vLoginUsersHour
 	vDeletesHour
 	vSelfRequests
 	vSelfErrors
@@ -53,6 +54,7 @@ const (
 	secretKinds  = 1<<detect.KindToken | 1<<detect.KindAPIKey | 1<<detect.KindCookie
 	loginKinds   = 1<<detect.KindIP | 1<<detect.KindUsername | 1<<detect.KindCookie
 	sprayerKinds = 1<<detect.KindIP | 1<<detect.KindCookie
+	ipKinds      = 1 << detect.KindIP
 	// accountKinds are the identities that last: API keys and user
 	// accounts (a token or cookie is one session; an address, anyone's).
 	accountKinds = 1<<detect.KindAPIKey | 1<<detect.KindUsername
@@ -82,7 +84,7 @@ var varDefs = [numVars]varDef{
 	vLoginFailures:       {"login_failures_10m", detect.AttackCredentialStuffing, loginKinds, 12, false, false},
 	vDistinctLoginUsers:  {"distinct_login_usernames", detect.AttackCredentialStuffing, sprayerKinds, 6, false, false},
 	vDistinctIPs:         {"distinct_ips", detect.AttackStolenToken, secretKinds, 6, false, false},
-	vDistinctAgents:      {"distinct_user_agents", detect.AttackStolenToken, secretKinds, 5, false, false},
+	vDistinctAgents:      {"distinct_user_agents", detect.AttackStolenToken, secretKinds, 2, false, false},
 	vResponseBytes:       {"response_bytes_10m", detect.AttackDataExfiltration, allKinds, 2 << 20, false, false},
 	vDistinctObjects:     {"distinct_object_ids", detect.AttackBOLAEnumeration, allKinds, 80, false, false},
 	vDeletes:             {"deletes_10m", detect.AttackMassDeletion, allKinds, 25, false, false},
@@ -97,6 +99,7 @@ var varDefs = [numVars]varDef{
 	vResponseBytesHour:   {"response_bytes_1h", detect.AttackDataExfiltration, allKinds, 2 << 20, false, true},
 	vResponseBytesDay:    {"response_bytes_24h", detect.AttackDataExfiltration, allKinds, 32 << 20, false, true},
 	vObjectsHour:         {"distinct_object_ids_1h", detect.AttackBOLAEnumeration, allKinds, 150, false, true},
+	vLoginUsersHour:      {"distinct_login_usernames_1h", detect.AttackCredentialStuffing, ipKinds, 4, false, true},
 	vDeletesHour:         {"deletes_1h", detect.AttackMassDeletion, allKinds, 10, false, true},
 	vSelfRequests:        {"requests_10m_vs_own", detect.AttackExtremeActivity, accountKinds, 10, false, true},
 	vSelfErrors:          {"errors_10m_vs_own", detect.AttackExcessiveErrors, accountKinds, 10, false, true},
@@ -190,6 +193,8 @@ func (s *identityState) value(v varID) float64 {
 		return s.ltValue(ltBytes, true)
 	case vObjectsHour:
 		return s.estimate(skObjectsWide)
+	case vLoginUsersHour:
+		return s.estimate(skLoginUsersWide)
 	case vDeletesHour:
 		return s.ltValue(ltDeletes, false)
 	case vSelfRequests:

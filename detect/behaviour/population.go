@@ -86,7 +86,7 @@ const onSharedSuffix = "_on_shared_ip"
 // networkVars are the variables measured on a network: the evidence that
 // feeds it.
 var networkVars = [numVars]bool{vLoginFailures: true, vLoginFailuresHour: true, vDistinctLoginUsers: true,
-	vUnknownRoutes: true, vScannerPaths: true}
+	vLoginUsersHour: true, vUnknownRoutes: true, vScannerPaths: true}
 
 // sharedUsers is how many distinct users (tokens, cookies, API keys with a
 // successful call) an address shows over the wide epoch (30 to 60
@@ -100,6 +100,13 @@ const (
 	skUsers     = skIPs
 	skAddresses = skIPs
 )
+
+// skLoginUsersWide is skLoginUsers over wideEpoch, for addresses and
+// networks (whose skAgents is free: only credentials count agents): a
+// password sprayer trying one or two passwords per account every few
+// minutes names few accounts in ten minutes and many in an hour, where
+// one client's address names its own account.
+const skLoginUsersWide = skAgents
 
 // networkAddresses is how many distinct addresses a network's evidence
 // must come from before the network is judged.
