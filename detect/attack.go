@@ -122,6 +122,8 @@ type VariableValue struct {
 	// key path (query.q, body.user.role); Location its first element
 	// (query, body, header, cookie, path); Detector the detector or profile
 	// rule that matched; Excerpt the start of the value, secrets masked.
+	// request_bytes_endpoint's Location is the endpoint it was judged
+	// against ("PATCH /shop/order/{id}").
 	Location string `json:"location,omitempty"`
 	Detector string `json:"detector,omitempty"`
 	Excerpt  string `json:"excerpt,omitempty"`
@@ -345,10 +347,11 @@ func (s *AttackStore) AttacksOf(kind Kind, value string) []*Attack {
 
 // Relaxation is one threshold a false positive relaxed.
 type Relaxation struct {
-	Name  string  `json:"name"`
-	Kind  string  `json:"kind"`
-	OldTx float64 `json:"old_tx"`
-	NewTx float64 `json:"new_tx"`
+	Name     string  `json:"name"`
+	Kind     string  `json:"kind"`
+	Endpoint string  `json:"endpoint,omitempty"` // request_bytes_endpoint's
+	OldTx    float64 `json:"old_tx"`
+	NewTx    float64 `json:"new_tx"`
 }
 
 // Memory estimates. The structures that grow with traffic (attack records,

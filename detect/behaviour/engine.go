@@ -372,23 +372,49 @@ func (e *Engine) model(t *detect.Transaction) *apiModel {
 }
 
 // perRequest checks the per-request variables (oversized payloads) on the
-// call's most specific identity.
+// call's most specific identity: the body against its population's, and
+// against its endpoint's (endpoint.go).
 func (s *shard) perRequest(st *identityState, t *detect.Transaction) {
 	m := st.model
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	obs := []float64{float64(t.RequestBytes), float64(t.JSONElements)}
-	fired, p := false, st.pop()
+	p := st.pop()
+	var over [2]bool
+	fired := false
 	for i, v := range []varID{vRequestBytes, vJSONElements} {
-		if st.beyond(v, obs[i], extreme(ts, knobs, p, v)) {
-			fired = true
-		} else if st.flagged() == nil && !t.Blocked {
-			// Only values under Tx train the model: one attack must not
-			// raise the bar for the next.
-			m.sample(p, v, obs[i])
-		}
+		over[i] = st.beyond(v, obs[i], extreme(ts, knobs, p, v))
+		fired = fired || over[i]
 	}
-	if fired {
-		s.e.raise(st, detect.AttackOversizedPayload, t, obs)
+	var key uint64
+	var ep detect.VariableValue
+	hasEP, epFires := false, false
+	if t.RequestBytes > 0 && t.Template != "" {
+		key = routeKey(t)
+		ep, epFires, hasEP = m.judgeEndpoint(key, t, knobs)
+	}
+	if st.flagged() == nil && !t.Blocked {
+		// Only values under Tx train the model: one attack must not raise
+		// the bar for the next. A refused body is no endpoint's normal.
+		m.mu.Lock()
+		for i, v := range []varID{vRequestBytes, vJSONElements} {
+			if !over[i] {
+				m.sampleLocked(p, v, obs[i])
+			}
+		}
+		if key != 0 && !epFires && t.Status < 400 {
+			m.sampleEndpointLocked(key, t)
+		}
+		m.mu.Unlock()
+	}
+	if !fired && !epFires {
+		return
+	}
+	vars, fires := m.explain(st, detect.AttackOversizedPayload, t.Start.UnixNano(), obs)
+	if hasEP {
+		vars = append(vars, ep)
+	}
+	if fires || epFires {
+		s.e.raiseExplained(st, detect.AttackOversizedPayload, t, vars, obs...)
 	}
 }
 

@@ -46,6 +46,10 @@ const (
 	vSelfBytes
 	vRequestBytes
 	vJSONElements
+	// vEndpointBytes is request_bytes against the call's endpoint
+	// (endpoint.go): its thresholds are per endpoint, not per population,
+	// so it applies to no population.
+	vEndpointBytes
 	numVars
 )
 
@@ -106,6 +110,7 @@ var varDefs = [numVars]varDef{
 	vSelfBytes:           {"response_bytes_10m_vs_own", detect.AttackDataExfiltration, accountKinds, 10, false, true},
 	vRequestBytes:        {"request_bytes", detect.AttackOversizedPayload, allKinds, 8 << 10, true, false},
 	vJSONElements:        {"json_elements", detect.AttackOversizedPayload, allKinds, 200, true, false},
+	vEndpointBytes:       {"request_bytes_endpoint", detect.AttackOversizedPayload, 0, endpointFloor, true, false},
 }
 
 // numTypes is the number of attack types: the threshold ones and
@@ -229,6 +234,7 @@ type reservoir struct {
 	vals []float32
 	seen int64
 	max  float64
+	size int // the sample's size; 0: reservoirSize
 	// rng is the reservoir's own, seeded by its API, kind and variable:
 	// which samples one variable keeps depends on nothing else, so adding
 	// a variable changes no other's thresholds.
@@ -243,14 +249,18 @@ func (r *reservoir) add(v float64) {
 	if v > r.max {
 		r.max = v
 	}
-	if len(r.vals) < reservoirSize {
+	size := r.size
+	if size == 0 {
+		size = reservoirSize
+	}
+	if len(r.vals) < size {
 		r.vals = append(r.vals, float32(v))
 		return
 	}
 	*rng ^= *rng << 13
 	*rng ^= *rng >> 7
 	*rng ^= *rng << 17
-	if j := *rng % uint64(r.seen); j < reservoirSize {
+	if j := *rng % uint64(r.seen); j < uint64(size) {
 		r.vals[j] = float32(v)
 	}
 }
@@ -309,6 +319,11 @@ type apiModel struct {
 	// forests, read by the workers without the lock.
 	mv      [numPops]*mvModel
 	forests atomic.Pointer[[numPops]*mvFitted]
+	// endpoints are the request-size samples per endpoint (routeKey),
+	// epThresholds their thresholds, read by the workers without the lock
+	// (endpoint.go).
+	endpoints    map[uint64]*endpointLearner
+	epThresholds atomic.Pointer[endpointThresholds]
 
 	// sharedIPs holds the addresses its address states found shared, each
 	// with the minute it last was (population.go): what a credential's
@@ -324,6 +339,7 @@ type apiModel struct {
 type userKey struct {
 	pop pop
 	v   varID
+	ep  string // request_bytes_endpoint's endpoint ("PATCH /shop/order/{id}")
 }
 
 // newModel returns a model of the engine: the replica's role and count
@@ -430,6 +446,7 @@ func (m *apiModel) relearnEvery() time.Duration {
 // variables). Percentiles ignore the few attackers hidden in training data;
 // user-set values win. A replica that is not the trainer ignores its own
 // samples: its learned thresholds are the base the trainer published.
+// It stores the endpoints' thresholds (computeEndpoints) on the way.
 // Call with m.mu held (or before m is shared).
 func (m *apiModel) compute() *thresholdSet {
 	ts := new(thresholdSet)
@@ -441,10 +458,10 @@ func (m *apiModel) compute() *thresholdSet {
 				continue
 			}
 			t := threshold{Tn: d.floor / 2, Tx: d.floor * 2}
-			if b, ok := m.base[userKey{k, v}]; ok {
+			if b, ok := m.base[userKey{k, v, ""}]; ok {
 				t = threshold{Tn: b.Tn, Tx: b.Tx}
 			}
-			if _, imported := m.base[userKey{k, v}]; k.derived() && !imported {
+			if _, imported := m.base[userKey{k, v, ""}]; k.derived() && !imported {
 				// Too few shared addresses, networks or credentials on
 				// shared addresses of its own yet: its kind's (computed
 				// first).
@@ -460,12 +477,14 @@ func (m *apiModel) compute() *thresholdSet {
 					t.Tx = max(d.floor, 3*q99, 1.5*q999)
 				}
 			}
-			if u, ok := m.user[userKey{k, v}]; ok {
+			if u, ok := m.user[userKey{k, v, ""}]; ok {
 				t = threshold{Tn: u.Tn, Tx: u.Tx, User: true}
 			}
 			ts[k][v] = t
 		}
 	}
+	eps := m.computeEndpoints()
+	m.epThresholds.Store(&eps)
 	return ts
 }
 

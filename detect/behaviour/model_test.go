@@ -62,10 +62,10 @@ func TestComputeThresholds(t *testing.T) {
 				m.sample(pop(detect.KindIP), v, x)
 			}
 			if tc.base != nil {
-				m.base = map[userKey]UserThreshold{{pop(detect.KindIP), v}: *tc.base}
+				m.base = map[userKey]UserThreshold{{pop(detect.KindIP), v, ""}: *tc.base}
 			}
 			if tc.user != nil {
-				m.user[userKey{pop(detect.KindIP), v}] = *tc.user
+				m.user[userKey{pop(detect.KindIP), v, ""}] = *tc.user
 			}
 			ts := m.compute()
 			if got := ts[detect.KindIP][v]; got.Tn != tc.tn || got.Tx != tc.tx || got.User != (tc.user != nil) {

@@ -24,16 +24,18 @@ type ModelDoc struct {
 	Variables []VariableDoc                   `json:"variables"`
 }
 
-// VariableDoc is one variable's thresholds for one identity kind. Mode is
+// VariableDoc is one variable's thresholds for one identity kind (for
+// request_bytes_endpoint, kind "endpoint" and the endpoint). Mode is
 // "system" (learned) or "user" (set by a person, kept across relearning).
 type VariableDoc struct {
-	Name    string            `json:"name"`
-	Type    detect.AttackType `json:"type"`
-	Kind    string            `json:"kind"`
-	Mode    string            `json:"mode"`
-	Tn      float64           `json:"tn"`
-	Tx      float64           `json:"tx"`
-	Samples int64             `json:"samples"`
+	Name     string            `json:"name"`
+	Type     detect.AttackType `json:"type"`
+	Kind     string            `json:"kind"`
+	Endpoint string            `json:"endpoint,omitempty"`
+	Mode     string            `json:"mode"`
+	Tn       float64           `json:"tn"`
+	Tx       float64           `json:"tx"`
+	Samples  int64             `json:"samples"`
 }
 
 // ModelUpdate changes knobs and thresholds; absent fields keep their value.
@@ -49,13 +51,15 @@ type TypeKnobsUpdate struct {
 }
 
 // VariableUpdate sets a variable's thresholds for one kind (mode "user"),
-// or gives them back to learning (mode "system").
+// or gives them back to learning (mode "system"); request_bytes_endpoint's
+// for one endpoint (kind "endpoint").
 type VariableUpdate struct {
-	Name string   `json:"name" yaml:"name"`
-	Kind string   `json:"kind" yaml:"kind"`
-	Mode string   `json:"mode" yaml:"mode"`
-	Tn   *float64 `json:"tn" yaml:"tn"`
-	Tx   *float64 `json:"tx" yaml:"tx"`
+	Name     string   `json:"name" yaml:"name"`
+	Kind     string   `json:"kind" yaml:"kind"`
+	Endpoint string   `json:"endpoint,omitempty" yaml:"endpoint,omitempty"`
+	Mode     string   `json:"mode" yaml:"mode"`
+	Tn       *float64 `json:"tn" yaml:"tn"`
+	Tx       *float64 `json:"tx" yaml:"tx"`
 }
 
 func varByName(name string) (varID, bool) {
@@ -123,6 +127,7 @@ func (e *Engine) Model(api string) (*ModelDoc, bool) {
 			doc.Variables = append(doc.Variables, vd)
 		}
 	}
+	doc.Variables = append(doc.Variables, m.endpointDocs()...)
 	return doc, true
 }
 
@@ -191,9 +196,9 @@ func (u *ModelUpdate) changes() ([]change, error) {
 			errs = append(errs, fmt.Sprintf("variables[%d].name: unknown variable %q (want one of %s)", i, vu.Name, strings.Join(VariableNames(), ", ")))
 			continue
 		}
-		k, err := parsePop(vu.Kind)
-		if err != nil || !applies(v, k) {
-			errs = append(errs, fmt.Sprintf("variables[%d].kind: %q does not apply to %s", i, vu.Kind, vu.Name))
+		key, e := variableKey(fmt.Sprintf("variables[%d]", i), v, vu.Kind, vu.Endpoint)
+		if e != nil {
+			errs = append(errs, e...)
 			continue
 		}
 		switch vu.Mode {
@@ -206,9 +211,9 @@ func (u *ModelUpdate) changes() ([]change, error) {
 				errs = append(errs, e...)
 				continue
 			}
-			changes = append(changes, change{userKey{k, v}, &UserThreshold{Tn: *vu.Tn, Tx: *vu.Tx}})
+			changes = append(changes, change{key, &UserThreshold{Tn: *vu.Tn, Tx: *vu.Tx}})
 		case "system":
-			changes = append(changes, change{userKey{k, v}, nil})
+			changes = append(changes, change{key, nil})
 		default:
 			errs = append(errs, fmt.Sprintf("variables[%d].mode: %q (want user or system)", i, vu.Mode))
 		}
@@ -291,9 +296,12 @@ func (doc *ModelDoc) Validate() error {
 	}
 	for i, vd := range doc.Variables {
 		v, ok := varByName(vd.Name)
-		k, err := parsePop(vd.Kind)
-		if !ok || err != nil || !applies(v, k) {
+		if !ok {
 			errs = append(errs, fmt.Sprintf("variables[%d]: unknown variable %q for kind %q", i, vd.Name, vd.Kind))
+			continue
+		}
+		if _, e := variableKey(fmt.Sprintf("variables[%d]", i), v, vd.Kind, vd.Endpoint); e != nil {
+			errs = append(errs, e...)
 			continue
 		}
 		if vd.Mode != "user" && vd.Mode != "system" {
@@ -392,11 +400,11 @@ func docUpdate(doc *ModelDoc) (*ModelUpdate, map[userKey]UserThreshold) {
 	base := map[userKey]UserThreshold{}
 	for _, vd := range doc.Variables {
 		v, _ := varByName(vd.Name)
-		k, _ := parsePop(vd.Kind)
+		key, _ := variableKey("", v, vd.Kind, vd.Endpoint)
 		if vd.Mode == "user" {
-			u.Variables = append(u.Variables, VariableUpdate{Name: vd.Name, Kind: vd.Kind, Mode: "user", Tn: &vd.Tn, Tx: &vd.Tx})
+			u.Variables = append(u.Variables, VariableUpdate{Name: vd.Name, Kind: vd.Kind, Endpoint: vd.Endpoint, Mode: "user", Tn: &vd.Tn, Tx: &vd.Tx})
 		} else {
-			base[userKey{k, v}] = UserThreshold{Tn: vd.Tn, Tx: vd.Tx}
+			base[key] = UserThreshold{Tn: vd.Tn, Tx: vd.Tx}
 		}
 	}
 	return u, base
@@ -541,6 +549,10 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 		if !ok || v.Observed <= v.Tx {
 			continue
 		}
+		kind, endpoint := kind, ""
+		if id == vEndpointBytes {
+			kind, endpoint = endpointKind, v.Location
+		}
 		sens := 1.0
 		if knobs != nil && knobs[varType[id]].Sensitivity > 0 {
 			sens = knobs[varType[id]].Sensitivity
@@ -549,8 +561,8 @@ func (e *Engine) Relax(a *detect.Attack) ([]detect.Relaxation, error) {
 		if tx < tn {
 			tn = tx
 		}
-		u.Variables = append(u.Variables, VariableUpdate{Name: v.Name, Kind: kind, Mode: "user", Tn: &tn, Tx: &tx})
-		out = append(out, detect.Relaxation{Name: v.Name, Kind: kind, OldTx: v.Tx, NewTx: tx})
+		u.Variables = append(u.Variables, VariableUpdate{Name: v.Name, Kind: kind, Endpoint: endpoint, Mode: "user", Tn: &tn, Tx: &tx})
+		out = append(out, detect.Relaxation{Name: v.Name, Kind: kind, Endpoint: endpoint, OldTx: v.Tx, NewTx: tx})
 	}
 	if len(u.Variables) == 0 {
 		return nil, nil

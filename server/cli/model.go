@@ -18,7 +18,7 @@ import (
 
 const modelUsage = `Usage:
   vigil model get API                 training state and thresholds
-  vigil model set API [--type T [--enable|--disable] [--sensitivity S]] [--var NAME --kind KIND (--tn N --tx N | --system)]
+  vigil model set API [--type T [--enable|--disable] [--sensitivity S]] [--var NAME --kind KIND [--endpoint "METHOD /template"] (--tn N --tx N | --system)]
   vigil model export API [--out FILE] versioned JSON, for import elsewhere
   vigil model import FILE [--api API] install an exported model
 ` + adminFlagsUsage
@@ -32,7 +32,8 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	disable := c.fs.Bool("disable", false, "set: disable the attack type")
 	sens := c.fs.Float64("sensitivity", 0, "set: sensitivity of the attack type, from 0.01 to 100 (>1 detects more)")
 	varName := c.fs.String("var", "", "set: variable name")
-	kind := c.fs.String("kind", "", "set: population of the variable: an identity kind, ip_shared, network or <kind>_on_shared_ip")
+	kind := c.fs.String("kind", "", "set: population of the variable: an identity kind, ip_shared, network or <kind>_on_shared_ip (endpoint for request_bytes_endpoint)")
+	endpoint := c.fs.String("endpoint", "", `set: request_bytes_endpoint's endpoint, "METHOD /template" as the model lists it`)
 	tn := c.fs.Float64("tn", 0, "set: user Tn")
 	tx := c.fs.Float64("tx", 0, "set: user Tx")
 	system := c.fs.Bool("system", false, "set: give the variable back to learning")
@@ -115,7 +116,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			u.Types[detect.AttackType(*typ)] = k
 		}
 		if *varName != "" {
-			vu := behaviour.VariableUpdate{Name: *varName, Kind: *kind, Mode: "user"}
+			vu := behaviour.VariableUpdate{Name: *varName, Kind: *kind, Endpoint: *endpoint, Mode: "user"}
 			if *system {
 				vu.Mode = "system"
 			} else {
@@ -168,7 +169,11 @@ func printModel(w io.Writer, doc *behaviour.ModelDoc) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tTYPE\tKIND\tMODE\tTN\tTX\tSAMPLES")
 	for _, v := range doc.Variables {
-		row(tw, v.Name, string(v.Type), v.Kind, v.Mode, strconv.FormatFloat(v.Tn, 'g', -1, 64), strconv.FormatFloat(v.Tx, 'g', -1, 64), strconv.FormatInt(v.Samples, 10))
+		kind := v.Kind
+		if v.Endpoint != "" {
+			kind += " " + v.Endpoint
+		}
+		row(tw, v.Name, string(v.Type), kind, v.Mode, strconv.FormatFloat(v.Tn, 'g', -1, 64), strconv.FormatFloat(v.Tx, 'g', -1, 64), strconv.FormatInt(v.Samples, 10))
 	}
 	tw.Flush()
 }

@@ -261,6 +261,19 @@ func TestModelPageShowsThresholdsAndTogglesTypes(t *testing.T) {
 	b.waitText("table.thresholds caption", "token_on_shared_ip population")
 	b.waitJS("only token_on_shared_ip rows", `[...document.querySelectorAll("table.thresholds tbody tr")].every((r) => r.cells[2].innerText === "token_on_shared_ip")`)
 
+	// An endpoint's request size limit set by a person: the endpoint
+	// population lists it with its endpoint, and "Use learned" gives it back.
+	if code, out := v.Do("PUT", "/v1/models/shop", `{"variables":[{"name":"request_bytes_endpoint","kind":"endpoint","endpoint":"POST /shop/cart","mode":"user","tn":100,"tx":900}]}`); code != http.StatusOK {
+		t.Fatalf("PUT an endpoint threshold: %d %s", code, out)
+	}
+	b.waitJS("the population endpoint offered", `[...document.getElementById("threshold-kind").options].some((o) => o.value === "endpoint")`)
+	b.do("choose endpoint", chromedp.SetValue(chromedp.CSS("#threshold-kind"), "endpoint"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("threshold-kind").dispatchEvent(new Event("change"))`))
+	b.waitText("table.thresholds", "request_bytes_endpoint", "endpoint POST /shop/cart", "user", "900")
+	b.click("table.thresholds", "Use learned")
+	b.waitText("#status", "request_bytes_endpoint (POST /shop/cart) uses learned thresholds again.")
+	b.waitText("main", "No variables.")
+
 	b.clickCSS("#type-probing")
 	b.waitText("#status", "probing detection turned off for shop")
 	b.waitJS("the switch to show off", `!document.getElementById("type-probing").checked && document.querySelector('label[for="type-probing"]').innerText.endsWith("off")`)

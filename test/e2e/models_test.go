@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -21,8 +22,8 @@ type modelDoc struct {
 		Sensitivity float64
 	} `json:"types"`
 	Variables []struct {
-		Name, Kind, Mode string
-		Tn, Tx           float64
+		Name, Kind, Mode, Endpoint string
+		Tn, Tx                     float64
 	} `json:"variables"`
 }
 
@@ -43,7 +44,9 @@ apis:
     base_path: /shop
     detection:
       types: {bola_enumeration: {sensitivity: 2}}
-      variables: [{name: deletes_10m, kind: token, mode: user, tn: 3, tx: 30}]
+      variables:
+        - {name: deletes_10m, kind: token, mode: user, tn: 3, tx: 30}
+        - {name: request_bytes_endpoint, kind: endpoint, endpoint: "PATCH /shop/order/{id}", mode: user, tn: 400, tx: 2000}
 `
 	staging := start(t, cfg)
 	var doc modelDoc
@@ -53,6 +56,9 @@ apis:
 	}
 	if mode, tn, tx := doc.variable("deletes_10m", "token"); mode != "user" || tn != 3 || tx != 30 {
 		t.Fatalf("configured threshold: %s %v %v", mode, tn, tx)
+	}
+	if mode, tn, tx := doc.variable("request_bytes_endpoint", "endpoint"); mode != "user" || tn != 400 || tx != 2000 {
+		t.Fatalf("configured endpoint threshold: %s %v %v", mode, tn, tx)
 	}
 	// PUT: user thresholds and knobs, then back to learning.
 	put := `{"types":{"probing":{"enabled":false}},"variables":[{"name":"requests_per_min","kind":"ip","mode":"user","tn":100,"tx":900}]}`
@@ -113,5 +119,12 @@ apis:
 	var tbl bytes.Buffer
 	if err := cli.Main(context.Background(), []string{"model", "get", "shop", "--admin-addr", production.AdminAddr()}, &tbl, &errs); err != nil || !strings.Contains(tbl.String(), "distinct_object_ids") {
 		t.Fatalf("model get: %v\n%s", err, tbl.String())
+	}
+	// An endpoint's request size limit, set from the CLI.
+	tbl.Reset()
+	err = cli.Main(context.Background(), []string{"model", "set", "shop", "--admin-addr", production.AdminAddr(),
+		"--var", "request_bytes_endpoint", "--kind", "endpoint", "--endpoint", "POST /shop/cart", "--tn", "100", "--tx", "900"}, &tbl, &errs)
+	if err != nil || !regexp.MustCompile(`request_bytes_endpoint +oversized_payload +endpoint POST /shop/cart +user +100 +900`).MatchString(tbl.String()) {
+		t.Fatalf("model set --endpoint: %v\n%s", err, tbl.String())
 	}
 }

@@ -266,7 +266,7 @@ func Evaluate(s *Scenario, attacks []Attack, fingerprint func(raw string) string
 			tr.FastDetected++
 			fastTTDs[a.Type] = append(fastTTDs[a.Type], ttd)
 		}
-		if o.types[a.Type] {
+		if o.types[a.Type] || slices.ContainsFunc(a.AlsoRight, func(t string) bool { return o.types[t] }) {
 			tr.TypeCorrect++
 			vr.TypeCorrect++
 		} else {

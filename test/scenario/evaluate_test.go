@@ -325,3 +325,23 @@ func TestEvaluateStealth(t *testing.T) {
 		t.Errorf("JSON %s (%v)", raw, err)
 	}
 }
+
+// TestEvaluateAlsoRight: an attacker caught by a type its variant lists
+// as also right (malformed queries caught as schema_violation) is named
+// rightly; by any other, wrongly.
+func TestEvaluateAlsoRight(t *testing.T) {
+	s := &Scenario{
+		Config: Config{Types: []string{TypeExcessiveErrors}},
+		Attackers: []Attacker{
+			{Type: TypeExcessiveErrors, Identity: ip("45.0.0.1"), Start: at(0), Speed: SpeedStealth, Variant: "slow_errors_ip", AlsoRight: alsoRight("slow_errors_ip"), Uses: []Identity{ip("45.0.0.1")}},
+			{Type: TypeExcessiveErrors, Identity: ip("45.0.0.2"), Start: at(0), Speed: SpeedStealth, Variant: "slow_errors_ip", AlsoRight: alsoRight("slow_errors_ip"), Uses: []Identity{ip("45.0.0.2")}},
+		},
+	}
+	rep := Evaluate(s, []Attack{
+		{"schema_violation", KindIP, "45.0.0.1", at(time.Minute)},
+		{TypeProbing, KindIP, "45.0.0.2", at(time.Minute)},
+	}, fakeFP)
+	if v := rep.Types[0].Variants[0]; v.Detected != 2 || v.TypeCorrect != 1 || len(rep.Types[0].WrongType) != 1 || !strings.Contains(rep.Types[0].WrongType[0], "→ probing") {
+		t.Errorf("variant %+v, wrong %q: want 2 detected, the schema_violation one rightly named", v, rep.Types[0].WrongType)
+	}
+}

@@ -93,6 +93,11 @@ type Attacker struct {
 	// HeldOut marks a stealthy variant kept out of tuning (left out when
 	// Config.HeldOutVariants is off).
 	HeldOut bool `json:"held_out,omitempty"`
+	// AlsoRight are the other attack types that name the attacker rightly:
+	// a more specific detector that catches what its calls are (malformed
+	// queries that break the API's declared parameter types are
+	// schema_violation) before the behaviour adds up.
+	AlsoRight []string `json:"also_right,omitempty"`
 	// Times are the times of the attacker's requests, in order: the
 	// evaluation counts the requests it made before it was detected.
 	Times []time.Time `json:"-"`

@@ -64,7 +64,9 @@ function explanation(a) {
     className: 'vars',
     columns: [{ label: 'Variable' }, { label: 'Observed', num: true }, { label: 'Tn', num: true }, { label: 'Tx', num: true },
       { label: 'Deviation from Tn', num: true }, { label: 'Fired' }],
-    rows: vars.map((v) => [h('code', null, v.name), fmtNum(v.observed), fmtNum(v.tn), fmtNum(v.tx),
+    // A behaviour variable's location is what it was judged against
+    // (request_bytes_endpoint: the endpoint).
+    rows: vars.map((v) => [[h('code', null, v.name), v.location ? [' on ', h('code', null, v.location)] : null], fmtNum(v.observed), fmtNum(v.tn), fmtNum(v.tx),
       v.tn || v.deviation_pct ? `${v.deviation_pct >= 0 ? '+' : ''}${fmtNum(v.deviation_pct)} %` : '–',
       v.tx > 0 && v.observed >= v.tx ? badge('over Tx', 'blocked') : a.type === 'decoy' ? badge('decoy', 'decoy') : '']),
     empty: 'No variables recorded.',
@@ -89,7 +91,7 @@ function facts(a) {
 }
 
 function fpNote(fp) {
-  const relaxed = (fp.relaxed || []).map((r) => `${r.name} (${r.kind}) Tx ${fmtNum(r.old_tx)} → ${fmtNum(r.new_tx)}`).join('; ');
+  const relaxed = (fp.relaxed || []).map((r) => `${r.name} (${r.kind}${r.endpoint ? ` ${r.endpoint}` : ''}) Tx ${fmtNum(r.old_tx)} → ${fmtNum(r.new_tx)}`).join('; ');
   return h('p', { class: 'fp-note' }, badge('false positive', 'fp'), ' Marked as a false positive ', timeEl(fp.at), ': ',
     `${fp.unblocked} block list ${fp.unblocked === 1 ? 'entry' : 'entries'} removed`,
     fp.allowed_until ? ['; allowed until ', h('time', { datetime: fp.allowed_until }, fmtTime(fp.allowed_until))] : '',

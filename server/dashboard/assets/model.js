@@ -35,11 +35,13 @@ export function modelPage(main, params, page) {
       className: 'thresholds',
       columns: [{ label: 'Variable' }, { label: 'Attack type' }, { label: 'Population' }, { label: 'Mode' }, { label: 'Tn', num: true },
         { label: 'Tx', num: true }, { label: 'Samples', num: true }, { label: '' }],
-      rows: vars.map((v) => [h('code', null, v.name), v.type, v.kind, v.mode === 'user' ? badge('user', 'user') : 'system',
+      // request_bytes_endpoint's thresholds are an endpoint's, not a population's.
+      rows: vars.map((v) => [h('code', null, v.name), v.type, v.endpoint ? [v.kind, ' ', h('code', null, v.endpoint)] : v.kind,
+        v.mode === 'user' ? badge('user', 'user') : 'system',
         fmtNum(v.tn), fmtNum(v.tx), fmtNum(v.samples),
-        v.mode === 'user' ? h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Use learned thresholds for ${v.name} (${v.kind})`,
-          onclick: (ev) => action(ev.currentTarget, () => put({ variables: [{ name: v.name, kind: v.kind, mode: 'system' }] }),
-            `${v.name} (${v.kind}) uses learned thresholds again.`).then(page.refresh) }, 'Use learned') : '']),
+        v.mode === 'user' ? h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Use learned thresholds for ${v.name} (${v.endpoint || v.kind})`,
+          onclick: (ev) => action(ev.currentTarget, () => put({ variables: [{ name: v.name, kind: v.kind, endpoint: v.endpoint, mode: 'system' }] }),
+            `${v.name} (${v.endpoint || v.kind}) uses learned thresholds again.`).then(page.refresh) }, 'Use learned') : '']),
       empty: 'No variables.',
     }));
   }
