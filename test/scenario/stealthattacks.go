@@ -51,7 +51,7 @@ const (
 
 // StealthVariants lists the stealthy variants, in report order.
 func StealthVariants() []StealthVariant {
-	return []StealthVariant{
+	return append([]StealthVariant{
 		{TypeProbing, "small_scanner", false, Claim{KindIP, tenMinutes, MeasureFailedPaths, false}, Claim{KindIP, tenMinutes, MeasureFailedTemplates, false}, smallScanner},
 		{TypeProbing, "slow_probe", false, Claim{KindIP, tenMinutes, MeasureFailedTemplates, false}, Claim{KindIP, time.Hour, MeasureFailedTemplates, false}, slowProbe},
 		{TypeExcessiveErrors, "slow_errors_token", false, Claim{KindToken, tenMinutes, MeasureErrors, false}, Claim{KindToken, time.Hour, MeasureErrors, false}, slowErrorsToken},
@@ -69,7 +69,7 @@ func StealthVariants() []StealthVariant {
 		{TypeMassDeletion, "slow_delete", false, Claim{KindToken, tenMinutes, MeasureDeletes, false}, Claim{KindToken, time.Hour, MeasureDeletes, false}, slowDelete},
 		{TypeOversizedPayload, "just_above_bid", false, Claim{}, Claim{}, justAbove(shop.PutOrder)},
 		{TypeOversizedPayload, "just_above_patch", false, Claim{}, Claim{}, justAbove(shop.PatchOrder)},
-	}
+	}, heldOutVariants()...)
 }
 
 // stealthTraffic generates the stealthy attackers: StealthAttackers of

@@ -235,6 +235,17 @@ var stealthLimits = Limits{
 		"probing/stealth/slow_probe":                   0.75,
 		"mass_deletion/stealth/slow_delete":            0,
 		"extreme_activity/stealth/low_and_slow_cookie": 0,
+		// The second held-out set (heldout.go), written from the threat
+		// model only and never tuned on: reported, not bounded.
+		"probing/stealth/cookie_recon_h2":                 0,
+		"excessive_errors/stealth/cron_errors_h2":         0,
+		"credential_stuffing/stealth/subnet_spraying_h2":  0,
+		"stolen_token/stealth/partner_key_hopping_h2":     0,
+		"data_exfiltration/stealth/web_export_h2":         0,
+		"extreme_activity/stealth/subnet_spread_h2":       0,
+		"bola_enumeration/stealth/session_churn_walk_h2":  0,
+		"mass_deletion/stealth/account_cycling_delete_h2": 0,
+		"oversized_payload/stealth/cart_overfill_h2":      0,
 	},
 	MaxMedianTTDFast: map[string]time.Duration{
 		TypeProbing:            2100 * time.Millisecond,  // largest 1.4s
