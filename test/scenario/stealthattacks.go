@@ -210,9 +210,10 @@ func slowProbe(x *attackRun) {
 	x.filler(x.start, 20*time.Second, 60*time.Second, x.browse(c))
 }
 
-// slowErrorsToken sends broken bids with a valid token at the budget of
-// errors per ten minutes, between ordinary calls every 30–90 s, for 40 to
-// 50 minutes.
+// slowErrorsToken sends broken bids and order updates with a valid token
+// at the budget of errors per ten minutes, between ordinary calls every
+// 30–90 s, for 40 to 50 minutes; an update's body is the size of a good
+// one (only its errors set it apart, not a body larger than updates take).
 func slowErrorsToken(x *attackRun) {
 	x.window(40*time.Minute, 50*time.Minute)
 	c, t := x.loggedIn(pick(x.r, scriptAgents))
@@ -220,6 +221,7 @@ func slowErrorsToken(x *attackRun) {
 		k := call{shop.PutOrder.Method, Base + shop.PutOrder.Path, errorStatus(x.r), bytesBetween(x.r, 40, 900), errorBody(x.r), latency(x.r, 8)}
 		if chance(x.r, 0.4) {
 			k.method, k.path = shop.PatchOrder.Method, orderPath(orderIDMin+x.r.IntN(orderIDMax-orderIDMin))
+			k.req = bytesBetween(x.r, shop.PatchOrder.ReqBytes[0], shop.PatchOrder.ReqBytes[1])
 		}
 		c.send(t, k)
 	})

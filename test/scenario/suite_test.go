@@ -210,8 +210,8 @@ func TestStealthSuite(t *testing.T) {
 //
 //   - Benign identities flagged: 0 to 1 of about 10,000 a seed (at most
 //     0.01 %); the limit is issue 15's goal, 0.1 %.
-//   - Every attacker of every variant detected, but for slow_delete (12 of
-//     16: 0 of 4 on seed 3, where it stays at deletes_1h's Tx), slow_probe
+//   - Every attacker of every variant detected, but for slow_delete (15 of
+//     16: 3 of 4 on seed 3, where one stays at deletes_1h's Tx), slow_probe
 //     (15 of 16: 3 of 4 on seed 4) and low_and_slow_cookie (0 of 16: a
 //     browser session's hour of calls kept at 1.3 to 1.5 times the
 //     busiest person's, under the cookie population's requests_1h Tx of
@@ -233,7 +233,7 @@ var stealthLimits = Limits{
 	MinVariantRecall: 1,
 	VariantRecall: map[string]float64{
 		"probing/stealth/slow_probe":                   0.75,
-		"mass_deletion/stealth/slow_delete":            0,
+		"mass_deletion/stealth/slow_delete":            0.75,
 		"extreme_activity/stealth/low_and_slow_cookie": 0,
 		// The second held-out set (heldout.go), written from the threat
 		// model only and never tuned on: reported, not bounded.
