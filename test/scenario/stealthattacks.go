@@ -69,7 +69,7 @@ func StealthVariants() []StealthVariant {
 		{TypeMassDeletion, "slow_delete", false, Claim{KindToken, tenMinutes, MeasureDeletes, false}, Claim{KindToken, time.Hour, MeasureDeletes, false}, slowDelete},
 		{TypeOversizedPayload, "just_above_bid", false, Claim{}, Claim{}, justAbove(shop.PutOrder)},
 		{TypeOversizedPayload, "just_above_patch", false, Claim{}, Claim{}, justAbove(shop.PatchOrder)},
-	}, heldOutVariants()...)
+	}, append(heldOutVariants(), heldOutVariants3()...)...)
 }
 
 // stealthTraffic generates the stealthy attackers: StealthAttackers of
