@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/vigil-project/vigil/detect"
 )
@@ -109,12 +110,8 @@ func endpointKey(name string) uint64 {
 
 // cutEndpoint splits "METHOD /template".
 func cutEndpoint(name string) (method, template string, ok bool) {
-	for i := 0; i < len(name); i++ {
-		if name[i] == ' ' {
-			return name[:i], name[i+1:], i > 0 && i+1 < len(name) && name[i+1] == '/'
-		}
-	}
-	return name, "", false
+	method, template, ok = strings.Cut(name, " ")
+	return method, template, ok && method != "" && strings.HasPrefix(template, "/")
 }
 
 // judgeEndpoint reports the endpoint variable of a call with a body: its

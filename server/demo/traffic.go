@@ -152,7 +152,13 @@ var freeSearches = []string{"levi's 501", `"vintage watch"`, "iphone 12 (64gb)",
 	"used, like new", "red, size 42", "tv <300", "ssd >1tb", "ram >16gb", "tv >50 inch", "headphones <100", "shoes <80", "16:9 monitor", "1:43 diecast", "salt & pepper mill",
 	"b&o speaker", "100% cotton shirt", "50% wool coat", "camera + lens", "c++ book", "3/4 sleeve dress", "usb-c/hdmi adapter",
 	"size #2 brush", "#1 bestseller", "headphones [refurbished]", "[new] keyboard", "tent [2 person]",
-	"2.5 inch ssd", "no. 5 perfume", "firmware v1.2", `12" vinyl`, `55" tv`, `15.6" laptop sleeve`}
+	"2.5 inch ssd", "no. 5 perfume", "firmware v1.2", `12" vinyl`, `55" tv`, `15.6" laptop sleeve`,
+	// Five times at least each: '+' (and the other rare characters), '(',
+	// '%', ':', '#', '&', ',', '/', '['.
+	"usb-c + hdmi cable", "drill + bits set", "phone case + screen protector", "tent + sleeping bag",
+	"jeans (32/34)", "lamp (vintage)", "kettle (1.7l)", "20% discount", "90% battery", "4:3 tablet", "3:2 photo frame",
+	"#2 pencils", "size #8 hook", "black & white print", "r&b vinyl", "boots, leather", "desk, oak", "24/7 camera",
+	"[sale] shoes"}
 
 // bidNotes are what users write on a bid.
 var bidNotes = []string{"please ship before the weekend", "can I pick it up in Berlin", "gift, please wrap it", "is the original box included",
