@@ -181,6 +181,9 @@ type Config struct {
 	// StealthConfig turns it on; tuning runs turn it off. It takes no
 	// default from the preset.
 	HeldOutVariants bool
+	// NextHeldOut, with HeldOutVariants, includes the next held-out set
+	// too (NextHeldOutVariants): off in the suite's runs, on to measure it.
+	NextHeldOut bool
 }
 
 // DefaultStart is the default time of the first record.

@@ -16,7 +16,11 @@ import (
 
 // stealthScenario is the stealth preset on a tuning seed, generated once
 // for every test reading it.
-var stealthScenario = sync.OnceValue(func() *Scenario { return Generate(StealthConfig(1)) })
+var stealthScenario = sync.OnceValue(func() *Scenario {
+	c := StealthConfig(1)
+	c.NextHeldOut = true
+	return Generate(c)
+})
 
 // tinyStealth is a small stealth scenario with every population and one
 // attacker of every variant.
@@ -228,7 +232,7 @@ func TestStealthyAttackersStayUnderBenignExtremes(t *testing.T) {
 	s := stealthScenario()
 	ext := s.Extremes
 	records := attackerRecords(s)
-	for _, v := range StealthVariants() {
+	for _, v := range append(StealthVariants(), NextHeldOutVariants()...) {
 		t.Run(v.Type+"/"+v.Name, func(t *testing.T) {
 			underMax, overMin := 0.0, -1.0
 			for i, a := range s.Attackers {

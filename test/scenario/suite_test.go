@@ -246,18 +246,6 @@ var stealthLimits = Limits{
 		"bola_enumeration/stealth/session_churn_walk_h2":  0,
 		"mass_deletion/stealth/account_cycling_delete_h2": 0,
 		"oversized_payload/stealth/cart_overfill_h2":      0,
-		// The third held-out set (heldout3.go), written from the threat
-		// model only, apart from the second, and never tuned on: reported,
-		// not bounded.
-		"probing/stealth/app_api_guess_h3":             0,
-		"excessive_errors/stealth/cart_tamper_h3":      0,
-		"credential_stuffing/stealth/lockout_dodge_h3": 0,
-		"stolen_token/stealth/concurrent_session_h3":   0,
-		"data_exfiltration/stealth/burst_export_h3":    0,
-		"extreme_activity/stealth/agent_rotation_h3":   0,
-		"bola_enumeration/stealth/web_burst_walk_h3":   0,
-		"mass_deletion/stealth/web_delete_bursts_h3":   0,
-		"oversized_payload/stealth/key_overfill_h3":    0,
 	},
 	MaxMedianTTDFast: map[string]time.Duration{
 		TypeProbing:            2100 * time.Millisecond,  // largest 1.4s

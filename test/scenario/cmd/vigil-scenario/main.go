@@ -4,8 +4,9 @@
 //	vigil-scenario gen  [flags] [-out FILE]
 //	vigil-scenario eval [flags] -attacks FILE -fingerprint-key HEX [-json] [-check]
 //
-// Both regenerate the scenario from -preset, -seed, -intensity, -types and
-// -held-out-variants, so eval needs no label file: pass it the flags gen had.
+// Both regenerate the scenario from -preset, -seed, -intensity, -types,
+// -held-out-variants and -next-held-out, so eval needs no label file: pass
+// it the flags gen had.
 package main
 
 import (
@@ -49,6 +50,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	preset := fs.String("preset", "fast", "fast (CI-sized), full or stealth (the fast preset with crawlers, shared addresses, login names in bodies and stealthy attackers)")
 	heldOut := fs.Bool("held-out-variants", true, "with -preset stealth, include the stealthy variants kept out of tuning (tuning runs set it false)")
+	nextHeldOut := fs.Bool("next-held-out", false, "with -preset stealth and -held-out-variants, include the next held-out set (_h3) too")
 	seed := fs.Uint64("seed", 1, "random seed")
 	intensity := fs.Float64("intensity", 1, "multiplier of attack rates and sizes")
 	types := fs.String("types", "", "comma-separated attack types (default all)")
@@ -58,7 +60,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		cfg, err := config(*preset, *seed, *intensity, *types, *heldOut)
+		cfg, err := config(*preset, *seed, *intensity, *types, *heldOut, *nextHeldOut)
 		if err != nil {
 			return err
 		}
@@ -72,7 +74,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		cfg, err := config(*preset, *seed, *intensity, *types, *heldOut)
+		cfg, err := config(*preset, *seed, *intensity, *types, *heldOut, *nextHeldOut)
 		if err != nil {
 			return err
 		}
@@ -88,7 +90,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
 
-func config(preset string, seed uint64, intensity float64, types string, heldOut bool) (scenario.Config, error) {
+func config(preset string, seed uint64, intensity float64, types string, heldOut, nextHeldOut bool) (scenario.Config, error) {
 	var cfg scenario.Config
 	switch preset {
 	case "fast":
@@ -97,7 +99,7 @@ func config(preset string, seed uint64, intensity float64, types string, heldOut
 		cfg = scenario.FullConfig(seed)
 	case "stealth":
 		cfg = scenario.StealthConfig(seed)
-		cfg.HeldOutVariants = heldOut
+		cfg.HeldOutVariants, cfg.NextHeldOut = heldOut, heldOut && nextHeldOut
 	default:
 		return cfg, fmt.Errorf("%w: -preset %q (want fast, full or stealth)", errUsage, preset)
 	}

@@ -35,14 +35,17 @@ func TestUsage(t *testing.T) {
 }
 
 // TestStealthPreset: -preset stealth is StealthConfig, and
-// -held-out-variants=false (tuning runs) leaves its held-out variants out.
+// -held-out-variants=false (tuning runs) leaves its held-out variants out,
+// the next held-out set with them; -next-held-out adds that set.
 func TestStealthPreset(t *testing.T) {
 	for _, heldOut := range []bool{true, false} {
-		cfg, err := config("stealth", 21, 1, "", heldOut)
-		want := scenario.StealthConfig(21)
-		want.HeldOutVariants = heldOut
-		if err != nil || !cfg.Stealth || cfg.HeldOutVariants != heldOut || cfg.Crawlers != want.Crawlers || cfg.StealthAttackers != want.StealthAttackers {
-			t.Errorf("-held-out-variants=%v: %+v (%v)", heldOut, cfg, err)
+		for _, next := range []bool{true, false} {
+			cfg, err := config("stealth", 21, 1, "", heldOut, next)
+			want := scenario.StealthConfig(21)
+			if err != nil || !cfg.Stealth || cfg.HeldOutVariants != heldOut || cfg.NextHeldOut != (heldOut && next) ||
+				cfg.Crawlers != want.Crawlers || cfg.StealthAttackers != want.StealthAttackers {
+				t.Errorf("-held-out-variants=%v -next-held-out=%v: %+v (%v)", heldOut, next, cfg, err)
+			}
 		}
 	}
 }
