@@ -391,14 +391,14 @@ func (s *identityState) noteIP(ip string) {
 	}
 }
 
-// routeKey hashes a prepared call's method and endpoint template: the
-// route it asked for.
-func routeKey(t *detect.Transaction) uint64 {
+// routeKey hashes a method and endpoint template (a prepared call's): the
+// route it asked for, the endpoint of request_bytes_endpoint.
+func routeKey(method, template string) uint64 {
 	var d xxhash.Digest
 	d.Reset()
-	d.WriteString(t.Method)
+	d.WriteString(method)
 	d.WriteString(" ")
-	d.WriteString(t.Template)
+	d.WriteString(template)
 	return d.Sum64()
 }
 

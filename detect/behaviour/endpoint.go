@@ -105,7 +105,7 @@ func (m *apiModel) computeEndpoints() endpointThresholds {
 // routeKey hashes).
 func endpointKey(name string) uint64 {
 	method, template, _ := cutEndpoint(name)
-	return routeKey(&detect.Transaction{Method: method, Template: template})
+	return routeKey(method, template)
 }
 
 // cutEndpoint splits "METHOD /template".

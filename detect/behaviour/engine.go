@@ -196,7 +196,7 @@ type callFacts struct {
 	login     bool   // the API's login endpoint
 	object    uint64 // objectKey of the path
 	hasObject bool
-	route     uint64 // routeKey of the call
+	route     uint64 // routeKey of the call, for a failed call or one with a body
 	scanner   bool   // a scanner-shaped path (detect.ScannerPath)
 	// sharedIP: the call's address was lately found shared and the call
 	// carries a credential or account (population.go).
@@ -305,8 +305,11 @@ func (e *Engine) Consume(t *detect.Transaction) {
 	t.Prepare()
 	call := callFacts{login: m.api.IsLoginPath(t.Path)}
 	call.object, call.hasObject = objectKey(t)
+	if t.Status >= 400 || t.RequestBytes > 0 {
+		call.route = routeKey(t.Method, t.Template)
+	}
 	if t.Status >= 400 {
-		call.route, call.scanner = routeKey(t), detect.ScannerPath(t.Path)
+		call.scanner = detect.ScannerPath(t.Path)
 	}
 	ip := t.Identities[detect.KindIP]
 	if ip != "" && primary != detect.KindIP {
@@ -382,7 +385,7 @@ func (e *Engine) model(t *detect.Transaction) *apiModel {
 // perRequest checks the per-request variables (oversized payloads) on the
 // call's most specific identity: the body against its population's, and
 // against its endpoint's (endpoint.go).
-func (s *shard) perRequest(st *identityState, t *detect.Transaction) {
+func (s *shard) perRequest(st *identityState, t *detect.Transaction, call *callFacts) {
 	m := st.model
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	obs := []float64{float64(t.RequestBytes), float64(t.JSONElements)}
@@ -393,12 +396,10 @@ func (s *shard) perRequest(st *identityState, t *detect.Transaction) {
 		over[i] = st.beyond(v, obs[i], extreme(ts, knobs, p, v))
 		fired = fired || over[i]
 	}
-	var key uint64
 	var ep detect.VariableValue
 	hasEP, epFires := false, false
-	if t.RequestBytes > 0 && t.Template != "" {
-		key = routeKey(t)
-		ep, epFires, hasEP = m.judgeEndpoint(key, t, knobs)
+	if t.RequestBytes > 0 {
+		ep, epFires, hasEP = m.judgeEndpoint(call.route, t, knobs)
 	}
 	if st.flagged() == nil && !t.Blocked {
 		// Only values under Tx train the model: one attack must not raise
@@ -409,8 +410,8 @@ func (s *shard) perRequest(st *identityState, t *detect.Transaction) {
 				m.sampleLocked(p, v, obs[i])
 			}
 		}
-		if key != 0 && !epFires && t.Status < 400 {
-			m.sampleEndpointLocked(key, t)
+		if t.RequestBytes > 0 && !epFires && t.Status < 400 {
+			m.sampleEndpointLocked(call.route, t)
 		}
 		m.mu.Unlock()
 	}
@@ -509,7 +510,7 @@ func (s *shard) update(st *identityState, w work) {
 			st.noteIP(t.Identities[detect.KindIP])
 		}
 		if w.primary {
-			s.perRequest(st, t)
+			s.perRequest(st, t, &w.call)
 		}
 		return
 	}
@@ -589,7 +590,7 @@ func (s *shard) update(st *identityState, w work) {
 		st.lastSample = int32(now / int64(longBucket))
 	}
 	if w.primary {
-		s.perRequest(st, t)
+		s.perRequest(st, t, &w.call)
 	}
 	ts, knobs := m.thresholds.Load(), m.knobsSnap.Load()
 	p := st.pop()
