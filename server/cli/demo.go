@@ -24,6 +24,7 @@ import (
 
 	"github.com/vigil-project/vigil/detect"
 	"github.com/vigil-project/vigil/detect/behaviour"
+	"github.com/vigil-project/vigil/detect/inspect"
 	"github.com/vigil-project/vigil/server"
 	"github.com/vigil-project/vigil/server/adminapi"
 	"github.com/vigil-project/vigil/server/config"
@@ -419,8 +420,12 @@ func pretrain(ctx context.Context, servers []*server.Server, shop *demo.Shop, ou
 		return err
 	}
 	// Content inspection's profile learner gets every recorded call, not
-	// one in four as live: each replica is fed only its share of them.
-	if err := demoSampleEvery(ctx, servers, 1); err != nil {
+	// one in four as live: each replica is fed only its share of them. For
+	// the same reason a replica sees about one in N of the users of a rare
+	// character class (a '>' or '+' in a search): it trusts a class, a type
+	// or a key once ceil(5/N) identities used it there, at least 2 (one
+	// client alone never makes anything trusted).
+	if err := demoInspection(ctx, servers, map[string]int{"sample_every": 1, "min_identities": demoMinIdentities(len(servers))}); err != nil {
 		return err
 	}
 	out.printf("Pre-training %s on %s of recorded benign traffic: %d calls from %d users…\n", demoAPI, demoWindow, len(recs), demo.NumUsers)
@@ -484,7 +489,7 @@ func pretrain(ctx context.Context, servers []*server.Server, shop *demo.Shop, ou
 				out.printf("\n")
 			}
 			out.printf("Model trained: %d calls and %d identities learned, in %s of wall time.\n", m.Requests, m.Identities, time.Since(started).Round(10*time.Millisecond))
-			return demoSampleEvery(ctx, servers, detect.DefaultSampleEvery)
+			return demoInspection(ctx, servers, map[string]int{"sample_every": detect.DefaultSampleEvery})
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("pre-training: the %s model is still %s after all %d calls (progress %+v)", demoAPI, m.State, len(recs), m.Progress)
@@ -499,14 +504,22 @@ func pretrain(ctx context.Context, servers []*server.Server, shop *demo.Shop, ou
 
 // demoSampleEvery sets content inspection's sample_every knob of the demo
 // API on every replica (PUT /v1/models/{api}).
-func demoSampleEvery(ctx context.Context, servers []*server.Server, n int) error {
-	body := map[string]any{"inspection": map[string]int{"sample_every": n}}
+// demoInspection sets content inspection's knobs on every replica.
+func demoInspection(ctx context.Context, servers []*server.Server, knobs map[string]int) error {
+	body := map[string]any{"inspection": knobs}
 	for i, s := range servers {
 		if err := adminapi.NewClient(s.AdminAddr(), "").Do(ctx, "PUT", adminapi.ModelRoute(demoAPI), body, nil); err != nil {
-			return fmt.Errorf("pre-training: replica %d: content inspection's sample_every: %w", i+1, err)
+			return fmt.Errorf("pre-training: replica %d: content inspection's knobs %v: %w", i+1, knobs, err)
 		}
 	}
 	return nil
+}
+
+// demoMinIdentities is the identities a replica of n needs before it
+// trusts what a parameter carries: inspect's default spread over the
+// replicas, at least 2.
+func demoMinIdentities(n int) int {
+	return max(2, (inspect.DefaultMinIdentities+n-1)/n)
 }
 
 func bar(pct int) string {
