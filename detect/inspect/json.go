@@ -159,6 +159,7 @@ func (t *jsonTokenizer) stringByte(st *state, c byte) {
 		h, ok := unhex(c)
 		if !ok { // a broken \u escape: keep what follows as it is
 			t.hexLeft = 0
+			t.flushSurrogate(st)
 			t.add(st, c)
 			return
 		}
@@ -173,6 +174,7 @@ func (t *jsonTokenizer) stringByte(st *state, c byte) {
 			return
 		}
 		c, _ = jsonEscaped(c) // a byte no JSON escape has stands for itself
+		t.flushSurrogate(st)  // a high surrogate before it was alone
 		t.add(st, c)
 	case c == '\\':
 		t.escape = true
