@@ -27,7 +27,7 @@ import (
 
 const (
 	endpointKind       = "endpoint"
-	endpointFloor      = 512
+	endpointFloor      = 128
 	endpointMinSamples = 200
 	maxEndpoints       = 256
 	// endpointReservoir is the sample kept per endpoint: 512 bytes, so

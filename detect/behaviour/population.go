@@ -230,11 +230,17 @@ func (s *identityState) pop() pop {
 }
 
 // userOf returns the user a call authenticated as, for the users behind
-// its address: its token, API key or cookie when the API answered it with
-// success (a failed login's user name is an attempt, not a user).
+// its address, when the API answered it with success (a failed login's
+// user name is an attempt, not a user): the account it names where it
+// names one (one person, or one script, logging in again and again for a
+// fresh token is one user, not an office), else its token, API key or
+// cookie.
 func userOf(t *detect.Transaction) string {
 	if t.Status >= 400 || t.Status == 0 {
 		return ""
+	}
+	if u := t.Identities[detect.KindUsername]; u != "" {
+		return u
 	}
 	for _, k := range []detect.Kind{detect.KindToken, detect.KindAPIKey, detect.KindCookie} {
 		if id := t.Identities[k]; id != "" {
