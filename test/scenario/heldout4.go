@@ -15,8 +15,9 @@ import (
 //
 // Each differs from its type's tuning variants and from the _h2 and _h3
 // sets in a dimension an attacker chooses: the identity it acts under (a
-// /24 network, an API key, a user name over many credentials, one address
-// over many accounts), the endpoint, or how it spreads its calls. Like
+// /24 network, an API key, a user name over many credentials or
+// addresses, one address over many accounts), the endpoint, or how it
+// spreads its calls. Like
 // every stealthy variant, each keeps its Under measure per window at or
 // under stealthShare of the busiest benign identity of its kind, and draws
 // only from its own random streams (x.r).
@@ -35,7 +36,7 @@ func heldOutVariants4() []StealthVariant {
 		// As for the errors: its reads of others' orders (403, 404), not a
 		// total a person's key would reach, set it apart.
 		{TypeBOLAEnumeration, "key_walk_h4", true, Claim{KindAPIKey, tenMinutes, MeasureOrderIDs, false}, Claim{KindAPIKey, time.Hour, MeasureOrderIDs, false}, keyWalk4},
-		{TypeMassDeletion, "cross_client_delete_h4", true, Claim{KindUsername, tenMinutes, MeasureDeletes, false}, Claim{KindUsername, time.Hour, MeasureDeletes, false}, crossClientDelete4},
+		{TypeMassDeletion, "subnet_accounts_delete_h4", true, Claim{KindIP, tenMinutes, MeasureDeletes, false}, Claim{KindIP, time.Hour, MeasureDeletes, true}, subnetAccountsDelete4},
 		// Login bodies of 1.2 to 2 times the largest benign one (checked
 		// by TestHeldOut4Shapes: the shared test skips login calls).
 		{TypeOversizedPayload, "login_overflow_h4", true, Claim{}, Claim{}, loginOverflow4},
@@ -226,43 +227,55 @@ func pooledExport4(x *attackRun) {
 	}
 }
 
-// reloginFlood4 is activity spread thin over an account's sessions: the
-// app logs in again for a fresh token after 0.7 times as many calls as one
-// person's token makes in an hour, from a new address when the last change
-// is over ten minutes old; catalogue calls at the budget of calls per
-// minute of a user name and of a token; for 38 to 45 minutes.
+// reloginFlood4 is activity spread thin over an account's sessions: two
+// app sessions of one account (a phone and a tablet) share its catalogue
+// calls in turn, at the budget of calls per minute of a user name (each
+// session under the budget of a token's), each logging in again for a
+// fresh token after 0.7 times as many calls as one person's token makes in
+// an hour, from a new address when the last change is over ten minutes
+// old; for 38 to 45 minutes.
 func reloginFlood4(x *attackRun) {
 	x.window(38*time.Minute, 45*time.Minute)
-	agent := pick(x.r, appAgents)
 	name, password := x.g.account(x.r, false), x.g.password(x.r)
 	x.attribute(KindUsername, name)
-	c := x.client(x.g.attackIPs.addr(), nil)
-	x.appLogin(c, x.start, agent, name, password)
+	type session struct {
+		c     *client
+		agent string
+		calls int
+	}
+	ip := x.g.attackIPs.addr()
+	ss := []*session{{c: x.client(ip, nil), agent: pick(x.r, appAgents)}, {c: x.client(ip, nil), agent: pick(x.r, appAgents)}}
+	x.appLogin(ss[0].c, x.start, ss[0].agent, name, password)
+	x.appLogin(ss[1].c, x.start.Add(durBetween(x.r, 5*time.Second, 30*time.Second)), ss[1].agent, name, password)
 	perToken := max(20, int(stealthShare*x.g.ext.PersonMax(KindToken, time.Hour, MeasureCalls)))
-	n := min(55, x.budget(KindUsername, time.Minute, MeasureCalls), x.budget(KindToken, time.Minute, MeasureCalls))
-	moved := x.start
-	calls := 0
-	x.paced(x.start.Add(durBetween(x.r, 2*time.Second, 6*time.Second)), time.Minute, n, func(t time.Time) {
-		if calls == perToken {
+	n := min(x.budget(KindUsername, time.Minute, MeasureCalls), 2*x.budget(KindToken, time.Minute, MeasureCalls))
+	moved, turn := x.start, 0
+	x.paced(x.start.Add(durBetween(x.r, 35*time.Second, 50*time.Second)), time.Minute, n, func(t time.Time) {
+		s := ss[turn%2]
+		turn++
+		if s.calls == perToken {
 			if t.Sub(moved) > tenMinutes+time.Minute {
-				c.setIP(x.g.attackIPs.addr())
+				ip = x.g.attackIPs.addr()
 				moved = t
 			}
+			for _, o := range ss {
+				o.c.setIP(ip)
+			}
 			// The login stands in for the call the pace had for t.
-			x.appLogin(c, t, agent, name, password)
-			calls = 0
+			x.appLogin(s.c, t, s.agent, name, password)
+			s.calls = 0
 			return
 		}
-		calls++
+		s.calls++
 		switch x.r.IntN(4) {
 		case 0:
-			c.send(t, listItems(x.r))
+			s.c.send(t, listItems(x.r))
 		case 1:
-			c.send(t, popularItem(x.r))
+			s.c.send(t, popularItem(x.r))
 		case 2:
-			c.send(t, getItem(x.r))
+			s.c.send(t, getItem(x.r))
 		default:
-			c.send(t, search(x.r))
+			s.c.send(t, search(x.r))
 		}
 	})
 }
@@ -295,72 +308,48 @@ func keyWalk4(x *attackRun) {
 	})
 }
 
-// crossClientDelete4 deletes orders with one account from three clients
-// at once, from one address: the app, a second app device and the web
-// shop, each logging in afresh every 12 to 20 minutes; the deletes, at the
-// budget of deletes per user name per ten minutes, go to the clients in
-// turn (so no credential deletes more than a third of them), each a few
-// seconds after reading the order, and often followed by an item list or
-// the cart; 85% succeed (204), the rest 404 or 403. For 45 to 55 minutes.
-func crossClientDelete4(x *attackRun) {
+// subnetAccountsDelete4 deletes orders with many taken-over accounts from
+// the addresses of one /24 network, each address one account used once:
+// it logs in (the app's JSON or the web form), reads one to three of the
+// account's orders and deletes one to three of them, a few seconds after
+// reading each; the next account 1 to 3 minutes after. 90% of the deletes
+// succeed (204), the rest find the order gone (404). For 45 to 55 minutes.
+func subnetAccountsDelete4(x *attackRun) {
 	x.window(45*time.Minute, 55*time.Minute)
-	name, password := x.g.account(x.r, false), x.g.password(x.r)
-	x.attribute(KindUsername, name)
-	ip := x.g.attackIPs.addr()
-	type device struct {
-		c     *client
-		agent string
-		web   bool
-		renew time.Time
-	}
-	devs := []*device{{agent: pick(x.r, appAgents)}, {agent: pick(x.r, appAgents)}, {agent: pick(x.r, browserAgents), web: true}}
-	signIn := func(d *device, t time.Time) {
-		if d.c == nil {
-			d.c = x.client(ip, nil)
+	p := x.g.network()
+	addrs := hosts(x.r, p, 253)
+	per := min(3, int(x.budget(KindIP, tenMinutes, MeasureDeletes)))
+	next := 0
+	for t := x.start; t.Before(x.stop) && next < len(addrs); next++ {
+		web := chance(x.r, 0.3)
+		agent := pick(x.r, appAgents)
+		if web {
+			agent = pick(x.r, browserAgents)
 		}
-		d.c.setHeaders(x.g.loginHeaders(d.agent, name, d.web))
-		x.g.login(d.c, x.r, t, name, password, d.web, true)
-		hdr := map[string]string{"user-agent": d.agent, HeaderUsername: name}
-		if d.web {
+		name := x.g.account(x.r, web)
+		c := x.client(addrs[next], x.g.loginHeaders(agent, name, web))
+		x.g.login(c, x.r, t, name, x.g.password(x.r), web, true)
+		hdr := map[string]string{"user-agent": agent, HeaderUsername: name}
+		if web {
 			hdr["cookie"] = SessionCookie + "=" + x.g.secret(x.r, "", 40)
 		} else {
 			hdr[HeaderToken] = "Bearer " + x.g.secret(x.r, "", 32)
 		}
-		d.c.setHeaders(hdr)
-		d.renew = t.Add(durBetween(x.r, 12*time.Minute, 20*time.Minute))
-	}
-	for i, d := range devs {
-		signIn(d, x.start.Add(time.Duration(i)*durBetween(x.r, 5*time.Second, 40*time.Second)))
-	}
-	turn := 0
-	x.paced(x.start.Add(durBetween(x.r, 90*time.Second, 3*time.Minute)), tenMinutes, x.budget(KindUsername, tenMinutes, MeasureDeletes), func(t time.Time) {
-		d := devs[turn%len(devs)]
-		turn++
-		read := t.Add(-durBetween(x.r, 3*time.Second, 9*time.Second))
-		if !read.Before(d.renew) {
-			signIn(d, read.Add(-durBetween(x.r, 2*time.Second, 5*time.Second)))
-		}
-		id := orderIDMin + x.r.IntN(orderIDMax-orderIDMin)
-		d.c.send(read, getOrder(x.r, id))
-		k := deleteOrder(x.r, id)
-		switch y := x.r.Float64(); {
-		case y < 0.1:
-			k.status, k.resp = 404, errorBody(x.r)
-		case y < 0.15:
-			k.status, k.resp = 403, errorBody(x.r)
-		}
-		d.c.send(t, k)
-		// Calls are made in time order per client: a credential is never
-		// seen before its login.
-		if chance(x.r, 0.6) {
-			at := t.Add(durBetween(x.r, 10*time.Second, 50*time.Second))
-			if chance(x.r, 0.5) {
-				d.c.send(at, listItems(x.r))
-			} else {
-				d.c.send(at, cart(x.r))
+		c.setHeaders(hdr)
+		for range 1 + x.r.IntN(per) {
+			id := orderIDMin + x.r.IntN(orderIDMax-orderIDMin)
+			t = t.Add(durBetween(x.r, 3*time.Second, 15*time.Second))
+			c.send(t, getOrder(x.r, id))
+			t = t.Add(durBetween(x.r, 2*time.Second, 8*time.Second))
+			k := deleteOrder(x.r, id)
+			if chance(x.r, 0.1) {
+				k.status, k.resp = 404, errorBody(x.r)
 			}
+			c.send(t, k)
 		}
-	})
+		t = t.Add(durBetween(x.r, time.Minute, 3*time.Minute))
+	}
+	x.subnetMembers(p.String())
 }
 
 // loginOverflowBody4 is the app's JSON login of name with fields the shop
