@@ -1,12 +1,14 @@
 package behaviour
 
 import (
-	"github.com/vigil-project/vigil/detect"
 	"math"
+	"math/bits"
 	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/vigil-project/vigil/detect"
 )
 
 // Windows of the per-identity state: a short one for rates (1 min in 10 s
@@ -118,6 +120,15 @@ type identityState struct {
 	skSlots    uint16
 	kind       detect.Kind
 	marks      stateFlags
+}
+
+// newOctave reports whether the state's age in minutes (since its first
+// call) is in a later power of two at minute than at its last sample:
+// true in the first active minute of ages 1, 2–3, 4–7, 8–15…
+func (s *identityState) newOctave(minute int32) bool {
+	born := int32(s.first / int64(longBucket))
+	age := func(m int32) uint32 { return uint32(max(0, m-born)) }
+	return bits.Len32(age(minute)) != bits.Len32(age(s.lastSample))
 }
 
 // stateFlags are a state's marks, one bit each.

@@ -564,18 +564,30 @@ func (s *shard) update(st *identityState, w work) {
 			// (its 99th percentile) still moves it. A population with
 			// no thresholds of its own yet (a derived one on its
 			// kind's) takes every value.
+			//
+			// And once the model is ready, an identity trains a
+			// population that has samples enough only in the first
+			// minute of each power of two of its age (1, 2, 4, 8…
+			// minutes), not in every minute it is active: a few
+			// identities active for an hour (slow attackers not flagged
+			// yet) would otherwise be a large share of the samples'
+			// tail, raise the 99th percentile and so every limit.
 			var ts *thresholdSet
 			if !learning {
 				ts = m.thresholds.Load()
 			}
+			octave := learning || st.newOctave(minute)
 			m.mu.Lock()
 			least := minSamples(m.base != nil)
 			for i, v := range kindVars[p] {
-				if r := m.samples[p][v]; ts == nil || r == nil || r.seen < least || all[i] <= ts[p][v].Tx/trainedGrowth {
+				r := m.samples[p][v]
+				if ts == nil || r == nil || r.seen < least || octave && all[i] <= ts[p][v].Tx/trainedGrowth {
 					m.sampleLocked(p, v, all[i])
 				}
 			}
-			m.sampleVector(p, vec)
+			if mv := m.mv[p]; octave || mv == nil || len(mv.vecs) < mvMinVectors {
+				m.sampleVector(p, vec)
+			}
 			m.mu.Unlock()
 			if !learning {
 				if mvType, mvVars = m.anomalous(p, vec, m.thresholds.Load()); mvVars != nil {

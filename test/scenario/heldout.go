@@ -22,15 +22,15 @@ import (
 // heldOutVariants lists the second held-out set, in report order.
 func heldOutVariants() []StealthVariant {
 	return []StealthVariant{
-		{TypeProbing, "cookie_recon_h2", true, Claim{KindCookie, tenMinutes, MeasureFailedTemplates, false}, Claim{KindCookie, time.Hour, MeasureFailedTemplates, false}, cookieRecon},
-		{TypeExcessiveErrors, "cron_errors_h2", true, Claim{KindUsername, tenMinutes, MeasureErrors, false}, Claim{KindUsername, time.Hour, MeasureErrors, false}, cronErrors},
-		{TypeCredentialStuffing, "subnet_spraying_h2", true, Claim{KindIP, tenMinutes, MeasureFailedLogins, false}, Claim{KindIP, time.Hour, MeasureFailedLogins, true}, subnetSpraying},
-		{TypeStolenToken, "partner_key_hopping_h2", true, Claim{KindAPIKey, tenMinutes, MeasureAddresses, false}, Claim{KindAPIKey, time.Hour, MeasureAddresses, false}, partnerKeyHopping},
-		{TypeDataExfiltration, "web_export_h2", true, Claim{KindCookie, tenMinutes, MeasureResponseBytes, false}, Claim{KindCookie, time.Hour, MeasureResponseBytes, false}, webExport},
-		{TypeExtremeActivity, "subnet_spread_h2", true, Claim{KindIP, time.Minute, MeasureCalls, false}, Claim{KindIP, time.Hour, MeasureCalls, true}, subnetSpread},
-		{TypeBOLAEnumeration, "session_churn_walk_h2", true, Claim{KindUsername, tenMinutes, MeasureOrderIDs, false}, Claim{KindUsername, time.Hour, MeasureOrderIDs, false}, sessionChurnWalk},
-		{TypeMassDeletion, "account_cycling_delete_h2", true, Claim{KindIP, tenMinutes, MeasureDeletes, false}, Claim{KindIP, time.Hour, MeasureDeletes, false}, accountCyclingDelete},
-		{TypeOversizedPayload, "cart_overfill_h2", true, Claim{}, Claim{}, cartOverfill},
+		{TypeProbing, "cookie_recon_h2", false, Claim{KindCookie, tenMinutes, MeasureFailedTemplates, false}, Claim{KindCookie, time.Hour, MeasureFailedTemplates, false}, cookieRecon},
+		{TypeExcessiveErrors, "cron_errors_h2", false, Claim{KindUsername, tenMinutes, MeasureErrors, false}, Claim{KindUsername, time.Hour, MeasureErrors, false}, cronErrors},
+		{TypeCredentialStuffing, "subnet_spraying_h2", false, Claim{KindIP, tenMinutes, MeasureFailedLogins, false}, Claim{KindIP, time.Hour, MeasureFailedLogins, true}, subnetSpraying},
+		{TypeStolenToken, "partner_key_hopping_h2", false, Claim{KindAPIKey, tenMinutes, MeasureAddresses, false}, Claim{KindAPIKey, time.Hour, MeasureAddresses, false}, partnerKeyHopping},
+		{TypeDataExfiltration, "web_export_h2", false, Claim{KindCookie, tenMinutes, MeasureResponseBytes, false}, Claim{KindCookie, time.Hour, MeasureResponseBytes, false}, webExport},
+		{TypeExtremeActivity, "subnet_spread_h2", false, Claim{KindIP, time.Minute, MeasureCalls, false}, Claim{KindIP, time.Hour, MeasureCalls, true}, subnetSpread},
+		{TypeBOLAEnumeration, "session_churn_walk_h2", false, Claim{KindUsername, tenMinutes, MeasureOrderIDs, false}, Claim{KindUsername, time.Hour, MeasureOrderIDs, false}, sessionChurnWalk},
+		{TypeMassDeletion, "account_cycling_delete_h2", false, Claim{KindIP, tenMinutes, MeasureDeletes, false}, Claim{KindIP, time.Hour, MeasureDeletes, false}, accountCyclingDelete},
+		{TypeOversizedPayload, "cart_overfill_h2", false, Claim{}, Claim{}, cartOverfill},
 	}
 }
 

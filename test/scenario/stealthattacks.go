@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/vigil-project/vigil/detect"
@@ -69,7 +70,7 @@ func StealthVariants() []StealthVariant {
 		{TypeMassDeletion, "slow_delete", false, Claim{KindToken, tenMinutes, MeasureDeletes, false}, Claim{KindToken, time.Hour, MeasureDeletes, false}, slowDelete},
 		{TypeOversizedPayload, "just_above_bid", false, Claim{}, Claim{}, justAbove(shop.PutOrder)},
 		{TypeOversizedPayload, "just_above_patch", false, Claim{}, Claim{}, justAbove(shop.PatchOrder)},
-	}, heldOutVariants()...)
+	}, slices.Concat(heldOutVariants(), heldOutVariants3())...)
 }
 
 // NextHeldOutVariants is the next held-out set (heldout4.go, _h4): kept
