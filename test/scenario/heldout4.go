@@ -17,10 +17,9 @@ import (
 // sets in a dimension an attacker chooses: the identity it acts under (a
 // /24 network, an API key, a user name over many credentials or
 // addresses, one address over many accounts), the endpoint, or how it
-// spreads its calls. Like
-// every stealthy variant, each keeps its Under measure per window at or
-// under stealthShare of the busiest benign identity of its kind, and draws
-// only from its own random streams (x.r).
+// spreads its calls. Like every stealthy variant, each keeps its Under
+// measure per window at or under stealthShare of the busiest benign
+// identity of its kind, and draws only from its own random streams (x.r).
 
 // heldOutVariants4 lists the fourth held-out set, in report order.
 func heldOutVariants4() []StealthVariant {
