@@ -746,6 +746,41 @@ func TestSessionWithAThirdUserAgentIsStolen(t *testing.T) {
 	t.Logf("caught after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
 }
 
+// An identity that does little but delete is a mass deleter from its
+// tenth delete in the hour on (delete_ratio_1h), under every count: an
+// address behind which taken-over accounts each log in, look once and
+// delete one or two orders, a few minutes apart.
+func TestDeleteShareOfAnHour(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(27, 28))
+	f.benign(65*time.Minute, rng)
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	const addr = "203.0.113.60"
+	var tenth time.Time
+	for i := range 10 {
+		f.now = f.now.Add(4 * time.Minute) // two or three deletes every ten minutes: under deletes_10m and deletes_1h
+		f.login(addr, fmt.Sprintf("victim%d", i), 200)
+		f.now = f.now.Add(5 * time.Second)
+		f.tx(addr, fmt.Sprintf("victim%d-token", i), "GET", "/shop/profile", 200, 400)
+		f.now = f.now.Add(5 * time.Second)
+		f.tx(addr, fmt.Sprintf("victim%d-token", i), "DELETE", fmt.Sprintf("/shop/order/%d", 7000+i), 204, 0)
+		tenth = f.now
+	}
+	got := f.attacksOn(addr)
+	if len(got) == 0 || got[0].Type != detect.AttackMassDeletion || !got[0].DetectedAt.Equal(tenth) {
+		t.Fatalf("attacks on the address %+v, want mass_deletion at its tenth delete (%s)", got, tenth)
+	}
+	v, ok := variable(got[0], "delete_ratio_1h")
+	if !ok || v.Observed <= v.Tx || v.Observed < 0.3 || v.Tx < 0.25 {
+		t.Fatalf("delete_ratio_1h %+v, want a third of its calls past Tx", v)
+	}
+	if d, _ := variable(got[0], "deletes_1h"); d.Observed > d.Tx {
+		t.Fatalf("deletes_1h %+v: want it under its Tx (the share alone names it)", d)
+	}
+}
+
 // A slow deleter's hour is judged at each delete: the delete that takes
 // deletes_1h past its limit raises the attack at once, though it is not
 // the identity's first call of its minute and the deleter never calls
@@ -763,6 +798,9 @@ func TestSlowVariablesJudgedAtANotableCall(t *testing.T) {
 			f.now = f.now.Add(5 * time.Minute) // three deletes every 5 minutes: under deletes_10m
 		} else {
 			f.now = f.now.Add(10 * time.Second)
+		}
+		for range 4 { // reads between: deletes a fifth of its calls, under delete_ratio_1h
+			f.tx("203.0.113.50", "cleaner", "GET", "/shop/items/7", 200, 900)
 		}
 		f.tx("203.0.113.50", "cleaner", "DELETE", fmt.Sprintf("/shop/order/%d", 5000+i), 204, 0)
 		last = f.now

@@ -46,6 +46,11 @@ const (
 	vSelfBytes
 	vRequestBytes
 	vJSONElements
+	// vDeleteRatioHour is the share of deletes among an identity's calls
+	// over the hour, from deleteRatioFrom deletes on (after the per-request
+	// variables: a variable's index seeds its reservoir, and the others'
+	// samples stay as they were).
+	vDeleteRatioHour
 	// vEndpointBytes is request_bytes against the call's endpoint
 	// (endpoint.go): its thresholds are per endpoint, not per population,
 	// so it applies to no population.
@@ -110,6 +115,7 @@ var varDefs = [numVars]varDef{
 	vSelfBytes:           {"response_bytes_10m_vs_own", detect.AttackDataExfiltration, accountKinds, 10, false, true},
 	vRequestBytes:        {"request_bytes", detect.AttackOversizedPayload, allKinds, 8 << 10, true, false},
 	vJSONElements:        {"json_elements", detect.AttackOversizedPayload, allKinds, 200, true, false},
+	vDeleteRatioHour:     {"delete_ratio_1h", detect.AttackMassDeletion, allKinds, 0.25, false, true},
 	vEndpointBytes:       {"request_bytes_endpoint", detect.AttackOversizedPayload, 0, endpointFloor, true, false},
 }
 
@@ -190,6 +196,12 @@ func (s *identityState) value(v varID) float64 {
 			return 0
 		}
 		return s.ltValue(ltErrors, false) / n
+	case vDeleteRatioHour:
+		d := s.ltValue(ltDeletes, false)
+		if d < deleteRatioFrom {
+			return 0
+		}
+		return d / s.ltValue(ltRequests, false)
 	case vLoginFailuresHour:
 		return s.ltValue(ltLoginFail, false)
 	case vResponseBytesHour:
@@ -211,6 +223,11 @@ func (s *identityState) value(v varID) float64 {
 	}
 	return 0
 }
+
+// deleteRatioFrom is how many deletes an hour must hold before its share
+// of the calls counts: a person who deletes two orders in three calls is
+// tidying up, an address whose accounts log in only to delete is not.
+const deleteRatioFrom = 10
 
 // TrainingConfig says when an API's model is trained and how often it
 // relearns.

@@ -79,7 +79,7 @@ func varByName(name string) (varID, bool) {
 func CountVariable(name string) bool {
 	v, ok := varByName(name)
 	switch v {
-	case vErrorRatio, vErrorRatioHour, vUnknownShare, vSelfRequests, vSelfErrors, vSelfBytes:
+	case vErrorRatio, vErrorRatioHour, vDeleteRatioHour, vUnknownShare, vSelfRequests, vSelfErrors, vSelfBytes:
 		return false
 	}
 	return ok

@@ -210,17 +210,22 @@ func TestStealthSuite(t *testing.T) {
 //
 //   - Benign identities flagged: 0 to 1 of about 10,000 a seed (at most
 //     0.01 %); the limit is issue 15's goal, 0.1 %.
-//   - Every attacker of every variant detected, but for slow_delete (15 of
-//     16: 3 of 4 on seed 3, where one stays at deletes_1h's Tx), slow_probe
-//     (15 of 16: 3 of 4 on seed 4) and low_and_slow_cookie (0 of 16: a
-//     browser session's hour of calls kept at 1.3 to 1.5 times the
-//     busiest person's, under the cookie population's requests_1h Tx of
-//     3 × its 99th percentile). The variants held out until session 15
-//     (slow_errors_ip, password_spraying, cookie_hopping,
-//     low_and_slow_cookie, scattered_walk, just_above_patch) are tuning
-//     variants now: their shapes were known when the engine was changed.
-//     The held-out variants are not bounded: no tuning run saw them, and
-//     their figures are reported, not held.
+//   - Every attacker of every variant detected, but for slow_probe (15 of
+//     16: 3 of 4 on seed 4), low_and_slow_cookie (0 of 16: a browser
+//     session's hour of calls kept at 1.3 to 1.5 times the busiest
+//     person's, under the cookie population's requests_1h Tx of 3 × its
+//     99th percentile) and the second held-out set's (tuned on since
+//     session 16): cookie_recon_h2 13 of 16 (2 of 4 on seed 4),
+//     cron_errors_h2 12 of 16 (0 on seed 4, where the integrations'
+//     service accounts set the user names' errors_1h Tx at 21),
+//     partner_key_hopping_h2, web_export_h2 and subnet_spread_h2 0 of 16.
+//     slow_delete (16 of 16 since session 16) keeps its limit of 3 of 4
+//     a seed: it stays near deletes_1h's Tx. The variants held out until
+//     session 15 (slow_errors_ip, password_spraying, cookie_hopping,
+//     low_and_slow_cookie, scattered_walk, just_above_patch) and the _h2
+//     set are tuning variants: their shapes were known when the engine
+//     was changed. The held-out variants (_h3) are not bounded: no
+//     tuning run saw them, and their figures are reported, not held.
 //   - Right type for every detected attacker of every variant seen in
 //     tuning (observed for all; slow_errors_ip's malformed queries are
 //     caught as schema_violation, which its attackers list as also
@@ -237,13 +242,11 @@ var stealthLimits = Limits{
 		"extreme_activity/stealth/low_and_slow_cookie": 0,
 		// The second held-out set (heldout.go), a tuning set since
 		// session 16: per seed as low as observed on seeds 1 to 4.
-		"probing/stealth/cookie_recon_h2":                 0.5,
-		"excessive_errors/stealth/cron_errors_h2":         0,
-		"stolen_token/stealth/partner_key_hopping_h2":     0,
-		"data_exfiltration/stealth/web_export_h2":         0,
-		"extreme_activity/stealth/subnet_spread_h2":       0,
-		"mass_deletion/stealth/account_cycling_delete_h2": 0,
-		"oversized_payload/stealth/cart_overfill_h2":      0,
+		"probing/stealth/cookie_recon_h2":             0.5,
+		"excessive_errors/stealth/cron_errors_h2":     0,
+		"stolen_token/stealth/partner_key_hopping_h2": 0,
+		"data_exfiltration/stealth/web_export_h2":     0,
+		"extreme_activity/stealth/subnet_spread_h2":   0,
 		// The third held-out set (heldout3.go), written from the
 		// threat model only and never tuned on: reported, not bounded.
 		"probing/stealth/app_api_guess_h3":             0,
