@@ -819,3 +819,64 @@ func TestSlowVariablesJudgedAtANotableCall(t *testing.T) {
 		t.Fatalf("deletes_1h %+v, want 11 past Tx", v)
 	}
 }
+
+// A script that logs its one account in for a fresh token on every run is
+// one user, not an office: its address is judged as one client's, and its
+// errors over the hour are caught as such.
+func TestOneAccountWithManyTokensIsNotAnOffice(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeDetect)
+	rng := rand.New(rand.NewPCG(29, 30))
+	f.benign(65*time.Minute, rng)
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	const addr, account = "203.0.113.70", "cron-bot"
+	call := func(token, method, path string, status int) {
+		t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: method, Path: path, Status: status,
+			ResponseBytes: 200, Start: f.now, HasRequest: true, Complete: true, UserAgent: "curl/8.5"}
+		t.Identities[detect.KindIP] = addr
+		t.Identities[detect.KindUsername] = account
+		if token != "" {
+			t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
+		}
+		f.e.Consume(t)
+	}
+	for run := range 6 { // a run every 11 minutes: two logins, 4 errors, under errors_10m
+		f.now = f.now.Add(11 * time.Minute)
+		for part := range 2 {
+			f.now = f.now.Add(2 * time.Second)
+			call("", "POST", "/shop/login", 200)
+			token := fmt.Sprintf("run-%d-%d", run, part)
+			for range 2 {
+				f.now = f.now.Add(2 * time.Second)
+				call(token, "PUT", "/shop/order", 400)
+			}
+			f.now = f.now.Add(2 * time.Second)
+			call(token, "GET", "/shop/profile", 200)
+		}
+	}
+	// Judged as one client: the address's errors_1h, recorded under the
+	// token that carried the call (judged_on_address), never as an
+	// office's (users_behind_address) or an office user's
+	// (on_shared_address).
+	var got []*detect.Attack
+	for _, a := range f.attacks {
+		if a.Type == detect.AttackExcessiveErrors {
+			got = append(got, a)
+		}
+		for _, v := range a.Variables {
+			if v.Name == sharedAddressVariableName || v.Name == usersVariableName {
+				t.Fatalf("judged as a shared address: %+v", a)
+			}
+		}
+	}
+	if len(got) == 0 {
+		t.Fatalf("attacks %+v, want excessive_errors", f.attacks)
+	}
+	if v, ok := variable(got[0], "errors_1h"); !ok || v.Observed <= v.Tx {
+		t.Fatalf("errors_1h %+v, want past its Tx", v)
+	}
+	if _, ok := variable(got[0], addressVariable); !ok {
+		t.Fatalf("explained by %+v, want the address judged as one client", got[0].Variables)
+	}
+}

@@ -150,3 +150,37 @@ func TestEndpointThresholdsInTheModelDocument(t *testing.T) {
 		t.Fatalf("a person's endpoint limit does not judge: %+v", g.attacks)
 	}
 }
+
+// A small endpoint's limit is its own: cart additions of 60 to 160 bytes
+// make a Tx of 1.5 × the largest (240, over the 128-byte floor), so a
+// body of 300 is oversized there and one of 200 is not.
+func TestOversizedForASmallEndpoint(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(35, 36))
+	end := f.now.Add(45 * time.Minute)
+	for f.now.Before(end) {
+		f.now = f.now.Add(time.Second)
+		u := rng.IntN(60)
+		if rng.IntN(3) == 0 {
+			f.body(fmt.Sprintf("10.2.0.%d", u), fmt.Sprintf("user-%d", u), "POST", "/shop/cart", 60+rng.Int64N(101))
+		} else {
+			f.tx(fmt.Sprintf("10.2.0.%d", u), fmt.Sprintf("user-%d", u), "GET", fmt.Sprintf("/shop/order/%d", 1000+u), 200, 900)
+		}
+	}
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	f.now = f.now.Add(time.Second)
+	f.body("203.0.113.11", "shopper", "POST", "/shop/cart", 200)
+	if len(f.attacks) != 0 {
+		t.Fatalf("a body 1.25 × the largest fired: %+v", f.attacks[0])
+	}
+	f.body("203.0.113.12", "stuffer", "POST", "/shop/cart", 300)
+	if len(f.attacks) != 1 || f.attacks[0].Type != detect.AttackOversizedPayload {
+		t.Fatalf("attacks %+v, want one oversized_payload", f.attacks)
+	}
+	ep, ok := variable(f.attacks[0], "request_bytes_endpoint")
+	if !ok || ep.Location != "POST /shop/cart" || ep.Tx < 200 || ep.Tx > 241 {
+		t.Fatalf("request_bytes_endpoint %+v, want 300 past a Tx of 1.5 × the largest addition (at most 240)", ep)
+	}
+}
