@@ -9,17 +9,19 @@ import (
 	"github.com/vigil-project/vigil/server/demo/shop"
 )
 
-// A second held-out set of stealthy variants (suffix _h2), one per attack
-// type, written from the threat model only (an attacker who studied the
-// benign population keeps every per-window measure at or under
-// stealthShare of the busiest benign identity of its kind, and stands out
-// only by its total or its shape), never from the engine's code, and kept
-// out of all tuning like the other held-out variants. Each differs from
-// every other variant of its type in an identity or credential kind, an
-// endpoint or a pacing an attacker would choose. They draw only from their
-// own random streams (stealthTraffic's "stealth/<type>/<name>").
+// A second set of stealthy variants (suffix _h2), one per attack type,
+// written from the threat model only (an attacker who studied the benign
+// population keeps every per-window measure at or under stealthShare of
+// the busiest benign identity of its kind, and stands out only by its
+// total or its shape), never from the engine's code. It was held out of
+// tuning until session 16 and is a tuning set since (HeldOut false). Each
+// differs from every other variant of its type in an identity or
+// credential kind, an endpoint or a pacing an attacker would choose. They
+// draw only from their own random streams (stealthTraffic's
+// "stealth/<type>/<name>").
 
-// heldOutVariants lists the second held-out set, in report order.
+// heldOutVariants lists the second set (tuned on since session 16), in
+// report order.
 func heldOutVariants() []StealthVariant {
 	return []StealthVariant{
 		{TypeProbing, "cookie_recon_h2", false, Claim{KindCookie, tenMinutes, MeasureFailedTemplates, false}, Claim{KindCookie, time.Hour, MeasureFailedTemplates, false}, cookieRecon},
