@@ -29,6 +29,25 @@ type Record struct {
 	RequestBody string `json:"request_body,omitempty"`
 }
 
+// The years a call's time may fall in. The behaviour windows count time
+// in 10-second buckets held in 32 bits from the Unix epoch, which last to
+// the year 2650; a recorded time outside these years is a broken log.
+const (
+	minYear = 1970
+	maxYear = 2500
+)
+
+var (
+	minTime = time.Date(minYear, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(maxYear, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// TimeInRange reports whether t is a time a call can have: from 1970 up
+// to (not including) 2500.
+func TimeInRange(t time.Time) bool {
+	return !t.Before(minTime) && t.Before(maxTime)
+}
+
 // ParseRecord decodes one line. Unknown fields are errors, so a typo is seen.
 func ParseRecord(line []byte) (Record, error) {
 	var r Record
@@ -40,6 +59,8 @@ func ParseRecord(line []byte) (Record, error) {
 	switch {
 	case r.Time.IsZero():
 		return Record{}, errors.New("missing time")
+	case !TimeInRange(r.Time):
+		return Record{}, fmt.Errorf("time %s out of range (%d to %d)", r.Time.Format(time.RFC3339), minYear, maxYear-1)
 	case r.Method == "":
 		return Record{}, errors.New("missing method")
 	case r.Path == "" || r.Path[0] != '/':

@@ -290,7 +290,9 @@ var _ detect.Sink = (*Engine)(nil)
 
 // Consume takes one transaction from the pipeline.
 func (e *Engine) Consume(t *detect.Transaction) {
-	if !t.HasRequest || t.Start.IsZero() {
+	if !t.HasRequest || !detect.TimeInRange(t.Start) {
+		// No time, or one the windows cannot count (a broken log's 1969
+		// or year 9999 in a replay): nothing to learn or judge.
 		return
 	}
 	m := e.model(t)

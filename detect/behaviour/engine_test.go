@@ -452,3 +452,28 @@ func TestInFlightCallsDoNotRepeatTheOffence(t *testing.T) {
 		t.Fatalf("after the unblock: block entries %+v, want a second block for 2h", f.blocked)
 	}
 }
+
+// TestTimesOutOfRangeAreIgnored: a replayed log's broken times (before
+// 1970, or centuries ahead) are no calls to learn from; they neither count
+// nor break the identity's windows for its calls at real times (a 1969 call
+// made its hour window's buckets negative: index out of range, found by
+// FuzzReplayLine).
+func TestTimesOutOfRangeAreIgnored(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	real := f.now
+	for _, at := range []time.Time{
+		time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC),
+		real,
+		real.Add(20 * time.Minute), // past the 10-minute window: the hour and day windows start
+		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC),
+		real.Add(21 * time.Minute),
+		time.Date(2500, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		f.now = at
+		f.tx("10.9.9.9", "tok-x", "GET", "/shop/order/1", 200, 100)
+	}
+	st := f.e.Models()
+	if len(st) != 1 || st[0].Requests != 3 {
+		t.Fatalf("models %+v, want one that counted the 3 calls at real times", st)
+	}
+}

@@ -28,6 +28,8 @@ var replayLines = []struct {
 	{"access log, negative duration", `{"time":"2026-11-27T10:50:00Z","client":"203.0.113.9","method":"GET","path":"/a","status":200,"duration_ms":-3}`, "duration -3 ms"},
 	{"access log, NaN duration", `{"time":"2026-11-27T10:50:00Z","client":"203.0.113.9","method":"GET","path":"/a","status":200,"duration_ms":"NaN"}`, "duration NaN ms"},
 	{"access log, bad time", `{"time":"yesterday","client":"203.0.113.9","method":"GET","path":"/a","status":200}`, "not RFC 3339"},
+	{"record, time before 1970", `{"time":"1969-12-31T23:59:59Z","method":"GET","path":"/a","status":200}`, "out of range"},
+	{"access log, year 9999", `{"time":"9999-12-31T23:59:59Z","client":"203.0.113.9","method":"GET","path":"/a","status":200}`, "out of range"},
 	{"access log without path", `{"time":"2026-11-27T10:50:00Z","client":"203.0.113.9","method":"GET","status":200}`, "without method or path"},
 }
 
