@@ -123,11 +123,11 @@ var limits = Limits{
 // scored by runSuite, and lists what check finds wrong as errors.
 func eachSeed(t *testing.T, seeds []uint64, config func(uint64) Config, check func(t *testing.T, rep Report) []string) {
 	t.Helper()
-	if raceDetector {
-		t.Skip("the scenario suite runs without -race (go test ./test/scenario; .ci/run's second pass)")
-	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			// A seed's replay keeps about one core busy: the seeds share
+			// the machine's cores (go test -parallel, GOMAXPROCS at most).
+			t.Parallel()
 			rep := runSuite(t, config(seed))
 			if rep.Benign.Identities == 0 || len(rep.Types) != len(AttackTypes()) {
 				t.Fatalf("the scenario is empty: %d benign identities, %d types", rep.Benign.Identities, len(rep.Types))
