@@ -8,9 +8,10 @@ import (
 	"github.com/vigil-project/vigil/server/demo/shop"
 )
 
-// A third held-out set of stealthy variants (names ending _h3), one per
-// attack type, written from the threat model only (never from the engine's
-// code, nor from the second set's) and never tuned on. Each differs from
+// A third set of stealthy variants (names ending _h3), one per attack
+// type, written from the threat model only (never from the engine's code,
+// nor from the second set's): held out until session 17, a tuning set
+// since (HeldOut false). Each differs from
 // its type's tuning variants in a dimension an attacker chooses: the
 // identity it acts under, the endpoint, or its pacing. Like every stealthy
 // variant, each keeps its measures per window at or under the busiest
@@ -20,17 +21,17 @@ import (
 // heldOutVariants3 lists the third held-out set, in report order.
 func heldOutVariants3() []StealthVariant {
 	return []StealthVariant{
-		{TypeProbing, "app_api_guess_h3", true, Claim{KindToken, tenMinutes, MeasureFailedTemplates, false}, Claim{KindToken, time.Hour, MeasureFailedTemplates, false}, appAPIGuess},
-		{TypeExcessiveErrors, "cart_tamper_h3", true, Claim{KindCookie, tenMinutes, MeasureErrors, false}, Claim{KindCookie, time.Hour, MeasureErrors, false}, cartTamper},
-		{TypeCredentialStuffing, "lockout_dodge_h3", true, Claim{KindUsername, tenMinutes, MeasureFailedLogins, false}, Claim{KindUsername, time.Hour, MeasureFailedLogins, false}, lockoutDodge},
+		{TypeProbing, "app_api_guess_h3", false, Claim{KindToken, tenMinutes, MeasureFailedTemplates, false}, Claim{KindToken, time.Hour, MeasureFailedTemplates, false}, appAPIGuess},
+		{TypeExcessiveErrors, "cart_tamper_h3", false, Claim{KindCookie, tenMinutes, MeasureErrors, false}, Claim{KindCookie, time.Hour, MeasureErrors, false}, cartTamper},
+		{TypeCredentialStuffing, "lockout_dodge_h3", false, Claim{KindUsername, tenMinutes, MeasureFailedLogins, false}, Claim{KindUsername, time.Hour, MeasureFailedLogins, false}, lockoutDodge},
 		// Two addresses at once, each under the budget: set apart by its
 		// shape (two clients interleaving one token), not by a total.
-		{TypeStolenToken, "concurrent_session_h3", true, Claim{KindToken, tenMinutes, MeasureAddresses, false}, Claim{}, concurrentSession},
-		{TypeDataExfiltration, "burst_export_h3", true, Claim{KindToken, tenMinutes, MeasureResponseBytes, false}, Claim{KindToken, time.Hour, MeasureResponseBytes, false}, burstExport},
-		{TypeExtremeActivity, "agent_rotation_h3", true, Claim{KindIP, time.Minute, MeasureCalls, false}, Claim{KindIP, time.Hour, MeasureCalls, false}, agentRotation},
-		{TypeBOLAEnumeration, "web_burst_walk_h3", true, Claim{KindCookie, tenMinutes, MeasureOrderIDs, false}, Claim{KindCookie, time.Hour, MeasureOrderIDs, false}, webBurstWalk},
-		{TypeMassDeletion, "web_delete_bursts_h3", true, Claim{KindCookie, tenMinutes, MeasureDeletes, false}, Claim{KindCookie, time.Hour, MeasureDeletes, false}, webDeleteBursts},
-		{TypeOversizedPayload, "key_overfill_h3", true, Claim{}, Claim{}, keyOverfill},
+		{TypeStolenToken, "concurrent_session_h3", false, Claim{KindToken, tenMinutes, MeasureAddresses, false}, Claim{}, concurrentSession},
+		{TypeDataExfiltration, "burst_export_h3", false, Claim{KindToken, tenMinutes, MeasureResponseBytes, false}, Claim{KindToken, time.Hour, MeasureResponseBytes, false}, burstExport},
+		{TypeExtremeActivity, "agent_rotation_h3", false, Claim{KindIP, time.Minute, MeasureCalls, false}, Claim{KindIP, time.Hour, MeasureCalls, false}, agentRotation},
+		{TypeBOLAEnumeration, "web_burst_walk_h3", false, Claim{KindCookie, tenMinutes, MeasureOrderIDs, false}, Claim{KindCookie, time.Hour, MeasureOrderIDs, false}, webBurstWalk},
+		{TypeMassDeletion, "web_delete_bursts_h3", false, Claim{KindCookie, tenMinutes, MeasureDeletes, false}, Claim{KindCookie, time.Hour, MeasureDeletes, false}, webDeleteBursts},
+		{TypeOversizedPayload, "key_overfill_h3", false, Claim{}, Claim{}, keyOverfill},
 	}
 }
 

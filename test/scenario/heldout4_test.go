@@ -74,7 +74,7 @@ func TestHeldOut4Shapes(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range NextHeldOutVariants() {
+	for _, v := range heldOutVariants4() {
 		if seen[v.Name] != s.Config.StealthAttackers {
 			t.Errorf("%s: %d attackers, want %d", v.Name, seen[v.Name], s.Config.StealthAttackers)
 		}

@@ -247,8 +247,7 @@ var stealthLimits = Limits{
 		"stolen_token/stealth/partner_key_hopping_h2": 0,
 		"data_exfiltration/stealth/web_export_h2":     0,
 		"extreme_activity/stealth/subnet_spread_h2":   0,
-		// The third held-out set (heldout3.go), written from the
-		// threat model only and never tuned on: reported, not bounded.
+		// The third set (heldout3.go), a tuning set since session 17.
 		"probing/stealth/app_api_guess_h3":             0,
 		"excessive_errors/stealth/cart_tamper_h3":      0,
 		"credential_stuffing/stealth/lockout_dodge_h3": 0,
@@ -258,6 +257,17 @@ var stealthLimits = Limits{
 		"bola_enumeration/stealth/web_burst_walk_h3":   0,
 		"mass_deletion/stealth/web_delete_bursts_h3":   0,
 		"oversized_payload/stealth/key_overfill_h3":    0,
+		// The fourth held-out set (heldout4.go), written from the threat
+		// model only and never tuned on: reported, not bounded.
+		"probing/stealth/subnet_scan_h4":                  0,
+		"excessive_errors/stealth/partner_key_errors_h4":  0,
+		"credential_stuffing/stealth/combo_check_h4":      0,
+		"stolen_token/stealth/infostealer_tokens_h4":      0,
+		"data_exfiltration/stealth/pooled_export_h4":      0,
+		"extreme_activity/stealth/relogin_flood_h4":       0,
+		"bola_enumeration/stealth/key_walk_h4":            0,
+		"mass_deletion/stealth/subnet_accounts_delete_h4": 0,
+		"oversized_payload/stealth/login_overflow_h4":     0,
 	},
 	MaxMedianTTDFast: map[string]time.Duration{
 		TypeProbing:            2100 * time.Millisecond,  // largest 1.4s
