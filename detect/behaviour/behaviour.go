@@ -159,7 +159,11 @@ type stateExtra struct {
 	// clientIPs are up to maxClientIPs distinct, for non-IP identities.
 	clientIPs []string
 	// attacks counts the attacks acted on (blocked or would-block).
-	attacks int
+	attacks int32
+	// lastIP is the index in clientIPs of the address of the session's
+	// call before (-1: none of them), switches its switches of address.
+	lastIP   int8
+	switches *addressSwitches
 	// shared holds the cluster's part of a shared state (shared.go).
 	shared *sharedState
 	// lt holds the hour and day windows, made once the identity has been
@@ -204,7 +208,7 @@ func (s *identityState) attacks() int {
 	if s.extra == nil {
 		return 0
 	}
-	return s.extra.attacks
+	return int(s.extra.attacks)
 }
 
 func (s *identityState) clientIPs() []string {
@@ -373,7 +377,10 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 	if s.kind != detect.KindIP {
 		if ip := t.Identities[detect.KindIP]; ip != "" {
 			s.add(skIPs, hashString(ip))
-			s.noteIP(ip)
+			i := s.noteIP(ip)
+			if s.kind == detect.KindToken || s.kind == detect.KindCookie {
+				s.noteSwitch(i, int32(s.longHead))
+			}
 		}
 		if s.kind.Secret() && t.UserAgent != "" {
 			s.add(skAgents, hashString(t.UserAgent))
@@ -388,18 +395,73 @@ func (s *identityState) observe(t *detect.Transaction, now int64, call *callFact
 		// many objects shows errors, not a walk.
 		s.add(skObjects, call.object)
 		s.add(skObjectsWide, call.object)
+		if lt != nil && (t.Status == 403 || t.Status == 404) {
+			lt.add(ltObjectMisses, 1)
+		}
 	}
 }
 
-func (s *identityState) noteIP(ip string) {
-	for _, have := range s.clientIPs() {
+// noteIP adds ip to the state's client addresses and returns its index
+// among them (-1: not among them, the list being full).
+func (s *identityState) noteIP(ip string) int {
+	for i, have := range s.clientIPs() {
 		if have == ip {
-			return
+			return i
 		}
 	}
 	if x := s.ext(); len(x.clientIPs) < maxClientIPs {
 		x.clientIPs = append(x.clientIPs, strings.Clone(ip))
+		return len(x.clientIPs) - 1
 	}
+	return -1
+}
+
+// addressSwitches counts, per minute of the 10-minute window, the calls of
+// a session (token or cookie) from another address than its call before.
+// Its owner moving between networks switches now and then; a session
+// stolen and used while its owner goes on using it switches at nearly
+// every call, from two addresses, each of them under every count.
+type addressSwitches struct {
+	head int32 // the newest minute (unix minutes)
+	n    [longBuckets]uint16
+}
+
+// noteSwitch counts a call from client address i (noteIP's index) at
+// minute when the call before came from another one. The counts are made
+// at the first switch: most sessions never switch.
+func (s *identityState) noteSwitch(i int, minute int32) {
+	x := s.ext()
+	last := x.lastIP
+	x.lastIP = int8(i)
+	if i == int(last) && i >= 0 {
+		return
+	}
+	w := x.switches
+	if w == nil {
+		w = &addressSwitches{head: minute}
+		x.switches = w
+	}
+	if minute > w.head {
+		for m := max(w.head+1, minute-longBuckets+1); m <= minute; m++ {
+			w.n[m%longBuckets] = 0
+		}
+		w.head = minute
+	}
+	if minute > w.head-longBuckets {
+		inc16(&w.n[minute%longBuckets])
+	}
+}
+
+// addressSwitches returns the switches of the 10 minutes to minute.
+func (s *identityState) addressSwitches(minute int32) float64 {
+	if s.extra == nil || s.extra.switches == nil {
+		return 0
+	}
+	w, n := s.extra.switches, 0
+	for m := max(w.head-longBuckets+1, minute-longBuckets+1); m <= w.head; m++ {
+		n += int(w.n[m%longBuckets])
+	}
+	return float64(n)
 }
 
 // routeKey hashes a method and endpoint template (a prepared call's): the

@@ -880,3 +880,91 @@ func TestOneAccountWithManyTokensIsNotAnOffice(t *testing.T) {
 		t.Fatalf("explained by %+v, want the address judged as one client", got[0].Variables)
 	}
 }
+
+// A stolen session used while its owner goes on using it: two addresses
+// and two user agents, each under every count (distinct_ips,
+// distinct_user_agents), but the calls alternate between the addresses
+// (address_switches_10m). The owner alone, moving between two networks
+// now and then, is not flagged.
+func TestSessionUsedFromTwoAddressesAtOnceIsStolen(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(29, 30))
+	f.benign(45*time.Minute, rng)
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	call := func(ip, token, agent string) {
+		t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: "/shop/order/7", Status: 200,
+			ResponseBytes: 800, Start: f.now, HasRequest: true, Complete: true, UserAgent: agent}
+		t.Identities[detect.KindIP] = ip
+		t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
+		f.e.Consume(t)
+	}
+	shared, mover := f.fp.Fingerprint("shared"), f.fp.Fingerprint("mover")
+	start := f.now
+	for i := 0; f.now.Sub(start) < 20*time.Minute && len(f.attacksOn(shared)) == 0; i++ {
+		f.now = f.now.Add(time.Duration(10+rng.IntN(30)) * time.Second)
+		if rng.IntN(2) == 0 {
+			call("198.51.100.7", "shared", "shop-app/2.9")
+		} else {
+			call("203.0.113.90", "shared", "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0")
+		}
+		call(fmt.Sprintf("192.0.2.%d", 20+i/20), "mover", "shop-app/2.9") // another network every 20 calls
+	}
+	if a := f.attacksOn(mover); len(a) != 0 {
+		t.Fatalf("a session moving between networks flagged: %+v", a[0])
+	}
+	got := f.attacksOn(shared)
+	if len(got) == 0 || got[0].Type != detect.AttackStolenToken {
+		t.Fatalf("not caught as stolen_token in 20 minutes: %+v", got)
+	}
+	if v, ok := variable(got[0], "address_switches_10m"); !ok || v.Observed <= v.Tx || v.Observed < 8 {
+		t.Fatalf("address_switches_10m %+v, want it past Tx", v)
+	}
+	for _, name := range []string{"distinct_ips", "distinct_user_agents"} {
+		if v, _ := variable(got[0], name); v.Observed > v.Tx {
+			t.Fatalf("%s %+v past Tx: want the switches alone to name it", name, v)
+		}
+	}
+	t.Logf("caught after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
+}
+
+// An ID walk in bursts, each under the 10-minute counts and more than ten
+// minutes after the one before, between ordinary reads: its refused reads
+// take errors_1h past its limit in a later burst, when the 10 minutes hold
+// few of them. The errors are the walk's: it is named bola_enumeration.
+func TestWalkInBurstsIsNamedBOLA(t *testing.T) {
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(31, 32))
+	f.benign(65*time.Minute, rng)
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	const ip = "203.0.113.41"
+	walker := f.fp.Fingerprint("burst-walker")
+	id, start := 90000, f.now
+	for burst := 0; burst < 4 && len(f.attacksOn(walker)) == 0; burst++ {
+		for range 8 {
+			f.now = f.now.Add(50 * time.Second)
+			id--
+			status := 403
+			if rng.IntN(4) == 0 {
+				status = 404
+			}
+			f.tx(ip, "burst-walker", "GET", fmt.Sprintf("/shop/order/%d", id), status, 200)
+			f.tx(ip, "burst-walker", "GET", fmt.Sprintf("/shop/items/%d", rng.IntN(5000)), 200, 900)
+		}
+		for range 11 { // a pause of 11 minutes, reading items
+			f.now = f.now.Add(time.Minute)
+			f.tx(ip, "burst-walker", "GET", fmt.Sprintf("/shop/items/%d", rng.IntN(5000)), 200, 900)
+		}
+	}
+	got := f.attacksOn(walker)
+	if len(got) == 0 {
+		t.Fatal("the walk in bursts was not caught")
+	}
+	if got[0].Type != detect.AttackBOLAEnumeration {
+		t.Fatalf("named %s, want bola_enumeration: %+v", got[0].Type, got[0].Variables)
+	}
+	t.Logf("named bola_enumeration after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
+}

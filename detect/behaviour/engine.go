@@ -672,9 +672,10 @@ const trainedGrowth = 1.5
 
 // walking reports whether a state walks object IDs: nearly every call of
 // its 10 minutes (walkShare, at least walkMinObjects) a new object read and
-// many of them missing (walkMissing: IDs guessed past the ones that exist;
-// a partner reading its own orders finds them, a client whose writes are
-// refused misses nothing), or distinct objects at least half way from their
+// many of its calls missing or refused (walkMissing: IDs guessed past the
+// ones that exist or not its own; a partner reading its own orders finds
+// them), or over the hour at least walkHourMisses reads of objects refused
+// or missing, most of its errors, and of distinct objects, or distinct objects at least half way from their
 // normal (Tn) to their limit over 10 minutes or the hour. The errors or
 // the anomaly it shows are then an ID walk's (bola_enumeration), however
 // slow it goes.
@@ -683,8 +684,17 @@ func (s *identityState) walking(ts *thresholdSet, knobs *[numTypes]TypeKnobs) bo
 		return false
 	}
 	n := s.longSum(cRequests)
-	if o := s.value(vDistinctObjects); o >= walkMinObjects && o >= walkShare*n && s.longSum(cFailed) >= walkMissing*n {
+	if o := s.value(vDistinctObjects); o >= walkMinObjects && o >= walkShare*n && s.longSum(cFailed)+s.longSum(cErrors) >= walkMissing*n {
 		return true
+	}
+	// Over the hour: most of its errors and misses were reads of objects
+	// refused or missing, and of about as many distinct objects (a walk
+	// in bursts, its 10 minutes now between two).
+	if l := s.lt(); l != nil {
+		miss := l.hourSum(ltObjectMisses)
+		if miss >= walkHourMisses && miss >= walkShare*(l.hourSum(ltErrors)) && s.value(vObjectsHour) >= walkShare*miss {
+			return true
+		}
 	}
 	p := s.pop()
 	for _, v := range []varID{vDistinctObjects, vObjectsHour} {
@@ -969,6 +979,7 @@ const (
 	walkShare      = 0.7
 	walkMinObjects = 15
 	walkMissing    = 0.15
+	walkHourMisses = 12
 )
 
 // explain measures the variables of type typ on a state (perReq: the

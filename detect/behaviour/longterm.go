@@ -15,7 +15,7 @@ import (
 // epoch plus the previous one weighted by the share of it still inside
 // the window, as sliding-window rate limiters count).
 //
-// A state gets them (longTerm, 192 bytes behind stateExtra) only once its
+// A state gets them (longTerm, 232 bytes behind stateExtra) only once its
 // identity has been seen for longer than the 10-minute window: until then
 // that window holds its whole history and the hour and day values are its
 // sums. Most identities (a botnet's addresses, a short session's token)
@@ -46,14 +46,19 @@ const (
 	ltLoginFail
 	ltDeletes
 	ltBytes // response bytes
+	// ltObjectMisses counts reads of an object refused or missing (403,
+	// 404): an ID walk's, however slow (walking). The 10-minute window
+	// has no counter of them.
+	ltObjectMisses
 	numLT
 )
 
 // ltOf maps the long window's counters to the long-term ones (-1: none),
-// and longOf back (-1: response bytes, which the long window keeps apart).
+// and longOf back (-1: response bytes, which the long window keeps apart,
+// and object misses, which it does not count).
 var (
 	ltOf   = [numCounters]int{cRequests: ltRequests, cErrors: ltErrors, cFailed: -1, cLoginFail: ltLoginFail, cDeletes: ltDeletes}
-	longOf = [numLT]int{ltRequests: cRequests, ltErrors: cErrors, ltLoginFail: cLoginFail, ltDeletes: cDeletes, ltBytes: -1}
+	longOf = [numLT]int{ltRequests: cRequests, ltErrors: cErrors, ltLoginFail: cLoginFail, ltDeletes: cDeletes, ltBytes: -1, ltObjectMisses: -1}
 )
 
 // longTerm is the hour and day windows of one identity. Counters saturate

@@ -51,6 +51,9 @@ const (
 	// variables: a variable's index seeds its reservoir, and the others'
 	// samples stay as they were).
 	vDeleteRatioHour
+	// vAddressSwitches counts a session's calls from another address than
+	// its call before (addressSwitches).
+	vAddressSwitches
 	// vEndpointBytes is request_bytes against the call's endpoint
 	// (endpoint.go): its thresholds are per endpoint, not per population,
 	// so it applies to no population.
@@ -63,6 +66,7 @@ const (
 	secretKinds  = 1<<detect.KindToken | 1<<detect.KindAPIKey | 1<<detect.KindCookie
 	loginKinds   = 1<<detect.KindIP | 1<<detect.KindUsername | 1<<detect.KindCookie
 	sprayerKinds = 1<<detect.KindIP | 1<<detect.KindCookie
+	sessionKinds = 1<<detect.KindToken | 1<<detect.KindCookie
 	ipKinds      = 1 << detect.KindIP
 	// accountKinds are the identities that last: API keys and user
 	// accounts (a token or cookie is one session; an address, anyone's).
@@ -116,6 +120,7 @@ var varDefs = [numVars]varDef{
 	vRequestBytes:        {"request_bytes", detect.AttackOversizedPayload, allKinds, 8 << 10, true, false},
 	vJSONElements:        {"json_elements", detect.AttackOversizedPayload, allKinds, 200, true, false},
 	vDeleteRatioHour:     {"delete_ratio_1h", detect.AttackMassDeletion, allKinds, 0.25, false, true},
+	vAddressSwitches:     {"address_switches_10m", detect.AttackStolenToken, sessionKinds, 8, false, false},
 	vEndpointBytes:       {"request_bytes_endpoint", detect.AttackOversizedPayload, 0, endpointFloor, true, false},
 }
 
@@ -168,6 +173,8 @@ func (s *identityState) value(v varID) float64 {
 		return s.estimate(skIPs)
 	case vDistinctAgents:
 		return s.estimate(skAgents)
+	case vAddressSwitches:
+		return s.addressSwitches(int32(s.longHead))
 	case vResponseBytes:
 		return s.respBytes()
 	case vDistinctObjects:

@@ -45,6 +45,9 @@ func (s *identityState) bytes() int64 {
 		if x.shared != nil {
 			n += size(unsafe.Sizeof(*x.shared))
 		}
+		if x.switches != nil {
+			n += size(unsafe.Sizeof(*x.switches))
+		}
 		n += size(uintptr(cap(x.clientIPs)) * unsafe.Sizeof(""))
 		for _, ip := range x.clientIPs {
 			n += size(uintptr(len(ip)))

@@ -218,13 +218,20 @@ func TestStealthSuite(t *testing.T) {
 //     session 16): cookie_recon_h2 13 of 16 (2 of 4 on seed 4),
 //     cron_errors_h2 12 of 16 (0 on seed 4, where the integrations'
 //     service accounts set the user names' errors_1h Tx at 21),
-//     partner_key_hopping_h2, web_export_h2 and subnet_spread_h2 0 of 16.
+//     partner_key_hopping_h2, web_export_h2 and subnet_spread_h2 0 of 16;
+//     and the third set's (tuned on since session 17): app_api_guess_h3
+//     11 of 16 (2 of 4 on seeds 1 and 2), burst_export_h3 12 (0 on seed
+//     1), web_delete_bursts_h3 10 (0 on seed 3), cart_tamper_h3 (seven
+//     tampered cart additions an hour from a browser session, against a
+//     busiest person's three), lockout_dodge_h3 (8 to 10 failed logins an
+//     hour on one account, under login_failures_1h's floor of 10, the
+//     usual lockout threshold) and agent_rotation_h3 0.
 //     slow_delete (16 of 16 since session 16) keeps its limit of 3 of 4
 //     a seed: it stays near deletes_1h's Tx. The variants held out until
 //     session 15 (slow_errors_ip, password_spraying, cookie_hopping,
 //     low_and_slow_cookie, scattered_walk, just_above_patch) and the _h2
-//     set are tuning variants: their shapes were known when the engine
-//     was changed. The held-out variants (_h3) are not bounded: no
+//     and _h3 sets are tuning variants: their shapes were known when the
+//     engine was changed. The held-out variants (_h4) are not bounded: no
 //     tuning run saw them, and their figures are reported, not held.
 //   - Right type for every detected attacker of every variant seen in
 //     tuning (observed for all; slow_errors_ip's malformed queries are
@@ -247,16 +254,14 @@ var stealthLimits = Limits{
 		"stolen_token/stealth/partner_key_hopping_h2": 0,
 		"data_exfiltration/stealth/web_export_h2":     0,
 		"extreme_activity/stealth/subnet_spread_h2":   0,
-		// The third set (heldout3.go), a tuning set since session 17.
-		"probing/stealth/app_api_guess_h3":             0,
+		// The third set (heldout3.go), a tuning set since session 17:
+		// per seed as low as observed on seeds 1 to 4.
+		"probing/stealth/app_api_guess_h3":             0.5,
 		"excessive_errors/stealth/cart_tamper_h3":      0,
 		"credential_stuffing/stealth/lockout_dodge_h3": 0,
-		"stolen_token/stealth/concurrent_session_h3":   0,
 		"data_exfiltration/stealth/burst_export_h3":    0,
 		"extreme_activity/stealth/agent_rotation_h3":   0,
-		"bola_enumeration/stealth/web_burst_walk_h3":   0,
 		"mass_deletion/stealth/web_delete_bursts_h3":   0,
-		"oversized_payload/stealth/key_overfill_h3":    0,
 		// The fourth held-out set (heldout4.go), written from the threat
 		// model only and never tuned on: reported, not bounded.
 		"probing/stealth/subnet_scan_h4":                  0,
