@@ -197,18 +197,25 @@ func tokenReplayFarm5(x *attackRun) {
 		lo, hi = 10*time.Minute+30*time.Second, 13*time.Minute
 	}
 	for at := x.start; at.Before(x.stop); at = at.Add(durBetween(x.r, 4*time.Minute, 8*time.Minute)) {
+		// The victim's calls, then the farm's first: a victim whose token
+		// the farm has no time left to use is none.
+		own := make([]time.Time, 2+x.r.IntN(3))
+		for j, t := 0, at; j < len(own); j, t = j+1, t.Add(durBetween(x.r, 10*time.Second, 40*time.Second)) {
+			own[j] = t
+		}
+		t := own[len(own)-1].Add(durBetween(x.r, lo, hi))
+		if !t.Before(x.stop) {
+			break
+		}
 		victim, tok := x.g.account(x.r, false), x.g.secret(x.r, "", 32)
 		x.a.Members = append(x.a.Members, Identity{KindToken, tok})
 		hdr := map[string]string{"user-agent": pick(x.r, appAgents), HeaderUsername: victim, HeaderToken: "Bearer " + tok}
 		orders := []int{orderIDMin + x.r.IntN(orderIDMax-orderIDMin), orderIDMin + x.r.IntN(orderIDMax-orderIDMin)}
 		owner := x.client(x.g.attackIPs.addr(), hdr)
-		t := at
-		for range 2 + x.r.IntN(3) {
+		for _, t := range own {
 			x.sessionCall(owner, t, orders)
-			t = t.Add(durBetween(x.r, 10*time.Second, 40*time.Second))
 		}
 		thief := x.client(farm, hdr)
-		t = t.Add(durBetween(x.r, lo, hi))
 		for range 3 + x.r.IntN(4) {
 			if !t.Before(x.stop) {
 				break
