@@ -50,7 +50,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	preset := fs.String("preset", "fast", "fast (CI-sized), full or stealth (the fast preset with crawlers, shared addresses, login names in bodies and stealthy attackers)")
 	heldOut := fs.Bool("held-out-variants", true, "with -preset stealth, include the stealthy variants kept out of tuning (tuning runs set it false)")
-	nextHeldOut := fs.Bool("next-held-out", false, "with -preset stealth and -held-out-variants, include the next held-out set (_h4) too")
+	nextHeldOut := fs.Bool("next-held-out", false, "with -preset stealth and -held-out-variants, include the next held-out set (_h5) too")
 	seed := fs.Uint64("seed", 1, "random seed")
 	intensity := fs.Float64("intensity", 1, "multiplier of attack rates and sizes")
 	types := fs.String("types", "", "comma-separated attack types (default all)")
