@@ -11,6 +11,30 @@ import (
 	"github.com/vigil-project/vigil/detect"
 )
 
+// trainedFixture is an engine fixture in block mode after d of benign
+// traffic (its random source seeded with seed1 and seed2), on which it
+// raised nothing.
+func trainedFixture(t *testing.T, seed1, seed2 uint64, d time.Duration) (*engineFixture, *rand.Rand) {
+	t.Helper()
+	f := newEngineFixture(t, detect.ModeBlock)
+	rng := rand.New(rand.NewPCG(seed1, seed2))
+	f.benign(d, rng)
+	if len(f.attacks) != 0 {
+		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
+	}
+	return f, rng
+}
+
+// session is a read of an order with a token, from ip with user agent
+// agent.
+func (f *engineFixture) session(ip, token, agent string) {
+	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: "/shop/order/7", Status: 200,
+		ResponseBytes: 800, Start: f.now, HasRequest: true, Complete: true, UserAgent: agent}
+	t.Identities[detect.KindIP] = ip
+	t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
+	f.e.Consume(t)
+}
+
 // routed is tx with the route the inventory would have judged.
 func (f *engineFixture) routed(ip, method, path string, status int, route detect.Route) {
 	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: method, Path: path, Status: status,
@@ -113,12 +137,7 @@ func TestSmallScannerCaughtAmongCrawlers(t *testing.T) {
 // twenty-five minutes adds up, over the hour, to several times what any
 // benign user does: extreme_activity, explained by requests_1h.
 func TestLowAndSlowActivityCaughtOverTheHour(t *testing.T) {
-	f := newEngineFixture(t, detect.ModeBlock)
-	rng := rand.New(rand.NewPCG(5, 6))
-	f.benign(65*time.Minute, rng) // an hour of history arms the hour variables
-	if len(f.attacks) != 0 {
-		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
-	}
+	f, rng := trainedFixture(t, 5, 6, 65*time.Minute) // an hour of history arms the hour variables
 	const ip = "203.0.113.20"
 	start := f.now
 	for f.now.Sub(start) < 25*time.Minute && len(f.attacksOn(ip)) == 0 {
@@ -229,12 +248,7 @@ func TestDayVariablesWaitForADayOfTraffic(t *testing.T) {
 // multivariate model's limit) before distinct_object_ids: its errors are
 // the walk's, and it is named bola_enumeration, never excessive_errors.
 func TestSlowIDWalkIsNamedBOLA(t *testing.T) {
-	f := newEngineFixture(t, detect.ModeBlock)
-	rng := rand.New(rand.NewPCG(9, 10))
-	f.benign(45*time.Minute, rng)
-	if len(f.attacks) != 0 {
-		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
-	}
+	f, rng := trainedFixture(t, 9, 10, 45*time.Minute)
 	const ip = "203.0.113.40"
 	walker := f.fp.Fingerprint("walker")
 	start := f.now
@@ -715,19 +729,12 @@ func TestSessionWithAThirdUserAgentIsStolen(t *testing.T) {
 	f := newEngineFixture(t, detect.ModeBlock)
 	rng := rand.New(rand.NewPCG(23, 24))
 	f.benign(45*time.Minute, rng)
-	call := func(ip, token, agent string) {
-		t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: "/shop/order/7", Status: 200,
-			ResponseBytes: 800, Start: f.now, HasRequest: true, Complete: true, UserAgent: agent}
-		t.Identities[detect.KindIP] = ip
-		t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
-		f.e.Consume(t)
-	}
 	start := f.now
 	for i := 0; i < 5 && len(f.attacksOn(f.fp.Fingerprint("stolen"))) == 0; i++ {
 		for range 4 {
 			f.now = f.now.Add(15 * time.Second)
-			call(fmt.Sprintf("203.0.113.%d", 80+i), "stolen", fmt.Sprintf("shop-app/3.%d", i))
-			call(fmt.Sprintf("198.51.100.%d", 80+i%2), "owner", "shop-app/2.9")
+			f.session(fmt.Sprintf("203.0.113.%d", 80+i), "stolen", fmt.Sprintf("shop-app/3.%d", i))
+			f.session(fmt.Sprintf("198.51.100.%d", 80+i%2), "owner", "shop-app/2.9")
 		}
 		f.now = f.now.Add(11 * time.Minute)
 	}
@@ -751,12 +758,7 @@ func TestSessionWithAThirdUserAgentIsStolen(t *testing.T) {
 // address behind which taken-over accounts each log in, look once and
 // delete one or two orders, a few minutes apart.
 func TestDeleteShareOfAnHour(t *testing.T) {
-	f := newEngineFixture(t, detect.ModeBlock)
-	rng := rand.New(rand.NewPCG(27, 28))
-	f.benign(65*time.Minute, rng)
-	if len(f.attacks) != 0 {
-		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
-	}
+	f, _ := trainedFixture(t, 27, 28, 65*time.Minute)
 	const addr = "203.0.113.60"
 	var tenth time.Time
 	for i := range 10 {
@@ -786,12 +788,7 @@ func TestDeleteShareOfAnHour(t *testing.T) {
 // the identity's first call of its minute and the deleter never calls
 // again (the slow variables are otherwise judged once a minute).
 func TestSlowVariablesJudgedAtANotableCall(t *testing.T) {
-	f := newEngineFixture(t, detect.ModeBlock)
-	rng := rand.New(rand.NewPCG(25, 26))
-	f.benign(65*time.Minute, rng)
-	if len(f.attacks) != 0 {
-		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
-	}
+	f, _ := trainedFixture(t, 25, 26, 65*time.Minute)
 	var last time.Time
 	for i := range 11 { // deletes_1h's floor is 10: the 11th passes it
 		if i%3 == 0 {
@@ -887,29 +884,17 @@ func TestOneAccountWithManyTokensIsNotAnOffice(t *testing.T) {
 // (address_switches_10m). The owner alone, moving between two networks
 // now and then, is not flagged.
 func TestSessionUsedFromTwoAddressesAtOnceIsStolen(t *testing.T) {
-	f := newEngineFixture(t, detect.ModeBlock)
-	rng := rand.New(rand.NewPCG(29, 30))
-	f.benign(45*time.Minute, rng)
-	if len(f.attacks) != 0 {
-		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
-	}
-	call := func(ip, token, agent string) {
-		t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: "/shop/order/7", Status: 200,
-			ResponseBytes: 800, Start: f.now, HasRequest: true, Complete: true, UserAgent: agent}
-		t.Identities[detect.KindIP] = ip
-		t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
-		f.e.Consume(t)
-	}
+	f, rng := trainedFixture(t, 29, 30, 45*time.Minute)
 	shared, mover := f.fp.Fingerprint("shared"), f.fp.Fingerprint("mover")
 	start := f.now
 	for i := 0; f.now.Sub(start) < 20*time.Minute && len(f.attacksOn(shared)) == 0; i++ {
 		f.now = f.now.Add(time.Duration(10+rng.IntN(30)) * time.Second)
 		if rng.IntN(2) == 0 {
-			call("198.51.100.7", "shared", "shop-app/2.9")
+			f.session("198.51.100.7", "shared", "shop-app/2.9")
 		} else {
-			call("203.0.113.90", "shared", "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0")
+			f.session("203.0.113.90", "shared", "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0")
 		}
-		call(fmt.Sprintf("192.0.2.%d", 20+i/20), "mover", "shop-app/2.9") // another network every 20 calls
+		f.session(fmt.Sprintf("192.0.2.%d", 20+i/20), "mover", "shop-app/2.9") // another network every 20 calls
 	}
 	if a := f.attacksOn(mover); len(a) != 0 {
 		t.Fatalf("a session moving between networks flagged: %+v", a[0])
@@ -934,12 +919,7 @@ func TestSessionUsedFromTwoAddressesAtOnceIsStolen(t *testing.T) {
 // take errors_1h past its limit in a later burst, when the 10 minutes hold
 // few of them. The errors are the walk's: it is named bola_enumeration.
 func TestWalkInBurstsIsNamedBOLA(t *testing.T) {
-	f := newEngineFixture(t, detect.ModeBlock)
-	rng := rand.New(rand.NewPCG(31, 32))
-	f.benign(65*time.Minute, rng)
-	if len(f.attacks) != 0 {
-		t.Fatalf("attacks on benign traffic: %+v", f.attacks[0])
-	}
+	f, rng := trainedFixture(t, 31, 32, 65*time.Minute)
 	const ip = "203.0.113.41"
 	walker := f.fp.Fingerprint("burst-walker")
 	id, start := 90000, f.now
