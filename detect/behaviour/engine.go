@@ -674,11 +674,12 @@ const trainedGrowth = 1.5
 // its 10 minutes (walkShare, at least walkMinObjects) a new object read and
 // many of its calls missing or refused (walkMissing: IDs guessed past the
 // ones that exist or not its own; a partner reading its own orders finds
-// them), or over the hour at least walkHourMisses reads of objects refused
-// or missing, most of its errors, and of distinct objects, or distinct objects at least half way from their
-// normal (Tn) to their limit over 10 minutes or the hour. The errors or
-// the anomaly it shows are then an ID walk's (bola_enumeration), however
-// slow it goes.
+// them); or, over the hour, at least walkHourMisses reads of objects
+// refused or missing, most of its errors, and of about as many distinct
+// objects (a walk in bursts, its 10 minutes between two); or distinct
+// objects at least half way from their normal (Tn) to their limit over 10
+// minutes or the hour. The errors or the anomaly it shows are then an ID
+// walk's (bola_enumeration), however slow it goes.
 func (s *identityState) walking(ts *thresholdSet, knobs *[numTypes]TypeKnobs) bool {
 	if !knobs[typeIndex(detect.AttackBOLAEnumeration)].Enabled {
 		return false
@@ -687,12 +688,9 @@ func (s *identityState) walking(ts *thresholdSet, knobs *[numTypes]TypeKnobs) bo
 	if o := s.value(vDistinctObjects); o >= walkMinObjects && o >= walkShare*n && s.longSum(cFailed)+s.longSum(cErrors) >= walkMissing*n {
 		return true
 	}
-	// Over the hour: most of its errors and misses were reads of objects
-	// refused or missing, and of about as many distinct objects (a walk
-	// in bursts, its 10 minutes now between two).
 	if l := s.lt(); l != nil {
 		miss := l.hourSum(ltObjectMisses)
-		if miss >= walkHourMisses && miss >= walkShare*(l.hourSum(ltErrors)) && s.value(vObjectsHour) >= walkShare*miss {
+		if miss >= walkHourMisses && miss >= walkShare*l.hourSum(ltErrors) && s.value(vObjectsHour) >= walkShare*miss {
 			return true
 		}
 	}

@@ -48,7 +48,7 @@ const (
 	ltBytes // response bytes
 	// ltObjectMisses counts reads of an object refused or missing (403,
 	// 404): an ID walk's, however slow (walking). The 10-minute window
-	// has no counter of them.
+	// has no counter of them: they count from the hour window's start.
 	ltObjectMisses
 	numLT
 )
