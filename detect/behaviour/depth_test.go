@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -948,37 +947,4 @@ func TestWalkInBurstsIsNamedBOLA(t *testing.T) {
 		t.Fatalf("named %s, want bola_enumeration: %+v", got[0].Type, got[0].Variables)
 	}
 	t.Logf("named bola_enumeration after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
-}
-
-// An app session that guesses, every five minutes or so between its
-// ordinary calls, a route the app might have (a sibling of a real one, a
-// method a real route does not take) is probing by its seventh guess in
-// the hour, though each ten minutes hold one or two.
-func TestRouteGuessesFromAnAppSessionAreProbing(t *testing.T) {
-	f, rng := trainedFixture(t, 33, 34, 45*time.Minute)
-	guesses := []string{"GET /shop/users/me", "POST /shop/export", "GET /shop/order/77/invoice", "DELETE /shop/profile",
-		"GET /shop/wallet", "GET /shop/admin/orders", "POST /shop/cart/coupon"}
-	guesser := f.fp.Fingerprint("guesser")
-	start := f.now
-	for i := 0; i < len(guesses) && len(f.attacksOn(guesser)) == 0; i++ {
-		for range 10 { // ordinary calls every 30 s
-			f.now = f.now.Add(30 * time.Second)
-			f.tx("203.0.113.42", "guesser", "GET", fmt.Sprintf("/shop/order/%d", 77+rng.IntN(3)), 200, 800)
-		}
-		method, path, _ := strings.Cut(guesses[i], " ")
-		tx := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: method, Path: path, Status: 404,
-			ResponseBytes: 120, Start: f.now, HasRequest: true, Complete: true, UserAgent: "app/1.0", Route: detect.RouteUnknown}
-		tx.Identities[detect.KindIP] = "203.0.113.42"
-		tx.Identities[detect.KindToken] = guesser
-		f.e.Consume(tx)
-	}
-	got := f.attacksOn(guesser)
-	if len(got) == 0 || got[0].Type != detect.AttackProbing {
-		t.Fatalf("attacks %+v, want probing", got)
-	}
-	v, ok := variable(got[0], "distinct_unknown_routes")
-	if !ok || v.Observed > 8 || v.Observed <= v.Tx {
-		t.Fatalf("distinct_unknown_routes %+v, want past Tx at the seventh guess", v)
-	}
-	t.Logf("caught after %s: %+v", got[0].DetectedAt.Sub(start), got[0].Variables)
 }

@@ -101,7 +101,7 @@ var varDefs = [numVars]varDef{
 	vResponseBytes:       {"response_bytes_10m", detect.AttackDataExfiltration, allKinds, 2 << 20, false, false},
 	vDistinctObjects:     {"distinct_object_ids", detect.AttackBOLAEnumeration, allKinds, 80, false, false},
 	vDeletes:             {"deletes_10m", detect.AttackMassDeletion, allKinds, 25, false, false},
-	vUnknownRoutes:       {"distinct_unknown_routes", detect.AttackProbing, allKinds, 7, false, false},
+	vUnknownRoutes:       {"distinct_unknown_routes", detect.AttackProbing, allKinds, 8, false, false},
 	vUnknownShare:        {"unknown_route_share", detect.AttackProbing, allKinds, 0.5, false, false},
 	vScannerPaths:        {"scanner_paths", detect.AttackProbing, allKinds, 3, false, false},
 	vRequestsHour:        {"requests_1h", detect.AttackExtremeActivity, allKinds, 300, false, true},
