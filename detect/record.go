@@ -48,6 +48,14 @@ func TimeInRange(t time.Time) bool {
 	return !t.Before(minTime) && t.Before(maxTime)
 }
 
+// CheckTime says why t is no time a call can have (nil when it is).
+func CheckTime(t time.Time) error {
+	if !TimeInRange(t) {
+		return fmt.Errorf("time %s out of range (%d to %d)", t.Format(time.RFC3339), minYear, maxYear-1)
+	}
+	return nil
+}
+
 // ParseRecord decodes one line. Unknown fields are errors, so a typo is seen.
 func ParseRecord(line []byte) (Record, error) {
 	var r Record
@@ -56,11 +64,13 @@ func ParseRecord(line []byte) (Record, error) {
 	if err := dec.Decode(&r); err != nil {
 		return Record{}, err
 	}
-	switch {
-	case r.Time.IsZero():
+	if r.Time.IsZero() {
 		return Record{}, errors.New("missing time")
-	case !TimeInRange(r.Time):
-		return Record{}, fmt.Errorf("time %s out of range (%d to %d)", r.Time.Format(time.RFC3339), minYear, maxYear-1)
+	}
+	if err := CheckTime(r.Time); err != nil {
+		return Record{}, err
+	}
+	switch {
 	case r.Method == "":
 		return Record{}, errors.New("missing method")
 	case r.Path == "" || r.Path[0] != '/':

@@ -165,6 +165,9 @@ func parseReplayLine(line []byte) (detect.Record, error) {
 	if err != nil {
 		return detect.Record{}, fmt.Errorf("time %q is not RFC 3339", l.Time)
 	}
+	if err := detect.CheckTime(t); err != nil {
+		return detect.Record{}, err
+	}
 	r := detect.Record{Time: t, Method: l.Method, Authority: l.Authority, Path: l.Path, ClientIP: l.Client}
 	if l.UserAgent != "" && l.UserAgent != "-" {
 		r.RequestHeaders = map[string]string{"user-agent": l.UserAgent}
@@ -195,8 +198,6 @@ func parseReplayLine(line []byte) (detect.Record, error) {
 // counts and duration not negative, a duration that is a number.
 func checkReplayRecord(r *detect.Record) error {
 	switch {
-	case !detect.TimeInRange(r.Time):
-		return fmt.Errorf("time %s out of range", r.Time.Format(time.RFC3339))
 	case r.Status != 0 && (r.Status < 100 || r.Status > 599):
 		return fmt.Errorf("status %d out of range (0, or 100 to 599)", r.Status)
 	case r.RequestBytes < 0:
