@@ -28,11 +28,7 @@ func trainedFixture(t *testing.T, seed1, seed2 uint64, d time.Duration) (*engine
 // session is a read of an order with a token, from ip with user agent
 // agent.
 func (f *engineFixture) session(ip, token, agent string) {
-	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: "/shop/order/7", Status: 200,
-		ResponseBytes: 800, Start: f.now, HasRequest: true, Complete: true, UserAgent: agent}
-	t.Identities[detect.KindIP] = ip
-	t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
-	f.e.Consume(t)
+	f.do(fixtureCall{ip: ip, token: token, agent: agent, method: "GET", path: "/shop/order/7", status: 200, respBytes: 800})
 }
 
 // routed is tx with the route the inventory would have judged.
@@ -315,11 +311,7 @@ func (f *engineFixture) office(ip string, n int, d time.Duration, rng *rand.Rand
 }
 
 func (f *engineFixture) login(ip, user string, status int) {
-	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "POST", Path: "/shop/login", Status: status,
-		ResponseBytes: 200, Start: f.now, HasRequest: true, Complete: true, UserAgent: "browser/1.0"}
-	t.Identities[detect.KindIP] = ip
-	t.Identities[detect.KindUsername] = user
-	f.e.Consume(t)
+	f.do(fixtureCall{ip: ip, user: user, agent: "browser/1.0", method: "POST", path: "/shop/login", status: status, respBytes: 200})
 }
 
 // An office of sixty behind one address is judged against what shared
@@ -513,12 +505,8 @@ func (f *engineFixture) egress(ip string, rng *rand.Rand) {
 	for i := range 6 {
 		user := fmt.Sprintf("svc-%d@partner.example", i)
 		token := fmt.Sprintf("svc-%d-%d", i, epoch)
-		t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: "GET", Path: fmt.Sprintf("/shop/order/%d", 7000+rng.IntN(300)),
-			Status: 200, ResponseBytes: 900, Start: f.now, HasRequest: true, Complete: true, UserAgent: "sync/2.0"}
-		t.Identities[detect.KindIP] = ip
-		t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
-		t.Identities[detect.KindUsername] = user
-		f.e.Consume(t)
+		f.do(fixtureCall{ip: ip, token: token, user: user, agent: "sync/2.0", method: "GET",
+			path: fmt.Sprintf("/shop/order/%d", 7000+rng.IntN(300)), status: 200, respBytes: 900})
 	}
 }
 
@@ -829,14 +817,7 @@ func TestOneAccountWithManyTokensIsNotAnOffice(t *testing.T) {
 	}
 	const addr, account = "203.0.113.70", "cron-bot"
 	call := func(token, method, path string, status int) {
-		t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: method, Path: path, Status: status,
-			ResponseBytes: 200, Start: f.now, HasRequest: true, Complete: true, UserAgent: "curl/8.5"}
-		t.Identities[detect.KindIP] = addr
-		t.Identities[detect.KindUsername] = account
-		if token != "" {
-			t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
-		}
-		f.e.Consume(t)
+		f.do(fixtureCall{ip: addr, token: token, user: account, agent: "curl/8.5", method: method, path: path, status: status, respBytes: 200})
 	}
 	for run := range 6 { // a run every 11 minutes: two logins, 4 errors, under errors_10m
 		f.now = f.now.Add(11 * time.Minute)

@@ -34,14 +34,28 @@ func newEngineFixture(t *testing.T, mode detect.Mode) *engineFixture {
 	return f
 }
 
-func (f *engineFixture) tx(ip, token, method, path string, status int, respBytes int64) {
-	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: method, Path: path, Status: status,
-		ResponseBytes: respBytes, Start: f.now, HasRequest: true, Complete: true, UserAgent: "app/1.0"}
-	t.Identities[detect.KindIP] = ip
-	if token != "" {
-		t.Identities[detect.KindToken] = f.fp.Fingerprint(token)
+// fixtureCall is one call a fixture makes at its now: the identities it
+// carries (the token fingerprinted; "" for none) and what it asks and gets.
+type fixtureCall struct {
+	ip, token, user, agent string
+	method, path           string
+	status                 int
+	respBytes              int64
+}
+
+func (f *engineFixture) do(c fixtureCall) {
+	t := &detect.Transaction{API: f.api, Host: "shop.example.com", Method: c.method, Path: c.path, Status: c.status,
+		ResponseBytes: c.respBytes, Start: f.now, HasRequest: true, Complete: true, UserAgent: c.agent}
+	t.Identities[detect.KindIP] = c.ip
+	if c.token != "" {
+		t.Identities[detect.KindToken] = f.fp.Fingerprint(c.token)
 	}
+	t.Identities[detect.KindUsername] = c.user
 	f.e.Consume(t)
+}
+
+func (f *engineFixture) tx(ip, token, method, path string, status int, respBytes int64) {
+	f.do(fixtureCall{ip: ip, token: token, agent: "app/1.0", method: method, path: path, status: status, respBytes: respBytes})
 }
 
 // benign runs 60 users for d: each makes a call every 5 to 60 seconds,
